@@ -1,0 +1,103 @@
+//! Unpacking third-party archives (CPython `.tar.gz`, sdists) with the same safety rules as our layers.
+
+use std::io::Read;
+use std::path::Path;
+
+use envpack_layers::extract::{extract_layer, ExtractOptions};
+
+/// Errors unpacking an archive.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// I/O with the path named.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// An entry was rejected or the archive is malformed.
+    #[error("{archive}: {source}")]
+    Layers {
+        archive: String,
+        source: envpack_layers::LayersError,
+    },
+    /// Not a format we read.
+    #[error("{0}: unsupported archive format (expected .tar.gz, .tgz or .zip)")]
+    Unsupported(String),
+}
+
+/// Upper bound for what one third-party archive may expand to.
+const MAX_EXPANDED: u64 = 8 << 30;
+
+/// Extract a gzip-compressed tar archive into `dest` (created if missing); entries that would
+/// escape, devices, links out of the tree and the like are rejected with the entry named.
+pub fn extract_tar_gz(archive: &Path, dest: &Path) -> Result<(), ArchiveError> {
+    let name = archive.display().to_string();
+    let file = fs_err::File::open(archive)?;
+    let gz = flate2::read::GzDecoder::new(std::io::BufReader::new(file));
+    extract_tar(gz, dest, &name)
+}
+
+fn extract_tar(reader: impl Read, dest: &Path, name: &str) -> Result<(), ArchiveError> {
+    fs_err::create_dir_all(dest)?;
+    let dir = cap_std::fs::Dir::open_ambient_dir(dest, cap_std::ambient_authority())
+        .map_err(|e| std::io::Error::new(e.kind(), format!("opening {}: {e}", dest.display())))?;
+    let opts = ExtractOptions {
+        manifest: None,
+        max_total_bytes: MAX_EXPANDED,
+    };
+    extract_layer(reader, &dir, &opts).map_err(|source| ArchiveError::Layers {
+        archive: name.to_string(),
+        source,
+    })?;
+    Ok(())
+}
+
+/// Extract a `.zip` sdist with zip-slip checks.
+pub fn extract_zip(archive: &Path, dest: &Path) -> Result<(), ArchiveError> {
+    let name = archive.display().to_string();
+    let file = fs_err::File::open(archive)?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| zip_err(&name, e))?;
+    fs_err::create_dir_all(dest)?;
+    let mut total = 0u64;
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).map_err(|e| zip_err(&name, e))?;
+        let entry_name = entry.name().to_string();
+        let rel = entry_name.trim_end_matches('/');
+        envpack_layers::tree::validate_rel_path(rel).map_err(|source| ArchiveError::Layers {
+            archive: name.clone(),
+            source,
+        })?;
+        let out = dest.join(rel);
+        if entry.is_dir() {
+            fs_err::create_dir_all(&out)?;
+            continue;
+        }
+        if let Some(parent) = out.parent() {
+            fs_err::create_dir_all(parent)?;
+        }
+        total = total.saturating_add(entry.size());
+        if total > MAX_EXPANDED {
+            return Err(ArchiveError::Unsupported(format!("{name}: expands beyond the size limit")));
+        }
+        let mut f = fs_err::File::create(&out)?;
+        std::io::copy(&mut entry, &mut f)?;
+    }
+    Ok(())
+}
+
+fn zip_err(name: &str, e: zip::result::ZipError) -> ArchiveError {
+    ArchiveError::Io(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("{name}: {e}"),
+    ))
+}
+
+/// Extract an sdist of either format; `filename` (as on the index) decides which, since cached
+/// blobs are stored by hash without an extension.
+pub fn extract_sdist(archive: &Path, filename: &str, dest: &Path) -> Result<(), ArchiveError> {
+    let lower = filename.to_ascii_lowercase();
+    if lower.ends_with(".zip") {
+        extract_zip(archive, dest)
+    } else if lower.ends_with(".tar.gz") || lower.ends_with(".tgz") {
+        extract_tar_gz(archive, dest)
+    } else {
+        Err(ArchiveError::Unsupported(filename.to_string()))
+    }
+}

@@ -1,0 +1,99 @@
+//! Precompiling `.pyc` files for a whole env tree, reproducibly.
+//!
+//! pycs are written as unchecked-hash pycs so the normalized mtimes of the tree never make them
+//! stale (using the env must not change it). Each fixed chunk of the sorted file list is compiled
+//! by a fresh interpreter: marshal output depends on object reference counts, so the work split
+//! must not depend on timing or on the number of CPUs.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{anyhow, bail, Context};
+
+use crate::host_python::HostPython;
+
+/// Number of compile processes; fixed so the output never depends on the machine.
+const CHUNKS: usize = 4;
+
+const DRIVER: &str = r#"
+import json, os, py_compile, sys
+root = sys.argv[1]
+failed = []
+for rel in sys.stdin.read().split("\0"):
+    if not rel:
+        continue
+    try:
+        py_compile.compile(os.path.join(root, rel), dfile=rel, doraise=True,
+                           invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    except py_compile.PyCompileError:
+        failed.append(rel)
+print(json.dumps(failed))
+"#;
+
+/// Remove every `__pycache__` (shipped pycs may be timestamp-based) and compile every `.py`
+/// under `tree/python`. Returns the files that are not valid Python (test data and the like),
+/// which are left without a pyc, as an installer would.
+pub fn compile_tree(host: &HostPython, tree: &Path) -> anyhow::Result<Vec<String>> {
+    let python_dir = tree.join("python");
+    let mut sources = Vec::new();
+    let mut caches = Vec::new();
+    for entry in walkdir::WalkDir::new(&python_dir).sort_by_file_name() {
+        let entry = entry.with_context(|| format!("walking {}", python_dir.display()))?;
+        let ft = entry.file_type();
+        if ft.is_dir() && entry.file_name() == "__pycache__" {
+            caches.push(entry.path().to_path_buf());
+        } else if ft.is_file() && entry.path().extension().is_some_and(|e| e == "py") {
+            let rel = entry
+                .path()
+                .strip_prefix(tree)
+                .map_err(|_| anyhow!("{} is outside the tree", entry.path().display()))?;
+            let rel = rel.to_str().ok_or_else(|| anyhow!("non-UTF-8 path {}", rel.display()))?;
+            if !rel.split('/').any(|c| c == "__pycache__") {
+                sources.push(rel.to_string());
+            }
+        }
+    }
+    for c in caches {
+        fs_err::remove_dir_all(&c)?;
+    }
+    sources.sort();
+    let per = sources.len().div_ceil(CHUNKS).max(1);
+    let mut children = Vec::new();
+    for chunk in sources.chunks(per) {
+        let mut child = Command::new(&host.exe)
+            .args(["-s", "-c", DRIVER])
+            .arg(tree)
+            .env("PYTHONHASHSEED", "0")
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env_remove("PYTHONPATH")
+            .env_remove("PYTHONHOME")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("running {}", host.exe.display()))?;
+        let list = chunk.join("\0");
+        let mut stdin = child.stdin.take().ok_or_else(|| anyhow!("no stdin for the compiler"))?;
+        // Feed stdin from a thread so a full stdout pipe can't deadlock us.
+        let feeder = std::thread::spawn(move || stdin.write_all(list.as_bytes()));
+        children.push((child, feeder));
+    }
+    let mut failed = Vec::new();
+    for (child, feeder) in children {
+        feeder
+            .join()
+            .map_err(|_| anyhow!("bytecode feeder thread panicked"))?
+            .context("sending file list to the compiler")?;
+        let out = child.wait_with_output().context("waiting for the compiler")?;
+        if !out.status.success() {
+            bail!("compiling bytecode failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        let list: Vec<String> = serde_json::from_slice(&out.stdout).context("reading compiler output")?;
+        failed.extend(list);
+    }
+    if !failed.is_empty() {
+        tracing::debug!("{} files are not valid Python and got no pyc", failed.len());
+    }
+    Ok(failed)
+}

@@ -1,0 +1,48 @@
+//! The CPython of the build host, unpacked once into the cache's scratch space: it builds sdists
+//! and compiles bytecode for every platform of the lock (bytecode depends only on the version).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+
+use crate::cache::Cache;
+use crate::platform::Platform;
+
+/// An unpacked, runnable CPython of the locked version for this machine.
+pub struct HostPython {
+    _dir: tempfile::TempDir,
+    /// The interpreter.
+    pub exe: PathBuf,
+    /// The host platform.
+    pub platform: Platform,
+    /// Minor version (e.g. 12 for 3.12).
+    pub py_minor: u8,
+    /// Full version, e.g. "3.12.7".
+    pub version: String,
+}
+
+impl HostPython {
+    /// Unpack a locked CPython archive (already hash-checked in the cache) and check it runs.
+    pub fn from_archive(archive: &std::path::Path, platform: Platform, version: &str, cache: &Cache) -> anyhow::Result<Self> {
+        let (_, py_minor, _) = crate::spec::parse_python_version(version).map_err(anyhow::Error::msg)?;
+        let dir = cache.scratch_dir()?;
+        crate::archive::extract_tar_gz(archive, dir.path())?;
+        let exe = dir.path().join(platform.python_exe());
+        if !exe.exists() {
+            bail!("the CPython archive for {} has no {}", platform.name, platform.python_exe());
+        }
+        let out = std::process::Command::new(&exe)
+            .args(["-I", "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"])
+            .output()
+            .with_context(|| format!("running {}", exe.display()))?;
+        let got = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !out.status.success() || got != version {
+            bail!(
+                "the locked CPython for {} does not run here or is not {version} (got {got:?}; {})",
+                platform.name,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(HostPython { _dir: dir, exe, platform, py_minor, version: version.to_string() })
+    }
+}

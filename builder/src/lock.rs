@@ -1,0 +1,394 @@
+//! The generated lock (`envpack.lock`): its model, a deterministic writer and a strict reader.
+//!
+//! A lock pins *what* (names, files, hashes), never *where*: index and mirror URLs come from
+//! configuration, so any mirror serves the same lock.
+
+use std::fmt::Write as _;
+
+use envpack_layers::digest::Sha256Digest;
+use serde::Deserialize;
+
+use crate::spec::SpecError;
+
+/// Version of the lock schema this build writes and reads.
+pub const LOCK_VERSION: u32 = 1;
+
+/// A whole lock.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Lock {
+    /// Schema version.
+    pub version: u32,
+    /// Canonical hash of the spec this lock was made from.
+    pub spec_hash: Sha256Digest,
+    /// Timestamp every archive entry carries (SOURCE_DATE_EPOCH overrides at build time).
+    pub epoch: u64,
+    /// Environment name.
+    pub name: String,
+    /// The CPython release pinned for every platform.
+    pub python: LockedPythonRelease,
+    /// Conan remotes, in priority order.
+    #[serde(default, rename = "conan-remote")]
+    pub conan_remotes: Vec<LockedRemote>,
+    /// Build requirements of sdists, for the build host.
+    #[serde(default, rename = "build-package")]
+    pub build_packages: Vec<LockedFile>,
+    /// Per-platform pins.
+    #[serde(rename = "platform")]
+    pub platforms: Vec<LockedPlatform>,
+}
+
+/// `[python]`: which release.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedPythonRelease {
+    /// Full version.
+    pub version: String,
+    /// Release tag.
+    pub build: String,
+    /// Archive variant.
+    pub variant: String,
+}
+
+/// A pinned Conan remote.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LockedRemote {
+    /// Name.
+    pub name: String,
+    /// URL.
+    pub url: String,
+    /// TLS verification.
+    pub verify_ssl: bool,
+}
+
+/// A file pinned by name, hash and size.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LockedFile {
+    /// Normalized project name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// File name on the index.
+    pub filename: String,
+    /// sha256 of the file.
+    #[serde(deserialize_with = "hex_digest")]
+    pub sha256: Sha256Digest,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// The CPython archive of one platform.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedPython {
+    /// Archive file name.
+    pub filename: String,
+    /// Explicit download URL (only when the spec pinned one).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// sha256 of the archive.
+    #[serde(deserialize_with = "hex_digest")]
+    pub sha256: Sha256Digest,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// Wheel or sdist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PackageKind {
+    /// A wheel installed as-is.
+    Wheel,
+    /// An sdist built into a wheel with pinned build requirements.
+    Sdist,
+}
+
+/// The wheel built from an sdist.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuiltWheelPin {
+    /// Wheel file name.
+    pub filename: String,
+    /// Its sha256.
+    #[serde(deserialize_with = "hex_digest")]
+    pub sha256: Sha256Digest,
+    /// Its size.
+    pub size: u64,
+}
+
+/// A pinned package of one platform.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LockedPackage {
+    /// Normalized name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// File name on the index.
+    pub filename: String,
+    /// sha256 of that file.
+    #[serde(deserialize_with = "hex_digest")]
+    pub sha256: Sha256Digest,
+    /// Size of that file.
+    pub size: u64,
+    /// Wheel or sdist.
+    pub kind: PackageKind,
+    /// For sdists: the wheel built from it.
+    #[serde(default)]
+    pub built_wheel: Option<BuiltWheelPin>,
+    /// For sdists: the build packages (`name==version`) used.
+    #[serde(default)]
+    pub build_requires: Vec<String>,
+    /// Names of the packages it depends on (on this platform).
+    #[serde(default)]
+    pub dependencies: Vec<String>,
+}
+
+/// A pinned Conan profile or CONAN_HOME file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedConanFile {
+    /// Profile name, or path inside CONAN_HOME for home files.
+    pub name: String,
+    /// Source file, relative to the spec.
+    pub source: String,
+    /// sha256 of the content.
+    #[serde(deserialize_with = "hex_digest")]
+    pub sha256: Sha256Digest,
+    /// The content itself, so a build needs only the lock.
+    pub content: String,
+}
+
+/// Everything pinned for one platform.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LockedPlatform {
+    /// Platform name.
+    pub name: String,
+    /// Its CPython archive.
+    pub python: LockedPython,
+    /// Its packages, sorted by name.
+    #[serde(default, rename = "package")]
+    pub packages: Vec<LockedPackage>,
+    /// Its Conan profiles, sorted by name.
+    #[serde(default, rename = "profile")]
+    pub profiles: Vec<LockedConanFile>,
+    /// Its extra CONAN_HOME files, sorted by path.
+    #[serde(default, rename = "home-file")]
+    pub home_files: Vec<LockedConanFile>,
+}
+
+impl Lock {
+    /// The pins of one platform.
+    pub fn platform(&self, name: &str) -> Option<&LockedPlatform> {
+        self.platforms.iter().find(|p| p.name == name)
+    }
+
+    /// Deterministic TOML text: fixed key order, sorted lists, one pin per block.
+    pub fn to_toml(&self) -> String {
+        let mut o = String::new();
+        o.push_str("# envpack.lock: generated by `envpack lock`. Do not edit by hand.\n");
+        o.push_str("# Pins names, files and hashes only; index and mirror URLs come from configuration.\n");
+        kv(&mut o, "version", &self.version.to_string());
+        kv(&mut o, "spec-hash", &q(&self.spec_hash.to_string()));
+        kv(&mut o, "epoch", &self.epoch.to_string());
+        kv(&mut o, "name", &q(&self.name));
+        o.push_str("\n[python]\n");
+        kv(&mut o, "version", &q(&self.python.version));
+        kv(&mut o, "build", &q(&self.python.build));
+        kv(&mut o, "variant", &q(&self.python.variant));
+        for r in &self.conan_remotes {
+            o.push_str("\n[[conan-remote]]\n");
+            kv(&mut o, "name", &q(&r.name));
+            kv(&mut o, "url", &q(&r.url));
+            kv(&mut o, "verify-ssl", &r.verify_ssl.to_string());
+        }
+        for f in &self.build_packages {
+            o.push_str("\n[[build-package]]\n");
+            file_pin(&mut o, f);
+        }
+        for p in &self.platforms {
+            o.push_str("\n[[platform]]\n");
+            kv(&mut o, "name", &q(&p.name));
+            o.push_str("\n[platform.python]\n");
+            kv(&mut o, "filename", &q(&p.python.filename));
+            if let Some(url) = &p.python.url {
+                kv(&mut o, "url", &q(url));
+            }
+            kv(&mut o, "sha256", &q(&p.python.sha256.to_hex()));
+            kv(&mut o, "size", &p.python.size.to_string());
+            for pkg in &p.packages {
+                o.push_str("\n[[platform.package]]\n");
+                kv(&mut o, "name", &q(&pkg.name));
+                kv(&mut o, "version", &q(&pkg.version));
+                kv(&mut o, "kind", &q(match pkg.kind {
+                    PackageKind::Wheel => "wheel",
+                    PackageKind::Sdist => "sdist",
+                }));
+                kv(&mut o, "filename", &q(&pkg.filename));
+                kv(&mut o, "sha256", &q(&pkg.sha256.to_hex()));
+                kv(&mut o, "size", &pkg.size.to_string());
+                if let Some(b) = &pkg.built_wheel {
+                    let inline = format!(
+                        "{{ filename = {}, sha256 = {}, size = {} }}",
+                        q(&b.filename),
+                        q(&b.sha256.to_hex()),
+                        b.size
+                    );
+                    kv(&mut o, "built-wheel", &inline);
+                }
+                if !pkg.build_requires.is_empty() {
+                    kv(&mut o, "build-requires", &list(&pkg.build_requires));
+                }
+                kv(&mut o, "dependencies", &list(&pkg.dependencies));
+            }
+            for (table, files) in [("profile", &p.profiles), ("home-file", &p.home_files)] {
+                for f in files {
+                    let _ = writeln!(o, "\n[[platform.{table}]]");
+                    kv(&mut o, "name", &q(&f.name));
+                    kv(&mut o, "source", &q(&f.source));
+                    kv(&mut o, "sha256", &q(&f.sha256.to_hex()));
+                    kv(&mut o, "content", &q(&f.content));
+                }
+            }
+        }
+        o
+    }
+
+    /// Parse lock text strictly; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Lock, SpecError> {
+        let lock: Lock = toml::from_str(text).map_err(|e| crate::spec::toml_error(text, origin, &e))?;
+        if lock.version != LOCK_VERSION {
+            return Err(SpecError::Invalid {
+                path: origin.into(),
+                message: format!(
+                    "lock schema version {} is not supported (this envpack reads {LOCK_VERSION}); re-run `envpack lock`",
+                    lock.version
+                ),
+            });
+        }
+        Ok(lock)
+    }
+}
+
+/// Lock files write file hashes as bare hex (the key already says sha256).
+fn hex_digest<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Sha256Digest, D::Error> {
+    let s = String::deserialize(d)?;
+    Sha256Digest::from_hex(&s).map_err(|_| serde::de::Error::custom(format!("{s:?} is not a sha256 (64 hex digits)")))
+}
+
+fn file_pin(o: &mut String, f: &LockedFile) {
+    kv(o, "name", &q(&f.name));
+    kv(o, "version", &q(&f.version));
+    kv(o, "filename", &q(&f.filename));
+    kv(o, "sha256", &q(&f.sha256.to_hex()));
+    kv(o, "size", &f.size.to_string());
+}
+
+fn kv(o: &mut String, key: &str, value: &str) {
+    let _ = writeln!(o, "{key} = {value}");
+}
+
+/// A TOML basic string (escaped by the toml crate so any content round-trips).
+fn q(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+fn list(items: &[String]) -> String {
+    let parts: Vec<String> = items.iter().map(|s| q(s)).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Lock {
+        let d = |b: u8| Sha256Digest([b; 32]);
+        Lock {
+            version: LOCK_VERSION,
+            spec_hash: d(1),
+            epoch: 1_700_000_000,
+            name: "dev".into(),
+            python: LockedPythonRelease {
+                version: "3.11.7".into(),
+                build: "20241016".into(),
+                variant: "install_only_stripped".into(),
+            },
+            conan_remotes: vec![LockedRemote {
+                name: "r".into(),
+                url: "https://conan.example.org/r".into(),
+                verify_ssl: false,
+            }],
+            build_packages: vec![LockedFile {
+                name: "setuptools".into(),
+                version: "75.1.0".into(),
+                filename: "setuptools-75.1.0-py3-none-any.whl".into(),
+                sha256: d(2),
+                size: 10,
+            }],
+            platforms: vec![LockedPlatform {
+                name: "linux-x86_64".into(),
+                python: LockedPython {
+                    filename: "cpython.tar.gz".into(),
+                    url: None,
+                    sha256: d(3),
+                    size: 99,
+                },
+                packages: vec![LockedPackage {
+                    name: "conan".into(),
+                    version: "2.21.0".into(),
+                    filename: "conan-2.21.0.tar.gz".into(),
+                    sha256: d(4),
+                    size: 5,
+                    kind: PackageKind::Sdist,
+                    built_wheel: Some(BuiltWheelPin {
+                        filename: "conan-2.21.0-py3-none-any.whl".into(),
+                        sha256: d(5),
+                        size: 6,
+                    }),
+                    build_requires: vec!["setuptools==75.1.0".into()],
+                    dependencies: vec!["pyyaml".into()],
+                }],
+                profiles: vec![LockedConanFile {
+                    name: "default".into(),
+                    source: "profiles/linux".into(),
+                    sha256: d(6),
+                    content: "[settings]\nos=Linux\n\"quoted\" \\ back\n".into(),
+                }],
+                home_files: vec![],
+            }],
+        }
+    }
+
+    #[test]
+    fn round_trips_byte_for_byte() {
+        let lock = sample();
+        let text = lock.to_toml();
+        let back = Lock::parse(&text, "envpack.lock").unwrap();
+        assert_eq!(back, lock);
+        assert_eq!(back.to_toml(), text);
+    }
+
+    #[test]
+    fn rejects_unknown_keys_with_position() {
+        let text = sample().to_toml().replace("epoch = ", "surprise = 1\nepoch = ");
+        let err = Lock::parse(&text, "envpack.lock").unwrap_err().to_string();
+        assert!(err.contains("envpack.lock:") && err.contains("surprise"), "{err}");
+    }
+
+    #[test]
+    fn rejects_other_schema_versions() {
+        let text = sample().to_toml().replace("version = 1\n", "version = 7\n");
+        let err = Lock::parse(&text, "l").unwrap_err().to_string();
+        assert!(err.contains("re-run `envpack lock`"), "{err}");
+    }
+
+    #[test]
+    fn rejects_bad_hashes() {
+        let text = sample().to_toml().replace(&"03".repeat(32), "zz");
+        assert!(Lock::parse(&text, "l").is_err());
+    }
+}

@@ -1,0 +1,313 @@
+//! `envpack lock`: turn a spec into a lock, resolving every platform separately.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use anyhow::{anyhow, bail, Context};
+use envpack_layers::digest::Sha256Digest;
+
+use crate::cache::Cache;
+use crate::host_python::HostPython;
+use crate::http::HttpClient;
+use crate::index::SimpleIndex;
+use crate::lock::{
+    BuiltWheelPin, Lock, LockedConanFile, LockedFile, LockedPackage, LockedPlatform,
+    LockedPython, LockedPythonRelease, LockedRemote, PackageKind, LOCK_VERSION,
+};
+use crate::platform::{self, Platform};
+use crate::resolve::{DistKind, ResolveRequest, Resolver};
+use crate::sdist::LockingSdistBuilder;
+use crate::spec::{LoadedSpec, ProfileSource};
+
+/// Inputs of a lock run besides the spec.
+pub struct LockOptions<'a> {
+    /// Index URL from `--index-url`.
+    pub index_flag: Option<&'a str>,
+    /// The cache.
+    pub cache: &'a Cache,
+    /// HTTP client.
+    pub http: &'a HttpClient,
+    /// The existing lock, whose epoch is kept when SOURCE_DATE_EPOCH is unset.
+    pub previous: Option<&'a Lock>,
+    /// Progress callback: one line per step.
+    pub progress: &'a dyn Fn(&str),
+}
+
+/// Make the lock for a spec.
+pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<Lock> {
+    let s = &spec.spec;
+    let release = LockedPythonRelease {
+        version: s.python.version.clone(),
+        build: s.python.build.clone(),
+        variant: s.python.variant.clone(),
+    };
+    let mirror = crate::config::python_mirror(s.python.mirror.as_deref())?;
+    let index_url = crate::config::index_url(opts.index_flag, s.packages.index.as_deref())?;
+    let index = SimpleIndex::new(index_url, opts.http.clone());
+    let epoch = match std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.trim().parse().ok()) {
+        Some(e) => e,
+        None => match opts.previous {
+            Some(prev) => prev.epoch,
+            None => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        },
+    };
+
+    let mut platforms: Vec<Platform> = s
+        .env
+        .platforms
+        .iter()
+        .map(|p| platform::by_name(p))
+        .collect::<Result<_, _>>()?;
+    platforms.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let mut sums = BTreeMap::new();
+    let mut pythons = BTreeMap::new();
+    for p in &platforms {
+        (opts.progress)(&format!("pinning CPython {} for {}", release.version, p.name));
+        let locked = crate::python::lock_python(
+            &release,
+            s.python.files.get(&p.name),
+            p,
+            &mirror,
+            &mut sums,
+            opts.http,
+            opts.cache,
+        )
+        .with_context(|| format!("pinning CPython for {}", p.name))?;
+        pythons.insert(p.name.clone(), locked);
+    }
+
+    let host = match platform::host() {
+        Some(h) => match pythons.get(&h.name) {
+            Some(locked) => {
+                let blob = opts
+                    .cache
+                    .get(&locked.sha256)?
+                    .ok_or_else(|| anyhow!("CPython for {} vanished from the cache", h.name))?;
+                Some(HostPython::from_archive(&blob, h, &release.version, opts.cache)?)
+            }
+            None => None,
+        },
+        None => None,
+    };
+
+    let requirements = s
+        .packages
+        .requirements
+        .iter()
+        .map(|r| r.parse::<pep508_rs::Requirement>().map_err(|e| anyhow!("{r:?}: {e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+
+    let host_builder = host.as_ref().map(|h| LockingSdistBuilder {
+        host: h,
+        index: &index,
+        cache: opts.cache,
+        epoch,
+        records: Mutex::new(BTreeMap::new()),
+    });
+    let no_host = NoHost {
+        host_name: platform::host().map(|h| h.name).unwrap_or_else(|| "unknown".into()),
+    };
+
+    let mut locked_platforms = Vec::new();
+    for p in &platforms {
+        (opts.progress)(&format!("resolving {} for {}", s.packages.requirements.join(", "), p.name));
+        let resolver = Resolver {
+            index: &index,
+            cache: opts.cache,
+            sdist_builder: match &host_builder {
+                Some(b) => b,
+                None => &no_host,
+            },
+        };
+        let resolved = resolver
+            .resolve(&ResolveRequest {
+                requirements: &requirements,
+                platform: p,
+                python_full_version: &release.version,
+            })
+            .with_context(|| format!("resolving packages for {}", p.name))?;
+        let mut packages = Vec::new();
+        for r in resolved {
+            let blob = opts
+                .cache
+                .fetch(opts.http, &r.file.url, r.file.sha256.map(|sha| (sha, r.file.size)))
+                .with_context(|| format!("downloading {}", r.file.filename))?;
+            let (kind, built_wheel, build_requires) = match r.kind {
+                DistKind::Wheel => (PackageKind::Wheel, None, Vec::new()),
+                DistKind::Sdist => {
+                    let built = r
+                        .built_wheel
+                        .as_ref()
+                        .ok_or_else(|| anyhow!("{} was resolved as an sdist but no wheel was built", r.file.filename))?;
+                    let reqs = host_builder
+                        .as_ref()
+                        .and_then(|b| b.records.lock().ok().and_then(|m| m.get(&blob.sha256).cloned()))
+                        .map(|rec| {
+                            rec.build_packages
+                                .iter()
+                                .map(|f| format!("{}=={}", f.name, f.version))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    (
+                        PackageKind::Sdist,
+                        Some(BuiltWheelPin {
+                            filename: built.filename.clone(),
+                            sha256: built.sha256,
+                            size: built.size,
+                        }),
+                        reqs,
+                    )
+                }
+            };
+            let mut deps: Vec<String> = r.dependencies.iter().map(|d| d.to_string()).collect();
+            deps.sort();
+            deps.dedup();
+            packages.push(LockedPackage {
+                name: r.name.to_string(),
+                version: r.version.to_string(),
+                filename: r.file.filename.clone(),
+                sha256: blob.sha256,
+                size: blob.size,
+                kind,
+                built_wheel,
+                build_requires,
+                dependencies: deps,
+            });
+        }
+        packages.sort_by(|a, b| a.name.cmp(&b.name));
+        let python = pythons
+            .remove(&p.name)
+            .ok_or_else(|| anyhow!("no CPython pinned for {}", p.name))?;
+        locked_platforms.push(LockedPlatform {
+            name: p.name.clone(),
+            python,
+            packages,
+            profiles: profiles_for(spec, &p.name)?,
+            home_files: home_files(spec)?,
+        });
+    }
+
+    let mut build_packages: Vec<LockedFile> = host_builder
+        .map(|b| {
+            b.records
+                .into_inner()
+                .map(|m| m.into_values().flat_map(|r| r.build_packages).collect())
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    build_packages.sort_by(|a, b| (&a.name, &a.filename).cmp(&(&b.name, &b.filename)));
+    build_packages.dedup();
+
+    Ok(Lock {
+        version: LOCK_VERSION,
+        spec_hash: spec.hash,
+        epoch,
+        name: s.env.name.clone(),
+        python: release,
+        conan_remotes: s
+            .conan
+            .remotes
+            .iter()
+            .map(|r| LockedRemote {
+                name: r.name.clone(),
+                url: r.url.clone(),
+                verify_ssl: r.verify_ssl,
+            })
+            .collect(),
+        build_packages,
+        platforms: locked_platforms,
+    })
+}
+
+struct NoHost {
+    host_name: String,
+}
+
+impl crate::resolve::SdistBuilder for NoHost {
+    fn build_wheel(
+        &self,
+        sdist: &crate::index::IndexFile,
+        _path: &Path,
+    ) -> anyhow::Result<crate::resolve::BuiltWheel> {
+        bail!(
+            "{} has no wheel and must be built from its sdist, which needs the build host's platform ({}) in env.platforms",
+            sdist.filename,
+            self.host_name
+        )
+    }
+}
+
+/// Read a UTF-8 text file next to the spec and pin it.
+fn pin_file(spec: &LoadedSpec, name: &str, source: &str) -> anyhow::Result<LockedConanFile> {
+    envpack_layers::tree::validate_rel_path(source)
+        .with_context(|| format!("{name}: {source:?} must be a relative path next to the spec"))?;
+    let path = spec.base_dir().join(source);
+    let bytes = fs_err::read(&path)?;
+    let content = String::from_utf8(bytes)
+        .map_err(|_| anyhow!("{} is not UTF-8 text", path.display()))?;
+    Ok(LockedConanFile {
+        name: name.to_string(),
+        source: source.to_string(),
+        sha256: Sha256Digest::of_bytes(content.as_bytes()),
+        content,
+    })
+}
+
+/// The profiles a platform gets, sorted by name.
+pub fn profiles_for(spec: &LoadedSpec, platform: &str) -> anyhow::Result<Vec<LockedConanFile>> {
+    let mut out = Vec::new();
+    for (name, src) in &spec.spec.conan.profiles {
+        let source = match src {
+            ProfileSource::All(s) => Some(s),
+            ProfileSource::PerPlatform(m) => m.get(platform),
+        };
+        if let Some(source) = source {
+            out.push(pin_file(spec, name, source).with_context(|| format!("conan profile {name}"))?);
+        }
+    }
+    Ok(out)
+}
+
+/// Extra CONAN_HOME files, sorted by path.
+pub fn home_files(spec: &LoadedSpec) -> anyhow::Result<Vec<LockedConanFile>> {
+    spec.spec
+        .conan
+        .home_files
+        .iter()
+        .map(|(path, source)| pin_file(spec, path, source).with_context(|| format!("conan home file {path}")))
+        .collect()
+}
+
+/// Check that a lock still matches its spec and the files next to it; the error says what to do.
+pub fn check_fresh(spec: &LoadedSpec, lock: &Lock, lock_path: &Path) -> anyhow::Result<()> {
+    let stale = |why: String| {
+        anyhow!(
+            "{} is stale: {why}; re-run `envpack lock`",
+            lock_path.display()
+        )
+    };
+    if lock.spec_hash != spec.hash {
+        return Err(stale(format!("{} changed since it was locked", spec.path.display())));
+    }
+    for p in &lock.platforms {
+        let now = profiles_for(spec, &p.name)?;
+        if now != p.profiles {
+            return Err(stale(format!("a Conan profile of {} changed", p.name)));
+        }
+        if home_files(spec)? != p.home_files {
+            return Err(stale("a Conan home file changed".into()));
+        }
+    }
+    Ok(())
+}
+
+/// Write a lock atomically (temp file, fsync, rename, fsync of the directory).
+pub fn write_lock(lock: &Lock, path: &Path) -> anyhow::Result<()> {
+    crate::atomic::write_file(path, lock.to_toml().as_bytes())
+}

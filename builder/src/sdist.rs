@@ -1,0 +1,324 @@
+//! Building wheels from sdists (PEP 517) with the pinned CPython of the build host and pinned
+//! build requirements, under `SOURCE_DATE_EPOCH`, so the built wheel's hash can be locked.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use anyhow::{anyhow, bail, Context};
+use envpack_layers::digest::Sha256Digest;
+
+use crate::cache::Cache;
+use crate::host_python::HostPython;
+use crate::index::{IndexFile, SimpleIndex};
+use crate::install::{install_wheel, InstallTarget};
+use crate::lock::LockedFile;
+use crate::resolve::{BuiltWheel, ResolveRequest, Resolver, SdistBuilder};
+
+/// The PEP 517 fallback when an sdist has no `[build-system]`.
+const LEGACY_BACKEND: &str = "setuptools.build_meta:__legacy__";
+const LEGACY_REQUIRES: &str = "setuptools>=40.8.0";
+
+/// Runs a PEP 517 hook inside the isolated build environment.
+const HOOK_DRIVER: &str = r#"
+import importlib, json, os, sys
+mode, spec, out = sys.argv[1], sys.argv[2], sys.argv[3]
+mod_name, _, attr = spec.partition(":")
+backend = importlib.import_module(mod_name.strip())
+for part in filter(None, attr.strip().split(".")):
+    backend = getattr(backend, part)
+if mode == "requires":
+    hook = getattr(backend, "get_requires_for_build_wheel", None)
+    reqs = list(hook({})) if hook else []
+    with open(out, "w") as f:
+        json.dump(reqs, f)
+else:
+    name = backend.build_wheel(out, {})
+    with open(os.path.join(out, ".envpack-built-wheel"), "w") as f:
+        f.write(name)
+"#;
+
+/// What the lock records about one sdist build.
+#[derive(Debug, Clone)]
+pub struct SdistRecord {
+    /// The wheel built.
+    pub wheel: BuiltWheel,
+    /// The build packages used, pinned.
+    pub build_packages: Vec<LockedFile>,
+}
+
+/// Builds sdists during `lock`: resolves their build requirements on the index (wheels only).
+pub struct LockingSdistBuilder<'a> {
+    /// CPython of the build host.
+    pub host: &'a HostPython,
+    /// Index for build requirements.
+    pub index: &'a SimpleIndex,
+    /// Cache for downloads and built wheels.
+    pub cache: &'a Cache,
+    /// `SOURCE_DATE_EPOCH` for the build.
+    pub epoch: u64,
+    /// Builds done, by sdist sha256 (one build serves every platform).
+    pub records: Mutex<BTreeMap<Sha256Digest, SdistRecord>>,
+}
+
+/// A resolver hook for build requirements, which must all be wheels (no recursive sdist builds).
+struct NoSdists;
+
+impl SdistBuilder for NoSdists {
+    fn build_wheel(&self, sdist: &IndexFile, _path: &Path) -> anyhow::Result<BuiltWheel> {
+        bail!(
+            "build requirement {} is only available as an sdist; envpack builds sdists only with wheel build requirements",
+            sdist.filename
+        )
+    }
+}
+
+impl SdistBuilder for LockingSdistBuilder<'_> {
+    fn build_wheel(&self, sdist: &IndexFile, sdist_path: &Path) -> anyhow::Result<BuiltWheel> {
+        let key = Sha256Digest::of_file(sdist_path)
+            .with_context(|| format!("hashing {}", sdist.filename))?
+            .0;
+        if let Some(rec) = self.records.lock().map_err(|_| anyhow!("sdist build state poisoned"))?.get(&key) {
+            return Ok(rec.wheel.clone());
+        }
+        tracing::info!("building wheel from sdist {}", sdist.filename);
+        let scratch = self.cache.scratch_dir()?;
+        let src = unpack_sdist(sdist_path, &sdist.filename, scratch.path())?;
+        let (backend, backend_path, mut requires) = build_system(&src)?;
+        let resolver = Resolver {
+            index: self.index,
+            cache: self.cache,
+            sdist_builder: &NoSdists,
+        };
+        let resolve = |reqs: &[String]| -> anyhow::Result<Vec<LockedFile>> {
+            let parsed = reqs
+                .iter()
+                .map(|r| r.parse::<pep508_rs::Requirement>().map_err(|e| anyhow!("build requirement {r:?} of {}: {e}", sdist.filename)))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let resolved = resolver
+                .resolve(&ResolveRequest {
+                    requirements: &parsed,
+                    platform: &self.host.platform,
+                    python_full_version: &self.host.version,
+                })
+                .with_context(|| format!("resolving the build requirements of {}", sdist.filename))?;
+            resolved
+                .into_iter()
+                .map(|p| {
+                    let blob = self.cache.fetch(
+                        self.index.http(),
+                        &p.file.url,
+                        p.file.sha256.map(|s| (s, p.file.size)),
+                    )?;
+                    Ok(LockedFile {
+                        name: p.name.to_string(),
+                        version: p.version.to_string(),
+                        filename: p.file.filename.clone(),
+                        sha256: blob.sha256,
+                        size: blob.size,
+                    })
+                })
+                .collect()
+        };
+        let mut pins = resolve(&requires)?;
+        let env = scratch.path().join("build-env");
+        self.install_pins(&pins, &env)?;
+        let dynamic = run_requires_hook(self.host, &src, &env, &backend, &backend_path, self.epoch, scratch.path())?;
+        let have: Vec<String> = pins.iter().map(|p| normalize(&p.name)).collect();
+        let missing: Vec<String> = dynamic
+            .into_iter()
+            .filter(|r| {
+                let name = r
+                    .parse::<pep508_rs::Requirement>()
+                    .map(|q| q.name.to_string())
+                    .unwrap_or_else(|_| r.clone());
+                !have.contains(&normalize(&name))
+            })
+            .collect();
+        if !missing.is_empty() {
+            requires.extend(missing);
+            pins = resolve(&requires)?;
+            fs_err::remove_dir_all(&env)?;
+            self.install_pins(&pins, &env)?;
+        }
+        let wheel = run_build_hook(self.host, &src, &env, &backend, &backend_path, self.epoch, scratch.path(), self.cache)?;
+        self.records
+            .lock()
+            .map_err(|_| anyhow!("sdist build state poisoned"))?
+            .insert(
+                key,
+                SdistRecord {
+                    wheel: wheel.clone(),
+                    build_packages: pins,
+                },
+            );
+        Ok(wheel)
+    }
+}
+
+impl LockingSdistBuilder<'_> {
+    fn install_pins(&self, pins: &[LockedFile], env: &Path) -> anyhow::Result<()> {
+        install_build_env(self.host, pins, env, self.cache)
+    }
+}
+
+/// Rebuild an sdist during `build` from exactly the pinned build packages (already in the cache
+/// or fetched by the caller) and check the result against the locked wheel hash.
+pub fn rebuild_pinned(
+    host: &HostPython,
+    sdist_path: &Path,
+    sdist_filename: &str,
+    pins: &[LockedFile],
+    epoch: u64,
+    cache: &Cache,
+) -> anyhow::Result<BuiltWheel> {
+    let scratch = cache.scratch_dir()?;
+    let src = unpack_sdist(sdist_path, sdist_filename, scratch.path())?;
+    let (backend, backend_path, _) = build_system(&src)?;
+    let env = scratch.path().join("build-env");
+    install_build_env(host, pins, &env, cache)?;
+    run_build_hook(host, &src, &env, &backend, &backend_path, epoch, scratch.path(), cache)
+}
+
+fn install_build_env(host: &HostPython, pins: &[LockedFile], env: &Path, cache: &Cache) -> anyhow::Result<()> {
+    fs_err::create_dir_all(env)?;
+    let target = InstallTarget {
+        env_root: env,
+        platform: &host.platform,
+        py_minor: host.py_minor,
+    };
+    for pin in pins {
+        let path = cache.get(&pin.sha256)?.ok_or_else(|| {
+            anyhow!("build package {} ({}) is not in the cache", pin.filename, pin.sha256)
+        })?;
+        install_wheel(&path, &target).with_context(|| format!("installing build package {}", pin.filename))?;
+    }
+    Ok(())
+}
+
+fn normalize(name: &str) -> String {
+    name.to_ascii_lowercase().replace(['_', '.'], "-")
+}
+
+/// Unpack an sdist and return its single top-level source directory.
+fn unpack_sdist(archive: &Path, filename: &str, scratch: &Path) -> anyhow::Result<PathBuf> {
+    let dest = scratch.join("src");
+    crate::archive::extract_sdist(archive, filename, &dest)?;
+    let mut dirs = Vec::new();
+    for entry in fs_err::read_dir(&dest)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            dirs.push(entry.path());
+        }
+    }
+    match dirs.as_slice() {
+        [one] => Ok(one.clone()),
+        _ => bail!("sdist {filename} does not contain exactly one top-level directory"),
+    }
+}
+
+/// `[build-system]` of `pyproject.toml`: (backend, backend-path, requires).
+fn build_system(src: &Path) -> anyhow::Result<(String, Vec<PathBuf>, Vec<String>)> {
+    let pyproject = src.join("pyproject.toml");
+    let legacy = || (LEGACY_BACKEND.to_string(), Vec::new(), vec![LEGACY_REQUIRES.to_string()]);
+    if !pyproject.exists() {
+        return Ok(legacy());
+    }
+    let text = fs_err::read_to_string(&pyproject)?;
+    let value: toml::Value = toml::from_str(&text).with_context(|| format!("parsing {}", pyproject.display()))?;
+    let Some(bs) = value.get("build-system") else {
+        return Ok(legacy());
+    };
+    let requires = match bs.get("requires") {
+        Some(toml::Value::Array(a)) => a
+            .iter()
+            .map(|v| v.as_str().map(str::to_string).ok_or_else(|| anyhow!("{}: build-system.requires must be strings", pyproject.display())))
+            .collect::<anyhow::Result<Vec<_>>>()?,
+        None => vec![LEGACY_REQUIRES.to_string()],
+        Some(_) => bail!("{}: build-system.requires must be a list", pyproject.display()),
+    };
+    let backend = match bs.get("build-backend") {
+        Some(v) => v
+            .as_str()
+            .ok_or_else(|| anyhow!("{}: build-system.build-backend must be a string", pyproject.display()))?
+            .to_string(),
+        None => LEGACY_BACKEND.to_string(),
+    };
+    let mut backend_path = Vec::new();
+    if let Some(toml::Value::Array(a)) = bs.get("backend-path") {
+        for v in a {
+            let rel = v.as_str().ok_or_else(|| anyhow!("backend-path entries must be strings"))?;
+            envpack_layers::tree::validate_rel_path(rel.trim_start_matches("./"))
+                .with_context(|| format!("{}: backend-path {rel:?}", pyproject.display()))?;
+            backend_path.push(src.join(rel));
+        }
+    }
+    Ok((backend, backend_path, requires))
+}
+
+fn hook_command(host: &HostPython, src: &Path, env: &Path, backend_path: &[PathBuf], epoch: u64, scratch: &Path) -> anyhow::Result<Command> {
+    let site = env.join(host.platform.site_packages(host.py_minor));
+    let mut path_entries: Vec<PathBuf> = backend_path.to_vec();
+    path_entries.push(site);
+    let pythonpath = std::env::join_paths(&path_entries).map_err(|e| anyhow!("build PYTHONPATH: {e}"))?;
+    let home = scratch.join("home");
+    fs_err::create_dir_all(&home)?;
+    let mut cmd = Command::new(&host.exe);
+    cmd.current_dir(src)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", &home)
+        .env("TMPDIR", scratch)
+        .env("SOURCE_DATE_EPOCH", epoch.to_string())
+        .env("PYTHONHASHSEED", "0")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PYTHONNOUSERSITE", "1")
+        .env("PYTHONPATH", pythonpath)
+        .env("LC_ALL", "C.UTF-8")
+        .env("TZ", "UTC")
+        .args(["-c", HOOK_DRIVER]);
+    Ok(cmd)
+}
+
+fn run_checked(mut cmd: Command, what: &str) -> anyhow::Result<()> {
+    let out = cmd.output().with_context(|| format!("running {what}"))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(30).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        bail!("{what} failed ({}):\n{}", out.status, tail.join("\n"));
+    }
+    Ok(())
+}
+
+fn run_requires_hook(host: &HostPython, src: &Path, env: &Path, backend: &str, backend_path: &[PathBuf], epoch: u64, scratch: &Path) -> anyhow::Result<Vec<String>> {
+    let out = scratch.join("requires.json");
+    let mut cmd = hook_command(host, src, env, backend_path, epoch, scratch)?;
+    cmd.arg("requires").arg(backend).arg(&out);
+    run_checked(cmd, "get_requires_for_build_wheel")?;
+    let text = fs_err::read_to_string(&out)?;
+    let reqs: Vec<String> = serde_json::from_str(&text).context("reading the build backend's requirements")?;
+    Ok(reqs)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_build_hook(host: &HostPython, src: &Path, env: &Path, backend: &str, backend_path: &[PathBuf], epoch: u64, scratch: &Path, cache: &Cache) -> anyhow::Result<BuiltWheel> {
+    let out_dir = scratch.join("dist");
+    fs_err::create_dir_all(&out_dir)?;
+    let mut cmd = hook_command(host, src, env, backend_path, epoch, scratch)?;
+    cmd.arg("wheel").arg(backend).arg(&out_dir);
+    run_checked(cmd, &format!("build_wheel of {}", src.display()))?;
+    let name = fs_err::read_to_string(out_dir.join(".envpack-built-wheel"))?;
+    let name = name.trim().to_string();
+    if name.contains(['/', '\\']) || !name.ends_with(".whl") {
+        bail!("build backend returned an odd wheel name {name:?}");
+    }
+    let blob = cache.insert_file(&out_dir.join(&name))?;
+    Ok(BuiltWheel {
+        filename: name,
+        path: blob.path,
+        sha256: blob.sha256,
+        size: blob.size,
+    })
+}

@@ -1,0 +1,406 @@
+//! The hand-written environment spec (`envpack.toml`): parsing, validation and its canonical hash.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use envpack_layers::digest::Sha256Digest;
+use serde::Deserialize;
+
+use crate::platform;
+
+/// Default python-build-standalone variant.
+pub const DEFAULT_VARIANT: &str = "install_only_stripped";
+
+/// Errors reading or validating a spec.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// The spec file could not be read.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// TOML syntax or schema error, with position.
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// A semantic problem in an otherwise well-formed spec.
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+/// `[env]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EnvSection {
+    /// Environment name; becomes part of the env-id and artifact names.
+    pub name: String,
+    /// Target platforms, names of files in `platforms/`.
+    pub platforms: Vec<String>,
+}
+
+/// An explicitly pinned CPython archive for one platform (e.g. a private build).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PythonFile {
+    /// Where to download it.
+    pub url: String,
+    /// Its sha256 (hex).
+    pub sha256: String,
+}
+
+/// `[python]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PythonSection {
+    /// Full CPython version, e.g. "3.12.7".
+    pub version: String,
+    /// python-build-standalone release tag, e.g. "20241016".
+    pub build: String,
+    /// Archive variant.
+    #[serde(default = "default_variant")]
+    pub variant: String,
+    /// Mirror laid out like the release pages (`{mirror}/{build}/{file}`).
+    #[serde(default)]
+    pub mirror: Option<String>,
+    /// Explicit archives per platform, overriding the mirror.
+    #[serde(default)]
+    pub files: BTreeMap<String, PythonFile>,
+}
+
+fn default_variant() -> String {
+    DEFAULT_VARIANT.to_string()
+}
+
+/// `[packages]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PackagesSection {
+    /// PEP 508 requirements.
+    pub requirements: Vec<String>,
+    /// Simple index URL (PEP 503/691); environment variables override it.
+    #[serde(default)]
+    pub index: Option<String>,
+}
+
+/// One Conan remote.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteSpec {
+    /// Remote name.
+    pub name: String,
+    /// Remote URL.
+    pub url: String,
+    /// Whether Conan verifies TLS for it.
+    #[serde(rename = "verify-ssl", default = "default_true")]
+    pub verify_ssl: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A profile file: one for all platforms, or one per platform.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum ProfileSource {
+    /// The same file for every platform.
+    All(String),
+    /// A file per platform name; platforms not listed don't get this profile.
+    PerPlatform(BTreeMap<String, String>),
+}
+
+/// `[conan]`
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConanSection {
+    /// Remotes, in priority order.
+    #[serde(default)]
+    pub remotes: Vec<RemoteSpec>,
+    /// Profiles by name (files next to the spec).
+    #[serde(default)]
+    pub profiles: BTreeMap<String, ProfileSource>,
+    /// Extra CONAN_HOME files: path inside CONAN_HOME → file next to the spec.
+    #[serde(default, rename = "home-files")]
+    pub home_files: BTreeMap<String, String>,
+}
+
+/// The whole spec as written.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// `[env]`
+    pub env: EnvSection,
+    /// `[python]`
+    pub python: PythonSection,
+    /// `[packages]`
+    pub packages: PackagesSection,
+    /// `[conan]`
+    #[serde(default)]
+    pub conan: ConanSection,
+}
+
+/// A parsed spec together with where it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedSpec {
+    /// The parsed spec.
+    pub spec: Spec,
+    /// The spec file.
+    pub path: PathBuf,
+    /// Canonical hash of the parsed spec (comments/formatting don't change it).
+    pub hash: Sha256Digest,
+}
+
+impl LoadedSpec {
+    /// Directory relative files (profiles, home files) are resolved against.
+    pub fn base_dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+}
+
+/// Read, parse and validate a spec file.
+pub fn load(path: &Path) -> Result<LoadedSpec, SpecError> {
+    let text = fs_err::read_to_string(path)?;
+    let spec = parse(&text, &path.display().to_string())?;
+    let hash = canonical_hash(&text, &path.display().to_string())?;
+    Ok(LoadedSpec {
+        spec,
+        path: path.to_path_buf(),
+        hash,
+    })
+}
+
+/// Parse and validate spec text; `origin` names it in errors.
+pub fn parse(text: &str, origin: &str) -> Result<Spec, SpecError> {
+    let spec: Spec = toml::from_str(text).map_err(|e| toml_error(text, origin, &e))?;
+    validate(&spec, origin)?;
+    Ok(spec)
+}
+
+/// Convert a TOML error into one with line and column.
+pub(crate) fn toml_error(text: &str, origin: &str, e: &toml::de::Error) -> SpecError {
+    let (line, column) = e
+        .span()
+        .map(|s| line_col(text, s.start))
+        .unwrap_or((1, 1));
+    SpecError::Parse {
+        path: origin.to_string(),
+        line,
+        column,
+        message: e.message().to_string(),
+    }
+}
+
+/// 1-based line and column of a byte offset.
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count() + 1)
+        .unwrap_or(1);
+    (line, column)
+}
+
+fn validate(spec: &Spec, origin: &str) -> Result<(), SpecError> {
+    let invalid = |message: String| SpecError::Invalid {
+        path: origin.to_string(),
+        message,
+    };
+    let name = &spec.env.name;
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        || name.starts_with('.')
+    {
+        return Err(invalid(format!(
+            "env.name {name:?} must be 1-64 characters of A-Z a-z 0-9 . _ - and not start with '.'"
+        )));
+    }
+    if spec.env.platforms.is_empty() {
+        return Err(invalid("env.platforms is empty".into()));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for p in &spec.env.platforms {
+        platform::by_name(p).map_err(|e| invalid(format!("env.platforms: {e}")))?;
+        if !seen.insert(p) {
+            return Err(invalid(format!("env.platforms lists {p:?} twice")));
+        }
+    }
+    parse_python_version(&spec.python.version).map_err(invalid)?;
+    if spec.python.build.is_empty()
+        || !spec
+            .python
+            .build
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
+    {
+        return Err(invalid(format!(
+            "python.build {:?} is not a release tag",
+            spec.python.build
+        )));
+    }
+    for (p, f) in &spec.python.files {
+        if !spec.env.platforms.contains(p) {
+            return Err(invalid(format!(
+                "python.files.{p}: {p:?} is not in env.platforms"
+            )));
+        }
+        Sha256Digest::from_hex(&f.sha256)
+            .map_err(|_| invalid(format!("python.files.{p}.sha256 is not 64 hex digits")))?;
+        url::Url::parse(&f.url)
+            .map_err(|e| invalid(format!("python.files.{p}.url {:?}: {e}", f.url)))?;
+    }
+    if spec.packages.requirements.is_empty() {
+        return Err(invalid("packages.requirements is empty".into()));
+    }
+    for r in &spec.packages.requirements {
+        r.parse::<pep508_rs::Requirement>()
+            .map_err(|e| invalid(format!("packages.requirements: {r:?}: {e}")))?;
+    }
+    let mut remote_names = std::collections::BTreeSet::new();
+    for r in &spec.conan.remotes {
+        if r.name.is_empty() || !remote_names.insert(&r.name) {
+            return Err(invalid(format!(
+                "conan.remotes: remote name {:?} is empty or repeated",
+                r.name
+            )));
+        }
+        url::Url::parse(&r.url)
+            .map_err(|e| invalid(format!("conan.remotes.{}: url {:?}: {e}", r.name, r.url)))?;
+    }
+    for (name, src) in &spec.conan.profiles {
+        if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+            return Err(invalid(format!("conan.profiles: bad profile name {name:?}")));
+        }
+        if let ProfileSource::PerPlatform(map) = src {
+            for p in map.keys() {
+                if !spec.env.platforms.contains(p) {
+                    return Err(invalid(format!(
+                        "conan.profiles.{name}: {p:?} is not in env.platforms"
+                    )));
+                }
+            }
+        }
+    }
+    for home_path in spec.conan.home_files.keys() {
+        envpack_layers::tree::validate_rel_path(home_path)
+            .map_err(|e| invalid(format!("conan.home-files: {home_path:?}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Split "3.12.7" into (3, 12, 7).
+pub fn parse_python_version(v: &str) -> Result<(u8, u8, u8), String> {
+    let parts: Vec<&str> = v.split('.').collect();
+    let nums: Option<Vec<u8>> = parts.iter().map(|p| p.parse::<u8>().ok()).collect();
+    match nums.as_deref() {
+        Some([3, minor, patch]) => Ok((3, *minor, *patch)),
+        _ => Err(format!(
+            "python.version {v:?} must be a full CPython 3 version like \"3.12.7\""
+        )),
+    }
+}
+
+/// sha256 over the spec's canonical form: the parsed TOML re-serialized as JSON with sorted
+/// keys, so comments, ordering and line endings don't make a lock stale.
+pub fn canonical_hash(text: &str, origin: &str) -> Result<Sha256Digest, SpecError> {
+    let value: toml::Value = toml::from_str(text).map_err(|e| toml_error(text, origin, &e))?;
+    let json = serde_json::to_value(&value).map_err(|e| SpecError::Invalid {
+        path: origin.to_string(),
+        message: e.to_string(),
+    })?;
+    // serde_json's Map is a BTreeMap here (no preserve_order feature): keys come out sorted.
+    let bytes = serde_json::to_vec(&json).map_err(|e| SpecError::Invalid {
+        path: origin.to_string(),
+        message: e.to_string(),
+    })?;
+    Ok(Sha256Digest::of_bytes(&bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[env]
+name = "openssl-devenv"
+platforms = ["linux-x86_64", "windows-x86_64"]
+
+[python]
+version = "3.12.7"
+build = "20241016"
+
+[packages]
+requirements = ["conan==2.21.0"]
+
+[conan]
+remotes = [{ name = "openssl-conan", url = "https://conan.example.org/api/conan/openssl", verify-ssl = true }]
+profiles = { default = "profiles/linux-gcc12", msvc = { windows-x86_64 = "profiles/msvc" } }
+"#;
+
+    #[test]
+    fn parses_the_documented_shape() {
+        let s = parse(GOOD, "envpack.toml").unwrap();
+        assert_eq!(s.env.name, "openssl-devenv");
+        assert_eq!(s.python.variant, DEFAULT_VARIANT);
+        assert_eq!(s.conan.remotes[0].name, "openssl-conan");
+        assert!(s.conan.remotes[0].verify_ssl);
+        assert_eq!(
+            s.conan.profiles["default"],
+            ProfileSource::All("profiles/linux-gcc12".into())
+        );
+        assert!(matches!(s.conan.profiles["msvc"], ProfileSource::PerPlatform(_)));
+    }
+
+    #[test]
+    fn errors_carry_line_and_column() {
+        let cases = [
+            ("[env]\nname = \"x\"\nplatforms = [\"linux-x86_64\"]\nbogus = 1\n", 4, "unknown field"),
+            ("[env]\nname = \"x\nplatforms = []\n", 2, ""),
+        ];
+        for (text, want_line, want_msg) in cases {
+            match parse(text, "s.toml") {
+                Err(SpecError::Parse { line, message, .. }) => {
+                    assert_eq!(line, want_line, "{text}: {message}");
+                    assert!(message.contains(want_msg), "{message}");
+                }
+                other => panic!("{text}: expected parse error, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn semantic_errors_name_the_problem() {
+        let cases = [
+            (GOOD.replace("linux-x86_64\", \"windows", "plan9-mips\", \"windows"), "plan9-mips"),
+            (GOOD.replace("3.12.7", "3.12"), "full CPython 3 version"),
+            (GOOD.replace("conan==2.21.0", "conan=== ="), "packages.requirements"),
+            (GOOD.replace("openssl-devenv", "../evil"), "env.name"),
+            (GOOD.replace("msvc = { windows-x86_64", "msvc = { macos-arm64"), "not in env.platforms"),
+        ];
+        for (text, want) in cases {
+            let err = parse(&text, "s.toml").unwrap_err().to_string();
+            assert!(err.contains(want), "want {want:?} in {err}");
+        }
+    }
+
+    #[test]
+    fn canonical_hash_ignores_formatting_but_not_content() {
+        let a = canonical_hash(GOOD, "a").unwrap();
+        let reformatted = format!("# a comment\r\n{}", GOOD.replace('\n', "\r\n"));
+        assert_eq!(a, canonical_hash(&reformatted, "b").unwrap());
+        let changed = GOOD.replace("2.21.0", "2.20.0");
+        assert_ne!(a, canonical_hash(&changed, "c").unwrap());
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    }
+}
