@@ -1,1 +1,16 @@
-//! Deterministic layers.
+//! Deterministic layers: tree model, manifests, reproducible tar layers, the portable
+//! artifact format, safe extraction and verification. Shared by builder and unpacker.
+
+pub mod artifact;
+pub mod canonical;
+pub mod compress;
+pub mod digest;
+pub mod error;
+pub mod extract;
+pub mod layer;
+pub mod manifest;
+pub mod tarfmt;
+pub mod tree;
+pub mod verify;
+
+pub use error::{LayersError, Result};

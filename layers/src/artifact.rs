@@ -1,0 +1,515 @@
+//! The portable artifact: one plain tar holding the index, the lock and the layer blobs.
+
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::canonical::to_canonical_vec;
+use crate::compress::decoder;
+use crate::digest::{with_path, HashingReader, HashingWriter, Sha256Digest};
+use crate::error::{LayersError, Result};
+use crate::layer::{LayerDesc, TempFile};
+use crate::tarfmt::{file_header, padding, END_OF_ARCHIVE};
+
+/// Name of the index member (first in the tar).
+pub const INDEX_NAME: &str = "envpack-artifact.json";
+/// Name of the lock member (second in the tar).
+pub const LOCK_NAME: &str = "envpack.lock";
+/// Directory of the layer blobs inside the tar.
+pub const BLOBS_DIR: &str = "blobs/sha256/";
+/// Current index schema.
+pub const SCHEMA: u32 = 1;
+/// Largest index accepted when reading.
+pub const MAX_INDEX_BYTES: u64 = 1 << 20;
+/// Largest lock accepted when reading.
+pub const MAX_LOCK_BYTES: u64 = 16 << 20;
+
+/// The artifact's table of contents, stored as canonical JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArtifactIndex {
+    /// Format version; currently 1.
+    pub schema: u32,
+    /// Environment name.
+    pub name: String,
+    /// Environment id (directory name under `ROOT/envs`).
+    pub env_id: String,
+    /// Platform name.
+    pub platform: String,
+    /// Version of envpack that wrote it.
+    pub envpack_version: String,
+    /// The epoch used for every timestamp.
+    pub epoch: u64,
+    /// Digest of the lock member.
+    pub lock_sha256: Sha256Digest,
+    /// Layers in extraction order.
+    pub layers: Vec<LayerDesc>,
+}
+
+impl ArtifactIndex {
+    /// Canonical JSON (sorted keys, no spaces) with a trailing newline.
+    pub fn to_canonical_json(&self) -> Vec<u8> {
+        // Plain strings, numbers and digests always serialize; a failure here is a bug.
+        let mut v = to_canonical_vec(self).unwrap_or_default();
+        v.push(b'\n');
+        v
+    }
+
+    /// Parses and checks the schema version.
+    pub fn from_json(bytes: &[u8]) -> Result<Self> {
+        let idx: ArtifactIndex =
+            serde_json::from_slice(bytes).map_err(|source| LayersError::Json {
+                what: format!("artifact index {INDEX_NAME}"),
+                source,
+            })?;
+        if idx.schema != SCHEMA {
+            return Err(LayersError::format(
+                "artifact index",
+                format!(
+                    "schema {} is not supported (expected {SCHEMA}); use a matching envpack",
+                    idx.schema
+                ),
+            ));
+        }
+        Ok(idx)
+    }
+}
+
+/// Blob member names in tar order: distinct digests in order of first use.
+fn blob_order(index: &ArtifactIndex) -> Vec<(Sha256Digest, u64)> {
+    let mut out: Vec<(Sha256Digest, u64)> = Vec::new();
+    for l in &index.layers {
+        if !out.iter().any(|(d, _)| *d == l.digest) {
+            out.push((l.digest, l.size));
+        }
+    }
+    out
+}
+
+/// Writes the artifact to `out` (temp file, fsync, rename); returns its digest and size.
+/// `layer_files[i]` holds the bytes of `index.layers[i]`.
+pub fn write_artifact(
+    out: &Path,
+    index: &ArtifactIndex,
+    lock: &[u8],
+    layer_files: &[PathBuf],
+    epoch: u64,
+) -> Result<(Sha256Digest, u64)> {
+    if layer_files.len() != index.layers.len() {
+        return Err(LayersError::format(
+            "artifact",
+            format!(
+                "{} layer files for {} layers",
+                layer_files.len(),
+                index.layers.len()
+            ),
+        ));
+    }
+    let lock_digest = Sha256Digest::of_bytes(lock);
+    if lock_digest != index.lock_sha256 {
+        return Err(LayersError::DigestMismatch {
+            what: "lock in artifact index".into(),
+            expected: index.lock_sha256,
+            actual: lock_digest,
+        });
+    }
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let stem = out
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("artifact")
+        .to_string();
+    let (temp, file) = TempFile::create(&dir, &stem)?;
+    let mut w = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
+
+    let json = index.to_canonical_json();
+    for (name, bytes) in [(INDEX_NAME, &json[..]), (LOCK_NAME, lock)] {
+        w.write_all(&file_header(name, bytes.len() as u64, 0o644, epoch)?)?;
+        w.write_all(bytes)?;
+        w.write_all(&END_OF_ARCHIVE[..padding(bytes.len() as u64)])?;
+    }
+    let mut written: Vec<Sha256Digest> = Vec::new();
+    for (desc, path) in index.layers.iter().zip(layer_files) {
+        if written.contains(&desc.digest) {
+            continue;
+        }
+        let name = format!("{BLOBS_DIR}{}", desc.digest.to_hex());
+        w.write_all(&file_header(&name, desc.size, 0o644, epoch)?)?;
+        let mut r = HashingReader::new(fs_err::File::open(path)?.take(desc.size + 1));
+        let n = std::io::copy(&mut r, &mut w).map_err(|e| with_path(e, path))?;
+        let (actual, _) = r.finish();
+        if n != desc.size {
+            return Err(LayersError::format(
+                "layer file",
+                format!(
+                    "{}: {n} bytes or more, expected {}",
+                    path.display(),
+                    desc.size
+                ),
+            ));
+        }
+        if actual != desc.digest {
+            return Err(LayersError::DigestMismatch {
+                what: format!("layer {} ({})", desc.name, path.display()),
+                expected: desc.digest,
+                actual,
+            });
+        }
+        w.write_all(&END_OF_ARCHIVE[..padding(desc.size)])?;
+        written.push(desc.digest);
+    }
+    w.write_all(&END_OF_ARCHIVE)?;
+    let (digest, size, buffered) = w.into_parts();
+    let file = buffered
+        .into_inner()
+        .map_err(|e| LayersError::Io(e.into_error()))?;
+    file.sync_all()?;
+    drop(file);
+    temp.persist(out)?;
+    sync_dir(&dir);
+    Ok((digest, size))
+}
+
+/// Makes the rename durable; best effort because not every platform can open directories.
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+/// An opened, structurally validated artifact.
+#[derive(Debug)]
+pub struct ArtifactReader {
+    path: PathBuf,
+    index: ArtifactIndex,
+    lock: Vec<u8>,
+    /// (offset, size) of each layer's blob, parallel to `index.layers`.
+    ranges: Vec<(u64, u64)>,
+}
+
+impl ArtifactReader {
+    /// Reads headers, index and lock; checks member names, order, sizes and the lock digest.
+    pub fn open(path: &Path) -> Result<Self> {
+        let bad =
+            |detail: String| LayersError::format(format!("artifact {}", path.display()), detail);
+        let file = fs_err::File::open(path)?;
+        let mut archive = tar::Archive::new(file);
+        let mut members: Vec<(String, u64, u64)> = Vec::new();
+        let mut index_bytes = Vec::new();
+        let mut lock = Vec::new();
+        for (i, entry) in archive
+            .entries_with_seek()
+            .map_err(|e| with_path(e, path))?
+            .enumerate()
+        {
+            let mut entry = entry.map_err(|e| with_path(e, path))?;
+            let name = String::from_utf8(entry.path_bytes().into_owned())
+                .map_err(|_| bad(format!("member {i} has a non-UTF-8 name")))?;
+            if entry.header().entry_type() != tar::EntryType::Regular {
+                return Err(bad(format!("member {name:?} is not a regular file")));
+            }
+            let size = entry.size();
+            let limit = match i {
+                0 => Some((INDEX_NAME, MAX_INDEX_BYTES, &mut index_bytes)),
+                1 => Some((LOCK_NAME, MAX_LOCK_BYTES, &mut lock)),
+                _ => None,
+            };
+            if let Some((want, max, buf)) = limit {
+                if name != want {
+                    return Err(bad(format!(
+                        "member {} is {name:?}, expected {want:?}",
+                        i + 1
+                    )));
+                }
+                if size > max {
+                    return Err(bad(format!(
+                        "{name} is {size} bytes, more than the {max} allowed"
+                    )));
+                }
+                entry.read_to_end(buf).map_err(|e| with_path(e, path))?;
+            }
+            members.push((name, entry.raw_file_position(), size));
+        }
+        if members.len() < 2 {
+            return Err(bad(format!(
+                "missing {INDEX_NAME} or {LOCK_NAME}; not an envpack artifact"
+            )));
+        }
+        let index = ArtifactIndex::from_json(&index_bytes)?;
+        let lock_digest = Sha256Digest::of_bytes(&lock);
+        if lock_digest != index.lock_sha256 {
+            return Err(LayersError::DigestMismatch {
+                what: format!("{LOCK_NAME} in {}", path.display()),
+                expected: index.lock_sha256,
+                actual: lock_digest,
+            });
+        }
+        let blobs = blob_order(&index);
+        let found = &members[2..];
+        if found.len() != blobs.len() {
+            return Err(bad(format!(
+                "{} blobs, the index lists {}",
+                found.len(),
+                blobs.len()
+            )));
+        }
+        for ((name, _, size), (digest, want_size)) in found.iter().zip(&blobs) {
+            let want = format!("{BLOBS_DIR}{}", digest.to_hex());
+            if *name != want {
+                return Err(bad(format!("member {name:?} where {want:?} was expected")));
+            }
+            if size != want_size {
+                return Err(bad(format!(
+                    "{name} is {size} bytes, the index says {want_size}"
+                )));
+            }
+        }
+        let ranges = index
+            .layers
+            .iter()
+            .map(|l| {
+                let pos = blobs.iter().position(|(d, _)| *d == l.digest).unwrap_or(0);
+                (found[pos].1, found[pos].2)
+            })
+            .collect();
+        Ok(ArtifactReader {
+            path: path.to_path_buf(),
+            index,
+            lock,
+            ranges,
+        })
+    }
+
+    /// The parsed index.
+    pub fn index(&self) -> &ArtifactIndex {
+        &self.index
+    }
+
+    /// The lock bytes (digest already checked).
+    pub fn lock_bytes(&self) -> &[u8] {
+        &self.lock
+    }
+
+    /// Path of the artifact file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn blob(&self, i: usize) -> Result<std::io::Take<fs_err::File>> {
+        let (offset, size) = *self.ranges.get(i).ok_or_else(|| {
+            LayersError::format(
+                "layer index",
+                format!("{i} out of range ({} layers)", self.ranges.len()),
+            )
+        })?;
+        let mut f = fs_err::File::open(&self.path)?;
+        f.seek(SeekFrom::Start(offset))?;
+        Ok(f.take(size))
+    }
+
+    /// Re-hashes every layer blob against its digest; the error names the layer.
+    pub fn verify_layers(&self) -> Result<()> {
+        for (i, l) in self.index.layers.iter().enumerate() {
+            let mut r = HashingReader::new(self.blob(i)?);
+            std::io::copy(&mut r, &mut std::io::sink()).map_err(|e| with_path(e, &self.path))?;
+            let (actual, n) = r.finish();
+            if actual != l.digest || n != l.size {
+                return Err(LayersError::DigestMismatch {
+                    what: format!("layer {i} {:?} in {}", l.name, self.path.display()),
+                    expected: l.digest,
+                    actual,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The decompressed tar of layer `i`, on its own file handle. Reading it to EOF checks
+    /// the diff_id; a mismatch surfaces as an `InvalidData` I/O error at the end.
+    pub fn open_layer(&self, i: usize) -> Result<DiffIdReader> {
+        let blob = self.blob(i)?;
+        let l = &self.index.layers[i];
+        Ok(DiffIdReader {
+            inner: HashingReader::new(decoder(l.compression, blob)?),
+            expected: l.diff_id,
+            expected_len: l.uncompressed_size,
+            what: format!("layer {i} {:?} in {}", l.name, self.path.display()),
+        })
+    }
+}
+
+/// A reader that fails at EOF unless the bytes read match the expected digest and length.
+pub struct DiffIdReader {
+    inner: HashingReader<Box<dyn Read + Send>>,
+    expected: Sha256Digest,
+    expected_len: u64,
+    what: String,
+}
+
+impl Read for DiffIdReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            let (actual, len) = self.inner.current();
+            if actual != self.expected || len != self.expected_len {
+                let err = LayersError::DigestMismatch {
+                    what: format!("uncompressed {} ({len} bytes)", self.what),
+                    expected: self.expected,
+                    actual,
+                };
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, err));
+            }
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compress::Compression;
+    use crate::layer::write_layer;
+    use crate::tree::scan_tree;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        artifact: PathBuf,
+        index: ArtifactIndex,
+        lock: Vec<u8>,
+        layer_files: Vec<PathBuf>,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mut layers = Vec::new();
+        let mut layer_files = Vec::new();
+        for (name, c) in [("python", Compression::Zstd), ("config", Compression::Gzip)] {
+            let src = d.join(format!("src-{name}"));
+            fs_err::create_dir_all(src.join(name)).unwrap();
+            fs_err::write(src.join(name).join("file.txt"), name.repeat(1000)).unwrap();
+            let entries = scan_tree(&src).unwrap();
+            let (desc, p) = write_layer(name, &src, &entries, 1, c, d).unwrap();
+            layers.push(desc);
+            layer_files.push(p);
+        }
+        let lock = b"schema = 1\n".to_vec();
+        let index = ArtifactIndex {
+            schema: 1,
+            name: "dev".into(),
+            env_id: "abc".into(),
+            platform: "linux-x86_64".into(),
+            envpack_version: "0.1.0".into(),
+            epoch: 1,
+            lock_sha256: Sha256Digest::of_bytes(&lock),
+            layers,
+        };
+        let artifact = d.join("env.tar");
+        write_artifact(&artifact, &index, &lock, &layer_files, 1).unwrap();
+        Fixture {
+            _dir: dir,
+            artifact,
+            index,
+            lock,
+            layer_files,
+        }
+    }
+
+    #[test]
+    fn write_read_round_trip() {
+        let f = fixture();
+        let r = ArtifactReader::open(&f.artifact).unwrap();
+        assert_eq!(r.index(), &f.index);
+        assert_eq!(r.lock_bytes(), f.lock);
+        r.verify_layers().unwrap();
+        for i in 0..2 {
+            let mut tar = Vec::new();
+            r.open_layer(i).unwrap().read_to_end(&mut tar).unwrap();
+            assert_eq!(Sha256Digest::of_bytes(&tar), f.index.layers[i].diff_id);
+        }
+        let names: Vec<String> = tar::Archive::new(fs_err::File::open(&f.artifact).unwrap())
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(names[..2], [INDEX_NAME, LOCK_NAME]);
+        assert_eq!(
+            names[2],
+            format!("blobs/sha256/{}", f.index.layers[0].digest.to_hex())
+        );
+        assert!(r.open_layer(2).is_err());
+    }
+
+    #[test]
+    fn deterministic_and_canonical() {
+        let f = fixture();
+        let a = fs_err::read(&f.artifact).unwrap();
+        let again = f.artifact.with_extension("2.tar");
+        let (d, n) = write_artifact(&again, &f.index, &f.lock, &f.layer_files, 1).unwrap();
+        assert_eq!(fs_err::read(&again).unwrap(), a);
+        assert_eq!((d, n), (Sha256Digest::of_bytes(&a), a.len() as u64));
+        let json = String::from_utf8(f.index.to_canonical_json()).unwrap();
+        assert!(json.starts_with("{\"env_id\":\"abc\",\"envpack_version\":\"0.1.0\",\"epoch\":1,\"layers\":[{\"compression\":\"zstd\",\"diff_id\":\"sha256:"), "{json}");
+        assert!(json.ends_with("}\n") && !json.contains(' '));
+        assert_eq!(ArtifactIndex::from_json(json.as_bytes()).unwrap(), f.index);
+    }
+
+    #[test]
+    fn tampered_layer_is_named() {
+        let f = fixture();
+        let mut bytes = fs_err::read(&f.artifact).unwrap();
+        // Flip a byte in the middle of the second blob ("config").
+        let r = ArtifactReader::open(&f.artifact).unwrap();
+        let (off, size) = r.ranges[1];
+        bytes[(off + size / 2) as usize] ^= 0x55;
+        fs_err::write(&f.artifact, &bytes).unwrap();
+        let r = ArtifactReader::open(&f.artifact).unwrap();
+        let err = r.verify_layers().unwrap_err().to_string();
+        assert!(err.contains("\"config\""), "{err}");
+        let mut sink = Vec::new();
+        assert!(r.open_layer(1).unwrap().read_to_end(&mut sink).is_err());
+    }
+
+    #[test]
+    fn structural_errors() {
+        let f = fixture();
+        let d = f.artifact.parent().unwrap();
+        // Wrong lock.
+        let mut idx = f.index.clone();
+        idx.lock_sha256 = Sha256Digest::of_bytes(b"other");
+        assert!(write_artifact(&d.join("x.tar"), &idx, &f.lock, &f.layer_files, 1).is_err());
+        // Layer file does not match its digest.
+        let swapped = vec![f.layer_files[1].clone(), f.layer_files[0].clone()];
+        assert!(write_artifact(&d.join("x.tar"), &f.index, &f.lock, &swapped, 1).is_err());
+        assert!(!d.join("x.tar").exists());
+        // Truncated artifact: blobs missing.
+        let bytes = fs_err::read(&f.artifact).unwrap();
+        let r = ArtifactReader::open(&f.artifact).unwrap();
+        let cut = d.join("cut.tar");
+        fs_err::write(&cut, &bytes[..(r.ranges[1].0 - 512) as usize]).unwrap();
+        assert!(ArtifactReader::open(&cut).is_err());
+        // Lock altered after writing.
+        let mut altered = bytes.clone();
+        let pos = bytes.windows(10).position(|w| w == b"schema = 1").unwrap();
+        altered[pos + 9] = b'2';
+        let alt = d.join("alt.tar");
+        fs_err::write(&alt, &altered).unwrap();
+        let err = ArtifactReader::open(&alt).unwrap_err();
+        assert!(matches!(err, LayersError::DigestMismatch { .. }), "{err}");
+        // Not an artifact at all.
+        let plain = d.join("plain.tar");
+        fs_err::write(
+            &plain,
+            [&file_header("x", 0, 0o644, 0).unwrap()[..], &END_OF_ARCHIVE].concat(),
+        )
+        .unwrap();
+        assert!(ArtifactReader::open(&plain).is_err());
+    }
+}

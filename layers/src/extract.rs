@@ -1,0 +1,705 @@
+//! Safe extraction of one decompressed layer tar into a directory handle.
+//!
+//! Every entry is checked before anything is written; writes go through `cap_std`, whose
+//! `Dir` cannot reach outside its root, so a rule missed here still cannot escape `dest`.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Read, Write};
+
+use cap_std::fs::{Dir, OpenOptions};
+
+use crate::digest::HashingWriter;
+use crate::error::{LayersError, Result};
+use crate::manifest::Manifest;
+use crate::tree::{link_target_problem, rel_path_problem, EntryKind, TreeEntry};
+
+/// Limits and expectations for [`extract_layer`].
+#[derive(Debug, Clone, Copy)]
+pub struct ExtractOptions<'a> {
+    /// When given, every entry must be listed and match exactly.
+    pub manifest: Option<&'a Manifest>,
+    /// Upper bound on the sum of file sizes in the layer.
+    pub max_total_bytes: u64,
+}
+
+impl Default for ExtractOptions<'_> {
+    fn default() -> Self {
+        ExtractOptions {
+            manifest: None,
+            max_total_bytes: u64::MAX,
+        }
+    }
+}
+
+fn rejected(entry: &str, rule: &'static str) -> LayersError {
+    LayersError::Rejected {
+        entry: entry.to_string(),
+        rule,
+    }
+}
+
+/// Extracts `tar` into `dest`, returning the entries written in archive order.
+/// The reader is read to its end, so a wrapping digest check (see
+/// [`crate::artifact::DiffIdReader`]) always runs.
+pub fn extract_layer<R: Read>(tar: R, dest: &Dir, opts: &ExtractOptions) -> Result<Vec<TreeEntry>> {
+    let mut archive = tar::Archive::new(tar);
+    let mut state = State {
+        dest,
+        opts,
+        seen: HashMap::new(),
+        symlinks: HashSet::new(),
+        known_dirs: HashSet::new(),
+        total: 0,
+        out: Vec::new(),
+    };
+    for entry in archive.entries()? {
+        state.one(entry?)?;
+    }
+    let mut rest = archive.into_inner();
+    io::copy(&mut rest, &mut io::sink())?;
+    Ok(state.out)
+}
+
+struct State<'d, 'o> {
+    dest: &'d Dir,
+    opts: &'o ExtractOptions<'o>,
+    /// Paths seen in this layer, with whether they were directories.
+    seen: HashMap<String, bool>,
+    symlinks: HashSet<String>,
+    /// Directories known to be real directories in `dest` (not symlinks).
+    known_dirs: HashSet<String>,
+    total: u64,
+    out: Vec<TreeEntry>,
+}
+
+impl State<'_, '_> {
+    fn one<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<()> {
+        let raw = entry.path_bytes().into_owned();
+        let shown = String::from_utf8_lossy(&raw).into_owned();
+        let Ok(name) = String::from_utf8(raw) else {
+            return Err(rejected(&shown, "non-UTF-8 name"));
+        };
+        let header = entry.header();
+        let ty = header.entry_type();
+        let path = match ty {
+            tar::EntryType::Directory => name.strip_suffix('/').unwrap_or(&name).to_string(),
+            _ => name.clone(),
+        };
+        let kind_rule = match ty {
+            tar::EntryType::Regular | tar::EntryType::Directory | tar::EntryType::Symlink => None,
+            tar::EntryType::Link => Some("hardlinks are not allowed"),
+            tar::EntryType::Char | tar::EntryType::Block => Some("device nodes are not allowed"),
+            tar::EntryType::Fifo => Some("fifos are not allowed"),
+            _ => Some("unsupported entry type"),
+        };
+        if let Some(rule) = kind_rule {
+            return Err(rejected(&name, rule));
+        }
+        if let Some(rule) = rel_path_problem(&path) {
+            return Err(rejected(&name, rule));
+        }
+        let mode = header
+            .mode()
+            .map_err(|_| rejected(&name, "unreadable mode field"))?;
+        if mode & 0o7000 != 0 {
+            return Err(rejected(&name, "setuid/setgid/sticky bits are not allowed"));
+        }
+        let is_dir = ty == tar::EntryType::Directory;
+        if let Some(prev_dir) = self.seen.insert(path.clone(), is_dir) {
+            if !(prev_dir && is_dir) {
+                return Err(rejected(&name, "duplicate entry"));
+            }
+        }
+        self.check_parents(&name, &path)?;
+        let size = if ty == tar::EntryType::Regular {
+            entry.size()
+        } else {
+            0
+        };
+        self.total = self.total.saturating_add(size);
+        if self.total > self.opts.max_total_bytes {
+            return Err(rejected(&name, "layer exceeds the size limit"));
+        }
+        let expected = match self.opts.manifest {
+            Some(m) => Some(m.get(&path).ok_or_else(|| LayersError::ManifestMismatch {
+                path: path.clone(),
+                detail: "not listed in the manifest".into(),
+            })?),
+            None => None,
+        };
+        let mismatch = |detail: String| LayersError::ManifestMismatch {
+            path: path.clone(),
+            detail,
+        };
+        let perm = mode & 0o777;
+        if let Some(exp) = expected {
+            let same_type = matches!(
+                (&exp.kind, ty),
+                (EntryKind::Dir, tar::EntryType::Directory)
+                    | (EntryKind::File { .. }, tar::EntryType::Regular)
+                    | (EntryKind::Symlink { .. }, tar::EntryType::Symlink)
+            );
+            if !same_type {
+                return Err(mismatch(format!(
+                    "type {ty:?}, manifest has {:?}",
+                    exp.kind
+                )));
+            }
+            if perm != exp.mode() {
+                return Err(mismatch(format!(
+                    "mode {perm:04o}, manifest has {:04o}",
+                    exp.mode()
+                )));
+            }
+        }
+        let kind = match ty {
+            tar::EntryType::Directory => {
+                self.make_dir(&name, &path)?;
+                EntryKind::Dir
+            }
+            tar::EntryType::Symlink => {
+                let target = match entry.link_name_bytes() {
+                    Some(t) => String::from_utf8(t.into_owned())
+                        .map_err(|_| rejected(&name, "non-UTF-8 symlink target"))?,
+                    None => return Err(rejected(&name, "symlink without target")),
+                };
+                if let Some(rule) = link_target_problem(&path, &target) {
+                    return Err(rejected(&name, rule));
+                }
+                if let Some(EntryKind::Symlink { target: want }) = expected.map(|e| &e.kind) {
+                    if *want != target {
+                        return Err(mismatch(format!(
+                            "link target {target:?}, manifest has {want:?}"
+                        )));
+                    }
+                }
+                self.make_symlink(&name, &path, &target)?;
+                self.symlinks.insert(path.clone());
+                EntryKind::Symlink { target }
+            }
+            _ => {
+                if let Some(EntryKind::File { size: want, .. }) = expected.map(|e| &e.kind) {
+                    if *want != size {
+                        return Err(mismatch(format!("size {size}, manifest has {want}")));
+                    }
+                }
+                let executable = perm & 0o111 != 0;
+                let (sha256, written) = self.write_file(&name, &path, &mut entry, executable)?;
+                if written != size {
+                    return Err(LayersError::format(
+                        "layer tar",
+                        format!("{path}: short entry ({written} of {size} bytes)"),
+                    ));
+                }
+                if let Some(EntryKind::File { sha256: want, .. }) = expected.map(|e| &e.kind) {
+                    if *want != sha256 {
+                        let _ = self.dest.remove_file(&path);
+                        return Err(mismatch(format!("content {sha256}, manifest has {want}")));
+                    }
+                }
+                EntryKind::File {
+                    size,
+                    sha256,
+                    executable,
+                }
+            }
+        };
+        self.out.push(TreeEntry { path, kind });
+        Ok(())
+    }
+
+    /// Rejects entries whose parent chain contains a symlink (in this layer or on disk).
+    fn check_parents(&mut self, name: &str, path: &str) -> Result<()> {
+        let mut end = 0;
+        while let Some(i) = path[end..].find('/') {
+            let parent = &path[..end + i];
+            end += i + 1;
+            if self.known_dirs.contains(parent) {
+                continue;
+            }
+            if self.symlinks.contains(parent) {
+                return Err(rejected(name, "path goes through a symlink"));
+            }
+            match self.dest.symlink_metadata(parent) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(rejected(name, "path goes through a symlink"))
+                }
+                Ok(m) if m.is_dir() => {
+                    self.known_dirs.insert(parent.to_string());
+                }
+                Ok(_) => return Err(rejected(name, "parent is not a directory")),
+                // Missing parents are created as plain directories before writing.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_at(e, path)),
+            }
+        }
+        Ok(())
+    }
+
+    fn ensure_parent(&mut self, path: &str) -> Result<()> {
+        if let Some((parent, _)) = path.rsplit_once('/') {
+            if !self.known_dirs.contains(parent) {
+                self.dest
+                    .create_dir_all(parent)
+                    .map_err(|e| io_at(e, parent))?;
+                set_mode(self.dest, parent, 0o755)?;
+                self.known_dirs.insert(parent.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    fn make_dir(&mut self, name: &str, path: &str) -> Result<()> {
+        self.ensure_parent(path)?;
+        match self.dest.create_dir(path) {
+            Ok(()) => {}
+            // Layers share parent directories and may be extracted concurrently.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let m = self
+                    .dest
+                    .symlink_metadata(path)
+                    .map_err(|e| io_at(e, path))?;
+                if !m.is_dir() || m.file_type().is_symlink() {
+                    return Err(rejected(
+                        name,
+                        "a non-directory already exists at this path",
+                    ));
+                }
+            }
+            Err(e) => return Err(io_at(e, path)),
+        }
+        set_mode(self.dest, path, 0o755)?;
+        self.known_dirs.insert(path.to_string());
+        Ok(())
+    }
+
+    fn write_file(
+        &mut self,
+        name: &str,
+        path: &str,
+        data: &mut impl Read,
+        executable: bool,
+    ) -> Result<(crate::digest::Sha256Digest, u64)> {
+        self.ensure_parent(path)?;
+        let mut opts = OpenOptions::new();
+        opts.write(true).create_new(true);
+        let file = match self.dest.open_with(path, &opts) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(rejected(name, "something already exists at this path"))
+            }
+            Err(e) => return Err(io_at(e, path)),
+        };
+        let mut w = HashingWriter::new(io::BufWriter::with_capacity(1 << 16, file));
+        io::copy(data, &mut w).map_err(|e| io_at(e, path))?;
+        let (digest, n, buffered) = w.into_parts();
+        let mut file = buffered
+            .into_inner()
+            .map_err(|e| io_at(e.into_error(), path))?;
+        file.flush().map_err(|e| io_at(e, path))?;
+        set_file_mode(&file, path, if executable { 0o755 } else { 0o644 })?;
+        Ok((digest, n))
+    }
+
+    fn make_symlink(&mut self, name: &str, path: &str, target: &str) -> Result<()> {
+        self.ensure_parent(path)?;
+        match create_symlink(self.dest, path, target) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                Err(rejected(name, "something already exists at this path"))
+            }
+            Err(e) => Err(io_at(e, path)),
+        }
+    }
+}
+
+/// An I/O error that names the entry inside the destination.
+fn io_at(e: io::Error, path: &str) -> LayersError {
+    LayersError::Io(io::Error::new(e.kind(), format!("extracting {path}: {e}")))
+}
+
+#[cfg(unix)]
+fn set_mode(dest: &Dir, path: &str, mode: u32) -> Result<()> {
+    use cap_std::fs::{Permissions, PermissionsExt};
+    dest.set_permissions(path, Permissions::from_mode(mode))
+        .map_err(|e| io_at(e, path))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_dest: &Dir, _path: &str, _mode: u32) -> Result<()> {
+    Ok(())
+}
+
+#[cfg(unix)]
+fn set_file_mode(file: &cap_std::fs::File, path: &str, mode: u32) -> Result<()> {
+    use cap_std::fs::{Permissions, PermissionsExt};
+    file.set_permissions(Permissions::from_mode(mode))
+        .map_err(|e| io_at(e, path))
+}
+
+#[cfg(not(unix))]
+fn set_file_mode(_file: &cap_std::fs::File, _path: &str, _mode: u32) -> Result<()> {
+    Ok(())
+}
+
+#[cfg(not(windows))]
+fn create_symlink(dest: &Dir, path: &str, target: &str) -> io::Result<()> {
+    dest.symlink(target, path)
+}
+
+#[cfg(windows)]
+fn create_symlink(dest: &Dir, path: &str, target: &str) -> io::Result<()> {
+    // Windows needs to know the kind; resolve the (already validated) target lexically.
+    let parent = path.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
+    let mut parts: Vec<&str> = parent.split('/').filter(|s| !s.is_empty()).collect();
+    for c in target.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    let resolved = parts.join("/");
+    let native_target = target.replace('/', "\\");
+    if !resolved.is_empty()
+        && dest
+            .metadata(&resolved)
+            .map(|m| m.is_dir())
+            .unwrap_or(false)
+    {
+        dest.symlink_dir(native_target, path)
+    } else {
+        dest.symlink_file(native_target, path)
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use crate::compress::{decoder, Compression};
+    use crate::layer::write_layer;
+    use crate::tree::scan_tree;
+    use cap_std::ambient_authority;
+
+    /// A tar entry built from raw fields, bypassing every safety check of tar writers.
+    fn raw(name: &[u8], ty: tar::EntryType, mode: u32, data: &[u8], link: &[u8]) -> Vec<u8> {
+        let mut h = tar::Header::new_ustar();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.as_old_mut().linkname[..link.len()].copy_from_slice(link);
+        h.set_entry_type(ty);
+        h.set_mode(mode);
+        h.set_size(data.len() as u64);
+        h.set_mtime(0);
+        h.set_cksum();
+        let mut out = h.as_bytes().to_vec();
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+        out
+    }
+
+    fn file(name: &str, data: &[u8]) -> Vec<u8> {
+        raw(name.as_bytes(), tar::EntryType::Regular, 0o644, data, b"")
+    }
+    fn dir(name: &str) -> Vec<u8> {
+        raw(
+            format!("{name}/").as_bytes(),
+            tar::EntryType::Directory,
+            0o755,
+            b"",
+            b"",
+        )
+    }
+    fn link(name: &str, target: &str) -> Vec<u8> {
+        raw(
+            name.as_bytes(),
+            tar::EntryType::Symlink,
+            0o777,
+            b"",
+            target.as_bytes(),
+        )
+    }
+    fn tar_of(parts: &[Vec<u8>]) -> Vec<u8> {
+        let mut v = parts.concat();
+        v.extend_from_slice(&[0u8; 1024]);
+        v
+    }
+
+    fn open_dir(p: &std::path::Path) -> Dir {
+        Dir::open_ambient_dir(p, ambient_authority()).unwrap()
+    }
+
+    #[test]
+    fn hostile_entries_are_rejected() {
+        let cases: Vec<(&str, Vec<Vec<u8>>, &str)> = vec![
+            ("dotdot", vec![file("../x", b"evil")], "'..'"),
+            (
+                "nested dotdot",
+                vec![dir("a"), file("a/../../x", b"evil")],
+                "'..'",
+            ),
+            ("absolute", vec![file("/tmp/x", b"evil")], "absolute"),
+            ("backslash", vec![file("..\\x", b"evil")], "backslash"),
+            ("drive", vec![file("C:/x", b"evil")], "drive letter"),
+            ("unc", vec![file("//server/share/x", b"evil")], "absolute"),
+            ("symlink escape", vec![link("l", "../x")], "escapes"),
+            (
+                "symlink absolute",
+                vec![link("l", "/etc/passwd")],
+                "absolute symlink",
+            ),
+            (
+                "through symlink",
+                vec![dir("d"), link("l", "d"), file("l/x", b"evil")],
+                "through a symlink",
+            ),
+            (
+                "dir through symlink",
+                vec![dir("d"), link("l", "d"), dir("l/sub")],
+                "through a symlink",
+            ),
+            (
+                "hardlink",
+                vec![
+                    file("a", b"x"),
+                    raw(b"b", tar::EntryType::Link, 0o644, b"", b"a"),
+                ],
+                "hardlink",
+            ),
+            (
+                "char device",
+                vec![raw(b"null", tar::EntryType::Char, 0o644, b"", b"")],
+                "device",
+            ),
+            (
+                "block device",
+                vec![raw(b"sda", tar::EntryType::Block, 0o644, b"", b"")],
+                "device",
+            ),
+            (
+                "fifo",
+                vec![raw(b"p", tar::EntryType::Fifo, 0o644, b"", b"")],
+                "fifo",
+            ),
+            (
+                "setuid",
+                vec![raw(b"su", tar::EntryType::Regular, 0o4755, b"x", b"")],
+                "setuid",
+            ),
+            (
+                "sticky dir",
+                vec![raw(b"t/", tar::EntryType::Directory, 0o1777, b"", b"")],
+                "sticky",
+            ),
+            (
+                "duplicate file",
+                vec![file("a", b"1"), file("a", b"2")],
+                "duplicate",
+            ),
+            (
+                "file then dir",
+                vec![file("a", b"1"), dir("a")],
+                "duplicate",
+            ),
+            (
+                "too big",
+                vec![file("a", &[0u8; 600]), file("b", &[0u8; 600])],
+                "size limit",
+            ),
+            ("control char", vec![file("a\u{7f}", b"")], "control"),
+            (
+                "non-utf8",
+                vec![raw(b"a\xff", tar::EntryType::Regular, 0o644, b"", b"")],
+                "non-UTF-8",
+            ),
+            (
+                "global pax",
+                vec![raw(b"g", tar::EntryType::XGlobalHeader, 0o644, b"", b"")],
+                "unsupported",
+            ),
+        ];
+        for (label, parts, want) in cases {
+            let root = tempfile::tempdir().unwrap();
+            fs_err::create_dir(root.path().join("dest")).unwrap();
+            let dest = open_dir(&root.path().join("dest"));
+            let opts = ExtractOptions {
+                manifest: None,
+                max_total_bytes: 1000,
+            };
+            let err = extract_layer(&tar_of(&parts)[..], &dest, &opts).unwrap_err();
+            assert!(
+                matches!(err, LayersError::Rejected { .. }) && err.to_string().contains(want),
+                "{label}: {err}"
+            );
+            assert!(!root.path().join("x").exists(), "{label}: escaped");
+            assert!(!root.path().join("dest/l/x").exists(), "{label}");
+        }
+    }
+
+    #[test]
+    fn existing_symlink_on_disk_is_not_followed() {
+        let root = tempfile::tempdir().unwrap();
+        let d = root.path().join("dest");
+        fs_err::create_dir_all(root.path().join("outside")).unwrap();
+        fs_err::create_dir(&d).unwrap();
+        std::os::unix::fs::symlink("../outside", d.join("l")).unwrap();
+        let err = extract_layer(
+            &tar_of(&[file("l/x", b"evil")])[..],
+            &open_dir(&d),
+            &ExtractOptions::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("through a symlink"), "{err}");
+        assert!(!root.path().join("outside/x").exists());
+    }
+
+    fn make_src(root: &std::path::Path) -> Vec<TreeEntry> {
+        fs_err::create_dir_all(root.join("python/bin")).unwrap();
+        fs_err::create_dir_all(root.join("conan-home/profiles")).unwrap();
+        fs_err::write(root.join("python/bin/python3.11"), b"binary").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs_err::set_permissions(
+            root.join("python/bin/python3.11"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("python3.11", root.join("python/bin/python3")).unwrap();
+        fs_err::write(root.join("conan-home/profiles/default"), b"[settings]\n").unwrap();
+        scan_tree(root).unwrap()
+    }
+
+    #[test]
+    fn round_trip_in_parallel_with_manifest() {
+        let src = tempfile::tempdir().unwrap();
+        let all = make_src(src.path());
+        let manifest = Manifest::from_entries(all.clone());
+        let out = tempfile::tempdir().unwrap();
+        let (py, conan): (Vec<_>, Vec<_>) = all
+            .iter()
+            .cloned()
+            .partition(|e| e.path.starts_with("python"));
+        let mut layers = Vec::new();
+        for (n, es) in [("py", py), ("conan", conan)] {
+            layers.push(
+                write_layer(n, src.path(), &es, 7, Compression::Zstd, out.path())
+                    .unwrap()
+                    .1,
+            );
+        }
+        let dest_tmp = tempfile::tempdir().unwrap();
+        let dest = open_dir(dest_tmp.path());
+        let opts = ExtractOptions {
+            manifest: Some(&manifest),
+            max_total_bytes: 1 << 20,
+        };
+        std::thread::scope(|s| {
+            for p in &layers {
+                let (dest, opts) = (&dest, &opts);
+                s.spawn(move || {
+                    let r = decoder(Compression::Zstd, fs_err::File::open(p).unwrap()).unwrap();
+                    extract_layer(r, dest, opts).unwrap()
+                });
+            }
+        });
+        assert_eq!(scan_tree(dest_tmp.path()).unwrap(), all);
+        let meta = fs_err::metadata(dest_tmp.path().join("python/bin/python3.11")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o755);
+    }
+
+    #[test]
+    fn manifest_mismatches() {
+        let src = tempfile::tempdir().unwrap();
+        let all = make_src(src.path());
+        let manifest = Manifest::from_entries(all);
+        let cases: Vec<(Vec<Vec<u8>>, &str)> = vec![
+            (vec![file("extra", b"")], "not listed"),
+            (
+                vec![
+                    dir("python"),
+                    dir("python/bin"),
+                    raw(
+                        b"python/bin/python3.11",
+                        tar::EntryType::Regular,
+                        0o644,
+                        b"binary",
+                        b"",
+                    ),
+                ],
+                "mode 0644",
+            ),
+            (
+                vec![
+                    dir("python"),
+                    dir("python/bin"),
+                    raw(
+                        b"python/bin/python3.11",
+                        tar::EntryType::Regular,
+                        0o755,
+                        b"binarx",
+                        b"",
+                    ),
+                ],
+                "content",
+            ),
+            (
+                vec![
+                    dir("python"),
+                    dir("python/bin"),
+                    raw(
+                        b"python/bin/python3.11",
+                        tar::EntryType::Regular,
+                        0o755,
+                        b"bin",
+                        b"",
+                    ),
+                ],
+                "size 3",
+            ),
+            (
+                vec![
+                    dir("python"),
+                    dir("python/bin"),
+                    link("python/bin/python3", "python3.12"),
+                ],
+                "link target",
+            ),
+            (vec![file("python", b"")], "type"),
+        ];
+        for (parts, want) in cases {
+            let t = tempfile::tempdir().unwrap();
+            let opts = ExtractOptions {
+                manifest: Some(&manifest),
+                max_total_bytes: 1 << 20,
+            };
+            let err = extract_layer(&tar_of(&parts)[..], &open_dir(t.path()), &opts).unwrap_err();
+            assert!(
+                matches!(err, LayersError::ManifestMismatch { .. })
+                    && err.to_string().contains(want),
+                "{want}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn reads_to_eof_and_tolerates_gnu_and_pax_names() {
+        // Long names written by the tar crate (GNU long-name entries) are accepted.
+        let mut b = tar::Builder::new(Vec::new());
+        let long = format!("{}/f", "d".repeat(150));
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        h.set_mode(0o644);
+        b.append_data(&mut h, &long, &b"hi"[..]).unwrap();
+        let mut bytes = b.into_inner().unwrap();
+        // Trailing bytes after the end marker must still be consumed (digest check at EOF).
+        bytes.extend_from_slice(&[0u8; 4096]);
+        let t = tempfile::tempdir().unwrap();
+        let mut reader = &bytes[..];
+        let got =
+            extract_layer(&mut reader, &open_dir(t.path()), &ExtractOptions::default()).unwrap();
+        assert!(reader.is_empty(), "{} bytes left unread", reader.len());
+        assert_eq!(got[0].path, long);
+        assert_eq!(fs_err::read(t.path().join(&long)).unwrap(), b"hi");
+    }
+}
