@@ -1,1 +1,31 @@
-//! Unpacker.
+//! `envpack-unpack`: verifies a portable envpack artifact and restores it into a symlinked
+//! root (`ROOT/envs/<env-id>`, `ROOT/current`, `ROOT/bin` shims, `ROOT/state`).
+//! Minimal by design: no async runtime, no HTTP client.
+
+pub mod current_link;
+pub mod durability;
+pub mod env_id;
+pub mod error;
+pub mod layout;
+pub mod progress;
+pub mod rollback;
+pub mod root_lock;
+pub mod root_record;
+pub mod root_setup;
+pub mod scratch;
+pub mod shims;
+pub mod staging;
+pub mod state_seed;
+pub mod status;
+pub mod tree_copy;
+pub mod unpack;
+pub mod verify_artifact;
+pub mod verify_root;
+
+pub use error::UnpackError;
+pub use progress::ProgressEvent;
+pub use rollback::rollback;
+pub use status::{status, RootStatus};
+pub use unpack::{unpack, UnpackOutcome};
+pub use verify_artifact::verify_artifact;
+pub use verify_root::{verify_root, VerifyReport};

@@ -1,0 +1,164 @@
+//! Reading and atomically switching `ROOT/current`.
+
+use std::path::Path;
+
+use crate::env_id::validate_env_id;
+use crate::error::UnpackError;
+use crate::layout::RootLayout;
+
+/// The env id `ROOT/current` points at, or `None` when there is no `current` yet.
+pub fn read_current(layout: &RootLayout) -> Result<Option<String>, UnpackError> {
+    let link = layout.current_link();
+    let meta = match fs_err::symlink_metadata(&link) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let bad = |reason: &str| UnpackError::BadRoot {
+        path: link.clone(),
+        reason: format!("{reason}; remove it and unpack again"),
+    };
+    // Junctions report as symlinks too (they are name-surrogate reparse points).
+    if !meta.file_type().is_symlink() {
+        return Err(bad("is not a link"));
+    }
+    let target = fs_err::read_link(&link)?;
+    let id = env_id_of_target(&target).ok_or_else(|| bad("does not point into envs/"))?;
+    validate_env_id(&id).map_err(|_| bad("points at an invalid env id"))?;
+    Ok(Some(id))
+}
+
+/// Extracts `<id>` from a link target `envs/<id>` (or an absolute `…/envs/<id>`).
+pub fn env_id_of_target(target: &Path) -> Option<String> {
+    let id = target.file_name()?.to_str()?;
+    let parent = target.parent()?;
+    if parent.file_name()?.to_str()? != "envs" {
+        return None;
+    }
+    Some(id.to_owned())
+}
+
+/// Points `ROOT/current` at `envs/<env_id>` by renaming a fresh link over the old one, so
+/// readers see either the old or the new env and never a missing `current`.
+pub fn switch_current(
+    layout: &RootLayout,
+    env_id: &str,
+    scratch: &Path,
+) -> Result<(), UnpackError> {
+    let tmp = scratch.join("current.link");
+    if fs_err::symlink_metadata(&tmp).is_ok() {
+        remove_link(&tmp)?;
+    }
+    make_link(layout, env_id, &tmp)?;
+    replace_link(&tmp, &layout.current_link())?;
+    crate::durability::sync_dir(&layout.root)?;
+    tracing::info!(env_id, "current switched");
+    Ok(())
+}
+
+#[cfg(unix)]
+fn make_link(_layout: &RootLayout, env_id: &str, at: &Path) -> Result<(), UnpackError> {
+    // Relative, so the root can be moved or mounted elsewhere.
+    fs_err::os::unix::fs::symlink(Path::new("envs").join(env_id), at)?;
+    Ok(())
+}
+
+#[cfg(unix)]
+fn replace_link(tmp: &Path, current: &Path) -> Result<(), UnpackError> {
+    fs_err::rename(tmp, current)?;
+    Ok(())
+}
+
+#[cfg(unix)]
+fn remove_link(path: &Path) -> Result<(), UnpackError> {
+    fs_err::remove_file(path)?;
+    Ok(())
+}
+
+#[cfg(windows)]
+fn make_link(layout: &RootLayout, env_id: &str, at: &Path) -> Result<(), UnpackError> {
+    // Junctions need no privilege (unlike directory symlinks) but need an absolute target;
+    // std has no API to create one, so use cmd's built-in mklink.
+    let target = std::path::absolute(layout.env_dir(env_id))?;
+    let out = std::process::Command::new("cmd")
+        .arg("/C")
+        .arg("mklink")
+        .arg("/J")
+        .arg(at)
+        .arg(&target)
+        .output()
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("running mklink for {}: {e}", at.display()),
+            )
+        })?;
+    if !out.status.success() {
+        return Err(UnpackError::BadRoot {
+            path: at.to_path_buf(),
+            reason: format!(
+                "mklink /J failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(windows)]
+fn replace_link(tmp: &Path, current: &Path) -> Result<(), UnpackError> {
+    // Windows cannot rename a directory over an existing one; the gap between removing the
+    // old junction and renaming the new one is as short as it can be.
+    if fs_err::symlink_metadata(current).is_ok() {
+        remove_link(current)?;
+    }
+    fs_err::rename(tmp, current)?;
+    Ok(())
+}
+
+#[cfg(windows)]
+fn remove_link(path: &Path) -> Result<(), UnpackError> {
+    // Removes the junction itself, never the directory it points at.
+    fs_err::remove_dir(path)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_id_of_target_table() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("envs/abc", Some("abc")),
+            ("/r/envs/abc", Some("abc")),
+            ("other/abc", None),
+            ("abc", None),
+            ("envs/", None),
+        ];
+        for (t, want) in cases {
+            assert_eq!(env_id_of_target(Path::new(t)).as_deref(), *want, "{t}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn switch_and_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = RootLayout::new(dir.path());
+        let scratch = dir.path().join("s");
+        fs_err::create_dir_all(&scratch).unwrap();
+        assert_eq!(read_current(&layout).unwrap(), None);
+        switch_current(&layout, "one", &scratch).unwrap();
+        assert_eq!(read_current(&layout).unwrap().as_deref(), Some("one"));
+        switch_current(&layout, "two", &scratch).unwrap();
+        assert_eq!(read_current(&layout).unwrap().as_deref(), Some("two"));
+        assert_eq!(
+            fs_err::read_link(layout.current_link()).unwrap(),
+            Path::new("envs/two")
+        );
+        fs_err::remove_file(layout.current_link()).unwrap();
+        fs_err::create_dir(layout.current_link()).unwrap();
+        assert!(read_current(&layout).is_err());
+    }
+}

@@ -1,0 +1,42 @@
+//! Flushing files and directories to stable storage before they become visible.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+/// Flushes a directory's entries (names) to disk; a no-op where directories can't be opened.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        fs_err::File::open(dir)?.sync_all()?;
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+    }
+    Ok(())
+}
+
+/// Flushes every regular file and directory below (and including) `root`.
+pub fn sync_tree(root: &Path) -> std::io::Result<()> {
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut dirs: Vec<PathBuf> = vec![root.to_path_buf()];
+    let mut pending: Vec<PathBuf> = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs_err::read_dir(&dir)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                dirs.push(entry.path());
+                pending.push(entry.path());
+            } else if kind.is_file() {
+                files.push(entry.path());
+            }
+        }
+    }
+    files
+        .par_iter()
+        .try_for_each(|f| fs_err::File::open(f)?.sync_all())?;
+    // Children first, so each directory's entry list is flushed after its contents.
+    dirs.iter().rev().try_for_each(|d| sync_dir(d))
+}

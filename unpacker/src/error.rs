@@ -1,0 +1,75 @@
+//! The unpacker's error type.
+
+use std::path::PathBuf;
+
+/// Everything that can make an unpack, rollback, verify or status call fail.
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    /// An I/O failure; `fs_err` messages carry the path involved.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// Reading, verifying or extracting the artifact failed.
+    #[error(transparent)]
+    Layers(#[from] envpack_layers::LayersError),
+    /// The root directory cannot be used.
+    #[error("root {path}: {reason}")]
+    BadRoot {
+        /// The root (or the part of it) at fault.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+    /// The artifact's env id cannot be used as a directory name.
+    #[error("invalid env id {id:?}: {reason}")]
+    InvalidEnvId {
+        /// The id as found in the artifact.
+        id: String,
+        /// The rule it breaks.
+        reason: &'static str,
+    },
+    /// The artifact does not follow the expected layer structure.
+    #[error("artifact {path}: {detail}")]
+    BadArtifact {
+        /// The artifact file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Entries listed in the manifest were produced by no layer.
+    #[error("{count} manifest entries are missing from the artifact's layers, e.g. {examples:?}")]
+    MissingEntries {
+        /// How many entries are missing.
+        count: usize,
+        /// The first few missing paths.
+        examples: Vec<String>,
+    },
+    /// An environment directory with this id exists but holds something else.
+    #[error(
+        "{path} already exists but its manifest differs from the artifact's; \
+         remove that directory (it is not current) and unpack again"
+    )]
+    EnvMismatch {
+        /// The existing environment directory.
+        path: PathBuf,
+    },
+    /// The root record (root.json) cannot be read.
+    #[error("root record {path}: {detail}")]
+    RootRecord {
+        /// The record file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The root has no current environment.
+    #[error("root {root} has no current environment; unpack an artifact first")]
+    NoCurrent {
+        /// The root directory.
+        root: PathBuf,
+    },
+    /// A rollback was asked for but there is nothing to roll back to.
+    #[error("root {root} has no previous environment to roll back to")]
+    NoPrevious {
+        /// The root directory.
+        root: PathBuf,
+    },
+}

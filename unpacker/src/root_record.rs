@@ -1,0 +1,197 @@
+//! The root record `ROOT/.envpack/root.json`: which env is current, which was before, and a
+//! short history of switches.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::UnpackError;
+
+/// Record format version written into `root.json`.
+const RECORD_SCHEMA: u32 = 1;
+/// Older history entries are dropped so the record stays small on long-lived roots.
+const MAX_HISTORY: usize = 100;
+
+/// Why `current` was switched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SwitchAction {
+    /// An artifact was unpacked (or an existing env re-selected by unpacking it).
+    Unpack,
+    /// `current` went back to the previous env.
+    Rollback,
+}
+
+/// One switch of `current`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryEntry {
+    /// The env that became current.
+    pub env_id: String,
+    /// What caused the switch.
+    pub action: SwitchAction,
+    /// Seconds since the Unix epoch when it happened.
+    pub at: u64,
+}
+
+/// Contents of `root.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RootRecord {
+    /// Format version.
+    pub schema: u32,
+    /// The env `current` points at.
+    pub current: Option<String>,
+    /// The env that was current before, the rollback target.
+    pub previous: Option<String>,
+    /// Switches, oldest first.
+    pub history: Vec<HistoryEntry>,
+}
+
+impl Default for RootRecord {
+    fn default() -> Self {
+        RootRecord {
+            schema: RECORD_SCHEMA,
+            current: None,
+            previous: None,
+            history: Vec::new(),
+        }
+    }
+}
+
+impl RootRecord {
+    /// Parses the record's bytes.
+    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+        let record: RootRecord = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if record.schema != RECORD_SCHEMA {
+            return Err(format!(
+                "schema {} is not supported (expected {RECORD_SCHEMA})",
+                record.schema
+            ));
+        }
+        Ok(record)
+    }
+
+    /// Serializes the record as pretty JSON with a trailing newline.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serializing plain strings and integers cannot fail.
+        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
+        out.push(b'\n');
+        out
+    }
+
+    /// Records that `env_id` became current; the old current becomes previous.
+    pub fn switched_to(&mut self, env_id: &str, action: SwitchAction, at: u64) {
+        if self.current.as_deref() != Some(env_id) {
+            self.previous = self.current.take();
+            self.current = Some(env_id.to_owned());
+        }
+        self.history.push(HistoryEntry {
+            env_id: env_id.to_owned(),
+            action,
+            at,
+        });
+        if self.history.len() > MAX_HISTORY {
+            let excess = self.history.len() - MAX_HISTORY;
+            self.history.drain(..excess);
+        }
+    }
+
+    /// Reads the record at `path`; a missing file is an empty record.
+    pub fn load(path: &Path) -> Result<Self, UnpackError> {
+        match fs_err::read(path) {
+            Ok(bytes) => RootRecord::parse(&bytes).map_err(|detail| UnpackError::RootRecord {
+                path: path.to_path_buf(),
+                detail,
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RootRecord::default()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Replaces the record at `path` atomically (temp file, fsync, rename).
+    pub fn store(&self, path: &Path) -> Result<(), UnpackError> {
+        let tmp = path.with_extension("json.tmp");
+        {
+            let mut file = fs_err::File::create(&tmp)?;
+            file.write_all(&self.to_bytes())?;
+            file.sync_all()?;
+        }
+        fs_err::rename(&tmp, path)?;
+        crate::durability::sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn switches_keep_previous() {
+        let mut r = RootRecord::default();
+        r.switched_to("a", SwitchAction::Unpack, 1);
+        assert_eq!(
+            (r.current.as_deref(), r.previous.as_deref()),
+            (Some("a"), None)
+        );
+        r.switched_to("b", SwitchAction::Unpack, 2);
+        assert_eq!(
+            (r.current.as_deref(), r.previous.as_deref()),
+            (Some("b"), Some("a"))
+        );
+        // Re-selecting the current env must not lose the rollback target.
+        r.switched_to("b", SwitchAction::Unpack, 3);
+        assert_eq!(r.previous.as_deref(), Some("a"));
+        r.switched_to("a", SwitchAction::Rollback, 4);
+        assert_eq!(
+            (r.current.as_deref(), r.previous.as_deref()),
+            (Some("a"), Some("b"))
+        );
+        assert_eq!(r.history.len(), 4);
+        assert_eq!(r.history[3].action, SwitchAction::Rollback);
+    }
+
+    #[test]
+    fn history_is_capped() {
+        let mut r = RootRecord::default();
+        for i in 0..(MAX_HISTORY as u64 + 5) {
+            r.switched_to(&format!("e{i}"), SwitchAction::Unpack, i);
+        }
+        assert_eq!(r.history.len(), MAX_HISTORY);
+        assert_eq!(r.history[0].env_id, "e5");
+    }
+
+    #[test]
+    fn round_trip_and_strict_parse() {
+        let mut r = RootRecord::default();
+        r.switched_to("a", SwitchAction::Unpack, 7);
+        assert_eq!(RootRecord::parse(&r.to_bytes()).unwrap(), r);
+        let table: &[&str] = &[
+            "",
+            "{}",
+            r#"{"schema":2,"current":null,"previous":null,"history":[]}"#,
+            r#"{"schema":1,"current":null,"previous":null,"history":[],"x":1}"#,
+            r#"{"schema":1,"current":null,"previous":null,"history":[{"env_id":"a","action":"jump","at":1}]}"#,
+        ];
+        for bad in table {
+            assert!(RootRecord::parse(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn load_missing_is_default_and_store_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("root.json");
+        assert_eq!(RootRecord::load(&path).unwrap(), RootRecord::default());
+        let mut r = RootRecord::default();
+        r.switched_to("x", SwitchAction::Unpack, 9);
+        r.store(&path).unwrap();
+        assert_eq!(RootRecord::load(&path).unwrap(), r);
+        assert!(!path.with_extension("json.tmp").exists());
+        fs_err::write(&path, b"garbage").unwrap();
+        let err = RootRecord::load(&path).unwrap_err().to_string();
+        assert!(err.contains("root.json"), "{err}");
+    }
+}

@@ -1,0 +1,93 @@
+//! Per-operation scratch directories under `ROOT/.envpack/tmp/`, removed when done.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::layout::RootLayout;
+
+/// Distinguishes scratch dirs made by one process in the same nanosecond.
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A unique directory that is deleted (with its contents) on drop.
+#[derive(Debug)]
+pub struct Scratch {
+    path: PathBuf,
+}
+
+impl Scratch {
+    /// Creates a fresh directory in `ROOT/.envpack/tmp/`.
+    pub fn new(layout: &RootLayout) -> std::io::Result<Self> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = layout
+            .tmp_dir()
+            .join(format!("{}-{nanos}-{n}", std::process::id()));
+        fs_err::create_dir_all(&path)?;
+        Ok(Scratch { path })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Err(e) = fs_err::remove_dir_all(&self.path) {
+            tracing::warn!("could not remove scratch dir: {e}");
+        }
+    }
+}
+
+/// Removes everything in `ROOT/.envpack/tmp/`; only call while holding the root lock, when
+/// whatever is there was left by an interrupted run.
+pub fn clean_leftovers(layout: &RootLayout) -> std::io::Result<()> {
+    let tmp = layout.tmp_dir();
+    fs_err::create_dir_all(&tmp)?;
+    for entry in fs_err::read_dir(&tmp)? {
+        let entry = entry?;
+        tracing::info!(path = %entry.path().display(), "removing leftover of an interrupted unpack");
+        if entry.file_type()?.is_dir() {
+            fs_err::remove_dir_all(entry.path())?;
+        } else {
+            remove_non_dir(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(windows)]
+fn remove_non_dir(path: &Path) -> std::io::Result<()> {
+    // A leftover junction reports as a non-dir and is removed like an empty dir.
+    fs_err::remove_file(path).or_else(|_| fs_err::remove_dir(path))
+}
+
+#[cfg(not(windows))]
+fn remove_non_dir(path: &Path) -> std::io::Result<()> {
+    fs_err::remove_file(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_removed_on_drop_and_leftovers_cleaned() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = RootLayout::new(dir.path());
+        let a = Scratch::new(&layout).unwrap();
+        let b = Scratch::new(&layout).unwrap();
+        assert_ne!(a.path(), b.path());
+        let kept = a.path().to_path_buf();
+        fs_err::write(kept.join("f"), "x").unwrap();
+        drop(a);
+        assert!(!kept.exists());
+        fs_err::write(layout.tmp_dir().join("stray"), "x").unwrap();
+        std::mem::forget(b);
+        clean_leftovers(&layout).unwrap();
+        assert_eq!(fs_err::read_dir(layout.tmp_dir()).unwrap().count(), 0);
+    }
+}

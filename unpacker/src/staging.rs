@@ -1,0 +1,178 @@
+//! Extracting a verified artifact into a staging directory, checked against its manifest.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use envpack_layers::artifact::ArtifactReader;
+use envpack_layers::extract::{extract_layer, ExtractOptions};
+use envpack_layers::manifest::Manifest;
+use envpack_layers::tree::TreeEntry;
+use envpack_layers::LayersError;
+
+use crate::error::UnpackError;
+use crate::progress::ProgressEvent;
+
+/// Name of the layer that carries the manifest; always the artifact's last layer.
+pub const META_LAYER: &str = "meta";
+/// The manifest's file name at the env root.
+pub const MANIFEST_FILE: &str = "manifest";
+
+/// Index of the meta layer, which must be the last one.
+pub fn meta_layer_index(reader: &ArtifactReader, artifact: &Path) -> Result<usize, UnpackError> {
+    let layers = &reader.index().layers;
+    match layers.last() {
+        Some(l) if l.name == META_LAYER => Ok(layers.len() - 1),
+        _ => Err(UnpackError::BadArtifact {
+            path: artifact.to_path_buf(),
+            detail: format!("its last layer must be named {META_LAYER:?}"),
+        }),
+    }
+}
+
+/// Extracts layer `i` into `dest`, then reads the stream to its end so the layer's diff_id is
+/// checked even when the tar ends before the compressed stream does.
+fn extract_one(
+    reader: &ArtifactReader,
+    i: usize,
+    dest: &cap_std::fs::Dir,
+    opts: &ExtractOptions,
+) -> Result<Vec<TreeEntry>, LayersError> {
+    let mut stream = reader.open_layer(i)?;
+    let entries = extract_layer(&mut stream, dest, opts)?;
+    std::io::copy(&mut stream, &mut std::io::sink())?;
+    Ok(entries)
+}
+
+/// Opens `dir` as a capability handle that extraction cannot escape.
+fn open_dir(dir: &Path) -> Result<cap_std::fs::Dir, UnpackError> {
+    cap_std::fs::Dir::open_ambient_dir(dir, cap_std::ambient_authority()).map_err(|e| {
+        UnpackError::Io(std::io::Error::new(
+            e.kind(),
+            format!("opening {}: {e}", dir.display()),
+        ))
+    })
+}
+
+/// Extracts only the meta layer into a new dir `dest` and returns the manifest's raw bytes.
+pub fn extract_meta(
+    reader: &ArtifactReader,
+    meta: usize,
+    dest: &Path,
+) -> Result<(Vec<TreeEntry>, Vec<u8>), UnpackError> {
+    fs_err::create_dir(dest)?;
+    let dir = open_dir(dest)?;
+    let opts = ExtractOptions {
+        manifest: None,
+        max_total_bytes: reader.index().layers[meta].uncompressed_size,
+    };
+    let entries = extract_one(reader, meta, &dir, &opts)?;
+    let manifest_path = dest.join(MANIFEST_FILE);
+    let has_manifest = entries
+        .iter()
+        .any(|e| e.path == MANIFEST_FILE && !e.is_dir());
+    if !has_manifest {
+        return Err(
+            LayersError::format("meta layer", format!("it has no {MANIFEST_FILE:?} file")).into(),
+        );
+    }
+    let mut bytes = Vec::new();
+    fs_err::File::open(&manifest_path)?.read_to_end(&mut bytes)?;
+    Ok((entries, bytes))
+}
+
+/// Extracts every layer into the new dir `dest` (meta first, the rest in parallel threads,
+/// each entry checked against the manifest) and checks that nothing in the manifest is
+/// missing. `verify_layers` must have passed already.
+pub fn extract_artifact(
+    reader: &ArtifactReader,
+    artifact: &Path,
+    dest: &Path,
+    progress: &dyn Fn(ProgressEvent),
+) -> Result<Manifest, UnpackError> {
+    let meta = meta_layer_index(reader, artifact)?;
+    let layers = &reader.index().layers;
+    progress(ProgressEvent::Extracting {
+        layer: layers[meta].name.clone(),
+    });
+    let (meta_entries, manifest_bytes) = extract_meta(reader, meta, dest)?;
+    let manifest = Manifest::parse(&manifest_bytes)?;
+    for entry in &meta_entries {
+        if entry.path != MANIFEST_FILE {
+            check_against(&manifest, entry)?;
+        }
+    }
+
+    let dir = open_dir(dest)?;
+    let opts = ExtractOptions {
+        manifest: Some(&manifest),
+        max_total_bytes: layers.iter().map(|l| l.uncompressed_size).sum(),
+    };
+    let others: Vec<usize> = (0..layers.len()).filter(|i| *i != meta).collect();
+    for &i in &others {
+        progress(ProgressEvent::Extracting {
+            layer: layers[i].name.clone(),
+        });
+    }
+    let results: Vec<Result<Vec<TreeEntry>, LayersError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = others
+            .iter()
+            .map(|&i| {
+                let (dir, opts) = (&dir, &opts);
+                s.spawn(move || extract_one(reader, i, dir, opts))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(LayersError::format(
+                        "layer extraction",
+                        "a worker thread panicked",
+                    ))
+                })
+            })
+            .collect()
+    });
+
+    let mut seen: HashSet<String> = meta_entries.into_iter().map(|e| e.path).collect();
+    for (i, result) in others.iter().zip(results) {
+        let entries = result.inspect_err(|_| {
+            tracing::debug!(layer = %layers[*i].name, "layer extraction failed");
+        })?;
+        seen.extend(entries.into_iter().map(|e| e.path));
+    }
+    let missing: Vec<String> = manifest
+        .entries
+        .iter()
+        .filter(|e| !seen.contains(&e.path))
+        .map(|e| e.path.clone())
+        .collect();
+    if !missing.is_empty() {
+        return Err(UnpackError::MissingEntries {
+            count: missing.len(),
+            examples: missing.into_iter().take(5).collect(),
+        });
+    }
+    Ok(manifest)
+}
+
+/// Errors unless `entry` is in the manifest with the same kind and content.
+fn check_against(manifest: &Manifest, entry: &TreeEntry) -> Result<(), LayersError> {
+    match manifest.get(&entry.path) {
+        Some(expected) if expected == entry => Ok(()),
+        Some(expected) => Err(LayersError::ManifestMismatch {
+            path: entry.path.clone(),
+            detail: format!("expected {:?}, found {:?}", expected.kind, entry.kind),
+        }),
+        None => Err(LayersError::ManifestMismatch {
+            path: entry.path.clone(),
+            detail: "not listed in the manifest".into(),
+        }),
+    }
+}
+
+/// Path of the manifest inside an env dir.
+pub fn manifest_path(env_dir: &Path) -> PathBuf {
+    env_dir.join(MANIFEST_FILE)
+}

@@ -1,0 +1,182 @@
+//! Restoring an artifact into a root: verify, extract aside, then switch `current`.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use envpack_layers::artifact::ArtifactReader;
+use serde::Serialize;
+
+use crate::current_link::{read_current, switch_current};
+use crate::env_id::validate_env_id;
+use crate::error::UnpackError;
+use crate::layout::RootLayout;
+use crate::progress::ProgressEvent;
+use crate::root_lock::RootLock;
+use crate::root_record::{RootRecord, SwitchAction};
+use crate::root_setup::prepare_root;
+use crate::scratch::{clean_leftovers, Scratch};
+use crate::staging::{extract_artifact, extract_meta, manifest_path, meta_layer_index};
+
+/// What an unpack or rollback did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnpackOutcome {
+    /// The env that is now current.
+    pub env_id: String,
+    /// The env that was current before (the rollback target), if any.
+    pub previous: Option<String>,
+    /// True when the env was already current and nothing changed.
+    pub already_current: bool,
+}
+
+/// Verifies `artifact` and makes it the current env of `root` (created if missing).
+/// Any failure before the switch leaves the root as it was.
+pub fn unpack(
+    artifact: &Path,
+    root: &Path,
+    progress: &dyn Fn(ProgressEvent),
+) -> Result<UnpackOutcome, UnpackError> {
+    let layout = prepare_root(root)?;
+    let _lock = RootLock::acquire(&layout)?;
+    clean_leftovers(&layout)?;
+
+    let reader = ArtifactReader::open(artifact)?;
+    let env_id = reader.index().env_id.clone();
+    validate_env_id(&env_id)?;
+    let meta = meta_layer_index(&reader, artifact)?;
+    let current = read_current(&layout)?;
+    let env_dir = layout.env_dir(&env_id);
+    if current.as_deref() == Some(env_id.as_str()) && env_dir.is_dir() {
+        tracing::info!(env_id, "already current; nothing to do");
+        return Ok(UnpackOutcome {
+            env_id,
+            previous: RootRecord::load(&layout.record_file())?.previous,
+            already_current: true,
+        });
+    }
+
+    let scratch = Scratch::new(&layout)?;
+    let mut created_env = false;
+    if fs_err::symlink_metadata(&env_dir).is_ok() {
+        check_existing_env(&reader, meta, &env_dir, scratch.path())?;
+    } else {
+        progress(ProgressEvent::VerifyingLayers {
+            count: reader.index().layers.len(),
+        });
+        reader.verify_layers()?;
+        let staged = scratch.path().join("env");
+        extract_artifact(&reader, artifact, &staged, progress)?;
+        crate::durability::sync_tree(&staged)?;
+        fs_err::rename(&staged, &env_dir)?;
+        crate::durability::sync_dir(&layout.envs_dir())?;
+        created_env = true;
+    }
+
+    let switched = activate_env(&layout, &env_id, scratch.path(), progress);
+    if let Err(e) = switched {
+        if created_env {
+            // Move the new env back into scratch so it disappears with it.
+            if let Err(undo) = fs_err::rename(&env_dir, scratch.path().join("undo-env")) {
+                tracing::warn!("could not undo the new env dir: {undo}");
+            }
+        }
+        return Err(e);
+    }
+    record_switch(&layout, current.as_deref(), &env_id, SwitchAction::Unpack)?;
+    Ok(UnpackOutcome {
+        env_id,
+        previous: current,
+        already_current: false,
+    })
+}
+
+/// Seeds state, writes shims and switches `current` to the (complete) `envs/<env_id>`.
+/// On failure before the switch, shims added for this env are removed again.
+pub(crate) fn activate_env(
+    layout: &RootLayout,
+    env_id: &str,
+    scratch: &Path,
+    progress: &dyn Fn(ProgressEvent),
+) -> Result<(), UnpackError> {
+    let env_dir = layout.env_dir(env_id);
+    let shims_before = existing_names(&layout.bin_dir())?;
+    let seeded = crate::state_seed::seed_state(layout, env_id, &env_dir, scratch)?;
+    let before_switch = || -> Result<BTreeSet<String>, UnpackError> {
+        let shims = crate::shims::write_shims(layout, &env_dir, scratch)?;
+        progress(ProgressEvent::Switching {
+            env_id: env_id.to_owned(),
+        });
+        switch_current(layout, env_id, scratch)?;
+        Ok(shims)
+    };
+    match before_switch() {
+        Ok(shims) => {
+            crate::shims::remove_stale_shims(layout, &shims)?;
+            Ok(())
+        }
+        Err(e) => {
+            if let Err(undo) = crate::shims::remove_stale_shims(layout, &shims_before) {
+                tracing::warn!("could not remove new shims: {undo}");
+            }
+            if seeded {
+                let state = layout.state_dir().join(env_id);
+                if let Err(undo) = fs_err::remove_dir_all(&state) {
+                    tracing::warn!("could not remove new state dir: {undo}");
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Names present in `dir` (empty when it does not exist).
+fn existing_names(dir: &Path) -> std::io::Result<BTreeSet<String>> {
+    match fs_err::read_dir(dir) {
+        Ok(entries) => entries
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeSet::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes the switch into `root.json`, taking the link's old target as the previous env.
+pub(crate) fn record_switch(
+    layout: &RootLayout,
+    old_current: Option<&str>,
+    env_id: &str,
+    action: SwitchAction,
+) -> Result<(), UnpackError> {
+    let path = layout.record_file();
+    let mut record = RootRecord::load(&path)?;
+    // The link is the truth; the record may lag behind it after a crash.
+    if record.current.as_deref() != old_current {
+        record.current = old_current.map(str::to_owned);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    record.switched_to(env_id, action, now);
+    record.store(&path)
+}
+
+/// An env dir with this id exists: accept it only if its manifest is the artifact's.
+fn check_existing_env(
+    reader: &ArtifactReader,
+    meta: usize,
+    env_dir: &Path,
+    scratch: &Path,
+) -> Result<(), UnpackError> {
+    let (_, artifact_manifest) = extract_meta(reader, meta, &scratch.join("meta-check"))?;
+    let on_disk = match fs_err::read(manifest_path(env_dir)) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    if on_disk != artifact_manifest {
+        return Err(UnpackError::EnvMismatch {
+            path: env_dir.to_path_buf(),
+        });
+    }
+    tracing::info!(path = %env_dir.display(), "env already present; switching to it");
+    Ok(())
+}
