@@ -1,1 +1,307 @@
-//! Fixtures shared by the end-to-end tests.
+//! Fixtures shared by the end-to-end tests: a real relocatable CPython mirror, the real Conan
+//! wheelhouse and a local PEP 503/691 index served on 127.0.0.1, plus helpers to run binaries.
+//!
+//! Fixtures are built by the scripts in `scripts/fixtures/` into `$ENVPACK_FIXTURES` (default
+//! `<repo>/.fixtures`); the scripts are idempotent, so after `scripts/test.sh` built them once the
+//! calls here only check stamps.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime};
+
+/// The workspace root (the parent of the `tests/` crate).
+pub fn repo_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .expect("tests crate lives inside the workspace")
+        .to_path_buf()
+}
+
+/// Where fixtures are cached: `$ENVPACK_FIXTURES` or `<repo>/.fixtures`.
+pub fn fixtures_dir() -> PathBuf {
+    match std::env::var_os("ENVPACK_FIXTURES") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => repo_root().join(".fixtures"),
+    }
+}
+
+/// The CPython mirror (a dir holding `envpack1/SHA256SUMS` and the archives of all five triples).
+pub fn python_mirror() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let out = fixtures_dir().join("python-mirror");
+        with_fixture_lock("python-mirror", || {
+            run_script(
+                Command::new("bash")
+                    .arg(script("python-mirror.sh"))
+                    .arg("--foreign")
+                    .arg(&out),
+            )
+        });
+        out
+    })
+    .clone()
+}
+
+/// The flat wheelhouse: the Conan 2.21.0 sdists, their build requirements and the cp311 wheels
+/// of the closure for all five platforms.
+pub fn wheelhouse() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let out = fixtures_dir().join("wheelhouse");
+        with_fixture_lock("wheelhouse", || {
+            run_script(Command::new("bash").arg(script("wheelhouse.sh")).arg(&out))
+        });
+        out
+    })
+    .clone()
+}
+
+/// The PEP 503/658/691 index tree built from [`wheelhouse`] (serve it with [`IndexServer`]).
+pub fn index_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let wheels = wheelhouse();
+        let out = fixtures_dir().join("index");
+        with_fixture_lock("index", || {
+            run_script(
+                Command::new(python3())
+                    .arg(script("index.py"))
+                    .arg("build")
+                    .arg(&wheels)
+                    .arg(&out),
+            )
+        });
+        out
+    })
+    .clone()
+}
+
+/// A running `index.py serve` on 127.0.0.1; dropping it stops the server.
+pub struct IndexServer {
+    /// The index's simple URL: `http://127.0.0.1:PORT/simple/`.
+    pub url: String,
+    /// The server's base URL without a path: `http://127.0.0.1:PORT`.
+    pub base: String,
+    child: Child,
+}
+
+impl IndexServer {
+    /// Starts serving `index_dir` on a free port; `extra_args` go to `index.py serve`
+    /// (`--html-only`, `--no-metadata`).
+    pub fn start(index_dir: &Path, extra_args: &[&str]) -> IndexServer {
+        let stderr = if std::env::var_os("ENVPACK_FIXTURES_VERBOSE").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        };
+        let mut child = Command::new(python3())
+            .arg(script("index.py"))
+            .arg("serve")
+            .arg(index_dir)
+            .args(["--port", "0"])
+            .args(extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start index.py serve: {e}"));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut first_line = String::new();
+        let read = BufReader::new(stdout).read_line(&mut first_line);
+        let port = match (read, first_line.trim().strip_prefix("PORT=")) {
+            (Ok(_), Some(port)) => port.to_string(),
+            (read, _) => {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!(
+                    "index.py serve {} did not report its port (read {read:?}, line {first_line:?}, exit {status:?})",
+                    index_dir.display()
+                );
+            }
+        };
+        let base = format!("http://127.0.0.1:{port}");
+        IndexServer {
+            url: format!("{base}/simple/"),
+            base,
+            child,
+        }
+    }
+}
+
+impl Drop for IndexServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `target/debug/envpack`, built by `cargo build --workspace` before the tests run.
+pub fn envpack_bin() -> PathBuf {
+    workspace_bin("envpack")
+}
+
+/// `target/debug/envpack-unpack`, built by `cargo build --workspace` before the tests run.
+pub fn unpack_bin() -> PathBuf {
+    workspace_bin("envpack-unpack")
+}
+
+/// Runs `cmd` to completion; panics with its stdout and stderr if it fails.
+pub fn run(cmd: &mut Command) -> Output {
+    let output = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    if !output.status.success() {
+        panic!(
+            "{cmd:?} failed with {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    output
+}
+
+/// The sha256 of a file's bytes, as lowercase hex.
+pub fn sha256_file(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let bytes = fs_err::read(path).unwrap_or_else(|e| panic!("{e}"));
+    hex::encode(Sha256::digest(&bytes))
+}
+
+fn workspace_bin(name: &str) -> PathBuf {
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => repo_root().join("target"),
+    };
+    let path = target
+        .join("debug")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    if !path.is_file() {
+        panic!(
+            "{} is missing: run `cargo build --workspace` (or scripts/test.sh) before the tests",
+            path.display()
+        );
+    }
+    path
+}
+
+fn python3() -> String {
+    std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string())
+}
+
+fn script(name: &str) -> PathBuf {
+    repo_root().join("scripts").join("fixtures").join(name)
+}
+
+fn run_script(cmd: &mut Command) {
+    run(cmd.env("PYTHON", python3()));
+}
+
+/// Serializes fixture builds across test processes with a lock directory (mkdir is atomic);
+/// a lock older than `STALE` is taken to be left by a killed run.
+fn with_fixture_lock(name: &str, build: impl FnOnce()) {
+    const STALE: Duration = Duration::from_secs(30 * 60);
+    let dir = fixtures_dir();
+    fs_err::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let lock = dir.join(format!(".lock-{name}"));
+    let started = Instant::now();
+    loop {
+        match std::fs::create_dir(&lock) {
+            Ok(()) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let age = std::fs::metadata(&lock)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| SystemTime::now().duration_since(t).ok());
+                if age.is_some_and(|age| age > STALE) {
+                    let _ = std::fs::remove_dir(&lock);
+                    continue;
+                }
+                if started.elapsed() > STALE {
+                    panic!("timed out waiting for fixture lock {}", lock.display());
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!("cannot create fixture lock {}: {e}", lock.display()),
+        }
+    }
+    struct Unlock(PathBuf);
+    impl Drop for Unlock {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let _unlock = Unlock(lock);
+    build();
+}
+
+/// A response of [`http_get`].
+#[derive(Debug)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// Header lines as (lowercased name, value).
+    pub headers: Vec<(String, String)>,
+    /// The body bytes.
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The first header of that (case-insensitive) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A plain HTTP/1.1 GET to a 127.0.0.1 test server (`base` like `http://127.0.0.1:PORT`),
+/// with an optional `Accept` header; no redirects followed.
+pub fn http_get(base: &str, path: &str, accept: Option<&str>) -> HttpResponse {
+    use std::io::{Read, Write};
+    let host = base
+        .strip_prefix("http://")
+        .unwrap_or_else(|| panic!("not an http:// base: {base}"));
+    let mut stream = std::net::TcpStream::connect(host)
+        .unwrap_or_else(|e| panic!("cannot connect to {host}: {e}"));
+    let accept = accept
+        .map(|a| format!("Accept: {a}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\n{accept}Connection: close\r\n\r\n"
+    )
+    .unwrap_or_else(|e| panic!("cannot send to {host}: {e}"));
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .unwrap_or_else(|e| panic!("cannot read from {host}: {e}"));
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in response to {path}"));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    HttpResponse {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    }
+}
