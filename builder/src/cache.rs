@@ -1,0 +1,406 @@
+//! Content-addressed download cache: every blob is stored under its sha256 and re-hashed on use.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use envpack_layers::digest::{HashingWriter, Sha256Digest};
+use url::Url;
+
+use crate::http::{backoff, HttpClient, HttpError};
+
+/// A verified file in the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedBlob {
+    /// Where it lives (do not modify).
+    pub path: PathBuf,
+    /// Its sha256.
+    pub sha256: Sha256Digest,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// Cache failures.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// No cache location could be determined.
+    #[error(
+        "no cache directory: pass --cache-dir or set ENVPACK_CACHE_DIR, XDG_CACHE_HOME or HOME"
+    )]
+    NoLocation,
+    /// Filesystem failure (the message names the path).
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    /// Download failure.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// Downloaded bytes hash differently than expected.
+    #[error("{url}: sha256 mismatch: expected {expected}, got {actual}; the file was discarded")]
+    DigestMismatch {
+        /// Source URL.
+        url: Box<Url>,
+        /// Expected digest.
+        expected: Sha256Digest,
+        /// Actual digest.
+        actual: Sha256Digest,
+    },
+    /// Downloaded size differs from what was expected.
+    #[error(
+        "{url}: size mismatch: expected {expected} bytes, got {actual}; the file was discarded"
+    )]
+    SizeMismatch {
+        /// Source URL.
+        url: Box<Url>,
+        /// Expected size.
+        expected: u64,
+        /// Actual size.
+        actual: u64,
+    },
+    /// Hashing a cached file failed.
+    #[error(transparent)]
+    Layers(#[from] envpack_layers::LayersError),
+}
+
+/// The cache directory: `blobs/sha256/<hex>` and `tmp/`.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    root: PathBuf,
+}
+
+/// Picks the cache root from the explicit path or the environment, in precedence order.
+fn cache_root(
+    explicit: Option<&Path>,
+    envpack_dir: Option<String>,
+    xdg: Option<String>,
+    home: Option<String>,
+) -> Option<PathBuf> {
+    let nonempty = |v: Option<String>| v.filter(|s| !s.is_empty()).map(PathBuf::from);
+    explicit
+        .map(Path::to_path_buf)
+        .or_else(|| nonempty(envpack_dir))
+        .or_else(|| nonempty(xdg).map(|p| p.join("envpack")))
+        .or_else(|| nonempty(home).map(|p| p.join(".cache").join("envpack")))
+}
+
+impl Cache {
+    /// Opens (creating) the cache: `explicit` > `ENVPACK_CACHE_DIR` > `$XDG_CACHE_HOME/envpack` > `$HOME/.cache/envpack`.
+    pub fn open(explicit: Option<&Path>) -> Result<Cache, CacheError> {
+        let var = |k: &str| std::env::var(k).ok();
+        let home = var("HOME").or_else(|| var("USERPROFILE"));
+        let root = cache_root(
+            explicit,
+            var("ENVPACK_CACHE_DIR"),
+            var("XDG_CACHE_HOME"),
+            home,
+        )
+        .ok_or(CacheError::NoLocation)?;
+        fs_err::create_dir_all(root.join("blobs").join("sha256"))?;
+        fs_err::create_dir_all(root.join("tmp"))?;
+        Ok(Cache { root })
+    }
+
+    /// The cache root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn blob_path(&self, sha256: &Sha256Digest) -> PathBuf {
+        self.root.join("blobs").join("sha256").join(sha256.to_hex())
+    }
+
+    fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// The verified blob with `sha256`, if present; a corrupt entry is deleted and reported absent.
+    pub fn get(&self, sha256: &Sha256Digest) -> Result<Option<PathBuf>, CacheError> {
+        Ok(self.get_blob(sha256)?.map(|b| b.path))
+    }
+
+    fn get_blob(&self, sha256: &Sha256Digest) -> Result<Option<CachedBlob>, CacheError> {
+        let path = self.blob_path(sha256);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let (actual, size) = Sha256Digest::of_file(&path)?;
+        if actual != *sha256 {
+            tracing::warn!(path = %path.display(), expected = %sha256, %actual, "corrupt cache entry removed");
+            fs_err::remove_file(&path)?;
+            return Ok(None);
+        }
+        Ok(Some(CachedBlob {
+            path,
+            sha256: actual,
+            size,
+        }))
+    }
+
+    /// Returns the blob for `url`, downloading (and verifying against `expect`) only on a miss.
+    pub fn fetch(
+        &self,
+        http: &HttpClient,
+        url: &Url,
+        expect: Option<(Sha256Digest, Option<u64>)>,
+    ) -> Result<CachedBlob, CacheError> {
+        if let Some((sha, _)) = &expect {
+            if let Some(hit) = self.get_blob(sha)? {
+                tracing::debug!(%url, "cache hit");
+                return Ok(hit);
+            }
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.download_once(http, url) {
+                Ok(tmp) => return self.verify_and_commit(url, tmp, expect),
+                // Mid-body failures can't be retried inside the client (bytes were written): retry here.
+                Err(CacheError::Http(e))
+                    if e.is_transient() && attempt <= http.config().retries =>
+                {
+                    let wait = backoff(url, attempt);
+                    tracing::warn!(%url, attempt, error = %e, "download failed, retrying");
+                    std::thread::sleep(wait);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn download_once(&self, http: &HttpClient, url: &Url) -> Result<Downloaded, CacheError> {
+        let tmp = tempfile::Builder::new()
+            .prefix("dl-")
+            .tempfile_in(self.tmp_dir())
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("create temp file in {}: {e}", self.tmp_dir().display()),
+                )
+            })?;
+        let mut w = HashingWriter::new(io::BufWriter::new(tmp));
+        http.download(url, &mut w)?;
+        let (sha256, size, buf) = w.into_parts();
+        let tmp = buf.into_inner().map_err(|e| {
+            io::Error::new(
+                e.error().kind(),
+                format!("write temp file for {url}: {}", e.error()),
+            )
+        })?;
+        Ok(Downloaded { tmp, sha256, size })
+    }
+
+    fn verify_and_commit(
+        &self,
+        url: &Url,
+        d: Downloaded,
+        expect: Option<(Sha256Digest, Option<u64>)>,
+    ) -> Result<CachedBlob, CacheError> {
+        // Dropping `d.tmp` on any error below deletes the bad file.
+        if let Some((expected, size)) = expect {
+            if d.sha256 != expected {
+                return Err(CacheError::DigestMismatch {
+                    url: Box::new(url.clone()),
+                    expected,
+                    actual: d.sha256,
+                });
+            }
+            if let Some(expected) = size.filter(|s| *s != d.size) {
+                return Err(CacheError::SizeMismatch {
+                    url: Box::new(url.clone()),
+                    expected,
+                    actual: d.size,
+                });
+            }
+        }
+        self.commit(d)
+    }
+
+    fn commit(&self, d: Downloaded) -> Result<CachedBlob, CacheError> {
+        let dest = self.blob_path(&d.sha256);
+        let tmp_path = d.tmp.path().to_path_buf();
+        d.tmp
+            .as_file()
+            .sync_all()
+            .map_err(|e| io::Error::new(e.kind(), format!("fsync {}: {e}", tmp_path.display())))?;
+        d.tmp.persist(&dest).map_err(|e| {
+            io::Error::new(
+                e.error.kind(),
+                format!(
+                    "rename {} to {}: {}",
+                    tmp_path.display(),
+                    dest.display(),
+                    e.error
+                ),
+            )
+        })?;
+        Ok(CachedBlob {
+            path: dest,
+            sha256: d.sha256,
+            size: d.size,
+        })
+    }
+
+    /// Copies `src` into the cache (hashing it) and returns the blob.
+    pub fn insert_file(&self, src: &Path) -> Result<CachedBlob, CacheError> {
+        let tmp = tempfile::Builder::new()
+            .prefix("in-")
+            .tempfile_in(self.tmp_dir())
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("create temp file in {}: {e}", self.tmp_dir().display()),
+                )
+            })?;
+        let mut w = HashingWriter::new(io::BufWriter::new(tmp));
+        let mut f = fs_err::File::open(src)?;
+        io::copy(&mut f, &mut w)
+            .map_err(|e| io::Error::new(e.kind(), format!("copy {}: {e}", src.display())))?;
+        w.flush()?;
+        let (sha256, size, buf) = w.into_parts();
+        let tmp = buf.into_inner().map_err(|e| {
+            io::Error::new(
+                e.error().kind(),
+                format!("copy {}: {}", src.display(), e.error()),
+            )
+        })?;
+        self.commit(Downloaded { tmp, sha256, size })
+    }
+
+    /// A fresh temporary directory under the cache (same filesystem as the blobs).
+    pub fn scratch_dir(&self) -> Result<tempfile::TempDir, CacheError> {
+        tempfile::Builder::new()
+            .prefix("scratch-")
+            .tempdir_in(self.tmp_dir())
+            .map_err(|e| {
+                CacheError::Io(io::Error::new(
+                    e.kind(),
+                    format!("create dir in {}: {e}", self.tmp_dir().display()),
+                ))
+            })
+    }
+}
+
+/// A hashed download still in its temp file.
+struct Downloaded {
+    tmp: tempfile::NamedTempFile,
+    sha256: Sha256Digest,
+    size: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::HttpConfig;
+
+    fn file_url(p: &Path) -> Url {
+        Url::from_file_path(p).unwrap()
+    }
+
+    #[test]
+    fn root_precedence() {
+        let s = |v: &str| Some(v.to_string());
+        let p = |v: &str| Some(PathBuf::from(v));
+        assert_eq!(
+            cache_root(Some(Path::new("/x")), s("/e"), s("/x2"), s("/h")),
+            p("/x")
+        );
+        assert_eq!(cache_root(None, s("/e"), s("/xdg"), s("/h")), p("/e"));
+        assert_eq!(
+            cache_root(None, s(""), s("/xdg"), s("/h")),
+            p("/xdg/envpack")
+        );
+        assert_eq!(
+            cache_root(None, None, None, s("/h")),
+            p("/h/.cache/envpack")
+        );
+        assert_eq!(cache_root(None, None, None, None), None);
+    }
+
+    #[test]
+    fn fetch_verifies_stores_and_hits() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(Some(&dir.path().join("c"))).unwrap();
+        let src = dir.path().join("a.whl");
+        std::fs::write(&src, b"wheel bytes").unwrap();
+        let http = HttpClient::new(HttpConfig {
+            offline: true,
+            ..HttpConfig::default()
+        });
+        let sha = Sha256Digest::of_bytes(b"wheel bytes");
+        let blob = cache
+            .fetch(&http, &file_url(&src), Some((sha, Some(11))))
+            .unwrap();
+        assert_eq!((blob.sha256, blob.size), (sha, 11));
+        assert_eq!(std::fs::read(&blob.path).unwrap(), b"wheel bytes");
+        // A hit needs no source at all.
+        std::fs::remove_file(&src).unwrap();
+        assert_eq!(
+            cache
+                .fetch(&http, &file_url(&src), Some((sha, None)))
+                .unwrap()
+                .path,
+            blob.path
+        );
+        assert_eq!(cache.get(&sha).unwrap(), Some(blob.path.clone()));
+        // Corruption is detected, removed and reported absent.
+        std::fs::write(&blob.path, b"evil").unwrap();
+        assert_eq!(cache.get(&sha).unwrap(), None);
+        assert!(!blob.path.exists());
+    }
+
+    #[test]
+    fn mismatches_keep_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(Some(&dir.path().join("c"))).unwrap();
+        let src = dir.path().join("a");
+        std::fs::write(&src, b"actual").unwrap();
+        let http = HttpClient::new(HttpConfig::default());
+        let wrong = Sha256Digest::of_bytes(b"other");
+        let e = cache
+            .fetch(&http, &file_url(&src), Some((wrong, None)))
+            .unwrap_err();
+        assert!(matches!(e, CacheError::DigestMismatch { .. }), "{e}");
+        assert!(e.to_string().contains("a"));
+        let right = Sha256Digest::of_bytes(b"actual");
+        let e = cache
+            .fetch(&http, &file_url(&src), Some((right, Some(99))))
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                CacheError::SizeMismatch {
+                    expected: 99,
+                    actual: 6,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let blobs: Vec<_> = std::fs::read_dir(cache.root().join("blobs/sha256"))
+            .unwrap()
+            .collect();
+        let tmps: Vec<_> = std::fs::read_dir(cache.root().join("tmp"))
+            .unwrap()
+            .collect();
+        assert!(blobs.is_empty() && tmps.is_empty());
+        // Without an expectation the file is hashed on download.
+        let blob = cache.fetch(&http, &file_url(&src), None).unwrap();
+        assert_eq!(blob.sha256, right);
+    }
+
+    #[test]
+    fn insert_and_scratch() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(Some(&dir.path().join("c"))).unwrap();
+        let src = dir.path().join("built.whl");
+        std::fs::write(&src, b"built").unwrap();
+        let blob = cache.insert_file(&src).unwrap();
+        assert_eq!(blob.sha256, Sha256Digest::of_bytes(b"built"));
+        assert!(blob.path.starts_with(cache.root()));
+        let s = cache.scratch_dir().unwrap();
+        assert!(s.path().starts_with(cache.root().join("tmp")));
+        assert!(cache
+            .insert_file(&dir.path().join("missing"))
+            .unwrap_err()
+            .to_string()
+            .contains("missing"));
+    }
+}

@@ -1,0 +1,604 @@
+//! Blocking HTTP(S) and `file://` fetching with bounded, deterministic retries.
+
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ureq::ResponseExt;
+use url::Url;
+
+/// How the client behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Extra attempts after the first on transient failures.
+    pub retries: u32,
+    /// Whole-request timeout in seconds (0 = none).
+    pub timeout_secs: u64,
+    /// Refuse every non-`file://` URL.
+    pub offline: bool,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            retries: 4,
+            timeout_secs: 300,
+            offline: false,
+        }
+    }
+}
+
+/// A fully read response.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// The body.
+    pub bytes: Vec<u8>,
+    /// `Content-Type` without parameters, lowercased.
+    pub content_type: Option<String>,
+    /// Final URL after redirects.
+    pub url: Url,
+}
+
+/// Fetch failures; every variant names the URL.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The server answered with a non-success status.
+    #[error("GET {url}: HTTP status {status}")]
+    Status {
+        /// Requested URL.
+        url: Url,
+        /// HTTP status code.
+        status: u16,
+    },
+    /// Offline mode forbids the request.
+    #[error("GET {url}: refused in offline mode (only file:// URLs are allowed)")]
+    Offline {
+        /// Requested URL.
+        url: Url,
+    },
+    /// Network failure that persisted through all retries.
+    #[error("GET {url}: {detail} (after {attempts} attempts)")]
+    Transport {
+        /// Requested URL.
+        url: Url,
+        /// What failed.
+        detail: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The connection closed before `Content-Length` bytes arrived.
+    #[error("GET {url}: body truncated: got {got} of {expected} bytes")]
+    Truncated {
+        /// Requested URL.
+        url: Url,
+        /// Announced length.
+        expected: u64,
+        /// Bytes received.
+        got: u64,
+    },
+    /// The body exceeds the caller's limit.
+    #[error("GET {url}: body larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// Requested URL.
+        url: Url,
+        /// The limit.
+        limit: u64,
+    },
+    /// A `file://` URL could not be read.
+    #[error("read {url}: {source}")]
+    File {
+        /// Requested URL.
+        url: Url,
+        /// The I/O error (names the path).
+        source: io::Error,
+    },
+    /// Writing the downloaded bytes failed.
+    #[error("download {url}: writing failed: {source}")]
+    Write {
+        /// Requested URL.
+        url: Url,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// Not http, https or file.
+    #[error("unsupported URL scheme in {url}")]
+    UnsupportedScheme {
+        /// Requested URL.
+        url: Url,
+    },
+}
+
+impl HttpError {
+    /// Whether trying again might help.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            HttpError::Status { status, .. } => *status == 429 || *status >= 500,
+            HttpError::Transport { .. } | HttpError::Truncated { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// One attempt's outcome before it becomes an [`HttpError`].
+enum Failure {
+    /// Worth retrying.
+    Transient(HttpError),
+    /// Give up now.
+    Fatal(HttpError),
+}
+
+/// A blocking client with retries; cheap to clone.
+#[derive(Clone)]
+pub struct HttpClient {
+    agent: ureq::Agent,
+    config: HttpConfig,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// Delay before retry `attempt` (1-based): 200ms * 2^(attempt-1), jittered by a hash of the URL.
+pub fn backoff(url: &Url, attempt: u32) -> Duration {
+    let base = 200u64.saturating_mul(1u64 << attempt.saturating_sub(1).min(10));
+    // FNV-1a of the URL: deterministic jitter in [0.75, 1.25) so parallel clients spread out.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in url.as_str().bytes().chain(attempt.to_le_bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x100000001b3);
+    }
+    let permille = 750 + (h % 500);
+    Duration::from_millis(base * permille / 1000)
+}
+
+fn strip_params(ct: &str) -> String {
+    ct.split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Counts what has been handed to the destination so retries know whether they can restart.
+struct Counting<'a> {
+    inner: &'a mut dyn Write,
+    written: u64,
+}
+
+impl Write for Counting<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl HttpClient {
+    /// A client with `c`.
+    pub fn new(c: HttpConfig) -> Self {
+        let timeout = (c.timeout_secs > 0).then(|| Duration::from_secs(c.timeout_secs));
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(timeout)
+            .user_agent(concat!("envpack/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        HttpClient { agent, config: c }
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &HttpConfig {
+        &self.config
+    }
+
+    /// GETs `url` into memory (at most `max_bytes`), with retries.
+    pub fn get_bytes(
+        &self,
+        url: &Url,
+        accept: Option<&str>,
+        max_bytes: u64,
+    ) -> Result<HttpResponse, HttpError> {
+        if url.scheme() == "file" {
+            return read_file_url(url, max_bytes);
+        }
+        let mut sink: Vec<u8> = Vec::new();
+        let (content_type, final_url) =
+            self.with_retries(url, accept, Some(max_bytes), &mut sink)?;
+        Ok(HttpResponse {
+            bytes: sink,
+            content_type,
+            url: final_url,
+        })
+    }
+
+    /// Streams `url` into `dest`; returns the byte count. Retries only while nothing was written.
+    pub fn download(&self, url: &Url, dest: &mut dyn Write) -> Result<u64, HttpError> {
+        if url.scheme() == "file" {
+            let path = file_path(url)?;
+            let mut f = fs_err::File::open(&path).map_err(|source| HttpError::File {
+                url: url.clone(),
+                source,
+            })?;
+            return copy_body(url, &mut f, dest, None, None);
+        }
+        let mut counting = Counting {
+            inner: dest,
+            written: 0,
+        };
+        self.with_retries(url, None, None, &mut counting)
+            .map(|_| counting.written)
+    }
+
+    fn with_retries(
+        &self,
+        url: &Url,
+        accept: Option<&str>,
+        limit: Option<u64>,
+        dest: &mut dyn RestartableSink,
+    ) -> Result<(Option<String>, Url), HttpError> {
+        if self.config.offline {
+            return Err(HttpError::Offline { url: url.clone() });
+        }
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(HttpError::UnsupportedScheme { url: url.clone() });
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.attempt(url, accept, limit, dest) {
+                Ok(r) => return Ok(r),
+                Err(Failure::Fatal(e)) => return Err(e),
+                Err(Failure::Transient(e)) => {
+                    if attempt > self.config.retries || !dest.restart() {
+                        return Err(match e {
+                            HttpError::Transport { url, detail, .. } => HttpError::Transport {
+                                url,
+                                detail,
+                                attempts: attempt,
+                            },
+                            other => other,
+                        });
+                    }
+                    let wait = backoff(url, attempt);
+                    tracing::warn!(%url, attempt, ?wait, error = %e, "retrying");
+                    std::thread::sleep(wait);
+                }
+            }
+        }
+    }
+
+    fn attempt(
+        &self,
+        url: &Url,
+        accept: Option<&str>,
+        limit: Option<u64>,
+        dest: &mut dyn RestartableSink,
+    ) -> Result<(Option<String>, Url), Failure> {
+        let transport = |detail: String| {
+            Failure::Transient(HttpError::Transport {
+                url: url.clone(),
+                detail,
+                attempts: 1,
+            })
+        };
+        let mut req = self.agent.get(url.as_str());
+        if let Some(a) = accept {
+            req = req.header("Accept", a);
+        }
+        let resp = match req.call() {
+            Ok(r) => r,
+            Err(e) => {
+                return Err(match e {
+                    ureq::Error::Io(_)
+                    | ureq::Error::Timeout(_)
+                    | ureq::Error::HostNotFound
+                    | ureq::Error::ConnectionFailed
+                    | ureq::Error::Protocol(_) => transport(e.to_string()),
+                    other => Failure::Fatal(HttpError::Transport {
+                        url: url.clone(),
+                        detail: other.to_string(),
+                        attempts: 1,
+                    }),
+                })
+            }
+        };
+        let status = resp.status().as_u16();
+        if !(200..300).contains(&status) {
+            let e = HttpError::Status {
+                url: url.clone(),
+                status,
+            };
+            return Err(if e.is_transient() {
+                Failure::Transient(e)
+            } else {
+                Failure::Fatal(e)
+            });
+        }
+        let final_url = Url::parse(&resp.get_uri().to_string()).unwrap_or_else(|_| url.clone());
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|h| h.to_str().ok())
+            .map(strip_params);
+        let expected = resp
+            .headers()
+            .get("content-length")
+            .and_then(|h| h.to_str().ok())
+            .and_then(|s| s.trim().parse::<u64>().ok());
+        if let (Some(len), Some(max)) = (expected, limit) {
+            if len > max {
+                return Err(Failure::Fatal(HttpError::TooLarge {
+                    url: url.clone(),
+                    limit: max,
+                }));
+            }
+        }
+        let mut body = resp.into_body().into_reader();
+        match copy_body(url, &mut body, dest.writer(), expected, limit) {
+            Ok(_) => Ok((content_type, final_url)),
+            Err(e) if e.is_transient() => Err(Failure::Transient(e)),
+            Err(e) => Err(Failure::Fatal(e)),
+        }
+    }
+}
+
+/// A destination that may be able to start over for a retry.
+trait RestartableSink {
+    fn writer(&mut self) -> &mut dyn Write;
+    /// Resets for a new attempt; false if bytes already escaped to the caller.
+    fn restart(&mut self) -> bool;
+}
+
+impl RestartableSink for Vec<u8> {
+    fn writer(&mut self) -> &mut dyn Write {
+        self
+    }
+    fn restart(&mut self) -> bool {
+        self.clear();
+        true
+    }
+}
+
+impl RestartableSink for Counting<'_> {
+    fn writer(&mut self) -> &mut dyn Write {
+        self
+    }
+    fn restart(&mut self) -> bool {
+        self.written == 0
+    }
+}
+
+/// Copies a body, enforcing `limit` and detecting short reads against `expected`.
+fn copy_body(
+    url: &Url,
+    src: &mut dyn Read,
+    dest: &mut dyn Write,
+    expected: Option<u64>,
+    limit: Option<u64>,
+) -> Result<u64, HttpError> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got: u64 = 0;
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(match expected {
+                    Some(expected) if got < expected => HttpError::Truncated {
+                        url: url.clone(),
+                        expected,
+                        got,
+                    },
+                    _ => HttpError::Transport {
+                        url: url.clone(),
+                        detail: format!("reading body: {e}"),
+                        attempts: 1,
+                    },
+                })
+            }
+        };
+        got += n as u64;
+        if let Some(max) = limit {
+            if got > max {
+                return Err(HttpError::TooLarge {
+                    url: url.clone(),
+                    limit: max,
+                });
+            }
+        }
+        dest.write_all(&buf[..n])
+            .map_err(|source| HttpError::Write {
+                url: url.clone(),
+                source,
+            })?;
+    }
+    if let Some(expected) = expected {
+        if got < expected {
+            return Err(HttpError::Truncated {
+                url: url.clone(),
+                expected,
+                got,
+            });
+        }
+    }
+    Ok(got)
+}
+
+fn file_path(url: &Url) -> Result<PathBuf, HttpError> {
+    url.to_file_path().map_err(|_| HttpError::File {
+        url: url.clone(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, "not a local file path"),
+    })
+}
+
+/// Reads a `file://` URL; a directory serves its `index.html` (like a static web server).
+fn read_file_url(url: &Url, max_bytes: u64) -> Result<HttpResponse, HttpError> {
+    let mut path = file_path(url)?;
+    let file_err = |source| HttpError::File {
+        url: url.clone(),
+        source,
+    };
+    if path.is_dir() {
+        path.push("index.html");
+    }
+    let mut f = fs_err::File::open(&path).map_err(file_err)?;
+    let mut bytes = Vec::new();
+    copy_body(url, &mut f, &mut bytes, None, Some(max_bytes))?;
+    let content_type = match path.extension().and_then(|e| e.to_str()) {
+        Some("html") | Some("htm") => Some("text/html".to_string()),
+        Some("json") => Some("application/json".to_string()),
+        _ => None,
+    };
+    Ok(HttpResponse {
+        bytes,
+        content_type,
+        url: url.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::BufRead;
+    use std::net::TcpListener;
+    use std::sync::{Arc, Mutex};
+
+    /// Serves one scripted raw response per connection, recording request heads.
+    fn serve(responses: Vec<Vec<u8>>) -> (Url, Arc<Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        std::thread::spawn(move || {
+            for resp in responses {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut r = io::BufReader::new(s.try_clone().unwrap());
+                let mut head = String::new();
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                        break;
+                    }
+                    head.push_str(&line);
+                }
+                seen2.lock().unwrap().push(head);
+                s.write_all(&resp).unwrap();
+            }
+        });
+        (
+            Url::parse(&format!("http://127.0.0.1:{port}/x")).unwrap(),
+            seen,
+        )
+    }
+
+    fn ok(body: &str, ct: &str) -> Vec<u8> {
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    fn status(code: u16) -> Vec<u8> {
+        format!("HTTP/1.1 {code} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").into_bytes()
+    }
+
+    fn client(retries: u32) -> HttpClient {
+        HttpClient::new(HttpConfig {
+            retries,
+            timeout_secs: 10,
+            offline: false,
+        })
+    }
+
+    #[test]
+    fn retries_5xx_and_truncation_then_succeeds() {
+        let truncated =
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\nabc".to_vec();
+        let (url, seen) = serve(vec![
+            status(503),
+            truncated,
+            ok("hello", "text/html; charset=utf-8"),
+        ]);
+        let r = client(3).get_bytes(&url, Some("text/html"), 1000).unwrap();
+        assert_eq!(r.bytes, b"hello");
+        assert_eq!(r.content_type.as_deref(), Some("text/html"));
+        let heads = seen.lock().unwrap();
+        assert_eq!(heads.len(), 3);
+        assert!(heads[0].to_ascii_lowercase().contains("accept: text/html"));
+    }
+
+    #[test]
+    fn not_found_fails_at_once_and_names_url() {
+        let (url, seen) = serve(vec![status(404), ok("late", "text/plain")]);
+        let e = client(3).get_bytes(&url, None, 1000).unwrap_err();
+        assert!(matches!(e, HttpError::Status { status: 404, .. }));
+        assert!(e.to_string().contains(url.as_str()));
+        assert_eq!(seen.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn gives_up_after_retries() {
+        let (url, seen) = serve(vec![status(500), status(502)]);
+        let e = client(1).get_bytes(&url, None, 1000).unwrap_err();
+        assert!(matches!(e, HttpError::Status { status: 502, .. }), "{e}");
+        assert_eq!(seen.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn limit_and_download() {
+        let (url, _) = serve(vec![ok("0123456789", "x/y"), ok("payload", "x/y")]);
+        let c = client(0);
+        assert!(matches!(
+            c.get_bytes(&url, None, 5),
+            Err(HttpError::TooLarge { limit: 5, .. })
+        ));
+        let mut out = Vec::new();
+        assert_eq!(c.download(&url, &mut out).unwrap(), 7);
+        assert_eq!(out, b"payload");
+    }
+
+    #[test]
+    fn offline_and_file_urls() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("index.html"), "<a>").unwrap();
+        std::fs::write(dir.path().join("f.bin"), "data").unwrap();
+        let c = HttpClient::new(HttpConfig {
+            offline: true,
+            ..HttpConfig::default()
+        });
+        let remote = Url::parse("http://127.0.0.1:9/x").unwrap();
+        assert!(matches!(
+            c.get_bytes(&remote, None, 10),
+            Err(HttpError::Offline { .. })
+        ));
+        let dir_url = Url::from_directory_path(dir.path()).unwrap();
+        let r = c.get_bytes(&dir_url, None, 100).unwrap();
+        assert_eq!(
+            (r.bytes.as_slice(), r.content_type.as_deref()),
+            (&b"<a>"[..], Some("text/html"))
+        );
+        let mut out = Vec::new();
+        let f = Url::from_file_path(dir.path().join("f.bin")).unwrap();
+        assert_eq!(c.download(&f, &mut out).unwrap(), 4);
+        let missing = Url::from_file_path(dir.path().join("nope")).unwrap();
+        let e = c.get_bytes(&missing, None, 10).unwrap_err().to_string();
+        assert!(e.contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn backoff_grows_and_is_deterministic() {
+        let u = Url::parse("http://h/a").unwrap();
+        assert_eq!(backoff(&u, 1), backoff(&u, 1));
+        let (a, b) = (backoff(&u, 1).as_millis(), backoff(&u, 3).as_millis());
+        assert!((150..250).contains(&a), "{a}");
+        assert!((600..1000).contains(&b), "{b}");
+    }
+}

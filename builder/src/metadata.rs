@@ -1,0 +1,297 @@
+//! Core metadata (`METADATA` / `PKG-INFO`): RFC 822 style headers with continuation lines.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use pep440_rs::{Version, VersionSpecifiers};
+use pep508_rs::{Requirement, VerbatimUrl};
+
+use crate::filename::{parse_wheel_filename, PackageName};
+
+/// Largest METADATA file we accept; real ones are far smaller.
+const MAX_METADATA_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The fields of core metadata the resolver and SBOM need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoreMetadata {
+    /// Normalized project name.
+    pub name: PackageName,
+    /// Project version.
+    pub version: Version,
+    /// `Requires-Dist` entries.
+    pub requires_dist: Vec<Requirement<VerbatimUrl>>,
+    /// `Requires-Python`.
+    pub requires_python: Option<VersionSpecifiers>,
+    /// `Provides-Extra` entries.
+    pub provides_extra: Vec<String>,
+    /// `License-Expression`, else `License`.
+    pub license: Option<String>,
+    /// `Summary`.
+    pub summary: Option<String>,
+}
+
+/// Why metadata could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    /// Not UTF-8.
+    #[error("core metadata is not valid UTF-8")]
+    NotUtf8,
+    /// A required header is absent.
+    #[error("core metadata lacks the {0} header")]
+    Missing(&'static str),
+    /// A header value does not parse.
+    #[error("core metadata header {header}: {value:?}: {detail}")]
+    Invalid {
+        /// Header name.
+        header: &'static str,
+        /// Offending value.
+        value: String,
+        /// Parser message.
+        detail: String,
+    },
+    /// A line is neither a header nor a continuation.
+    #[error("core metadata line {line}: not a `Name: value` header: {text:?}")]
+    Syntax {
+        /// 1-based line number.
+        line: usize,
+        /// The line.
+        text: String,
+    },
+    /// The wheel could not be read.
+    #[error("wheel {path}: {detail}")]
+    Wheel {
+        /// The wheel file.
+        path: PathBuf,
+        /// What failed.
+        detail: String,
+    },
+    /// I/O on the wheel file.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Splits the header block into (name, value) pairs, joining continuation lines.
+fn headers(text: &str) -> Result<Vec<(String, String)>, MetadataError> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        if line.is_empty() {
+            break; // the body (long description) follows
+        }
+        if line.starts_with([' ', '\t']) {
+            match out.last_mut() {
+                Some((_, v)) => {
+                    v.push('\n');
+                    v.push_str(line.trim());
+                }
+                None => {
+                    return Err(MetadataError::Syntax {
+                        line: i + 1,
+                        text: line.to_string(),
+                    })
+                }
+            }
+            continue;
+        }
+        let (name, value) = line.split_once(':').ok_or_else(|| MetadataError::Syntax {
+            line: i + 1,
+            text: line.to_string(),
+        })?;
+        out.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+    }
+    Ok(out)
+}
+
+/// Parses METADATA / PKG-INFO bytes.
+pub fn parse_core_metadata(bytes: &[u8]) -> Result<CoreMetadata, MetadataError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| MetadataError::NotUtf8)?;
+    let mut name = None;
+    let mut version = None;
+    let mut requires_dist = Vec::new();
+    let mut requires_python = None;
+    let mut provides_extra = Vec::new();
+    let mut license = None;
+    let mut license_expression = None;
+    let mut summary = None;
+    for (key, value) in headers(text)? {
+        let invalid = |header: &'static str, detail: String| MetadataError::Invalid {
+            header,
+            value: value.clone(),
+            detail,
+        };
+        match key.as_str() {
+            "name" => {
+                name = Some(
+                    PackageName::from_str(&value).map_err(|e| invalid("Name", e.to_string()))?,
+                )
+            }
+            "version" => {
+                version =
+                    Some(Version::from_str(&value).map_err(|e| invalid("Version", e.to_string()))?)
+            }
+            "requires-dist" => requires_dist.push(
+                Requirement::<VerbatimUrl>::from_str(&value)
+                    .map_err(|e| invalid("Requires-Dist", e.to_string()))?,
+            ),
+            "requires-python" if !value.is_empty() => {
+                requires_python = Some(
+                    VersionSpecifiers::from_str(&value)
+                        .map_err(|e| invalid("Requires-Python", e.to_string()))?,
+                )
+            }
+            "provides-extra" => provides_extra.push(value),
+            "license" if !value.is_empty() && value != "UNKNOWN" => license = Some(value),
+            "license-expression" if !value.is_empty() => license_expression = Some(value),
+            "summary" if !value.is_empty() && value != "UNKNOWN" => summary = Some(value),
+            _ => {}
+        }
+    }
+    Ok(CoreMetadata {
+        name: name.ok_or(MetadataError::Missing("Name"))?,
+        version: version.ok_or(MetadataError::Missing("Version"))?,
+        requires_dist,
+        requires_python,
+        provides_extra,
+        license: license_expression.or(license),
+        summary,
+    })
+}
+
+/// Reads `<name>-<version>.dist-info/METADATA` from a wheel.
+pub fn read_wheel_metadata(wheel: &Path) -> Result<CoreMetadata, MetadataError> {
+    let wheel_err = |detail: String| MetadataError::Wheel {
+        path: wheel.to_path_buf(),
+        detail,
+    };
+    let file = fs_err::File::open(wheel)?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| wheel_err(e.to_string()))?;
+    let candidates: Vec<String> = zip
+        .file_names()
+        .filter(|n| {
+            n.strip_suffix("/METADATA")
+                .is_some_and(|dir| dir.ends_with(".dist-info") && !dir.contains('/'))
+        })
+        .map(str::to_string)
+        .collect();
+    let expected = wheel
+        .file_name()
+        .and_then(|f| f.to_str())
+        .and_then(parse_wheel_filename);
+    let entry = match candidates.as_slice() {
+        [only] => only.clone(),
+        [] => return Err(wheel_err("no *.dist-info/METADATA".into())),
+        many => {
+            let Some(w) = expected else {
+                return Err(wheel_err(format!("several METADATA files: {many:?}")));
+            };
+            many.iter()
+                .find(|c| {
+                    let dir = c.trim_end_matches(".dist-info/METADATA");
+                    dir.rsplit_once('-').is_some_and(|(n, v)| {
+                        PackageName::from_str(n).ok().as_ref() == Some(&w.name)
+                            && Version::from_str(v).ok().as_ref() == Some(&w.version)
+                    })
+                })
+                .cloned()
+                .ok_or_else(|| {
+                    wheel_err(format!(
+                        "no METADATA for {}-{} among {many:?}",
+                        w.name, w.version
+                    ))
+                })?
+        }
+    };
+    let mut f = zip
+        .by_name(&entry)
+        .map_err(|e| wheel_err(format!("{entry}: {e}")))?;
+    if f.size() > MAX_METADATA_BYTES {
+        return Err(wheel_err(format!(
+            "{entry} is {} bytes, too large",
+            f.size()
+        )));
+    }
+    let mut bytes = Vec::new();
+    f.by_ref()
+        .take(MAX_METADATA_BYTES)
+        .read_to_end(&mut bytes)
+        .map_err(|e| wheel_err(format!("{entry}: {e}")))?;
+    parse_core_metadata(&bytes).map_err(|e| wheel_err(format!("{entry}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    const SAMPLE: &str = "Metadata-Version: 2.1\r\nName: Jinja2\nVersion: 3.1.6\nSummary: A very fast template engine.\nLicense: BSD\n  continued line\nRequires-Python: >=3.7\nRequires-Dist: MarkupSafe>=2.0\nRequires-Dist: Babel>=2.7; extra == \"i18n\"\nProvides-Extra: i18n\n\nRequires-Dist: not-a-header-body\n";
+
+    #[test]
+    fn parses_headers_and_continuations() {
+        let m = parse_core_metadata(SAMPLE.as_bytes()).unwrap();
+        assert_eq!(m.name.as_str(), "jinja2");
+        assert_eq!(m.version.to_string(), "3.1.6");
+        assert_eq!(m.requires_dist.len(), 2);
+        assert_eq!(m.requires_dist[0].name.as_ref(), "markupsafe");
+        assert_eq!(
+            m.requires_python.map(|r| r.to_string()).as_deref(),
+            Some(">=3.7")
+        );
+        assert_eq!(m.provides_extra, vec!["i18n"]);
+        assert_eq!(m.license.as_deref(), Some("BSD\ncontinued line"));
+        assert_eq!(m.summary.as_deref(), Some("A very fast template engine."));
+    }
+
+    #[test]
+    fn license_expression_wins_and_errors_are_specific() {
+        let m = parse_core_metadata(
+            b"Name: a\nVersion: 1\nLicense: long text\nLicense-Expression: MIT\n",
+        )
+        .unwrap();
+        assert_eq!(m.license.as_deref(), Some("MIT"));
+        for (bad, want) in [
+            (&b"Version: 1\n"[..], "Name"),
+            (b"Name: a\n", "Version"),
+            (b"Name: a\nVersion: x y\n", "Version"),
+            (
+                b"Name: a\nVersion: 1\nRequires-Dist: ???\n",
+                "Requires-Dist",
+            ),
+            (b" lead\n", "line 1"),
+            (b"Name: a\nnocolon\n", "line 2"),
+            (b"\xff\xfe", "UTF-8"),
+        ] {
+            let e = parse_core_metadata(bad).unwrap_err().to_string();
+            assert!(e.contains(want), "{e} lacks {want}");
+        }
+    }
+
+    #[test]
+    fn reads_metadata_from_wheel_zip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("demo_pkg-1.0-py3-none-any.whl");
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        let opts = zip::write::SimpleFileOptions::default();
+        z.start_file("demo_pkg/__init__.py", opts).unwrap();
+        z.start_file("vendored-2.0.dist-info/METADATA", opts)
+            .unwrap();
+        z.write_all(b"Name: vendored\nVersion: 2.0\n").unwrap();
+        z.start_file("demo_pkg-1.0.dist-info/METADATA", opts)
+            .unwrap();
+        z.write_all(b"Name: demo-pkg\nVersion: 1.0\nRequires-Dist: six\n")
+            .unwrap();
+        z.finish().unwrap();
+        let m = read_wheel_metadata(&path).unwrap();
+        assert_eq!((m.name.as_str(), m.requires_dist.len()), ("demo-pkg", 1));
+
+        let empty = dir.path().join("e-1.0-py3-none-any.whl");
+        zip::ZipWriter::new(std::fs::File::create(&empty).unwrap())
+            .finish()
+            .unwrap();
+        let e = read_wheel_metadata(&empty).unwrap_err().to_string();
+        assert!(
+            e.contains("e-1.0-py3-none-any.whl") && e.contains("METADATA"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,381 @@
+//! Target platforms: the data in `platforms/*.toml`, embedded at compile time.
+
+use serde::Deserialize;
+
+use crate::tags::{self, WheelTag, WheelTarget};
+
+/// Directory layout of the CPython install.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// `python/bin/python3`, `python/lib/python3.X/site-packages`.
+    Unix,
+    /// `python/python.exe`, `python/Lib/site-packages`.
+    Windows,
+}
+
+/// Which kind of launchers the environment gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LauncherKind {
+    /// POSIX shell trampolines.
+    Posix,
+    /// `.cmd` launchers.
+    Windows,
+}
+
+/// PEP 508 marker values that depend only on the platform.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarkerValues {
+    /// `os_name`.
+    pub os_name: String,
+    /// `sys_platform`.
+    pub sys_platform: String,
+    /// `platform_machine`.
+    pub platform_machine: String,
+    /// `platform_system`.
+    pub platform_system: String,
+    /// `platform_release`.
+    pub platform_release: String,
+    /// `platform_version`.
+    pub platform_version: String,
+}
+
+/// One build/runtime target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    /// Short name, e.g. `linux-x86_64`.
+    pub name: String,
+    /// python-build-standalone target triple.
+    pub pbs_triple: String,
+    /// OCI `os`.
+    pub oci_os: String,
+    /// OCI `architecture`.
+    pub oci_arch: String,
+    /// OCI `variant`, if any.
+    pub oci_variant: Option<String>,
+    /// CPython directory layout.
+    pub layout: Layout,
+    /// Launcher flavour.
+    pub launcher: LauncherKind,
+    /// Which binary wheels load.
+    pub wheel: WheelTarget,
+    /// Platform-dependent marker values.
+    pub markers: MarkerValues,
+}
+
+/// Errors about platform data or names.
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    /// No platform of that name.
+    #[error("unknown platform {name:?}; valid platforms: {valid}")]
+    Unknown {
+        /// The requested name.
+        name: String,
+        /// Comma-separated valid names.
+        valid: String,
+    },
+    /// An embedded data file is malformed.
+    #[error("platform data {file}: {detail}")]
+    Data {
+        /// The data file.
+        file: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A Python version string is malformed.
+    #[error("invalid python version {version:?}: {detail}")]
+    PythonVersion {
+        /// The offending version.
+        version: String,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+const EMBEDDED: [(&str, &str); 5] = [
+    (
+        "linux-x86_64.toml",
+        include_str!("../../platforms/linux-x86_64.toml"),
+    ),
+    (
+        "linux-aarch64.toml",
+        include_str!("../../platforms/linux-aarch64.toml"),
+    ),
+    (
+        "macos-x86_64.toml",
+        include_str!("../../platforms/macos-x86_64.toml"),
+    ),
+    (
+        "macos-arm64.toml",
+        include_str!("../../platforms/macos-arm64.toml"),
+    ),
+    (
+        "windows-x86_64.toml",
+        include_str!("../../platforms/windows-x86_64.toml"),
+    ),
+];
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RawPlatform {
+    name: String,
+    pbs_triple: String,
+    oci_os: String,
+    oci_arch: String,
+    oci_variant: Option<String>,
+    layout: Layout,
+    launcher: LauncherKind,
+    wheel: RawWheel,
+    markers: MarkerValues,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RawWheel {
+    kind: String,
+    arch: String,
+    glibc: Option<String>,
+    musllinux: Option<bool>,
+    musl: Option<String>,
+    macos: Option<String>,
+}
+
+fn parse_major_minor(s: &str) -> Option<(u32, u32)> {
+    let (a, b) = s.split_once('.')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+fn parse_platform(file: &str, text: &str) -> Result<Platform, PlatformError> {
+    let data_err = |detail: String| PlatformError::Data {
+        file: file.to_string(),
+        detail,
+    };
+    let raw: RawPlatform = toml::from_str(text).map_err(|e| data_err(e.to_string()))?;
+    let version = |field: &str, v: Option<&String>| -> Result<(u32, u32), PlatformError> {
+        let v = v.ok_or_else(|| data_err(format!("[wheel] needs `{field}`")))?;
+        parse_major_minor(v)
+            .ok_or_else(|| data_err(format!("[wheel] {field} = {v:?} is not MAJOR.MINOR")))
+    };
+    let w = &raw.wheel;
+    let wheel = match w.kind.as_str() {
+        "manylinux" => WheelTarget::Manylinux {
+            arch: w.arch.clone(),
+            glibc: version("glibc", w.glibc.as_ref())?,
+            musllinux: if w.musllinux.unwrap_or(false) {
+                let musl = w.musl.clone().unwrap_or_else(|| "1.2".to_string());
+                Some(version("musl", Some(&musl))?)
+            } else {
+                None
+            },
+        },
+        "macos" => WheelTarget::Macos {
+            arch: w.arch.clone(),
+            version: version("macos", w.macos.as_ref())?,
+        },
+        "windows" => WheelTarget::Windows {
+            arch: w.arch.clone(),
+        },
+        other => return Err(data_err(format!("unknown [wheel] kind {other:?}"))),
+    };
+    Ok(Platform {
+        name: raw.name,
+        pbs_triple: raw.pbs_triple,
+        oci_os: raw.oci_os,
+        oci_arch: raw.oci_arch,
+        oci_variant: raw.oci_variant,
+        layout: raw.layout,
+        launcher: raw.launcher,
+        wheel,
+        markers: raw.markers,
+    })
+}
+
+/// All known platforms, in a fixed order.
+pub fn all() -> Result<Vec<Platform>, PlatformError> {
+    EMBEDDED.iter().map(|(f, t)| parse_platform(f, t)).collect()
+}
+
+/// The platform called `n`.
+pub fn by_name(n: &str) -> Result<Platform, PlatformError> {
+    let platforms = all()?;
+    let valid = platforms
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    platforms
+        .iter()
+        .find(|p| p.name == n)
+        .cloned()
+        .ok_or(PlatformError::Unknown {
+            name: n.to_string(),
+            valid,
+        })
+}
+
+/// The platform this binary was compiled for, if it is one of ours.
+pub fn host() -> Option<Platform> {
+    let name = if cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+        "linux-x86_64"
+    } else if cfg!(all(target_os = "linux", target_arch = "aarch64")) {
+        "linux-aarch64"
+    } else if cfg!(all(target_os = "macos", target_arch = "x86_64")) {
+        "macos-x86_64"
+    } else if cfg!(all(target_os = "macos", target_arch = "aarch64")) {
+        "macos-arm64"
+    } else if cfg!(all(target_os = "windows", target_arch = "x86_64")) {
+        "windows-x86_64"
+    } else {
+        return None;
+    };
+    by_name(name).ok()
+}
+
+impl Platform {
+    /// PEP 508 marker environment for CPython `python_full_version` (e.g. "3.11.7") on this platform.
+    pub fn marker_environment(
+        &self,
+        python_full_version: &str,
+    ) -> Result<pep508_rs::MarkerEnvironment, PlatformError> {
+        let bad = |detail: &str| PlatformError::PythonVersion {
+            version: python_full_version.to_string(),
+            detail: detail.to_string(),
+        };
+        let mut parts = python_full_version.split('.');
+        let (major, minor) = match (parts.next(), parts.next()) {
+            (Some(a), Some(b)) if a.parse::<u8>().is_ok() && b.parse::<u8>().is_ok() => (a, b),
+            _ => return Err(bad("expected MAJOR.MINOR[.PATCH]")),
+        };
+        let python_version = format!("{major}.{minor}");
+        let m = &self.markers;
+        pep508_rs::MarkerEnvironment::try_from(pep508_rs::MarkerEnvironmentBuilder {
+            implementation_name: "cpython",
+            implementation_version: python_full_version,
+            os_name: &m.os_name,
+            platform_machine: &m.platform_machine,
+            platform_python_implementation: "CPython",
+            platform_release: &m.platform_release,
+            platform_system: &m.platform_system,
+            platform_version: &m.platform_version,
+            python_full_version,
+            python_version: &python_version,
+            sys_platform: &m.sys_platform,
+        })
+        .map_err(|e| bad(&e.to_string()))
+    }
+
+    /// Wheel tags this platform's CPython accepts, best first.
+    pub fn supported_tags(&self, py_major: u8, py_minor: u8) -> Vec<WheelTag> {
+        tags::compatible_tags(&self.wheel, py_major, py_minor)
+    }
+
+    /// The interpreter, relative to the env root.
+    pub fn python_exe(&self) -> &'static str {
+        match self.layout {
+            Layout::Unix => "python/bin/python3",
+            Layout::Windows => "python/python.exe",
+        }
+    }
+
+    /// site-packages, relative to the env root.
+    pub fn site_packages(&self, py_minor: u8) -> String {
+        match self.layout {
+            Layout::Unix => format!("python/lib/python3.{py_minor}/site-packages"),
+            Layout::Windows => "python/Lib/site-packages".to_string(),
+        }
+    }
+
+    /// Where console scripts go, relative to the env root.
+    pub fn scripts_dir(&self) -> &'static str {
+        match self.layout {
+            Layout::Unix => "python/bin",
+            Layout::Windows => "python/Scripts",
+        }
+    }
+
+    /// C headers, relative to the env root.
+    pub fn include_dir(&self, py_minor: u8) -> String {
+        match self.layout {
+            Layout::Unix => format!("python/include/python3.{py_minor}"),
+            Layout::Windows => "python/Include".to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn all_platforms_parse() {
+        let all = all().unwrap();
+        let names: Vec<_> = all.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "linux-x86_64",
+                "linux-aarch64",
+                "macos-x86_64",
+                "macos-arm64",
+                "windows-x86_64"
+            ]
+        );
+        let win = by_name("windows-x86_64").unwrap();
+        assert_eq!(win.layout, Layout::Windows);
+        assert_eq!(win.python_exe(), "python/python.exe");
+        assert_eq!(win.site_packages(11), "python/Lib/site-packages");
+        assert_eq!(
+            win.supported_tags(3, 11)[0].to_string(),
+            "cp311-cp311-win_amd64"
+        );
+        let lin = by_name("linux-x86_64").unwrap();
+        assert_eq!(lin.site_packages(11), "python/lib/python3.11/site-packages");
+        assert_eq!(lin.include_dir(11), "python/include/python3.11");
+        assert_eq!(lin.scripts_dir(), "python/bin");
+        let mac = by_name("macos-arm64").unwrap();
+        assert_eq!(
+            mac.supported_tags(3, 11)[0].to_string(),
+            "cp311-cp311-macosx_11_0_arm64"
+        );
+    }
+
+    #[test]
+    fn unknown_platform_lists_valid_names() {
+        let e = by_name("plan9").unwrap_err().to_string();
+        assert!(e.contains("plan9") && e.contains("macos-arm64"), "{e}");
+    }
+
+    #[test]
+    fn markers_evaluate_per_platform() {
+        let req = pep508_rs::Requirement::<pep508_rs::VerbatimUrl>::from_str(
+            "distro; sys_platform == 'linux' and python_version >= '3.8'",
+        )
+        .unwrap();
+        let cases = [
+            ("linux-x86_64", true),
+            ("linux-aarch64", true),
+            ("macos-arm64", false),
+            ("windows-x86_64", false),
+        ];
+        for (name, active) in cases {
+            let env = by_name(name).unwrap().marker_environment("3.11.7").unwrap();
+            assert_eq!(req.marker.evaluate(&env, &[]), active, "{name}");
+        }
+        let win = by_name("windows-x86_64")
+            .unwrap()
+            .marker_environment("3.11.7")
+            .unwrap();
+        let col = pep508_rs::Requirement::<pep508_rs::VerbatimUrl>::from_str(
+            "colorama; platform_system == 'Windows' and python_full_version >= '3.11.7'",
+        )
+        .unwrap();
+        assert!(col.marker.evaluate(&win, &[]));
+        assert!(by_name("linux-x86_64")
+            .unwrap()
+            .marker_environment("three")
+            .is_err());
+    }
+}
