@@ -26,7 +26,7 @@ pub struct EnvInputs<'a> {
     pub locked: &'a LockedPlatform,
     /// The CPython archive (hash-checked).
     pub python_archive: &'a Path,
-    /// Wheels to install, by package name (hash-checked), sorted by name.
+    /// Wheels to install as (wheel file name, hash-checked path), sorted by package name.
     pub wheels: &'a [(String, PathBuf)],
     /// Compiles bytecode.
     pub host: &'a HostPython,
@@ -66,8 +66,10 @@ pub fn assemble(inputs: &EnvInputs, staging: &Path) -> anyhow::Result<AssembledE
         py_minor,
     };
     let mut console_scripts: Vec<EntryPoint> = Vec::new();
-    for (name, wheel) in inputs.wheels {
-        let dist = install_wheel(wheel, &target).with_context(|| format!("installing {name}"))?;
+    let names = tempfile::tempdir().context("creating a temp dir")?;
+    for (filename, wheel) in inputs.wheels {
+        let named = link_with_name(wheel, filename, names.path())?;
+        let dist = install_wheel(&named, &target).with_context(|| format!("installing {filename}"))?;
         console_scripts.extend(dist.console_scripts);
     }
     console_scripts.sort_by(|a, b| a.name.cmp(&b.name));
@@ -124,6 +126,21 @@ pub fn assemble(inputs: &EnvInputs, staging: &Path) -> anyhow::Result<AssembledE
         cpython_paths,
         conan_version,
     })
+}
+
+/// Cached blobs are named by hash; the installer checks a wheel's file name against its
+/// metadata, so give it a link with the real name.
+pub fn link_with_name(blob: &Path, filename: &str, dir: &Path) -> anyhow::Result<PathBuf> {
+    envpack_layers::tree::validate_rel_path(filename)?;
+    if filename.contains('/') {
+        bail!("bad wheel file name {filename:?}");
+    }
+    let link = dir.join(filename);
+    if fs_err::symlink_metadata(&link).is_ok() {
+        fs_err::remove_file(&link)?;
+    }
+    fs_err::hard_link(blob, &link).or_else(|_| fs_err::copy(blob, &link).map(|_| ()))?;
+    Ok(link)
 }
 
 /// Write one generated file (parents created, exec bit as asked).

@@ -85,8 +85,12 @@ pub fn build(lock: &Lock, lock_text: &str, opts: &BuildOptions) -> anyhow::Resul
             .with_context(|| format!("fetching CPython for {}", p.name))?;
         let mut wheels = Vec::new();
         for pkg in &locked.packages {
-            let path = wheel_for(pkg, lock, index.as_ref(), &host, epoch, opts)?;
-            wheels.push((pkg.name.clone(), path));
+            let path = wheel_for(pkg, lock, index.as_ref(), &host, opts)?;
+            let filename = match &pkg.built_wheel {
+                Some(b) => b.filename.clone(),
+                None => pkg.filename.clone(),
+            };
+            wheels.push((filename, path));
         }
         (opts.progress)(&format!("assembling {}", p.name));
         let staging = tempfile::Builder::new()
@@ -132,7 +136,6 @@ fn wheel_for(
     lock: &Lock,
     index: Option<&SimpleIndex>,
     host: &HostPython,
-    epoch: u64,
     opts: &BuildOptions,
 ) -> anyhow::Result<PathBuf> {
     match pkg.kind {
@@ -159,8 +162,9 @@ fn wheel_for(
                 fetch_pinned(&pin.name, &pin.filename, &pin.sha256, pin.size, index, opts)?;
                 pins.push(pin.clone());
             }
+            // Built with the lock's epoch: that is what the locked wheel hash was made with.
             (opts.progress)(&format!("rebuilding {} from its sdist", pkg.filename));
-            let wheel = crate::sdist::rebuild_pinned(host, &sdist, &pkg.filename, &pins, epoch_for_sdist(lock, epoch), opts.cache)?;
+            let wheel = crate::sdist::rebuild_pinned(host, &sdist, &pkg.filename, &pins, lock.epoch, opts.cache)?;
             if wheel.sha256 != built.sha256 {
                 bail!(
                     "rebuilding {} gave {} with {}, but the lock pins {}: the sdist build is not reproducible here",
@@ -173,11 +177,6 @@ fn wheel_for(
             Ok(wheel.path)
         }
     }
-}
-
-/// sdists are built with the lock's epoch (that is what the lock's wheel hash was made with).
-fn epoch_for_sdist(lock: &Lock, _build_epoch: u64) -> u64 {
-    lock.epoch
 }
 
 fn fetch_pinned(

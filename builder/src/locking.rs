@@ -13,7 +13,7 @@ use crate::http::HttpClient;
 use crate::index::SimpleIndex;
 use crate::lock::{
     BuiltWheelPin, Lock, LockedConanFile, LockedFile, LockedPackage, LockedPlatform,
-    LockedPython, LockedPythonRelease, LockedRemote, PackageKind, LOCK_VERSION,
+    LockedPythonRelease, LockedRemote, PackageKind, LOCK_VERSION,
 };
 use crate::platform::{self, Platform};
 use crate::resolve::{DistKind, ResolveRequest, Resolver};

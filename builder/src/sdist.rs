@@ -188,10 +188,12 @@ fn install_build_env(host: &HostPython, pins: &[LockedFile], env: &Path, cache: 
         platform: &host.platform,
         py_minor: host.py_minor,
     };
+    let names = tempfile::tempdir().context("creating a temp dir")?;
     for pin in pins {
         let path = cache.get(&pin.sha256)?.ok_or_else(|| {
             anyhow!("build package {} ({}) is not in the cache", pin.filename, pin.sha256)
         })?;
+        let path = crate::assemble::link_with_name(&path, &pin.filename, names.path())?;
         install_wheel(&path, &target).with_context(|| format!("installing build package {}", pin.filename))?;
     }
     Ok(())

@@ -1,0 +1,309 @@
+//! The `RECORD` file of an installed distribution (PEP 376 / PEP 627): CSV rows of
+//! `path,hash,size`, with hashes written as `<algo>=<urlsafe-base64-nopad digest>`.
+
+use sha2::{Digest, Sha256, Sha384, Sha512};
+
+/// One row of a RECORD file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordEntry {
+    /// Path relative to site-packages, `/`-separated.
+    pub path: String,
+    /// `algo=digest`, empty for RECORD itself.
+    pub hash: Option<String>,
+    /// Size in bytes, empty for RECORD itself.
+    pub size: Option<u64>,
+}
+
+/// Why a RECORD file or hash could not be understood.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RecordError {
+    /// A row does not have the three columns RECORD requires.
+    #[error("RECORD line {line}: expected 3 columns, found {found}")]
+    Columns {
+        /// 1-based line number.
+        line: usize,
+        /// Number of columns seen.
+        found: usize,
+    },
+    /// A quoted field is never closed.
+    #[error("RECORD line {line}: unterminated quoted field")]
+    Unterminated {
+        /// 1-based line number.
+        line: usize,
+    },
+    /// The size column is not a number.
+    #[error("RECORD line {line}: size {value:?} is not a number")]
+    Size {
+        /// 1-based line number.
+        line: usize,
+        /// The offending text.
+        value: String,
+    },
+    /// The hash column is malformed or uses a weak/unknown algorithm.
+    #[error("bad hash {0:?}: expected sha256=, sha384= or sha512= with url-safe base64")]
+    Hash(String),
+}
+
+/// Parses RECORD text into rows; blank lines are skipped.
+pub fn parse_record(text: &str) -> Result<Vec<RecordEntry>, RecordError> {
+    let mut out = Vec::new();
+    for (idx, fields) in split_csv(text)?.into_iter().enumerate() {
+        let line = idx + 1;
+        if fields.len() == 1 && fields[0].is_empty() {
+            continue;
+        }
+        let [path, hash, size]: [String; 3] =
+            fields
+                .try_into()
+                .map_err(|f: Vec<String>| RecordError::Columns {
+                    line,
+                    found: f.len(),
+                })?;
+        let size = if size.is_empty() {
+            None
+        } else {
+            Some(size.parse::<u64>().map_err(|_| RecordError::Size {
+                line,
+                value: size.clone(),
+            })?)
+        };
+        out.push(RecordEntry {
+            path,
+            hash: (!hash.is_empty()).then_some(hash),
+            size,
+        });
+    }
+    Ok(out)
+}
+
+/// Splits CSV text (RFC 4180 quoting, `\n` or `\r\n` line ends) into rows of fields.
+fn split_csv(text: &str) -> Result<Vec<Vec<String>>, RecordError> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut field = String::new();
+    let mut chars = text.chars().peekable();
+    let mut in_quotes = false;
+    let mut quote_line = 0;
+    let mut row_has_content = false;
+    while let Some(c) = chars.next() {
+        if in_quotes {
+            if c == '"' {
+                if chars.peek() == Some(&'"') {
+                    chars.next();
+                    field.push('"');
+                } else {
+                    in_quotes = false;
+                }
+            } else {
+                field.push(c);
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_quotes = true;
+                quote_line = rows.len() + 1;
+                row_has_content = true;
+            }
+            ',' => {
+                row.push(std::mem::take(&mut field));
+                row_has_content = true;
+            }
+            '\r' if chars.peek() == Some(&'\n') => {}
+            '\n' => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+                row_has_content = false;
+            }
+            _ => {
+                field.push(c);
+                row_has_content = true;
+            }
+        }
+    }
+    if in_quotes {
+        return Err(RecordError::Unterminated { line: quote_line });
+    }
+    if row_has_content || !field.is_empty() {
+        row.push(field);
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// Quotes a CSV field the way Python's `csv` module does (only when needed).
+fn quote_field(field: &str) -> String {
+    if field.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_string()
+    }
+}
+
+/// Writes rows as RECORD text, `\n` line ends, in the order given.
+pub fn write_record(entries: &[RecordEntry]) -> String {
+    let mut out = String::new();
+    for e in entries {
+        out.push_str(&quote_field(&e.path));
+        out.push(',');
+        out.push_str(&quote_field(e.hash.as_deref().unwrap_or("")));
+        out.push(',');
+        if let Some(size) = e.size {
+            out.push_str(&size.to_string());
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The RECORD hash of `data`: `sha256=<urlsafe-base64-nopad>`.
+pub fn record_hash(data: &[u8]) -> String {
+    format!("sha256={}", b64_urlsafe_nopad(&Sha256::digest(data)))
+}
+
+/// Checks `data` against a RECORD hash; `Ok(false)` on mismatch, `Err` if the hash is unusable.
+pub fn hash_matches(hash: &str, data: &[u8]) -> Result<bool, RecordError> {
+    let bad = || RecordError::Hash(hash.to_string());
+    let (algo, digest) = hash.split_once('=').ok_or_else(bad)?;
+    let expected = b64_urlsafe_decode(digest.trim_end_matches('=')).ok_or_else(bad)?;
+    let actual: Vec<u8> = match algo {
+        "sha256" => Sha256::digest(data).to_vec(),
+        "sha384" => Sha384::digest(data).to_vec(),
+        "sha512" => Sha512::digest(data).to_vec(),
+        _ => return Err(bad()),
+    };
+    if expected.len() != actual.len() {
+        return Err(bad());
+    }
+    Ok(expected == actual)
+}
+
+const B64_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// URL-safe base64 without padding (RFC 4648 §5), as RECORD requires.
+pub fn b64_urlsafe_nopad(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            let idx = (n >> (18 - 6 * i)) & 0x3f;
+            out.push(char::from(B64_ALPHABET[idx as usize]));
+        }
+    }
+    out
+}
+
+/// Decodes unpadded URL-safe base64; `None` on any invalid character or length.
+fn b64_urlsafe_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for c in text.bytes() {
+        let v = B64_ALPHABET.iter().position(|&a| a == c)? as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    // Leftover bits must be zero padding of a valid length (2 or 4 bits).
+    if bits >= 6 || acc != 0 {
+        return None;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_table() {
+        for (input, want) in [
+            (&b""[..], ""),
+            (b"f", "Zg"),
+            (b"fo", "Zm8"),
+            (b"foo", "Zm9v"),
+            (b"foob", "Zm9vYg"),
+            (&[0xfb, 0xff][..], "-_8"),
+        ] {
+            assert_eq!(b64_urlsafe_nopad(input), want);
+            assert_eq!(b64_urlsafe_decode(want).as_deref(), Some(input));
+        }
+        assert_eq!(b64_urlsafe_decode("Z"), None);
+        assert_eq!(b64_urlsafe_decode("Zh"), None, "non-zero trailing bits");
+        assert_eq!(
+            b64_urlsafe_decode("Zm+v"),
+            None,
+            "standard alphabet rejected"
+        );
+    }
+
+    #[test]
+    fn known_sha256_of_empty() {
+        assert_eq!(
+            record_hash(b""),
+            "sha256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"
+        );
+        assert_eq!(hash_matches(&record_hash(b"abc"), b"abc"), Ok(true));
+        assert_eq!(hash_matches(&record_hash(b"abc"), b"abd"), Ok(false));
+        assert!(hash_matches("md5=abc", b"").is_err());
+        assert!(hash_matches("sha256=AAAA", b"").is_err());
+        assert!(hash_matches("nohash", b"").is_err());
+    }
+
+    #[test]
+    fn parse_table() {
+        let text = "a/b.py,sha256=xyz,12\r\n\"odd,name.py\",sha256=q,3\n\"q\"\"x\",,\nx.dist-info/RECORD,,\n";
+        let rows = parse_record(text).unwrap();
+        assert_eq!(rows.len(), 4);
+        assert_eq!(rows[0].path, "a/b.py");
+        assert_eq!(rows[0].size, Some(12));
+        assert_eq!(rows[1].path, "odd,name.py");
+        assert_eq!(rows[2].path, "q\"x");
+        assert_eq!(rows[3].hash, None);
+        assert_eq!(rows[3].size, None);
+        assert!(matches!(
+            parse_record("a,b\n"),
+            Err(RecordError::Columns { line: 1, found: 2 })
+        ));
+        assert!(matches!(
+            parse_record("a,b,zz\n"),
+            Err(RecordError::Size { line: 1, .. })
+        ));
+        assert!(matches!(
+            parse_record("\"a,b,1\n"),
+            Err(RecordError::Unterminated { .. })
+        ));
+        assert_eq!(parse_record("").unwrap(), vec![]);
+        assert_eq!(parse_record("a,,").unwrap().len(), 1, "no trailing newline");
+    }
+
+    #[test]
+    fn write_round_trips() {
+        let rows = vec![
+            RecordEntry {
+                path: "we,ird\"name".into(),
+                hash: Some(record_hash(b"x")),
+                size: Some(1),
+            },
+            RecordEntry {
+                path: "pkg-1.dist-info/RECORD".into(),
+                hash: None,
+                size: None,
+            },
+        ];
+        let text = write_record(&rows);
+        assert!(text.starts_with("\"we,ird\"\"name\",sha256="));
+        assert!(text.ends_with("pkg-1.dist-info/RECORD,,\n"));
+        assert_eq!(parse_record(&text).unwrap(), rows);
+    }
+}
