@@ -31,6 +31,28 @@ scripts/fixtures/python-mirror.sh --foreign "$ENVPACK_FIXTURES/python-mirror"
 scripts/fixtures/wheelhouse.sh "$ENVPACK_FIXTURES/wheelhouse"
 "$python" scripts/fixtures/index.py build "$ENVPACK_FIXTURES/wheelhouse" "$ENVPACK_FIXTURES/index"
 
+# Real wheels for the installer's own tests, and a pip-installed Conan 2.21.0 (from the local
+# wheelhouse, no index) that checks the CONAN_HOME template; with these present the tests that
+# use them must run, not skip.
+wheels_c="$ENVPACK_FIXTURES/wheels-c"
+if [[ ! -f $wheels_c/.stamp ]]; then
+  log "real wheels for the installer tests"
+  "$python" -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+    --python-version 3.11 --implementation cp --abi cp311 --platform manylinux2014_x86_64 \
+    -d "$wheels_c" PyYAML==6.0.2 Jinja2==3.1.6 MarkupSafe==3.0.2 colorama==0.4.6 wheel==0.45.1
+  touch "$wheels_c/.stamp"
+fi
+conan_venv="$ENVPACK_FIXTURES/conan-venv"
+if [[ ! -x $conan_venv/bin/conan ]]; then
+  log "a pip-installed Conan from the wheelhouse"
+  rm -rf "$conan_venv"
+  "$python" -m venv "$conan_venv"
+  "$conan_venv/bin/pip" install --quiet --disable-pip-version-check --no-index \
+    --find-links "$ENVPACK_FIXTURES/wheelhouse" conan==2.21.0
+fi
+export ENVPACK_REQUIRE_FIXTURES=1
+export ENVPACK_TEST_CONAN="$conan_venv/bin/conan"
+
 log "cargo build --workspace"
 cargo build --workspace
 log "cargo test --workspace $*"

@@ -49,9 +49,13 @@ remotes = [
 
 [conan.profiles]
 default = "profiles/linux-gcc12"
-msvc = {{ windows-x86_64 = "profiles/windows-msvc" }}
-"#,
-        list.join(", ")
+{}"#,
+        list.join(", "),
+        if platforms.contains(&"windows-x86_64") {
+            "msvc = { windows-x86_64 = \"profiles/windows-msvc\" }\n"
+        } else {
+            ""
+        }
     )
 }
 
@@ -120,7 +124,10 @@ fn built() -> &'static (PathBuf, PathBuf) {
         let artifact = out.join("openssl-devenv-linux-x86_64.envpack.tar");
         assert!(artifact.is_file(), "no artifact at {}", artifact.display());
         let root = l.dir.join("root");
-        run(Command::new(unpack_bin()).arg(&artifact).arg("--root").arg(&root));
+        run(Command::new(unpack_bin())
+            .arg(&artifact)
+            .arg("--root")
+            .arg(&root));
         (artifact, root)
     })
 }
@@ -139,7 +146,11 @@ fn lock_pins_every_platform_with_real_files() {
     let doc = lock_value();
     assert!(l.lock_text.contains("spec-hash = \"sha256:"));
     assert!(l.lock_text.contains(&format!("epoch = {EPOCH}")));
-    assert!(!l.lock_text.contains("127.0.0.1"), "the lock names a URL:\n{}", l.lock_text);
+    assert!(
+        !l.lock_text.contains("127.0.0.1"),
+        "the lock names a URL:\n{}",
+        l.lock_text
+    );
     let platforms = doc.platform_names();
     let mut want: Vec<&str> = PLATFORMS.to_vec();
     want.sort();
@@ -147,11 +158,26 @@ fn lock_pins_every_platform_with_real_files() {
     for p in PLATFORMS {
         let pkgs = doc.packages(p);
         let names: Vec<&str> = pkgs.iter().map(|(n, _)| n.as_str()).collect();
-        for must in ["conan", "pyyaml", "jinja2", "markupsafe", "requests", "urllib3", "patch-ng", "colorama", "python-dateutil", "fasteners"] {
+        for must in [
+            "conan",
+            "pyyaml",
+            "jinja2",
+            "markupsafe",
+            "requests",
+            "urllib3",
+            "patch-ng",
+            "colorama",
+            "python-dateutil",
+            "fasteners",
+        ] {
             assert!(names.contains(&must), "{p} lacks {must}: {names:?}");
         }
         // distro is required only where platform_system == 'Linux'.
-        assert_eq!(names.contains(&"distro"), p.starts_with("linux"), "{p}: {names:?}");
+        assert_eq!(
+            names.contains(&"distro"),
+            p.starts_with("linux"),
+            "{p}: {names:?}"
+        );
         let pyyaml = &pkgs.iter().find(|(n, _)| n == "pyyaml").unwrap().1;
         let want_tag = match p {
             "linux-x86_64" => "x86_64",
@@ -160,7 +186,10 @@ fn lock_pins_every_platform_with_real_files() {
             "macos-arm64" => "arm64",
             _ => "win_amd64",
         };
-        assert!(pyyaml.contains(want_tag) && pyyaml.contains("cp311"), "{p}: pyyaml file {pyyaml}");
+        assert!(
+            pyyaml.contains(want_tag) && pyyaml.contains("cp311"),
+            "{p}: pyyaml file {pyyaml}"
+        );
         let conan = &pkgs.iter().find(|(n, _)| n == "conan").unwrap().1;
         assert_eq!(conan, "conan-2.21.0.tar.gz");
     }
@@ -168,11 +197,18 @@ fn lock_pins_every_platform_with_real_files() {
     let built: Vec<&str> = l
         .lock_text
         .lines()
-        .filter(|line| line.starts_with("built-wheel = ") && line.contains("conan-2.21.0-py3-none-any.whl"))
+        .filter(|line| {
+            line.starts_with("built-wheel = ") && line.contains("conan-2.21.0-py3-none-any.whl")
+        })
         .collect();
     assert_eq!(built.len(), 5, "{built:?}");
     assert!(built.windows(2).all(|w| w[0] == w[1]));
-    assert!(l.lock_text.contains("[[build-package]]\nname = \"setuptools\""), "{}", l.lock_text);
+    assert!(
+        l.lock_text
+            .contains("[[build-package]]\nname = \"setuptools\""),
+        "{}",
+        l.lock_text
+    );
     // Profiles are pinned per platform; the msvc one only on Windows.
     assert_eq!(l.lock_text.matches("name = \"msvc\"").count(), 1);
     assert_eq!(l.lock_text.matches("name = \"default\"").count(), 5);
@@ -185,9 +221,16 @@ fn relock_is_byte_identical_and_lock_is_stable_across_formatting() {
     write_spec_dir(&dir, &PLATFORMS);
     // Comments and CRLF line endings don't change the canonical spec hash.
     let spec = fs_err::read_to_string(dir.join("envpack.toml")).unwrap();
-    fs_err::write(dir.join("envpack.toml"), format!("# another comment\r\n{}", spec.replace('\n', "\r\n"))).unwrap();
+    fs_err::write(
+        dir.join("envpack.toml"),
+        format!("# another comment\r\n{}", spec.replace('\n', "\r\n")),
+    )
+    .unwrap();
     run(envpack(&dir, &l.cache, &l.index.url, &l.mirror_url).arg("lock"));
-    assert_eq!(fs_err::read_to_string(dir.join("envpack.lock")).unwrap(), l.lock_text);
+    assert_eq!(
+        fs_err::read_to_string(dir.join("envpack.lock")).unwrap(),
+        l.lock_text
+    );
 }
 
 #[test]
@@ -196,7 +239,9 @@ fn unpacked_env_runs_real_conan_and_python_offline() {
     let conan = root.join("bin/conan");
     // Nothing of the host's Python leaks in: clean environment, no network configured.
     let clean = |cmd: &mut Command| {
-        cmd.env_clear().env("PATH", "/usr/bin:/bin").env("HOME", root.join("home-for-test"));
+        cmd.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", root.join("home-for-test"));
     };
     let mut c = Command::new(&conan);
     clean(&mut c);
@@ -206,10 +251,22 @@ fn unpacked_env_runs_real_conan_and_python_offline() {
     let mut c = Command::new(&conan);
     clean(&mut c);
     let remotes = stdout(&run(c.args(["remote", "list"])));
-    assert!(remotes.contains("openssl-conan: https://conan.example.org/api/conan/openssl"), "{remotes}");
-    assert!(remotes.contains("mirror: https://conan-mirror.example.org/api/conan/main"), "{remotes}");
-    let first = remotes.lines().position(|l| l.starts_with("openssl-conan")).unwrap();
-    let second = remotes.lines().position(|l| l.starts_with("mirror")).unwrap();
+    assert!(
+        remotes.contains("openssl-conan: https://conan.example.org/api/conan/openssl"),
+        "{remotes}"
+    );
+    assert!(
+        remotes.contains("mirror: https://conan-mirror.example.org/api/conan/main"),
+        "{remotes}"
+    );
+    let first = remotes
+        .lines()
+        .position(|l| l.starts_with("openssl-conan"))
+        .unwrap();
+    let second = remotes
+        .lines()
+        .position(|l| l.starts_with("mirror"))
+        .unwrap();
     assert!(first < second, "remote order lost: {remotes}");
 
     let mut c = Command::new(&conan);
@@ -223,13 +280,20 @@ fn unpacked_env_runs_real_conan_and_python_offline() {
     let out = run(c.args(["-c", "import ssl, yaml, jinja2, sys; print(sys.version.split()[0], yaml.__version__, sys.prefix)"]));
     let text = stdout(&out);
     assert!(text.starts_with("3.11.7 "), "{text}");
-    assert!(text.contains(&root.join("envs").display().to_string()), "prefix not inside the root: {text}");
+    assert!(
+        text.contains(&root.join("envs").display().to_string()),
+        "prefix not inside the root: {text}"
+    );
 
     // CONAN_HOME is the writable state dir, not the immutable env.
     let state = fs_err::read_dir(root.join("state")).unwrap().count();
     assert_eq!(state, 1);
     // Using the env changed nothing in it.
-    let verify = Command::new(envpack_bin()).args(["verify", "--root"]).arg(root).output().unwrap();
+    let verify = Command::new(envpack_bin())
+        .args(["verify", "--root"])
+        .arg(root)
+        .output()
+        .unwrap();
     assert!(
         verify.status.success(),
         "verify after use failed:\n{}\n{}",
@@ -266,7 +330,11 @@ fn build_is_reproducible_under_different_conditions() {
         .args(["build", "--platform", "linux-x86_64", "--out", "out2"]);
     run(&mut cmd);
     let second = other.join("out2/openssl-devenv-linux-x86_64.envpack.tar");
-    assert_eq!(sha256_file(artifact), sha256_file(&second), "artifacts differ");
+    assert_eq!(
+        sha256_file(artifact),
+        sha256_file(&second),
+        "artifacts differ"
+    );
 }
 
 #[test]
@@ -277,24 +345,45 @@ fn artifact_is_a_plain_tar_of_layers() {
     assert_eq!(names[0], "envpack-artifact.json");
     assert_eq!(names[1], "envpack.lock");
     assert_eq!(names.len(), 2 + 4, "{names:?}");
-    assert!(names[2..].iter().all(|n| n.starts_with("blobs/sha256/")), "{names:?}");
-    let listing = run(Command::new("tar").arg("-xOf").arg(artifact).arg("envpack-artifact.json"));
+    assert!(
+        names[2..].iter().all(|n| n.starts_with("blobs/sha256/")),
+        "{names:?}"
+    );
+    let listing = run(Command::new("tar")
+        .arg("-xOf")
+        .arg(artifact)
+        .arg("envpack-artifact.json"));
     let index: serde_json::Value = serde_json::from_slice(&listing.stdout).unwrap();
-    let layers: Vec<&str> = index["layers"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
+    let layers: Vec<&str> = index["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
     assert_eq!(layers, ["cpython", "packages", "conan", "meta"]);
     // Every layer is a zstd tar GNU tar can list, with normalized owners and times.
     let work = tempfile::tempdir().unwrap();
-    run(Command::new("tar").arg("-xf").arg(artifact).arg("-C").arg(work.path()));
+    run(Command::new("tar")
+        .arg("-xf")
+        .arg(artifact)
+        .arg("-C")
+        .arg(work.path()));
     for l in index["layers"].as_array().unwrap() {
         let digest = l["digest"].as_str().unwrap().trim_start_matches("sha256:");
         let blob = work.path().join("blobs/sha256").join(digest);
         assert_eq!(sha256_file(&blob), digest);
-        let out = run(Command::new("tar").env("TZ", "UTC").args(["--zstd", "--numeric-owner", "--full-time", "-tvf"]).arg(&blob));
+        let out = run(Command::new("tar")
+            .env("TZ", "UTC")
+            .args(["--zstd", "--numeric-owner", "--full-time", "-tvf"])
+            .arg(&blob));
         let text = stdout(&out);
         assert!(!text.is_empty());
         for line in text.lines() {
             assert!(line.contains(" 0/0 "), "owner not normalized: {line}");
-            assert!(line.contains("2023-11-14 22:13:20"), "mtime not the epoch: {line}");
+            assert!(
+                line.contains("2023-11-14 22:13:20"),
+                "mtime not the epoch: {line}"
+            );
         }
     }
 }
@@ -304,30 +393,60 @@ fn unpack_is_idempotent_and_rollback_works() {
     let l = locked();
     let (artifact, _) = built();
     let root = l.dir.join("root-rollback");
-    run(Command::new(unpack_bin()).arg(artifact).arg("--root").arg(&root));
+    run(Command::new(unpack_bin())
+        .arg(artifact)
+        .arg("--root")
+        .arg(&root));
     let current = fs_err::read_link(root.join("current")).unwrap();
     let env = root.join(&current);
-    let before = fs_err::metadata(env.join("envpack.json")).unwrap().modified().unwrap();
-    let again = run(Command::new(envpack_bin()).args(["--json", "unpack"]).arg(artifact).arg("--root").arg(&root));
+    let before = fs_err::metadata(env.join("envpack.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let again = run(Command::new(envpack_bin())
+        .args(["--json", "unpack"])
+        .arg(artifact)
+        .arg("--root")
+        .arg(&root));
     let v: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(v["already_current"], true);
-    assert_eq!(fs_err::metadata(env.join("envpack.json")).unwrap().modified().unwrap(), before);
+    assert_eq!(
+        fs_err::metadata(env.join("envpack.json"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        before
+    );
 
     // A different env (another profile) switches; rollback returns to the first.
     let other = l.dir.join("other-env");
     write_spec_dir(&other, &["linux-x86_64"]);
-    fs_err::write(other.join("profiles/linux-gcc12"), "[settings]\nos=Linux\narch=x86_64\ncompiler=gcc\ncompiler.version=13\nbuild_type=Debug\n").unwrap();
+    fs_err::write(
+        other.join("profiles/linux-gcc12"),
+        "[settings]\nos=Linux\narch=x86_64\ncompiler=gcc\ncompiler.version=13\nbuild_type=Debug\n",
+    )
+    .unwrap();
     run(envpack(&other, &l.cache, &l.index.url, &l.mirror_url).arg("lock"));
     run(envpack(&other, &l.cache, &l.index.url, &l.mirror_url).args(["build", "--out", "dist"]));
     let second = other.join("dist/openssl-devenv-linux-x86_64.envpack.tar");
-    run(Command::new(envpack_bin()).arg("unpack").arg(&second).arg("--root").arg(&root));
+    run(Command::new(envpack_bin())
+        .arg("unpack")
+        .arg(&second)
+        .arg("--root")
+        .arg(&root));
     let switched = fs_err::read_link(root.join("current")).unwrap();
     assert_ne!(switched, current);
-    let profile = stdout(&run(Command::new(root.join("bin/conan")).args(["profile", "show"])));
+    let profile = stdout(&run(
+        Command::new(root.join("bin/conan")).args(["profile", "show"])
+    ));
     assert!(profile.contains("compiler.version=13"), "{profile}");
-    run(Command::new(envpack_bin()).args(["unpack", "--rollback", "--root"]).arg(&root));
+    run(Command::new(envpack_bin())
+        .args(["unpack", "--rollback", "--root"])
+        .arg(&root));
     assert_eq!(fs_err::read_link(root.join("current")).unwrap(), current);
-    let profile = stdout(&run(Command::new(root.join("bin/conan")).args(["profile", "show"])));
+    let profile = stdout(&run(
+        Command::new(root.join("bin/conan")).args(["profile", "show"])
+    ));
     assert!(profile.contains("compiler.version=12"), "{profile}");
 }
 
@@ -336,7 +455,10 @@ fn verify_names_every_changed_file() {
     let l = locked();
     let (artifact, _) = built();
     let root = l.dir.join("root-tamper");
-    run(Command::new(unpack_bin()).arg(artifact).arg("--root").arg(&root));
+    run(Command::new(unpack_bin())
+        .arg(artifact)
+        .arg("--root")
+        .arg(&root));
     let env = root.join(fs_err::read_link(root.join("current")).unwrap());
     let yaml_init = fs_err::read_dir(env.join("python/lib/python3.11/site-packages/yaml"))
         .unwrap()
@@ -348,7 +470,11 @@ fn verify_names_every_changed_file() {
     fs_err::write(&yaml_init, bytes).unwrap();
     fs_err::remove_file(env.join("conan-home/remotes.json")).unwrap();
     fs_err::write(env.join("python/extra.txt"), "x").unwrap();
-    let out = Command::new(envpack_bin()).args(["verify", "--root"]).arg(&root).output().unwrap();
+    let out = Command::new(envpack_bin())
+        .args(["verify", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let text = stdout(&out);
     assert!(text.contains("site-packages/yaml/__init__.py"), "{text}");
@@ -361,35 +487,47 @@ static BAD_INPUT: Mutex<()> = Mutex::new(());
 
 #[test]
 fn stale_lock_is_refused_with_advice() {
-    let _g = BAD_INPUT.lock().unwrap();
+    let _g = BAD_INPUT.lock().unwrap_or_else(|e| e.into_inner());
     let l = locked();
     let dir = l.dir.join("stale");
     write_spec_dir(&dir, &PLATFORMS);
     fs_err::write(dir.join("envpack.lock"), &l.lock_text).unwrap();
     fs_err::write(dir.join("profiles/linux-gcc12"), "[settings]\nos=Linux\n").unwrap();
-    let out = envpack(&dir, &l.cache, &l.index.url, &l.mirror_url).args(["build", "--out", "d"]).output().unwrap();
+    let out = envpack(&dir, &l.cache, &l.index.url, &l.mirror_url)
+        .args(["build", "--out", "d"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("stale") && err.contains("envpack lock"), "{err}");
-    assert!(!dir.join("d").join("openssl-devenv-linux-x86_64.envpack.tar").exists());
+    assert!(
+        err.contains("stale") && err.contains("envpack lock"),
+        "{err}"
+    );
+    assert!(!dir
+        .join("d")
+        .join("openssl-devenv-linux-x86_64.envpack.tar")
+        .exists());
 }
 
 #[test]
 fn bad_specs_fail_with_position_and_no_lock() {
     let l = locked();
     let cases: [(&str, &str); 3] = [
-        ("[env]\nname = \"x\"\nplatforms = [\"linux-x86_64\"]\nsurprise = 1\n", ":4:"),
         (
-            &spec_text(&["linux-x86_64", "plan9-mips"]),
-            "plan9-mips",
+            "[env]\nname = \"x\"\nplatforms = [\"linux-x86_64\"]\nsurprise = 1\n",
+            ":4:",
         ),
+        (&spec_text(&["linux-x86_64", "plan9-mips"]), "plan9-mips"),
         ("[env\n", ":1:"),
     ];
     for (i, (text, want)) in cases.iter().enumerate() {
         let dir = l.dir.join(format!("bad-spec-{i}"));
         write_spec_dir(&dir, &PLATFORMS);
         fs_err::write(dir.join("envpack.toml"), text).unwrap();
-        let out = envpack(&dir, &l.cache, &l.index.url, &l.mirror_url).arg("lock").output().unwrap();
+        let out = envpack(&dir, &l.cache, &l.index.url, &l.mirror_url)
+            .arg("lock")
+            .output()
+            .unwrap();
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(want), "case {i}: want {want:?} in {err}");
@@ -399,7 +537,7 @@ fn bad_specs_fail_with_position_and_no_lock() {
 
 #[test]
 fn hash_mismatch_in_mirror_is_refused_and_not_cached() {
-    let _g = BAD_INPUT.lock().unwrap();
+    let _g = BAD_INPUT.lock().unwrap_or_else(|e| e.into_inner());
     let l = locked();
     // A mirror whose archive no longer matches its SHA256SUMS.
     let src = python_mirror();
@@ -422,22 +560,31 @@ fn hash_mismatch_in_mirror_is_refused_and_not_cached() {
     write_spec_dir(&dir, &["linux-x86_64"]);
     let cache = l.dir.join("mismatch-cache");
     let mirror = format!("file://{}", l.dir.join("bad-mirror").display());
-    let out = envpack(&dir, &cache, &l.index.url, &mirror).arg("lock").output().unwrap();
+    let out = envpack(&dir, &cache, &l.index.url, &mirror)
+        .arg("lock")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("sha256") || err.contains("hash"), "{err}");
     assert!(!dir.join("envpack.lock").exists());
-    let kept: Vec<PathBuf> = walk_files(&cache).into_iter().filter(|p| p.to_string_lossy().contains("blobs")).collect();
+    let kept: Vec<PathBuf> = walk_files(&cache)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("blobs"))
+        .collect();
     assert!(kept.is_empty(), "bad download kept in cache: {kept:?}");
 }
 
 #[test]
 fn escaping_archive_entry_is_rejected_and_root_untouched() {
-    let _g = BAD_INPUT.lock().unwrap();
+    let _g = BAD_INPUT.lock().unwrap_or_else(|e| e.into_inner());
     let l = locked();
     let (artifact, _) = built();
     let root = l.dir.join("root-hostile");
-    run(Command::new(unpack_bin()).arg(artifact).arg("--root").arg(&root));
+    run(Command::new(unpack_bin())
+        .arg(artifact)
+        .arg("--root")
+        .arg(&root));
     let current = fs_err::read_link(root.join("current")).unwrap();
     // A tar whose first member climbs out of the root.
     let hostile = l.dir.join("hostile.envpack.tar");
@@ -449,7 +596,12 @@ fn escaping_archive_entry_is_rejected_and_root_untouched() {
         .arg("-C")
         .arg(work.path())
         .args(["--transform", "s,^x$,../../escaped,", "-P", "x"]));
-    let out = Command::new(unpack_bin()).arg(&hostile).arg("--root").arg(&root).output().unwrap();
+    let out = Command::new(unpack_bin())
+        .arg(&hostile)
+        .arg("--root")
+        .arg(&root)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(!l.dir.join("escaped").exists());
     assert_eq!(fs_err::read_link(root.join("current")).unwrap(), current);
@@ -459,7 +611,9 @@ fn escaping_archive_entry_is_rejected_and_root_untouched() {
 
 fn walk_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let Ok(rd) = fs_err::read_dir(dir) else { return out };
+    let Ok(rd) = fs_err::read_dir(dir) else {
+        return out;
+    };
     for e in rd {
         let p = e.unwrap().path();
         if p.is_dir() {
@@ -479,7 +633,9 @@ mod toml_like {
     }
     impl Doc {
         pub fn parse(text: &str) -> Doc {
-            Doc { text: text.to_string() }
+            Doc {
+                text: text.to_string(),
+            }
         }
         fn blocks(&self) -> Vec<(String, Vec<String>)> {
             let mut out: Vec<(String, Vec<String>)> = Vec::new();
@@ -522,4 +678,56 @@ mod toml_like {
             out
         }
     }
+}
+
+#[test]
+fn warm_cache_build_needs_no_network() {
+    let l = locked();
+    let (artifact, _) = built();
+    let dir = l.dir.join("offline");
+    write_spec_dir(&dir, &PLATFORMS);
+    fs_err::copy(l.dir.join("envpack.lock"), dir.join("envpack.lock")).unwrap();
+    // Nothing listens on port 9 and --offline forbids trying: every byte must come from the cache.
+    let mut cmd = envpack(
+        &dir,
+        &l.cache,
+        "http://127.0.0.1:9/simple/",
+        "http://127.0.0.1:9/pbs/",
+    );
+    run(cmd.args([
+        "--offline",
+        "build",
+        "--platform",
+        "linux-x86_64",
+        "--out",
+        "dist",
+    ]));
+    let again = dir.join("dist/openssl-devenv-linux-x86_64.envpack.tar");
+    assert_eq!(sha256_file(artifact), sha256_file(&again));
+}
+
+/// The example lock in lockfiles/ builds to the same bytes on every machine of this kind:
+/// this digest pins the whole chain (fixture CPython, pinned wheels, sdist build, assembly,
+/// layers, artifact format). A change here must be deliberate.
+const GOLDEN_EXAMPLE_DIGEST: &str =
+    "c2815f035e897a6164b3e6528b1696dda1ee29639d8d2c7168241df1187c4580";
+
+#[test]
+fn example_lock_builds_to_its_golden_digest() {
+    let l = locked();
+    let example = repo_root().join("lockfiles/local-devenv");
+    let out = l.dir.join("golden");
+    let cache = l.dir.join("golden-cache");
+    let mut cmd = Command::new(envpack_bin());
+    cmd.current_dir(&example)
+        .env("ENVPACK_INDEX_URL", &l.index.url)
+        .env("ENVPACK_PYTHON_MIRROR", &l.mirror_url)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .arg("--cache-dir")
+        .arg(&cache)
+        .args(["build", "--out"])
+        .arg(&out);
+    run(&mut cmd);
+    let artifact = out.join("openssl-devenv-linux-x86_64.envpack.tar");
+    assert_eq!(sha256_file(&artifact), GOLDEN_EXAMPLE_DIGEST);
 }

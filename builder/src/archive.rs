@@ -74,7 +74,9 @@ pub fn extract_zip(archive: &Path, dest: &Path) -> Result<(), ArchiveError> {
         }
         total = total.saturating_add(entry.size());
         if total > MAX_EXPANDED {
-            return Err(ArchiveError::Unsupported(format!("{name}: expands beyond the size limit")));
+            return Err(ArchiveError::Unsupported(format!(
+                "{name}: expands beyond the size limit"
+            )));
         }
         let mut f = fs_err::File::create(&out)?;
         std::io::copy(&mut entry, &mut f)?;

@@ -53,8 +53,8 @@ pub fn assemble(inputs: &EnvInputs, staging: &Path) -> anyhow::Result<AssembledE
             platform.python_exe()
         );
     }
-    let (_, py_minor, _) =
-        crate::spec::parse_python_version(&inputs.lock.python.version).map_err(anyhow::Error::msg)?;
+    let (_, py_minor, _) = crate::spec::parse_python_version(&inputs.lock.python.version)
+        .map_err(anyhow::Error::msg)?;
     let site = staging.join(platform.site_packages(py_minor));
     fs_err::create_dir_all(&site)?;
     remove_pycaches(&staging.join("python"))?;
@@ -69,7 +69,8 @@ pub fn assemble(inputs: &EnvInputs, staging: &Path) -> anyhow::Result<AssembledE
     let names = tempfile::tempdir().context("creating a temp dir")?;
     for (filename, wheel) in inputs.wheels {
         let named = link_with_name(wheel, filename, names.path())?;
-        let dist = install_wheel(&named, &target).with_context(|| format!("installing {filename}"))?;
+        let dist =
+            install_wheel(&named, &target).with_context(|| format!("installing {filename}"))?;
         console_scripts.extend(dist.console_scripts);
     }
     console_scripts.sort_by(|a, b| a.name.cmp(&b.name));
@@ -112,8 +113,15 @@ pub fn assemble(inputs: &EnvInputs, staging: &Path) -> anyhow::Result<AssembledE
         conan_version.as_deref().unwrap_or("none"),
         &extra,
     )?;
-    generated.extend(crate::launcher::env_bin_launchers(platform, py_minor, &console_scripts));
-    generated.extend(crate::activate::activation_scripts(&inputs.lock.name, platform));
+    generated.extend(crate::launcher::env_bin_launchers(
+        platform,
+        py_minor,
+        &console_scripts,
+    ));
+    generated.extend(crate::activate::activation_scripts(
+        &inputs.lock.name,
+        platform,
+    ));
     generated.push(GeneratedFile {
         path: "envpack.lock".into(),
         contents: inputs.lock_text.as_bytes().to_vec(),

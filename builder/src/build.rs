@@ -38,7 +38,11 @@ pub struct BuildOptions<'a> {
 }
 
 /// Build artifacts for the chosen platforms of a (fresh) lock.
-pub fn build(lock: &Lock, lock_text: &str, opts: &BuildOptions) -> anyhow::Result<Vec<BuiltArtifact>> {
+pub fn build(
+    lock: &Lock,
+    lock_text: &str,
+    opts: &BuildOptions,
+) -> anyhow::Result<Vec<BuiltArtifact>> {
     let chosen: Vec<Platform> = if opts.platforms.is_empty() {
         lock.platforms
             .iter()
@@ -64,25 +68,50 @@ pub fn build(lock: &Lock, lock_text: &str, opts: &BuildOptions) -> anyhow::Resul
         .ok()
         .map(|u| SimpleIndex::new(u, opts.http.clone()));
 
-    let host_platform = platform::host().ok_or_else(|| anyhow!("this machine is not one of envpack's platforms"))?;
+    let host_platform = platform::host()
+        .ok_or_else(|| anyhow!("this machine is not one of envpack's platforms"))?;
     let host_locked = lock.platform(&host_platform.name).ok_or_else(|| {
         anyhow!(
             "building needs the build host's platform ({}) in the lock: its CPython compiles the bytecode; add it to env.platforms and re-run `envpack lock`",
             host_platform.name
         )
     })?;
-    (opts.progress)(&format!("fetching CPython for the build host ({})", host_platform.name));
-    let host_archive = crate::python::fetch_python(&host_locked.python, &lock.python, &mirror, opts.http, opts.cache)?;
-    let host = HostPython::from_archive(&host_archive.path, host_platform, &lock.python.version, opts.cache)?;
+    (opts.progress)(&format!(
+        "fetching CPython for the build host ({})",
+        host_platform.name
+    ));
+    let host_archive = crate::python::fetch_python(
+        &host_locked.python,
+        &lock.python,
+        &mirror,
+        opts.http,
+        opts.cache,
+    )?;
+    let host = HostPython::from_archive(
+        &host_archive.path,
+        host_platform,
+        &lock.python.version,
+        opts.cache,
+    )?;
 
     let mut out = Vec::new();
     for p in &chosen {
         let locked = lock
             .platform(&p.name)
             .ok_or_else(|| anyhow!("platform {} is not in the lock", p.name))?;
-        (opts.progress)(&format!("fetching CPython and {} packages for {}", locked.packages.len(), p.name));
-        let archive = crate::python::fetch_python(&locked.python, &lock.python, &mirror, opts.http, opts.cache)
-            .with_context(|| format!("fetching CPython for {}", p.name))?;
+        (opts.progress)(&format!(
+            "fetching CPython and {} packages for {}",
+            locked.packages.len(),
+            p.name
+        ));
+        let archive = crate::python::fetch_python(
+            &locked.python,
+            &lock.python,
+            &mirror,
+            opts.http,
+            opts.cache,
+        )
+        .with_context(|| format!("fetching CPython for {}", p.name))?;
         let mut wheels = Vec::new();
         for pkg in &locked.packages {
             let path = wheel_for(pkg, lock, index.as_ref(), &host, opts)?;
@@ -139,12 +168,16 @@ fn wheel_for(
     opts: &BuildOptions,
 ) -> anyhow::Result<PathBuf> {
     match pkg.kind {
-        PackageKind::Wheel => fetch_pinned(&pkg.name, &pkg.filename, &pkg.sha256, pkg.size, index, opts),
+        PackageKind::Wheel => {
+            fetch_pinned(&pkg.name, &pkg.filename, &pkg.sha256, pkg.size, index, opts)
+        }
         PackageKind::Sdist => {
-            let built = pkg
-                .built_wheel
-                .as_ref()
-                .ok_or_else(|| anyhow!("lock entry for {} is an sdist without built-wheel", pkg.name))?;
+            let built = pkg.built_wheel.as_ref().ok_or_else(|| {
+                anyhow!(
+                    "lock entry for {} is an sdist without built-wheel",
+                    pkg.name
+                )
+            })?;
             if let Some(path) = opts.cache.get(&built.sha256)? {
                 return Ok(path);
             }
@@ -158,13 +191,22 @@ fn wheel_for(
                     .build_packages
                     .iter()
                     .find(|b| b.name == name && b.version == version)
-                    .ok_or_else(|| anyhow!("build package {req} of {} is not in the lock", pkg.name))?;
+                    .ok_or_else(|| {
+                        anyhow!("build package {req} of {} is not in the lock", pkg.name)
+                    })?;
                 fetch_pinned(&pin.name, &pin.filename, &pin.sha256, pin.size, index, opts)?;
                 pins.push(pin.clone());
             }
             // Built with the lock's epoch: that is what the locked wheel hash was made with.
             (opts.progress)(&format!("rebuilding {} from its sdist", pkg.filename));
-            let wheel = crate::sdist::rebuild_pinned(host, &sdist, &pkg.filename, &pins, lock.epoch, opts.cache)?;
+            let wheel = crate::sdist::rebuild_pinned(
+                host,
+                &sdist,
+                &pkg.filename,
+                &pins,
+                lock.epoch,
+                opts.cache,
+            )?;
             if wheel.sha256 != built.sha256 {
                 bail!(
                     "rebuilding {} gave {} with {}, but the lock pins {}: the sdist build is not reproducible here",

@@ -48,7 +48,9 @@ pub fn compile_tree(host: &HostPython, tree: &Path) -> anyhow::Result<Vec<String
                 .path()
                 .strip_prefix(tree)
                 .map_err(|_| anyhow!("{} is outside the tree", entry.path().display()))?;
-            let rel = rel.to_str().ok_or_else(|| anyhow!("non-UTF-8 path {}", rel.display()))?;
+            let rel = rel
+                .to_str()
+                .ok_or_else(|| anyhow!("non-UTF-8 path {}", rel.display()))?;
             if !rel.split('/').any(|c| c == "__pycache__") {
                 sources.push(rel.to_string());
             }
@@ -74,7 +76,10 @@ pub fn compile_tree(host: &HostPython, tree: &Path) -> anyhow::Result<Vec<String
             .spawn()
             .with_context(|| format!("running {}", host.exe.display()))?;
         let list = chunk.join("\0");
-        let mut stdin = child.stdin.take().ok_or_else(|| anyhow!("no stdin for the compiler"))?;
+        let mut stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| anyhow!("no stdin for the compiler"))?;
         // Feed stdin from a thread so a full stdout pipe can't deadlock us.
         let feeder = std::thread::spawn(move || stdin.write_all(list.as_bytes()));
         children.push((child, feeder));
@@ -85,11 +90,17 @@ pub fn compile_tree(host: &HostPython, tree: &Path) -> anyhow::Result<Vec<String
             .join()
             .map_err(|_| anyhow!("bytecode feeder thread panicked"))?
             .context("sending file list to the compiler")?;
-        let out = child.wait_with_output().context("waiting for the compiler")?;
+        let out = child
+            .wait_with_output()
+            .context("waiting for the compiler")?;
         if !out.status.success() {
-            bail!("compiling bytecode failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "compiling bytecode failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
-        let list: Vec<String> = serde_json::from_slice(&out.stdout).context("reading compiler output")?;
+        let list: Vec<String> =
+            serde_json::from_slice(&out.stdout).context("reading compiler output")?;
         failed.extend(list);
     }
     if !failed.is_empty() {

@@ -277,6 +277,9 @@ mod tests {
     #[test]
     fn real_conan_accepts_template() {
         let Some(conan) = std::env::var_os("ENVPACK_TEST_CONAN") else {
+            if std::env::var_os("ENVPACK_REQUIRE_FIXTURES").is_some() {
+                panic!("ENVPACK_REQUIRE_FIXTURES is set but ENVPACK_TEST_CONAN is not (scripts/test.sh sets both)");
+            }
             eprintln!("skipping: set ENVPACK_TEST_CONAN to a conan 2.21 executable");
             return;
         };

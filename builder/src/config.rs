@@ -27,9 +27,11 @@ pub enum ConfigError {
 
 /// Pick the first configured value from a list of (origin, value).
 fn first(candidates: &[(&str, Option<String>)]) -> Option<(String, String)> {
-    candidates
-        .iter()
-        .find_map(|(name, v)| v.as_ref().filter(|s| !s.trim().is_empty()).map(|s| (name.to_string(), s.trim().to_string())))
+    candidates.iter().find_map(|(name, v)| {
+        v.as_ref()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| (name.to_string(), s.trim().to_string()))
+    })
 }
 
 fn parse_dir_url(origin: &str, value: &str) -> Result<Url, ConfigError> {
@@ -40,7 +42,11 @@ fn parse_dir_url(origin: &str, value: &str) -> Result<Url, ConfigError> {
         let abs = std::path::absolute(value).unwrap_or_else(|_| value.into());
         format!("file://{}", abs.display())
     };
-    let with_slash = if with_scheme.ends_with('/') { with_scheme } else { format!("{with_scheme}/") };
+    let with_slash = if with_scheme.ends_with('/') {
+        with_scheme
+    } else {
+        format!("{with_scheme}/")
+    };
     Url::parse(&with_slash).map_err(|error| ConfigError::BadUrl {
         source_name: origin.to_string(),
         value: value.to_string(),
@@ -101,19 +107,57 @@ mod tests {
     use super::*;
 
     fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
     }
 
     #[test]
     fn index_precedence() {
         let cases: &[(Option<&str>, Option<&str>, &'static [(&str, &str)], &str)] = &[
-            (Some("http://flag/simple"), Some("http://spec/"), &[("ENVPACK_INDEX_URL", "http://env/")], "http://flag/simple/"),
-            (None, Some("http://spec/"), &[("ENVPACK_INDEX_URL", "http://env/s")], "http://env/s/"),
-            (None, Some("http://spec/s/"), &[("PIP_INDEX_URL", "http://pip/")], "http://spec/s/"),
-            (None, None, &[("PIP_INDEX_URL", "http://pip/"), ("UV_INDEX_URL", "http://uv/")], "http://pip/"),
+            (
+                Some("http://flag/simple"),
+                Some("http://spec/"),
+                &[("ENVPACK_INDEX_URL", "http://env/")],
+                "http://flag/simple/",
+            ),
+            (
+                None,
+                Some("http://spec/"),
+                &[("ENVPACK_INDEX_URL", "http://env/s")],
+                "http://env/s/",
+            ),
+            (
+                None,
+                Some("http://spec/s/"),
+                &[("PIP_INDEX_URL", "http://pip/")],
+                "http://spec/s/",
+            ),
+            (
+                None,
+                None,
+                &[
+                    ("PIP_INDEX_URL", "http://pip/"),
+                    ("UV_INDEX_URL", "http://uv/"),
+                ],
+                "http://pip/",
+            ),
             (None, None, &[("UV_INDEX_URL", "http://uv/")], "http://uv/"),
-            (None, None, &[("ENVPACK_INDEX_URL", "  "), ("UV_INDEX_URL", "http://uv/")], "http://uv/"),
-            (None, None, &[("ENVPACK_INDEX_URL", "/srv/index")], "file:///srv/index/"),
+            (
+                None,
+                None,
+                &[("ENVPACK_INDEX_URL", "  "), ("UV_INDEX_URL", "http://uv/")],
+                "http://uv/",
+            ),
+            (
+                None,
+                None,
+                &[("ENVPACK_INDEX_URL", "/srv/index")],
+                "file:///srv/index/",
+            ),
         ];
         for (flag, spec, env, want) in cases {
             let got = index_url_from(*flag, *spec, &env_of(env)).unwrap();
@@ -129,7 +173,11 @@ mod tests {
 
     #[test]
     fn mirror_precedence() {
-        let m = python_mirror_from(Some("http://spec/m"), &env_of(&[("ENVPACK_PYTHON_MIRROR", "file:///m")])).unwrap();
+        let m = python_mirror_from(
+            Some("http://spec/m"),
+            &env_of(&[("ENVPACK_PYTHON_MIRROR", "file:///m")]),
+        )
+        .unwrap();
         assert_eq!(m.as_str(), "file:///m/");
         let m = python_mirror_from(Some("http://spec/m"), &env_of(&[])).unwrap();
         assert_eq!(m.as_str(), "http://spec/m/");

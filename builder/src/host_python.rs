@@ -23,16 +23,30 @@ pub struct HostPython {
 
 impl HostPython {
     /// Unpack a locked CPython archive (already hash-checked in the cache) and check it runs.
-    pub fn from_archive(archive: &std::path::Path, platform: Platform, version: &str, cache: &Cache) -> anyhow::Result<Self> {
-        let (_, py_minor, _) = crate::spec::parse_python_version(version).map_err(anyhow::Error::msg)?;
+    pub fn from_archive(
+        archive: &std::path::Path,
+        platform: Platform,
+        version: &str,
+        cache: &Cache,
+    ) -> anyhow::Result<Self> {
+        let (_, py_minor, _) =
+            crate::spec::parse_python_version(version).map_err(anyhow::Error::msg)?;
         let dir = cache.scratch_dir()?;
         crate::archive::extract_tar_gz(archive, dir.path())?;
         let exe = dir.path().join(platform.python_exe());
         if !exe.exists() {
-            bail!("the CPython archive for {} has no {}", platform.name, platform.python_exe());
+            bail!(
+                "the CPython archive for {} has no {}",
+                platform.name,
+                platform.python_exe()
+            );
         }
         let out = std::process::Command::new(&exe)
-            .args(["-I", "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"])
+            .args([
+                "-I",
+                "-c",
+                "import sys; print('%d.%d.%d' % sys.version_info[:3])",
+            ])
             .output()
             .with_context(|| format!("running {}", exe.display()))?;
         let got = String::from_utf8_lossy(&out.stdout).trim().to_string();
@@ -43,6 +57,12 @@ impl HostPython {
                 String::from_utf8_lossy(&out.stderr).trim()
             );
         }
-        Ok(HostPython { _dir: dir, exe, platform, py_minor, version: version.to_string() })
+        Ok(HostPython {
+            _dir: dir,
+            exe,
+            platform,
+            py_minor,
+            version: version.to_string(),
+        })
     }
 }

@@ -45,7 +45,10 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<Lock> {
     let mirror = crate::config::python_mirror(s.python.mirror.as_deref())?;
     let index_url = crate::config::index_url(opts.index_flag, s.packages.index.as_deref())?;
     let index = SimpleIndex::new(index_url, opts.http.clone());
-    let epoch = match std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.trim().parse().ok()) {
+    let epoch = match std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+    {
         Some(e) => e,
         None => match opts.previous {
             Some(prev) => prev.epoch,
@@ -67,7 +70,10 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<Lock> {
     let mut sums = BTreeMap::new();
     let mut pythons = BTreeMap::new();
     for p in &platforms {
-        (opts.progress)(&format!("pinning CPython {} for {}", release.version, p.name));
+        (opts.progress)(&format!(
+            "pinning CPython {} for {}",
+            release.version, p.name
+        ));
         let locked = crate::python::lock_python(
             &release,
             s.python.files.get(&p.name),
@@ -88,7 +94,12 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<Lock> {
                     .cache
                     .get(&locked.sha256)?
                     .ok_or_else(|| anyhow!("CPython for {} vanished from the cache", h.name))?;
-                Some(HostPython::from_archive(&blob, h, &release.version, opts.cache)?)
+                Some(HostPython::from_archive(
+                    &blob,
+                    h,
+                    &release.version,
+                    opts.cache,
+                )?)
             }
             None => None,
         },
@@ -99,7 +110,10 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<Lock> {
         .packages
         .requirements
         .iter()
-        .map(|r| r.parse::<pep508_rs::Requirement>().map_err(|e| anyhow!("{r:?}: {e}")))
+        .map(|r| {
+            r.parse::<pep508_rs::Requirement>()
+                .map_err(|e| anyhow!("{r:?}: {e}"))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
 
     let host_builder = host.as_ref().map(|h| LockingSdistBuilder {
@@ -110,12 +124,18 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<Lock> {
         records: Mutex::new(BTreeMap::new()),
     });
     let no_host = NoHost {
-        host_name: platform::host().map(|h| h.name).unwrap_or_else(|| "unknown".into()),
+        host_name: platform::host()
+            .map(|h| h.name)
+            .unwrap_or_else(|| "unknown".into()),
     };
 
     let mut locked_platforms = Vec::new();
     for p in &platforms {
-        (opts.progress)(&format!("resolving {} for {}", s.packages.requirements.join(", "), p.name));
+        (opts.progress)(&format!(
+            "resolving {} for {}",
+            s.packages.requirements.join(", "),
+            p.name
+        ));
         let resolver = Resolver {
             index: &index,
             cache: opts.cache,
@@ -135,18 +155,29 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<Lock> {
         for r in resolved {
             let blob = opts
                 .cache
-                .fetch(opts.http, &r.file.url, r.file.sha256.map(|sha| (sha, r.file.size)))
+                .fetch(
+                    opts.http,
+                    &r.file.url,
+                    r.file.sha256.map(|sha| (sha, r.file.size)),
+                )
                 .with_context(|| format!("downloading {}", r.file.filename))?;
             let (kind, built_wheel, build_requires) = match r.kind {
                 DistKind::Wheel => (PackageKind::Wheel, None, Vec::new()),
                 DistKind::Sdist => {
-                    let built = r
-                        .built_wheel
-                        .as_ref()
-                        .ok_or_else(|| anyhow!("{} was resolved as an sdist but no wheel was built", r.file.filename))?;
+                    let built = r.built_wheel.as_ref().ok_or_else(|| {
+                        anyhow!(
+                            "{} was resolved as an sdist but no wheel was built",
+                            r.file.filename
+                        )
+                    })?;
                     let reqs = host_builder
                         .as_ref()
-                        .and_then(|b| b.records.lock().ok().and_then(|m| m.get(&blob.sha256).cloned()))
+                        .and_then(|b| {
+                            b.records
+                                .lock()
+                                .ok()
+                                .and_then(|m| m.get(&blob.sha256).cloned())
+                        })
                         .map(|rec| {
                             rec.build_packages
                                 .iter()
@@ -249,8 +280,8 @@ fn pin_file(spec: &LoadedSpec, name: &str, source: &str) -> anyhow::Result<Locke
         .with_context(|| format!("{name}: {source:?} must be a relative path next to the spec"))?;
     let path = spec.base_dir().join(source);
     let bytes = fs_err::read(&path)?;
-    let content = String::from_utf8(bytes)
-        .map_err(|_| anyhow!("{} is not UTF-8 text", path.display()))?;
+    let content =
+        String::from_utf8(bytes).map_err(|_| anyhow!("{} is not UTF-8 text", path.display()))?;
     Ok(LockedConanFile {
         name: name.to_string(),
         source: source.to_string(),
@@ -268,7 +299,9 @@ pub fn profiles_for(spec: &LoadedSpec, platform: &str) -> anyhow::Result<Vec<Loc
             ProfileSource::PerPlatform(m) => m.get(platform),
         };
         if let Some(source) = source {
-            out.push(pin_file(spec, name, source).with_context(|| format!("conan profile {name}"))?);
+            out.push(
+                pin_file(spec, name, source).with_context(|| format!("conan profile {name}"))?,
+            );
         }
     }
     Ok(out)
@@ -280,7 +313,9 @@ pub fn home_files(spec: &LoadedSpec) -> anyhow::Result<Vec<LockedConanFile>> {
         .conan
         .home_files
         .iter()
-        .map(|(path, source)| pin_file(spec, path, source).with_context(|| format!("conan home file {path}")))
+        .map(|(path, source)| {
+            pin_file(spec, path, source).with_context(|| format!("conan home file {path}"))
+        })
         .collect()
 }
 
@@ -293,7 +328,10 @@ pub fn check_fresh(spec: &LoadedSpec, lock: &Lock, lock_path: &Path) -> anyhow::
         )
     };
     if lock.spec_hash != spec.hash {
-        return Err(stale(format!("{} changed since it was locked", spec.path.display())));
+        return Err(stale(format!(
+            "{} changed since it was locked",
+            spec.path.display()
+        )));
     }
     for p in &lock.platforms {
         let now = profiles_for(spec, &p.name)?;

@@ -155,7 +155,10 @@ fn http(cli: &Cli) -> HttpClient {
 fn read_lock(path: &Path) -> anyhow::Result<(Lock, String)> {
     let text = fs_err::read_to_string(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            anyhow!("{} does not exist; run `envpack lock` first", path.display())
+            anyhow!(
+                "{} does not exist; run `envpack lock` first",
+                path.display()
+            )
         } else {
             e.into()
         }
@@ -173,11 +176,20 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
 
 fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
     match &cli.command {
-        Command::Lock { spec, out, index_url } => {
+        Command::Lock {
+            spec,
+            out,
+            index_url,
+        } => {
             let spec = envpack::spec::load(spec)?;
             let cache = Cache::open(cli.cache_dir.as_deref())?;
             let http = http(cli);
-            let previous = out.exists().then(|| read_lock(out)).transpose().ok().flatten();
+            let previous = out
+                .exists()
+                .then(|| read_lock(out))
+                .transpose()
+                .ok()
+                .flatten();
             let lock = envpack::locking::lock(
                 &spec,
                 &LockOptions {
@@ -199,13 +211,25 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             } else if !cli.quiet {
                 progress.done();
                 for p in &lock.platforms {
-                    eprintln!("locked {}: CPython {} + {} packages", p.name, lock.python.version, p.packages.len());
+                    eprintln!(
+                        "locked {}: CPython {} + {} packages",
+                        p.name,
+                        lock.python.version,
+                        p.packages.len()
+                    );
                 }
                 eprintln!("wrote {}", out.display());
             }
             Ok(())
         }
-        Command::Build { spec, lock, platforms, out, compression, index_url } => {
+        Command::Build {
+            spec,
+            lock,
+            platforms,
+            out,
+            compression,
+            index_url,
+        } => {
             let compression: Compression = compression
                 .parse()
                 .map_err(|_| anyhow!("--compression must be zstd or gzip, not {compression:?}"))?;
@@ -230,16 +254,29 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
                 },
             )?;
             if cli.json {
-                println!("{}", serde_json::to_string(&serde_json::json!({"artifacts": artifacts}))?);
+                println!(
+                    "{}",
+                    serde_json::to_string(&serde_json::json!({"artifacts": artifacts}))?
+                );
             } else if !cli.quiet {
                 progress.done();
                 for a in &artifacts {
-                    eprintln!("built {} ({}, {} bytes)\n  env-id {}", a.path.display(), a.sha256, a.size, a.env_id);
+                    eprintln!(
+                        "built {} ({}, {} bytes)\n  env-id {}",
+                        a.path.display(),
+                        a.sha256,
+                        a.size,
+                        a.env_id
+                    );
                 }
             }
             Ok(())
         }
-        Command::Unpack { artifact, root, rollback } => {
+        Command::Unpack {
+            artifact,
+            root,
+            rollback,
+        } => {
             let outcome = if *rollback {
                 envpack_unpack::rollback(root)?
             } else {
@@ -247,7 +284,9 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
                     .as_ref()
                     .ok_or_else(|| anyhow!("give an ARTIFACT to unpack, or --rollback"))?;
                 envpack_unpack::unpack(artifact, root, &|ev| progress.step(&format!("{ev:?}")))
-                    .with_context(|| format!("unpacking {} into {}", artifact.display(), root.display()))?
+                    .with_context(|| {
+                        format!("unpacking {} into {}", artifact.display(), root.display())
+                    })?
             };
             if cli.json {
                 println!(
@@ -257,7 +296,11 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             } else if !cli.quiet {
                 progress.done();
                 if outcome.already_current {
-                    eprintln!("{} is already current in {}", outcome.env_id, root.display());
+                    eprintln!(
+                        "{} is already current in {}",
+                        outcome.env_id,
+                        root.display()
+                    );
                 } else {
                     eprintln!("{} is now current in {}", outcome.env_id, root.display());
                 }
@@ -282,11 +325,18 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             }
             if report.differences.is_empty() {
                 if !cli.quiet && !cli.json {
-                    eprintln!("ok: {} ({} entries checked)", report.env_id, report.files_checked);
+                    eprintln!(
+                        "ok: {} ({} entries checked)",
+                        report.env_id, report.files_checked
+                    );
                 }
                 Ok(())
             } else {
-                Err(anyhow!("{} differences found in {}", report.differences.len(), report.env_id))
+                Err(anyhow!(
+                    "{} differences found in {}",
+                    report.differences.len(),
+                    report.env_id
+                ))
             }
         }
     }

@@ -106,8 +106,15 @@ pub fn package(
     let mut layers = Vec::new();
     let mut layer_files = Vec::new();
     for (i, name) in LAYERS.iter().enumerate().take(3) {
-        let (desc, path) = write_layer(name, staging, &parts[i], meta.epoch, compression, work.path())
-            .with_context(|| format!("writing layer {name}"))?;
+        let (desc, path) = write_layer(
+            name,
+            staging,
+            &parts[i],
+            meta.epoch,
+            compression,
+            work.path(),
+        )
+        .with_context(|| format!("writing layer {name}"))?;
         layers.push(desc);
         layer_files.push(path);
     }
@@ -139,8 +146,15 @@ pub fn package(
     meta_entries.push(info_entry);
     meta_entries.push(file_entry("manifest", &manifest_bytes));
     meta_entries.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
-    let (desc, path) = write_layer(LAYERS[3], staging, &meta_entries, meta.epoch, compression, work.path())
-        .context("writing layer meta")?;
+    let (desc, path) = write_layer(
+        LAYERS[3],
+        staging,
+        &meta_entries,
+        meta.epoch,
+        compression,
+        work.path(),
+    )
+    .context("writing layer meta")?;
     layers.push(desc);
     layer_files.push(path);
 
@@ -238,10 +252,22 @@ mod tests {
         .collect();
         let cases = [
             ("python/lib/python3.12/os.py", false, 0),
-            ("python/lib/python3.12/__pycache__/os.cpython-312.pyc", false, 0),
+            (
+                "python/lib/python3.12/__pycache__/os.cpython-312.pyc",
+                false,
+                0,
+            ),
             ("python/lib/python3.12/__pycache__", true, 1),
-            ("python/lib/python3.12/site-packages/yaml/__init__.py", false, 1),
-            ("python/lib/python3.12/site-packages/__pycache__/six.cpython-312.pyc", false, 1),
+            (
+                "python/lib/python3.12/site-packages/yaml/__init__.py",
+                false,
+                1,
+            ),
+            (
+                "python/lib/python3.12/site-packages/__pycache__/six.cpython-312.pyc",
+                false,
+                1,
+            ),
             ("python/bin/conan", false, 1),
             ("conan-home/remotes.json", false, 2),
             ("conan-home", true, 2),
@@ -256,8 +282,14 @@ mod tests {
 
     #[test]
     fn pyc_sources() {
-        assert_eq!(pyc_source("a/__pycache__/m.cpython-312.pyc").as_deref(), Some("a/m.py"));
-        assert_eq!(pyc_source("a/__pycache__/m.cpython-312.opt-1.pyc").as_deref(), Some("a/m.py"));
+        assert_eq!(
+            pyc_source("a/__pycache__/m.cpython-312.pyc").as_deref(),
+            Some("a/m.py")
+        );
+        assert_eq!(
+            pyc_source("a/__pycache__/m.cpython-312.opt-1.pyc").as_deref(),
+            Some("a/m.py")
+        );
         assert_eq!(pyc_source("a/m.pyc"), None);
     }
 }

@@ -50,7 +50,10 @@ pub fn archive_filename(release: &LockedPythonRelease, platform: &Platform) -> S
 }
 
 /// Parse `sha256sum`-style lines (`<hex>  <file>` or `<hex> *<file>`); blank lines are skipped.
-pub fn parse_sha256sums(text: &str, url: &str) -> Result<BTreeMap<String, Sha256Digest>, PythonError> {
+pub fn parse_sha256sums(
+    text: &str,
+    url: &str,
+) -> Result<BTreeMap<String, Sha256Digest>, PythonError> {
     let mut out = BTreeMap::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim_end_matches('\r');

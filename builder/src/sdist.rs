@@ -79,7 +79,12 @@ impl SdistBuilder for LockingSdistBuilder<'_> {
         let key = Sha256Digest::of_file(sdist_path)
             .with_context(|| format!("hashing {}", sdist.filename))?
             .0;
-        if let Some(rec) = self.records.lock().map_err(|_| anyhow!("sdist build state poisoned"))?.get(&key) {
+        if let Some(rec) = self
+            .records
+            .lock()
+            .map_err(|_| anyhow!("sdist build state poisoned"))?
+            .get(&key)
+        {
             return Ok(rec.wheel.clone());
         }
         tracing::info!("building wheel from sdist {}", sdist.filename);
@@ -94,7 +99,10 @@ impl SdistBuilder for LockingSdistBuilder<'_> {
         let resolve = |reqs: &[String]| -> anyhow::Result<Vec<LockedFile>> {
             let parsed = reqs
                 .iter()
-                .map(|r| r.parse::<pep508_rs::Requirement>().map_err(|e| anyhow!("build requirement {r:?} of {}: {e}", sdist.filename)))
+                .map(|r| {
+                    r.parse::<pep508_rs::Requirement>()
+                        .map_err(|e| anyhow!("build requirement {r:?} of {}: {e}", sdist.filename))
+                })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let resolved = resolver
                 .resolve(&ResolveRequest {
@@ -102,7 +110,9 @@ impl SdistBuilder for LockingSdistBuilder<'_> {
                     platform: &self.host.platform,
                     python_full_version: &self.host.version,
                 })
-                .with_context(|| format!("resolving the build requirements of {}", sdist.filename))?;
+                .with_context(|| {
+                    format!("resolving the build requirements of {}", sdist.filename)
+                })?;
             resolved
                 .into_iter()
                 .map(|p| {
@@ -124,7 +134,15 @@ impl SdistBuilder for LockingSdistBuilder<'_> {
         let mut pins = resolve(&requires)?;
         let env = scratch.path().join("build-env");
         self.install_pins(&pins, &env)?;
-        let dynamic = run_requires_hook(self.host, &src, &env, &backend, &backend_path, self.epoch, scratch.path())?;
+        let dynamic = run_requires_hook(
+            self.host,
+            &src,
+            &env,
+            &backend,
+            &backend_path,
+            self.epoch,
+            scratch.path(),
+        )?;
         let have: Vec<String> = pins.iter().map(|p| normalize(&p.name)).collect();
         let missing: Vec<String> = dynamic
             .into_iter()
@@ -142,7 +160,16 @@ impl SdistBuilder for LockingSdistBuilder<'_> {
             fs_err::remove_dir_all(&env)?;
             self.install_pins(&pins, &env)?;
         }
-        let wheel = run_build_hook(self.host, &src, &env, &backend, &backend_path, self.epoch, scratch.path(), self.cache)?;
+        let wheel = run_build_hook(
+            self.host,
+            &src,
+            &env,
+            &backend,
+            &backend_path,
+            self.epoch,
+            scratch.path(),
+            self.cache,
+        )?;
         self.records
             .lock()
             .map_err(|_| anyhow!("sdist build state poisoned"))?
@@ -178,10 +205,24 @@ pub fn rebuild_pinned(
     let (backend, backend_path, _) = build_system(&src)?;
     let env = scratch.path().join("build-env");
     install_build_env(host, pins, &env, cache)?;
-    run_build_hook(host, &src, &env, &backend, &backend_path, epoch, scratch.path(), cache)
+    run_build_hook(
+        host,
+        &src,
+        &env,
+        &backend,
+        &backend_path,
+        epoch,
+        scratch.path(),
+        cache,
+    )
 }
 
-fn install_build_env(host: &HostPython, pins: &[LockedFile], env: &Path, cache: &Cache) -> anyhow::Result<()> {
+fn install_build_env(
+    host: &HostPython,
+    pins: &[LockedFile],
+    env: &Path,
+    cache: &Cache,
+) -> anyhow::Result<()> {
     fs_err::create_dir_all(env)?;
     let target = InstallTarget {
         env_root: env,
@@ -191,10 +232,15 @@ fn install_build_env(host: &HostPython, pins: &[LockedFile], env: &Path, cache: 
     let names = tempfile::tempdir().context("creating a temp dir")?;
     for pin in pins {
         let path = cache.get(&pin.sha256)?.ok_or_else(|| {
-            anyhow!("build package {} ({}) is not in the cache", pin.filename, pin.sha256)
+            anyhow!(
+                "build package {} ({}) is not in the cache",
+                pin.filename,
+                pin.sha256
+            )
         })?;
         let path = crate::assemble::link_with_name(&path, &pin.filename, names.path())?;
-        install_wheel(&path, &target).with_context(|| format!("installing build package {}", pin.filename))?;
+        install_wheel(&path, &target)
+            .with_context(|| format!("installing build package {}", pin.filename))?;
     }
     Ok(())
 }
@@ -223,34 +269,58 @@ fn unpack_sdist(archive: &Path, filename: &str, scratch: &Path) -> anyhow::Resul
 /// `[build-system]` of `pyproject.toml`: (backend, backend-path, requires).
 fn build_system(src: &Path) -> anyhow::Result<(String, Vec<PathBuf>, Vec<String>)> {
     let pyproject = src.join("pyproject.toml");
-    let legacy = || (LEGACY_BACKEND.to_string(), Vec::new(), vec![LEGACY_REQUIRES.to_string()]);
+    let legacy = || {
+        (
+            LEGACY_BACKEND.to_string(),
+            Vec::new(),
+            vec![LEGACY_REQUIRES.to_string()],
+        )
+    };
     if !pyproject.exists() {
         return Ok(legacy());
     }
     let text = fs_err::read_to_string(&pyproject)?;
-    let value: toml::Value = toml::from_str(&text).with_context(|| format!("parsing {}", pyproject.display()))?;
+    let value: toml::Value =
+        toml::from_str(&text).with_context(|| format!("parsing {}", pyproject.display()))?;
     let Some(bs) = value.get("build-system") else {
         return Ok(legacy());
     };
     let requires = match bs.get("requires") {
         Some(toml::Value::Array(a)) => a
             .iter()
-            .map(|v| v.as_str().map(str::to_string).ok_or_else(|| anyhow!("{}: build-system.requires must be strings", pyproject.display())))
+            .map(|v| {
+                v.as_str().map(str::to_string).ok_or_else(|| {
+                    anyhow!(
+                        "{}: build-system.requires must be strings",
+                        pyproject.display()
+                    )
+                })
+            })
             .collect::<anyhow::Result<Vec<_>>>()?,
         None => vec![LEGACY_REQUIRES.to_string()],
-        Some(_) => bail!("{}: build-system.requires must be a list", pyproject.display()),
+        Some(_) => bail!(
+            "{}: build-system.requires must be a list",
+            pyproject.display()
+        ),
     };
     let backend = match bs.get("build-backend") {
         Some(v) => v
             .as_str()
-            .ok_or_else(|| anyhow!("{}: build-system.build-backend must be a string", pyproject.display()))?
+            .ok_or_else(|| {
+                anyhow!(
+                    "{}: build-system.build-backend must be a string",
+                    pyproject.display()
+                )
+            })?
             .to_string(),
         None => LEGACY_BACKEND.to_string(),
     };
     let mut backend_path = Vec::new();
     if let Some(toml::Value::Array(a)) = bs.get("backend-path") {
         for v in a {
-            let rel = v.as_str().ok_or_else(|| anyhow!("backend-path entries must be strings"))?;
+            let rel = v
+                .as_str()
+                .ok_or_else(|| anyhow!("backend-path entries must be strings"))?;
             envpack_layers::tree::validate_rel_path(rel.trim_start_matches("./"))
                 .with_context(|| format!("{}: backend-path {rel:?}", pyproject.display()))?;
             backend_path.push(src.join(rel));
@@ -259,14 +329,25 @@ fn build_system(src: &Path) -> anyhow::Result<(String, Vec<PathBuf>, Vec<String>
     Ok((backend, backend_path, requires))
 }
 
-fn hook_command(host: &HostPython, src: &Path, env: &Path, backend_path: &[PathBuf], epoch: u64, scratch: &Path) -> anyhow::Result<Command> {
+fn hook_command(
+    host: &HostPython,
+    src: &Path,
+    env: &Path,
+    backend_path: &[PathBuf],
+    epoch: u64,
+    scratch: &Path,
+) -> anyhow::Result<Command> {
     let site = env.join(host.platform.site_packages(host.py_minor));
     let mut path_entries: Vec<PathBuf> = backend_path.to_vec();
     path_entries.push(site);
-    let pythonpath = std::env::join_paths(&path_entries).map_err(|e| anyhow!("build PYTHONPATH: {e}"))?;
+    let pythonpath =
+        std::env::join_paths(&path_entries).map_err(|e| anyhow!("build PYTHONPATH: {e}"))?;
     let home = scratch.join("home");
     fs_err::create_dir_all(&home)?;
-    let mut cmd = Command::new(&host.exe);
+    // Files the backend creates get their mode from the umask, and wheels record modes: pin it.
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args(["-c", "umask 022 && exec \"$0\" \"$@\""])
+        .arg(&host.exe);
     cmd.current_dir(src)
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
@@ -294,18 +375,36 @@ fn run_checked(mut cmd: Command, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_requires_hook(host: &HostPython, src: &Path, env: &Path, backend: &str, backend_path: &[PathBuf], epoch: u64, scratch: &Path) -> anyhow::Result<Vec<String>> {
+fn run_requires_hook(
+    host: &HostPython,
+    src: &Path,
+    env: &Path,
+    backend: &str,
+    backend_path: &[PathBuf],
+    epoch: u64,
+    scratch: &Path,
+) -> anyhow::Result<Vec<String>> {
     let out = scratch.join("requires.json");
     let mut cmd = hook_command(host, src, env, backend_path, epoch, scratch)?;
     cmd.arg("requires").arg(backend).arg(&out);
     run_checked(cmd, "get_requires_for_build_wheel")?;
     let text = fs_err::read_to_string(&out)?;
-    let reqs: Vec<String> = serde_json::from_str(&text).context("reading the build backend's requirements")?;
+    let reqs: Vec<String> =
+        serde_json::from_str(&text).context("reading the build backend's requirements")?;
     Ok(reqs)
 }
 
 #[allow(clippy::too_many_arguments)]
-fn run_build_hook(host: &HostPython, src: &Path, env: &Path, backend: &str, backend_path: &[PathBuf], epoch: u64, scratch: &Path, cache: &Cache) -> anyhow::Result<BuiltWheel> {
+fn run_build_hook(
+    host: &HostPython,
+    src: &Path,
+    env: &Path,
+    backend: &str,
+    backend_path: &[PathBuf],
+    epoch: u64,
+    scratch: &Path,
+    cache: &Cache,
+) -> anyhow::Result<BuiltWheel> {
     let out_dir = scratch.join("dist");
     fs_err::create_dir_all(&out_dir)?;
     let mut cmd = hook_command(host, src, env, backend_path, epoch, scratch)?;

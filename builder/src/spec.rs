@@ -180,10 +180,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Spec, SpecError> {
 
 /// Convert a TOML error into one with line and column.
 pub(crate) fn toml_error(text: &str, origin: &str, e: &toml::de::Error) -> SpecError {
-    let (line, column) = e
-        .span()
-        .map(|s| line_col(text, s.start))
-        .unwrap_or((1, 1));
+    let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
     SpecError::Parse {
         path: origin.to_string(),
         line,
@@ -275,7 +272,9 @@ fn validate(spec: &Spec, origin: &str) -> Result<(), SpecError> {
     }
     for (name, src) in &spec.conan.profiles {
         if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
-            return Err(invalid(format!("conan.profiles: bad profile name {name:?}")));
+            return Err(invalid(format!(
+                "conan.profiles: bad profile name {name:?}"
+            )));
         }
         if let ProfileSource::PerPlatform(map) = src {
             for p in map.keys() {
@@ -354,13 +353,20 @@ profiles = { default = "profiles/linux-gcc12", msvc = { windows-x86_64 = "profil
             s.conan.profiles["default"],
             ProfileSource::All("profiles/linux-gcc12".into())
         );
-        assert!(matches!(s.conan.profiles["msvc"], ProfileSource::PerPlatform(_)));
+        assert!(matches!(
+            s.conan.profiles["msvc"],
+            ProfileSource::PerPlatform(_)
+        ));
     }
 
     #[test]
     fn errors_carry_line_and_column() {
         let cases = [
-            ("[env]\nname = \"x\"\nplatforms = [\"linux-x86_64\"]\nbogus = 1\n", 4, "unknown field"),
+            (
+                "[env]\nname = \"x\"\nplatforms = [\"linux-x86_64\"]\nbogus = 1\n",
+                4,
+                "unknown field",
+            ),
             ("[env]\nname = \"x\nplatforms = []\n", 2, ""),
         ];
         for (text, want_line, want_msg) in cases {
@@ -377,11 +383,20 @@ profiles = { default = "profiles/linux-gcc12", msvc = { windows-x86_64 = "profil
     #[test]
     fn semantic_errors_name_the_problem() {
         let cases = [
-            (GOOD.replace("linux-x86_64\", \"windows", "plan9-mips\", \"windows"), "plan9-mips"),
+            (
+                GOOD.replace("linux-x86_64\", \"windows", "plan9-mips\", \"windows"),
+                "plan9-mips",
+            ),
             (GOOD.replace("3.12.7", "3.12"), "full CPython 3 version"),
-            (GOOD.replace("conan==2.21.0", "conan=== ="), "packages.requirements"),
+            (
+                GOOD.replace("conan==2.21.0", "conan=== ="),
+                "packages.requirements",
+            ),
             (GOOD.replace("openssl-devenv", "../evil"), "env.name"),
-            (GOOD.replace("msvc = { windows-x86_64", "msvc = { macos-arm64"), "not in env.platforms"),
+            (
+                GOOD.replace("msvc = { windows-x86_64", "msvc = { macos-arm64"),
+                "not in env.platforms",
+            ),
         ];
         for (text, want) in cases {
             let err = parse(&text, "s.toml").unwrap_err().to_string();

@@ -745,7 +745,10 @@ mod tests {
 
     /// The cached real wheels, or `None` (skip) unless ENVPACK_REQUIRE_FIXTURES is set.
     fn fixture_wheels() -> Option<Vec<PathBuf>> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.fixtures/wheels-c");
+        let fixtures = std::env::var_os("ENVPACK_FIXTURES")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.fixtures"));
+        let dir = fixtures.join("wheels-c");
         let wheels: Vec<PathBuf> = [
             "PyYAML-6.0.2-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
             "jinja2-3.1.6-py3-none-any.whl",
