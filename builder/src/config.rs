@@ -115,9 +115,17 @@ mod tests {
         }
     }
 
+    /// (flag, spec index, environment, expected URL)
+    type IndexCase = (
+        Option<&'static str>,
+        Option<&'static str>,
+        &'static [(&'static str, &'static str)],
+        &'static str,
+    );
+
     #[test]
     fn index_precedence() {
-        let cases: &[(Option<&str>, Option<&str>, &'static [(&str, &str)], &str)] = &[
+        let cases: &[IndexCase] = &[
             (
                 Some("http://flag/simple"),
                 Some("http://spec/"),
