@@ -56,4 +56,11 @@ export ENVPACK_TEST_CONAN="$conan_venv/bin/conan"
 log "cargo build --workspace"
 cargo build --workspace
 log "cargo test --workspace $*"
-cargo test --workspace "$@"
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+status=0
+cargo test --workspace "$@" 2>&1 | tee "$out" || status=$?
+# One closing line over every test binary (cargo's own last line is the doc-test run's).
+awk '/^test result:/ { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "%d passed, %d failed\n", p, f }' "$out"
+exit "$status"

@@ -731,3 +731,43 @@ fn example_lock_builds_to_its_golden_digest() {
     let artifact = out.join("openssl-devenv-linux-x86_64.envpack.tar");
     assert_eq!(sha256_file(&artifact), GOLDEN_EXAMPLE_DIGEST);
 }
+
+/// Every platform of the lock gets its own artifact with that platform's layout, wheels and
+/// launchers (the foreign CPythons are fixture stand-ins: only their layout matters here).
+#[test]
+fn foreign_platforms_get_their_own_layout() {
+    let l = locked();
+    let out = l.dir.join("foreign");
+    run(envpack(&l.dir, &l.cache, &l.index.url, &l.mirror_url)
+        .args(["build", "--platform", "windows-x86_64", "--platform", "macos-arm64", "--out"])
+        .arg(&out));
+    let list = |platform: &str| -> Vec<String> {
+        let art = out.join(format!("openssl-devenv-{platform}.envpack.tar"));
+        let root = l.dir.join(format!("foreign-root-{platform}"));
+        run(Command::new(unpack_bin()).arg(&art).arg("--root").arg(&root));
+        let env = root.join(fs_err::read_link(root.join("current")).unwrap());
+        walk_files(&env)
+            .into_iter()
+            .map(|p| p.strip_prefix(&env).unwrap().to_string_lossy().into_owned())
+            .collect()
+    };
+    let win = list("windows-x86_64");
+    for want in [
+        "python/python.exe",
+        "python/Lib/site-packages/yaml/__init__.py",
+        "python/Lib/site-packages/yaml/__pycache__/__init__.cpython-311.pyc",
+        "python/Scripts/conan.cmd",
+        "bin/conan.cmd",
+        "activate.bat",
+        "activate.ps1",
+        "conan-home/profiles/msvc",
+    ] {
+        assert!(win.iter().any(|p| p == want), "windows env lacks {want}");
+    }
+    assert!(win.iter().any(|p| p == "python/Lib/site-packages/yaml/_yaml.cp311-win_amd64.pyd"));
+    assert!(!win.iter().any(|p| p.contains("site-packages/distro")), "distro is Linux-only");
+    let mac = list("macos-arm64");
+    assert!(mac.iter().any(|p| p.contains("site-packages/yaml/_yaml.cpython-311-darwin.so")));
+    assert!(mac.iter().any(|p| p == "bin/conan"));
+    assert!(!mac.iter().any(|p| p.ends_with(".cmd")));
+}

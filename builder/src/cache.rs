@@ -165,16 +165,22 @@ impl Cache {
         }
     }
 
-    fn download_once(&self, http: &HttpClient, url: &Url) -> Result<Downloaded, CacheError> {
-        let tmp = tempfile::Builder::new()
-            .prefix("dl-")
+    /// A temp file in the cache's own tmp dir (same filesystem as the blobs, so renames are atomic).
+    fn temp_file(&self, prefix: &str) -> Result<tempfile::NamedTempFile, CacheError> {
+        tempfile::Builder::new()
+            .prefix(prefix)
             .tempfile_in(self.tmp_dir())
             .map_err(|e| {
                 io::Error::new(
                     e.kind(),
                     format!("create temp file in {}: {e}", self.tmp_dir().display()),
                 )
-            })?;
+                .into()
+            })
+    }
+
+    fn download_once(&self, http: &HttpClient, url: &Url) -> Result<Downloaded, CacheError> {
+        let tmp = self.temp_file("dl-")?;
         let mut w = HashingWriter::new(io::BufWriter::new(tmp));
         http.download(url, &mut w)?;
         let (sha256, size, buf) = w.into_parts();
@@ -240,15 +246,7 @@ impl Cache {
 
     /// Copies `src` into the cache (hashing it) and returns the blob.
     pub fn insert_file(&self, src: &Path) -> Result<CachedBlob, CacheError> {
-        let tmp = tempfile::Builder::new()
-            .prefix("in-")
-            .tempfile_in(self.tmp_dir())
-            .map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("create temp file in {}: {e}", self.tmp_dir().display()),
-                )
-            })?;
+        let tmp = self.temp_file("in-")?;
         let mut w = HashingWriter::new(io::BufWriter::new(tmp));
         let mut f = fs_err::File::open(src)?;
         io::copy(&mut f, &mut w)

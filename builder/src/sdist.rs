@@ -134,15 +134,16 @@ impl SdistBuilder for LockingSdistBuilder<'_> {
         let mut pins = resolve(&requires)?;
         let env = scratch.path().join("build-env");
         self.install_pins(&pins, &env)?;
-        let dynamic = run_requires_hook(
-            self.host,
-            &src,
-            &env,
-            &backend,
-            &backend_path,
-            self.epoch,
-            scratch.path(),
-        )?;
+        let hook = Hook {
+            host: self.host,
+            src: &src,
+            env: &env,
+            backend: &backend,
+            backend_path: &backend_path,
+            epoch: self.epoch,
+            scratch: scratch.path(),
+        };
+        let dynamic = hook.requires()?;
         let have: Vec<String> = pins.iter().map(|p| normalize(&p.name)).collect();
         let missing: Vec<String> = dynamic
             .into_iter()
@@ -160,16 +161,7 @@ impl SdistBuilder for LockingSdistBuilder<'_> {
             fs_err::remove_dir_all(&env)?;
             self.install_pins(&pins, &env)?;
         }
-        let wheel = run_build_hook(
-            self.host,
-            &src,
-            &env,
-            &backend,
-            &backend_path,
-            self.epoch,
-            scratch.path(),
-            self.cache,
-        )?;
+        let wheel = hook.build_wheel(self.cache)?;
         self.records
             .lock()
             .map_err(|_| anyhow!("sdist build state poisoned"))?
@@ -205,16 +197,16 @@ pub fn rebuild_pinned(
     let (backend, backend_path, _) = build_system(&src)?;
     let env = scratch.path().join("build-env");
     install_build_env(host, pins, &env, cache)?;
-    run_build_hook(
+    Hook {
         host,
-        &src,
-        &env,
-        &backend,
-        &backend_path,
+        src: &src,
+        env: &env,
+        backend: &backend,
+        backend_path: &backend_path,
         epoch,
-        scratch.path(),
-        cache,
-    )
+        scratch: scratch.path(),
+    }
+    .build_wheel(cache)
 }
 
 fn install_build_env(
@@ -329,39 +321,77 @@ fn build_system(src: &Path) -> anyhow::Result<(String, Vec<PathBuf>, Vec<String>
     Ok((backend, backend_path, requires))
 }
 
-fn hook_command(
-    host: &HostPython,
-    src: &Path,
-    env: &Path,
-    backend_path: &[PathBuf],
+/// One PEP 517 backend in its isolated build environment.
+struct Hook<'a> {
+    host: &'a HostPython,
+    src: &'a Path,
+    env: &'a Path,
+    backend: &'a str,
+    backend_path: &'a [PathBuf],
     epoch: u64,
-    scratch: &Path,
-) -> anyhow::Result<Command> {
-    let site = env.join(host.platform.site_packages(host.py_minor));
-    let mut path_entries: Vec<PathBuf> = backend_path.to_vec();
-    path_entries.push(site);
-    let pythonpath =
-        std::env::join_paths(&path_entries).map_err(|e| anyhow!("build PYTHONPATH: {e}"))?;
-    let home = scratch.join("home");
-    fs_err::create_dir_all(&home)?;
-    // Files the backend creates get their mode from the umask, and wheels record modes: pin it.
-    let mut cmd = Command::new("/bin/sh");
-    cmd.args(["-c", "umask 022 && exec \"$0\" \"$@\""])
-        .arg(&host.exe);
-    cmd.current_dir(src)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HOME", &home)
-        .env("TMPDIR", scratch)
-        .env("SOURCE_DATE_EPOCH", epoch.to_string())
-        .env("PYTHONHASHSEED", "0")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("PYTHONNOUSERSITE", "1")
-        .env("PYTHONPATH", pythonpath)
-        .env("LC_ALL", "C.UTF-8")
-        .env("TZ", "UTC")
-        .args(["-c", HOOK_DRIVER]);
-    Ok(cmd)
+    scratch: &'a Path,
+}
+
+impl Hook<'_> {
+    /// The driver command with a clean, pinned environment.
+    fn command(&self, mode: &str, out: &Path) -> anyhow::Result<Command> {
+        let site = self.env.join(self.host.platform.site_packages(self.host.py_minor));
+        let mut path_entries: Vec<PathBuf> = self.backend_path.to_vec();
+        path_entries.push(site);
+        let pythonpath =
+            std::env::join_paths(&path_entries).map_err(|e| anyhow!("build PYTHONPATH: {e}"))?;
+        let home = self.scratch.join("home");
+        fs_err::create_dir_all(&home)?;
+        // Files the backend creates get their mode from the umask, and wheels record modes: pin it.
+        let mut cmd = Command::new("/bin/sh");
+        cmd.args(["-c", "umask 022 && exec \"$0\" \"$@\""])
+            .arg(&self.host.exe)
+            .current_dir(self.src)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", &home)
+            .env("TMPDIR", self.scratch)
+            .env("SOURCE_DATE_EPOCH", self.epoch.to_string())
+            .env("PYTHONHASHSEED", "0")
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("PYTHONNOUSERSITE", "1")
+            .env("PYTHONPATH", pythonpath)
+            .env("LC_ALL", "C.UTF-8")
+            .env("TZ", "UTC")
+            .args(["-c", HOOK_DRIVER, mode, self.backend])
+            .arg(out);
+        Ok(cmd)
+    }
+
+    /// `get_requires_for_build_wheel`
+    fn requires(&self) -> anyhow::Result<Vec<String>> {
+        let out = self.scratch.join("requires.json");
+        run_checked(self.command("requires", &out)?, "get_requires_for_build_wheel")?;
+        let text = fs_err::read_to_string(&out)?;
+        serde_json::from_str(&text).context("reading the build backend's requirements")
+    }
+
+    /// `build_wheel`, with the result put into the cache.
+    fn build_wheel(&self, cache: &Cache) -> anyhow::Result<BuiltWheel> {
+        let out_dir = self.scratch.join("dist");
+        fs_err::create_dir_all(&out_dir)?;
+        run_checked(
+            self.command("wheel", &out_dir)?,
+            &format!("build_wheel of {}", self.src.display()),
+        )?;
+        let name = fs_err::read_to_string(out_dir.join(".envpack-built-wheel"))?;
+        let name = name.trim().to_string();
+        if name.contains(['/', '\\']) || !name.ends_with(".whl") {
+            bail!("build backend returned an odd wheel name {name:?}");
+        }
+        let blob = cache.insert_file(&out_dir.join(&name))?;
+        Ok(BuiltWheel {
+            filename: name,
+            path: blob.path,
+            sha256: blob.sha256,
+            size: blob.size,
+        })
+    }
 }
 
 fn run_checked(mut cmd: Command, what: &str) -> anyhow::Result<()> {
@@ -375,51 +405,3 @@ fn run_checked(mut cmd: Command, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_requires_hook(
-    host: &HostPython,
-    src: &Path,
-    env: &Path,
-    backend: &str,
-    backend_path: &[PathBuf],
-    epoch: u64,
-    scratch: &Path,
-) -> anyhow::Result<Vec<String>> {
-    let out = scratch.join("requires.json");
-    let mut cmd = hook_command(host, src, env, backend_path, epoch, scratch)?;
-    cmd.arg("requires").arg(backend).arg(&out);
-    run_checked(cmd, "get_requires_for_build_wheel")?;
-    let text = fs_err::read_to_string(&out)?;
-    let reqs: Vec<String> =
-        serde_json::from_str(&text).context("reading the build backend's requirements")?;
-    Ok(reqs)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn run_build_hook(
-    host: &HostPython,
-    src: &Path,
-    env: &Path,
-    backend: &str,
-    backend_path: &[PathBuf],
-    epoch: u64,
-    scratch: &Path,
-    cache: &Cache,
-) -> anyhow::Result<BuiltWheel> {
-    let out_dir = scratch.join("dist");
-    fs_err::create_dir_all(&out_dir)?;
-    let mut cmd = hook_command(host, src, env, backend_path, epoch, scratch)?;
-    cmd.arg("wheel").arg(backend).arg(&out_dir);
-    run_checked(cmd, &format!("build_wheel of {}", src.display()))?;
-    let name = fs_err::read_to_string(out_dir.join(".envpack-built-wheel"))?;
-    let name = name.trim().to_string();
-    if name.contains(['/', '\\']) || !name.ends_with(".whl") {
-        bail!("build backend returned an odd wheel name {name:?}");
-    }
-    let blob = cache.insert_file(&out_dir.join(&name))?;
-    Ok(BuiltWheel {
-        filename: name,
-        path: blob.path,
-        sha256: blob.sha256,
-        size: blob.size,
-    })
-}
