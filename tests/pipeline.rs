@@ -739,12 +739,22 @@ fn foreign_platforms_get_their_own_layout() {
     let l = locked();
     let out = l.dir.join("foreign");
     run(envpack(&l.dir, &l.cache, &l.index.url, &l.mirror_url)
-        .args(["build", "--platform", "windows-x86_64", "--platform", "macos-arm64", "--out"])
+        .args([
+            "build",
+            "--platform",
+            "windows-x86_64",
+            "--platform",
+            "macos-arm64",
+            "--out",
+        ])
         .arg(&out));
     let list = |platform: &str| -> Vec<String> {
         let art = out.join(format!("openssl-devenv-{platform}.envpack.tar"));
         let root = l.dir.join(format!("foreign-root-{platform}"));
-        run(Command::new(unpack_bin()).arg(&art).arg("--root").arg(&root));
+        run(Command::new(unpack_bin())
+            .arg(&art)
+            .arg("--root")
+            .arg(&root));
         let env = root.join(fs_err::read_link(root.join("current")).unwrap());
         walk_files(&env)
             .into_iter()
@@ -764,10 +774,80 @@ fn foreign_platforms_get_their_own_layout() {
     ] {
         assert!(win.iter().any(|p| p == want), "windows env lacks {want}");
     }
-    assert!(win.iter().any(|p| p == "python/Lib/site-packages/yaml/_yaml.cp311-win_amd64.pyd"));
-    assert!(!win.iter().any(|p| p.contains("site-packages/distro")), "distro is Linux-only");
+    assert!(win
+        .iter()
+        .any(|p| p == "python/Lib/site-packages/yaml/_yaml.cp311-win_amd64.pyd"));
+    assert!(
+        !win.iter().any(|p| p.contains("site-packages/distro")),
+        "distro is Linux-only"
+    );
     let mac = list("macos-arm64");
-    assert!(mac.iter().any(|p| p.contains("site-packages/yaml/_yaml.cpython-311-darwin.so")));
+    assert!(mac
+        .iter()
+        .any(|p| p.contains("site-packages/yaml/_yaml.cpython-311-darwin.so")));
     assert!(mac.iter().any(|p| p == "bin/conan"));
     assert!(!mac.iter().any(|p| p.ends_with(".cmd")));
+}
+
+#[test]
+fn file_missing_from_the_index_fails_the_build_cleanly() {
+    let _g = BAD_INPUT.lock().unwrap_or_else(|e| e.into_inner());
+    let l = locked();
+    // An index made from the wheelhouse minus the linux-x86_64 PyYAML wheel the lock pins.
+    let house = l.dir.join("thin-wheelhouse");
+    fs_err::create_dir_all(&house).unwrap();
+    let mut dropped = None;
+    for e in fs_err::read_dir(wheelhouse()).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("pyyaml-") && name.contains("manylinux2014_x86_64") {
+            dropped = Some(name);
+            continue;
+        }
+        if p.is_file() {
+            fs_err::copy(&p, house.join(&name)).unwrap();
+        }
+    }
+    let dropped = dropped.expect("the wheelhouse has a linux-x86_64 PyYAML wheel");
+    let thin = l.dir.join("thin-index");
+    run(Command::new("python3")
+        .arg(repo_root().join("scripts/fixtures/index.py"))
+        .arg("build")
+        .arg(&house)
+        .arg(&thin));
+    let server = IndexServer::start(&thin, &[]);
+    let dir = l.dir.join("missing-file");
+    write_spec_dir(&dir, &PLATFORMS);
+    fs_err::copy(l.dir.join("envpack.lock"), dir.join("envpack.lock")).unwrap();
+    let cache = l.dir.join("missing-file-cache");
+    let out = envpack(&dir, &cache, &server.url, &l.mirror_url)
+        .args(["build", "--platform", "linux-x86_64", "--out", "dist"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&dropped) && err.contains("not on the index"),
+        "{err}"
+    );
+    let left: Vec<_> = fs_err::read_dir(dir.join("dist"))
+        .map(|d| d.collect::<Vec<_>>())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "build left files behind: {left:?}");
+}
+
+#[test]
+fn unknown_platform_is_refused() {
+    let l = locked();
+    let out = envpack(&l.dir, &l.cache, &l.index.url, &l.mirror_url)
+        .args(["build", "--platform", "plan9-mips", "--out", "never"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("plan9-mips") && err.contains("linux-x86_64"),
+        "{err}"
+    );
+    assert!(!l.dir.join("never").exists());
 }
