@@ -710,7 +710,7 @@ fn warm_cache_build_needs_no_network() {
 /// this digest pins the whole chain (fixture CPython, pinned wheels, sdist build, assembly,
 /// layers, artifact format). A change here must be deliberate.
 const GOLDEN_EXAMPLE_DIGEST: &str =
-    "c2815f035e897a6164b3e6528b1696dda1ee29639d8d2c7168241df1187c4580";
+    "51513b7e2e80aa725d7f76ea1199cbbb3d33d9aae9aef0e7fc6d1230f2c9e38b";
 
 #[test]
 fn example_lock_builds_to_its_golden_digest() {
@@ -850,4 +850,49 @@ fn unknown_platform_is_refused() {
         "{err}"
     );
     assert!(!l.dir.join("never").exists());
+}
+
+#[test]
+fn gzip_and_zstd_artifacts_hold_the_same_env() {
+    let l = locked();
+    let (artifact, _) = built();
+    let out = l.dir.join("gzip");
+    run(envpack(&l.dir, &l.cache, &l.index.url, &l.mirror_url)
+        .args([
+            "build",
+            "--platform",
+            "linux-x86_64",
+            "--compression",
+            "gzip",
+            "--out",
+        ])
+        .arg(&out));
+    let gz = out.join("openssl-devenv-linux-x86_64.envpack.tar");
+    assert_ne!(sha256_file(artifact), sha256_file(&gz));
+    let root = l.dir.join("root-gzip");
+    run(Command::new(unpack_bin())
+        .arg(artifact)
+        .arg("--root")
+        .arg(&root));
+    // Same tree, same env-id: unpacking the gzip artifact over the zstd one is a no-op.
+    let again = run(Command::new(unpack_bin())
+        .arg(&gz)
+        .arg("--root")
+        .arg(&root)
+        .arg("--json"));
+    let v: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(v["already_current"], true, "{v}");
+    let listing = run(Command::new("tar")
+        .arg("-xOf")
+        .arg(&gz)
+        .arg("envpack-artifact.json"));
+    let index: serde_json::Value = serde_json::from_slice(&listing.stdout).unwrap();
+    assert!(
+        index["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["compression"] == "gzip"),
+        "{index}"
+    );
 }

@@ -129,7 +129,8 @@ pub fn package(
         "conan_version": assembled.conan_version,
         "envpack_version": env!("CARGO_PKG_VERSION"),
         "epoch": meta.epoch,
-        "layers": layers.iter().map(|l| json!({"name": l.name, "digest": l.digest.to_string(), "diff_id": l.diff_id.to_string()})).collect::<Vec<_>>(),
+        // diff_ids only: the tree must not depend on how its layers are compressed.
+        "layers": layers.iter().map(|l| json!({"name": l.name, "diff_id": l.diff_id.to_string()})).collect::<Vec<_>>(),
         "lock_sha256": Sha256Digest::of_bytes(meta.lock_bytes).to_string(),
     });
     let mut info_bytes = serde_json::to_vec_pretty(&info)?;
