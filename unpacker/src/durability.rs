@@ -1,8 +1,6 @@
 //! Flushing files and directories to stable storage before they become visible.
 
-use std::path::{Path, PathBuf};
-
-use rayon::prelude::*;
+use std::path::Path;
 
 /// Flushes a directory's entries (names) to disk; a no-op where directories can't be opened.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -18,7 +16,25 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Flushes every regular file and directory below (and including) `root`.
+///
+/// On Linux one `syncfs` on the tree's filesystem does it: a single call instead of one fsync
+/// per file, which is most of an unpack's system time for a tree of thousands of small files.
+#[cfg(target_os = "linux")]
 pub fn sync_tree(root: &Path) -> std::io::Result<()> {
+    let dir = fs_err::File::open(root)?;
+    rustix::fs::syncfs(&dir).map_err(|e| {
+        std::io::Error::new(
+            std::io::Error::from(e).kind(),
+            format!("syncing the filesystem of {}: {e}", root.display()),
+        )
+    })
+}
+
+/// Flushes every regular file and directory below (and including) `root`.
+#[cfg(not(target_os = "linux"))]
+pub fn sync_tree(root: &Path) -> std::io::Result<()> {
+    use rayon::prelude::*;
+    use std::path::PathBuf;
     let mut files: Vec<PathBuf> = Vec::new();
     let mut dirs: Vec<PathBuf> = vec![root.to_path_buf()];
     let mut pending: Vec<PathBuf> = vec![root.to_path_buf()];
