@@ -25,6 +25,11 @@ platform=linux-x86_64
 # The peer gets the artifact's own settings: zstd level 10, one worker (layers/src/compress.rs).
 zstd_level=10
 log() { echo "bench: $*" >&2; }
+# Paths go into hyperfine command strings unquoted.
+for dir in "$repo" "$work" "$fixtures"; do
+  [[ $dir != *[[:space:]]* ]] || { log "paths with whitespace are not supported: $dir"; exit 2; }
+done
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- tools -------------------------------------------------------------------------------
 need_apt=()
@@ -216,6 +221,7 @@ hf --runs "$runs" --export-json "$results/conan.json" \
   echo "tar=$(tar --version | head -n1)"
   echo "zstd=zstd $(zstd --version | grep -o 'v[0-9.]*' | head -n1)"
   echo "hyperfine=$(hyperfine --version)"
+  echo "load=$load_before at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end (1/5/15 min)"
   echo "runs=$runs"
   echo "slow_runs=$slow_runs"
 } >"$results/facts.txt"

@@ -710,7 +710,7 @@ fn warm_cache_build_needs_no_network() {
 /// this digest pins the whole chain (fixture CPython, pinned wheels, sdist build, assembly,
 /// layers, artifact format). A change here must be deliberate.
 const GOLDEN_EXAMPLE_DIGEST: &str =
-    "51513b7e2e80aa725d7f76ea1199cbbb3d33d9aae9aef0e7fc6d1230f2c9e38b";
+    "d5956a90b2dfc95e9d1307a1a85b1aeb12a8e898365eb06bc2dff756064b44c6";
 
 #[test]
 fn example_lock_builds_to_its_golden_digest() {

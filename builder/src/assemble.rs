@@ -1,20 +1,38 @@
-//! Assembling one platform's environment tree in a staging directory: CPython, installed
-//! wheels, bytecode, the Conan home template, launchers, activation scripts and the lock.
+//! Assembling one platform's environment in a staging directory, one stable layer at a time:
+//! CPython (with its bytecode), then the installed wheels (with theirs), then the Conan home
+//! template, launchers, activation scripts and the lock. The first two are reused from the
+//! layer cache when their inputs haven't changed.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use envpack_layers::compress::Compression;
+use envpack_layers::digest::Sha256Digest;
+use envpack_layers::layer::write_layer;
+use envpack_layers::tree::{scan_tree, TreeEntry};
 
+use crate::cache::Cache;
 use crate::conan_home::{conan_home_files, ConanRemote};
 use crate::host_python::HostPython;
 use crate::install::entry_points::EntryPoint;
 use crate::install::{install_wheel, InstallTarget};
 use crate::launcher::GeneratedFile;
+use crate::layer_cache::{self, CachedLayer};
 use crate::lock::{Lock, LockedPlatform};
 use crate::platform::Platform;
 
-/// What goes into one environment tree.
+/// A wheel to install.
+pub struct WheelInput {
+    /// Its file name (the installer checks it against the metadata).
+    pub filename: String,
+    /// The hash-checked file.
+    pub path: PathBuf,
+    /// Its sha256.
+    pub sha256: Sha256Digest,
+}
+
+/// What goes into one environment.
 pub struct EnvInputs<'a> {
     /// The whole lock.
     pub lock: &'a Lock,
@@ -26,40 +44,170 @@ pub struct EnvInputs<'a> {
     pub locked: &'a LockedPlatform,
     /// The CPython archive (hash-checked).
     pub python_archive: &'a Path,
-    /// Wheels to install as (wheel file name, hash-checked path), sorted by package name.
-    pub wheels: &'a [(String, PathBuf)],
+    /// Wheels to install, sorted by package name.
+    pub wheels: &'a [WheelInput],
     /// Compiles bytecode.
     pub host: &'a HostPython,
+    /// Identity of the host CPython (its archive hash): bytecode depends on it.
+    pub host_sha256: Sha256Digest,
+    /// Archive timestamp.
+    pub epoch: u64,
+    /// Layer compression.
+    pub compression: Compression,
+    /// The cache (downloads and layers).
+    pub cache: &'a Cache,
 }
 
-/// Facts about an assembled tree needed to split it into layers.
+/// The two stable layers, ready to package.
+pub struct StableLayers {
+    /// CPython.
+    pub cpython: CachedLayer,
+    /// Installed packages.
+    pub packages: CachedLayer,
+    /// Conan version installed, if any.
+    pub conan_version: Option<String>,
+}
+
+fn py_minor(lock: &Lock) -> anyhow::Result<u8> {
+    let (_, minor, _) =
+        crate::spec::parse_python_version(&lock.python.version).map_err(anyhow::Error::msg)?;
+    Ok(minor)
+}
+
+/// Build (or reuse) the CPython and packages layers; `staging` receives what they need and
+/// `work` the layer files.
+pub fn stable_layers(
+    inputs: &EnvInputs,
+    staging: &Path,
+    work: &Path,
+) -> anyhow::Result<StableLayers> {
+    let platform = inputs.platform;
+    let common = [
+        env!("CARGO_PKG_VERSION").to_string(),
+        platform.name.clone(),
+        inputs.locked.python.sha256.to_hex(),
+        inputs.host_sha256.to_hex(),
+        inputs.epoch.to_string(),
+        inputs.compression.to_string(),
+    ];
+    let mut parts: Vec<&str> = vec!["cpython"];
+    parts.extend(common.iter().map(String::as_str));
+    let cpython_key = layer_cache::key(&parts);
+    let cpython = match layer_cache::load(inputs.cache, &cpython_key) {
+        Some(hit) => hit,
+        None => {
+            let entries = cpython_tree(inputs, staging)?;
+            let (desc, path) = write_layer(
+                "cpython",
+                staging,
+                &entries,
+                inputs.epoch,
+                inputs.compression,
+                work,
+            )
+            .context("writing layer cpython")?;
+            layer_cache::store(inputs.cache, &cpython_key, desc, &path, entries, Vec::new())?
+        }
+    };
+
+    let wheel_ids: Vec<String> = inputs
+        .wheels
+        .iter()
+        .map(|w| format!("{} {}", w.filename, w.sha256.to_hex()))
+        .collect();
+    let diff_id = cpython.desc.diff_id.to_string();
+    let mut parts: Vec<&str> = vec!["packages", &diff_id];
+    parts.extend(common.iter().map(String::as_str));
+    parts.extend(wheel_ids.iter().map(String::as_str));
+    let packages_key = layer_cache::key(&parts);
+    let packages = match layer_cache::load(inputs.cache, &packages_key) {
+        Some(hit) => hit,
+        None => {
+            let cpython_paths: BTreeSet<String> =
+                cpython.entries.iter().map(|e| e.path.clone()).collect();
+            let (entries, scripts) = packages_tree(inputs, staging, &cpython_paths)?;
+            let (desc, path) = write_layer(
+                "packages",
+                staging,
+                &entries,
+                inputs.epoch,
+                inputs.compression,
+                work,
+            )
+            .context("writing layer packages")?;
+            layer_cache::store(inputs.cache, &packages_key, desc, &path, entries, scripts)?
+        }
+    };
+    let conan_version = conan_version(inputs.locked);
+    Ok(StableLayers {
+        cpython,
+        packages,
+        conan_version,
+    })
+}
+
+/// The Conan version a platform's lock installs.
+pub fn conan_version(locked: &LockedPlatform) -> Option<String> {
+    locked
+        .packages
+        .iter()
+        .find(|p| p.name == "conan")
+        .map(|p| p.version.clone())
+}
+
+/// A fully assembled tree (no layer cache): what splitting it into layers needs.
 pub struct AssembledEnv {
-    /// Paths that came with the CPython archive (after removing its bytecode caches).
+    /// Paths of the CPython layer (CPython and its bytecode).
     pub cpython_paths: BTreeSet<String>,
     /// Conan version installed, if any.
     pub conan_version: Option<String>,
 }
 
-/// Build the tree of one platform under `staging` (which must be empty).
+/// Assemble the complete tree of one platform under `staging` (which must be empty).
 pub fn assemble(inputs: &EnvInputs, staging: &Path) -> anyhow::Result<AssembledEnv> {
+    let cpython_paths: BTreeSet<String> = cpython_tree(inputs, staging)?
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
+    let (_, scripts) = packages_tree(inputs, staging, &cpython_paths)?;
+    let conan_version = conan_version(inputs.locked);
+    config_files(inputs, conan_version.as_deref(), &scripts, staging)?;
+    Ok(AssembledEnv {
+        cpython_paths,
+        conan_version,
+    })
+}
+
+/// Unpack CPython into `staging`, drop its shipped bytecode and compile it anew; returns every
+/// entry of the result (the CPython layer).
+fn cpython_tree(inputs: &EnvInputs, staging: &Path) -> anyhow::Result<Vec<TreeEntry>> {
     let platform = inputs.platform;
     crate::archive::extract_tar_gz(inputs.python_archive, staging)
         .with_context(|| format!("unpacking CPython for {}", platform.name))?;
-    let exe = staging.join(platform.python_exe());
-    if fs_err::symlink_metadata(&exe).is_err() {
+    if fs_err::symlink_metadata(staging.join(platform.python_exe())).is_err() {
         bail!(
             "the CPython archive for {} has no {} (is it a python-build-standalone install_only archive?)",
             platform.name,
             platform.python_exe()
         );
     }
-    let (_, py_minor, _) = crate::spec::parse_python_version(&inputs.lock.python.version)
-        .map_err(anyhow::Error::msg)?;
-    let site = staging.join(platform.site_packages(py_minor));
-    fs_err::create_dir_all(&site)?;
+    fs_err::create_dir_all(staging.join(platform.site_packages(py_minor(inputs.lock)?)))?;
     remove_pycaches(&staging.join("python"))?;
-    let cpython_paths = relative_paths(staging)?;
+    crate::bytecode::compile_tree(inputs.host, staging, &BTreeSet::new())
+        .with_context(|| format!("compiling bytecode for {}", platform.name))?;
+    Ok(scan_tree(staging)?)
+}
 
+/// Install the wheels into `staging` (which holds CPython, or at least its site-packages dir)
+/// and compile their bytecode; returns the new entries (the packages layer) and console scripts.
+fn packages_tree(
+    inputs: &EnvInputs,
+    staging: &Path,
+    cpython_paths: &BTreeSet<String>,
+) -> anyhow::Result<(Vec<TreeEntry>, Vec<EntryPoint>)> {
+    let platform = inputs.platform;
+    let py_minor = py_minor(inputs.lock)?;
+    fs_err::create_dir_all(staging.join(platform.site_packages(py_minor)))?;
     let target = InstallTarget {
         env_root: staging,
         platform,
@@ -67,24 +215,34 @@ pub fn assemble(inputs: &EnvInputs, staging: &Path) -> anyhow::Result<AssembledE
     };
     let mut console_scripts: Vec<EntryPoint> = Vec::new();
     let names = tempfile::tempdir().context("creating a temp dir")?;
-    for (filename, wheel) in inputs.wheels {
-        let named = link_with_name(wheel, filename, names.path())?;
+    for w in inputs.wheels {
+        let named = link_with_name(&w.path, &w.filename, names.path())?;
         let dist =
-            install_wheel(&named, &target).with_context(|| format!("installing {filename}"))?;
+            install_wheel(&named, &target).with_context(|| format!("installing {}", w.filename))?;
         console_scripts.extend(dist.console_scripts);
     }
     console_scripts.sort_by(|a, b| a.name.cmp(&b.name));
     console_scripts.dedup_by(|a, b| a.name == b.name);
+    crate::bytecode::compile_tree(inputs.host, staging, cpython_paths)
+        .with_context(|| format!("compiling package bytecode for {}", platform.name))?;
+    let entries = scan_tree(staging)?
+        .into_iter()
+        .filter(|e| {
+            (e.path == "python" || e.path.starts_with("python/"))
+                && !cpython_paths.contains(&e.path)
+        })
+        .collect();
+    Ok((entries, console_scripts))
+}
 
-    crate::bytecode::compile_tree(inputs.host, staging)
-        .with_context(|| format!("compiling bytecode for {}", platform.name))?;
-
-    let conan_version = inputs
-        .locked
-        .packages
-        .iter()
-        .find(|p| p.name == "conan")
-        .map(|p| p.version.clone());
+/// Write the Conan home template, launchers, activation scripts and the lock into `staging`.
+pub fn config_files(
+    inputs: &EnvInputs,
+    conan_version: Option<&str>,
+    console_scripts: &[EntryPoint],
+    staging: &Path,
+) -> anyhow::Result<()> {
+    let platform = inputs.platform;
     let remotes: Vec<ConanRemote> = inputs
         .lock
         .conan_remotes
@@ -110,13 +268,13 @@ pub fn assemble(inputs: &EnvInputs, staging: &Path) -> anyhow::Result<AssembledE
     let mut generated = conan_home_files(
         &remotes,
         &profiles,
-        conan_version.as_deref().unwrap_or("none"),
+        conan_version.unwrap_or("none"),
         &extra,
     )?;
     generated.extend(crate::launcher::env_bin_launchers(
         platform,
-        py_minor,
-        &console_scripts,
+        py_minor(inputs.lock)?,
+        console_scripts,
     ));
     generated.extend(crate::activate::activation_scripts(
         &inputs.lock.name,
@@ -130,10 +288,7 @@ pub fn assemble(inputs: &EnvInputs, staging: &Path) -> anyhow::Result<AssembledE
     for f in &generated {
         write_generated(staging, f)?;
     }
-    Ok(AssembledEnv {
-        cpython_paths,
-        conan_version,
-    })
+    Ok(())
 }
 
 /// Cached blobs are named by hash; the installer checks a wheel's file name against its
@@ -182,20 +337,4 @@ fn remove_pycaches(dir: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn relative_paths(root: &Path) -> anyhow::Result<BTreeSet<String>> {
-    let mut out = BTreeSet::new();
-    for entry in walkdir::WalkDir::new(root).min_depth(1) {
-        let entry = entry.with_context(|| format!("walking {}", root.display()))?;
-        let rel = entry
-            .path()
-            .strip_prefix(root)
-            .context("walked outside the root")?
-            .to_str()
-            .ok_or_else(|| anyhow::anyhow!("non-UTF-8 path under {}", root.display()))?
-            .replace('\\', "/");
-        out.insert(rel);
-    }
-    Ok(out)
 }

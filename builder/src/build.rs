@@ -1,26 +1,66 @@
 //! `envpack build`: fetch everything a lock pins (cache first), assemble each platform's tree
-//! and write its portable artifact.
+//! and write it out: portable artifacts, an OCI image layout or an oci-archive.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
 use envpack_layers::compress::Compression;
 
-use crate::assemble::{assemble, EnvInputs};
+use crate::assemble::{assemble, config_files, stable_layers, EnvInputs, WheelInput};
 use crate::cache::Cache;
 use crate::host_python::HostPython;
 use crate::http::HttpClient;
+use crate::image::archive::write_layout_archive;
+use crate::image::{place_layout, BuiltImage, ImageSettings, ImageWriter};
 use crate::index::SimpleIndex;
 use crate::lock::{Lock, LockedFile, LockedPackage, PackageKind};
 use crate::package::{package, BuiltArtifact, EnvMeta};
 use crate::platform::{self, Platform};
 
+/// What `envpack build` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// One portable artifact per platform in the output directory.
+    Tarball,
+    /// An OCI image layout directory.
+    Oci,
+    /// An OCI image layout as one tar file.
+    OciArchive,
+}
+
+impl std::str::FromStr for OutputFormat {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        match s {
+            "tarball" => Ok(OutputFormat::Tarball),
+            "oci" => Ok(OutputFormat::Oci),
+            "oci-archive" => Ok(OutputFormat::OciArchive),
+            _ => bail!("--format must be tarball, oci or oci-archive, not {s:?}"),
+        }
+    }
+}
+
+impl OutputFormat {
+    /// The layer compression used when none is asked for: zstd for tarballs, gzip for images
+    /// (the widest runtime support).
+    pub fn default_compression(self) -> Compression {
+        match self {
+            OutputFormat::Tarball => Compression::Zstd,
+            OutputFormat::Oci | OutputFormat::OciArchive => Compression::Gzip,
+        }
+    }
+}
+
 /// Inputs of a build besides the lock.
 pub struct BuildOptions<'a> {
-    /// Platforms to build (empty: all in the lock).
+    /// Platforms to build (empty: all in the lock; for images, all linux ones).
     pub platforms: &'a [String],
-    /// Output directory.
+    /// Output directory (tarball, oci) or file (oci-archive).
     pub out_dir: &'a Path,
+    /// What to write.
+    pub format: OutputFormat,
+    /// Image choices (used by the OCI formats).
+    pub image: ImageSettings,
     /// Layer compression.
     pub compression: Compression,
     /// Index URL from `--index-url`.
@@ -37,65 +77,240 @@ pub struct BuildOptions<'a> {
     pub progress: &'a dyn Fn(&str),
 }
 
-/// Build artifacts for the chosen platforms of a (fresh) lock.
-pub fn build(
-    lock: &Lock,
-    lock_text: &str,
-    opts: &BuildOptions,
-) -> anyhow::Result<Vec<BuiltArtifact>> {
-    let chosen: Vec<Platform> = if opts.platforms.is_empty() {
-        lock.platforms
+/// What a build wrote.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BuildOutput {
+    /// Portable artifacts (tarball format).
+    pub artifacts: Vec<BuiltArtifact>,
+    /// The image (OCI formats).
+    pub image: Option<BuiltImage>,
+}
+
+/// Where each platform's tree goes once assembled.
+enum Sink {
+    Tarball(Vec<BuiltArtifact>),
+    Image {
+        writer: ImageWriter,
+        work: tempfile::TempDir,
+    },
+}
+
+/// Build the chosen platforms of a (fresh) lock into the chosen output format.
+pub fn build(lock: &Lock, lock_text: &str, opts: &BuildOptions) -> anyhow::Result<BuildOutput> {
+    let chosen = choose_platforms(lock, opts)?;
+    let epoch = crate::config::epoch(lock.epoch);
+    let (mut sink, work_dir) = match opts.format {
+        OutputFormat::Tarball => {
+            crate::package::prepare_out_dir(opts.out_dir)?;
+            (Sink::Tarball(Vec::new()), opts.out_dir.to_path_buf())
+        }
+        OutputFormat::Oci | OutputFormat::OciArchive => {
+            let parent = match opts.out_dir.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            fs_err::create_dir_all(&parent)?;
+            let work = tempfile::Builder::new()
+                .prefix(".envpack-oci-")
+                .tempdir_in(&parent)
+                .with_context(|| format!("creating a work dir in {}", parent.display()))?;
+            let writer = ImageWriter::new(
+                &work.path().join("layout"),
+                &work.path().join("layers"),
+                opts.compression,
+                opts.image.clone(),
+            )?;
+            let dir = work.path().to_path_buf();
+            (Sink::Image { writer, work }, dir)
+        }
+    };
+    let prepared = Prepared::new(lock, opts)?;
+
+    for p in &chosen {
+        let locked = lock
+            .platform(&p.name)
+            .ok_or_else(|| anyhow!("platform {} is not in the lock", p.name))?;
+        let (archive, wheels) = prepared.fetch_platform(lock, p, opts)?;
+        let inputs = EnvInputs {
+            lock,
+            lock_text,
+            platform: p,
+            locked,
+            python_archive: &archive,
+            wheels: &wheels,
+            host: &prepared.host,
+            host_sha256: prepared.host_sha256,
+            epoch,
+            compression: opts.compression,
+            cache: opts.cache,
+        };
+        let meta = EnvMeta {
+            name: &lock.name,
+            platform: &p.name,
+            python_version: &lock.python.version,
+            python_build: &lock.python.build,
+            epoch,
+            lock_bytes: lock_text.as_bytes(),
+        };
+        (opts.progress)(&format!("assembling {}", p.name));
+        let staging = tempfile::Builder::new()
+            .prefix(".envpack-staging-")
+            .tempdir_in(&work_dir)
+            .with_context(|| format!("creating a staging dir in {}", work_dir.display()))?;
+        match &mut sink {
+            Sink::Tarball(out) => {
+                // The stable layers come from the layer cache when their inputs are unchanged.
+                let layer_work = tempfile::Builder::new()
+                    .prefix(".envpack-work-")
+                    .tempdir_in(&work_dir)
+                    .with_context(|| format!("creating a work dir in {}", work_dir.display()))?;
+                let stable = stable_layers(&inputs, staging.path(), layer_work.path())?;
+                config_files(
+                    &inputs,
+                    stable.conan_version.as_deref(),
+                    &stable.packages.console_scripts,
+                    staging.path(),
+                )?;
+                (opts.progress)(&format!("writing layers for {}", p.name));
+                out.push(package(
+                    staging.path(),
+                    &stable,
+                    &meta,
+                    opts.compression,
+                    opts.out_dir,
+                )?);
+            }
+            Sink::Image { writer, .. } => {
+                let assembled = assemble(&inputs, staging.path())?;
+                (opts.progress)(&format!("writing image layers for {}", p.name));
+                writer.add_platform(staging.path(), &assembled, &meta, p)?;
+            }
+        }
+    }
+
+    match sink {
+        Sink::Tarball(artifacts) => Ok(BuildOutput {
+            artifacts,
+            image: None,
+        }),
+        Sink::Image { writer, work } => {
+            let mut image = writer.finish()?;
+            if opts.format == OutputFormat::OciArchive {
+                (opts.progress)("writing the oci-archive");
+                let (sha, _) = write_layout_archive(&image.path, opts.out_dir, epoch)
+                    .with_context(|| format!("writing {}", opts.out_dir.display()))?;
+                image.archive_sha256 = Some(sha.to_string());
+            } else {
+                place_layout(&image.path, opts.out_dir)?;
+            }
+            image.path = opts.out_dir.to_path_buf();
+            drop(work);
+            Ok(BuildOutput {
+                artifacts: Vec::new(),
+                image: Some(image),
+            })
+        }
+    }
+}
+
+/// The platforms to build: the ones asked for (each must be in the lock), else all of the
+/// lock's; images hold linux platforms only.
+fn choose_platforms(lock: &Lock, opts: &BuildOptions) -> anyhow::Result<Vec<Platform>> {
+    let image = opts.format != OutputFormat::Tarball;
+    if opts.platforms.is_empty() {
+        let all: Vec<Platform> = lock
+            .platforms
             .iter()
             .map(|p| platform::by_name(&p.name))
-            .collect::<Result<_, _>>()?
-    } else {
-        let mut v = Vec::new();
-        for name in opts.platforms {
-            let p = platform::by_name(name)?;
-            if lock.platform(name).is_none() {
-                let have: Vec<&str> = lock.platforms.iter().map(|p| p.name.as_str()).collect();
-                bail!("platform {name} is not in the lock (it has: {}); add it to env.platforms and re-run `envpack lock`", have.join(", "));
-            }
-            v.push(p);
+            .collect::<Result<_, _>>()?;
+        if !image {
+            return Ok(all);
         }
-        v
-    };
-    crate::package::prepare_out_dir(opts.out_dir)?;
-    let epoch = crate::config::epoch(lock.epoch);
-    let mirror = crate::config::python_mirror(opts.spec_mirror)?;
-    // The index is only contacted for files missing from the cache.
-    let index = crate::config::index_url(opts.index_flag, opts.spec_index)
-        .ok()
-        .map(|u| SimpleIndex::new(u, opts.http.clone()));
+        let linux: Vec<Platform> = all
+            .iter()
+            .filter(|p| p.oci_os == "linux")
+            .cloned()
+            .collect();
+        if linux.is_empty() {
+            let names: Vec<&str> = all.iter().map(|p| p.name.as_str()).collect();
+            return Err(crate::image::error::ImageError::NoPlatforms {
+                built: names.join(", "),
+            }
+            .into());
+        }
+        return Ok(linux);
+    }
+    let mut v = Vec::new();
+    for name in opts.platforms {
+        let p = platform::by_name(name)?;
+        if lock.platform(name).is_none() {
+            let have: Vec<&str> = lock.platforms.iter().map(|p| p.name.as_str()).collect();
+            bail!("platform {name} is not in the lock (it has: {}); add it to env.platforms and re-run `envpack lock`", have.join(", "));
+        }
+        if image && p.oci_os != "linux" {
+            bail!("platform {name} can't go into an OCI image: images hold linux platforms only (use --format tarball for it)");
+        }
+        v.push(p);
+    }
+    Ok(v)
+}
 
-    let host_platform = platform::host()
-        .ok_or_else(|| anyhow!("this machine is not one of envpack's platforms"))?;
-    let host_locked = lock.platform(&host_platform.name).ok_or_else(|| {
-        anyhow!(
-            "building needs the build host's platform ({}) in the lock: its CPython compiles the bytecode; add it to env.platforms and re-run `envpack lock`",
+/// What every platform's assembly shares: the mirror, the index and the build host's CPython.
+struct Prepared {
+    mirror: url::Url,
+    index: Option<SimpleIndex>,
+    host: HostPython,
+    host_sha256: envpack_layers::digest::Sha256Digest,
+}
+
+impl Prepared {
+    fn new(lock: &Lock, opts: &BuildOptions) -> anyhow::Result<Self> {
+        let mirror = crate::config::python_mirror(opts.spec_mirror)?;
+        // The index is only contacted for files missing from the cache.
+        let index = crate::config::index_url(opts.index_flag, opts.spec_index)
+            .ok()
+            .map(|u| SimpleIndex::new(u, opts.http.clone()));
+
+        let host_platform = platform::host()
+            .ok_or_else(|| anyhow!("this machine is not one of envpack's platforms"))?;
+        let host_locked = lock.platform(&host_platform.name).ok_or_else(|| {
+            anyhow!(
+                "building needs the build host's platform ({}) in the lock: its CPython compiles the bytecode; add it to env.platforms and re-run `envpack lock`",
+                host_platform.name
+            )
+        })?;
+        (opts.progress)(&format!(
+            "fetching CPython for the build host ({})",
             host_platform.name
-        )
-    })?;
-    (opts.progress)(&format!(
-        "fetching CPython for the build host ({})",
-        host_platform.name
-    ));
-    let host_archive = crate::python::fetch_python(
-        &host_locked.python,
-        &lock.python,
-        &mirror,
-        opts.http,
-        opts.cache,
-    )?;
-    let host = HostPython::from_archive(
-        &host_archive.path,
-        host_platform,
-        &lock.python.version,
-        opts.cache,
-    )?;
+        ));
+        let host_archive = crate::python::fetch_python(
+            &host_locked.python,
+            &lock.python,
+            &mirror,
+            opts.http,
+            opts.cache,
+        )?;
+        let host = HostPython::from_archive(
+            &host_archive.path,
+            host_platform,
+            &lock.python.version,
+            opts.cache,
+        )?;
+        Ok(Prepared {
+            mirror,
+            index,
+            host,
+            host_sha256: host_locked.python.sha256,
+        })
+    }
 
-    let mut out = Vec::new();
-    for p in &chosen {
+    /// Fetches (cache first) the CPython archive and the wheels of one platform.
+    fn fetch_platform(
+        &self,
+        lock: &Lock,
+        p: &Platform,
+        opts: &BuildOptions,
+    ) -> anyhow::Result<(PathBuf, Vec<WheelInput>)> {
         let locked = lock
             .platform(&p.name)
             .ok_or_else(|| anyhow!("platform {} is not in the lock", p.name))?;
@@ -107,55 +322,26 @@ pub fn build(
         let archive = crate::python::fetch_python(
             &locked.python,
             &lock.python,
-            &mirror,
+            &self.mirror,
             opts.http,
             opts.cache,
         )
         .with_context(|| format!("fetching CPython for {}", p.name))?;
         let mut wheels = Vec::new();
         for pkg in &locked.packages {
-            let path = wheel_for(pkg, lock, index.as_ref(), &host, opts)?;
-            let filename = match &pkg.built_wheel {
-                Some(b) => b.filename.clone(),
-                None => pkg.filename.clone(),
+            let path = wheel_for(pkg, lock, self.index.as_ref(), &self.host, opts)?;
+            let (filename, sha256) = match &pkg.built_wheel {
+                Some(b) => (b.filename.clone(), b.sha256),
+                None => (pkg.filename.clone(), pkg.sha256),
             };
-            wheels.push((filename, path));
+            wheels.push(WheelInput {
+                filename,
+                path,
+                sha256,
+            });
         }
-        (opts.progress)(&format!("assembling {}", p.name));
-        let staging = tempfile::Builder::new()
-            .prefix(".envpack-staging-")
-            .tempdir_in(opts.out_dir)
-            .with_context(|| format!("creating a staging dir in {}", opts.out_dir.display()))?;
-        let assembled = assemble(
-            &EnvInputs {
-                lock,
-                lock_text,
-                platform: p,
-                locked,
-                python_archive: &archive.path,
-                wheels: &wheels,
-                host: &host,
-            },
-            staging.path(),
-        )?;
-        (opts.progress)(&format!("writing layers for {}", p.name));
-        let artifact = package(
-            staging.path(),
-            &assembled,
-            &EnvMeta {
-                name: &lock.name,
-                platform: &p.name,
-                python_version: &lock.python.version,
-                python_build: &lock.python.build,
-                epoch,
-                lock_bytes: lock_text.as_bytes(),
-            },
-            opts.compression,
-            opts.out_dir,
-        )?;
-        out.push(artifact);
+        Ok((archive.path, wheels))
     }
-    Ok(out)
 }
 
 /// The wheel to install for a pinned package: from the cache, else downloaded (or rebuilt from

@@ -5,6 +5,7 @@
 //! by a fresh interpreter: marshal output depends on object reference counts, so the work split
 //! must not depend on timing or on the number of CPUs.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -31,33 +32,34 @@ for rel in sys.stdin.read().split("\0"):
 print(json.dumps(failed))
 "#;
 
-/// Remove every `__pycache__` (shipped pycs may be timestamp-based) and compile every `.py`
-/// under `tree/python`. Returns the files that are not valid Python (test data and the like),
-/// which are left without a pyc, as an installer would.
-pub fn compile_tree(host: &HostPython, tree: &Path) -> anyhow::Result<Vec<String>> {
+/// Compile every `.py` under `tree/python` that is not in `skip` (paths relative to `tree`).
+/// Returns the files that are not valid Python (test data and the like), which are left
+/// without a pyc, as an installer would.
+pub fn compile_tree(
+    host: &HostPython,
+    tree: &Path,
+    skip: &BTreeSet<String>,
+) -> anyhow::Result<Vec<String>> {
     let python_dir = tree.join("python");
     let mut sources = Vec::new();
-    let mut caches = Vec::new();
     for entry in walkdir::WalkDir::new(&python_dir).sort_by_file_name() {
         let entry = entry.with_context(|| format!("walking {}", python_dir.display()))?;
-        let ft = entry.file_type();
-        if ft.is_dir() && entry.file_name() == "__pycache__" {
-            caches.push(entry.path().to_path_buf());
-        } else if ft.is_file() && entry.path().extension().is_some_and(|e| e == "py") {
+        if entry.file_type().is_file() && entry.path().extension().is_some_and(|e| e == "py") {
             let rel = entry
                 .path()
                 .strip_prefix(tree)
                 .map_err(|_| anyhow!("{} is outside the tree", entry.path().display()))?;
             let rel = rel
                 .to_str()
-                .ok_or_else(|| anyhow!("non-UTF-8 path {}", rel.display()))?;
-            if !rel.split('/').any(|c| c == "__pycache__") {
-                sources.push(rel.to_string());
+                .ok_or_else(|| anyhow!("non-UTF-8 path {}", rel.display()))?
+                .replace('\\', "/");
+            if !rel.split('/').any(|c| c == "__pycache__") && !skip.contains(&rel) {
+                sources.push(rel);
             }
         }
     }
-    for c in caches {
-        fs_err::remove_dir_all(&c)?;
+    if sources.is_empty() {
+        return Ok(Vec::new());
     }
     sources.sort();
     let per = sources.len().div_ceil(CHUNKS).max(1);

@@ -5,9 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, Context};
 use clap::{Parser, Subcommand};
-use envpack::build::BuildOptions;
+use envpack::build::{BuildOptions, OutputFormat};
 use envpack::cache::Cache;
 use envpack::http::{HttpClient, HttpConfig};
+use envpack::image::ImageSettings;
 use envpack::lock::Lock;
 use envpack::locking::LockOptions;
 use envpack_layers::compress::Compression;
@@ -46,7 +47,7 @@ enum Command {
         #[arg(long)]
         index_url: Option<String>,
     },
-    /// Build one portable artifact per platform from the lock.
+    /// Build the lock's platforms: portable artifacts, an OCI image layout or an oci-archive.
     Build {
         /// The spec (checked against the lock's spec hash).
         #[arg(long, default_value = "envpack.toml")]
@@ -57,12 +58,21 @@ enum Command {
         /// Platforms to build (default: all in the lock).
         #[arg(long = "platform", value_name = "PLATFORM")]
         platforms: Vec<String>,
-        /// Output directory.
+        /// Output: a directory (tarball, oci) or a file (oci-archive).
         #[arg(long, default_value = "dist")]
         out: PathBuf,
-        /// Layer compression: zstd or gzip.
-        #[arg(long, default_value = "zstd")]
-        compression: String,
+        /// What to write: tarball (portable artifacts), oci (image layout dir) or oci-archive.
+        #[arg(long, default_value = "tarball")]
+        format: String,
+        /// Layer compression: zstd or gzip (default: zstd for tarballs, gzip for images).
+        #[arg(long)]
+        compression: Option<String>,
+        /// Image tag in the layout's index.json (default: <python>-conan<conan>).
+        #[arg(long)]
+        tag: Option<String>,
+        /// Image annotation KEY=VALUE (repeatable; wins over the defaults).
+        #[arg(long = "annotation", value_name = "KEY=VALUE")]
+        annotations: Vec<String>,
         /// Package index (overrides ENVPACK_INDEX_URL and the spec).
         #[arg(long)]
         index_url: Option<String>,
@@ -152,6 +162,26 @@ fn http(cli: &Cli) -> HttpClient {
     })
 }
 
+/// Image settings from the flags and `ENVPACK_IMAGE_SOURCE` / `ENVPACK_IMAGE_REVISION`.
+fn image_settings(tag: Option<String>, flags: &[String]) -> anyhow::Result<ImageSettings> {
+    let mut annotations = std::collections::BTreeMap::new();
+    for flag in flags {
+        let (k, v) = envpack::image::index::parse_annotation(flag)?;
+        annotations.insert(k, v);
+    }
+    if let Some(t) = &tag {
+        envpack::image::index::validate_tag(t)?;
+    }
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    Ok(ImageSettings {
+        tag,
+        source: var("ENVPACK_IMAGE_SOURCE"),
+        revision: var("ENVPACK_IMAGE_REVISION"),
+        annotations,
+        base: None,
+    })
+}
+
 fn read_lock(path: &Path) -> anyhow::Result<(Lock, String)> {
     let text = fs_err::read_to_string(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
@@ -227,23 +257,33 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             lock,
             platforms,
             out,
+            format,
             compression,
+            tag,
+            annotations,
             index_url,
         } => {
-            let compression: Compression = compression
-                .parse()
-                .map_err(|_| anyhow!("--compression must be zstd or gzip, not {compression:?}"))?;
+            let format: OutputFormat = format.parse()?;
+            let compression: Compression = match compression {
+                None => format.default_compression(),
+                Some(c) => c
+                    .parse()
+                    .map_err(|_| anyhow!("--compression must be zstd or gzip, not {c:?}"))?,
+            };
+            let image = image_settings(tag.clone(), annotations)?;
             let spec = envpack::spec::load(spec)?;
             let (lock_value, lock_text) = read_lock(lock)?;
             envpack::locking::check_fresh(&spec, &lock_value, lock)?;
             let cache = Cache::open(cli.cache_dir.as_deref())?;
             let http = http(cli);
-            let artifacts = envpack::build::build(
+            let built = envpack::build::build(
                 &lock_value,
                 &lock_text,
                 &BuildOptions {
                     platforms,
                     out_dir: out,
+                    format,
+                    image,
                     compression,
                     index_flag: index_url.as_deref(),
                     spec_index: spec.spec.packages.index.as_deref(),
@@ -254,13 +294,25 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
                 },
             )?;
             if cli.json {
-                println!(
-                    "{}",
-                    serde_json::to_string(&serde_json::json!({"artifacts": artifacts}))?
-                );
+                let mut v = serde_json::json!({"artifacts": built.artifacts});
+                if let Some(image) = &built.image {
+                    v["image"] = serde_json::to_value(image)?;
+                }
+                println!("{}", serde_json::to_string(&v)?);
             } else if !cli.quiet {
                 progress.done();
-                for a in &artifacts {
+                if let Some(image) = &built.image {
+                    eprintln!(
+                        "built image {} (tag {}, {})",
+                        image.path.display(),
+                        image.tag,
+                        image.digest
+                    );
+                    for p in &image.platforms {
+                        eprintln!("  {} {} env-id {}", p.platform, p.manifest_digest, p.env_id);
+                    }
+                }
+                for a in &built.artifacts {
                     eprintln!(
                         "built {} ({}, {} bytes)\n  env-id {}",
                         a.path.display(),

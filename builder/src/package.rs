@@ -1,7 +1,6 @@
 //! Splitting an assembled tree into layers (stable first: CPython, packages, Conan config,
 //! activation/meta) and writing the portable artifact.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context};
@@ -13,7 +12,7 @@ use envpack_layers::manifest::Manifest;
 use envpack_layers::tree::{scan_tree, EntryKind, TreeEntry};
 use serde_json::json;
 
-use crate::assemble::AssembledEnv;
+use crate::assemble::{AssembledEnv, StableLayers};
 
 /// Layer names, in order; the unpacker relies on "meta" being last.
 pub const LAYERS: [&str; 4] = ["cpython", "packages", "conan", "meta"];
@@ -51,111 +50,102 @@ pub struct BuiltArtifact {
     pub layers: Vec<LayerDesc>,
 }
 
-/// Which layer a path belongs to.
-pub fn layer_of(entry: &TreeEntry, cpython: &BTreeSet<String>) -> usize {
-    let p = entry.path.as_str();
-    if p == "conan-home" || p.starts_with("conan-home/") {
-        return 2;
-    }
-    if p == "python" || p.starts_with("python/") {
-        if cpython.contains(p) {
-            return 0;
-        }
-        if !entry.is_dir() {
-            if let Some(src) = pyc_source(p) {
-                if cpython.contains(&src) {
-                    return 0;
-                }
-            }
-        }
-        return 1;
-    }
-    3
-}
-
-/// `a/__pycache__/m.cpython-312.pyc` → `a/m.py`
-fn pyc_source(p: &str) -> Option<String> {
-    let (dir, file) = p.rsplit_once('/')?;
-    let parent = dir.strip_suffix("__pycache__")?.trim_end_matches('/');
-    let stem = file.strip_suffix(".pyc")?.split('.').next()?;
-    Some(if parent.is_empty() {
-        format!("{stem}.py")
+/// Which of the two config layers (conan = 2, meta = 3) a path outside `python/` belongs to;
+/// `None` for `python/…`, which the stable layers already hold.
+pub fn layer_of(path: &str) -> Option<usize> {
+    if path == "python" || path.starts_with("python/") {
+        None
+    } else if path == "conan-home" || path.starts_with("conan-home/") {
+        Some(2)
     } else {
-        format!("{parent}/{stem}.py")
-    })
+        Some(3)
+    }
 }
 
-/// Write the layers and the artifact for an assembled tree.
-pub fn package(
-    staging: &Path,
-    assembled: &AssembledEnv,
-    meta: &EnvMeta,
-    compression: Compression,
-    out_dir: &Path,
-) -> anyhow::Result<BuiltArtifact> {
-    let entries = scan_tree(staging).with_context(|| format!("scanning {}", staging.display()))?;
+/// Split a fully assembled tree into the entries of the four layers (the meta layer still
+/// without `envpack.json` and `manifest`, which [`finish_meta`] adds).
+pub fn split_tree(staging: &Path, assembled: &AssembledEnv) -> anyhow::Result<[Vec<TreeEntry>; 4]> {
     let mut parts: [Vec<TreeEntry>; 4] = Default::default();
-    for e in entries {
-        let i = layer_of(&e, &assembled.cpython_paths);
+    for e in scan_tree(staging).with_context(|| format!("scanning {}", staging.display()))? {
+        let i = match layer_of(&e.path) {
+            Some(i) => i,
+            None if assembled.cpython_paths.contains(&e.path) => 0,
+            None => 1,
+        };
         parts[i].push(e);
     }
-    let work = tempfile::Builder::new()
-        .prefix(".envpack-layers-")
-        .tempdir_in(out_dir)
-        .with_context(|| format!("creating a work dir in {}", out_dir.display()))?;
-    let mut layers = Vec::new();
-    let mut layer_files = Vec::new();
-    for (i, name) in LAYERS.iter().enumerate().take(3) {
-        let (desc, path) = write_layer(
-            name,
-            staging,
-            &parts[i],
-            meta.epoch,
-            compression,
-            work.path(),
-        )
-        .with_context(|| format!("writing layer {name}"))?;
-        layers.push(desc);
-        layer_files.push(path);
-    }
+    Ok(parts)
+}
 
-    let env_id = env_id(meta, &layers, &parts[3]);
+/// Write `envpack.json` and `manifest` into `staging` and add them to the meta entries;
+/// returns the env id. `diff_ids` are the (unprefixed) cpython, packages and conan layers'.
+pub fn finish_meta(
+    staging: &Path,
+    conan_version: Option<&str>,
+    meta: &EnvMeta,
+    diff_ids: &[(String, Sha256Digest)],
+    parts: &mut [Vec<TreeEntry>; 4],
+) -> anyhow::Result<String> {
+    let env_id = env_id(meta, diff_ids, &parts[3]);
     let info = json!({
         "schema": 1,
         "name": meta.name,
         "env_id": env_id,
         "platform": meta.platform,
         "python": { "version": meta.python_version, "build": meta.python_build },
-        "conan_version": assembled.conan_version,
+        "conan_version": conan_version,
         "envpack_version": env!("CARGO_PKG_VERSION"),
         "epoch": meta.epoch,
         // diff_ids only: the tree must not depend on how its layers are compressed.
-        "layers": layers.iter().map(|l| json!({"name": l.name, "diff_id": l.diff_id.to_string()})).collect::<Vec<_>>(),
+        "layers": diff_ids.iter().map(|(name, d)| json!({"name": name, "diff_id": d.to_string()})).collect::<Vec<_>>(),
         "lock_sha256": Sha256Digest::of_bytes(meta.lock_bytes).to_string(),
     });
     let mut info_bytes = serde_json::to_vec_pretty(&info)?;
     info_bytes.push(b'\n');
     fs_err::write(staging.join("envpack.json"), &info_bytes)?;
     let info_entry = file_entry("envpack.json", &info_bytes);
-
     let mut all: Vec<TreeEntry> = parts.iter().flatten().cloned().collect();
     all.push(info_entry.clone());
-    let manifest = Manifest::from_entries(all);
-    let manifest_bytes = manifest.to_bytes();
+    let manifest_bytes = Manifest::from_entries(all).to_bytes();
     fs_err::write(staging.join("manifest"), &manifest_bytes)?;
-    let mut meta_entries = parts[3].clone();
-    meta_entries.push(info_entry);
-    meta_entries.push(file_entry("manifest", &manifest_bytes));
-    meta_entries.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
-    let (desc, path) = write_layer(
-        LAYERS[3],
-        staging,
-        &meta_entries,
-        meta.epoch,
-        compression,
-        work.path(),
-    )
-    .context("writing layer meta")?;
+    parts[3].push(info_entry);
+    parts[3].push(file_entry("manifest", &manifest_bytes));
+    parts[3].sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+    Ok(env_id)
+}
+
+/// Write the config layers and the artifact; the stable layers come prebuilt.
+pub fn package(
+    staging: &Path,
+    stable: &StableLayers,
+    meta: &EnvMeta,
+    compression: Compression,
+    out_dir: &Path,
+) -> anyhow::Result<BuiltArtifact> {
+    let mut parts: [Vec<TreeEntry>; 4] = Default::default();
+    parts[0] = stable.cpython.entries.clone();
+    parts[1] = stable.packages.entries.clone();
+    for e in scan_tree(staging).with_context(|| format!("scanning {}", staging.display()))? {
+        if let Some(i) = layer_of(&e.path) {
+            parts[i].push(e);
+        }
+    }
+    let work = tempfile::Builder::new()
+        .prefix(".envpack-layers-")
+        .tempdir_in(out_dir)
+        .with_context(|| format!("creating a work dir in {}", out_dir.display()))?;
+    let mut layers = vec![stable.cpython.desc.clone(), stable.packages.desc.clone()];
+    let mut layer_files = vec![stable.cpython.blob.clone(), stable.packages.blob.clone()];
+    let (desc, path) = write_layer(LAYERS[2], staging, &parts[2], meta.epoch, compression, work.path())
+        .context("writing layer conan")?;
+    layers.push(desc);
+    layer_files.push(path);
+
+    let diff_ids: Vec<(String, Sha256Digest)> =
+        layers.iter().map(|l| (l.name.clone(), l.diff_id)).collect();
+    let env_id = finish_meta(staging, stable.conan_version.as_deref(), meta, &diff_ids, &mut parts)?;
+    let (desc, path) = write_layer(LAYERS[3], staging, &parts[3], meta.epoch, compression, work.path())
+        .context("writing layer meta")?;
     layers.push(desc);
     layer_files.push(path);
 
@@ -199,10 +189,14 @@ fn file_entry(path: &str, bytes: &[u8]) -> TreeEntry {
 }
 
 /// Content-derived id: the same tree always gets the same id, any change a new one.
-fn env_id(meta: &EnvMeta, layers: &[LayerDesc], meta_entries: &[TreeEntry]) -> String {
+fn env_id(
+    meta: &EnvMeta,
+    diff_ids: &[(String, Sha256Digest)],
+    meta_entries: &[TreeEntry],
+) -> String {
     let mut text = format!("envpack-env-v1\n{}\n{}\n", meta.name, meta.platform);
-    for l in layers {
-        text.push_str(&format!("{} {}\n", l.name, l.diff_id));
+    for (name, diff_id) in diff_ids {
+        text.push_str(&format!("{name} {diff_id}\n"));
     }
     text.push_str(&String::from_utf8_lossy(
         &Manifest::from_entries(meta_entries.to_vec()).to_bytes(),
@@ -225,72 +219,20 @@ pub fn prepare_out_dir(out: &Path) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    fn entry(p: &str, dir: bool) -> TreeEntry {
-        TreeEntry {
-            path: p.into(),
-            kind: if dir {
-                EntryKind::Dir
-            } else {
-                EntryKind::File {
-                    size: 0,
-                    sha256: Sha256Digest([0; 32]),
-                    executable: false,
-                }
-            },
-        }
-    }
-
     #[test]
-    fn layer_assignment() {
-        let cpython: BTreeSet<String> = [
-            "python",
-            "python/lib",
-            "python/lib/python3.12/os.py",
-            "python/lib/python3.12/site-packages",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    fn config_layer_assignment() {
         let cases = [
-            ("python/lib/python3.12/os.py", false, 0),
-            (
-                "python/lib/python3.12/__pycache__/os.cpython-312.pyc",
-                false,
-                0,
-            ),
-            ("python/lib/python3.12/__pycache__", true, 1),
-            (
-                "python/lib/python3.12/site-packages/yaml/__init__.py",
-                false,
-                1,
-            ),
-            (
-                "python/lib/python3.12/site-packages/__pycache__/six.cpython-312.pyc",
-                false,
-                1,
-            ),
-            ("python/bin/conan", false, 1),
-            ("conan-home/remotes.json", false, 2),
-            ("conan-home", true, 2),
-            ("bin/conan", false, 3),
-            ("activate", false, 3),
-            ("envpack.lock", false, 3),
+            ("python", None),
+            ("python/lib/python3.12/os.py", None),
+            ("conan-home", Some(2)),
+            ("conan-home/remotes.json", Some(2)),
+            ("conan-homer", Some(3)),
+            ("bin/conan", Some(3)),
+            ("activate", Some(3)),
+            ("envpack.lock", Some(3)),
         ];
-        for (p, dir, want) in cases {
-            assert_eq!(layer_of(&entry(p, dir), &cpython), want, "{p}");
+        for (p, want) in cases {
+            assert_eq!(layer_of(p), want, "{p}");
         }
-    }
-
-    #[test]
-    fn pyc_sources() {
-        assert_eq!(
-            pyc_source("a/__pycache__/m.cpython-312.pyc").as_deref(),
-            Some("a/m.py")
-        );
-        assert_eq!(
-            pyc_source("a/__pycache__/m.cpython-312.opt-1.pyc").as_deref(),
-            Some("a/m.py")
-        );
-        assert_eq!(pyc_source("a/m.pyc"), None);
     }
 }

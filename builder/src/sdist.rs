@@ -335,7 +335,9 @@ struct Hook<'a> {
 impl Hook<'_> {
     /// The driver command with a clean, pinned environment.
     fn command(&self, mode: &str, out: &Path) -> anyhow::Result<Command> {
-        let site = self.env.join(self.host.platform.site_packages(self.host.py_minor));
+        let site = self
+            .env
+            .join(self.host.platform.site_packages(self.host.py_minor));
         let mut path_entries: Vec<PathBuf> = self.backend_path.to_vec();
         path_entries.push(site);
         let pythonpath =
@@ -366,7 +368,10 @@ impl Hook<'_> {
     /// `get_requires_for_build_wheel`
     fn requires(&self) -> anyhow::Result<Vec<String>> {
         let out = self.scratch.join("requires.json");
-        run_checked(self.command("requires", &out)?, "get_requires_for_build_wheel")?;
+        run_checked(
+            self.command("requires", &out)?,
+            "get_requires_for_build_wheel",
+        )?;
         let text = fs_err::read_to_string(&out)?;
         serde_json::from_str(&text).context("reading the build backend's requirements")
     }
@@ -404,4 +409,3 @@ fn run_checked(mut cmd: Command, what: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
-

@@ -204,12 +204,17 @@ impl ArtifactReader {
         let mut members: Vec<(String, u64, u64)> = Vec::new();
         let mut index_bytes = Vec::new();
         let mut lock = Vec::new();
+        let unreadable = |e: std::io::Error| {
+            bad(format!(
+                "unreadable tar structure ({e}); the file is damaged or not an envpack artifact"
+            ))
+        };
         for (i, entry) in archive
             .entries_with_seek()
-            .map_err(|e| with_path(e, path))?
+            .map_err(unreadable)?
             .enumerate()
         {
-            let mut entry = entry.map_err(|e| with_path(e, path))?;
+            let mut entry = entry.map_err(unreadable)?;
             let name = String::from_utf8(entry.path_bytes().into_owned())
                 .map_err(|_| bad(format!("member {i} has a non-UTF-8 name")))?;
             if entry.header().entry_type() != tar::EntryType::Regular {
@@ -340,6 +345,7 @@ impl ArtifactReader {
             inner: HashingReader::new(decoder(l.compression, blob)?),
             expected: l.diff_id,
             expected_len: l.uncompressed_size,
+            read_so_far: 0,
             what: format!("layer {i} {:?} in {}", l.name, self.path.display()),
         })
     }
@@ -350,12 +356,26 @@ pub struct DiffIdReader {
     inner: HashingReader<Box<dyn Read + Send>>,
     expected: Sha256Digest,
     expected_len: u64,
+    /// Bytes decompressed so far; checked on every read so a bomb stops at the limit.
+    read_so_far: u64,
     what: String,
 }
 
 impl Read for DiffIdReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
+        self.read_so_far = self.read_so_far.saturating_add(n as u64);
+        if self.read_so_far > self.expected_len {
+            let err = LayersError::format(
+                self.what.clone(),
+                format!(
+                    "decompresses to more than the {} bytes the index declares \
+                     (decompression bomb or tampered index); nothing past the limit was read",
+                    self.expected_len
+                ),
+            );
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, err));
+        }
         if n == 0 && !buf.is_empty() {
             let (actual, len) = self.inner.current();
             if actual != self.expected || len != self.expected_len {

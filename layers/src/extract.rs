@@ -76,6 +76,16 @@ impl State<'_, '_> {
     fn one<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<()> {
         let raw = entry.path_bytes().into_owned();
         let shown = String::from_utf8_lossy(&raw).into_owned();
+        // The tar reader skips malformed PAX records silently; another reader might not, and
+        // the two would disagree about names and sizes.
+        let malformed_pax = match entry.pax_extensions() {
+            Ok(Some(records)) => records.into_iter().any(|r| r.is_err()),
+            Ok(None) => false,
+            Err(_) => true,
+        };
+        if malformed_pax {
+            return Err(rejected(&shown, "malformed PAX record"));
+        }
         let Ok(name) = String::from_utf8(raw) else {
             return Err(rejected(&shown, "non-UTF-8 name"));
         };
@@ -111,6 +121,20 @@ impl State<'_, '_> {
             }
         }
         self.check_parents(&name, &path)?;
+        // Checked before the manifest lookup so the rejection names the rule, not a mismatch.
+        let link_target = if ty == tar::EntryType::Symlink {
+            let target = match entry.link_name_bytes() {
+                Some(t) => String::from_utf8(t.into_owned())
+                    .map_err(|_| rejected(&name, "non-UTF-8 symlink target"))?,
+                None => return Err(rejected(&name, "symlink without target")),
+            };
+            if let Some(rule) = link_target_problem(&path, &target) {
+                return Err(rejected(&name, rule));
+            }
+            target
+        } else {
+            String::new()
+        };
         let size = if ty == tar::EntryType::Regular {
             entry.size()
         } else {
@@ -158,14 +182,7 @@ impl State<'_, '_> {
                 EntryKind::Dir
             }
             tar::EntryType::Symlink => {
-                let target = match entry.link_name_bytes() {
-                    Some(t) => String::from_utf8(t.into_owned())
-                        .map_err(|_| rejected(&name, "non-UTF-8 symlink target"))?,
-                    None => return Err(rejected(&name, "symlink without target")),
-                };
-                if let Some(rule) = link_target_problem(&path, &target) {
-                    return Err(rejected(&name, rule));
-                }
+                let target = link_target;
                 if let Some(EntryKind::Symlink { target: want }) = expected.map(|e| &e.kind) {
                     if *want != target {
                         return Err(mismatch(format!(
@@ -242,8 +259,28 @@ impl State<'_, '_> {
                 self.dest
                     .create_dir_all(parent)
                     .map_err(|e| io_at(e, parent))?;
+                // A concurrent layer may have put a symlink on the chain between the check
+                // and the creation; cap-std keeps that inside `dest`, this keeps it out.
+                self.no_symlink_on_chain(path)?;
                 set_mode(self.dest, parent, 0o755)?;
                 self.known_dirs.insert(parent.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    /// Errors if any ancestor of `path` on disk is a symlink or not a directory.
+    fn no_symlink_on_chain(&self, path: &str) -> Result<()> {
+        let mut end = 0;
+        while let Some(i) = path[end..].find('/') {
+            let parent = &path[..end + i];
+            end += i + 1;
+            let m = self
+                .dest
+                .symlink_metadata(parent)
+                .map_err(|e| io_at(e, parent))?;
+            if m.file_type().is_symlink() || !m.is_dir() {
+                return Err(rejected(path, "path goes through a symlink"));
             }
         }
         Ok(())

@@ -130,19 +130,25 @@ pub fn write_layer(
     compression: Compression,
     out_dir: &Path,
 ) -> Result<(LayerDesc, PathBuf)> {
+    write_layer_prefixed(name, src_root, entries, "", epoch, compression, out_dir)
+}
+
+/// Like [`write_layer`], but every path in the tar is placed under `prefix` (a clean relative
+/// path; empty for none), whose own directories are emitted first as 0755 dirs.
+pub fn write_layer_prefixed(
+    name: &str,
+    src_root: &Path,
+    entries: &[TreeEntry],
+    prefix: &str,
+    epoch: u64,
+    compression: Compression,
+    out_dir: &Path,
+) -> Result<(LayerDesc, PathBuf)> {
     let entries = normalize_entries(entries)?;
     let (temp, file) = TempFile::create(out_dir, "layer")?;
     let compressed_side = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
     let mut tar = HashingWriter::new(encoder(compression, compressed_side)?);
-    let mut buf = vec![0u8; 1 << 16];
-    for entry in &entries {
-        tar.write_all(&entry_header(entry, epoch)?)?;
-        if let EntryKind::File { size, sha256, .. } = &entry.kind {
-            copy_checked(src_root, &entry.path, *size, sha256, &mut tar, &mut buf)?;
-            tar.write_all(&END_OF_ARCHIVE[..padding(*size)])?;
-        }
-    }
-    tar.write_all(&END_OF_ARCHIVE)?;
+    write_tar(src_root, &entries, prefix, epoch, &mut tar)?;
     let (diff_id, uncompressed_size, enc) = tar.into_parts();
     let (digest, size, buffered) = enc.finish()?.into_parts();
     let file = buffered
@@ -164,6 +170,70 @@ pub fn write_layer(
         },
         dest,
     ))
+}
+
+/// The diff_id and length of the uncompressed tar [`write_layer`] would write, without
+/// writing anything; lets an env's identity be computed when its layers are stored elsewhere.
+pub fn layer_diff_id(
+    src_root: &Path,
+    entries: &[TreeEntry],
+    epoch: u64,
+) -> Result<(Sha256Digest, u64)> {
+    let entries = normalize_entries(entries)?;
+    let mut tar = HashingWriter::new(std::io::sink());
+    write_tar(src_root, &entries, "", epoch, &mut tar)?;
+    Ok(tar.finish())
+}
+
+/// The directory entries `prefix` itself consists of, outermost first.
+pub fn prefix_dirs(prefix: &str) -> Result<Vec<TreeEntry>> {
+    if prefix.is_empty() {
+        return Ok(Vec::new());
+    }
+    validate_rel_path(prefix)?;
+    let mut dirs: Vec<TreeEntry> = prefix
+        .match_indices('/')
+        .map(|(i, _)| &prefix[..i])
+        .chain(std::iter::once(prefix))
+        .map(|p| TreeEntry {
+            path: p.to_string(),
+            kind: EntryKind::Dir,
+        })
+        .collect();
+    dirs.dedup();
+    Ok(dirs)
+}
+
+/// Writes normalized `entries` as one tar stream (with end-of-archive) under `prefix`.
+fn write_tar(
+    src_root: &Path,
+    entries: &[TreeEntry],
+    prefix: &str,
+    epoch: u64,
+    tar: &mut impl Write,
+) -> Result<()> {
+    for dir in prefix_dirs(prefix)? {
+        tar.write_all(&entry_header(&dir, epoch)?)?;
+    }
+    let mut buf = vec![0u8; 1 << 16];
+    for entry in entries {
+        let header = if prefix.is_empty() {
+            entry_header(entry, epoch)?
+        } else {
+            let placed = TreeEntry {
+                path: format!("{prefix}/{}", entry.path),
+                kind: entry.kind.clone(),
+            };
+            entry_header(&placed, epoch)?
+        };
+        tar.write_all(&header)?;
+        if let EntryKind::File { size, sha256, .. } = &entry.kind {
+            copy_checked(src_root, &entry.path, *size, sha256, tar, &mut buf)?;
+            tar.write_all(&END_OF_ARCHIVE[..padding(*size)])?;
+        }
+    }
+    tar.write_all(&END_OF_ARCHIVE)?;
+    Ok(())
 }
 
 /// Streams one file into the tar, checking it still has the scanned size and digest.
@@ -371,6 +441,74 @@ mod tests {
             0,
             "temp file left behind"
         );
+    }
+
+    #[test]
+    fn prefixed_layer_places_entries_under_prefix_dirs() {
+        let src = tempfile::tempdir().unwrap();
+        make_tree(src.path(), false);
+        let entries = scan_tree(src.path()).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let (d, p) = write_layer_prefixed(
+            "t",
+            src.path(),
+            &entries,
+            "opt/envpack/x",
+            1_700_000_000,
+            Compression::Gzip,
+            out.path(),
+        )
+        .unwrap();
+        let listing = std::process::Command::new("tar")
+            .arg("-tzf")
+            .arg(&p)
+            .output()
+            .unwrap();
+        let names: Vec<String> = String::from_utf8(listing.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(
+            names[..4],
+            [
+                "opt/",
+                "opt/envpack/",
+                "opt/envpack/x/",
+                "opt/envpack/x/a-long-name/"
+            ]
+        );
+        assert!(names.contains(&"opt/envpack/x/python/bin/python3".to_string()));
+        assert_eq!(names.len(), 25 + 3);
+        // The unprefixed layer's diff_id is computable without writing it.
+        let (plain, _) = write_layer(
+            "t",
+            src.path(),
+            &entries,
+            1_700_000_000,
+            Compression::Gzip,
+            out.path(),
+        )
+        .unwrap();
+        let (diff_id, len) = layer_diff_id(src.path(), &entries, 1_700_000_000).unwrap();
+        assert_eq!((diff_id, len), (plain.diff_id, plain.uncompressed_size));
+        assert_ne!(d.diff_id, plain.diff_id);
+    }
+
+    #[test]
+    fn prefix_dirs_table() {
+        let paths = |p: &str| -> Vec<String> {
+            prefix_dirs(p)
+                .unwrap()
+                .into_iter()
+                .map(|e| e.path)
+                .collect()
+        };
+        assert!(paths("").is_empty());
+        assert_eq!(paths("a"), ["a"]);
+        assert_eq!(paths("a/b/c"), ["a", "a/b", "a/b/c"]);
+        assert!(prefix_dirs("/abs").is_err());
+        assert!(prefix_dirs("a/../b").is_err());
     }
 
     #[test]

@@ -71,6 +71,11 @@ def build_phases(text):
     return out
 
 
+def cpu_vs_wall(r):
+    """One command's CPU seconds against its wall seconds."""
+    return f"{secs(r['user'] + r['system'])} CPU of {secs(r['median'])} wall"
+
+
 def details(results):
     """Per-command statistics lines for the method section."""
     out = []
@@ -147,6 +152,7 @@ def main():
         "",
         f"- date: {facts.get('date', '?')}",
         f"- CPU: {facts.get('cpu', '?')}, nproc {facts.get('nproc', '?')}, memory {facts.get('mem_total', '?')}",
+        f"- load average: {facts.get('load', '?')}",
         f"- OS: {facts.get('os', '?')}, kernel {facts.get('kernel', '?')}, filesystem {facts.get('fs', '?')}",
         f"- tools: {facts.get('envpack', '?')}; {facts.get('python', '?')}; {facts.get('pip', '?')}; "
         f"{facts.get('uv', 'uv not installed')}; {facts.get('tar', '?')}; {facts.get('zstd', '?')}; {facts.get('hyperfine', '?')}",
@@ -164,20 +170,24 @@ def main():
         f"- after the `conan --version` runs and an `import conan, yaml, jinja2, requests` in the env: "
         f"`envpack verify --root R` {unchanged.get('verify', '?')}, files written inside the env tree: "
         f"{unchanged.get('files_written_in_env', '?')} (it ships {unchanged.get('pycache_files_in_env', '?')} precompiled `.pyc` files)",
+        f"- CPU time (user + system, mean) vs wall (median): {cpu_vs_wall(unpack[0])} for `envpack-unpack`, "
+        f"{cpu_vs_wall(unpack[1])} for `tar --zstd -xf`, {cpu_vs_wall(boot[0])} for the envpack bootstrap; "
+        "wall time beyond CPU time is mostly waiting for the disk (envpack-unpack fsyncs every file), "
+        "which depends on what else writes to the disk at the time.",
         "",
         "## Method",
         "",
         f"- hyperfine, `--warmup 1`, {facts.get('runs', '?')} runs for fast benchmarks and "
         f"{facts.get('slow_runs', '?')} for the installs; the median is reported. Destinations are removed "
         "in `--prepare` (not timed), so every unpack goes to a fresh root and every install to a fresh venv.",
-        "- The page cache cannot be dropped here (no privilege to write `/proc/sys/vm/drop_caches`, and "
-        "the machine is shared), so every run reads warm inputs; both sides of a comparison get the same treatment.",
+        "- Dropping the page cache is not possible here (the machine is shared; dropping it is global and "
+        "would disturb other work), so every run reads warm inputs; both sides of a comparison get the same treatment.",
         "- The machine has 2 cores shared with other work (builds and tests running at the same time), "
         "so single numbers are noisy; the per-command spread is below.",
         "- Same tree on both sides: the peer archives are made from the env tree `envpack-unpack` produced. "
         "The peer uses the artifact's own compression settings: zstd level 10, one worker (`-T1`).",
         "- `envpack-unpack` verifies every layer digest and every file hash and fsyncs the tree before "
-        "switching `current`; `tar --zstd -xf` does neither, so ratio 1 means the checks and durability are free.",
+        "switching `current`; `tar --zstd -xf` checks only zstd's frame checksums and does not fsync, so ratio 1 means the checks and durability are free.",
         "- pip runs with `--no-cache-dir`, so each run builds the conan and patch-ng sdists (in build "
         "isolation, setuptools and wheel from the same wheelhouse), which is what a user pays. uv (installed "
         "with pip into a throwaway venv) runs with `--offline --no-index --find-links`, once with a fresh cache "
@@ -185,7 +195,7 @@ def main():
         "- Each Conan gets its own `CONAN_HOME` (the env's launcher uses `ROOT/state/<env-id>/conan-home`).",
         "- Warm build: the cache from the cold build is kept and `--offline` proves nothing is fetched; "
         "the output directory is removed before each run.",
-        "- Peak RSS: GNU time `%M` (the largest single process of the command, in KiB, shown as MB = MiB), "
+        "- Peak RSS: GNU time `%M` (the largest single process of the command), "
         "maximum over three runs; MB are 10^6 bytes.",
         "",
         "| command | median | mean ± σ | min – max | runs | user / system |",

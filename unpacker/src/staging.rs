@@ -38,10 +38,38 @@ fn extract_one(
     dest: &cap_std::fs::Dir,
     opts: &ExtractOptions,
 ) -> Result<Vec<TreeEntry>, LayersError> {
-    let mut stream = reader.open_layer(i)?;
-    let entries = extract_layer(&mut stream, dest, opts)?;
-    std::io::copy(&mut stream, &mut std::io::sink())?;
+    let name = &reader.index().layers[i].name;
+    let in_layer = |e: LayersError| match e {
+        // Malformed tar headers carry no entry name; say at least which layer broke.
+        LayersError::Io(io) if !io.to_string().contains(&format!("{name:?}")) => {
+            LayersError::Io(std::io::Error::new(
+                io.kind(),
+                format!("layer {i} {name:?}: {io}"),
+            ))
+        }
+        other => other,
+    };
+    let mut stream = reader.open_layer(i).map_err(in_layer)?;
+    let entries = extract_layer(&mut stream, dest, opts).map_err(in_layer)?;
+    std::io::copy(&mut stream, &mut std::io::sink()).map_err(|e| in_layer(e.into()))?;
     Ok(entries)
+}
+
+/// Whether env trees for `platform` usually live on a case-insensitive filesystem.
+pub fn case_insensitive_platform(platform: &str) -> bool {
+    let os = platform.split('-').next().unwrap_or(platform);
+    matches!(os, "macos" | "darwin" | "windows" | "win")
+}
+
+/// The first pair of manifest paths that name the same file when case is ignored.
+pub fn case_collision(manifest: &Manifest) -> Option<(String, String)> {
+    let mut folded: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+    for e in &manifest.entries {
+        if let Some(prev) = folded.insert(e.path.to_lowercase(), &e.path) {
+            return Some((prev.to_owned(), e.path.clone()));
+        }
+    }
+    None
 }
 
 /// Opens `dir` as a capability handle that extraction cannot escape.
@@ -97,6 +125,18 @@ pub fn extract_artifact(
     });
     let (meta_entries, manifest_bytes) = extract_meta(reader, meta, dest)?;
     let manifest = Manifest::parse(&manifest_bytes)?;
+    let platform = &reader.index().platform;
+    if case_insensitive_platform(platform) {
+        if let Some((first, second)) = case_collision(&manifest) {
+            return Err(UnpackError::BadArtifact {
+                path: artifact.to_path_buf(),
+                detail: format!(
+                    "entries {first:?} and {second:?} collide on the case-insensitive \
+                     filesystems of {platform} targets"
+                ),
+            });
+        }
+    }
     for entry in &meta_entries {
         if entry.path != MANIFEST_FILE {
             check_against(&manifest, entry)?;
@@ -175,4 +215,38 @@ fn check_against(manifest: &Manifest, entry: &TreeEntry) -> Result<(), LayersErr
 /// Path of the manifest inside an env dir.
 pub fn manifest_path(env_dir: &Path) -> PathBuf {
     env_dir.join(MANIFEST_FILE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envpack_layers::tree::EntryKind;
+
+    #[test]
+    fn case_insensitive_platforms_table() {
+        for (p, want) in [
+            ("macos-arm64", true),
+            ("macos-x86_64", true),
+            ("windows-x86_64", true),
+            ("linux-x86_64", false),
+            ("linux-aarch64", false),
+        ] {
+            assert_eq!(case_insensitive_platform(p), want, "{p}");
+        }
+    }
+
+    #[test]
+    fn case_collision_finds_the_pair() {
+        let dir = |p: &str| TreeEntry {
+            path: p.into(),
+            kind: EntryKind::Dir,
+        };
+        let clean = Manifest::from_entries(vec![dir("a"), dir("a/b"), dir("c")]);
+        assert_eq!(case_collision(&clean), None);
+        let clash = Manifest::from_entries(vec![dir("Lib"), dir("lib"), dir("x")]);
+        assert_eq!(
+            case_collision(&clash),
+            Some(("Lib".to_owned(), "lib".to_owned()))
+        );
+    }
 }

@@ -43,26 +43,37 @@ pub fn unpack(
     let env_id = reader.index().env_id.clone();
     validate_env_id(&env_id)?;
     let meta = meta_layer_index(&reader, artifact)?;
+    // Every blob is checked even when the env is already present, so a damaged artifact is
+    // never reported as a successful no-op.
+    progress(ProgressEvent::VerifyingLayers {
+        count: reader.index().layers.len(),
+    });
+    reader.verify_layers()?;
     let current = read_current(&layout)?;
     let env_dir = layout.env_dir(&env_id);
-    if current.as_deref() == Some(env_id.as_str()) && env_dir.is_dir() {
-        tracing::info!(env_id, "already current; nothing to do");
-        return Ok(UnpackOutcome {
-            env_id,
-            previous: RootRecord::load(&layout.record_file())?.previous,
-            already_current: true,
-        });
-    }
-
     let scratch = Scratch::new(&layout)?;
     let mut created_env = false;
     if fs_err::symlink_metadata(&env_dir).is_ok() {
         check_existing_env(&reader, meta, &env_dir, scratch.path())?;
+        if current.as_deref() == Some(env_id.as_str()) {
+            tracing::info!(env_id, "already current; nothing to do");
+            let record = RootRecord::load(&layout.record_file())?;
+            if record.current.as_deref() != Some(env_id.as_str()) {
+                // A run killed between the link switch and the record write; finish it.
+                record_switch(
+                    &layout,
+                    record.current.as_deref(),
+                    &env_id,
+                    SwitchAction::Unpack,
+                )?;
+            }
+            return Ok(UnpackOutcome {
+                env_id,
+                previous: RootRecord::load(&layout.record_file())?.previous,
+                already_current: true,
+            });
+        }
     } else {
-        progress(ProgressEvent::VerifyingLayers {
-            count: reader.index().layers.len(),
-        });
-        reader.verify_layers()?;
         let staged = scratch.path().join("env");
         extract_artifact(&reader, artifact, &staged, progress)?;
         crate::durability::sync_tree(&staged)?;

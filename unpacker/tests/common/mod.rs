@@ -1,6 +1,8 @@
 //! Builds small real artifacts with the layers API for the unpacker's tests.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::path::{Path, PathBuf};
 
 use envpack_layers::artifact::{write_artifact, ArtifactIndex};
@@ -21,6 +23,8 @@ pub struct EnvSpec<'a> {
     pub unlisted_extra: bool,
     /// Leave a manifest entry out of every layer.
     pub drop_from_layers: Option<&'a str>,
+    /// Extra data files under `lib/bulk/` (sizes vary), for a mid-size env.
+    pub bulk_files: usize,
 }
 
 impl<'a> EnvSpec<'a> {
@@ -30,6 +34,7 @@ impl<'a> EnvSpec<'a> {
             flavor,
             unlisted_extra: false,
             drop_from_layers: None,
+            bulk_files: 0,
         }
     }
 }
@@ -74,6 +79,19 @@ pub fn build_artifact(work: &Path, spec: &EnvSpec) -> Built {
     write(&tree, "lib/data.txt", &format!("data {flavor}\n"), false);
     write(&tree, "lib/empty.txt", "", false);
     fs_err::create_dir_all(tree.join("lib/emptydir")).unwrap();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for i in 0..spec.bulk_files {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let size = (seed >> 33) as usize % 6000;
+        let line = format!("{flavor} file {i} ");
+        let text: String = line.repeat(size / line.len() + 1)[..size].to_string();
+        write(
+            &tree,
+            &format!("lib/bulk/d{:02}/f{i:05}.txt", i % 40),
+            &text,
+            false,
+        );
+    }
     #[cfg(unix)]
     std::os::unix::fs::symlink("hello", tree.join("bin/hi")).unwrap();
     write(
@@ -187,3 +205,26 @@ pub fn listing(dir: &Path) -> Vec<String> {
 }
 
 pub fn no_progress(_: envpack_unpack::ProgressEvent) {}
+
+/// Every path below `dir` with its type, mode and content digest or link target; two equal
+/// snapshots mean nothing was added, removed or changed.
+#[cfg(unix)]
+pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = std::collections::BTreeMap::new();
+    for rel in listing(dir) {
+        let p = dir.join(&rel);
+        let m = fs_err::symlink_metadata(&p).unwrap();
+        let mode = m.permissions().mode();
+        let what = if m.file_type().is_symlink() {
+            format!("link -> {}", fs_err::read_link(&p).unwrap().display())
+        } else if m.is_dir() {
+            format!("dir {mode:o}")
+        } else {
+            let bytes = fs_err::read(&p).unwrap();
+            format!("file {mode:o} {}", Sha256Digest::of_bytes(&bytes))
+        };
+        out.insert(rel, what);
+    }
+    out
+}

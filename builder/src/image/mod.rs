@@ -1,0 +1,339 @@
+//! OCI output: an image layout (or oci-archive) holding a complete envpack root at
+//! `/opt/envpack/<name>/` — the four env layers under `envs/<env-id>/`, then a small root
+//! layer — with one manifest per linux platform and an image index over them.
+
+pub mod archive;
+pub mod config;
+pub mod error;
+pub mod index;
+pub mod layout;
+pub mod root_layer;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use envpack_layers::compress::Compression;
+use envpack_layers::digest::Sha256Digest;
+use envpack_layers::layer::{layer_diff_id, write_layer_prefixed, LayerDesc};
+use oci_spec::image::{Descriptor, History, MediaType};
+
+use crate::assemble::AssembledEnv;
+use crate::package::{finish_meta, split_tree, EnvMeta, LAYERS};
+use crate::platform::Platform;
+use config::{container_env, image_config, LayerRecord, OciPlatform};
+use index::{
+    image_annotations, image_index, image_manifest, layout_index, oci_platform, AnnotationInputs,
+};
+use layout::LayoutWriter;
+
+/// Name of the layer holding the root around the env (link, shims, state seed).
+pub const ROOT_LAYER: &str = "root";
+
+/// A base image to build on, already resolved to a digest and stored locally. Pulling one is
+/// not implemented yet; with `None` the image is `FROM scratch`.
+#[derive(Debug, Clone)]
+pub struct BaseImage {
+    /// Reference it was resolved from (for `org.opencontainers.image.base.name`).
+    pub name: String,
+    /// Manifest digest (`sha256:…`).
+    pub digest: String,
+    /// The base config's `rootfs.diff_ids`.
+    pub diff_ids: Vec<Sha256Digest>,
+    /// The base config's history entries.
+    pub history: Vec<History>,
+    /// The base manifest's layer descriptors, reused as-is.
+    pub layers: Vec<Descriptor>,
+    /// The base config's PATH, if it sets one.
+    pub path: Option<String>,
+}
+
+/// Choices for the image besides the lock.
+#[derive(Debug, Clone)]
+pub struct ImageSettings {
+    /// Tag in the layout's `index.json` (default: `<python>-conan<conan>`).
+    pub tag: Option<String>,
+    /// `org.opencontainers.image.source`.
+    pub source: Option<String>,
+    /// `org.opencontainers.image.revision`.
+    pub revision: Option<String>,
+    /// Extra annotations (`--annotation KEY=VALUE`), applied last.
+    pub annotations: BTreeMap<String, String>,
+    /// Base image, `None` for scratch.
+    pub base: Option<BaseImage>,
+}
+
+/// One platform's image in the layout.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlatformImage {
+    /// Platform name.
+    pub platform: String,
+    /// Env id.
+    pub env_id: String,
+    /// Digest of the platform manifest.
+    pub manifest_digest: String,
+    /// Digest of the config.
+    pub config_digest: String,
+    /// Our layers (cpython, packages, conan, meta, root), in image order.
+    pub layers: Vec<LayerDesc>,
+}
+
+/// A written image.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BuiltImage {
+    /// The layout directory or oci-archive file.
+    pub path: PathBuf,
+    /// The tag in `index.json`.
+    pub tag: String,
+    /// Digest of what the tag points to (the image index, or the manifest for one platform).
+    pub digest: String,
+    /// sha256 of the oci-archive file, when one was written.
+    pub archive_sha256: Option<String>,
+    /// Per platform, sorted by name.
+    pub platforms: Vec<PlatformImage>,
+}
+
+/// The env's directory inside the image, without the leading '/': `opt/envpack/<name>`.
+pub fn image_root(name: &str) -> String {
+    format!("opt/envpack/{name}")
+}
+
+/// Builds an image layout one platform at a time.
+pub struct ImageWriter {
+    layout: LayoutWriter,
+    work: PathBuf,
+    compression: Compression,
+    settings: ImageSettings,
+    manifests: Vec<(String, Descriptor)>,
+    platforms: Vec<PlatformImage>,
+    annotations: Option<AnnotationInputs>,
+}
+
+impl ImageWriter {
+    /// Starts a layout in `layout_dir`; `work_dir` holds temporary layer files (same
+    /// filesystem, so finished layers are renamed into the blobs).
+    pub fn new(
+        layout_dir: &Path,
+        work_dir: &Path,
+        compression: Compression,
+        settings: ImageSettings,
+    ) -> error::Result<Self> {
+        fs_err::create_dir_all(work_dir)?;
+        Ok(ImageWriter {
+            layout: LayoutWriter::create(layout_dir)?,
+            work: work_dir.to_path_buf(),
+            compression,
+            settings,
+            manifests: Vec::new(),
+            platforms: Vec::new(),
+            annotations: None,
+        })
+    }
+
+    /// Adds the platform image of the assembled tree in `staging`.
+    pub fn add_platform(
+        &mut self,
+        staging: &Path,
+        assembled: &AssembledEnv,
+        meta: &EnvMeta,
+        platform: &Platform,
+    ) -> anyhow::Result<&PlatformImage> {
+        let epoch = meta.epoch;
+        let mut parts = split_tree(staging, assembled)?;
+        // The env id is defined by the unprefixed layers, so the image's env equals the one the
+        // portable tarball unpacks to.
+        let mut diff_ids = Vec::new();
+        for (i, name) in LAYERS.iter().enumerate().take(3) {
+            let (d, _) = layer_diff_id(staging, &parts[i], epoch)
+                .with_context(|| format!("hashing layer {name}"))?;
+            diff_ids.push((name.to_string(), d));
+        }
+        let env_id = finish_meta(
+            staging,
+            assembled.conan_version.as_deref(),
+            meta,
+            &diff_ids,
+            &mut parts,
+        )?;
+        let root = image_root(meta.name);
+        let env_prefix = format!("{root}/envs/{env_id}");
+
+        let mut layers: Vec<LayerDesc> = Vec::new();
+        let mut descs: Vec<Descriptor> = self
+            .settings
+            .base
+            .as_ref()
+            .map(|b| b.layers.clone())
+            .unwrap_or_default();
+        for (i, name) in LAYERS.iter().enumerate() {
+            let (desc, file) = write_layer_prefixed(
+                name,
+                staging,
+                &parts[i],
+                &env_prefix,
+                epoch,
+                self.compression,
+                &self.work,
+            )
+            .with_context(|| format!("writing image layer {name} for {}", platform.name))?;
+            descs.push(self.layout.put_layer(&file, &desc)?);
+            layers.push(desc);
+        }
+        let root_work = tempfile::Builder::new()
+            .prefix(".envpack-root-")
+            .tempdir_in(&self.work)
+            .with_context(|| format!("creating a work dir in {}", self.work.display()))?;
+        let abs_root = format!("/{root}");
+        let all_env: Vec<_> = parts.iter().flatten().cloned().collect();
+        let root_entries = root_layer::root_layer_entries(
+            root_work.path(),
+            staging,
+            &all_env,
+            &env_id,
+            &abs_root,
+        )?;
+        let (desc, file) = write_layer_prefixed(
+            ROOT_LAYER,
+            root_work.path(),
+            &root_entries,
+            &root,
+            epoch,
+            self.compression,
+            &self.work,
+        )
+        .with_context(|| format!("writing image layer {ROOT_LAYER} for {}", platform.name))?;
+        descs.push(self.layout.put_layer(&file, &desc)?);
+        layers.push(desc);
+
+        let oci = OciPlatform {
+            os: platform.oci_os.clone(),
+            arch: platform.oci_arch.clone(),
+            variant: platform.oci_variant.clone(),
+        };
+        let base = self.settings.base.as_ref();
+        let records: Vec<LayerRecord> = layers
+            .iter()
+            .map(|l| LayerRecord {
+                name: l.name.clone(),
+                diff_id: l.diff_id,
+            })
+            .collect();
+        let env = container_env(&abs_root, &env_id, base.and_then(|b| b.path.as_deref()));
+        let cfg = image_config(&oci, env, &records, epoch, base)?;
+        let config_desc = self.layout.put_json(MediaType::ImageConfig, &cfg)?;
+
+        let inputs = AnnotationInputs {
+            epoch,
+            title: meta.name.to_string(),
+            version: index::default_tag(meta.python_version, assembled.conan_version.as_deref()),
+            source: self.settings.source.clone(),
+            revision: self.settings.revision.clone(),
+            extra: self.settings.annotations.clone(),
+        };
+        let manifest =
+            image_manifest(config_desc.clone(), descs, image_annotations(&inputs, base))?;
+        let mut manifest_desc = self.layout.put_json(MediaType::ImageManifest, &manifest)?;
+        manifest_desc.set_platform(Some(oci_platform(&oci)?));
+        self.annotations.get_or_insert(inputs);
+        self.manifests
+            .push((platform.name.clone(), manifest_desc.clone()));
+        self.platforms.push(PlatformImage {
+            platform: platform.name.clone(),
+            env_id,
+            manifest_digest: manifest_desc.digest().to_string(),
+            config_digest: config_desc.digest().to_string(),
+            layers,
+        });
+        let last = self.platforms.len() - 1;
+        Ok(&self.platforms[last])
+    }
+
+    /// Writes the image index (for several platforms) and the layout's `index.json`.
+    pub fn finish(mut self) -> anyhow::Result<BuiltImage> {
+        let inputs = self
+            .annotations
+            .take()
+            .ok_or_else(|| error::ImageError::NoPlatforms {
+                built: "none".into(),
+            })?;
+        let target = if self.manifests.len() == 1 {
+            self.manifests[0].1.clone()
+        } else {
+            let idx = image_index(
+                self.manifests.clone(),
+                image_annotations(&inputs, self.settings.base.as_ref()),
+            )?;
+            self.layout.put_json(MediaType::ImageIndex, &idx)?
+        };
+        let tag = self.settings.tag.clone().unwrap_or(inputs.version.clone());
+        let digest = target.digest().to_string();
+        let top = layout_index(target, &tag)?;
+        let path = self.layout.finish(&top)?;
+        self.platforms
+            .sort_by(|a, b| a.platform.as_bytes().cmp(b.platform.as_bytes()));
+        Ok(BuiltImage {
+            path,
+            tag,
+            digest,
+            archive_sha256: None,
+            platforms: self.platforms,
+        })
+    }
+}
+
+/// Moves a finished layout from `built` to `out`, replacing an earlier layout (or an empty
+/// directory) there but nothing else.
+pub fn place_layout(built: &Path, out: &Path) -> error::Result<()> {
+    match fs_err::symlink_metadata(out) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+        Ok(md) => {
+            let in_the_way = || error::ImageError::OutputInTheWay {
+                path: out.display().to_string(),
+            };
+            if !md.is_dir() {
+                return Err(in_the_way());
+            }
+            if out.join("oci-layout").is_file() {
+                fs_err::remove_dir_all(out)?;
+            } else if fs_err::read_dir(out)?.next().is_none() {
+                fs_err::remove_dir(out)?;
+            } else {
+                return Err(in_the_way());
+            }
+        }
+    }
+    fs_err::rename(built, out)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn place_layout_replaces_only_layouts_and_empty_dirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let make = |name: &str| {
+            let p = dir.path().join(name);
+            fs_err::create_dir_all(&p).unwrap();
+            fs_err::write(p.join("oci-layout"), layout::OCI_LAYOUT).unwrap();
+            p
+        };
+        let out = dir.path().join("out");
+        place_layout(&make("a"), &out).unwrap();
+        assert!(out.join("oci-layout").is_file());
+        place_layout(&make("b"), &out).unwrap();
+        assert!(!dir.path().join("b").exists());
+        let other = dir.path().join("other");
+        fs_err::create_dir_all(&other).unwrap();
+        fs_err::write(other.join("precious"), b"x").unwrap();
+        let err = place_layout(&make("c"), &other).unwrap_err();
+        assert!(err.to_string().contains("not an OCI image layout"), "{err}");
+        assert!(other.join("precious").is_file());
+        let empty = dir.path().join("empty");
+        fs_err::create_dir_all(&empty).unwrap();
+        place_layout(&make("d"), &empty).unwrap();
+        assert!(empty.join("oci-layout").is_file());
+    }
+}
