@@ -9,7 +9,7 @@ cd "$repo"
 log() { echo "test.sh: $*" >&2; }
 
 # Tools the tests shell out to, as Debian package:command.
-needed=(patchelf:patchelf zstd:zstd tar:tar fish:fish zsh:zsh)
+needed=(patchelf:patchelf zstd:zstd tar:tar fish:fish zsh:zsh skopeo:skopeo umoci:umoci)
 missing=()
 for entry in "${needed[@]}"; do
   command -v "${entry#*:}" >/dev/null || missing+=("${entry%%:*}")

@@ -90,7 +90,7 @@ pub struct BuildOutput {
 enum Sink {
     Tarball(Vec<BuiltArtifact>),
     Image {
-        writer: ImageWriter,
+        writer: Box<ImageWriter>,
         work: tempfile::TempDir,
     },
 }
@@ -114,12 +114,12 @@ pub fn build(lock: &Lock, lock_text: &str, opts: &BuildOptions) -> anyhow::Resul
                 .prefix(".envpack-oci-")
                 .tempdir_in(&parent)
                 .with_context(|| format!("creating a work dir in {}", parent.display()))?;
-            let writer = ImageWriter::new(
+            let writer = Box::new(ImageWriter::new(
                 &work.path().join("layout"),
                 &work.path().join("layers"),
                 opts.compression,
                 opts.image.clone(),
-            )?;
+            )?);
             let dir = work.path().to_path_buf();
             (Sink::Image { writer, work }, dir)
         }

@@ -59,13 +59,19 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     (y, m, d)
 }
 
-/// The container environment: the root's shims first on PATH, the writable CONAN_HOME, and
-/// the env id; a base image's PATH (when it has one) replaces the default system part.
-pub fn container_env(image_root: &str, env_id: &str, base_path: Option<&str>) -> Vec<String> {
+/// The container environment: the root's shims first on PATH, the writable CONAN_HOME (in the
+/// state dir named `slot`), and the env id; a base image's PATH (when it has one) replaces the
+/// default system part.
+pub fn container_env(
+    image_root: &str,
+    slot: &str,
+    env_id: &str,
+    base_path: Option<&str>,
+) -> Vec<String> {
     let system = base_path.unwrap_or(SYSTEM_PATH);
     vec![
         format!("PATH={image_root}/bin:{system}"),
-        format!("CONAN_HOME={image_root}/state/{env_id}/conan-home"),
+        format!("CONAN_HOME={image_root}/state/{slot}/conan-home"),
         format!("ENVPACK_ENV={env_id}"),
     ]
 }
@@ -132,16 +138,21 @@ mod tests {
 
     #[test]
     fn env_puts_shims_first_and_conan_home_in_state() {
-        let env = container_env("/opt/envpack/dev", "dev-linux-x86_64-abc", None);
+        let env = container_env(
+            "/opt/envpack/dev",
+            "dev-linux-x86_64",
+            "dev-linux-x86_64-abc",
+            None,
+        );
         assert_eq!(
             env,
             [
                 "PATH=/opt/envpack/dev/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                "CONAN_HOME=/opt/envpack/dev/state/dev-linux-x86_64-abc/conan-home",
+                "CONAN_HOME=/opt/envpack/dev/state/dev-linux-x86_64/conan-home",
                 "ENVPACK_ENV=dev-linux-x86_64-abc",
             ]
         );
-        let env = container_env("/r", "e", Some("/usr/bin"));
+        let env = container_env("/r", "s", "e", Some("/usr/bin"));
         assert_eq!(env[0], "PATH=/r/bin:/usr/bin");
     }
 

@@ -1,6 +1,7 @@
 //! OCI output: an image layout (or oci-archive) holding a complete envpack root at
-//! `/opt/envpack/<name>/` — the four env layers under `envs/<env-id>/`, then a small root
-//! layer — with one manifest per linux platform and an image index over them.
+//! `/opt/envpack/<name>/` — the four env layers under `envs/<name>-<platform>/` (linked from
+//! `envs/<env-id>`), then a small root layer — with one manifest per linux platform and an
+//! image index over them.
 
 pub mod archive;
 pub mod config;
@@ -93,9 +94,16 @@ pub struct BuiltImage {
     pub platforms: Vec<PlatformImage>,
 }
 
-/// The env's directory inside the image, without the leading '/': `opt/envpack/<name>`.
+/// The root's directory inside the image, without the leading '/': `opt/envpack/<name>`.
 pub fn image_root(name: &str) -> String {
     format!("opt/envpack/{name}")
+}
+
+/// The env's directory name under `envs/` in the image: `<name>-<platform>`. Unlike the env
+/// id it doesn't change with the config, so the big CPython and packages layers keep their
+/// digests (and stay cached in registries) when only a profile or remote changes.
+pub fn env_slot(name: &str, platform: &str) -> String {
+    format!("{name}-{platform}")
 }
 
 /// Builds an image layout one platform at a time.
@@ -156,7 +164,8 @@ impl ImageWriter {
             &mut parts,
         )?;
         let root = image_root(meta.name);
-        let env_prefix = format!("{root}/envs/{env_id}");
+        let slot = env_slot(meta.name, meta.platform);
+        let env_prefix = format!("{root}/envs/{slot}");
 
         let mut layers: Vec<LayerDesc> = Vec::new();
         let mut descs: Vec<Descriptor> = self
@@ -190,6 +199,7 @@ impl ImageWriter {
             staging,
             &all_env,
             &env_id,
+            &slot,
             &abs_root,
         )?;
         let (desc, file) = write_layer_prefixed(
@@ -218,7 +228,12 @@ impl ImageWriter {
                 diff_id: l.diff_id,
             })
             .collect();
-        let env = container_env(&abs_root, &env_id, base.and_then(|b| b.path.as_deref()));
+        let env = container_env(
+            &abs_root,
+            &slot,
+            &env_id,
+            base.and_then(|b| b.path.as_deref()),
+        );
         let cfg = image_config(&oci, env, &records, epoch, base)?;
         let config_desc = self.layout.put_json(MediaType::ImageConfig, &cfg)?;
 

@@ -1,5 +1,6 @@
 //! The image's small "root" layer: what `envpack-unpack` would add around an env in a root
-//! (`current` link, `bin/` shims, the seeded writable `state/<env-id>/conan-home`).
+//! (`current` link, `bin/` shims, the seeded writable state dir), plus the `envs/<env-id>` link
+//! to the env's stable directory (see [`super::env_slot`]).
 
 use std::path::Path;
 
@@ -25,24 +26,26 @@ pub fn env_programs(env_entries: &[TreeEntry]) -> Vec<String> {
     names
 }
 
-/// Where the env's CONAN_HOME template entry `path` goes in the root, or `None` if it is not
+/// Where the env's CONAN_HOME template entry `path` goes in the root (under the state dir
+/// named like the env's directory, which is where its launchers look), or `None` if it is not
 /// part of the template.
-pub fn state_path(path: &str, env_id: &str) -> Option<String> {
+pub fn state_path(path: &str, slot: &str) -> Option<String> {
     let rest = path.strip_prefix(CONAN_HOME_TEMPLATE)?;
     if !(rest.is_empty() || rest.starts_with('/')) {
         return None;
     }
-    Some(format!("state/{env_id}/{CONAN_HOME_TEMPLATE}{rest}"))
+    Some(format!("state/{slot}/{CONAN_HOME_TEMPLATE}{rest}"))
 }
 
 /// Writes the root layer's files into `work` (copying the Conan template from `staging`) and
 /// returns the layer's entries, relative to the image root `image_root` (an absolute path in
-/// the image, used by the activate shim).
+/// the image, used by the activate shim). The env's files live in `envs/<slot>`.
 pub fn root_layer_entries(
     work: &Path,
     staging: &Path,
     env_entries: &[TreeEntry],
     env_id: &str,
+    slot: &str,
     image_root: &str,
 ) -> Result<Vec<TreeEntry>> {
     let style = ShimStyle::Posix;
@@ -52,6 +55,14 @@ pub fn root_layer_entries(
             target: format!("envs/{env_id}"),
         },
     }];
+    if env_id != slot {
+        entries.push(TreeEntry {
+            path: format!("envs/{env_id}"),
+            kind: EntryKind::Symlink {
+                target: slot.to_string(),
+            },
+        });
+    }
     let mut scripts: Vec<(String, String, bool)> = plan_shims(&env_programs(env_entries), style)
         .into_iter()
         .map(|p| (p.file_name, program_shim(&p.target, style), true))
@@ -75,7 +86,7 @@ pub fn root_layer_entries(
         });
     }
     for e in env_entries {
-        let Some(dest) = state_path(&e.path, env_id) else {
+        let Some(dest) = state_path(&e.path, slot) else {
             continue;
         };
         if let EntryKind::File { .. } = e.kind {
@@ -125,8 +136,8 @@ mod tests {
         ];
         assert_eq!(env_programs(&entries), ["conan", "python3"]);
         assert_eq!(
-            state_path("conan-home/profiles/default", "e").as_deref(),
-            Some("state/e/conan-home/profiles/default")
+            state_path("conan-home/profiles/default", "dev-linux").as_deref(),
+            Some("state/dev-linux/conan-home/profiles/default")
         );
         assert_eq!(
             state_path("conan-home", "e").as_deref(),
@@ -155,18 +166,26 @@ mod tests {
             },
             file("conan-home/profiles/default", b"[settings]\n", false),
         ];
-        let entries =
-            root_layer_entries(&work, &staging, &env_entries, "id1", "/opt/envpack/dev").unwrap();
+        let entries = root_layer_entries(
+            &work,
+            &staging,
+            &env_entries,
+            "id1",
+            "slot",
+            "/opt/envpack/dev",
+        )
+        .unwrap();
         let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(
             paths,
             [
                 "current",
+                "envs/id1",
                 "bin/conan",
                 "bin/activate",
-                "state/id1/conan-home",
-                "state/id1/conan-home/profiles",
-                "state/id1/conan-home/profiles/default"
+                "state/slot/conan-home",
+                "state/slot/conan-home/profiles",
+                "state/slot/conan-home/profiles/default"
             ]
         );
         assert_eq!(
@@ -175,13 +194,19 @@ mod tests {
                 target: "envs/id1".into()
             }
         );
+        assert_eq!(
+            entries[1].kind,
+            EntryKind::Symlink {
+                target: "slot".into()
+            }
+        );
         let shim = fs_err::read_to_string(work.join("bin/conan")).unwrap();
         assert!(shim.contains("current/bin/"), "{shim}");
         assert!(fs_err::read_to_string(work.join("bin/activate"))
             .unwrap()
             .contains("/opt/envpack/dev"));
         assert_eq!(
-            fs_err::read(work.join("state/id1/conan-home/profiles/default")).unwrap(),
+            fs_err::read(work.join("state/slot/conan-home/profiles/default")).unwrap(),
             b"[settings]\n"
         );
     }
