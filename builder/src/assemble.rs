@@ -265,12 +265,8 @@ pub fn config_files(
         .iter()
         .map(|p| (p.name.clone(), p.content.clone().into_bytes()))
         .collect();
-    let mut generated = conan_home_files(
-        &remotes,
-        &profiles,
-        conan_version.unwrap_or("none"),
-        &extra,
-    )?;
+    let mut generated =
+        conan_home_files(&remotes, &profiles, conan_version.unwrap_or("none"), &extra)?;
     generated.extend(crate::launcher::env_bin_launchers(
         platform,
         py_minor(inputs.lock)?,

@@ -136,16 +136,36 @@ pub fn package(
         .with_context(|| format!("creating a work dir in {}", out_dir.display()))?;
     let mut layers = vec![stable.cpython.desc.clone(), stable.packages.desc.clone()];
     let mut layer_files = vec![stable.cpython.blob.clone(), stable.packages.blob.clone()];
-    let (desc, path) = write_layer(LAYERS[2], staging, &parts[2], meta.epoch, compression, work.path())
-        .context("writing layer conan")?;
+    let (desc, path) = write_layer(
+        LAYERS[2],
+        staging,
+        &parts[2],
+        meta.epoch,
+        compression,
+        work.path(),
+    )
+    .context("writing layer conan")?;
     layers.push(desc);
     layer_files.push(path);
 
     let diff_ids: Vec<(String, Sha256Digest)> =
         layers.iter().map(|l| (l.name.clone(), l.diff_id)).collect();
-    let env_id = finish_meta(staging, stable.conan_version.as_deref(), meta, &diff_ids, &mut parts)?;
-    let (desc, path) = write_layer(LAYERS[3], staging, &parts[3], meta.epoch, compression, work.path())
-        .context("writing layer meta")?;
+    let env_id = finish_meta(
+        staging,
+        stable.conan_version.as_deref(),
+        meta,
+        &diff_ids,
+        &mut parts,
+    )?;
+    let (desc, path) = write_layer(
+        LAYERS[3],
+        staging,
+        &parts[3],
+        meta.epoch,
+        compression,
+        work.path(),
+    )
+    .context("writing layer meta")?;
     layers.push(desc);
     layer_files.push(path);
 

@@ -209,11 +209,7 @@ impl ArtifactReader {
                 "unreadable tar structure ({e}); the file is damaged or not an envpack artifact"
             ))
         };
-        for (i, entry) in archive
-            .entries_with_seek()
-            .map_err(unreadable)?
-            .enumerate()
-        {
+        for (i, entry) in archive.entries_with_seek().map_err(unreadable)?.enumerate() {
             let mut entry = entry.map_err(unreadable)?;
             let name = String::from_utf8(entry.path_bytes().into_owned())
                 .map_err(|_| bad(format!("member {i} has a non-UTF-8 name")))?;
@@ -332,6 +328,30 @@ impl ArtifactReader {
                     actual,
                 });
             }
+        }
+        Ok(())
+    }
+
+    /// Decompresses every layer to nowhere, checking its diff_id and uncompressed size, so
+    /// a damaged index is caught before extraction writes anything.
+    pub fn verify_uncompressed(&self) -> Result<()> {
+        for i in 0..self.index.layers.len() {
+            let mut r = self.open_layer(i)?;
+            std::io::copy(&mut r, &mut std::io::sink()).map_err(|e| {
+                // Digest and size errors name the layer already; decoder errors do not.
+                if e.get_ref().is_some_and(|inner| inner.is::<LayersError>()) {
+                    LayersError::Io(e)
+                } else {
+                    LayersError::format(
+                        format!(
+                            "layer {i} {:?} in {}",
+                            self.index.layers[i].name,
+                            self.path.display()
+                        ),
+                        format!("cannot be decompressed: {e}"),
+                    )
+                }
+            })?;
         }
         Ok(())
     }
@@ -495,6 +515,46 @@ mod tests {
         assert!(err.contains("\"config\""), "{err}");
         let mut sink = Vec::new();
         assert!(r.open_layer(1).unwrap().read_to_end(&mut sink).is_err());
+    }
+
+    #[test]
+    fn declared_sizes_bound_decompression() {
+        let f = fixture();
+        let d = f.artifact.parent().unwrap();
+        let r = ArtifactReader::open(&f.artifact).unwrap();
+        r.verify_uncompressed().unwrap();
+        // The index claims less than the layer expands to: reading stops at the claim.
+        let mut small = f.index.clone();
+        small.layers[0].uncompressed_size = 1024;
+        let out = d.join("small.tar");
+        write_artifact(&out, &small, &f.lock, &f.layer_files, 1).unwrap();
+        let r = ArtifactReader::open(&out).unwrap();
+        let err = r.verify_uncompressed().unwrap_err().to_string();
+        assert!(
+            err.contains("decompresses to more than the 1024 bytes"),
+            "{err}"
+        );
+        let mut buf = vec![0u8; 4096];
+        let mut stream = r.open_layer(0).unwrap();
+        let mut total = 0;
+        let stopped = loop {
+            match stream.read(&mut buf) {
+                Ok(0) => break false,
+                Ok(n) => total += n,
+                Err(_) => break true,
+            }
+        };
+        assert!(stopped && total <= 1024, "{total}");
+        // A claim larger than the layer fails at the end.
+        let mut big = f.index.clone();
+        big.layers[1].uncompressed_size += 1;
+        write_artifact(&out, &big, &f.lock, &f.layer_files, 1).unwrap();
+        let err = ArtifactReader::open(&out)
+            .unwrap()
+            .verify_uncompressed()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"config\""), "{err}");
     }
 
     #[test]

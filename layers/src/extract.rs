@@ -555,6 +555,15 @@ mod tests {
                 vec![raw(b"g", tar::EntryType::XGlobalHeader, 0o644, b"", b"")],
                 "unsupported",
             ),
+            (
+                // A record whose length prefix is wrong is skipped by the tar reader.
+                "malformed pax record",
+                vec![
+                    raw(b"P", tar::EntryType::XHeader, 0o644, b"99 path=evil\n", b""),
+                    file("innocent", b"x"),
+                ],
+                "malformed PAX record",
+            ),
         ];
         for (label, parts, want) in cases {
             let root = tempfile::tempdir().unwrap();
@@ -643,6 +652,19 @@ mod tests {
         let meta = fs_err::metadata(dest_tmp.path().join("python/bin/python3.11")).unwrap();
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(meta.permissions().mode() & 0o7777, 0o755);
+    }
+
+    #[test]
+    fn symlink_rules_come_before_the_manifest_lookup() {
+        let root = tempfile::tempdir().unwrap();
+        let dest = open_dir(root.path());
+        let manifest = Manifest::from_entries(Vec::new());
+        let opts = ExtractOptions {
+            manifest: Some(&manifest),
+            max_total_bytes: 1000,
+        };
+        let err = extract_layer(&tar_of(&[link("up", "..")])[..], &dest, &opts).unwrap_err();
+        assert!(err.to_string().contains("escapes the root"), "{err}");
     }
 
     #[test]

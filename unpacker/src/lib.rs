@@ -5,6 +5,7 @@
 pub mod current_link;
 pub mod durability;
 pub mod env_id;
+pub mod env_info;
 pub mod error;
 pub mod layout;
 pub mod progress;

@@ -22,8 +22,17 @@ pub fn prepare_root(root: &Path) -> Result<RootLayout, UnpackError> {
         Err(e) => return Err(bad(root, e)),
     }
     let layout = open_root(root)?;
+    let mut created = false;
     for dir in [layout.envs_dir(), layout.meta_dir(), layout.tmp_dir()] {
-        fs_err::create_dir_all(&dir).map_err(|e| bad(&dir, e))?;
+        if !dir.is_dir() {
+            fs_err::create_dir_all(&dir).map_err(|e| bad(&dir, e))?;
+            created = true;
+        }
+    }
+    if created {
+        // Make the new bookkeeping dirs durable before anything is renamed into them.
+        crate::durability::sync_dir(&layout.meta_dir())?;
+        crate::durability::sync_dir(&layout.root)?;
     }
     Ok(layout)
 }

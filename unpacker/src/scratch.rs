@@ -45,6 +45,12 @@ impl Drop for Scratch {
 /// Removes everything in `ROOT/.envpack/tmp/`; only call while holding the root lock, when
 /// whatever is there was left by an interrupted run.
 pub fn clean_leftovers(layout: &RootLayout) -> std::io::Result<()> {
+    // A record write killed before its rename leaves this behind; the record itself is intact.
+    let record_tmp = layout.record_file().with_extension("json.tmp");
+    if fs_err::symlink_metadata(&record_tmp).is_ok() {
+        tracing::info!(path = %record_tmp.display(), "removing leftover of an interrupted record write");
+        remove_non_dir(&record_tmp)?;
+    }
     let tmp = layout.tmp_dir();
     fs_err::create_dir_all(&tmp)?;
     for entry in fs_err::read_dir(&tmp)? {
@@ -86,8 +92,11 @@ mod tests {
         drop(a);
         assert!(!kept.exists());
         fs_err::write(layout.tmp_dir().join("stray"), "x").unwrap();
+        let record_tmp = layout.record_file().with_extension("json.tmp");
+        fs_err::write(&record_tmp, "{").unwrap();
         std::mem::forget(b);
         clean_leftovers(&layout).unwrap();
         assert_eq!(fs_err::read_dir(layout.tmp_dir()).unwrap().count(), 0);
+        assert!(!record_tmp.exists());
     }
 }

@@ -41,12 +41,9 @@ fn extract_one(
     let name = &reader.index().layers[i].name;
     let in_layer = |e: LayersError| match e {
         // Malformed tar headers carry no entry name; say at least which layer broke.
-        LayersError::Io(io) if !io.to_string().contains(&format!("{name:?}")) => {
-            LayersError::Io(std::io::Error::new(
-                io.kind(),
-                format!("layer {i} {name:?}: {io}"),
-            ))
-        }
+        LayersError::Io(io) if !io.to_string().contains(&format!("{name:?}")) => LayersError::Io(
+            std::io::Error::new(io.kind(), format!("layer {i} {name:?}: {io}")),
+        ),
         other => other,
     };
     let mut stream = reader.open_layer(i).map_err(in_layer)?;

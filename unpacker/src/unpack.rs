@@ -49,6 +49,8 @@ pub fn unpack(
         count: reader.index().layers.len(),
     });
     reader.verify_layers()?;
+    reader.verify_uncompressed()?;
+    crate::env_info::check_index_against_env_info(&reader, meta, artifact)?;
     let current = read_current(&layout)?;
     let env_dir = layout.env_dir(&env_id);
     let scratch = Scratch::new(&layout)?;

@@ -81,7 +81,9 @@ pub fn build_artifact(work: &Path, spec: &EnvSpec) -> Built {
     fs_err::create_dir_all(tree.join("lib/emptydir")).unwrap();
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     for i in 0..spec.bulk_files {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let size = (seed >> 33) as usize % 6000;
         let line = format!("{flavor} file {i} ");
         let text: String = line.repeat(size / line.len() + 1)[..size].to_string();
@@ -112,12 +114,13 @@ pub fn build_artifact(work: &Path, spec: &EnvSpec) -> Built {
         &format!("ENVPACK_TEST_ACTIVE={flavor}\nexport ENVPACK_TEST_ACTIVE\n"),
         false,
     );
-    write(
-        &tree,
-        "envpack.json",
-        &format!("{{\"env_id\":\"{}\"}}\n", spec.env_id),
-        false,
-    );
+    let lock = format!("# lock for {}\n", spec.env_id).into_bytes();
+    let info = serde_json::json!({
+        "schema": 1, "name": "test-env", "env_id": spec.env_id, "platform": "linux-x86_64",
+        "envpack_version": "0.1.0", "epoch": EPOCH,
+        "lock_sha256": Sha256Digest::of_bytes(&lock).to_string(),
+    });
+    write(&tree, "envpack.json", &format!("{info}\n"), false);
 
     let manifest = Manifest::from_entries(scan_tree(&tree).unwrap());
     fs_err::write(tree.join("manifest"), manifest.to_bytes()).unwrap();
@@ -150,7 +153,6 @@ pub fn build_artifact(work: &Path, spec: &EnvSpec) -> Built {
         descs.push(desc);
         files.push(file);
     }
-    let lock = format!("# lock for {}\n", spec.env_id).into_bytes();
     let index = ArtifactIndex {
         schema: 1,
         name: "test-env".into(),

@@ -184,10 +184,13 @@ impl EnvLayers {
         ]);
         let conan = layer(vec![
             good_dir("conan-home"),
-            good_file("conan-home/global.conf", b"core:non_interactive=True\n", false),
+            good_file(
+                "conan-home/global.conf",
+                b"core:non_interactive=True\n",
+                false,
+            ),
         ]);
-        let info = format!("{{\"env_id\":\"{env_id}\"}}\n");
-        let meta = layer(vec![good_file("envpack.json", info.as_bytes(), false)]);
+        let meta = Vec::new();
         EnvLayers {
             env_id: env_id.into(),
             platform: "linux-x86_64".into(),
@@ -202,12 +205,7 @@ impl EnvLayers {
     }
 
     pub fn layer_mut(&mut self, name: &str) -> &mut Vec<u8> {
-        &mut self
-            .layers
-            .iter_mut()
-            .find(|(n, _)| n == name)
-            .unwrap()
-            .1
+        &mut self.layers.iter_mut().find(|(n, _)| n == name).unwrap().1
     }
 
     /// Adds a file both to a layer and to the manifest.
@@ -217,36 +215,35 @@ impl EnvLayers {
         self.manifest.push(e);
     }
 
-    /// Compresses the layers (meta gets the manifest appended first) and builds the index.
-    pub fn into_parts(self) -> ArtifactParts {
-        let manifest_bytes = Manifest::from_entries(self.manifest).to_bytes();
+    /// Compresses the layers and builds the index; the meta layer (last) gets an
+    /// `envpack.json` agreeing with the index, then the manifest.
+    pub fn into_parts(mut self) -> ArtifactParts {
+        let lock = format!("# lock for {}\n", self.env_id).into_bytes();
+        let (meta_name, mut meta_tar) = self.layers.pop().unwrap();
+        assert_eq!(meta_name, "meta");
         let mut descs = Vec::new();
         let mut blobs = Vec::new();
-        for (name, mut tar) in self.layers {
-            if name == "meta" {
-                let (b, _) = good_file("manifest", &manifest_bytes, false);
-                tar.extend(b);
-            }
-            if self.end_blocks {
-                tar.extend(end());
-            }
-            let c = if name == "conan" {
-                Compression::Gzip
-            } else {
-                Compression::Zstd
-            };
-            let blob = compress(c, &tar);
-            descs.push(LayerDesc {
-                name,
-                digest: Sha256Digest::of_bytes(&blob),
-                size: blob.len() as u64,
-                diff_id: Sha256Digest::of_bytes(&tar),
-                uncompressed_size: tar.len() as u64,
-                compression: c,
-            });
+        let mut layer_info = Vec::new();
+        for (name, tar) in std::mem::take(&mut self.layers) {
+            let (desc, blob) = self.finish_layer(name, tar);
+            layer_info
+                .push(serde_json::json!({"name": desc.name, "diff_id": desc.diff_id.to_string()}));
+            descs.push(desc);
             blobs.push(blob);
         }
-        let lock = format!("# lock for {}\n", self.env_id).into_bytes();
+        let info = serde_json::json!({
+            "schema": 1, "name": "hostile", "env_id": self.env_id, "platform": self.platform,
+            "envpack_version": "0.1.0", "epoch": EPOCH,
+            "lock_sha256": Sha256Digest::of_bytes(&lock).to_string(), "layers": layer_info,
+        });
+        let (b, e) = good_file("envpack.json", info.to_string().as_bytes(), false);
+        meta_tar.extend(b);
+        self.manifest.push(e);
+        let manifest_bytes = Manifest::from_entries(std::mem::take(&mut self.manifest)).to_bytes();
+        meta_tar.extend(good_file("manifest", &manifest_bytes, false).0);
+        let (desc, blob) = self.finish_layer(meta_name, meta_tar);
+        descs.push(desc);
+        blobs.push(blob);
         let index = ArtifactIndex {
             schema: 1,
             name: "hostile".into(),
@@ -258,6 +255,29 @@ impl EnvLayers {
             layers: descs,
         };
         ArtifactParts { index, lock, blobs }
+    }
+
+    fn finish_layer(&self, name: String, mut tar: Vec<u8>) -> (LayerDesc, Vec<u8>) {
+        {
+            if self.end_blocks {
+                tar.extend(end());
+            }
+            let c = if name == "conan" {
+                Compression::Gzip
+            } else {
+                Compression::Zstd
+            };
+            let blob = compress(c, &tar);
+            let desc = LayerDesc {
+                name,
+                digest: Sha256Digest::of_bytes(&blob),
+                size: blob.len() as u64,
+                diff_id: Sha256Digest::of_bytes(&tar),
+                uncompressed_size: tar.len() as u64,
+                compression: c,
+            };
+            (desc, blob)
+        }
     }
 }
 
