@@ -617,7 +617,7 @@ fn corpus() -> Vec<Case> {
         case(
             "bomb-file-size",
             "decompression bomb",
-            &["\"python\"", "decompresses to more than"],
+            &["\"lib/zeros\"", "exceeds the size limit"],
             move |id| {
                 let mut e = EnvLayers::small(id);
                 e.layer_mut("python")
@@ -685,7 +685,7 @@ fn corpus() -> Vec<Case> {
         case(
             "index-diff-id",
             "index/lock tampering",
-            &["\"python\"", "sha256 mismatch for uncompressed"],
+            &["diff_id", "the index was altered"],
             parts(|p| p.index.layers[0].diff_id = Sha256Digest::of_bytes(b"x")),
         ),
         case(
