@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use envpack_e2e::*;
 use serde_json::Value;
 
-const EPOCH: &str = "1700000000";
+const EPOCH: &str = FIXTURE_EPOCH;
 const NAME: &str = "openssl-devenv";
 const TAG: &str = "3.11.7-conan2.21.0";
 const PLATFORMS: [&str; 2] = ["linux-x86_64", "linux-aarch64"];
@@ -24,48 +24,18 @@ struct Locked {
 }
 
 fn write_spec_dir(dir: &Path, profile: &str) {
-    let list: Vec<String> = PLATFORMS.iter().map(|p| format!("{p:?}")).collect();
     fs_err::create_dir_all(dir.join("profiles")).unwrap();
+    let remote = r#"{ name = "openssl-conan", url = "https://conan.example.org/api/conan/openssl", verify-ssl = true }"#;
     fs_err::write(
         dir.join("envpack.toml"),
-        format!(
-            r#"[env]
-name = "{NAME}"
-platforms = [{}]
-
-[python]
-version = "3.11.7"
-build = "envpack1"
-
-[packages]
-requirements = ["conan==2.21.0"]
-
-[conan]
-remotes = [
-  {{ name = "openssl-conan", url = "https://conan.example.org/api/conan/openssl", verify-ssl = true }},
-]
-
-[conan.profiles]
-default = "profiles/linux-gcc12"
-"#,
-            list.join(", ")
-        ),
+        fixture_spec(&PLATFORMS, &[remote], ""),
     )
     .unwrap();
     fs_err::write(dir.join("profiles/linux-gcc12"), profile).unwrap();
 }
 
 fn envpack(l: &Locked, dir: &Path) -> Command {
-    let mut cmd = Command::new(envpack_bin());
-    cmd.current_dir(dir)
-        .env("ENVPACK_INDEX_URL", &l.index.url)
-        .env("ENVPACK_PYTHON_MIRROR", &l.mirror_url)
-        .env("SOURCE_DATE_EPOCH", EPOCH)
-        .env_remove("ENVPACK_IMAGE_SOURCE")
-        .env_remove("ENVPACK_IMAGE_REVISION")
-        .arg("--cache-dir")
-        .arg(&l.cache);
-    cmd
+    envpack_cmd(dir, &l.cache, &l.index.url, &l.mirror_url)
 }
 
 fn locked() -> &'static Locked {

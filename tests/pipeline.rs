@@ -8,7 +8,7 @@ use std::sync::{Mutex, OnceLock};
 
 use envpack_e2e::*;
 
-const EPOCH: &str = "1700000000";
+const EPOCH: &str = FIXTURE_EPOCH;
 const PLATFORMS: [&str; 5] = [
     "linux-x86_64",
     "linux-aarch64",
@@ -27,35 +27,18 @@ struct Locked {
 }
 
 fn spec_text(platforms: &[&str]) -> String {
-    let list: Vec<String> = platforms.iter().map(|p| format!("{p:?}")).collect();
-    format!(
-        r#"# fixture spec
-[env]
-name = "openssl-devenv"
-platforms = [{}]
-
-[python]
-version = "3.11.7"
-build = "envpack1"
-
-[packages]
-requirements = ["conan==2.21.0"]
-
-[conan]
-remotes = [
-  {{ name = "openssl-conan", url = "https://conan.example.org/api/conan/openssl", verify-ssl = true }},
-  {{ name = "mirror", url = "https://conan-mirror.example.org/api/conan/main", verify-ssl = false }},
-]
-
-[conan.profiles]
-default = "profiles/linux-gcc12"
-{}"#,
-        list.join(", "),
-        if platforms.contains(&"windows-x86_64") {
-            "msvc = { windows-x86_64 = \"profiles/windows-msvc\" }\n"
-        } else {
-            ""
-        }
+    let msvc = if platforms.contains(&"windows-x86_64") {
+        "msvc = { windows-x86_64 = \"profiles/windows-msvc\" }\n"
+    } else {
+        ""
+    };
+    fixture_spec(
+        platforms,
+        &[
+            r#"{ name = "openssl-conan", url = "https://conan.example.org/api/conan/openssl", verify-ssl = true }"#,
+            r#"{ name = "mirror", url = "https://conan-mirror.example.org/api/conan/main", verify-ssl = false }"#,
+        ],
+        msvc,
     )
 }
 
@@ -75,16 +58,7 @@ fn write_spec_dir(dir: &Path, platforms: &[&str]) {
 }
 
 fn envpack(dir: &Path, cache: &Path, index: &str, mirror: &str) -> Command {
-    let mut cmd = Command::new(envpack_bin());
-    cmd.current_dir(dir)
-        .env("ENVPACK_INDEX_URL", index)
-        .env("ENVPACK_PYTHON_MIRROR", mirror)
-        .env("SOURCE_DATE_EPOCH", EPOCH)
-        .env_remove("PIP_INDEX_URL")
-        .env_remove("UV_INDEX_URL")
-        .arg("--cache-dir")
-        .arg(cache);
-    cmd
+    envpack_cmd(dir, cache, index, mirror)
 }
 
 fn locked() -> &'static Locked {

@@ -305,3 +305,39 @@ pub fn http_get(base: &str, path: &str, accept: Option<&str>) -> HttpResponse {
         body: raw[split + 4..].to_vec(),
     }
 }
+
+/// `SOURCE_DATE_EPOCH` of every fixture lock and build.
+pub const FIXTURE_EPOCH: &str = "1700000000";
+
+/// The fixture spec: the OpenSSL/Conan env on `platforms` with CPython 3.11.7 from the fixture
+/// mirror, Conan 2.21.0, the given remotes (TOML inline tables, one per line) and
+/// `default = "profiles/linux-gcc12"` plus `extra_profiles` (TOML lines) under `[conan.profiles]`.
+pub fn fixture_spec(platforms: &[&str], remotes: &[&str], extra_profiles: &str) -> String {
+    let list: Vec<String> = platforms.iter().map(|p| format!("{p:?}")).collect();
+    let remotes: String = remotes.iter().map(|r| format!("  {r},\n")).collect();
+    format!(
+        "# fixture spec\n[env]\nname = \"openssl-devenv\"\nplatforms = [{}]\n\n\
+         [python]\nversion = \"3.11.7\"\nbuild = \"envpack1\"\n\n\
+         [packages]\nrequirements = [\"conan==2.21.0\"]\n\n\
+         [conan]\nremotes = [\n{remotes}]\n\n\
+         [conan.profiles]\ndefault = \"profiles/linux-gcc12\"\n{extra_profiles}",
+        list.join(", ")
+    )
+}
+
+/// `envpack --cache-dir CACHE` run in `dir` against the fixture index and mirror, with the
+/// fixture epoch and no other index or image configuration leaking in from the environment.
+pub fn envpack_cmd(dir: &Path, cache: &Path, index_url: &str, mirror_url: &str) -> Command {
+    let mut cmd = Command::new(envpack_bin());
+    cmd.current_dir(dir)
+        .env("ENVPACK_INDEX_URL", index_url)
+        .env("ENVPACK_PYTHON_MIRROR", mirror_url)
+        .env("SOURCE_DATE_EPOCH", FIXTURE_EPOCH)
+        .env_remove("PIP_INDEX_URL")
+        .env_remove("UV_INDEX_URL")
+        .env_remove("ENVPACK_IMAGE_SOURCE")
+        .env_remove("ENVPACK_IMAGE_REVISION")
+        .arg("--cache-dir")
+        .arg(cache);
+    cmd
+}
