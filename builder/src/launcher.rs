@@ -203,11 +203,7 @@ mod tests {
     use super::*;
 
     fn ep(name: &str, module: &str, attr: &str) -> EntryPoint {
-        EntryPoint {
-            name: name.into(),
-            module: module.into(),
-            attr: attr.into(),
-        }
+        EntryPoint::new(name, module, attr)
     }
 
     #[test]

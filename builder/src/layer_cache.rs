@@ -55,10 +55,9 @@ pub fn load(cache: &Cache, key: &str) -> Option<CachedLayer> {
             .as_array()
             .map(|a| {
                 a.iter()
-                    .map(|e| EntryPoint {
-                        name: e["name"].as_str().unwrap_or_default().to_string(),
-                        module: e["module"].as_str().unwrap_or_default().to_string(),
-                        attr: e["attr"].as_str().unwrap_or_default().to_string(),
+                    .map(|e| {
+                        let part = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+                        EntryPoint::new(&part("name"), &part("module"), &part("attr"))
                     })
                     .collect()
             })

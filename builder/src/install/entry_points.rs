@@ -11,6 +11,17 @@ pub struct EntryPoint {
     pub attr: String,
 }
 
+impl EntryPoint {
+    /// An entry point from its three parts.
+    pub fn new(name: &str, module: &str, attr: &str) -> Self {
+        EntryPoint {
+            name: name.into(),
+            module: module.into(),
+            attr: attr.into(),
+        }
+    }
+}
+
 /// The script entry points of one distribution.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScriptEntryPoints {
@@ -144,11 +155,7 @@ mod tests {
     use super::*;
 
     fn ep(name: &str, module: &str, attr: &str) -> EntryPoint {
-        EntryPoint {
-            name: name.into(),
-            module: module.into(),
-            attr: attr.into(),
-        }
+        EntryPoint::new(name, module, attr)
     }
 
     #[test]
