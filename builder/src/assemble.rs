@@ -14,7 +14,7 @@ use envpack_layers::tree::{scan_tree, TreeEntry};
 
 use crate::cache::Cache;
 use crate::conan_home::{conan_home_files, ConanRemote};
-use crate::host_python::HostPython;
+use crate::host_python::LazyHost;
 use crate::install::entry_points::EntryPoint;
 use crate::install::{install_wheel, InstallTarget};
 use crate::launcher::GeneratedFile;
@@ -47,7 +47,7 @@ pub struct EnvInputs<'a> {
     /// Wheels to install, sorted by package name.
     pub wheels: &'a [WheelInput],
     /// Compiles bytecode.
-    pub host: &'a HostPython,
+    pub host: &'a LazyHost,
     /// Identity of the host CPython (its archive hash): bytecode depends on it.
     pub host_sha256: Sha256Digest,
     /// Archive timestamp.
@@ -193,7 +193,7 @@ fn cpython_tree(inputs: &EnvInputs, staging: &Path) -> anyhow::Result<Vec<TreeEn
     }
     fs_err::create_dir_all(staging.join(platform.site_packages(py_minor(inputs.lock)?)))?;
     remove_pycaches(&staging.join("python"))?;
-    crate::bytecode::compile_tree(inputs.host, staging, &BTreeSet::new())
+    crate::bytecode::compile_tree(inputs.host.get()?, staging, &BTreeSet::new())
         .with_context(|| format!("compiling bytecode for {}", platform.name))?;
     Ok(scan_tree(staging)?)
 }
@@ -223,7 +223,7 @@ fn packages_tree(
     }
     console_scripts.sort_by(|a, b| a.name.cmp(&b.name));
     console_scripts.dedup_by(|a, b| a.name == b.name);
-    crate::bytecode::compile_tree(inputs.host, staging, cpython_paths)
+    crate::bytecode::compile_tree(inputs.host.get()?, staging, cpython_paths)
         .with_context(|| format!("compiling package bytecode for {}", platform.name))?;
     let entries = scan_tree(staging)?
         .into_iter()

@@ -8,7 +8,7 @@ use envpack_layers::compress::Compression;
 
 use crate::assemble::{assemble, config_files, stable_layers, EnvInputs, WheelInput};
 use crate::cache::Cache;
-use crate::host_python::HostPython;
+use crate::host_python::LazyHost;
 use crate::http::HttpClient;
 use crate::image::archive::write_layout_archive;
 use crate::image::{place_layout, BuiltImage, ImageSettings, ImageWriter};
@@ -259,7 +259,7 @@ fn choose_platforms(lock: &Lock, opts: &BuildOptions) -> anyhow::Result<Vec<Plat
 struct Prepared {
     mirror: url::Url,
     index: Option<SimpleIndex>,
-    host: HostPython,
+    host: LazyHost,
     host_sha256: envpack_layers::digest::Sha256Digest,
 }
 
@@ -290,12 +290,12 @@ impl Prepared {
             opts.http,
             opts.cache,
         )?;
-        let host = HostPython::from_archive(
-            &host_archive.path,
+        let host = LazyHost::new(
+            host_archive.path,
             host_platform,
             &lock.python.version,
             opts.cache,
-        )?;
+        );
         Ok(Prepared {
             mirror,
             index,
@@ -350,7 +350,7 @@ fn wheel_for(
     pkg: &LockedPackage,
     lock: &Lock,
     index: Option<&SimpleIndex>,
-    host: &HostPython,
+    host: &LazyHost,
     opts: &BuildOptions,
 ) -> anyhow::Result<PathBuf> {
     match pkg.kind {
@@ -386,7 +386,7 @@ fn wheel_for(
             // Built with the lock's epoch: that is what the locked wheel hash was made with.
             (opts.progress)(&format!("rebuilding {} from its sdist", pkg.filename));
             let wheel = crate::sdist::rebuild_pinned(
-                host,
+                host.get()?,
                 &sdist,
                 &pkg.filename,
                 &pins,

@@ -66,3 +66,40 @@ impl HostPython {
         })
     }
 }
+
+/// The build host's CPython, unpacked on first use: a build whose layers all come from the
+/// layer cache never needs it.
+pub struct LazyHost {
+    archive: PathBuf,
+    platform: Platform,
+    version: String,
+    cache: Cache,
+    cell: std::sync::OnceLock<HostPython>,
+}
+
+impl LazyHost {
+    /// Remember where the (hash-checked) archive is; nothing is unpacked yet.
+    pub fn new(archive: PathBuf, platform: Platform, version: &str, cache: &Cache) -> Self {
+        LazyHost {
+            archive,
+            platform,
+            version: version.to_string(),
+            cache: cache.clone(),
+            cell: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The unpacked interpreter (unpacked and checked on the first call).
+    pub fn get(&self) -> anyhow::Result<&HostPython> {
+        if let Some(host) = self.cell.get() {
+            return Ok(host);
+        }
+        let host = HostPython::from_archive(
+            &self.archive,
+            self.platform.clone(),
+            &self.version,
+            &self.cache,
+        )?;
+        Ok(self.cell.get_or_init(|| host))
+    }
+}
