@@ -129,6 +129,8 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<Lock> {
             .unwrap_or_else(|| "unknown".into()),
     };
 
+    // CONAN_HOME files are the same for every platform: read them once.
+    let home = home_files(spec)?;
     let mut locked_platforms = Vec::new();
     for p in &platforms {
         (opts.progress)(&format!(
@@ -220,7 +222,7 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<Lock> {
             python,
             packages,
             profiles: profiles_for(spec, &p.name)?,
-            home_files: home_files(spec)?,
+            home_files: home.clone(),
         });
     }
 
@@ -333,12 +335,13 @@ pub fn check_fresh(spec: &LoadedSpec, lock: &Lock, lock_path: &Path) -> anyhow::
             spec.path.display()
         )));
     }
+    let home_now = home_files(spec)?;
     for p in &lock.platforms {
         let now = profiles_for(spec, &p.name)?;
         if now != p.profiles {
             return Err(stale(format!("a Conan profile of {} changed", p.name)));
         }
-        if home_files(spec)? != p.home_files {
+        if home_now != p.home_files {
             return Err(stale("a Conan home file changed".into()));
         }
     }

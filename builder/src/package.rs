@@ -9,7 +9,7 @@ use envpack_layers::compress::Compression;
 use envpack_layers::digest::Sha256Digest;
 use envpack_layers::layer::{write_layer, LayerDesc};
 use envpack_layers::manifest::Manifest;
-use envpack_layers::tree::{scan_tree, EntryKind, TreeEntry};
+use envpack_layers::tree::{scan_tree, TreeEntry};
 use serde_json::json;
 
 use crate::assemble::{AssembledEnv, StableLayers};
@@ -103,13 +103,17 @@ pub fn finish_meta(
     let mut info_bytes = serde_json::to_vec_pretty(&info)?;
     info_bytes.push(b'\n');
     fs_err::write(staging.join("envpack.json"), &info_bytes)?;
-    let info_entry = file_entry("envpack.json", &info_bytes);
+    let info_entry = TreeEntry::file_from_bytes("envpack.json", &info_bytes, false);
     let mut all: Vec<TreeEntry> = parts.iter().flatten().cloned().collect();
     all.push(info_entry.clone());
     let manifest_bytes = Manifest::from_entries(all).to_bytes();
     fs_err::write(staging.join("manifest"), &manifest_bytes)?;
     parts[3].push(info_entry);
-    parts[3].push(file_entry("manifest", &manifest_bytes));
+    parts[3].push(TreeEntry::file_from_bytes(
+        "manifest",
+        &manifest_bytes,
+        false,
+    ));
     parts[3].sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
     Ok(env_id)
 }
@@ -195,17 +199,6 @@ pub fn package(
 /// `<name>-<platform>.envpack.tar`
 pub fn artifact_name(name: &str, platform: &str) -> String {
     format!("{name}-{platform}.envpack.tar")
-}
-
-fn file_entry(path: &str, bytes: &[u8]) -> TreeEntry {
-    TreeEntry {
-        path: path.to_string(),
-        kind: EntryKind::File {
-            size: bytes.len() as u64,
-            sha256: Sha256Digest::of_bytes(bytes),
-            executable: false,
-        },
-    }
 }
 
 /// Content-derived id: the same tree always gets the same id, any change a new one.

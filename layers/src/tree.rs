@@ -51,6 +51,18 @@ impl TreeEntry {
         }
     }
 
+    /// A regular file entry for `bytes` (size and sha256 computed from them).
+    pub fn file_from_bytes(path: &str, bytes: &[u8], executable: bool) -> Self {
+        TreeEntry {
+            path: path.to_string(),
+            kind: EntryKind::File {
+                size: bytes.len() as u64,
+                sha256: crate::digest::Sha256Digest::of_bytes(bytes),
+                executable,
+            },
+        }
+    }
+
     /// Whether this entry is a directory.
     pub fn is_dir(&self) -> bool {
         matches!(self.kind, EntryKind::Dir)

@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use envpack_layers::digest::Sha256Digest;
 use envpack_layers::tree::{EntryKind, TreeEntry};
 use envpack_unpack::shims::{
     activate_file_name, activate_shim, plan_shims, program_shim, ShimStyle,
@@ -76,14 +75,11 @@ pub fn root_layer_entries(
     for (name, script, executable) in scripts {
         let rel = format!("bin/{name}");
         fs_err::write(work.join("bin").join(&name), script.as_bytes())?;
-        entries.push(TreeEntry {
-            path: rel,
-            kind: EntryKind::File {
-                size: script.len() as u64,
-                sha256: Sha256Digest::of_bytes(script.as_bytes()),
-                executable,
-            },
-        });
+        entries.push(TreeEntry::file_from_bytes(
+            &rel,
+            script.as_bytes(),
+            executable,
+        ));
     }
     for e in env_entries {
         let Some(dest) = state_path(&e.path, slot) else {
@@ -112,14 +108,7 @@ mod tests {
     use super::*;
 
     fn file(path: &str, data: &[u8], executable: bool) -> TreeEntry {
-        TreeEntry {
-            path: path.into(),
-            kind: EntryKind::File {
-                size: data.len() as u64,
-                sha256: Sha256Digest::of_bytes(data),
-                executable,
-            },
-        }
+        TreeEntry::file_from_bytes(path, data, executable)
     }
 
     #[test]
