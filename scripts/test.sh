@@ -9,7 +9,9 @@ cd "$repo"
 log() { echo "test.sh: $*" >&2; }
 
 # Tools the tests shell out to, as Debian package:command.
-needed=(patchelf:patchelf zstd:zstd tar:tar fish:fish zsh:zsh skopeo:skopeo umoci:umoci)
+needed=(patchelf:patchelf zstd:zstd tar:tar fish:fish zsh:zsh skopeo:skopeo umoci:umoci
+        docker-registry:docker-registry podman:podman runc:runc buildah:buildah
+        debootstrap:debootstrap uidmap:newuidmap slirp4netns:slirp4netns)
 missing=()
 for entry in "${needed[@]}"; do
   command -v "${entry#*:}" >/dev/null || missing+=("${entry%%:*}")
@@ -50,6 +52,16 @@ if [[ ! -x $conan_venv/bin/conan ]]; then
   "$conan_venv/bin/pip" install --quiet --disable-pip-version-check --no-index \
     --find-links "$ENVPACK_FIXTURES/wheelhouse" conan==2.21.0
 fi
+# The official SBOM validators (CycloneDX JSON schema, SPDX tools) in a venv of their own.
+sbom_tools="$ENVPACK_FIXTURES/sbom-tools"
+if [[ ! -x $sbom_tools/bin/pyspdxtools ]]; then
+  log "SBOM validators"
+  rm -rf "$sbom_tools"
+  "$python" -m venv "$sbom_tools"
+  "$sbom_tools/bin/pip" install --quiet --disable-pip-version-check \
+    "cyclonedx-python-lib[json-validation]==11.12.0" "spdx-tools==0.8.5"
+fi
+export ENVPACK_SBOM_TOOLS="$sbom_tools"
 export ENVPACK_REQUIRE_FIXTURES=1
 export ENVPACK_TEST_CONAN="$conan_venv/bin/conan"
 
