@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use envpack_layers::digest::{HashingWriter, Sha256Digest};
 use url::Url;
 
-use crate::http::{backoff, HttpClient, HttpError};
+use sha2::Digest as _;
+
+use crate::http::{DownloadSink, HttpClient, HttpError};
 
 /// A verified file in the cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,22 +149,8 @@ impl Cache {
                 return Ok(hit);
             }
         }
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.download_once(http, url) {
-                Ok(tmp) => return self.verify_and_commit(url, tmp, expect),
-                // Mid-body failures can't be retried inside the client (bytes were written): retry here.
-                Err(CacheError::Http(e))
-                    if e.is_transient() && attempt <= http.config().retries =>
-                {
-                    let wait = backoff(url, attempt);
-                    tracing::warn!(%url, attempt, error = %e, "download failed, retrying");
-                    std::thread::sleep(wait);
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let tmp = self.download_once(http, url)?;
+        self.verify_and_commit(url, tmp, expect)
     }
 
     /// A temp file in the cache's own tmp dir (same filesystem as the blobs, so renames are atomic).
@@ -181,16 +169,9 @@ impl Cache {
 
     fn download_once(&self, http: &HttpClient, url: &Url) -> Result<Downloaded, CacheError> {
         let tmp = self.temp_file("dl-")?;
-        let mut w = HashingWriter::new(io::BufWriter::new(tmp));
-        http.download(url, &mut w)?;
-        let (sha256, size, buf) = w.into_parts();
-        let tmp = buf.into_inner().map_err(|e| {
-            io::Error::new(
-                e.error().kind(),
-                format!("write temp file for {url}: {}", e.error()),
-            )
-        })?;
-        Ok(Downloaded { tmp, sha256, size })
+        let mut sink = FileSink::new(tmp);
+        http.download(url, &mut sink)?;
+        Ok(sink.finish()?)
     }
 
     fn verify_and_commit(
@@ -273,6 +254,66 @@ impl Cache {
                     format!("create dir in {}: {e}", self.tmp_dir().display()),
                 ))
             })
+    }
+}
+
+/// A download's temp file, hashed as it is written; a reset truncates it and starts the hash over.
+struct FileSink {
+    file: io::BufWriter<tempfile::NamedTempFile>,
+    hasher: sha2::Sha256,
+    len: u64,
+}
+
+impl FileSink {
+    fn new(tmp: tempfile::NamedTempFile) -> Self {
+        FileSink {
+            file: io::BufWriter::with_capacity(1 << 20, tmp),
+            hasher: sha2::Sha256::new(),
+            len: 0,
+        }
+    }
+
+    fn finish(self) -> io::Result<Downloaded> {
+        let path = self.file.get_ref().path().to_path_buf();
+        let tmp = self.file.into_inner().map_err(|e| {
+            io::Error::new(
+                e.error().kind(),
+                format!("write {}: {}", path.display(), e.error()),
+            )
+        })?;
+        Ok(Downloaded {
+            tmp,
+            sha256: Sha256Digest(self.hasher.finalize().into()),
+            size: self.len,
+        })
+    }
+}
+
+impl Write for FileSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl DownloadSink for FileSink {
+    fn written(&self) -> u64 {
+        self.len
+    }
+    fn reset(&mut self) -> io::Result<()> {
+        use std::io::Seek;
+        self.file.flush()?;
+        let f = self.file.get_mut().as_file_mut();
+        f.set_len(0)?;
+        f.rewind()?;
+        self.hasher = sha2::Sha256::new();
+        self.len = 0;
+        Ok(())
     }
 }
 

@@ -7,7 +7,7 @@ use anyhow::{anyhow, Context};
 use clap::{Parser, Subcommand};
 use envpack::build::{BuildOptions, OutputFormat};
 use envpack::cache::Cache;
-use envpack::http::{HttpClient, HttpConfig};
+use envpack::http::HttpClient;
 use envpack::image::ImageSettings;
 use envpack::lock::Lock;
 use envpack::locking::LockOptions;
@@ -155,11 +155,8 @@ impl Progress {
     }
 }
 
-fn http(cli: &Cli) -> HttpClient {
-    HttpClient::new(HttpConfig {
-        offline: cli.offline,
-        ..HttpConfig::default()
-    })
+fn http(cli: &Cli) -> anyhow::Result<HttpClient> {
+    Ok(HttpClient::new(envpack::config::http_config(cli.offline)?))
 }
 
 /// Image settings from the flags and `ENVPACK_IMAGE_SOURCE` / `ENVPACK_IMAGE_REVISION`.
@@ -213,7 +210,7 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
         } => {
             let spec = envpack::spec::load(spec)?;
             let cache = Cache::open(cli.cache_dir.as_deref())?;
-            let http = http(cli);
+            let http = http(cli)?;
             let previous = out
                 .exists()
                 .then(|| read_lock(out))
@@ -275,7 +272,7 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             let (lock_value, lock_text) = read_lock(lock)?;
             envpack::locking::check_fresh(&spec, &lock_value, lock)?;
             let cache = Cache::open(cli.cache_dir.as_deref())?;
-            let http = http(cli);
+            let http = http(cli)?;
             let built = envpack::build::build(
                 &lock_value,
                 &lock_text,

@@ -5,6 +5,8 @@
 //! `<repo>/.fixtures`); the scripts are idempotent, so after `scripts/test.sh` built them once the
 //! calls here only check stamps.
 
+pub mod fault_proxy;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

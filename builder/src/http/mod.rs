@@ -7,6 +7,12 @@ use std::time::Duration;
 use ureq::ResponseExt;
 use url::Url;
 
+mod range;
+mod sink;
+
+pub use range::{ContentRange, ResumeHint};
+pub use sink::DownloadSink;
+
 /// How the client behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpConfig {
@@ -14,6 +20,9 @@ pub struct HttpConfig {
     pub retries: u32,
     /// Whole-request timeout in seconds (0 = none).
     pub timeout_secs: u64,
+    /// Seconds without progress (connecting, waiting for the response, each body read)
+    /// before an attempt counts as failed and is retried (0 = none).
+    pub stall_timeout_secs: u64,
     /// Refuse every non-`file://` URL.
     pub offline: bool,
 }
@@ -22,7 +31,8 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             retries: 4,
-            timeout_secs: 300,
+            timeout_secs: 3600,
+            stall_timeout_secs: 30,
             offline: false,
         }
     }
@@ -162,30 +172,17 @@ fn strip_params(ct: &str) -> String {
         .to_ascii_lowercase()
 }
 
-/// Counts what has been handed to the destination so retries know whether they can restart.
-struct Counting<'a> {
-    inner: &'a mut dyn Write,
-    written: u64,
-}
-
-impl Write for Counting<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.written += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 impl HttpClient {
     /// A client with `c`.
     pub fn new(c: HttpConfig) -> Self {
-        let timeout = (c.timeout_secs > 0).then(|| Duration::from_secs(c.timeout_secs));
+        let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
+        let stall = secs(c.stall_timeout_secs);
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(timeout)
+            .timeout_global(secs(c.timeout_secs))
+            .timeout_connect(stall)
+            .timeout_recv_response(stall)
+            .timeout_per_read(stall)
             .user_agent(concat!("envpack/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
@@ -217,8 +214,10 @@ impl HttpClient {
         })
     }
 
-    /// Streams `url` into `dest`; returns the byte count. Retries only while nothing was written.
-    pub fn download(&self, url: &Url, dest: &mut dyn Write) -> Result<u64, HttpError> {
+    /// Streams `url` into `dest`; returns the byte count. A transient failure mid-body continues
+    /// with a range request when the server allows it (strong validator + `Accept-Ranges`),
+    /// otherwise `dest` is reset and the download starts over.
+    pub fn download(&self, url: &Url, dest: &mut dyn DownloadSink) -> Result<u64, HttpError> {
         if url.scheme() == "file" {
             let path = file_path(url)?;
             let mut f = fs_err::File::open(&path).map_err(|source| HttpError::File {
@@ -227,12 +226,8 @@ impl HttpClient {
             })?;
             return copy_body(url, &mut f, dest, None, None);
         }
-        let mut counting = Counting {
-            inner: dest,
-            written: 0,
-        };
-        self.with_retries(url, None, None, &mut counting)
-            .map(|_| counting.written)
+        self.with_retries(url, None, None, dest)?;
+        Ok(dest.written())
     }
 
     fn with_retries(
@@ -240,7 +235,7 @@ impl HttpClient {
         url: &Url,
         accept: Option<&str>,
         limit: Option<u64>,
-        dest: &mut dyn RestartableSink,
+        dest: &mut dyn DownloadSink,
     ) -> Result<(Option<String>, Url), HttpError> {
         if self.config.offline {
             return Err(HttpError::Offline { url: url.clone() });
@@ -248,14 +243,15 @@ impl HttpClient {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(HttpError::UnsupportedScheme { url: url.clone() });
         }
+        let mut hint = ResumeHint::default();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.attempt(url, accept, limit, dest) {
+            match self.attempt(url, accept, limit, dest, &mut hint) {
                 Ok(r) => return Ok(r),
                 Err(Failure::Fatal(e)) => return Err(e),
                 Err(Failure::Transient(e)) => {
-                    if attempt > self.config.retries || !dest.restart() {
+                    if attempt > self.config.retries {
                         return Err(match e {
                             HttpError::Transport { url, detail, .. } => HttpError::Transport {
                                 url,
@@ -273,12 +269,14 @@ impl HttpClient {
         }
     }
 
+    /// One request: fresh, or a range request continuing after what `dest` already holds.
     fn attempt(
         &self,
         url: &Url,
         accept: Option<&str>,
         limit: Option<u64>,
-        dest: &mut dyn RestartableSink,
+        dest: &mut dyn DownloadSink,
+        hint: &mut ResumeHint,
     ) -> Result<(Option<String>, Url), Failure> {
         let transport = |detail: String| {
             Failure::Transient(HttpError::Transport {
@@ -287,9 +285,24 @@ impl HttpClient {
                 attempts: 1,
             })
         };
+        let write_err = |source: io::Error| {
+            Failure::Fatal(HttpError::Write {
+                url: url.clone(),
+                source,
+            })
+        };
+        let offset = dest.written();
+        let resume = hint.resume_headers(offset);
+        if offset > 0 && resume.is_none() {
+            dest.reset().map_err(write_err)?;
+        }
         let mut req = self.agent.get(url.as_str());
         if let Some(a) = accept {
             req = req.header("Accept", a);
+        }
+        if let Some((range, if_range)) = &resume {
+            tracing::info!(%url, offset, "resuming download");
+            req = req.header("Range", range).header("If-Range", if_range);
         }
         let resp = match req.call() {
             Ok(r) => r,
@@ -308,8 +321,32 @@ impl HttpClient {
                 })
             }
         };
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        };
         let status = resp.status().as_u16();
-        if !(200..300).contains(&status) {
+        let resumed = match (status, &resume) {
+            (206, Some(_)) => {
+                let range = header("content-range").and_then(|v| ContentRange::parse(&v));
+                if range.map(|r| r.first) != Some(offset) {
+                    // Not the continuation we asked for: start over on the next attempt.
+                    dest.reset().map_err(write_err)?;
+                    return Err(transport(format!(
+                        "range response does not continue at byte {offset}"
+                    )));
+                }
+                true
+            }
+            (416, Some(_)) => {
+                dest.reset().map_err(write_err)?;
+                return Err(transport(format!("range from byte {offset} refused (416)")));
+            }
+            _ => false,
+        };
+        if !(200..300).contains(&status) || (status == 206 && !resumed) {
             let e = HttpError::Status {
                 url: url.clone(),
                 status,
@@ -320,57 +357,34 @@ impl HttpClient {
                 Failure::Fatal(e)
             });
         }
+        if !resumed && dest.written() > 0 {
+            // The validator changed (If-Range answered with the whole new file).
+            dest.reset().map_err(write_err)?;
+        }
+        *hint = ResumeHint::from_headers(
+            header("etag").as_deref(),
+            header("last-modified").as_deref(),
+            header("accept-ranges").as_deref(),
+        );
         let final_url = Url::parse(&resp.get_uri().to_string()).unwrap_or_else(|_| url.clone());
-        let content_type = resp
-            .headers()
-            .get("content-type")
-            .and_then(|h| h.to_str().ok())
-            .map(strip_params);
-        let expected = resp
-            .headers()
-            .get("content-length")
-            .and_then(|h| h.to_str().ok())
-            .and_then(|s| s.trim().parse::<u64>().ok());
-        if let (Some(len), Some(max)) = (expected, limit) {
+        let content_type = header("content-type").map(|v| strip_params(&v));
+        let expected = header("content-length").and_then(|s| s.trim().parse::<u64>().ok());
+        let already = dest.written();
+        let remaining_limit = limit.map(|max| max.saturating_sub(already));
+        if let (Some(len), Some(max)) = (expected, remaining_limit) {
             if len > max {
                 return Err(Failure::Fatal(HttpError::TooLarge {
                     url: url.clone(),
-                    limit: max,
+                    limit: limit.unwrap_or(max),
                 }));
             }
         }
         let mut body = resp.into_body().into_reader();
-        match copy_body(url, &mut body, dest.writer(), expected, limit) {
+        match copy_body(url, &mut body, dest, expected, remaining_limit) {
             Ok(_) => Ok((content_type, final_url)),
             Err(e) if e.is_transient() => Err(Failure::Transient(e)),
             Err(e) => Err(Failure::Fatal(e)),
         }
-    }
-}
-
-/// A destination that may be able to start over for a retry.
-trait RestartableSink {
-    fn writer(&mut self) -> &mut dyn Write;
-    /// Resets for a new attempt; false if bytes already escaped to the caller.
-    fn restart(&mut self) -> bool;
-}
-
-impl RestartableSink for Vec<u8> {
-    fn writer(&mut self) -> &mut dyn Write {
-        self
-    }
-    fn restart(&mut self) -> bool {
-        self.clear();
-        true
-    }
-}
-
-impl RestartableSink for Counting<'_> {
-    fn writer(&mut self) -> &mut dyn Write {
-        self
-    }
-    fn restart(&mut self) -> bool {
-        self.written == 0
     }
 }
 
@@ -514,6 +528,7 @@ mod tests {
         HttpClient::new(HttpConfig {
             retries,
             timeout_secs: 10,
+            stall_timeout_secs: 5,
             offline: false,
         })
     }
@@ -533,6 +548,84 @@ mod tests {
         let heads = seen.lock().unwrap();
         assert_eq!(heads.len(), 3);
         assert!(heads[0].to_ascii_lowercase().contains("accept: text/html"));
+    }
+
+    fn cut(headers: &str, body: &str) -> Vec<u8> {
+        format!("HTTP/1.1 200 OK\r\n{headers}Content-Length: 10\r\nConnection: close\r\n\r\n{body}")
+            .into_bytes()
+    }
+
+    #[test]
+    fn resumes_with_range_after_a_cut_body() {
+        let partial = cut("ETag: \"v1\"\r\nAccept-Ranges: bytes\r\n", "01234");
+        let rest = b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 5-9/10\r\nContent-Length: 5\r\nConnection: close\r\n\r\n56789".to_vec();
+        let (url, seen) = serve(vec![partial, rest]);
+        let mut out = Vec::new();
+        assert_eq!(client(2).download(&url, &mut out).unwrap(), 10);
+        assert_eq!(out, b"0123456789");
+        let heads = seen.lock().unwrap();
+        let second = heads[1].to_ascii_lowercase();
+        assert!(second.contains("range: bytes=5-"), "{second}");
+        assert!(second.contains("if-range: \"v1\""), "{second}");
+    }
+
+    #[test]
+    fn starts_over_when_resuming_is_unsafe_or_refused() {
+        // No validator: the retry asks for the whole file again.
+        let (url, seen) = serve(vec![
+            cut("Accept-Ranges: bytes\r\n", "01234"),
+            ok("0123456789", "x/y"),
+        ]);
+        let mut out = Vec::new();
+        assert_eq!(client(2).download(&url, &mut out).unwrap(), 10);
+        assert_eq!(out, b"0123456789");
+        assert!(!seen.lock().unwrap()[1]
+            .to_ascii_lowercase()
+            .contains("range:"));
+        // The file changed (If-Range fails, full 200): the partial bytes are dropped.
+        let (url, _) = serve(vec![
+            cut("ETag: \"v1\"\r\nAccept-Ranges: bytes\r\n", "01234"),
+            ok("abcdefghij", "x/y"),
+        ]);
+        let mut out = Vec::new();
+        assert_eq!(client(2).download(&url, &mut out).unwrap(), 10);
+        assert_eq!(out, b"abcdefghij");
+        // A range answer at the wrong offset is discarded and the next attempt starts over.
+        let wrong = b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-9/10\r\nContent-Length: 10\r\nConnection: close\r\n\r\n0123456789".to_vec();
+        let (url, seen) = serve(vec![
+            cut("ETag: \"v1\"\r\nAccept-Ranges: bytes\r\n", "01234"),
+            wrong,
+            ok("0123456789", "x/y"),
+        ]);
+        let mut out = Vec::new();
+        assert_eq!(client(3).download(&url, &mut out).unwrap(), 10);
+        assert_eq!(out, b"0123456789");
+        assert_eq!(seen.lock().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn stalled_response_is_retried() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            // First connection: read the request, then say nothing.
+            let (stalled, _) = listener.accept().unwrap();
+            let (mut s, _) = listener.accept().unwrap();
+            let mut r = io::BufReader::new(s.try_clone().unwrap());
+            let mut line = String::new();
+            while r.read_line(&mut line).unwrap() > 0 && !line.ends_with("\r\n\r\n") {}
+            s.write_all(&ok("late but fine", "x/y")).unwrap();
+            drop(stalled);
+        });
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/x")).unwrap();
+        let c = HttpClient::new(HttpConfig {
+            retries: 1,
+            timeout_secs: 30,
+            stall_timeout_secs: 1,
+            offline: false,
+        });
+        let r = c.get_bytes(&url, None, 100).unwrap();
+        assert_eq!(r.bytes, b"late but fine");
     }
 
     #[test]
