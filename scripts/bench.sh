@@ -103,9 +103,23 @@ tar --sort=name -C "$tree" -cf - . | zstd -"$zstd_level" -T1 -q -o "$peer_tar"
 
 hf() { hyperfine --style basic --warmup 1 "$@"; }
 
+# Two filesystem states. "fresh": every run writes into a new directory and nothing is deleted
+# while the group runs (a new CI runner, a new machine). "re-bootstrap": every run follows the
+# deletion of the previous run's tree, and ext4 then spends much of each file creation skipping
+# inodes it freed seconds ago. Both sides of a comparison always get the same state.
+settle() { sync; sleep "${BENCH_SETTLE_SECS:-35}"; } # let freed inodes age out between groups
+fresh_dir() { echo "\$(mktemp -d -p $1)"; }
+
 # --- 1. unpack with every hash verified vs tar --zstd -xf ------------------------------------
-log "1. unpack"
+log "1. unpack (fresh directories)"
 u=$work/u
+mkdir -p "$u/fresh"
+hf --runs "$runs" --export-json "$results/unpack-fresh.json" \
+  -n envpack-unpack "r=$(fresh_dir "$u/fresh") && $unpack --quiet $artifact --root \$r/root" \
+  -n "tar --zstd -xf" "t=$(fresh_dir "$u/fresh") && tar --zstd -xf $peer_tar -C \$t"
+rm -rf "$u/fresh"
+settle
+log "1. unpack (right after deleting the previous tree)"
 hf --runs "$runs" --export-json "$results/unpack.json" \
   --prepare "rm -rf $u/root" --prepare "rm -rf $u/tar && mkdir -p $u/tar" \
   -n envpack-unpack "$unpack --quiet $artifact --root $u/root" \
@@ -141,6 +155,16 @@ if [[ -n $uv ]]; then
     "$uv_install --cache-dir $b/uv-cache-warm conan==2.21.0 && CONAN_HOME=$b/uv-conan-home $b/uv-venv/bin/conan --version"
   )
 fi
+rm -rf "$u"
+settle
+mkdir -p "$b/fresh"
+hf --runs "$slow_runs" --export-json "$results/bootstrap-fresh.json" \
+  -n "envpack-unpack + conan --version" \
+  "r=$(fresh_dir "$b/fresh") && $unpack --quiet $artifact --root \$r/root && \$r/root/bin/conan --version" \
+  -n "venv + pip install + conan --version" \
+  "v=$(fresh_dir "$b/fresh") && ${pip_cmd//$b\//\$v/}"
+rm -rf "$b/fresh"
+settle
 hf --runs "$slow_runs" --export-json "$results/bootstrap.json" "${bootstrap[@]}"
 
 # --- 3. warm-cache build vs tar --sort=name | zstd over the same tree -----------------------
