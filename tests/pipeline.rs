@@ -684,7 +684,7 @@ fn warm_cache_build_needs_no_network() {
 /// this digest pins the whole chain (fixture CPython, pinned wheels, sdist build, assembly,
 /// layers, artifact format). A change here must be deliberate.
 const GOLDEN_EXAMPLE_DIGEST: &str =
-    "d5956a90b2dfc95e9d1307a1a85b1aeb12a8e898365eb06bc2dff756064b44c6";
+    "6a5bfd9c3e7bb6bfd1ee5a88362ee7c37c29bfd03284c4130a4044b88105d9e4";
 
 #[test]
 fn example_lock_builds_to_its_golden_digest() {

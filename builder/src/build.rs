@@ -125,6 +125,11 @@ pub fn build(lock: &Lock, lock_text: &str, opts: &BuildOptions) -> anyhow::Resul
         }
     };
     let prepared = Prepared::new(lock, opts)?;
+    // Base images are pinned in the lock; only images use them.
+    let bases = match opts.format {
+        OutputFormat::Tarball => Vec::new(),
+        _ => crate::lock::parse_bases(lock_text, "envpack.lock")?,
+    };
 
     for p in &chosen {
         let locked = lock
@@ -172,15 +177,30 @@ pub fn build(lock: &Lock, lock_text: &str, opts: &BuildOptions) -> anyhow::Resul
                     staging.path(),
                 )?;
                 (opts.progress)(&format!("writing layers for {}", p.name));
-                out.push(package(
+                let artifact = package(
                     staging.path(),
                     &stable,
                     &meta,
                     opts.compression,
                     opts.out_dir,
-                )?);
+                )?;
+                crate::sbom::write_beside(&artifact.path, staging.path())?;
+                out.push(artifact);
             }
             Sink::Image { writer, .. } => {
+                let base = match bases.iter().find(|b| b.platform == p.name) {
+                    Some(b) => {
+                        (opts.progress)(&format!("pulling base image {}@{}", b.name, b.digest));
+                        Some(crate::pull_base::pull_base(
+                            b,
+                            opts.cache,
+                            &crate::registry::ClientOptions::default(),
+                            &crate::pull_base::oci_of(p),
+                        )?)
+                    }
+                    None => None,
+                };
+                writer.set_base(base);
                 let assembled = assemble(&inputs, staging.path())?;
                 (opts.progress)(&format!("writing image layers for {}", p.name));
                 writer.add_platform(staging.path(), &assembled, &meta, p)?;

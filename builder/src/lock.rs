@@ -263,8 +263,10 @@ impl Lock {
         o
     }
 
-    /// Parse lock text strictly; `origin` names it in errors.
+    /// Parse lock text strictly; `origin` names it in errors. The trailing `[[image-base]]`
+    /// tables are read by [`parse_bases`].
     pub fn parse(text: &str, origin: &str) -> Result<Lock, SpecError> {
+        let (text, _) = split_bases(text);
         let lock: Lock =
             toml::from_str(text).map_err(|e| crate::spec::toml_error(text, origin, &e))?;
         if lock.version != LOCK_VERSION {
@@ -278,6 +280,76 @@ impl Lock {
         }
         Ok(lock)
     }
+}
+
+/// Header of the tables pinning base images; they come last in the lock.
+pub const BASE_TABLE: &str = "[[image-base]]";
+
+/// A platform's base image, resolved by `lock` to the manifest digest `build` pulls.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedBase {
+    /// Platform name.
+    pub platform: String,
+    /// The reference as the spec wrote it (for the base-name annotation).
+    pub name: String,
+    /// The platform manifest's digest (`sha256:…`).
+    pub digest: String,
+}
+
+/// Splits lock text before its first `[[image-base]]` line: (the lock proper, the bases).
+fn split_bases(text: &str) -> (&str, &str) {
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim_end() == BASE_TABLE {
+            return text.split_at(at);
+        }
+        at += line.len();
+    }
+    (text, "")
+}
+
+/// The `[[image-base]]` pins of a lock, sorted by platform.
+pub fn parse_bases(text: &str, origin: &str) -> Result<Vec<LockedBase>, SpecError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Bases {
+        #[serde(default, rename = "image-base")]
+        bases: Vec<LockedBase>,
+    }
+    let (head, tail) = split_bases(text);
+    // Blank lines in place of the head keep error positions right.
+    let padded = format!("{}{tail}", "\n".repeat(head.matches('\n').count()));
+    let parsed: Bases =
+        toml::from_str(&padded).map_err(|e| crate::spec::toml_error(&padded, origin, &e))?;
+    let invalid = |message: String| SpecError::Invalid {
+        path: origin.to_string(),
+        message,
+    };
+    let mut bases = parsed.bases;
+    for b in &bases {
+        crate::registry::reference::check_digest(&b.digest)
+            .map_err(|e| invalid(format!("image-base {}: {e}", b.platform)))?;
+    }
+    bases.sort_by(|a, b| a.platform.cmp(&b.platform));
+    if bases.windows(2).any(|w| w[0].platform == w[1].platform) {
+        return Err(invalid("image-base lists a platform twice".into()));
+    }
+    Ok(bases)
+}
+
+/// The `[[image-base]]` tables for `bases` (sorted by platform), to append to a lock.
+pub fn bases_to_toml(bases: &[LockedBase]) -> String {
+    let mut sorted: Vec<&LockedBase> = bases.iter().collect();
+    sorted.sort_by(|a, b| a.platform.cmp(&b.platform));
+    let mut o = String::new();
+    for b in sorted {
+        let _ = writeln!(o, "\n{BASE_TABLE}");
+        kv(&mut o, "platform", &q(&b.platform));
+        kv(&mut o, "name", &q(&b.name));
+        kv(&mut o, "digest", &q(&b.digest));
+    }
+    o
 }
 
 /// Lock files write file hashes as bare hex (the key already says sha256).
@@ -397,6 +469,43 @@ mod tests {
         let text = sample().to_toml().replace("version = 1\n", "version = 7\n");
         let err = Lock::parse(&text, "l").unwrap_err().to_string();
         assert!(err.contains("re-run `envpack lock`"), "{err}");
+    }
+
+    #[test]
+    fn base_pins_round_trip_after_the_lock() {
+        let d = format!("sha256:{}", "ab".repeat(32));
+        let bases = vec![
+            LockedBase {
+                platform: "linux-x86_64".into(),
+                name: "127.0.0.1:5000/base:1".into(),
+                digest: d.clone(),
+            },
+            LockedBase {
+                platform: "linux-aarch64".into(),
+                name: "registry.example/base:1".into(),
+                digest: d.clone(),
+            },
+        ];
+        let text = sample().to_toml() + &bases_to_toml(&bases);
+        assert_eq!(Lock::parse(&text, "l").unwrap(), sample());
+        let back = parse_bases(&text, "l").unwrap();
+        assert_eq!(back[0].platform, "linux-aarch64");
+        assert_eq!(back.len(), 2);
+        assert_eq!(sample().to_toml() + &bases_to_toml(&back), text);
+        assert!(parse_bases(&sample().to_toml(), "l").unwrap().is_empty());
+
+        let bad = text.replace(&d, "sha256:00");
+        let err = parse_bases(&bad, "l").unwrap_err().to_string();
+        assert!(err.contains("image-base"), "{err}");
+        let unknown = text.replacen("digest = ", "surprise = 1\ndigest = ", 1);
+        let err = parse_bases(&unknown, "envpack.lock")
+            .unwrap_err()
+            .to_string();
+        let line = sample().to_toml().lines().count() + 5;
+        assert!(err.contains(&format!("envpack.lock:{line}:")), "{err}");
+        // Anything after the bases that is not a base is refused.
+        let trailing = text.clone() + "\n[[platform]]\nname = \"x\"\n";
+        assert!(parse_bases(&trailing, "l").is_err());
     }
 
     #[test]

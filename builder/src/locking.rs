@@ -281,9 +281,12 @@ fn pin_file(spec: &LoadedSpec, name: &str, source: &str) -> anyhow::Result<Locke
     envpack_layers::tree::validate_rel_path(source)
         .with_context(|| format!("{name}: {source:?} must be a relative path next to the spec"))?;
     let path = spec.base_dir().join(source);
-    let bytes = fs_err::read(&path)?;
-    let content =
-        String::from_utf8(bytes).map_err(|_| anyhow!("{} is not UTF-8 text", path.display()))?;
+    let content = crate::input::read_text(
+        &path,
+        crate::input::MAX_CONFIG_FILE_BYTES,
+        "Conan config file",
+    )
+    .map_err(|e| anyhow!("{e}"))?;
     Ok(LockedConanFile {
         name: name.to_string(),
         source: source.to_string(),
@@ -351,4 +354,14 @@ pub fn check_fresh(spec: &LoadedSpec, lock: &Lock, lock_path: &Path) -> anyhow::
 /// Write a lock atomically (temp file, fsync, rename, fsync of the directory).
 pub fn write_lock(lock: &Lock, path: &Path) -> anyhow::Result<()> {
     crate::atomic::write_file(path, lock.to_toml().as_bytes())
+}
+
+/// Writes the lock followed by its base image pins (`[[image-base]]`, see `lock::parse_bases`).
+pub fn write_lock_with_bases(
+    lock: &Lock,
+    bases: &[crate::lock::LockedBase],
+    path: &Path,
+) -> anyhow::Result<()> {
+    let text = lock.to_toml() + &crate::lock::bases_to_toml(bases);
+    crate::atomic::write_file(path, text.as_bytes())
 }

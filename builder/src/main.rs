@@ -79,14 +79,69 @@ enum Command {
     },
     /// Verify an artifact and restore it into a root (ROOT/envs/<id>, ROOT/current, ROOT/bin).
     Unpack {
-        /// The artifact (omit with --rollback).
-        artifact: Option<PathBuf>,
+        /// An artifact, OCI image layout (DIR or DIR:TAG), oci-archive, or registry reference
+        /// HOST[:PORT]/REPO[:TAG|@DIGEST] (omit with --rollback).
+        artifact: Option<String>,
         /// The root.
         #[arg(long)]
         root: PathBuf,
         /// Switch `current` back to the previous env instead.
         #[arg(long, conflicts_with = "artifact")]
         rollback: bool,
+        /// Allow plain HTTP to a registry that is not on a loopback address.
+        #[arg(long)]
+        insecure: bool,
+    },
+    /// Push an OCI image to a registry: an image layout, an oci-archive, or a fresh build.
+    Push {
+        /// Where to: HOST[:PORT]/REPOSITORY[:TAG] (default tag: the image's own).
+        reference: String,
+        /// Push this OCI image layout directory.
+        #[arg(long, conflicts_with = "archive")]
+        layout: Option<PathBuf>,
+        /// Push this oci-archive.
+        #[arg(long)]
+        archive: Option<PathBuf>,
+        /// Without --layout/--archive: the spec to build the image from.
+        #[arg(long, default_value = "envpack.toml")]
+        spec: PathBuf,
+        /// Without --layout/--archive: the lock to build the image from.
+        #[arg(long, default_value = "envpack.lock")]
+        lock: PathBuf,
+        /// Without --layout/--archive: platforms to build (default: all linux ones).
+        #[arg(long = "platform", value_name = "PLATFORM")]
+        platforms: Vec<String>,
+        /// Package index for a build (overrides ENVPACK_INDEX_URL and the spec).
+        #[arg(long)]
+        index_url: Option<String>,
+        /// Allow plain HTTP to a registry that is not on a loopback address.
+        #[arg(long)]
+        insecure: bool,
+        /// Mount missing blobs from this repository of the same registry instead of uploading.
+        #[arg(long, value_name = "REPOSITORY")]
+        mount_from: Option<String>,
+        /// Parallel blob uploads.
+        #[arg(long, default_value_t = 4)]
+        jobs: usize,
+    },
+    /// Check an unpacked root without changing it (exit 0 healthy, 1 findings, 2 error).
+    Doctor {
+        /// The root.
+        #[arg(long)]
+        root: PathBuf,
+        /// Write the logs here instead of ROOT/.envpack/doctor/<run-id>.
+        #[arg(long, value_name = "DIR")]
+        log_dir: Option<PathBuf>,
+    },
+    /// Fix what doctor finds from the artifact, then check again (exit 0 healthy, 1 not
+    /// repaired, 2 error).
+    Repair {
+        /// The root.
+        #[arg(long)]
+        root: PathBuf,
+        /// Restore from this artifact instead of the copy kept in the root.
+        #[arg(long, value_name = "FILE")]
+        artifact: Option<PathBuf>,
     },
     /// Re-hash an unpacked root against its manifest, or check every digest of an artifact.
     Verify {
@@ -95,6 +150,48 @@ enum Command {
         /// A root to check.
         #[arg(long, conflicts_with = "artifact")]
         root: Option<PathBuf>,
+    },
+    /// Write the SBOM (CycloneDX 1.6 or SPDX 2.3 JSON) of a platform of the lock.
+    Sbom {
+        /// The lock.
+        #[arg(long, default_value = "envpack.lock")]
+        lock: PathBuf,
+        /// Platform (required when the lock has several and --out is not a directory).
+        #[arg(long)]
+        platform: Option<String>,
+        /// cyclonedx or spdx.
+        #[arg(long)]
+        format: String,
+        /// Output file (or directory: one file per platform); stdout when omitted.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Re-check every pin of a lock, an artifact / image layout / root against its lock and
+    /// SBOM, or (--rebuild) reproduce every artifact; exits non-zero on any finding.
+    Audit {
+        /// An artifact, an OCI image layout dir or an unpacked root to audit.
+        target: Option<PathBuf>,
+        /// An unpacked root (or env dir) to audit.
+        #[arg(long)]
+        root: Option<PathBuf>,
+        /// The lock (default envpack.lock; with a TARGET, an extra lock to compare with).
+        #[arg(long)]
+        lock: Option<PathBuf>,
+        /// The spec (default: envpack.toml next to the lock, when present).
+        #[arg(long)]
+        spec: Option<PathBuf>,
+        /// Rebuild every platform into a temp dir and compare with the artifacts in --against.
+        #[arg(long)]
+        rebuild: bool,
+        /// Previously built artifacts to compare a rebuild with (default: dist).
+        #[arg(long, value_name = "DIR")]
+        against: Option<PathBuf>,
+        /// Platforms to rebuild (default: all in the lock).
+        #[arg(long = "platform", value_name = "PLATFORM")]
+        platforms: Vec<String>,
+        /// Package index (overrides ENVPACK_INDEX_URL and the spec).
+        #[arg(long)]
+        index_url: Option<String>,
     },
 }
 
@@ -111,6 +208,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints `err` and exits with `code` (doctor and repair keep 1 for findings).
+fn exit_with(code: i32, err: &dyn std::fmt::Display) -> ! {
+    eprintln!("error: {err}");
+    std::process::exit(code)
 }
 
 fn init_tracing(quiet: bool) {
@@ -180,8 +283,8 @@ fn image_settings(tag: Option<String>, flags: &[String]) -> anyhow::Result<Image
 }
 
 fn read_lock(path: &Path) -> anyhow::Result<(Lock, String)> {
-    let text = fs_err::read_to_string(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
+    let text = envpack::input::read_text(path, envpack::input::MAX_LOCK_BYTES, "lock").map_err(|e| {
+        if matches!(&e, envpack::input::InputError::Io(io) if io.kind() == std::io::ErrorKind::NotFound) {
             anyhow!(
                 "{} does not exist; run `envpack lock` first",
                 path.display()
@@ -227,7 +330,12 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
                     progress: &|m| progress.step(m),
                 },
             )?;
-            envpack::locking::write_lock(&lock, out)?;
+            let bases = envpack::pull_base::resolve_bases(
+                &spec.spec,
+                &lock,
+                &envpack::registry::ClientOptions::default(),
+            )?;
+            envpack::locking::write_lock_with_bases(&lock, &bases, out)?;
             let summary: Vec<serde_json::Value> = lock
                 .platforms
                 .iter()
@@ -325,17 +433,29 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             artifact,
             root,
             rollback,
+            insecure,
         } => {
             let outcome = if *rollback {
                 envpack_unpack::rollback(root)?
             } else {
-                let artifact = artifact
+                let arg = artifact
                     .as_ref()
-                    .ok_or_else(|| anyhow!("give an ARTIFACT to unpack, or --rollback"))?;
-                envpack_unpack::unpack(artifact, root, &|ev| progress.step(&format!("{ev:?}")))
-                    .with_context(|| {
-                        format!("unpacking {} into {}", artifact.display(), root.display())
-                    })?
+                    .ok_or_else(|| anyhow!("give an ARTIFACT, image layout, oci-archive or image reference to unpack, or --rollback"))?;
+                let source = envpack::pull::UnpackSource::classify(arg)?;
+                if !matches!(source, envpack::pull::UnpackSource::Artifact(_)) {
+                    progress.step(&format!("fetching {arg}"));
+                }
+                let client = envpack::registry::ClientOptions {
+                    insecure: *insecure,
+                    ..Default::default()
+                };
+                let prepared =
+                    envpack::pull::prepare_artifact(&source, cli.cache_dir.as_deref(), &client)
+                        .with_context(|| format!("reading {arg}"))?;
+                envpack_unpack::unpack(&prepared.path, root, &|ev| {
+                    progress.step(&format!("{ev:?}"))
+                })
+                .with_context(|| format!("unpacking {arg} into {}", root.display()))?
             };
             if cli.json {
                 println!(
@@ -355,6 +475,189 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
                 }
             }
             Ok(())
+        }
+        Command::Push {
+            reference,
+            layout,
+            archive,
+            spec,
+            lock,
+            platforms,
+            index_url,
+            insecure,
+            mount_from,
+            jobs,
+        } => {
+            let reference = envpack::registry::Reference::parse(reference)?;
+            let cache = Cache::open(cli.cache_dir.as_deref())?;
+            let scratch = cache.scratch_dir()?;
+            let layout_dir = match (layout, archive) {
+                (Some(dir), _) => dir.clone(),
+                (None, Some(file)) => {
+                    let dir = scratch.path().join("layout");
+                    envpack::image::archive_reader::extract_layout_archive(file, &dir)
+                        .with_context(|| format!("reading {}", file.display()))?;
+                    dir
+                }
+                (None, None) => {
+                    let spec = envpack::spec::load(spec)?;
+                    let (lock_value, lock_text) = read_lock(lock)?;
+                    envpack::locking::check_fresh(&spec, &lock_value, lock)?;
+                    let http = http(cli)?;
+                    let out = scratch.path().join("layout");
+                    envpack::build::build(
+                        &lock_value,
+                        &lock_text,
+                        &BuildOptions {
+                            platforms,
+                            out_dir: &out,
+                            format: OutputFormat::Oci,
+                            image: image_settings(reference.tag.clone(), &[])?,
+                            compression: OutputFormat::Oci.default_compression(),
+                            index_flag: index_url.as_deref(),
+                            spec_index: spec.spec.packages.index.as_deref(),
+                            spec_mirror: spec.spec.python.mirror.as_deref(),
+                            cache: &cache,
+                            http: &http,
+                            progress: &|m| progress.step(m),
+                        },
+                    )?;
+                    out
+                }
+            };
+            progress.step(&format!("pushing to {reference}"));
+            let reader = envpack::image::layout_reader::LayoutReader::open(&layout_dir)
+                .with_context(|| format!("reading the image layout {}", layout_dir.display()))?;
+            let report = envpack::push::push_layout(
+                &reader,
+                &reference,
+                &envpack::push::PushOptions {
+                    client: envpack::registry::ClientOptions {
+                        insecure: *insecure,
+                        ..Default::default()
+                    },
+                    mount_from: mount_from.clone(),
+                    jobs: *jobs,
+                },
+            )
+            .with_context(|| format!("pushing to {reference}"))?;
+            if cli.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else if !cli.quiet {
+                progress.done();
+                eprintln!(
+                    "pushed {} ({}): {} blobs uploaded ({} bytes), {} mounted, {} already there",
+                    report.reference,
+                    report.digest,
+                    report.blobs_uploaded,
+                    report.bytes_uploaded,
+                    report.blobs_mounted,
+                    report.blobs_skipped
+                );
+            }
+            Ok(())
+        }
+        Command::Sbom {
+            lock,
+            platform,
+            format,
+            out,
+        } => {
+            let format: envpack::sbom::SbomFormat = format.parse()?;
+            let (lock_value, lock_text) = read_lock(lock)?;
+            let cache = Cache::open(cli.cache_dir.as_deref())?;
+            let output = envpack::sbom::command::run_sbom(
+                &lock_value,
+                &lock_text,
+                platform.as_deref(),
+                format,
+                out.as_deref(),
+                &cache,
+            )?;
+            match output {
+                envpack::sbom::command::SbomOutput::Stdout(bytes) => {
+                    use std::io::Write;
+                    std::io::stdout().write_all(&bytes)?;
+                }
+                envpack::sbom::command::SbomOutput::Files(paths) => {
+                    if cli.json {
+                        println!("{}", serde_json::json!({ "sboms": paths }));
+                    } else if !cli.quiet {
+                        for p in paths {
+                            eprintln!("wrote {}", p.display());
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Audit {
+            target,
+            root,
+            lock,
+            spec,
+            rebuild,
+            against,
+            platforms,
+            index_url,
+        } => {
+            let http = http(cli)?;
+            let args = envpack::audit::command::AuditArgs {
+                target: target.as_deref(),
+                root: root.as_deref(),
+                lock: lock.as_deref(),
+                spec: spec.as_deref(),
+                rebuild: *rebuild,
+                against: against.as_deref(),
+                platforms,
+                index_url: index_url.as_deref(),
+                offline: cli.offline,
+            };
+            let report =
+                envpack::audit::command::run_audit(&args, cli.cache_dir.as_deref(), &http, &|m| {
+                    progress.step(m)
+                })?;
+            progress.done();
+            if cli.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else if !cli.quiet || !report.is_clean() {
+                print!("{}", report.to_text());
+            }
+            if report.is_clean() {
+                Ok(())
+            } else {
+                Err(anyhow!(
+                    "audit of {}: {} finding(s)",
+                    report.subject,
+                    report.findings.len()
+                ))
+            }
+        }
+        Command::Doctor { root, log_dir } => {
+            let opts = envpack_unpack::DoctorOptions {
+                log_dir: log_dir.clone(),
+                ..Default::default()
+            };
+            let report = envpack_unpack::doctor(root, &opts).unwrap_or_else(|e| exit_with(2, &e));
+            if cli.json {
+                print!("{}", report.to_json());
+            } else {
+                print!("{}", report.to_text());
+            }
+            std::process::exit(if report.healthy { 0 } else { 1 })
+        }
+        Command::Repair { root, artifact } => {
+            let opts = envpack_unpack::RepairOptions {
+                artifact: artifact.clone(),
+                ..Default::default()
+            };
+            let report = envpack_unpack::repair(root, &opts).unwrap_or_else(|e| exit_with(2, &e));
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.to_text());
+            }
+            std::process::exit(if report.repaired { 0 } else { 1 })
         }
         Command::Verify { artifact, root } => {
             let report = match (artifact, root) {

@@ -25,6 +25,9 @@ pub enum SpecError {
         column: usize,
         message: String,
     },
+    /// Too large or not UTF-8.
+    #[error(transparent)]
+    Input(#[from] crate::input::InputError),
     /// A semantic problem in an otherwise well-formed spec.
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
@@ -126,6 +129,36 @@ pub struct ConanSection {
     pub home_files: BTreeMap<String, String>,
 }
 
+/// A base image reference: one for all platforms, or one per platform.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum BaseSource {
+    /// The same reference for every platform (a multi-platform index, usually).
+    All(String),
+    /// A reference per platform name; platforms not listed are `FROM scratch`.
+    PerPlatform(BTreeMap<String, String>),
+}
+
+/// `[image]`
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSection {
+    /// Base image (`HOST/REPO:TAG`), resolved to a digest per platform by `lock`.
+    #[serde(default)]
+    pub base: Option<BaseSource>,
+}
+
+impl ImageSection {
+    /// The base reference for `platform`, if it has one.
+    pub fn base_for(&self, platform: &str) -> Option<&str> {
+        match &self.base {
+            None => None,
+            Some(BaseSource::All(r)) => Some(r),
+            Some(BaseSource::PerPlatform(m)) => m.get(platform).map(String::as_str),
+        }
+    }
+}
+
 /// The whole spec as written.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -139,6 +172,9 @@ pub struct Spec {
     /// `[conan]`
     #[serde(default)]
     pub conan: ConanSection,
+    /// `[image]`
+    #[serde(default)]
+    pub image: ImageSection,
 }
 
 /// A parsed spec together with where it came from.
@@ -161,7 +197,7 @@ impl LoadedSpec {
 
 /// Read, parse and validate a spec file.
 pub fn load(path: &Path) -> Result<LoadedSpec, SpecError> {
-    let text = fs_err::read_to_string(path)?;
+    let text = crate::input::read_text(path, crate::input::MAX_SPEC_BYTES, "spec")?;
     let spec = parse(&text, &path.display().to_string())?;
     let hash = canonical_hash(&text, &path.display().to_string())?;
     Ok(LoadedSpec {
@@ -286,6 +322,24 @@ fn validate(spec: &Spec, origin: &str) -> Result<(), SpecError> {
             }
         }
     }
+    match &spec.image.base {
+        None => {}
+        Some(BaseSource::All(r)) => {
+            crate::registry::Reference::parse(r)
+                .map_err(|e| invalid(format!("image.base: {e}")))?;
+        }
+        Some(BaseSource::PerPlatform(map)) => {
+            for (p, r) in map {
+                if !spec.env.platforms.contains(p) {
+                    return Err(invalid(format!(
+                        "image.base.{p}: {p:?} is not in env.platforms"
+                    )));
+                }
+                crate::registry::Reference::parse(r)
+                    .map_err(|e| invalid(format!("image.base.{p}: {e}")))?;
+            }
+        }
+    }
     for home_path in spec.conan.home_files.keys() {
         envpack_layers::tree::validate_rel_path(home_path)
             .map_err(|e| invalid(format!("conan.home-files: {home_path:?}: {e}")))?;
@@ -401,6 +455,53 @@ profiles = { default = "profiles/linux-gcc12", msvc = { windows-x86_64 = "profil
         for (text, want) in cases {
             let err = parse(&text, "s.toml").unwrap_err().to_string();
             assert!(err.contains(want), "want {want:?} in {err}");
+        }
+    }
+
+    #[test]
+    fn image_base_for_all_or_per_platform() {
+        let all = parse(
+            &format!("{GOOD}\n[image]\nbase = \"registry.example/base/debian:12\"\n"),
+            "s.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            all.image.base_for("linux-x86_64"),
+            Some("registry.example/base/debian:12")
+        );
+        let per = parse(
+            &format!("{GOOD}\n[image]\nbase = {{ linux-x86_64 = \"127.0.0.1:5000/b:1\" }}\n"),
+            "s.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            per.image.base_for("linux-x86_64"),
+            Some("127.0.0.1:5000/b:1")
+        );
+        assert_eq!(per.image.base_for("windows-x86_64"), None);
+        assert_eq!(
+            parse(GOOD, "s.toml")
+                .unwrap()
+                .image
+                .base_for("linux-x86_64"),
+            None
+        );
+        for (bad, want) in [
+            ("base = \"debian:12\"", "image.base"),
+            (
+                "base = { macos-arm64 = \"r.example/b:1\" }",
+                "not in env.platforms",
+            ),
+            (
+                "base = { linux-x86_64 = \"r.example/B\" }",
+                "image.base.linux-x86_64",
+            ),
+            ("bass = \"r.example/b\"", "unknown field"),
+        ] {
+            let err = parse(&format!("{GOOD}\n[image]\n{bad}\n"), "s.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{bad}: {err}");
         }
     }
 

@@ -6,6 +6,7 @@
 //! calls here only check stamps.
 
 pub mod fault_proxy;
+pub mod registry;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -3,12 +3,15 @@
 //! Minimal by design: no async runtime, no HTTP client.
 
 pub mod current_link;
+pub mod doctor;
 pub mod durability;
 pub mod env_id;
 pub mod env_info;
 pub mod error;
+pub mod kept_artifact;
 pub mod layout;
 pub mod progress;
+pub mod repair;
 pub mod rollback;
 pub mod root_lock;
 pub mod root_record;
@@ -23,8 +26,10 @@ pub mod unpack;
 pub mod verify_artifact;
 pub mod verify_root;
 
+pub use doctor::{doctor, DoctorOptions, DoctorReport};
 pub use error::UnpackError;
 pub use progress::ProgressEvent;
+pub use repair::{repair, RepairOptions, RepairReport};
 pub use rollback::rollback;
 pub use status::{status, RootStatus};
 pub use unpack::{unpack, UnpackOutcome};

@@ -12,7 +12,8 @@ use envpack_unpack::{ProgressEvent, VerifyReport};
 #[command(name = "envpack-unpack", version, about)]
 struct Cli {
     /// The artifact (.tar) to unpack, or to check with --verify when no --root is given.
-    #[arg(required_unless_present_any = ["rollback", "verify", "status"])]
+    /// With --repair: the artifact to restore from instead of the copy kept in the root.
+    #[arg(required_unless_present_any = ["rollback", "verify", "status", "doctor", "repair"])]
     artifact: Option<PathBuf>,
     /// The root directory (created if missing when unpacking).
     #[arg(long, env = "ENVPACK_ROOT")]
@@ -20,6 +21,23 @@ struct Cli {
     /// Switch current back to the previous environment.
     #[arg(long, conflicts_with_all = ["artifact", "verify", "status"], requires = "root")]
     rollback: bool,
+    /// Check the root's current environment without changing it (exit 0 healthy, 1 findings,
+    /// 2 error); writes a log dir with report.json and a SUCCESS marker.
+    #[arg(long, conflicts_with_all = ["artifact", "rollback", "verify", "status"], requires = "root")]
+    doctor: bool,
+    /// Fix what doctor finds from the kept (or given) artifact, then run doctor again (exit 0
+    /// healthy, 1 not repaired, 2 error).
+    #[arg(long, conflicts_with_all = ["rollback", "verify", "status", "doctor"], requires = "root")]
+    repair: bool,
+    /// With --doctor: write the logs here instead of ROOT/.envpack/doctor/<run-id>.
+    #[arg(long, value_name = "DIR", requires = "doctor")]
+    log_dir: Option<PathBuf>,
+    /// Seconds each command run by --doctor/--repair may take.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    timeout: u64,
+    /// Do not keep a copy of the artifact in the root (repair then needs the artifact given).
+    #[arg(long)]
+    no_keep_artifact: bool,
     /// Verify the root's current environment (with --root) or an artifact (without).
     #[arg(long, conflicts_with = "status")]
     verify: bool,
@@ -47,12 +65,50 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             report_error(&err, cli.json);
-            ExitCode::from(1)
+            // Doctor and repair keep 1 for "findings", so their errors get a code of their own.
+            ExitCode::from(if cli.doctor || cli.repair { 2 } else { 1 })
         }
     }
 }
 
+fn doctor_options(cli: &Cli) -> envpack_unpack::DoctorOptions {
+    envpack_unpack::DoctorOptions {
+        log_dir: cli.log_dir.clone(),
+        timeout: std::time::Duration::from_secs(cli.timeout),
+    }
+}
+
+fn run_doctor(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let root = required_root(cli)?;
+    let report = envpack_unpack::doctor(&root, &doctor_options(cli))
+        .with_context(|| format!("checking {}", root.display()))?;
+    if cli.json {
+        print!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(ExitCode::from(if report.healthy { 0 } else { 1 }))
+}
+
+fn run_repair(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let root = required_root(cli)?;
+    let opts = envpack_unpack::RepairOptions {
+        artifact: cli.artifact.clone(),
+        doctor: doctor_options(cli),
+    };
+    let report = envpack_unpack::repair(&root, &opts)
+        .with_context(|| format!("repairing {}", root.display()))?;
+    print_result(cli, &report, || report.to_text())?;
+    Ok(ExitCode::from(if report.repaired { 0 } else { 1 }))
+}
+
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    if cli.doctor {
+        return run_doctor(cli);
+    }
+    if cli.repair {
+        return run_repair(cli);
+    }
     if cli.rollback {
         let root = required_root(cli)?;
         let outcome = envpack_unpack::rollback(&root)
@@ -106,7 +162,10 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             eprintln!("{event}");
         }
     };
-    let outcome = envpack_unpack::unpack(artifact, &root, &progress)
+    let opts = envpack_unpack::unpack::UnpackOptions {
+        keep_artifact: !cli.no_keep_artifact,
+    };
+    let outcome = envpack_unpack::unpack::unpack_with(artifact, &root, &progress, &opts)
         .with_context(|| format!("unpacking {} into {}", artifact.display(), root.display()))?;
     print_result(cli, &outcome, || {
         if outcome.already_current {

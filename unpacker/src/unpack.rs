@@ -28,9 +28,55 @@ pub struct UnpackOutcome {
     pub already_current: bool,
 }
 
-/// Verifies `artifact` and makes it the current env of `root` (created if missing).
-/// Any failure before the switch leaves the root as it was.
+/// Options of [`unpack_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnpackOptions {
+    /// Keep a copy (hard link when possible) of the artifact in the root, as the source
+    /// `repair` restores damaged files from.
+    pub keep_artifact: bool,
+}
+
+impl Default for UnpackOptions {
+    fn default() -> Self {
+        UnpackOptions {
+            keep_artifact: true,
+        }
+    }
+}
+
+/// Verifies `artifact` and makes it the current env of `root` (created if missing), keeping
+/// a copy of the artifact in the root. Any failure before the switch leaves the root as it was.
 pub fn unpack(
+    artifact: &Path,
+    root: &Path,
+    progress: &dyn Fn(ProgressEvent),
+) -> Result<UnpackOutcome, UnpackError> {
+    unpack_with(artifact, root, progress, &UnpackOptions::default())
+}
+
+/// [`unpack`] with options.
+pub fn unpack_with(
+    artifact: &Path,
+    root: &Path,
+    progress: &dyn Fn(ProgressEvent),
+    opts: &UnpackOptions,
+) -> Result<UnpackOutcome, UnpackError> {
+    let outcome = unpack_locked(artifact, root, progress)?;
+    if opts.keep_artifact {
+        // The env is in place already; a root without the copy is only harder to repair.
+        let layout = crate::root_setup::open_root(root)?;
+        let _lock = RootLock::acquire(&layout)?;
+        let scratch = Scratch::new(&layout)?;
+        if let Err(e) =
+            crate::kept_artifact::keep_artifact(&layout, &outcome.env_id, artifact, scratch.path())
+        {
+            tracing::warn!("could not keep a copy of the artifact in the root: {e}");
+        }
+    }
+    Ok(outcome)
+}
+
+fn unpack_locked(
     artifact: &Path,
     root: &Path,
     progress: &dyn Fn(ProgressEvent),

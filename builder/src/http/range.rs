@@ -85,9 +85,20 @@ impl ContentRange {
 mod tests {
     use super::*;
 
+    /// (ETag, Last-Modified, Accept-Ranges, expected validator, expected ranges)
+    type HintCase<'a> = (
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<&'a str>,
+        bool,
+    );
+    /// (header value, expected (first, last, total))
+    type RangeCase<'a> = (&'a str, Option<(u64, u64, Option<u64>)>);
+
     #[test]
     fn hint_from_headers() {
-        let cases: &[(Option<&str>, Option<&str>, Option<&str>, Option<&str>, bool)] = &[
+        let cases: &[HintCase] = &[
             (Some("\"abc\""), None, Some("bytes"), Some("\"abc\""), true),
             (Some("W/\"abc\""), None, Some("bytes"), None, true),
             (
@@ -139,7 +150,7 @@ mod tests {
 
     #[test]
     fn content_range_table() {
-        let cases: &[(&str, Option<(u64, u64, Option<u64>)>)] = &[
+        let cases: &[RangeCase] = &[
             ("bytes 10-19/20", Some((10, 19, Some(20)))),
             ("bytes 0-0/1", Some((0, 0, Some(1)))),
             ("bytes 5-9/*", Some((5, 9, None))),

@@ -202,6 +202,7 @@ mod tests {
                 .unwrap()],
             layers: Vec::new(),
             path: None,
+            files: Vec::new(),
         };
         let layers = [LayerRecord {
             name: "meta".into(),

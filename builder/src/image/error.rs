@@ -35,6 +35,24 @@ pub enum ImageError {
         /// The platforms that were asked for.
         built: String,
     },
+    /// A layout or archive that is not a valid OCI image layout.
+    #[error("OCI layout {what}: {detail}")]
+    BadLayout {
+        /// What was being read.
+        what: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// Content whose digest is not the one its descriptor names.
+    #[error("{what}: digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// What was checked.
+        what: String,
+        /// What the descriptor says.
+        expected: String,
+        /// What the content hashes to.
+        actual: String,
+    },
 }
 
 /// Result with [`ImageError`].

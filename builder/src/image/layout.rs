@@ -89,6 +89,32 @@ impl LayoutWriter {
         )
     }
 
+    /// Adds the existing file `src` as blob `desc` (a hard link when possible, else a copy);
+    /// its size must match, its digest was checked when it entered the cache.
+    pub fn put_file(&self, src: &Path, desc: &Descriptor) -> Result<()> {
+        let digest = Sha256Digest::parse_prefixed(desc.digest().as_ref())?;
+        let dest = self.blob_path(&digest);
+        if dest.exists() {
+            return Ok(());
+        }
+        let len = fs_err::metadata(src)?.len();
+        if len != desc.size() {
+            return Err(std::io::Error::other(format!(
+                "{} is {len} bytes, its descriptor says {}",
+                src.display(),
+                desc.size()
+            ))
+            .into());
+        }
+        let tmp = dest.with_extension("tmp");
+        let _ = fs_err::remove_file(&tmp);
+        if fs_err::hard_link(src, &tmp).is_err() {
+            fs_err::copy(src, &tmp)?;
+        }
+        fs_err::rename(&tmp, &dest)?;
+        Ok(())
+    }
+
     /// Writes `index.json` and `oci-layout`, which make the directory a layout.
     pub fn finish(self, index: &ImageIndex) -> Result<PathBuf> {
         fs_err::write(self.dir.join("index.json"), to_canonical_vec(index)?)?;

@@ -4,10 +4,14 @@
 //! image index over them.
 
 pub mod archive;
+pub mod archive_reader;
 pub mod config;
 pub mod error;
 pub mod index;
 pub mod layout;
+pub mod layout_reader;
+pub mod referrer;
+pub mod restore;
 pub mod root_layer;
 
 use std::collections::BTreeMap;
@@ -31,8 +35,8 @@ use layout::LayoutWriter;
 /// Name of the layer holding the root around the env (link, shims, state seed).
 pub const ROOT_LAYER: &str = "root";
 
-/// A base image to build on, already resolved to a digest and stored locally. Pulling one is
-/// not implemented yet; with `None` the image is `FROM scratch`.
+/// A base image to build on, pinned to a digest and stored locally (see `pull_base`); with
+/// `None` the image is `FROM scratch`.
 #[derive(Debug, Clone)]
 pub struct BaseImage {
     /// Reference it was resolved from (for `org.opencontainers.image.base.name`).
@@ -47,6 +51,8 @@ pub struct BaseImage {
     pub layers: Vec<Descriptor>,
     /// The base config's PATH, if it sets one.
     pub path: Option<String>,
+    /// Local files holding `layers`, in the same order (copied into the layout).
+    pub files: Vec<PathBuf>,
 }
 
 /// Choices for the image besides the lock.
@@ -115,6 +121,7 @@ pub struct ImageWriter {
     manifests: Vec<(String, Descriptor)>,
     platforms: Vec<PlatformImage>,
     annotations: Option<AnnotationInputs>,
+    sbom_referrers: Vec<referrer::SbomReferrer>,
 }
 
 impl ImageWriter {
@@ -135,7 +142,13 @@ impl ImageWriter {
             manifests: Vec::new(),
             platforms: Vec::new(),
             annotations: None,
+            sbom_referrers: Vec::new(),
         })
+    }
+
+    /// Sets the base image of the platforms added next (`None`: `FROM scratch`).
+    pub fn set_base(&mut self, base: Option<BaseImage>) {
+        self.settings.base = base;
     }
 
     /// Adds the platform image of the assembled tree in `staging`.
@@ -168,12 +181,13 @@ impl ImageWriter {
         let env_prefix = format!("{root}/envs/{slot}");
 
         let mut layers: Vec<LayerDesc> = Vec::new();
-        let mut descs: Vec<Descriptor> = self
-            .settings
-            .base
-            .as_ref()
-            .map(|b| b.layers.clone())
-            .unwrap_or_default();
+        let mut descs: Vec<Descriptor> = Vec::new();
+        if let Some(base) = &self.settings.base {
+            for (d, file) in base.layers.iter().zip(&base.files) {
+                self.layout.put_file(file, d)?;
+                descs.push(d.clone());
+            }
+        }
         for (i, name) in LAYERS.iter().enumerate() {
             let (desc, file) = write_layer_prefixed(
                 name,
@@ -250,6 +264,9 @@ impl ImageWriter {
         let mut manifest_desc = self.layout.put_json(MediaType::ImageManifest, &manifest)?;
         manifest_desc.set_platform(Some(oci_platform(&oci)?));
         self.annotations.get_or_insert(inputs);
+        let sboms =
+            referrer::attach_sboms(&self.layout, &manifest_desc, &platform.name, staging, epoch)?;
+        self.sbom_referrers.extend(sboms);
         self.manifests
             .push((platform.name.clone(), manifest_desc.clone()));
         self.platforms.push(PlatformImage {
@@ -274,15 +291,14 @@ impl ImageWriter {
         let target = if self.manifests.len() == 1 {
             self.manifests[0].1.clone()
         } else {
-            let idx = image_index(
-                self.manifests.clone(),
-                image_annotations(&inputs, self.settings.base.as_ref()),
-            )?;
+            // Platforms may sit on different base manifests; each manifest names its own.
+            let idx = image_index(self.manifests.clone(), image_annotations(&inputs, None))?;
             self.layout.put_json(MediaType::ImageIndex, &idx)?
         };
         let tag = self.settings.tag.clone().unwrap_or(inputs.version.clone());
         let digest = target.digest().to_string();
-        let top = layout_index(target, &tag)?;
+        let mut top = layout_index(target, &tag)?;
+        referrer::list_in_index(&mut top, &self.sbom_referrers);
         let path = self.layout.finish(&top)?;
         self.platforms
             .sort_by(|a, b| a.platform.as_bytes().cmp(b.platform.as_bytes()));

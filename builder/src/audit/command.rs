@@ -1,0 +1,126 @@
+//! What `envpack audit` does with its flags: pick the audit (pins, target, rebuild) and run it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::anyhow;
+
+use super::report::AuditReport;
+use crate::build::{BuildOptions, OutputFormat};
+use crate::cache::Cache;
+use crate::http::HttpClient;
+use crate::index::SimpleIndex;
+use crate::lock::Lock;
+
+/// The flags of `envpack audit`.
+pub struct AuditArgs<'a> {
+    /// ARTIFACT, layout dir or root given positionally.
+    pub target: Option<&'a Path>,
+    /// `--root DIR`.
+    pub root: Option<&'a Path>,
+    /// `--lock L` (default `envpack.lock` where a lock is needed).
+    pub lock: Option<&'a Path>,
+    /// `--spec S` (default `envpack.toml` when it exists).
+    pub spec: Option<&'a Path>,
+    /// `--rebuild`.
+    pub rebuild: bool,
+    /// `--against DIR` (default `dist`).
+    pub against: Option<&'a Path>,
+    /// `--platform` for `--rebuild`.
+    pub platforms: &'a [String],
+    /// `--index-url`.
+    pub index_url: Option<&'a str>,
+    /// `--offline`.
+    pub offline: bool,
+}
+
+fn read_lock(path: &Path) -> anyhow::Result<(Lock, String)> {
+    let text = fs_err::read_to_string(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            anyhow!(
+                "{} does not exist; give --lock or run `envpack lock` first",
+                path.display()
+            )
+        } else {
+            e.into()
+        }
+    })?;
+    let lock = Lock::parse(&text, &path.display().to_string())?;
+    Ok((lock, text))
+}
+
+/// Runs the audit the flags ask for.
+pub fn run_audit(
+    args: &AuditArgs,
+    cache_dir: Option<&Path>,
+    http: &HttpClient,
+    progress: &dyn Fn(&str),
+) -> anyhow::Result<AuditReport> {
+    let target = match (args.target, args.root) {
+        (Some(_), Some(_)) => return Err(anyhow!("give a TARGET or --root DIR, not both")),
+        (t, r) => t.or(r),
+    };
+    if let Some(target) = target {
+        if args.rebuild {
+            return Err(anyhow!(
+                "--rebuild compares with --against DIR, not with a TARGET"
+            ));
+        }
+        let external = args.lock.map(read_lock).transpose()?.map(|(l, _)| l);
+        progress(&format!("auditing {}", target.display()));
+        return Ok(super::audit_target(target, external.as_ref()));
+    }
+    let lock_path: PathBuf = args
+        .lock
+        .map_or_else(|| PathBuf::from("envpack.lock"), Path::to_path_buf);
+    let (lock, lock_text) = read_lock(&lock_path)?;
+    let spec_path = args.spec.map(Path::to_path_buf).or_else(|| {
+        let default = lock_path.with_file_name("envpack.toml");
+        default.is_file().then_some(default)
+    });
+    let spec = spec_path.as_deref().map(crate::spec::load).transpose()?;
+    let cache = Cache::open(cache_dir)?;
+    if args.rebuild {
+        let against = args
+            .against
+            .map_or_else(|| PathBuf::from("dist"), Path::to_path_buf);
+        let opts = BuildOptions {
+            platforms: args.platforms,
+            out_dir: &against,
+            format: OutputFormat::Tarball,
+            image: crate::image::ImageSettings {
+                tag: None,
+                source: None,
+                revision: None,
+                annotations: Default::default(),
+                base: None,
+            },
+            compression: OutputFormat::Tarball.default_compression(),
+            index_flag: args.index_url,
+            spec_index: spec.as_ref().and_then(|s| s.spec.packages.index.as_deref()),
+            spec_mirror: spec.as_ref().and_then(|s| s.spec.python.mirror.as_deref()),
+            cache: &cache,
+            http,
+            progress,
+        };
+        progress("rebuilding every platform of the lock");
+        return super::rebuild::audit_rebuild(&lock, &lock_text, &opts, &against);
+    }
+    let mut report = AuditReport::new(lock_path.display().to_string());
+    match &spec {
+        Some(s) => report.merge(super::pins::audit_spec(s, &lock, &lock_path)),
+        None => report
+            .note("no spec given and no envpack.toml next to the lock: spec ↔ lock not checked"),
+    }
+    progress("re-hashing cached files");
+    report.merge(super::pins::audit_cache(&lock, &cache));
+    if args.offline {
+        report.note("--offline: not checked that the package files are still on the index");
+    } else {
+        let spec_index = spec.as_ref().and_then(|s| s.spec.packages.index.as_deref());
+        let url = crate::config::index_url(args.index_url, spec_index)?;
+        progress(&format!("checking the package files on {url}"));
+        let index = SimpleIndex::new(url, http.clone());
+        report.merge(super::pins::audit_index(&lock, &index));
+    }
+    Ok(report)
+}

@@ -1,0 +1,272 @@
+//! `envpack unpack REF|DIR|FILE`: restoring an env from a registry, an image layout or an
+//! oci-archive. Only the host platform's manifest, config and env layers are fetched; every
+//! blob is digest-checked before anything built from it is used, and the env reaches the root
+//! through the unpacker, so a failed pull changes nothing there.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context};
+
+use crate::image::archive_reader::{extract_layout_archive, is_layout_archive};
+use crate::image::config::OciPlatform;
+use crate::image::layout_reader::{Desc, LayoutReader};
+use crate::image::restore::{restore_artifact, ImageStore, RestoredArtifact};
+use crate::registry::{ClientOptions, Reference, RegistryClient};
+
+/// What `envpack unpack` was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnpackSource {
+    /// A portable artifact file.
+    Artifact(PathBuf),
+    /// An OCI image layout directory, with an optional `:TAG` suffix.
+    Layout(PathBuf, Option<String>),
+    /// An oci-archive file.
+    Archive(PathBuf),
+    /// A registry reference.
+    Registry(Reference),
+}
+
+impl UnpackSource {
+    /// Decides what `arg` names: an existing path (by content), else a registry reference.
+    pub fn classify(arg: &str) -> anyhow::Result<Self> {
+        let path = Path::new(arg);
+        if path.is_dir() {
+            return Ok(UnpackSource::Layout(path.to_path_buf(), None));
+        }
+        if path.is_file() {
+            return Ok(if is_layout_archive(path)? {
+                UnpackSource::Archive(path.to_path_buf())
+            } else {
+                UnpackSource::Artifact(path.to_path_buf())
+            });
+        }
+        // `DIR:TAG` for a layout holding several tags.
+        if let Some((dir, tag)) = arg.rsplit_once(':') {
+            if Path::new(dir).join("oci-layout").is_file() {
+                return Ok(UnpackSource::Layout(dir.into(), Some(tag.to_string())));
+            }
+        }
+        Reference::parse(arg)
+            .map(UnpackSource::Registry)
+            .map_err(|e| {
+                anyhow!(
+                    "{arg} is neither an existing file or directory nor an image reference: {e}"
+                )
+            })
+    }
+}
+
+/// An image layout as an [`ImageStore`].
+pub struct LayoutStore {
+    reader: LayoutReader,
+    tag: Option<String>,
+}
+
+impl LayoutStore {
+    /// Opens the layout at `dir`; `tag` picks among several tags.
+    pub fn open(dir: &Path, tag: Option<String>) -> anyhow::Result<Self> {
+        Ok(LayoutStore {
+            reader: LayoutReader::open(dir)?,
+            tag,
+        })
+    }
+}
+
+impl ImageStore for LayoutStore {
+    fn top(&mut self) -> anyhow::Result<Desc> {
+        Ok(self.reader.tagged(self.tag.as_deref())?.0)
+    }
+    fn read_doc(&mut self, desc: &Desc) -> anyhow::Result<Vec<u8>> {
+        Ok(self.reader.read_verified(desc)?)
+    }
+    fn blob_file(&mut self, desc: &Desc) -> anyhow::Result<PathBuf> {
+        Ok(self.reader.blob_path(&desc.digest)?)
+    }
+}
+
+/// A registry repository as an [`ImageStore`]; blobs download into `downloads`.
+pub struct RegistryStore {
+    client: RegistryClient,
+    reference: Reference,
+    downloads: PathBuf,
+}
+
+impl RegistryStore {
+    /// Connects for pulling `reference`.
+    pub fn connect(
+        reference: Reference,
+        options: &ClientOptions,
+        downloads: &Path,
+    ) -> anyhow::Result<Self> {
+        let scope = format!("repository:{}:pull", reference.repository);
+        let client = RegistryClient::connect(&reference.registry, options, vec![scope])?;
+        fs_err::create_dir_all(downloads)?;
+        Ok(RegistryStore {
+            client,
+            reference,
+            downloads: downloads.to_path_buf(),
+        })
+    }
+}
+
+impl ImageStore for RegistryStore {
+    fn top(&mut self) -> anyhow::Result<Desc> {
+        let m = self
+            .client
+            .get_manifest(&self.reference.repository, self.reference.target())?;
+        let media_type = if m.media_type.is_empty() {
+            serde_json::from_slice::<serde_json::Value>(&m.bytes)
+                .ok()
+                .and_then(|v| {
+                    v.get("mediaType")
+                        .and_then(|t| t.as_str())
+                        .map(str::to_string)
+                })
+                .unwrap_or_default()
+        } else {
+            m.media_type
+        };
+        Ok(Desc {
+            media_type,
+            digest: m.digest,
+            size: m.bytes.len() as u64,
+        })
+    }
+    fn read_doc(&mut self, desc: &Desc) -> anyhow::Result<Vec<u8>> {
+        let repo = &self.reference.repository;
+        let bytes = if crate::image::layout_reader::is_manifest_type(&desc.media_type) {
+            self.client.get_manifest(repo, &desc.digest)?.bytes
+        } else {
+            let path = self.blob_file(desc)?;
+            fs_err::read(&path)?
+        };
+        if bytes.len() as u64 != desc.size {
+            return Err(anyhow!(
+                "{}: {} bytes, the descriptor says {}",
+                desc.digest,
+                bytes.len(),
+                desc.size
+            ));
+        }
+        Ok(bytes)
+    }
+    fn blob_file(&mut self, desc: &Desc) -> anyhow::Result<PathBuf> {
+        let name = desc.digest.replace(':', "-");
+        let dest = self.downloads.join(name);
+        if !dest.exists() {
+            self.client
+                .get_blob_to(&self.reference.repository, &desc.digest, desc.size, &dest)?;
+        }
+        Ok(dest)
+    }
+}
+
+/// The OCI platform of the machine we run on.
+pub fn host_oci_platform() -> anyhow::Result<OciPlatform> {
+    let p = crate::platform::host()
+        .ok_or_else(|| anyhow!("this host is not one of envpack's platforms"))?;
+    Ok(OciPlatform {
+        os: p.oci_os,
+        arch: p.oci_arch,
+        variant: p.oci_variant,
+    })
+}
+
+/// Rebuilds the host platform's artifact from an image source inside `work` (a scratch dir
+/// the caller removes). `Artifact` sources are returned as they are.
+pub fn artifact_from_source(
+    source: &UnpackSource,
+    work: &Path,
+    client: &ClientOptions,
+) -> anyhow::Result<Option<RestoredArtifact>> {
+    let platform = host_oci_platform()?;
+    let restored = match source {
+        UnpackSource::Artifact(_) => return Ok(None),
+        UnpackSource::Layout(dir, tag) => {
+            let mut store = LayoutStore::open(dir, tag.clone())?;
+            restore_artifact(&mut store, &platform, work)
+        }
+        UnpackSource::Archive(file) => {
+            let layout = work.join("layout");
+            extract_layout_archive(file, &layout)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let mut store = LayoutStore::open(&layout, None)?;
+            restore_artifact(&mut store, &platform, work)
+        }
+        UnpackSource::Registry(r) => {
+            let mut store = RegistryStore::connect(r.clone(), client, &work.join("downloads"))?;
+            restore_artifact(&mut store, &platform, work)
+        }
+    };
+    restored.map(Some)
+}
+
+/// An artifact ready for the unpacker, with the scratch space it lives in (removed on drop).
+#[derive(Debug)]
+pub struct PreparedArtifact {
+    /// The artifact file.
+    pub path: PathBuf,
+    /// Set when it was rebuilt from an image.
+    pub restored: Option<RestoredArtifact>,
+    _work: Option<tempfile::TempDir>,
+}
+
+/// Resolves `source` to an artifact file: as given, or rebuilt from the image in a scratch
+/// directory under the cache (opened from `cache_dir` only then).
+pub fn prepare_artifact(
+    source: &UnpackSource,
+    cache_dir: Option<&Path>,
+    client: &ClientOptions,
+) -> anyhow::Result<PreparedArtifact> {
+    if let UnpackSource::Artifact(p) = source {
+        return Ok(PreparedArtifact {
+            path: p.clone(),
+            restored: None,
+            _work: None,
+        });
+    }
+    let work = crate::cache::Cache::open(cache_dir)?.scratch_dir()?;
+    let restored = artifact_from_source(source, work.path(), client)?
+        .ok_or_else(|| anyhow!("no image in the source"))?;
+    Ok(PreparedArtifact {
+        path: restored.path.clone(),
+        restored: Some(restored),
+        _work: Some(work),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_arguments() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = dir.path().join("layout");
+        fs_err::create_dir_all(&layout).unwrap();
+        fs_err::write(layout.join("oci-layout"), b"{}").unwrap();
+        let s = layout.to_str().unwrap();
+        assert_eq!(
+            UnpackSource::classify(s).unwrap(),
+            UnpackSource::Layout(layout.clone(), None)
+        );
+        assert_eq!(
+            UnpackSource::classify(&format!("{s}:v1")).unwrap(),
+            UnpackSource::Layout(layout.clone(), Some("v1".into()))
+        );
+        let art = dir.path().join("a.envpack.tar");
+        fs_err::write(&art, b"not a tar").unwrap();
+        assert_eq!(
+            UnpackSource::classify(art.to_str().unwrap()).unwrap(),
+            UnpackSource::Artifact(art.clone())
+        );
+        match UnpackSource::classify("127.0.0.1:5000/team/env:v1").unwrap() {
+            UnpackSource::Registry(r) => assert_eq!(r.repository, "team/env"),
+            other => panic!("{other:?}"),
+        }
+        let err = UnpackSource::classify("missing-file.tar")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("neither an existing file"), "{err}");
+    }
+}

@@ -1,0 +1,265 @@
+//! Base images: `lock` resolves the spec's reference to one platform manifest digest per
+//! platform; `build` pulls exactly that digest (never a tag) into the content-addressed cache
+//! and reuses its layers byte for byte, so the base's digest chain stays intact.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context};
+use envpack_layers::digest::Sha256Digest;
+use oci_spec::image::{History, MediaType};
+use serde_json::Value;
+
+use crate::cache::Cache;
+use crate::image::config::OciPlatform;
+use crate::image::layout::descriptor;
+use crate::image::layout_reader::{children, is_index_type, Desc};
+use crate::image::restore::select_platform;
+use crate::image::BaseImage;
+use crate::lock::{Lock, LockedBase};
+use crate::platform::Platform;
+use crate::registry::{ClientOptions, Reference, RegistryClient};
+use crate::spec::Spec;
+
+/// The OCI platform of an envpack platform.
+pub fn oci_of(p: &Platform) -> OciPlatform {
+    OciPlatform {
+        os: p.oci_os.clone(),
+        arch: p.oci_arch.clone(),
+        variant: p.oci_variant.clone(),
+    }
+}
+
+/// Resolves the spec's base reference of every linux platform in `lock` to a manifest digest.
+pub fn resolve_bases(
+    spec: &Spec,
+    lock: &Lock,
+    client: &ClientOptions,
+) -> anyhow::Result<Vec<LockedBase>> {
+    let mut clients: BTreeMap<String, RegistryClient> = BTreeMap::new();
+    let mut out = Vec::new();
+    for lp in &lock.platforms {
+        let Some(name) = spec.image.base_for(&lp.name) else {
+            continue;
+        };
+        let p = crate::platform::by_name(&lp.name)?;
+        if p.oci_os != "linux" {
+            continue;
+        }
+        let r = Reference::parse(name)?;
+        let c = match clients.entry(r.registry.clone()) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                let scope = format!("repository:{}:pull", r.repository);
+                e.insert(RegistryClient::connect(&r.registry, client, vec![scope])?)
+            }
+        };
+        let top = c
+            .get_manifest(&r.repository, r.target())
+            .with_context(|| format!("resolving base image {name}"))?;
+        let media_type = doc_media_type(&top.media_type, &top.bytes);
+        let digest = if is_index_type(&media_type) {
+            let index: Value = serde_json::from_slice(&top.bytes)?;
+            select_platform(&index, &oci_of(&p))
+                .with_context(|| format!("base image {name} for {}", lp.name))?
+                .digest
+        } else {
+            top.digest
+        };
+        tracing::info!(platform = %lp.name, base = name, %digest, "resolved base image");
+        out.push(LockedBase {
+            platform: lp.name.clone(),
+            name: name.to_string(),
+            digest,
+        });
+    }
+    Ok(out)
+}
+
+fn doc_media_type(header: &str, bytes: &[u8]) -> String {
+    if !header.is_empty() {
+        return header.to_string();
+    }
+    serde_json::from_slice::<Value>(bytes)
+        .ok()
+        .and_then(|v| v.get("mediaType")?.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// The OCI layer media type for a base layer's (possibly Docker) media type; the bytes stay
+/// the same, so the digest does too.
+pub fn oci_layer_type(media_type: &str) -> anyhow::Result<MediaType> {
+    match media_type {
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+        | "application/vnd.docker.image.rootfs.diff.tar.gzip" => Ok(MediaType::ImageLayerGzip),
+        "application/vnd.oci.image.layer.v1.tar+zstd" => Ok(MediaType::ImageLayerZstd),
+        "application/vnd.oci.image.layer.v1.tar" => Ok(MediaType::ImageLayer),
+        other => bail!("base layer media type {other} is not supported"),
+    }
+}
+
+/// Fetches blobs of one base image, from the cache when present.
+struct BlobSource<'a> {
+    cache: &'a Cache,
+    reference: Reference,
+    options: &'a ClientOptions,
+    client: Option<RegistryClient>,
+}
+
+impl BlobSource<'_> {
+    fn client(&mut self) -> anyhow::Result<&RegistryClient> {
+        if self.client.is_none() {
+            let scope = format!("repository:{}:pull", self.reference.repository);
+            self.client = Some(RegistryClient::connect(
+                &self.reference.registry,
+                self.options,
+                vec![scope],
+            )?);
+        }
+        self.client
+            .as_ref()
+            .ok_or_else(|| anyhow!("no registry client"))
+    }
+
+    /// The cached file of `digest`, downloading (and verifying) it on a miss.
+    fn blob(&mut self, digest: &str, size: u64, manifest: bool) -> anyhow::Result<PathBuf> {
+        let sha = Sha256Digest::parse_prefixed(digest)?;
+        if let Some(p) = self.cache.get(&sha)? {
+            return Ok(p);
+        }
+        let scratch = self.cache.scratch_dir()?;
+        let tmp = scratch.path().join("blob");
+        let repo = self.reference.repository.clone();
+        if manifest {
+            let m = self.client()?.get_manifest(&repo, digest)?;
+            fs_err::write(&tmp, &m.bytes)?;
+        } else {
+            self.client()?.get_blob_to(&repo, digest, size, &tmp)?;
+        }
+        let cached = self.cache.insert_file(&tmp)?;
+        if cached.sha256 != sha {
+            bail!(
+                "base blob {digest} hashed to {} in the cache",
+                cached.sha256
+            );
+        }
+        Ok(cached.path)
+    }
+}
+
+/// Pulls the pinned base of one platform (by digest) into the cache and describes it.
+pub fn pull_base(
+    locked: &LockedBase,
+    cache: &Cache,
+    options: &ClientOptions,
+    platform: &OciPlatform,
+) -> anyhow::Result<BaseImage> {
+    let reference = Reference::parse(&locked.name)?;
+    let mut src = BlobSource {
+        cache,
+        reference,
+        options,
+        client: None,
+    };
+    let what = format!("base image {}@{}", locked.name, locked.digest);
+    let manifest_bytes = fs_err::read(src.blob(&locked.digest, 0, true).context(what.clone())?)?;
+    let manifest: Value =
+        serde_json::from_slice(&manifest_bytes).with_context(|| format!("{what}: manifest"))?;
+    let media_type = doc_media_type("", &manifest_bytes);
+    if is_index_type(&media_type) || manifest.get("manifests").is_some() {
+        bail!("{what} is an index; the lock must pin a platform manifest (re-run `envpack lock`)");
+    }
+    let (_, blobs) = children(&manifest, &locked.digest)?;
+    let (config_desc, layers): (&Desc, &[Desc]) = blobs
+        .split_first()
+        .ok_or_else(|| anyhow!("{what}: manifest has no config"))?;
+    let config_path = src.blob(&config_desc.digest, config_desc.size, false)?;
+    let config: Value = serde_json::from_slice(&fs_err::read(&config_path)?)
+        .with_context(|| format!("{what}: config is not JSON"))?;
+    let s = |k: &str| config.get(k).and_then(Value::as_str).unwrap_or("");
+    if s("os") != platform.os || s("architecture") != platform.arch {
+        bail!(
+            "{what} is {}/{}, not {}/{}",
+            s("os"),
+            s("architecture"),
+            platform.os,
+            platform.arch
+        );
+    }
+    let diff_ids: Vec<Sha256Digest> = config
+        .pointer("/rootfs/diff_ids")
+        .and_then(Value::as_array)
+        .ok_or_else(|| anyhow!("{what}: config has no rootfs.diff_ids"))?
+        .iter()
+        .map(|d| {
+            d.as_str()
+                .and_then(|d| Sha256Digest::parse_prefixed(d).ok())
+                .ok_or_else(|| anyhow!("{what}: bad diff_id {d}"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    if diff_ids.len() != layers.len() {
+        bail!(
+            "{what}: {} diff_ids for {} layers",
+            diff_ids.len(),
+            layers.len()
+        );
+    }
+    let history: Vec<History> = match config.get("history") {
+        Some(h) => {
+            serde_json::from_value(h.clone()).with_context(|| format!("{what}: config history"))?
+        }
+        None => Vec::new(),
+    };
+    let path = config
+        .pointer("/config/Env")
+        .and_then(Value::as_array)
+        .and_then(|env| {
+            env.iter()
+                .filter_map(Value::as_str)
+                .find_map(|e| e.strip_prefix("PATH=").map(str::to_string))
+        });
+    let mut descs = Vec::new();
+    let mut files = Vec::new();
+    for l in layers {
+        files.push(src.blob(&l.digest, l.size, false)?);
+        let d = Sha256Digest::parse_prefixed(&l.digest)?;
+        descs.push(descriptor(oci_layer_type(&l.media_type)?, &d, l.size)?);
+    }
+    Ok(BaseImage {
+        name: locked.name.clone(),
+        digest: locked.digest.clone(),
+        diff_ids,
+        history,
+        layers: descs,
+        path,
+        files,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_types_keep_their_bytes() {
+        assert_eq!(
+            oci_layer_type("application/vnd.docker.image.rootfs.diff.tar.gzip").unwrap(),
+            MediaType::ImageLayerGzip
+        );
+        assert_eq!(
+            oci_layer_type("application/vnd.oci.image.layer.v1.tar+zstd").unwrap(),
+            MediaType::ImageLayerZstd
+        );
+        assert!(
+            oci_layer_type("application/vnd.oci.image.layer.nondistributable.v1.tar+gzip").is_err()
+        );
+        assert_eq!(
+            doc_media_type(
+                "",
+                br#"{"mediaType":"application/vnd.oci.image.index.v1+json"}"#
+            ),
+            "application/vnd.oci.image.index.v1+json"
+        );
+        assert_eq!(doc_media_type("x/y", b"{}"), "x/y");
+    }
+}

@@ -1,0 +1,698 @@
+//! A blocking client for the OCI distribution API, talking HTTP directly (ureq) so manifests
+//! go out as the exact bytes of the layout and blobs stream from disk.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use envpack_layers::digest::{HashingWriter, Sha256Digest};
+use ureq::http::{Method, Request, Response};
+use ureq::{Body, SendBody};
+use url::Url;
+
+use super::challenge::{parse_challenge, Challenge};
+use super::credentials::{lookup, Credentials};
+use super::error::{RegistryError, Result};
+use super::reference::hostname_of;
+use super::reference::is_loopback_host;
+use super::retry::RetryPolicy;
+
+/// Largest manifest or index we read (the distribution default limit is 4 MiB).
+pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+
+/// Media types we accept when asking for a manifest.
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// How to reach a registry.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    /// Allow plain HTTP for a non-loopback host.
+    pub insecure: bool,
+    /// Retry behaviour.
+    pub retry: RetryPolicy,
+    /// Credentials to use instead of looking them up (tests, `--creds`).
+    pub credentials: Option<Credentials>,
+}
+
+/// What a request sends.
+pub enum Payload<'a> {
+    /// Nothing.
+    Empty,
+    /// Bytes in memory, with their content type.
+    Bytes(&'a [u8], &'a str),
+    /// A file streamed from disk (`size` bytes), never read into memory whole.
+    File(&'a Path, u64),
+}
+
+/// A fetched manifest.
+#[derive(Debug, Clone)]
+pub struct FetchedManifest {
+    /// The exact bytes.
+    pub bytes: Vec<u8>,
+    /// The media type the registry gave.
+    pub media_type: String,
+    /// sha256 of the bytes.
+    pub digest: String,
+}
+
+/// Outcome of a cross-repository mount request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mount {
+    /// The registry linked the blob; nothing to upload.
+    Mounted,
+    /// The registry started an ordinary upload session at this URL instead.
+    Upload(String),
+}
+
+/// A connection to one registry, with cached authorization.
+pub struct RegistryClient {
+    agent: ureq::Agent,
+    base: Url,
+    registry: String,
+    credentials: Option<Credentials>,
+    authorization: Mutex<Option<String>>,
+    /// Scopes to ask a token service for besides the challenge's own (pull on mount sources).
+    extra_scopes: Vec<String>,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for RegistryClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryClient")
+            .field("base", &self.base.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_recv_response(Some(Duration::from_secs(600)))
+        .timeout_per_read(Some(Duration::from_secs(120)))
+        .user_agent(concat!("envpack/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .new_agent()
+}
+
+fn transport(method: &Method, url: &str, e: ureq::Error) -> RegistryError {
+    match e {
+        ureq::Error::Io(_)
+        | ureq::Error::Timeout(_)
+        | ureq::Error::ConnectionFailed
+        | ureq::Error::Protocol(_) => RegistryError::Transport {
+            method: method.to_string(),
+            url: url.to_string(),
+            detail: e.to_string(),
+            attempts: 1,
+        },
+        other => RegistryError::Protocol {
+            what: format!("{method} {url}"),
+            detail: other.to_string(),
+        },
+    }
+}
+
+fn header<'r>(resp: &'r Response<Body>, name: &str) -> Option<&'r str> {
+    resp.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The start of an error response's body, for messages.
+fn error_body(resp: &mut Response<Body>) -> String {
+    let text = resp
+        .body_mut()
+        .with_config()
+        .limit(4096)
+        .lossy_utf8(true)
+        .read_to_string()
+        .unwrap_or_default();
+    text.trim().chars().take(500).collect()
+}
+
+impl RegistryClient {
+    /// Connects to `registry` (`host[:port]`): HTTPS, or plain HTTP for loopback hosts and
+    /// with `insecure` when HTTPS doesn't answer. `extra_scopes` are token scopes needed
+    /// besides the one each challenge names.
+    pub fn connect(
+        registry: &str,
+        options: &ClientOptions,
+        extra_scopes: Vec<String>,
+    ) -> Result<Self> {
+        let credentials = match &options.credentials {
+            Some(c) => Some(c.clone()),
+            None => lookup(registry)?,
+        };
+        let plain_ok = options.insecure || is_loopback_host(hostname_of(registry));
+        let parse = |s: &str| {
+            Url::parse(s).map_err(|e| RegistryError::BadReference {
+                reference: registry.to_string(),
+                reason: e.to_string(),
+            })
+        };
+        let mut client = RegistryClient {
+            agent: agent(),
+            base: parse(&format!("https://{registry}/"))?,
+            registry: registry.to_string(),
+            credentials,
+            authorization: Mutex::new(None),
+            extra_scopes,
+            retry: options.retry,
+        };
+        match client.ping() {
+            Ok(()) => return Ok(client),
+            Err(RegistryError::Transport { .. }) | Err(RegistryError::Protocol { .. })
+                if plain_ok =>
+            {
+                client.base = parse(&format!("http://{registry}/"))?;
+            }
+            Err(e @ RegistryError::Transport { .. }) | Err(e @ RegistryError::Protocol { .. }) => {
+                tracing::debug!("https ping failed: {e}");
+                if client.plain_answers() {
+                    return Err(RegistryError::PlainHttpRefused {
+                        host: registry.to_string(),
+                    });
+                }
+            }
+            Err(e) if e.is_transient() => {}
+            Err(e) => return Err(e),
+        }
+        let what = format!("GET {}v2/", client.base);
+        client.retry.run(&what, |_| client.ping())?;
+        Ok(client)
+    }
+
+    /// The base URL in use (`https://host/` or `http://host/`).
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// `GET /v2/`: reachable and speaking the distribution API (401 counts: auth comes later).
+    fn ping(&self) -> Result<()> {
+        let url = self.url("v2/")?;
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(url.as_str())
+            .body(SendBody::none())
+            .map_err(|e| RegistryError::Protocol {
+                what: format!("GET {url}"),
+                detail: e.to_string(),
+            })?;
+        let mut resp = self
+            .agent
+            .run(req)
+            .map_err(|e| transport(&Method::GET, url.as_str(), e))?;
+        match resp.status().as_u16() {
+            200 | 401 => Ok(()),
+            s => Err(RegistryError::Status {
+                method: "GET".into(),
+                url: url.to_string(),
+                status: s,
+                body: error_body(&mut resp),
+            }),
+        }
+    }
+
+    /// Whether the host answers plain HTTP at /v2/ (only used to explain a refusal).
+    fn plain_answers(&self) -> bool {
+        let url = format!("http://{}/v2/", self.registry);
+        self.agent
+            .get(&url)
+            .call()
+            .map(|r| matches!(r.status().as_u16(), 200 | 401))
+            .unwrap_or(false)
+    }
+
+    fn url(&self, path: &str) -> Result<Url> {
+        self.base.join(path).map_err(|e| RegistryError::Protocol {
+            what: format!("building a URL for {path}"),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Resolves an upload `Location` (absolute or relative).
+    fn location(&self, loc: &str) -> Result<Url> {
+        self.url(loc)
+    }
+
+    /// One request with auth: a 401 triggers one challenge round and a resend.
+    pub fn send(
+        &self,
+        method: Method,
+        url: &Url,
+        headers: &[(&str, &str)],
+        payload: &Payload,
+    ) -> Result<Response<Body>> {
+        let mut challenged = false;
+        loop {
+            let mut resp = self.send_raw(&method, url, headers, payload)?;
+            let status = resp.status().as_u16();
+            if status == 401 && !challenged {
+                challenged = true;
+                let ch = header(&resp, "www-authenticate")
+                    .and_then(parse_challenge)
+                    .ok_or_else(|| RegistryError::Unauthorized {
+                        method: method.to_string(),
+                        url: url.to_string(),
+                        status,
+                        hint: "; the registry sent no usable WWW-Authenticate challenge".into(),
+                    })?;
+                let _ = error_body(&mut resp);
+                self.authorize(&ch, &method, url)?;
+                continue;
+            }
+            if status == 401 || status == 403 {
+                let body = error_body(&mut resp);
+                let hint = if self.credentials.is_none() {
+                    format!("{}: {body}", self.no_credentials_hint())
+                } else {
+                    format!(
+                        "; the credentials for {} were refused: {body}",
+                        self.registry
+                    )
+                };
+                return Err(RegistryError::Unauthorized {
+                    method: method.to_string(),
+                    url: url.to_string(),
+                    status,
+                    hint,
+                });
+            }
+            return Ok(resp);
+        }
+    }
+
+    fn no_credentials_hint(&self) -> String {
+        format!(
+            "; no credentials for {} (log in with `podman login` / `docker login`, or set REGISTRY_AUTH_FILE)",
+            self.registry
+        )
+    }
+
+    /// Like [`send`](Self::send) with retries on transient failures; non-success statuses
+    /// other than `ok` become errors (5xx ones retried).
+    pub fn send_expect(
+        &self,
+        method: Method,
+        url: &Url,
+        headers: &[(&str, &str)],
+        payload: &Payload,
+        ok: &[u16],
+    ) -> Result<Response<Body>> {
+        let what = format!("{method} {url}");
+        self.retry.run(&what, |_| {
+            let mut resp = self.send(method.clone(), url, headers, payload)?;
+            let status = resp.status().as_u16();
+            if ok.contains(&status) {
+                Ok(resp)
+            } else {
+                Err(RegistryError::Status {
+                    method: method.to_string(),
+                    url: url.to_string(),
+                    status,
+                    body: error_body(&mut resp),
+                })
+            }
+        })
+    }
+
+    fn send_raw(
+        &self,
+        method: &Method,
+        url: &Url,
+        headers: &[(&str, &str)],
+        payload: &Payload,
+    ) -> Result<Response<Body>> {
+        let mut b = Request::builder().method(method.clone()).uri(url.as_str());
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        if let Some(a) = self.authorization.lock().ok().and_then(|g| g.clone()) {
+            b = b.header("Authorization", a);
+        }
+        let bad = |e: ureq::http::Error| RegistryError::Protocol {
+            what: format!("{method} {url}"),
+            detail: e.to_string(),
+        };
+        let result = match payload {
+            Payload::Empty => {
+                let body = if matches!(*method, Method::GET | Method::HEAD | Method::DELETE) {
+                    SendBody::none()
+                } else {
+                    b = b.header("Content-Length", "0");
+                    SendBody::from_owned_reader(std::io::empty())
+                };
+                self.agent.run(b.body(body).map_err(bad)?)
+            }
+            Payload::Bytes(bytes, content_type) => {
+                b = b
+                    .header("Content-Type", *content_type)
+                    .header("Content-Length", bytes.len().to_string());
+                let mut r: &[u8] = bytes;
+                self.agent
+                    .run(b.body(SendBody::from_reader(&mut r)).map_err(bad)?)
+            }
+            Payload::File(path, size) => {
+                let file = fs_err::File::open(path)?;
+                b = b
+                    .header("Content-Type", "application/octet-stream")
+                    .header("Content-Length", size.to_string());
+                let reader = std::io::BufReader::with_capacity(1 << 20, file.take(*size));
+                self.agent
+                    .run(b.body(SendBody::from_owned_reader(reader)).map_err(bad)?)
+            }
+        };
+        result.map_err(|e| transport(method, url.as_str(), e))
+    }
+
+    /// Answers a challenge: Basic sends the credentials, Bearer fetches a token.
+    fn authorize(&self, ch: &Challenge, method: &Method, url: &Url) -> Result<()> {
+        let value = match ch.scheme.as_str() {
+            "basic" => match &self.credentials {
+                Some(c) => c.basic_header(),
+                None => {
+                    return Err(RegistryError::Unauthorized {
+                        method: method.to_string(),
+                        url: url.to_string(),
+                        status: 401,
+                        hint: self.no_credentials_hint(),
+                    })
+                }
+            },
+            "bearer" => format!("Bearer {}", self.fetch_token(ch)?),
+            other => {
+                return Err(RegistryError::Protocol {
+                    what: format!("authenticating to {}", self.registry),
+                    detail: format!("unsupported auth scheme {other:?}"),
+                })
+            }
+        };
+        if let Ok(mut g) = self.authorization.lock() {
+            *g = Some(value);
+        }
+        Ok(())
+    }
+
+    fn fetch_token(&self, ch: &Challenge) -> Result<String> {
+        let realm = ch
+            .params
+            .get("realm")
+            .ok_or_else(|| RegistryError::Protocol {
+                what: format!("authenticating to {}", self.registry),
+                detail: "Bearer challenge without realm".into(),
+            })?;
+        let mut url = Url::parse(realm).map_err(|e| RegistryError::Protocol {
+            what: format!("authenticating to {}", self.registry),
+            detail: format!("bad token realm {realm:?}: {e}"),
+        })?;
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(s) = ch.params.get("service") {
+                q.append_pair("service", s);
+            }
+            let mut scopes: Vec<&str> = Vec::new();
+            if let Some(s) = ch.params.get("scope") {
+                scopes.extend(s.split(' '));
+            }
+            scopes.extend(self.extra_scopes.iter().map(String::as_str));
+            scopes.dedup();
+            for s in scopes {
+                q.append_pair("scope", s);
+            }
+        }
+        let what = format!("GET {url}");
+        let token = self.retry.run(&what, |_| {
+            let mut req = self.agent.get(url.as_str());
+            if let Some(c) = &self.credentials {
+                req = req.header("Authorization", c.basic_header());
+            }
+            let mut resp = req
+                .call()
+                .map_err(|e| transport(&Method::GET, url.as_str(), e))?;
+            let status = resp.status().as_u16();
+            if status == 401 || status == 403 {
+                return Err(RegistryError::Unauthorized {
+                    method: "GET".into(),
+                    url: url.to_string(),
+                    status,
+                    hint: format!(
+                        "; the token service refused the credentials for {}",
+                        self.registry
+                    ),
+                });
+            }
+            if status != 200 {
+                return Err(RegistryError::Status {
+                    method: "GET".into(),
+                    url: url.to_string(),
+                    status,
+                    body: error_body(&mut resp),
+                });
+            }
+            let bytes = resp
+                .body_mut()
+                .with_config()
+                .limit(1 << 20)
+                .read_to_vec()
+                .map_err(|e| transport(&Method::GET, url.as_str(), e))?;
+            let v: serde_json::Value =
+                serde_json::from_slice(&bytes).map_err(|e| RegistryError::Protocol {
+                    what: format!("GET {url}"),
+                    detail: format!("token response is not JSON: {e}"),
+                })?;
+            v.get("token")
+                .or_else(|| v.get("access_token"))
+                .and_then(|t| t.as_str())
+                .map(str::to_string)
+                .ok_or_else(|| RegistryError::Protocol {
+                    what: format!("GET {url}"),
+                    detail: "token response without token".into(),
+                })
+        })?;
+        Ok(token)
+    }
+
+    /// `HEAD /v2/<repo>/blobs/<digest>`: whether the repository has the blob.
+    pub fn blob_exists(&self, repo: &str, digest: &str) -> Result<bool> {
+        let url = self.url(&format!("v2/{repo}/blobs/{digest}"))?;
+        let resp = self.send_expect(Method::HEAD, &url, &[], &Payload::Empty, &[200, 404])?;
+        Ok(resp.status().as_u16() == 200)
+    }
+
+    /// Asks the registry to link `digest` from repository `from` into `repo`.
+    pub fn mount_blob(&self, repo: &str, digest: &str, from: &str) -> Result<Mount> {
+        let mut url = self.url(&format!("v2/{repo}/blobs/uploads/"))?;
+        url.query_pairs_mut()
+            .append_pair("mount", digest)
+            .append_pair("from", from);
+        let resp = self.send_expect(Method::POST, &url, &[], &Payload::Empty, &[201, 202])?;
+        if resp.status().as_u16() == 201 {
+            return Ok(Mount::Mounted);
+        }
+        let loc = header(&resp, "location").ok_or_else(|| RegistryError::Protocol {
+            what: format!("POST {url}"),
+            detail: "202 without Location".into(),
+        })?;
+        Ok(Mount::Upload(loc.to_string()))
+    }
+
+    /// Uploads the file at `path` as blob `digest` (monolithic PUT streamed from disk). A
+    /// session from a failed mount can be passed in; retries start a fresh session.
+    pub fn upload_blob(
+        &self,
+        repo: &str,
+        digest: &str,
+        path: &Path,
+        size: u64,
+        mut session: Option<String>,
+    ) -> Result<()> {
+        let what = format!("uploading {digest} to {}/{repo}", self.registry);
+        self.retry.run(&what, |_| {
+            let loc = match session.take() {
+                Some(l) => l,
+                None => self.start_upload(repo)?,
+            };
+            let mut url = self.location(&loc)?;
+            url.query_pairs_mut().append_pair("digest", digest);
+            let mut resp = self.send(Method::PUT, &url, &[], &Payload::File(path, size))?;
+            let status = resp.status().as_u16();
+            if status != 201 {
+                return Err(RegistryError::Status {
+                    method: "PUT".into(),
+                    url: url.to_string(),
+                    status,
+                    body: error_body(&mut resp),
+                });
+            }
+            if let Some(d) = header(&resp, "docker-content-digest") {
+                if d != digest {
+                    return Err(RegistryError::DigestMismatch {
+                        what: format!("blob uploaded to {}/{repo}", self.registry),
+                        expected: digest.to_string(),
+                        actual: d.to_string(),
+                    });
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn start_upload(&self, repo: &str) -> Result<String> {
+        let url = self.url(&format!("v2/{repo}/blobs/uploads/"))?;
+        let resp = self.send_expect(Method::POST, &url, &[], &Payload::Empty, &[202])?;
+        header(&resp, "location")
+            .map(str::to_string)
+            .ok_or_else(|| RegistryError::Protocol {
+                what: format!("POST {url}"),
+                detail: "202 without Location".into(),
+            })
+    }
+
+    /// `HEAD` a manifest: its digest if the registry has it.
+    pub fn manifest_digest(&self, repo: &str, reference: &str) -> Result<Option<String>> {
+        let url = self.url(&format!("v2/{repo}/manifests/{reference}"))?;
+        let resp = self.send_expect(
+            Method::HEAD,
+            &url,
+            &[("Accept", MANIFEST_ACCEPT)],
+            &Payload::Empty,
+            &[200, 404],
+        )?;
+        if resp.status().as_u16() == 404 {
+            return Ok(None);
+        }
+        Ok(header(&resp, "docker-content-digest").map(str::to_string))
+    }
+
+    /// Puts `bytes` as a manifest under `reference` (tag or digest); checks the registry
+    /// computed the same digest.
+    pub fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<String> {
+        let url = self.url(&format!("v2/{repo}/manifests/{reference}"))?;
+        let digest = Sha256Digest::of_bytes(bytes).to_string();
+        let resp = self.send_expect(
+            Method::PUT,
+            &url,
+            &[],
+            &Payload::Bytes(bytes, media_type),
+            &[201],
+        )?;
+        if let Some(d) = header(&resp, "docker-content-digest") {
+            if d != digest {
+                return Err(RegistryError::DigestMismatch {
+                    what: format!("manifest pushed to {}/{repo}:{reference}", self.registry),
+                    expected: digest,
+                    actual: d.to_string(),
+                });
+            }
+        }
+        Ok(digest)
+    }
+
+    /// Gets a manifest; when `reference` is a digest the bytes must hash to it.
+    pub fn get_manifest(&self, repo: &str, reference: &str) -> Result<FetchedManifest> {
+        let url = self.url(&format!("v2/{repo}/manifests/{reference}"))?;
+        let mut resp = self.send_expect(
+            Method::GET,
+            &url,
+            &[("Accept", MANIFEST_ACCEPT)],
+            &Payload::Empty,
+            &[200],
+        )?;
+        let media_type = header(&resp, "content-type")
+            .map(|c| c.split(';').next().unwrap_or(c).trim().to_string())
+            .unwrap_or_default();
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_MANIFEST_BYTES)
+            .read_to_vec()
+            .map_err(|e| transport(&Method::GET, url.as_str(), e))?;
+        let digest = Sha256Digest::of_bytes(&bytes).to_string();
+        if reference.starts_with("sha256:") && digest != reference {
+            return Err(RegistryError::DigestMismatch {
+                what: format!("manifest {}/{repo}@{reference}", self.registry),
+                expected: reference.to_string(),
+                actual: digest,
+            });
+        }
+        Ok(FetchedManifest {
+            bytes,
+            media_type,
+            digest,
+        })
+    }
+
+    /// Downloads blob `digest` (`size` bytes) into `dest`, hashing as it streams; a wrong
+    /// digest or size is an error and leaves no file behind.
+    pub fn get_blob_to(&self, repo: &str, digest: &str, size: u64, dest: &Path) -> Result<()> {
+        let url = self.url(&format!("v2/{repo}/blobs/{digest}"))?;
+        let what = format!("GET {url}");
+        let result = self.retry.run(&what, |_| {
+            let mut resp = self.send_expect(Method::GET, &url, &[], &Payload::Empty, &[200])?;
+            let file = fs_err::File::create(dest)?;
+            let mut w = HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, file));
+            let mut r = resp
+                .body_mut()
+                .with_config()
+                .limit(size.saturating_add(1))
+                .reader();
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                let n = match r.read(&mut buf) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        return Err(RegistryError::Transport {
+                            method: "GET".into(),
+                            url: url.to_string(),
+                            detail: format!("reading the body: {e}"),
+                            attempts: 1,
+                        })
+                    }
+                };
+                if n == 0 {
+                    break;
+                }
+                w.write_all(&buf[..n])?;
+            }
+            let (actual, got, buffered) = w.into_parts();
+            let file = buffered
+                .into_inner()
+                .map_err(|e| RegistryError::Io(e.into_error()))?;
+            file.sync_all()?;
+            if got != size || actual.to_string() != digest {
+                return Err(RegistryError::DigestMismatch {
+                    what: format!(
+                        "blob {}/{repo}@{digest} ({got} of {size} bytes)",
+                        self.registry
+                    ),
+                    expected: digest.to_string(),
+                    actual: actual.to_string(),
+                });
+            }
+            Ok(())
+        });
+        if result.is_err() {
+            let _ = fs_err::remove_file(dest);
+        }
+        result
+    }
+
+    /// Whether the registry serves the referrers API for `repo` (distribution 2.8 doesn't).
+    pub fn referrers_api(&self, repo: &str, digest: &str) -> Result<bool> {
+        let url = self.url(&format!("v2/{repo}/referrers/{digest}"))?;
+        let resp = self.send_expect(
+            Method::GET,
+            &url,
+            &[("Accept", "application/vnd.oci.image.index.v1+json")],
+            &Payload::Empty,
+            &[200, 404],
+        )?;
+        Ok(resp.status().as_u16() == 200)
+    }
+}

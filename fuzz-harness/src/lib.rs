@@ -1,0 +1,95 @@
+//! The fuzz targets' bodies. Each takes untrusted bytes, may reject them, and panics only when
+//! an invariant breaks (a panic is the bug the fuzzer reports). The cargo-fuzz targets in
+//! `fuzz/fuzz_targets/` call these; `tests/fuzz_smoke.rs` replays the seed corpus through them.
+
+use envpack_layers::artifact::{ArtifactIndex, ArtifactReader};
+use envpack_layers::extract::{extract_layer, ExtractOptions};
+
+/// A target's body.
+pub type Target = fn(&[u8]);
+
+/// Every target by name, for runners that take a name.
+pub const TARGETS: [(&str, Target); 5] = [
+    ("layer_extract", layer_extract),
+    ("artifact_reader", artifact_reader),
+    ("lock_parse", lock_parse),
+    ("wheel_metadata", wheel_metadata),
+    ("oci_json", oci_json),
+];
+
+/// A decompressed layer tar: extraction may reject it, never write outside the destination.
+pub fn layer_extract(data: &[u8]) {
+    let Ok(outer) = tempfile::tempdir() else {
+        return;
+    };
+    let dest_path = outer.path().join("dest");
+    if std::fs::create_dir(&dest_path).is_err() {
+        return;
+    }
+    let Ok(dest) = cap_std::fs::Dir::open_ambient_dir(&dest_path, cap_std::ambient_authority())
+    else {
+        return;
+    };
+    let opts = ExtractOptions {
+        manifest: None,
+        max_total_bytes: 1 << 20,
+    };
+    let _ = extract_layer(data, &dest, &opts);
+    let siblings: Vec<_> = std::fs::read_dir(outer.path())
+        .map(|r| r.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        siblings,
+        vec![std::ffi::OsString::from("dest")],
+        "extraction wrote outside its destination"
+    );
+}
+
+/// A whole portable artifact (or its index JSON): open, check every blob, read every layer.
+pub fn artifact_reader(data: &[u8]) {
+    let _ = ArtifactIndex::from_json(data);
+    let Ok(dir) = tempfile::tempdir() else {
+        return;
+    };
+    let path = dir.path().join("a.envpack.tar");
+    if std::fs::write(&path, data).is_err() {
+        return;
+    }
+    let Ok(reader) = ArtifactReader::open(&path) else {
+        return;
+    };
+    let _ = reader.verify_layers();
+    let _ = reader.verify_uncompressed();
+}
+
+/// A lock or spec: a parsed lock re-serializes to text that parses to the same lock.
+pub fn lock_parse(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let _ = envpack::spec::parse(text, "fuzz.toml");
+    if let Ok(lock) = envpack::lock::Lock::parse(text, "fuzz.lock") {
+        let again = lock.to_toml();
+        match envpack::lock::Lock::parse(&again, "fuzz.lock") {
+            Ok(back) => assert_eq!(back.to_toml(), again, "lock serialization is not stable"),
+            Err(e) => panic!("a serialized lock does not parse: {e}\n{again}"),
+        }
+    }
+}
+
+/// A wheel's METADATA and RECORD.
+pub fn wheel_metadata(data: &[u8]) {
+    let _ = envpack::metadata::parse_core_metadata(data);
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = envpack::install::record::parse_record(text);
+    }
+}
+
+/// OCI JSON read from layouts and registries, and the env manifest.
+pub fn oci_json(data: &[u8]) {
+    let _ = envpack_layers::manifest::Manifest::parse(data);
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return;
+    };
+    let _ = envpack::image::layout_reader::Desc::from_value(&value, "fuzz");
+}

@@ -1,0 +1,265 @@
+//! The image on a real container runtime: a base image made here from this machine's glibc
+//! (plus /bin/sh and the few tools the launchers use), pushed to a local `docker-registry`,
+//! pinned by `envpack lock`, built on, pushed, and run with `podman` (runc, vfs storage).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use envpack_e2e::registry::Registry;
+use envpack_e2e::*;
+use serde_json::Value;
+
+const TAG: &str = "3.11.7-conan2.21.0";
+const GCC12: &str = "[settings]\nos=Linux\narch=x86_64\ncompiler=gcc\ncompiler.version=12\ncompiler.libcxx=libstdc++11\nbuild_type=Release\n";
+const REMOTE: &str = r#"{ name = "openssl-conan", url = "https://conan.example.org/api/conan/openssl", verify-ssl = true }"#;
+/// Host tools the env's sh launchers and shims call.
+const TOOLS: [&str; 6] = ["readlink", "dirname", "basename", "cat", "env", "uname"];
+
+fn json_of(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn is_elf(p: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    fs_err::File::open(p)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && &magic == b"\x7fELF"
+}
+
+/// The host libraries (outside `inside`) that `elfs` load, per `ldd`.
+fn host_libraries(elfs: &[PathBuf], inside: &Path) -> BTreeSet<PathBuf> {
+    let mut libs = BTreeSet::new();
+    for e in elfs {
+        let out = Command::new("ldd").arg(e).output().unwrap();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let path = match line.split_once("=>") {
+                Some((_, rest)) => rest.trim().split(' ').next().unwrap_or(""),
+                None => line.trim().split(' ').next().unwrap_or(""),
+            };
+            let p = PathBuf::from(path);
+            if p.is_absolute() && !p.starts_with(inside) && p.exists() {
+                libs.insert(p);
+            }
+        }
+    }
+    libs
+}
+
+fn elfs_under(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in fs_err::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let t = e.file_type().unwrap();
+        if t.is_dir() {
+            elfs_under(&e.path(), out);
+        } else if t.is_file() && is_elf(&e.path()) {
+            out.push(e.path());
+        }
+    }
+}
+
+/// A minimal root: /bin/sh, the launcher tools, and every host library they and the env's
+/// CPython load, at the paths the dynamic linker expects.
+fn make_base_rootfs(env: &Path, rootfs: &Path) {
+    let bin = rootfs.join("bin");
+    fs_err::create_dir_all(&bin).unwrap();
+    for d in ["tmp", "root", "etc"] {
+        fs_err::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    let mut elfs = Vec::new();
+    let sh = PathBuf::from("/bin/sh").canonicalize().unwrap();
+    fs_err::copy(&sh, bin.join("sh")).unwrap();
+    elfs.push(sh);
+    for t in TOOLS {
+        let p = PathBuf::from("/usr/bin").join(t);
+        fs_err::copy(&p, bin.join(t)).unwrap();
+        elfs.push(p);
+    }
+    elfs_under(env, &mut elfs);
+    for lib in host_libraries(&elfs, env) {
+        let dest = rootfs.join(lib.strip_prefix("/").unwrap());
+        fs_err::create_dir_all(dest.parent().unwrap()).unwrap();
+        fs_err::copy(lib.canonicalize().unwrap(), &dest).unwrap();
+    }
+    fs_err::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    run(Command::new("chmod").arg("1777").arg(rootfs.join("tmp")));
+}
+
+/// Turns `rootfs` into a one-layer image with umoci and pushes it as `reference`.
+fn push_base(work: &Path, rootfs: &Path, reference: &str) -> String {
+    let layout = work.join("base-layout");
+    let image = format!("{}:base", layout.display());
+    run(Command::new("umoci")
+        .args(["init", "--layout"])
+        .arg(&layout));
+    run(Command::new("umoci").args(["new", "--image", &image]));
+    run(Command::new("umoci")
+        .args(["insert", "--image", &image])
+        .arg(rootfs)
+        .arg("/"));
+    run(Command::new("umoci").args(["config", "--image", &image, "--config.env", "PATH=/bin"]));
+    run(Command::new("skopeo")
+        .args(["copy", "--dest-tls-verify=false"])
+        .arg(format!("oci:{image}"))
+        .arg(format!("docker://{reference}")));
+    let raw = run(Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--raw"])
+        .arg(format!("docker://{reference}")))
+    .stdout;
+    use sha2::{Digest, Sha256};
+    format!("sha256:{}", hex::encode(Sha256::digest(&raw)))
+}
+
+fn podman(storage: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new("podman");
+    cmd.arg("--root")
+        .arg(storage.join("storage"))
+        .arg("--runroot")
+        .arg(storage.join("run"))
+        .args([
+            "--storage-driver",
+            "vfs",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "file",
+        ])
+        .args(args)
+        .env(
+            "CONTAINERS_REGISTRIES_CONF",
+            storage.join("registries.conf"),
+        );
+    run(&mut cmd)
+}
+
+#[test]
+fn podman_runs_conan_from_the_image_on_a_pinned_base() {
+    let dir = tempfile::Builder::new()
+        .prefix("envpack-podman-")
+        .tempdir()
+        .unwrap();
+    let work = dir.path();
+    let index = IndexServer::start(&index_dir(), &[]);
+    let mirror = format!("file://{}", python_mirror().display());
+    let cache = work.join("cache");
+    let reg = Registry::start();
+
+    // The env itself first (a tarball), to learn which host libraries its CPython needs.
+    let spec = work.join("spec");
+    fs_err::create_dir_all(spec.join("profiles")).unwrap();
+    fs_err::write(spec.join("profiles/linux-gcc12"), GCC12).unwrap();
+    let plain = fixture_spec(&["linux-x86_64"], &[REMOTE], "");
+    fs_err::write(spec.join("envpack.toml"), &plain).unwrap();
+    let envpack = |args: &[&str]| run(envpack_cmd(&spec, &cache, &index.url, &mirror).args(args));
+    envpack(&["lock"]);
+    let built = json_of(&envpack(&["--json", "build", "--out", "dist"]));
+    let root = work.join("probe-root");
+    run(Command::new(envpack_bin())
+        .arg("unpack")
+        .arg(spec.join(built["artifacts"][0]["path"].as_str().unwrap()))
+        .arg("--root")
+        .arg(&root));
+    let rootfs = work.join("base-rootfs");
+    make_base_rootfs(&root.join("current").canonicalize().unwrap(), &rootfs);
+    let base_ref = reg.reference("base/minimal", "1");
+    let base_digest = push_base(work, &rootfs, &base_ref);
+
+    // Lock against the base: the tag resolves to the manifest digest.
+    fs_err::write(
+        spec.join("envpack.toml"),
+        format!("{plain}\n[image]\nbase = \"{base_ref}\"\n"),
+    )
+    .unwrap();
+    envpack(&["lock"]);
+    let lock = fs_err::read_to_string(spec.join("envpack.lock")).unwrap();
+    assert!(
+        lock.contains(&format!(
+            "[[image-base]]\nplatform = \"linux-x86_64\"\nname = \"{base_ref}\"\ndigest = \"{base_digest}\"\n"
+        )),
+        "{lock}"
+    );
+
+    // Build on it: the base layer comes first, byte for byte, and is annotated.
+    let image = json_of(&envpack(&[
+        "--json", "build", "--format", "oci", "--out", "img",
+    ]))["image"]
+        .clone();
+    let layout = spec.join("img");
+    let blob = |d: &str| -> Value {
+        serde_json::from_slice(&fs_err::read(layout.join("blobs/sha256").join(&d[7..])).unwrap())
+            .unwrap()
+    };
+    let manifest = blob(image["digest"].as_str().unwrap());
+    let base_manifest: Value = serde_json::from_slice(
+        &run(Command::new("skopeo")
+            .args(["inspect", "--tls-verify=false", "--raw"])
+            .arg(format!("docker://{base_ref}")))
+        .stdout,
+    )
+    .unwrap();
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 6);
+    assert_eq!(layers[0]["digest"], base_manifest["layers"][0]["digest"]);
+    let a = &manifest["annotations"];
+    assert_eq!(a["org.opencontainers.image.base.name"], base_ref.as_str());
+    assert_eq!(
+        a["org.opencontainers.image.base.digest"],
+        base_digest.as_str()
+    );
+    let config = blob(manifest["config"]["digest"].as_str().unwrap());
+    assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 6);
+
+    // Push (the base layer is already in the registry) and run it.
+    let reference = reg.reference("team/openssl-devenv", TAG);
+    let pushed = json_of(&run(envpack_cmd(&spec, &cache, &index.url, &mirror).args(
+        [
+            "--json",
+            "push",
+            &reference,
+            "--layout",
+            "img",
+            "--mount-from",
+            "base/minimal",
+        ],
+    )));
+    assert_eq!(pushed["blobs_mounted"], 1, "{pushed}");
+
+    let storage = work.join("podman");
+    fs_err::create_dir_all(&storage).unwrap();
+    fs_err::write(
+        storage.join("registries.conf"),
+        format!(
+            "[[registry]]\nlocation = \"{}\"\ninsecure = true\n",
+            reg.host
+        ),
+    )
+    .unwrap();
+    let run_args = |cmd: &[&str]| -> String {
+        let mut args = vec![
+            "run",
+            "--rm",
+            "--runtime",
+            "runc",
+            "--network",
+            "none",
+            "--ulimit",
+            "nofile=20000:20000",
+            "--ulimit",
+            "nproc=32768:32768",
+            "--tls-verify=false",
+            &reference,
+        ];
+        args.extend_from_slice(cmd);
+        String::from_utf8_lossy(&podman(&storage, &args).stdout).into_owned()
+    };
+    let version = run_args(&["conan", "--version"]);
+    assert_eq!(version.trim(), "Conan version 2.21.0");
+    let remotes = run_args(&["conan", "remote", "list"]);
+    assert!(
+        remotes.contains("openssl-conan: https://conan.example.org/api/conan/openssl"),
+        "{remotes}"
+    );
+}

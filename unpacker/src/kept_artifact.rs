@@ -1,0 +1,126 @@
+//! The copy of each unpacked artifact kept in the root (`ROOT/.envpack/artifacts/<env-id>.envpack.tar`),
+//! the source `repair` re-extracts damaged files from.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use envpack_layers::artifact::ArtifactReader;
+
+use crate::error::UnpackError;
+use crate::layout::RootLayout;
+use crate::staging::{meta_layer_index, MANIFEST_FILE};
+
+/// Where the kept copy of `env_id`'s artifact lives.
+pub fn kept_artifact_path(layout: &RootLayout, env_id: &str) -> PathBuf {
+    layout
+        .meta_dir()
+        .join("artifacts")
+        .join(format!("{env_id}.envpack.tar"))
+}
+
+/// Keeps `artifact` as `env_id`'s copy unless one is there already: a hard link when the
+/// root is on the same filesystem, else a copy; via `scratch` and a rename, so a partial copy
+/// is never visible.
+pub fn keep_artifact(
+    layout: &RootLayout,
+    env_id: &str,
+    artifact: &Path,
+    scratch: &Path,
+) -> std::io::Result<PathBuf> {
+    let kept = kept_artifact_path(layout, env_id);
+    if fs_err::symlink_metadata(&kept).is_ok() {
+        return Ok(kept);
+    }
+    replace_kept(&kept, artifact, scratch)?;
+    Ok(kept)
+}
+
+/// Puts a copy (or hard link) of `artifact` at `kept`, replacing whatever is there.
+pub fn replace_kept(kept: &Path, artifact: &Path, scratch: &Path) -> std::io::Result<()> {
+    if let Some(dir) = kept.parent() {
+        fs_err::create_dir_all(dir)?;
+    }
+    let tmp = scratch.join("kept-artifact.tar");
+    if fs_err::hard_link(artifact, &tmp).is_err() {
+        fs_err::copy(artifact, &tmp)?;
+        fs_err::File::open(&tmp)?.sync_all()?;
+    }
+    fs_err::rename(&tmp, kept)?;
+    if let Some(dir) = kept.parent() {
+        crate::durability::sync_dir(dir)?;
+    }
+    tracing::info!(path = %kept.display(), "kept a copy of the artifact");
+    Ok(())
+}
+
+/// Opens `artifact` and proves it is `env_id`'s: the env id matches, every layer blob matches
+/// its digest and the index agrees with the env's `envpack.json`. The error says why not.
+pub fn open_verified(artifact: &Path, env_id: &str) -> Result<ArtifactReader, String> {
+    if !artifact.is_file() {
+        return Err(format!("{} does not exist", artifact.display()));
+    }
+    let reader = ArtifactReader::open(artifact).map_err(|e| e.to_string())?;
+    if reader.index().env_id != env_id {
+        return Err(format!(
+            "{} holds env {}, not {env_id}",
+            artifact.display(),
+            reader.index().env_id
+        ));
+    }
+    reader.verify_layers().map_err(|e| e.to_string())?;
+    let meta = meta_layer_index(&reader, artifact).map_err(|e| e.to_string())?;
+    crate::env_info::check_index_against_env_info(&reader, meta, artifact)
+        .map_err(|e| e.to_string())?;
+    Ok(reader)
+}
+
+/// The raw bytes of the `manifest` file in the artifact's meta layer.
+pub fn artifact_manifest_bytes(reader: &ArtifactReader) -> Result<Vec<u8>, UnpackError> {
+    let meta = meta_layer_index(reader, reader.path())?;
+    let stream = reader.open_layer(meta)?;
+    let mut archive = tar::Archive::new(stream);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        if entry.header().entry_type() == tar::EntryType::Regular
+            && entry.path_bytes().as_ref() == MANIFEST_FILE.as_bytes()
+        {
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes)?;
+            return Ok(bytes);
+        }
+    }
+    Err(UnpackError::BadArtifact {
+        path: reader.path().to_path_buf(),
+        detail: format!("its meta layer has no {MANIFEST_FILE:?} file"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_once_via_link_or_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = RootLayout::new(&dir.path().join("root"));
+        let scratch = dir.path().join("s");
+        fs_err::create_dir_all(&scratch).unwrap();
+        let artifact = dir.path().join("a.tar");
+        fs_err::write(&artifact, "v1").unwrap();
+        let kept = keep_artifact(&layout, "e1", &artifact, &scratch).unwrap();
+        assert_eq!(kept, layout.meta_dir().join("artifacts/e1.envpack.tar"));
+        assert_eq!(fs_err::read_to_string(&kept).unwrap(), "v1");
+        let other = dir.path().join("b.tar");
+        fs_err::write(&other, "v2").unwrap();
+        keep_artifact(&layout, "e1", &other, &scratch).unwrap();
+        assert_eq!(
+            fs_err::read_to_string(&kept).unwrap(),
+            "v1",
+            "an existing copy stays"
+        );
+        assert!(open_verified(&dir.path().join("none.tar"), "e1")
+            .unwrap_err()
+            .contains("does not exist"));
+        assert!(open_verified(&artifact, "e1").is_err());
+    }
+}
