@@ -229,6 +229,14 @@ hf --runs "$runs" --export-json "$results/conan.json" \
   echo "pycache_files_in_env=$(find "$env_tree" -name '*.pyc' | wc -l)"
 } >"$results/unchanged.txt"
 
+# --- 6. audit of an unpacked root vs sha256sum over the same files --------------------------
+log "6. audit --root"
+audit_list=$work/audit-files
+(cd "$env_tree" && find . -type f ! -name manifest -print0 | sort -z) >"$audit_list"
+hf --runs "$runs" --export-json "$results/audit.json" \
+  -n "envpack audit --root" "$envpack --quiet audit --root $c/root" \
+  -n "sha256sum over the same files" "cd $env_tree && xargs -0 sha256sum <$audit_list >/dev/null"
+
 # --- machine facts and the report ----------------------------------------------------------
 {
   echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"

@@ -75,10 +75,14 @@ fn rotation(info: &RequestInfo) -> Option<Fault> {
         .fold(0usize, |a, b| a.wrapping_mul(31).wrapping_add(b as usize));
     if info.path.contains("cpython-") {
         // The big download: cut twice, so it must be continued twice.
-        return [Some(Fault::ResetMidBody), Some(Fault::Truncate), Some(Fault::Drip)]
-            .get(info.seen_before)
-            .copied()
-            .flatten();
+        return [
+            Some(Fault::ResetMidBody),
+            Some(Fault::Truncate),
+            Some(Fault::Drip),
+        ]
+        .get(info.seen_before)
+        .copied()
+        .flatten();
     }
     match (is_file, is_page, info.seen_before) {
         (true, _, 0) => Some(match h % 4 {
@@ -163,7 +167,10 @@ fn lock_and_build_survive_injected_faults_and_match_a_clean_run() {
     let survived: usize = total.values().sum();
     assert!(survived >= 20, "only {survived} faults injected: {total:?}");
     // The CPython archive (tens of MB) was cut and continued with a range request.
-    assert!(m.ranged_answers >= 2, "the CPython download was not resumed twice: {m:?}");
+    assert!(
+        m.ranged_answers >= 2,
+        "the CPython download was not resumed twice: {m:?}"
+    );
     println!(
         "FAULTS-SURVIVED {survived} {total:?} resumed={}",
         i.ranged_answers + m.ranged_answers

@@ -16,9 +16,7 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow!("{} is not a file path", path.display()))?;
     let prefix = format!(".{}.", name.to_string_lossy());
     let mut builder = tempfile::Builder::new();
-    builder
-        .prefix(&prefix)
-        .suffix(".tmp");
+    builder.prefix(&prefix).suffix(".tmp");
     // A replaced file keeps its mode; a new one gets 0666 less the umask like any other
     // file the user creates (temp files default to 0600, which is wrong for a lock in git).
     #[cfg(unix)]

@@ -36,6 +36,9 @@ pub struct Lock {
     /// Per-platform pins.
     #[serde(rename = "platform")]
     pub platforms: Vec<LockedPlatform>,
+    /// Base images of OCI output, per platform (written last, as `[[image-base]]` tables).
+    #[serde(default, rename = "image-base")]
+    pub image_bases: Vec<LockedBase>,
 }
 
 /// `[python]`: which release.
@@ -260,15 +263,15 @@ impl Lock {
                 }
             }
         }
+        o.push_str(&bases_to_toml(&self.image_bases));
         o
     }
 
-    /// Parse lock text strictly; `origin` names it in errors. The trailing `[[image-base]]`
-    /// tables are read by [`parse_bases`].
+    /// Parse lock text strictly; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Lock, SpecError> {
-        let (text, _) = split_bases(text);
-        let lock: Lock =
+        let mut lock: Lock =
             toml::from_str(text).map_err(|e| crate::spec::toml_error(text, origin, &e))?;
+        lock.image_bases = checked_bases(std::mem::take(&mut lock.image_bases), origin)?;
         if lock.version != LOCK_VERSION {
             return Err(SpecError::Invalid {
                 path: origin.into(),
@@ -297,36 +300,17 @@ pub struct LockedBase {
     pub digest: String,
 }
 
-/// Splits lock text before its first `[[image-base]]` line: (the lock proper, the bases).
-fn split_bases(text: &str) -> (&str, &str) {
-    let mut at = 0;
-    for line in text.split_inclusive('\n') {
-        if line.trim_end() == BASE_TABLE {
-            return text.split_at(at);
-        }
-        at += line.len();
-    }
-    (text, "")
-}
-
 /// The `[[image-base]]` pins of a lock, sorted by platform.
 pub fn parse_bases(text: &str, origin: &str) -> Result<Vec<LockedBase>, SpecError> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Bases {
-        #[serde(default, rename = "image-base")]
-        bases: Vec<LockedBase>,
-    }
-    let (head, tail) = split_bases(text);
-    // Blank lines in place of the head keep error positions right.
-    let padded = format!("{}{tail}", "\n".repeat(head.matches('\n').count()));
-    let parsed: Bases =
-        toml::from_str(&padded).map_err(|e| crate::spec::toml_error(&padded, origin, &e))?;
+    Ok(Lock::parse(text, origin)?.image_bases)
+}
+
+/// Base pins sorted by platform, each digest well-formed, no platform twice.
+fn checked_bases(mut bases: Vec<LockedBase>, origin: &str) -> Result<Vec<LockedBase>, SpecError> {
     let invalid = |message: String| SpecError::Invalid {
         path: origin.to_string(),
         message,
     };
-    let mut bases = parsed.bases;
     for b in &bases {
         crate::registry::reference::check_digest(&b.digest)
             .map_err(|e| invalid(format!("image-base {}: {e}", b.platform)))?;
@@ -409,6 +393,7 @@ mod tests {
                 sha256: d(2),
                 size: 10,
             }],
+            image_bases: Vec::new(),
             platforms: vec![LockedPlatform {
                 name: "linux-x86_64".into(),
                 python: LockedPython {
@@ -486,12 +471,21 @@ mod tests {
                 digest: d.clone(),
             },
         ];
-        let text = sample().to_toml() + &bases_to_toml(&bases);
-        assert_eq!(Lock::parse(&text, "l").unwrap(), sample());
-        let back = parse_bases(&text, "l").unwrap();
-        assert_eq!(back[0].platform, "linux-aarch64");
-        assert_eq!(back.len(), 2);
-        assert_eq!(sample().to_toml() + &bases_to_toml(&back), text);
+        let mut with_bases = sample();
+        with_bases.image_bases = bases;
+        let text = with_bases.to_toml();
+        assert_eq!(
+            text,
+            sample().to_toml() + &bases_to_toml(&with_bases.image_bases)
+        );
+        let back = Lock::parse(&text, "l").unwrap();
+        assert_eq!(
+            back.image_bases[0].platform, "linux-aarch64",
+            "sorted by platform"
+        );
+        assert_eq!(back.image_bases.len(), 2);
+        assert_eq!(back.to_toml(), text);
+        assert_eq!(parse_bases(&text, "l").unwrap(), back.image_bases);
         assert!(parse_bases(&sample().to_toml(), "l").unwrap().is_empty());
 
         let bad = text.replace(&d, "sha256:00");
@@ -503,9 +497,27 @@ mod tests {
             .to_string();
         let line = sample().to_toml().lines().count() + 5;
         assert!(err.contains(&format!("envpack.lock:{line}:")), "{err}");
-        // Anything after the bases that is not a base is refused.
-        let trailing = text.clone() + "\n[[platform]]\nname = \"x\"\n";
-        assert!(parse_bases(&trailing, "l").is_err());
+        let twice = text.replace("linux-aarch64", "linux-x86_64");
+        assert!(parse_bases(&twice, "l")
+            .unwrap_err()
+            .to_string()
+            .contains("twice"));
+    }
+
+    #[test]
+    fn table_headers_inside_file_contents_are_just_text() {
+        // A profile may hold any text, including a line that looks like a lock table.
+        let mut lock = sample();
+        let content = "[settings]\nos=Linux\n[[image-base]]\n[[platform]]\n";
+        if let Some(p) = lock.platforms[0].profiles.first_mut() {
+            p.content = content.to_string();
+            p.sha256 = Sha256Digest::of_bytes(content.as_bytes());
+        } else {
+            panic!("the sample lock has a profile");
+        }
+        let back = Lock::parse(&lock.to_toml(), "l").unwrap();
+        assert_eq!(back, lock);
+        assert!(back.image_bases.is_empty());
     }
 
     #[test]

@@ -255,6 +255,7 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<Lock> {
             .collect(),
         build_packages,
         platforms: locked_platforms,
+        image_bases: Vec::new(),
     })
 }
 
@@ -356,12 +357,14 @@ pub fn write_lock(lock: &Lock, path: &Path) -> anyhow::Result<()> {
     crate::atomic::write_file(path, lock.to_toml().as_bytes())
 }
 
-/// Writes the lock followed by its base image pins (`[[image-base]]`, see `lock::parse_bases`).
+/// Writes the lock with `bases` as its base image pins (`[[image-base]]`).
 pub fn write_lock_with_bases(
     lock: &Lock,
     bases: &[crate::lock::LockedBase],
     path: &Path,
 ) -> anyhow::Result<()> {
-    let text = lock.to_toml() + &crate::lock::bases_to_toml(bases);
-    crate::atomic::write_file(path, text.as_bytes())
+    let mut lock = lock.clone();
+    lock.image_bases = bases.to_vec();
+    lock.image_bases.sort_by(|a, b| a.platform.cmp(&b.platform));
+    write_lock(&lock, path)
 }

@@ -21,6 +21,9 @@ pub enum Compression {
     Zstd,
     /// gzip, level 6, header mtime 0, no name, OS byte 255.
     Gzip,
+    /// Plain tar: for short-lived artifacts (an image re-packed for the unpacker) where
+    /// compressing would only cost time.
+    None,
 }
 
 impl Compression {
@@ -29,6 +32,7 @@ impl Compression {
         match self {
             Compression::Zstd => "tar.zst",
             Compression::Gzip => "tar.gz",
+            Compression::None => "tar",
         }
     }
 
@@ -37,6 +41,7 @@ impl Compression {
         match self {
             Compression::Zstd => "zstd",
             Compression::Gzip => "gzip",
+            Compression::None => "none",
         }
     }
 }
@@ -53,9 +58,10 @@ impl FromStr for Compression {
         match s {
             "zstd" => Ok(Compression::Zstd),
             "gzip" => Ok(Compression::Gzip),
+            "none" => Ok(Compression::None),
             _ => Err(LayersError::format(
                 "compression",
-                format!("{s:?} (expected \"zstd\" or \"gzip\")"),
+                format!("{s:?} (expected \"zstd\", \"gzip\" or \"none\")"),
             )),
         }
     }
@@ -79,6 +85,24 @@ impl<W: Write> FinishWrite<W> for flate2::write::GzEncoder<W> {
     }
 }
 
+/// The identity "compressor" of [`Compression::None`].
+struct Plain<W>(W);
+
+impl<W: Write> Write for Plain<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl<W: Write> FinishWrite<W> for Plain<W> {
+    fn finish(self: Box<Self>) -> Result<W> {
+        Ok(self.0)
+    }
+}
+
 /// A compressor over `w` with the format's fixed settings.
 pub fn encoder<'a, W: Write + 'a>(c: Compression, w: W) -> Result<Box<dyn FinishWrite<W> + 'a>> {
     match c {
@@ -97,6 +121,7 @@ pub fn encoder<'a, W: Write + 'a>(c: Compression, w: W) -> Result<Box<dyn Finish
                 .write(w, flate2::Compression::new(GZIP_LEVEL));
             Ok(Box::new(enc))
         }
+        Compression::None => Ok(Box::new(Plain(w))),
     }
 }
 
@@ -105,6 +130,7 @@ pub fn decoder<'a, R: Read + Send + 'a>(c: Compression, r: R) -> Result<Box<dyn 
     match c {
         Compression::Zstd => Ok(Box::new(zstd::stream::read::Decoder::new(r)?)),
         Compression::Gzip => Ok(Box::new(flate2::read::GzDecoder::new(r))),
+        Compression::None => Ok(Box::new(r)),
     }
 }
 
@@ -124,11 +150,15 @@ mod tests {
         let data: Vec<u8> = (0..200_000u32)
             .flat_map(|i| (i % 251).to_le_bytes())
             .collect();
-        for c in [Compression::Zstd, Compression::Gzip] {
+        for c in [Compression::Zstd, Compression::Gzip, Compression::None] {
             let a = compress(c, &data);
             let b = compress(c, &data);
             assert_eq!(Sha256Digest::of_bytes(&a), Sha256Digest::of_bytes(&b));
-            assert!(a.len() < data.len());
+            if c == Compression::None {
+                assert_eq!(a, data, "plain layers are the tar itself");
+            } else {
+                assert!(a.len() < data.len());
+            }
             let mut out = Vec::new();
             decoder(c, &a[..]).unwrap().read_to_end(&mut out).unwrap();
             assert_eq!(out, data);
@@ -164,6 +194,7 @@ mod tests {
         for (s, c, ext) in [
             ("zstd", Compression::Zstd, "tar.zst"),
             ("gzip", Compression::Gzip, "tar.gz"),
+            ("none", Compression::None, "tar"),
         ] {
             assert_eq!(s.parse::<Compression>().unwrap(), c);
             assert_eq!(c.extension(), ext);

@@ -358,9 +358,7 @@ impl State<'_, '_> {
 fn start_writeback(file: &cap_std::fs::File) {
     use std::os::fd::AsRawFd;
     // SAFETY: the fd is owned by `file` and stays open for the call; the call only reads it.
-    let _ = unsafe {
-        libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE)
-    };
+    let _ = unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
 }
 
 #[cfg(not(target_os = "linux"))]

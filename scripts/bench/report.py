@@ -102,6 +102,7 @@ def main():
     boot_fresh = load_hyperfine(res / "bootstrap-fresh.json")
     build = load_hyperfine(res / "build.json")
     conan = load_hyperfine(res / "conan.json")
+    audit = load_hyperfine(res / "audit.json")
     rss = {n: read_int(res / f"rss-{n}.txt") for n in ("build-warm", "build-peer", "unpack", "unpack-peer")}
     cold_secs, cold_kib = (res / "build-cold.txt").read_text().split()[-2:]
     reproduced = (res / "build-reproduced.txt").read_text().strip()
@@ -145,6 +146,12 @@ def main():
     r5[4] = "info; env unchanged after"
     r5[5] = verdict(env_ok) + (" (unchanged)" if env_ok else " (env changed)")
     rows.append(r5)
+    rows.append(
+        time_row(
+            "6. `envpack audit --root R` (every file re-hashed against the manifest, meta and SBOMs checked against the lock) vs `sha256sum` over the same files",
+            audit[0], audit[1], 1.2, "≤ 1.2",
+        )
+    )
 
     lines = [
         "# Benchmarks",
@@ -216,7 +223,7 @@ def main():
         "| command | median | mean ± σ | min – max | runs | user / system |",
         "|---|---|---|---|---|---|",
     ]
-    for group in (unpack_fresh, unpack, boot_fresh, boot, build, conan):
+    for group in (unpack_fresh, unpack, boot_fresh, boot, build, conan, audit):
         lines += details(group)
     lines.append("")
     out.write_text("\n".join(lines))

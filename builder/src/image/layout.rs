@@ -21,6 +21,7 @@ pub fn layer_media_type(c: Compression) -> MediaType {
     match c {
         Compression::Gzip => MediaType::ImageLayerGzip,
         Compression::Zstd => MediaType::ImageLayerZstd,
+        Compression::None => MediaType::ImageLayer,
     }
 }
 

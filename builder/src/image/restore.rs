@@ -118,6 +118,8 @@ fn layer_compression(media_type: &str) -> anyhow::Result<Compression> {
         "application/vnd.oci.image.layer.v1.tar+gzip"
         | "application/vnd.docker.image.rootfs.diff.tar.gzip" => Ok(Compression::Gzip),
         "application/vnd.oci.image.layer.v1.tar+zstd" => Ok(Compression::Zstd),
+        "application/vnd.oci.image.layer.v1.tar"
+        | "application/vnd.docker.image.rootfs.diff.tar" => Ok(Compression::None),
         other => bail!("layer media type {other} is not a gzip or zstd tar"),
     }
 }
@@ -404,7 +406,7 @@ pub fn restore_artifact(
 
     let layer_dir = work.join("layers");
     fs_err::create_dir_all(&layer_dir)?;
-    // The layers are independent; compressing them side by side roughly halves the wait.
+    // The artifact only lives until the unpacker has read it: plain tar layers, no compression.
     let written: Vec<(LayerDesc, PathBuf)> = per_layer
         .into_par_iter()
         .enumerate()
@@ -415,7 +417,7 @@ pub fn restore_artifact(
                 &env_root,
                 &entries,
                 info.epoch,
-                Compression::Zstd,
+                Compression::None,
                 &layer_dir,
             )
             .with_context(|| format!("re-writing layer {}", LAYERS[i]))

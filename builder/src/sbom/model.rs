@@ -307,6 +307,7 @@ pub(crate) mod tests {
                 verify_ssl: true,
             }],
             build_packages: vec![],
+            image_bases: Vec::new(),
             platforms: vec![crate::lock::LockedPlatform {
                 name: "linux-x86_64".into(),
                 python: LockedPython {
