@@ -37,6 +37,10 @@ command -v hyperfine >/dev/null || need_apt+=(hyperfine)
 [[ -x /usr/bin/time ]] || need_apt+=(time)
 command -v zstd >/dev/null || need_apt+=(zstd)
 command -v patchelf >/dev/null || need_apt+=(patchelf)
+command -v bc >/dev/null || need_apt+=(bc)
+command -v curl >/dev/null || need_apt+=(curl)
+command -v skopeo >/dev/null || need_apt+=(skopeo)
+command -v docker-registry >/dev/null || need_apt+=(docker-registry)
 if ((${#need_apt[@]})); then
   log "installing ${need_apt[*]}"
   sudo_=()
@@ -236,6 +240,12 @@ audit_list=$work/audit-files
 hf --runs "$runs" --export-json "$results/audit.json" \
   -n "envpack audit --root" "$envpack --quiet audit --root $c/root" \
   -n "sha256sum over the same files" "cd $env_tree && xargs -0 sha256sum <$audit_list >/dev/null"
+
+# --- 7. push an image layout to a local registry vs skopeo copy -----------------------------
+log "7. push"
+"${ep[@]}" --offline build --spec "$spec" --lock "$lock" --platform "$platform" --format oci \
+  --out "$work/oci"
+bash scripts/bench/push.sh "$work/oci" "$runs" >"$results/push.txt"
 
 # --- machine facts and the report ----------------------------------------------------------
 {

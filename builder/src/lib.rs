@@ -28,6 +28,7 @@ pub mod pull_base;
 pub mod push;
 pub mod python;
 pub mod registry;
+pub mod requirement;
 pub mod resolve;
 pub mod sbom;
 pub mod sdist;

@@ -111,7 +111,7 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<Lock> {
         .requirements
         .iter()
         .map(|r| {
-            r.parse::<pep508_rs::Requirement>()
+            crate::requirement::parse_requirement(r)
                 .map_err(|e| anyhow!("{r:?}: {e}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;

@@ -169,7 +169,8 @@ enum Command {
     /// Re-check every pin of a lock, an artifact / image layout / root against its lock and
     /// SBOM, or (--rebuild) reproduce every artifact; exits non-zero on any finding.
     Audit {
-        /// An artifact, an OCI image layout dir or an unpacked root to audit.
+        /// An artifact, an OCI image layout dir, an unpacked root or an image reference
+        /// (HOST/REPO:TAG) to audit.
         target: Option<PathBuf>,
         /// An unpacked root (or env dir) to audit.
         #[arg(long)]
@@ -192,6 +193,9 @@ enum Command {
         /// Package index (overrides ENVPACK_INDEX_URL and the spec).
         #[arg(long)]
         index_url: Option<String>,
+        /// Allow plain HTTP for a registry that is not on loopback.
+        #[arg(long)]
+        insecure: bool,
     },
 }
 
@@ -600,6 +604,7 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             against,
             platforms,
             index_url,
+            insecure,
         } => {
             let http = http(cli)?;
             let args = envpack::audit::command::AuditArgs {
@@ -612,6 +617,7 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
                 platforms,
                 index_url: index_url.as_deref(),
                 offline: cli.offline,
+                insecure: *insecure,
             };
             let report =
                 envpack::audit::command::run_audit(&args, cli.cache_dir.as_deref(), &http, &|m| {

@@ -131,8 +131,8 @@ pub fn parse_core_metadata(bytes: &[u8]) -> Result<CoreMetadata, MetadataError> 
                     Some(Version::from_str(&value).map_err(|e| invalid("Version", e.to_string()))?)
             }
             "requires-dist" => requires_dist.push(
-                Requirement::<VerbatimUrl>::from_str(&value)
-                    .map_err(|e| invalid("Requires-Dist", e.to_string()))?,
+                crate::requirement::parse_requirement(&value)
+                    .map_err(|e| invalid("Requires-Dist", e))?,
             ),
             "requires-python" if !value.is_empty() => {
                 requires_python = Some(

@@ -100,7 +100,7 @@ impl SdistBuilder for LockingSdistBuilder<'_> {
             let parsed = reqs
                 .iter()
                 .map(|r| {
-                    r.parse::<pep508_rs::Requirement>()
+                    crate::requirement::parse_requirement(r)
                         .map_err(|e| anyhow!("build requirement {r:?} of {}: {e}", sdist.filename))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
@@ -148,8 +148,7 @@ impl SdistBuilder for LockingSdistBuilder<'_> {
         let missing: Vec<String> = dynamic
             .into_iter()
             .filter(|r| {
-                let name = r
-                    .parse::<pep508_rs::Requirement>()
+                let name = crate::requirement::parse_requirement(r)
                     .map(|q| q.name.to_string())
                     .unwrap_or_else(|_| r.clone());
                 !have.contains(&normalize(&name))

@@ -292,7 +292,7 @@ fn validate(spec: &Spec, origin: &str) -> Result<(), SpecError> {
         return Err(invalid("packages.requirements is empty".into()));
     }
     for r in &spec.packages.requirements {
-        r.parse::<pep508_rs::Requirement>()
+        crate::requirement::parse_requirement(r)
             .map_err(|e| invalid(format!("packages.requirements: {r:?}: {e}")))?;
     }
     let mut remote_names = std::collections::BTreeSet::new();

@@ -103,6 +103,7 @@ def main():
     build = load_hyperfine(res / "build.json")
     conan = load_hyperfine(res / "conan.json")
     audit = load_hyperfine(res / "audit.json")
+    push = load_kv(res / "push.txt")
     rss = {n: read_int(res / f"rss-{n}.txt") for n in ("build-warm", "build-peer", "unpack", "unpack-peer")}
     cold_secs, cold_kib = (res / "build-cold.txt").read_text().split()[-2:]
     reproduced = (res / "build-reproduced.txt").read_text().strip()
@@ -152,6 +153,17 @@ def main():
             audit[0], audit[1], 1.2, "≤ 1.2",
         )
     )
+
+    pf, ps = float(push["envpack_push_median_s"]), float(push["skopeo_push_median_s"])
+    nf, ns = float(push["envpack_noop_median_s"]), float(push["skopeo_noop_median_s"])
+    rows.append([
+        "7a. Push the linux-x86_64 image layout into an empty repository of a local `docker-registry` vs `skopeo copy --all --preserve-digests oci:… docker://…`",
+        secs(pf), secs(ps), f"{pf / ps:.2f}", "≤ 1.0", verdict(pf <= ps),
+    ])
+    rows.append([
+        "7b. Push it again (every blob already there) vs the same `skopeo copy`",
+        secs(nf), secs(ns), f"{nf / ns:.2f}", "< 0.5 s", verdict(nf < 0.5),
+    ])
 
     lines = [
         "# Benchmarks",

@@ -31,6 +31,8 @@ pub struct AuditArgs<'a> {
     pub index_url: Option<&'a str>,
     /// `--offline`.
     pub offline: bool,
+    /// `--insecure`: plain HTTP for a non-loopback registry.
+    pub insecure: bool,
 }
 
 fn read_lock(path: &Path) -> anyhow::Result<(Lock, String)> {
@@ -67,6 +69,28 @@ pub fn run_audit(
         }
         let external = args.lock.map(read_lock).transpose()?.map(|(l, _)| l);
         progress(&format!("auditing {}", target.display()));
+        if !target.exists() {
+            if let Some(reference) = target
+                .to_str()
+                .and_then(|t| crate::registry::Reference::parse(t).ok())
+            {
+                let options = crate::registry::ClientOptions {
+                    insecure: args.insecure,
+                    ..Default::default()
+                };
+                let work = Cache::open(cache_dir)?.scratch_dir()?;
+                return super::registry::audit_reference(
+                    &reference,
+                    &options,
+                    work.path(),
+                    external.as_ref(),
+                );
+            }
+            return Err(anyhow!(
+                "{} is neither an existing artifact, layout or root nor an image reference",
+                target.display()
+            ));
+        }
         return Ok(super::audit_target(target, external.as_ref()));
     }
     let lock_path: PathBuf = args

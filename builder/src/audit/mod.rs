@@ -8,6 +8,7 @@ pub mod layout;
 pub mod meta;
 pub mod pins;
 pub mod rebuild;
+pub mod registry;
 pub mod report;
 pub mod tree;
 

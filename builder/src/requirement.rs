@@ -1,0 +1,55 @@
+//! PEP 508 requirement strings from the outside (wheel METADATA, sdist pyproject.toml, specs),
+//! parsed so that no input can crash envpack.
+//!
+//! `pep508_rs` 0.9 panics on a name that ends in `.`, `-` or `_` right before a character its
+//! name scanner stops at (found by the `wheel_metadata` fuzz target: `Requires-Dist: a.*`).
+//! Such names are invalid under PEP 508 anyway, so they are refused here first; any other
+//! panic inside the parser is turned into an error as well.
+
+use std::str::FromStr;
+
+use pep508_rs::{Requirement, VerbatimUrl};
+
+/// Parses one PEP 508 requirement; the error says what is wrong.
+pub fn parse_requirement(text: &str) -> Result<Requirement<VerbatimUrl>, String> {
+    let name: String = text
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        .collect();
+    if let Some(last) = name.chars().last().filter(|c| !c.is_ascii_alphanumeric()) {
+        return Err(format!(
+            "{text:?}: the package name {name:?} ends with {last:?} (a name must start and end with a letter or digit)"
+        ));
+    }
+    match std::panic::catch_unwind(|| Requirement::<VerbatimUrl>::from_str(text)) {
+        Ok(parsed) => parsed.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("{text:?}: not a valid PEP 508 requirement")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_crashers() {
+        let ok = ["conan==2.21.0", "  PyYAML >=6", "a.b-c_d[x] ; python_version >= '3'", "x"];
+        for r in ok {
+            assert!(parse_requirement(r).is_ok(), "{r}");
+        }
+        let bad = [
+            "targVVVVVVVVM.*, ",
+            "a.*",
+            "a-",
+            "a_ ==1",
+            "==1",
+            "",
+            "conan=2",
+        ];
+        for r in bad {
+            let e = parse_requirement(r).unwrap_err();
+            assert!(!e.is_empty(), "{r}");
+        }
+    }
+}
