@@ -110,10 +110,7 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<Lock> {
         .packages
         .requirements
         .iter()
-        .map(|r| {
-            crate::requirement::parse_requirement(r)
-                .map_err(|e| anyhow!("{r:?}: {e}"))
-        })
+        .map(|r| crate::requirement::parse_requirement(r).map_err(|e| anyhow!("{r:?}: {e}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
 
     let host_builder = host.as_ref().map(|h| LockingSdistBuilder {

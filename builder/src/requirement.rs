@@ -34,7 +34,12 @@ mod tests {
 
     #[test]
     fn names_and_crashers() {
-        let ok = ["conan==2.21.0", "  PyYAML >=6", "a.b-c_d[x] ; python_version >= '3'", "x"];
+        let ok = [
+            "conan==2.21.0",
+            "  PyYAML >=6",
+            "a.b-c_d[x] ; python_version >= '3'",
+            "x",
+        ];
         for r in ok {
             assert!(parse_requirement(r).is_ok(), "{r}");
         }
