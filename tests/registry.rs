@@ -543,6 +543,23 @@ fn transient_registry_failures_are_retried_and_permanent_ones_leave_no_tag() {
     let raw = skopeo_raw(&format!("docker://{}/team/flaky:{TAG}", reg.host));
     assert_eq!(sha256_bytes(&raw), image["digest"].as_str().unwrap());
 
+    // Pulling through faults: the same env arrives and verifies.
+    let faults = vec![
+        ProxyFault::Drop,
+        ProxyFault::Unavailable,
+        ProxyFault::Drop,
+        ProxyFault::Unavailable,
+    ];
+    let flaky_pull = FlakyProxy::start(&reg.host, faults, false);
+    let root = tempfile::tempdir().unwrap();
+    unpack(
+        l,
+        &format!("{}/team/flaky:{TAG}", flaky_pull.host),
+        &root.path().join("root"),
+    );
+    verify_root(&root.path().join("root"));
+    assert_eq!(flaky_pull.faults_served(), 4);
+
     // A registry that keeps failing: a clear error after bounded retries, and no tag.
     let down = FlakyProxy::start(&reg.host, vec![ProxyFault::Unavailable], true);
     let started = std::time::Instant::now();
