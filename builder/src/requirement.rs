@@ -1,10 +1,11 @@
 //! PEP 508 requirement strings from the outside (wheel METADATA, sdist pyproject.toml, specs),
 //! parsed so that no input can crash envpack.
 //!
-//! `pep508_rs` 0.9 panics on a name that ends in `.`, `-` or `_` right before a character its
-//! name scanner stops at (found by the `wheel_metadata` fuzz target: `Requires-Dist: a.*`).
-//! Such names are invalid under PEP 508 anyway, so they are refused here first; any other
-//! panic inside the parser is turned into an error as well.
+//! `pep508_rs` 0.9 panics on a package or extra name that ends in `.`, `-` or `_` right before
+//! a character its scanner stops at (found by the `wheel_metadata` fuzz target:
+//! `Requires-Dist: a.*` and `Requires-Dist: a[b_`). Such names are invalid under PEP 508
+//! anyway, so they are refused here first; any other panic inside the parser is turned into
+//! an error as well (in builds that unwind).
 
 use std::str::FromStr;
 
@@ -17,14 +18,33 @@ pub fn parse_requirement(text: &str) -> Result<Requirement<VerbatimUrl>, String>
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
         .collect();
-    if let Some(last) = name.chars().last().filter(|c| !c.is_ascii_alphanumeric()) {
-        return Err(format!(
-            "{text:?}: the package name {name:?} ends with {last:?} (a name must start and end with a letter or digit)"
-        ));
+    check_name_ends(text, "package", &name)?;
+    // Extras: `name [ a , b ]`; each one must also end with a letter or digit.
+    let rest = text.trim_start()[name.len()..].trim_start();
+    if let Some(list) = rest.strip_prefix('[') {
+        let list = list.split(']').next().unwrap_or(list);
+        for extra in list.split(',') {
+            let extra: String = extra
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+                .collect();
+            check_name_ends(text, "extra", &extra)?;
+        }
     }
     match std::panic::catch_unwind(|| Requirement::<VerbatimUrl>::from_str(text)) {
         Ok(parsed) => parsed.map_err(|e| e.to_string()),
         Err(_) => Err(format!("{text:?}: not a valid PEP 508 requirement")),
+    }
+}
+
+/// Refuses a name whose last character is not a letter or digit.
+fn check_name_ends(text: &str, what: &str, name: &str) -> Result<(), String> {
+    match name.chars().last().filter(|c| !c.is_ascii_alphanumeric()) {
+        Some(last) => Err(format!(
+            "{text:?}: the {what} name {name:?} ends with {last:?} (a name must start and end with a letter or digit)"
+        )),
+        None => Ok(()),
     }
 }
 
@@ -48,6 +68,9 @@ mod tests {
             "a.*",
             "a-",
             "a_ ==1",
+            "zz[zzzzzzzzz,\x0b\x0b\x0b\x0bnatzsummabyzzzzzzzzz______",
+            "a[b_]",
+            "a[ok, b-]",
             "==1",
             "",
             "conan=2",
