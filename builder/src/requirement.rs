@@ -4,8 +4,10 @@
 //! `pep508_rs` 0.9 panics on a package or extra name that ends in `.`, `-` or `_` right before
 //! a character its scanner stops at (found by the `wheel_metadata` fuzz target:
 //! `Requires-Dist: a.*` and `Requires-Dist: a[b_`). Such names are invalid under PEP 508
-//! anyway, so they are refused here first; any other panic inside the parser is turned into
-//! an error as well (in builds that unwind).
+//! anyway, so they are refused here first. Its error messages also panic when they cut a
+//! multi-byte character, so non-ASCII requirements (none exist on the package indexes we
+//! target, PEP 508 names and versions are ASCII) are refused up front. Any other panic inside
+//! the parser is turned into an error as well (in builds that unwind).
 
 use std::str::FromStr;
 
@@ -13,6 +15,14 @@ use pep508_rs::{Requirement, VerbatimUrl};
 
 /// Parses one PEP 508 requirement; the error says what is wrong.
 pub fn parse_requirement(text: &str) -> Result<Requirement<VerbatimUrl>, String> {
+    if let Some(c) = text
+        .chars()
+        .find(|c| !c.is_ascii() || (c.is_ascii_control() && *c != '\t'))
+    {
+        return Err(format!(
+            "{text:?}: character {c:?} is not allowed in a requirement (ASCII text only)"
+        ));
+    }
     let name: String = text
         .trim_start()
         .chars()
@@ -32,10 +42,11 @@ pub fn parse_requirement(text: &str) -> Result<Requirement<VerbatimUrl>, String>
             check_name_ends(text, "extra", &extra)?;
         }
     }
-    match std::panic::catch_unwind(|| Requirement::<VerbatimUrl>::from_str(text)) {
-        Ok(parsed) => parsed.map_err(|e| e.to_string()),
-        Err(_) => Err(format!("{text:?}: not a valid PEP 508 requirement")),
-    }
+    // The error is rendered inside too: rendering is where one of the panics was.
+    let parsed = std::panic::catch_unwind(|| {
+        Requirement::<VerbatimUrl>::from_str(text).map_err(|e| e.to_string())
+    });
+    parsed.unwrap_or_else(|_| Err(format!("{text:?}: not a valid PEP 508 requirement")))
 }
 
 /// Refuses a name whose last character is not a letter or digit.
@@ -71,6 +82,9 @@ mod tests {
             "zz[zzzzzzzzz,\x0b\x0b\x0b\x0bnatzsummabyzzzzzzzzz______",
             "a[b_]",
             "a[ok, b-]",
+            "8argezzz[zhtutpsDDDmetaon,D \u{39c}Metadat:/   _DDD==Dzz",
+            "a ==1 ; python_version == '\u{e9}'",
+            "a ==1\u{0}",
             "==1",
             "",
             "conan=2",
