@@ -100,7 +100,8 @@ fn main() {
                     let mut bytes = Vec::new();
                     if f.read_to_end(&mut bytes).is_ok() {
                         let seed = name.replace('/', "_");
-                        put(&corpus.join("wheel_metadata"), &seed, &bytes);
+                        let scrubbed = without_url_hosts(&String::from_utf8_lossy(&bytes));
+                        put(&corpus.join("wheel_metadata"), &seed, scrubbed.as_bytes());
                     }
                 }
             }
@@ -122,4 +123,22 @@ fn main() {
             }
         }
     }
+}
+
+/// Every `http(s)://host/` in `text` with the host replaced by `index.example`: seeds are
+/// committed, and the project names no package registry's host.
+fn without_url_hosts(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        out.push_str(&rest[..i + 3]);
+        rest = &rest[i + 3..];
+        let end = rest
+            .find(|c: char| c == '/' || c.is_whitespace() || c == '>' || c == '"')
+            .unwrap_or(rest.len());
+        out.push_str("index.example");
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
