@@ -52,7 +52,8 @@ fn main() {
         layers.push(desc);
         files.push(p);
     }
-    let lock = std::fs::read(repo.join("lockfiles/local-devenv/envpack.lock")).expect("example lock");
+    let lock =
+        std::fs::read(repo.join("lockfiles/local-devenv/envpack.lock")).expect("example lock");
     let index = ArtifactIndex {
         schema: 1,
         name: "seed".into(),
@@ -65,7 +66,11 @@ fn main() {
     };
     let art = d.join("seed.envpack.tar");
     write_artifact(&art, &index, &lock, &files, 1).expect("artifact");
-    put(&corpus.join("artifact_reader"), "seed.envpack.tar", &std::fs::read(&art).expect("read"));
+    put(
+        &corpus.join("artifact_reader"),
+        "seed.envpack.tar",
+        &std::fs::read(&art).expect("read"),
+    );
     put(
         &corpus.join("artifact_reader"),
         "index.json",
@@ -73,7 +78,10 @@ fn main() {
     );
 
     put(&corpus.join("lock_parse"), "example.lock", &lock);
-    for spec in ["lockfiles/local-devenv/envpack.toml", "lockfiles/openssl-devenv/envpack.toml"] {
+    for spec in [
+        "lockfiles/local-devenv/envpack.toml",
+        "lockfiles/openssl-devenv/envpack.toml",
+    ] {
         let bytes = std::fs::read(repo.join(spec)).expect("spec");
         let name = spec.replace('/', "_");
         put(&corpus.join("lock_parse"), &name, &bytes);
@@ -116,9 +124,14 @@ fn main() {
             docs.extend(rd.flatten().map(|e| e.path()));
         }
         for p in docs {
-            let Ok(bytes) = std::fs::read(&p) else { continue };
+            let Ok(bytes) = std::fs::read(&p) else {
+                continue;
+            };
             if bytes.len() < 64 * 1024 && bytes.first() == Some(&b'{') {
-                let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default();
                 put(&corpus.join("oci_json"), &name, &bytes);
             }
         }
