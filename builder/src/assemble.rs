@@ -281,9 +281,7 @@ pub fn config_files(
         contents: inputs.lock_text.as_bytes().to_vec(),
         executable: false,
     });
-    for (format, bytes) in
-        crate::sbom::for_env(inputs.lock, inputs.lock_text, inputs.locked, inputs.wheels)?
-    {
+    for (format, bytes) in crate::sbom::for_env(inputs.lock, inputs.locked, inputs.wheels)? {
         generated.push(GeneratedFile {
             path: format.tree_file().into(),
             contents: bytes,

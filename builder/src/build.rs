@@ -128,7 +128,7 @@ pub fn build(lock: &Lock, lock_text: &str, opts: &BuildOptions) -> anyhow::Resul
     // Base images are pinned in the lock; only images use them.
     let bases = match opts.format {
         OutputFormat::Tarball => Vec::new(),
-        _ => crate::lock::parse_bases(lock_text, "envpack.lock")?,
+        _ => lock.image_bases.clone(),
     };
 
     for p in &chosen {

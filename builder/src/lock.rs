@@ -4,6 +4,7 @@
 //! configuration, so any mirror serves the same lock.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
 use envpack_layers::digest::Sha256Digest;
 use serde::Deserialize;
@@ -285,6 +286,24 @@ impl Lock {
     }
 }
 
+/// Reads and parses the lock at `path` (size-limited); returns it with its text. A missing
+/// file is an error that says to run `envpack lock`.
+pub fn read(path: &Path) -> Result<(Lock, String), SpecError> {
+    let text = crate::input::read_text(path, crate::input::MAX_LOCK_BYTES, "lock").map_err(
+        |e| match e {
+            crate::input::InputError::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
+                SpecError::Invalid {
+                    path: path.display().to_string(),
+                    message: "does not exist; run `envpack lock` first (or give --lock)".into(),
+                }
+            }
+            other => other.into(),
+        },
+    )?;
+    let lock = Lock::parse(&text, &path.display().to_string())?;
+    Ok((lock, text))
+}
+
 /// Header of the tables pinning base images; they come last in the lock.
 pub const BASE_TABLE: &str = "[[image-base]]";
 
@@ -298,11 +317,6 @@ pub struct LockedBase {
     pub name: String,
     /// The platform manifest's digest (`sha256:…`).
     pub digest: String,
-}
-
-/// The `[[image-base]]` pins of a lock, sorted by platform.
-pub fn parse_bases(text: &str, origin: &str) -> Result<Vec<LockedBase>, SpecError> {
-    Ok(Lock::parse(text, origin)?.image_bases)
 }
 
 /// Base pins sorted by platform, each digest well-formed, no platform twice.
@@ -322,8 +336,8 @@ fn checked_bases(mut bases: Vec<LockedBase>, origin: &str) -> Result<Vec<LockedB
     Ok(bases)
 }
 
-/// The `[[image-base]]` tables for `bases` (sorted by platform), to append to a lock.
-pub fn bases_to_toml(bases: &[LockedBase]) -> String {
+/// The `[[image-base]]` tables for `bases` (sorted by platform), written at the end of a lock.
+fn bases_to_toml(bases: &[LockedBase]) -> String {
     let mut sorted: Vec<&LockedBase> = bases.iter().collect();
     sorted.sort_by(|a, b| a.platform.cmp(&b.platform));
     let mut o = String::new();
@@ -485,20 +499,22 @@ mod tests {
         );
         assert_eq!(back.image_bases.len(), 2);
         assert_eq!(back.to_toml(), text);
-        assert_eq!(parse_bases(&text, "l").unwrap(), back.image_bases);
-        assert!(parse_bases(&sample().to_toml(), "l").unwrap().is_empty());
+        assert!(Lock::parse(&sample().to_toml(), "l")
+            .unwrap()
+            .image_bases
+            .is_empty());
 
         let bad = text.replace(&d, "sha256:00");
-        let err = parse_bases(&bad, "l").unwrap_err().to_string();
+        let err = Lock::parse(&bad, "l").unwrap_err().to_string();
         assert!(err.contains("image-base"), "{err}");
         let unknown = text.replacen("digest = ", "surprise = 1\ndigest = ", 1);
-        let err = parse_bases(&unknown, "envpack.lock")
+        let err = Lock::parse(&unknown, "envpack.lock")
             .unwrap_err()
             .to_string();
         let line = sample().to_toml().lines().count() + 5;
         assert!(err.contains(&format!("envpack.lock:{line}:")), "{err}");
         let twice = text.replace("linux-aarch64", "linux-x86_64");
-        assert!(parse_bases(&twice, "l")
+        assert!(Lock::parse(&twice, "l")
             .unwrap_err()
             .to_string()
             .contains("twice"));
@@ -518,6 +534,17 @@ mod tests {
         let back = Lock::parse(&lock.to_toml(), "l").unwrap();
         assert_eq!(back, lock);
         assert!(back.image_bases.is_empty());
+    }
+
+    #[test]
+    fn read_names_a_missing_lock_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("envpack.lock");
+        let e = read(&p).unwrap_err().to_string();
+        assert!(e.contains("envpack.lock") && e.contains("run `envpack lock`"), "{e}");
+        std::fs::write(&p, sample().to_toml()).unwrap();
+        let (lock, text) = read(&p).unwrap();
+        assert_eq!((lock, text), (sample(), sample().to_toml()));
     }
 
     #[test]

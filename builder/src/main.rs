@@ -287,18 +287,7 @@ fn image_settings(tag: Option<String>, flags: &[String]) -> anyhow::Result<Image
 }
 
 fn read_lock(path: &Path) -> anyhow::Result<(Lock, String)> {
-    let text = envpack::input::read_text(path, envpack::input::MAX_LOCK_BYTES, "lock").map_err(|e| {
-        if matches!(&e, envpack::input::InputError::Io(io) if io.kind() == std::io::ErrorKind::NotFound) {
-            anyhow!(
-                "{} does not exist; run `envpack lock` first",
-                path.display()
-            )
-        } else {
-            e.into()
-        }
-    })?;
-    let lock = Lock::parse(&text, &path.display().to_string())?;
-    Ok((lock, text))
+    Ok(envpack::lock::read(path)?)
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
@@ -568,11 +557,10 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             out,
         } => {
             let format: envpack::sbom::SbomFormat = format.parse()?;
-            let (lock_value, lock_text) = read_lock(lock)?;
+            let (lock_value, _) = read_lock(lock)?;
             let cache = Cache::open(cli.cache_dir.as_deref())?;
             let output = envpack::sbom::command::run_sbom(
                 &lock_value,
-                &lock_text,
                 platform.as_deref(),
                 format,
                 out.as_deref(),

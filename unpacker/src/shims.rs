@@ -174,16 +174,9 @@ pub fn env_programs(env_dir: &Path) -> std::io::Result<Vec<String>> {
     Ok(names)
 }
 
-/// Writes every shim `env_dir` needs into `ROOT/bin` (each via a temp file and a rename);
-/// returns the shim file names written.
-pub fn write_shims(
-    layout: &RootLayout,
-    env_dir: &Path,
-    scratch: &Path,
-) -> std::io::Result<BTreeSet<String>> {
+/// Every shim `env_dir` needs in `ROOT/bin`: (file name, script), the activate shim last.
+pub fn shim_scripts(layout: &RootLayout, env_dir: &Path) -> std::io::Result<Vec<(String, String)>> {
     let style = ShimStyle::native();
-    let bin = layout.bin_dir();
-    fs_err::create_dir_all(&bin)?;
     let mut scripts: Vec<(String, String)> = plan_shims(&env_programs(env_dir)?, style)
         .into_iter()
         .map(|p| (p.file_name, program_shim(&p.target, style)))
@@ -192,8 +185,34 @@ pub fn write_shims(
         activate_file_name(style).to_owned(),
         activate_shim(&layout.root, style),
     ));
+    Ok(scripts)
+}
+
+/// Writes every shim `env_dir` needs into `ROOT/bin` (each via a temp file and a rename);
+/// returns the shim file names written.
+pub fn write_shims(
+    layout: &RootLayout,
+    env_dir: &Path,
+    scratch: &Path,
+) -> std::io::Result<BTreeSet<String>> {
+    write_shims_where(layout, env_dir, scratch, |_| true)
+}
+
+/// Like [`write_shims`], but only the shims whose file name `wanted` accepts; the others
+/// are left as they are.
+pub fn write_shims_where(
+    layout: &RootLayout,
+    env_dir: &Path,
+    scratch: &Path,
+    wanted: impl Fn(&str) -> bool,
+) -> std::io::Result<BTreeSet<String>> {
+    let bin = layout.bin_dir();
+    fs_err::create_dir_all(&bin)?;
     let mut written = BTreeSet::new();
-    for (name, script) in scripts {
+    for (name, script) in shim_scripts(layout, env_dir)? {
+        if !wanted(&name) {
+            continue;
+        }
         let tmp = scratch.join(format!("shim-{name}"));
         {
             let mut f = fs_err::File::create(&tmp)?;

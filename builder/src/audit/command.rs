@@ -36,18 +36,7 @@ pub struct AuditArgs<'a> {
 }
 
 fn read_lock(path: &Path) -> anyhow::Result<(Lock, String)> {
-    let text = fs_err::read_to_string(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            anyhow!(
-                "{} does not exist; give --lock or run `envpack lock` first",
-                path.display()
-            )
-        } else {
-            e.into()
-        }
-    })?;
-    let lock = Lock::parse(&text, &path.display().to_string())?;
-    Ok((lock, text))
+    Ok(crate::lock::read(path)?)
 }
 
 /// Runs the audit the flags ask for.

@@ -160,24 +160,11 @@ fn check_sboms(
         }
         None => Default::default(),
     };
-    let text = m
-        .lock
-        .as_deref()
-        .map(String::from_utf8_lossy)
-        .unwrap_or_default();
-    let bases = match crate::lock::parse_bases(&text, "envpack.lock") {
-        Ok(b) => b,
-        Err(e) => {
-            r.find(format!("{} envpack.lock", m.origin), e.to_string());
-            Vec::new()
-        }
-    };
     let model = SbomModel::from_inputs(&SbomInputs {
         lock,
         platform: locked,
         tool_version,
         licenses: &licenses,
-        bases: &bases,
     });
     for (format, found) in [(SbomFormat::CycloneDx, &m.cdx), (SbomFormat::Spdx, &m.spdx)] {
         let item = format!("{} {}", m.origin, format.tree_file());
@@ -338,7 +325,6 @@ mod tests {
             platform: &lock.platforms[0],
             tool_version: env!("CARGO_PKG_VERSION"),
             licenses: &Licenses::new(),
-            bases: &[],
         })
         .unwrap();
         let info = serde_json::json!({

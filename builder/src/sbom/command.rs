@@ -20,7 +20,6 @@ pub enum SbomOutput {
 /// directory that receives one file per platform, named like the SBOMs next to artifacts).
 pub fn run_sbom(
     lock: &Lock,
-    lock_text: &str,
     platform: Option<&str>,
     format: SbomFormat,
     out: Option<&Path>,
@@ -36,7 +35,6 @@ pub fn run_sbom(
         })?],
         None => lock.platforms.iter().collect(),
     };
-    let bases = crate::lock::parse_bases(lock_text, "envpack.lock")?;
     let render = |p: &crate::lock::LockedPlatform| -> anyhow::Result<Vec<u8>> {
         let (licenses, missing) = licenses_from_cache(p, cache)?;
         if !missing.is_empty() {
@@ -51,7 +49,6 @@ pub fn run_sbom(
             platform: p,
             tool_version: env!("CARGO_PKG_VERSION"),
             licenses: &licenses,
-            bases: &bases,
         });
         Ok(format.render(&model)?)
     };

@@ -182,7 +182,6 @@ mod tests {
             platform: &lock.platforms[0],
             tool_version: "0.1.0",
             licenses,
-            bases: &[],
         });
         serde_json::from_slice(&cyclonedx(&m).unwrap()).unwrap()
     }

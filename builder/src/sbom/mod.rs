@@ -121,11 +121,9 @@ pub fn documents(inputs: &SbomInputs) -> Result<Vec<(SbomFormat, Vec<u8>)>, Sbom
 /// Both SBOMs of an env being assembled, licenses read from the wheels it installs.
 pub fn for_env(
     lock: &Lock,
-    lock_text: &str,
     locked: &LockedPlatform,
     wheels: &[WheelInput],
 ) -> Result<Vec<(SbomFormat, Vec<u8>)>, SbomError> {
-    let bases = crate::lock::parse_bases(lock_text, "envpack.lock")?;
     let mut pairs: Vec<(&str, &Path)> = Vec::new();
     for pkg in &locked.packages {
         let installed = pkg
@@ -142,7 +140,6 @@ pub fn for_env(
         platform: locked,
         tool_version: env!("CARGO_PKG_VERSION"),
         licenses: &licenses,
-        bases: &bases,
     })
 }
 
@@ -264,9 +261,9 @@ mod tests {
 
     #[test]
     fn base_image_is_listed_in_both_formats() {
-        let lock = sample_lock();
+        let mut lock = sample_lock();
         let digest = format!("sha256:{}", "ab".repeat(32));
-        let bases = vec![
+        lock.image_bases = vec![
             crate::lock::LockedBase {
                 platform: "linux-x86_64".into(),
                 name: "registry.example/library/debian:bookworm".into(),
@@ -283,7 +280,6 @@ mod tests {
             platform: &lock.platforms[0],
             tool_version: "0.1.0",
             licenses: &Licenses::new(),
-            bases: &bases,
         })
         .unwrap();
         let cdx: Value = serde_json::from_slice(&docs[0].1).unwrap();
@@ -331,7 +327,6 @@ mod tests {
             platform: &lock.platforms[0],
             tool_version: "0.1.0",
             licenses: &licenses,
-            bases: &[],
         };
         let docs = documents(&inputs).unwrap();
         assert_eq!(docs.len(), 2);

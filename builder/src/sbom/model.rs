@@ -20,8 +20,6 @@ pub struct SbomInputs<'a> {
     pub tool_version: &'a str,
     /// Declared licenses by package name (absent ones are left out, never guessed).
     pub licenses: &'a Licenses,
-    /// The lock's base image pins (`[[image-base]]`), any platform.
-    pub bases: &'a [LockedBase],
 }
 
 /// The pinned CPython.
@@ -228,7 +226,7 @@ impl SbomModel {
                     verify_ssl: r.verify_ssl,
                 })
                 .collect(),
-            base_image: base_image_of(inputs.bases, &p.name),
+            base_image: base_image_of(&inputs.lock.image_bases, &p.name),
         }
     }
 }
@@ -371,7 +369,6 @@ pub(crate) mod tests {
             platform: &lock.platforms[0],
             tool_version: "0.1.0",
             licenses: &licenses,
-            bases: &[],
         });
         let names: Vec<&str> = m.packages.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["conan", "pyyaml"]);

@@ -205,7 +205,6 @@ mod tests {
             platform: &lock.platforms[0],
             tool_version: "0.1.0",
             licenses: &Licenses::new(),
-            bases: &[],
         });
         serde_json::from_slice(&spdx(&m).unwrap()).unwrap()
     }

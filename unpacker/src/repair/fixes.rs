@@ -1,48 +1,22 @@
 //! Repairs of the root around the env: shims, `current`, the state dir, quarantining extras.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::UnpackError;
 use crate::layout::RootLayout;
-use crate::repair::restore_entries::set_mode;
-use crate::shims::{
-    activate_file_name, activate_shim, env_programs, plan_shims, program_shim, ShimStyle,
-};
+use crate::shims::write_shims_where;
 
 /// Writes only the shims named in `names` (temp file + rename); others stay untouched.
+/// Returns their root-relative paths.
 pub fn write_named_shims(
     layout: &RootLayout,
     env_dir: &Path,
     names: &BTreeSet<String>,
     scratch: &Path,
 ) -> Result<Vec<String>, UnpackError> {
-    let style = ShimStyle::native();
-    let mut scripts: Vec<(String, String)> = plan_shims(&env_programs(env_dir)?, style)
-        .into_iter()
-        .map(|p| (p.file_name, program_shim(&p.target, style)))
-        .collect();
-    scripts.push((
-        activate_file_name(style).to_owned(),
-        activate_shim(&layout.root, style),
-    ));
-    let bin = layout.bin_dir();
-    fs_err::create_dir_all(&bin)?;
-    let mut written = Vec::new();
-    for (name, script) in scripts.into_iter().filter(|(n, _)| names.contains(n)) {
-        let tmp = scratch.join(format!("shim-{name}"));
-        {
-            let mut f = fs_err::File::create(&tmp)?;
-            f.write_all(script.as_bytes())?;
-            f.sync_all()?;
-        }
-        set_mode(&tmp, 0o755)?;
-        fs_err::rename(&tmp, bin.join(&name))?;
-        written.push(format!("bin/{name}"));
-    }
-    crate::durability::sync_dir(&bin)?;
-    Ok(written)
+    let written = write_shims_where(layout, env_dir, scratch, |n| names.contains(n))?;
+    Ok(written.into_iter().map(|n| format!("bin/{n}")).collect())
 }
 
 /// Moves the state dir aside to `conan-home.stale-<run_id>` (the user's data stays there)
