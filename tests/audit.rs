@@ -12,7 +12,6 @@ use serde_json::Value;
 const NAME: &str = "openssl-devenv";
 const PLATFORM: &str = "linux-x86_64";
 const GCC12: &str = "[settings]\nos=Linux\narch=x86_64\ncompiler=gcc\ncompiler.version=12\ncompiler.libcxx=libstdc++11\nbuild_type=Release\n";
-const REMOTE: &str = r#"{ name = "openssl-conan", url = "https://conan.example.org/api/conan/openssl", verify-ssl = true }"#;
 
 struct Built {
     dir: PathBuf,
@@ -32,13 +31,7 @@ impl Built {
 }
 
 fn write_spec(dir: &Path, profile: &str) {
-    fs_err::create_dir_all(dir.join("profiles")).unwrap();
-    fs_err::write(
-        dir.join("envpack.toml"),
-        fixture_spec(&[PLATFORM], &[REMOTE], ""),
-    )
-    .unwrap();
-    fs_err::write(dir.join("profiles/linux-gcc12"), profile).unwrap();
+    write_fixture_spec_dir(dir, &[PLATFORM], profile);
 }
 
 /// One linux-x86_64 lock, built into `dist/`.

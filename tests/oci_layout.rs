@@ -24,14 +24,7 @@ struct Locked {
 }
 
 fn write_spec_dir(dir: &Path, profile: &str) {
-    fs_err::create_dir_all(dir.join("profiles")).unwrap();
-    let remote = r#"{ name = "openssl-conan", url = "https://conan.example.org/api/conan/openssl", verify-ssl = true }"#;
-    fs_err::write(
-        dir.join("envpack.toml"),
-        fixture_spec(&PLATFORMS, &[remote], ""),
-    )
-    .unwrap();
-    fs_err::write(dir.join("profiles/linux-gcc12"), profile).unwrap();
+    write_fixture_spec_dir(dir, &PLATFORMS, profile);
 }
 
 fn envpack(l: &Locked, dir: &Path) -> Command {

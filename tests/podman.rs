@@ -12,7 +12,6 @@ use serde_json::Value;
 
 const TAG: &str = "3.11.7-conan2.21.0";
 const GCC12: &str = "[settings]\nos=Linux\narch=x86_64\ncompiler=gcc\ncompiler.version=12\ncompiler.libcxx=libstdc++11\nbuild_type=Release\n";
-const REMOTE: &str = r#"{ name = "openssl-conan", url = "https://conan.example.org/api/conan/openssl", verify-ssl = true }"#;
 /// Host tools the env's sh launchers and shims call.
 const TOOLS: [&str; 6] = ["readlink", "dirname", "basename", "cat", "env", "uname"];
 
@@ -151,7 +150,7 @@ fn podman_runs_conan_from_the_image_on_a_pinned_base() {
     let spec = work.join("spec");
     fs_err::create_dir_all(spec.join("profiles")).unwrap();
     fs_err::write(spec.join("profiles/linux-gcc12"), GCC12).unwrap();
-    let plain = fixture_spec(&["linux-x86_64"], &[REMOTE], "");
+    let plain = fixture_spec(&["linux-x86_64"], &[FIXTURE_REMOTE], "");
     fs_err::write(spec.join("envpack.toml"), &plain).unwrap();
     let envpack = |args: &[&str]| run(envpack_cmd(&spec, &cache, &index.url, &mirror).args(args));
     envpack(&["lock"]);

@@ -14,7 +14,6 @@ const NAME: &str = "openssl-devenv";
 const TAG: &str = "3.11.7-conan2.21.0";
 const PLATFORMS: [&str; 2] = ["linux-x86_64", "linux-aarch64"];
 const GCC12: &str = "[settings]\nos=Linux\narch=x86_64\ncompiler=gcc\ncompiler.version=12\ncompiler.libcxx=libstdc++11\nbuild_type=Release\n";
-const REMOTE: &str = r#"{ name = "openssl-conan", url = "https://conan.example.org/api/conan/openssl", verify-ssl = true }"#;
 
 /// A locked spec and the servers and cache every build here shares.
 struct Locked {
@@ -25,13 +24,7 @@ struct Locked {
 }
 
 fn write_spec_dir(dir: &Path, profile: &str) {
-    fs_err::create_dir_all(dir.join("profiles")).unwrap();
-    fs_err::write(
-        dir.join("envpack.toml"),
-        fixture_spec(&PLATFORMS, &[REMOTE], ""),
-    )
-    .unwrap();
-    fs_err::write(dir.join("profiles/linux-gcc12"), profile).unwrap();
+    write_fixture_spec_dir(dir, &PLATFORMS, profile);
 }
 
 fn envpack(l: &Locked, dir: &Path) -> Command {

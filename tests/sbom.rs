@@ -41,26 +41,23 @@ fn built() -> &'static Built {
             .tempdir()
             .unwrap()
             .keep();
-        fs_err::create_dir_all(dir.join("profiles")).unwrap();
-        let remote = r#"{ name = "openssl-conan", url = "https://conan.example.org/api/conan/openssl", verify-ssl = true }"#;
-        fs_err::write(
-            dir.join("envpack.toml"),
-            fixture_spec(&[PLATFORM], &[remote], ""),
-        )
-        .unwrap();
-        fs_err::write(dir.join("profiles/linux-gcc12"), GCC12).unwrap();
+        write_fixture_spec_dir(&dir, &[PLATFORM], GCC12);
         let mut b = Built {
             cache: dir.join("cache"),
             index,
             mirror_url: format!("file://{}", mirror.display()),
-            artifact: dir.join("dist").join(format!("{NAME}-{PLATFORM}.envpack.tar")),
+            artifact: dir
+                .join("dist")
+                .join(format!("{NAME}-{PLATFORM}.envpack.tar")),
             layout: dir.join("layout"),
             root: dir.join("root"),
             dir,
         };
         run(b.envpack().arg("lock"));
         run(b.envpack().args(["build", "--out", "dist"]));
-        run(b.envpack().args(["build", "--format", "oci", "--out", "layout"]));
+        run(b
+            .envpack()
+            .args(["build", "--format", "oci", "--out", "layout"]));
         run(Command::new(unpack_bin())
             .arg(&b.artifact)
             .arg("--root")

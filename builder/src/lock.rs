@@ -541,7 +541,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("envpack.lock");
         let e = read(&p).unwrap_err().to_string();
-        assert!(e.contains("envpack.lock") && e.contains("run `envpack lock`"), "{e}");
+        assert!(
+            e.contains("envpack.lock") && e.contains("run `envpack lock`"),
+            "{e}"
+        );
         std::fs::write(&p, sample().to_toml()).unwrap();
         let (lock, text) = read(&p).unwrap();
         assert_eq!((lock, text), (sample(), sample().to_toml()));

@@ -328,6 +328,21 @@ pub fn fixture_spec(platforms: &[&str], remotes: &[&str], extra_profiles: &str) 
     )
 }
 
+/// The pinned Conan remote most fixture specs use (a TOML inline table).
+pub const FIXTURE_REMOTE: &str = r#"{ name = "openssl-conan", url = "https://conan.example.org/api/conan/openssl", verify-ssl = true }"#;
+
+/// Writes `dir/envpack.toml` (the fixture spec on `platforms` with [`FIXTURE_REMOTE`]) and its
+/// default profile `dir/profiles/linux-gcc12` with `profile` as content.
+pub fn write_fixture_spec_dir(dir: &Path, platforms: &[&str], profile: &str) {
+    fs_err::create_dir_all(dir.join("profiles")).unwrap();
+    fs_err::write(
+        dir.join("envpack.toml"),
+        fixture_spec(platforms, &[FIXTURE_REMOTE], ""),
+    )
+    .unwrap();
+    fs_err::write(dir.join("profiles/linux-gcc12"), profile).unwrap();
+}
+
 /// `envpack --cache-dir CACHE` run in `dir` against the fixture index and mirror, with the
 /// fixture epoch and no other index or image configuration leaking in from the environment.
 pub fn envpack_cmd(dir: &Path, cache: &Path, index_url: &str, mirror_url: &str) -> Command {
