@@ -41,6 +41,7 @@ fn extract_tar(reader: impl Read, dest: &Path, name: &str) -> Result<(), Archive
     let opts = ExtractOptions {
         manifest: None,
         max_total_bytes: MAX_EXPANDED,
+        ..Default::default()
     };
     extract_layer(reader, &dir, &opts).map_err(|source| ArchiveError::Layers {
         archive: name.to_string(),

@@ -33,6 +33,7 @@ pub fn layer_extract(data: &[u8]) {
     let opts = ExtractOptions {
         manifest: None,
         max_total_bytes: 1 << 20,
+        ..Default::default()
     };
     let _ = extract_layer(data, &dest, &opts);
     let siblings: Vec<_> = std::fs::read_dir(outer.path())

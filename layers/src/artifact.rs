@@ -4,6 +4,7 @@ use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::canonical::to_canonical_vec;
 use crate::compress::decoder;
@@ -315,19 +316,42 @@ impl ArtifactReader {
         Ok(f.take(size))
     }
 
-    /// Re-hashes every layer blob against its digest; the error names the layer.
+    /// Re-hashes every layer blob against its digest; the error names the first bad layer.
+    /// Blobs are hashed in parallel: one SHA-256 stream runs on one core, and the whole
+    /// unpack waits for this check.
     pub fn verify_layers(&self) -> Result<()> {
-        for (i, l) in self.index.layers.iter().enumerate() {
-            let mut r = HashingReader::new(self.blob(i)?);
-            std::io::copy(&mut r, &mut std::io::sink()).map_err(|e| with_path(e, &self.path))?;
-            let (actual, n) = r.finish();
-            if actual != l.digest || n != l.size {
-                return Err(LayersError::DigestMismatch {
-                    what: format!("layer {i} {:?} in {}", l.name, self.path.display()),
-                    expected: l.digest,
-                    actual,
-                });
-            }
+        use rayon::prelude::*;
+        let results: Vec<Result<()>> = (0..self.index.layers.len())
+            .into_par_iter()
+            .map(|i| self.verify_layer(i))
+            .collect();
+        results.into_iter().collect()
+    }
+
+    fn verify_layer(&self, i: usize) -> Result<()> {
+        let l = &self.index.layers[i];
+        let mut blob = self.blob(i)?;
+        let mut hasher = Sha256::new();
+        let mut n = 0u64;
+        // Large reads: the default 8 KiB copy buffer costs a system call per 8 KiB.
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let got = match blob.read(&mut buf) {
+                Ok(0) => break,
+                Ok(got) => got,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(with_path(e, &self.path).into()),
+            };
+            hasher.update(&buf[..got]);
+            n += got as u64;
+        }
+        let actual = Sha256Digest(hasher.finalize().into());
+        if actual != l.digest || n != l.size {
+            return Err(LayersError::DigestMismatch {
+                what: format!("layer {i} {:?} in {}", l.name, self.path.display()),
+                expected: l.digest,
+                actual,
+            });
         }
         Ok(())
     }
@@ -359,33 +383,50 @@ impl ArtifactReader {
     /// The decompressed tar of layer `i`, on its own file handle. Reading it to EOF checks
     /// the diff_id; a mismatch surfaces as an `InvalidData` I/O error at the end.
     pub fn open_layer(&self, i: usize) -> Result<DiffIdReader> {
+        self.open_layer_with(i, true)
+    }
+
+    /// Like [`Self::open_layer`], with the same length limit and end-of-stream length check,
+    /// but without recomputing the diff_id. Only for extraction that checks every entry
+    /// against a manifest carried by a digest-checked layer, after [`Self::verify_layers`]:
+    /// the compressed digest then already fixes every byte, and the manifest proves the tree
+    /// file by file, so a second SHA-256 pass over the whole stream proves nothing more.
+    pub fn open_layer_unhashed(&self, i: usize) -> Result<DiffIdReader> {
+        self.open_layer_with(i, false)
+    }
+
+    fn open_layer_with(&self, i: usize, hash: bool) -> Result<DiffIdReader> {
         let blob = self.blob(i)?;
         let l = &self.index.layers[i];
         Ok(DiffIdReader {
-            inner: HashingReader::new(decoder(l.compression, blob)?),
+            inner: decoder(l.compression, blob)?,
+            hasher: hash.then(Sha256::new),
             expected: l.diff_id,
             expected_len: l.uncompressed_size,
             read_so_far: 0,
+            over_limit: false,
             what: format!("layer {i} {:?} in {}", l.name, self.path.display()),
         })
     }
 }
 
-/// A reader that fails at EOF unless the bytes read match the expected digest and length.
+/// A reader that fails at EOF unless the bytes read match the expected length and (when
+/// opened with [`ArtifactReader::open_layer`]) digest.
 pub struct DiffIdReader {
-    inner: HashingReader<Box<dyn Read + Send>>,
+    inner: Box<dyn Read + Send>,
+    hasher: Option<Sha256>,
     expected: Sha256Digest,
     expected_len: u64,
     /// Bytes decompressed so far; checked on every read so a bomb stops at the limit.
     read_so_far: u64,
+    /// The stream went past `expected_len`; every further read fails.
+    over_limit: bool,
     what: String,
 }
 
 impl Read for DiffIdReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read_so_far = self.read_so_far.saturating_add(n as u64);
-        if self.read_so_far > self.expected_len {
+        if self.over_limit {
             let err = LayersError::format(
                 self.what.clone(),
                 format!(
@@ -396,13 +437,42 @@ impl Read for DiffIdReader {
             );
             return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, err));
         }
+        let mut n = self.inner.read(buf)?;
+        let allowed = self.expected_len.saturating_sub(self.read_so_far);
+        if n as u64 > allowed {
+            // Hand out the bytes up to the limit first, so a reader parsing them (with its
+            // own, more specific limits) sees the same stream however large its reads are.
+            self.over_limit = true;
+            n = allowed as usize;
+            if n == 0 {
+                return self.read(buf);
+            }
+        }
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
+        self.read_so_far += n as u64;
         if n == 0 && !buf.is_empty() {
-            let (actual, len) = self.inner.current();
-            if actual != self.expected || len != self.expected_len {
-                let err = LayersError::DigestMismatch {
-                    what: format!("uncompressed {} ({len} bytes)", self.what),
-                    expected: self.expected,
-                    actual,
+            let len = self.read_so_far;
+            let actual = self
+                .hasher
+                .as_ref()
+                .map(|h| Sha256Digest(h.clone().finalize().into()));
+            let digest_ok = actual.is_none_or(|a| a == self.expected);
+            if !digest_ok || len != self.expected_len {
+                let err = match actual {
+                    Some(actual) => LayersError::DigestMismatch {
+                        what: format!("uncompressed {} ({len} bytes)", self.what),
+                        expected: self.expected,
+                        actual,
+                    },
+                    None => LayersError::format(
+                        self.what.clone(),
+                        format!(
+                            "decompresses to {len} bytes, the index declares {}",
+                            self.expected_len
+                        ),
+                    ),
                 };
                 return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, err));
             }
@@ -544,7 +614,8 @@ mod tests {
                 Err(_) => break true,
             }
         };
-        assert!(stopped && total <= 1024, "{total}");
+        // Exactly the declared bytes come out before the error, whatever the read size.
+        assert!(stopped && total == 1024, "{total}");
         // A claim larger than the layer fails at the end.
         let mut big = f.index.clone();
         big.layers[1].uncompressed_size += 1;
@@ -555,6 +626,37 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("\"config\""), "{err}");
+    }
+
+    #[test]
+    fn unhashed_layers_check_length_but_not_digest() {
+        let f = fixture();
+        let d = f.artifact.parent().unwrap();
+        let read_all = |r: &ArtifactReader, i: usize, hashed: bool| {
+            let mut s = if hashed {
+                r.open_layer(i).unwrap()
+            } else {
+                r.open_layer_unhashed(i).unwrap()
+            };
+            let mut v = Vec::new();
+            s.read_to_end(&mut v).map(|_| v).map_err(|e| e.to_string())
+        };
+        let mut wrong_diff = f.index.clone();
+        wrong_diff.layers[0].diff_id = Sha256Digest::of_bytes(b"not the layer");
+        let out = d.join("diff.tar");
+        write_artifact(&out, &wrong_diff, &f.lock, &f.layer_files, 1).unwrap();
+        let r = ArtifactReader::open(&out).unwrap();
+        let err = read_all(&r, 0, true).unwrap_err();
+        assert!(err.contains("mismatch"), "{err}");
+        let tar = read_all(&r, 0, false).unwrap();
+        assert_eq!(Sha256Digest::of_bytes(&tar), f.index.layers[0].diff_id);
+
+        let mut long = f.index.clone();
+        long.layers[0].uncompressed_size += 512;
+        write_artifact(&out, &long, &f.lock, &f.layer_files, 1).unwrap();
+        let r = ArtifactReader::open(&out).unwrap();
+        let err = read_all(&r, 0, false).unwrap_err();
+        assert!(err.contains("the index declares"), "{err}");
     }
 
     #[test]

@@ -6,10 +6,11 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Write};
 
-use cap_std::fs::{Dir, OpenOptions};
+use cap_std::fs::Dir;
 
-use crate::digest::HashingWriter;
+use crate::digest::{HashingWriter, Sha256Digest};
 use crate::error::{LayersError, Result};
+use crate::file_writers::{create_file, io_at, FileWriters, MAX_QUEUED_FILE};
 use crate::manifest::Manifest;
 use crate::tree::{link_target_problem, rel_path_problem, EntryKind, TreeEntry};
 
@@ -20,6 +21,10 @@ pub struct ExtractOptions<'a> {
     pub manifest: Option<&'a Manifest>,
     /// Upper bound on the sum of file sizes in the layer.
     pub max_total_bytes: u64,
+    /// Workers that create files up to [`MAX_QUEUED_FILE`] bytes, writing into the same
+    /// directory as the `dest` given to [`extract_layer`]; without them every file is
+    /// written inline.
+    pub writers: Option<&'a FileWriters<'a>>,
 }
 
 impl Default for ExtractOptions<'_> {
@@ -27,6 +32,7 @@ impl Default for ExtractOptions<'_> {
         ExtractOptions {
             manifest: None,
             max_total_bytes: u64::MAX,
+            writers: None,
         }
     }
 }
@@ -40,7 +46,8 @@ fn rejected(entry: &str, rule: &'static str) -> LayersError {
 
 /// Extracts `tar` into `dest`, returning the entries written in archive order.
 /// The reader is read to its end, so a wrapping digest check (see
-/// [`crate::artifact::DiffIdReader`]) always runs.
+/// [`crate::artifact::DiffIdReader`]) always runs. With `opts.writers`, queued files exist
+/// only once their [`crate::file_writers::with_file_writers`] returns.
 pub fn extract_layer<R: Read>(tar: R, dest: &Dir, opts: &ExtractOptions) -> Result<Vec<TreeEntry>> {
     let mut archive = tar::Archive::new(tar);
     let mut state = State {
@@ -201,19 +208,11 @@ impl State<'_, '_> {
                     }
                 }
                 let executable = perm & 0o111 != 0;
-                let (sha256, written) = self.write_file(&name, &path, &mut entry, executable)?;
-                if written != size {
-                    return Err(LayersError::format(
-                        "layer tar",
-                        format!("{path}: short entry ({written} of {size} bytes)"),
-                    ));
-                }
-                if let Some(EntryKind::File { sha256: want, .. }) = expected.map(|e| &e.kind) {
-                    if *want != sha256 {
-                        let _ = self.dest.remove_file(&path);
-                        return Err(mismatch(format!("content {sha256}, manifest has {want}")));
-                    }
-                }
+                let want = match expected.map(|e| &e.kind) {
+                    Some(EntryKind::File { sha256, .. }) => Some(*sha256),
+                    _ => None,
+                };
+                let sha256 = self.write_file(&name, &path, &mut entry, size, executable, want)?;
                 EntryKind::File {
                     size,
                     sha256,
@@ -310,23 +309,45 @@ impl State<'_, '_> {
         Ok(())
     }
 
+    /// Writes the entry's `size` bytes as the new file `path` and returns their digest,
+    /// which must equal `want` when given. Small files are checked before anything is
+    /// written and go to the workers; large ones stream and are removed again on a mismatch.
     fn write_file(
         &mut self,
         name: &str,
         path: &str,
         data: &mut impl Read,
+        size: u64,
         executable: bool,
-    ) -> Result<(crate::digest::Sha256Digest, u64)> {
+        want: Option<Sha256Digest>,
+    ) -> Result<Sha256Digest> {
         self.ensure_parent(path)?;
-        let mut opts = OpenOptions::new();
-        opts.write(true).create_new(true);
-        let file = match self.dest.open_with(path, &opts) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                return Err(rejected(name, "something already exists at this path"))
-            }
-            Err(e) => return Err(io_at(e, path)),
+        let short = |written: u64| {
+            LayersError::format(
+                "layer tar",
+                format!("{path}: short entry ({written} of {size} bytes)"),
+            )
         };
+        let mismatch = |got: Sha256Digest, want: Sha256Digest| LayersError::ManifestMismatch {
+            path: path.to_string(),
+            detail: format!("content {got}, manifest has {want}"),
+        };
+        if let Some(writers) = self.opts.writers.filter(|_| size <= MAX_QUEUED_FILE) {
+            let mut buf = Vec::with_capacity(size as usize);
+            data.take(size)
+                .read_to_end(&mut buf)
+                .map_err(|e| io_at(e, path))?;
+            if buf.len() as u64 != size {
+                return Err(short(buf.len() as u64));
+            }
+            let digest = Sha256Digest::of_bytes(&buf);
+            if let Some(want) = want.filter(|w| *w != digest) {
+                return Err(mismatch(digest, want));
+            }
+            writers.submit(name, path, buf, executable)?;
+            return Ok(digest);
+        }
+        let file = create_file(self.dest, name, path, executable)?;
         let mut w = HashingWriter::new(io::BufWriter::with_capacity(1 << 16, file));
         io::copy(data, &mut w).map_err(|e| io_at(e, path))?;
         let (digest, n, buffered) = w.into_parts();
@@ -334,9 +355,16 @@ impl State<'_, '_> {
             .into_inner()
             .map_err(|e| io_at(e.into_error(), path))?;
         file.flush().map_err(|e| io_at(e, path))?;
-        set_file_mode(&file, path, if executable { 0o755 } else { 0o644 })?;
-        start_writeback(&file);
-        Ok((digest, n))
+        drop(file);
+        if n != size {
+            let _ = self.dest.remove_file(path);
+            return Err(short(n));
+        }
+        if let Some(want) = want.filter(|w| *w != digest) {
+            let _ = self.dest.remove_file(path);
+            return Err(mismatch(digest, want));
+        }
+        Ok(digest)
     }
 
     fn make_symlink(&mut self, name: &str, path: &str, target: &str) -> Result<()> {
@@ -351,24 +379,6 @@ impl State<'_, '_> {
     }
 }
 
-/// Asks the kernel to start writing the file's pages to disk now, without waiting, so the
-/// single filesystem sync before an env goes live finds most data already written and the
-/// disk works while extraction goes on. Only a hint: errors change nothing.
-#[cfg(target_os = "linux")]
-fn start_writeback(file: &cap_std::fs::File) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: the fd is owned by `file` and stays open for the call; the call only reads it.
-    let _ = unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
-}
-
-#[cfg(not(target_os = "linux"))]
-fn start_writeback(_file: &cap_std::fs::File) {}
-
-/// An I/O error that names the entry inside the destination.
-fn io_at(e: io::Error, path: &str) -> LayersError {
-    LayersError::Io(io::Error::new(e.kind(), format!("extracting {path}: {e}")))
-}
-
 #[cfg(unix)]
 fn set_mode(dest: &Dir, path: &str, mode: u32) -> Result<()> {
     use cap_std::fs::{Permissions, PermissionsExt};
@@ -378,18 +388,6 @@ fn set_mode(dest: &Dir, path: &str, mode: u32) -> Result<()> {
 
 #[cfg(not(unix))]
 fn set_mode(_dest: &Dir, _path: &str, _mode: u32) -> Result<()> {
-    Ok(())
-}
-
-#[cfg(unix)]
-fn set_file_mode(file: &cap_std::fs::File, path: &str, mode: u32) -> Result<()> {
-    use cap_std::fs::{Permissions, PermissionsExt};
-    file.set_permissions(Permissions::from_mode(mode))
-        .map_err(|e| io_at(e, path))
-}
-
-#[cfg(not(unix))]
-fn set_file_mode(_file: &cap_std::fs::File, _path: &str, _mode: u32) -> Result<()> {
     Ok(())
 }
 
@@ -586,6 +584,7 @@ mod tests {
             let opts = ExtractOptions {
                 manifest: None,
                 max_total_bytes: 1000,
+                ..Default::default()
             };
             let err = extract_layer(&tar_of(&parts)[..], &dest, &opts).unwrap_err();
             assert!(
@@ -652,6 +651,7 @@ mod tests {
         let opts = ExtractOptions {
             manifest: Some(&manifest),
             max_total_bytes: 1 << 20,
+            ..Default::default()
         };
         std::thread::scope(|s| {
             for p in &layers {
@@ -676,6 +676,7 @@ mod tests {
         let opts = ExtractOptions {
             manifest: Some(&manifest),
             max_total_bytes: 1000,
+            ..Default::default()
         };
         let err = extract_layer(&tar_of(&[link("up", "..")])[..], &dest, &opts).unwrap_err();
         assert!(err.to_string().contains("escapes the root"), "{err}");
@@ -741,18 +742,64 @@ mod tests {
             (vec![file("python", b"")], "type"),
         ];
         for (parts, want) in cases {
-            let t = tempfile::tempdir().unwrap();
+            // Inline writes, and files queued to writer threads.
+            for queued in [false, true] {
+                let t = tempfile::tempdir().unwrap();
+                let dest = open_dir(t.path());
+                let run = |writers: Option<&FileWriters>| {
+                    let opts = ExtractOptions {
+                        manifest: Some(&manifest),
+                        max_total_bytes: 1 << 20,
+                        writers,
+                    };
+                    extract_layer(&tar_of(&parts)[..], &dest, &opts)
+                };
+                let err = if queued {
+                    crate::file_writers::with_file_writers(&dest, 2, |w| run(Some(w)))
+                } else {
+                    run(None)
+                }
+                .unwrap_err();
+                assert!(
+                    matches!(err, LayersError::ManifestMismatch { .. })
+                        && err.to_string().contains(want),
+                    "{want} (queued: {queued}): {err}"
+                );
+                // A file whose content does not match is never left behind.
+                assert!(
+                    !t.path().join("python/bin/python3.11").is_file(),
+                    "{want} (queued: {queued})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn queued_and_inline_writes_give_the_same_tree() {
+        let src = tempfile::tempdir().unwrap();
+        make_src(src.path());
+        // A file above the queueing threshold takes the streaming path next to queued ones.
+        let big = vec![7u8; MAX_QUEUED_FILE as usize + 1];
+        fs_err::write(src.path().join("python/big.bin"), &big).unwrap();
+        let all = scan_tree(src.path()).unwrap();
+        let manifest = Manifest::from_entries(all.clone());
+        let out = tempfile::tempdir().unwrap();
+        let (_, layer) =
+            write_layer("all", src.path(), &all, 7, Compression::Zstd, out.path()).unwrap();
+        let dest_tmp = tempfile::tempdir().unwrap();
+        let dest = open_dir(dest_tmp.path());
+        let entries = crate::file_writers::with_file_writers(&dest, 3, |w| {
             let opts = ExtractOptions {
                 manifest: Some(&manifest),
-                max_total_bytes: 1 << 20,
+                max_total_bytes: 1 << 30,
+                writers: Some(w),
             };
-            let err = extract_layer(&tar_of(&parts)[..], &open_dir(t.path()), &opts).unwrap_err();
-            assert!(
-                matches!(err, LayersError::ManifestMismatch { .. })
-                    && err.to_string().contains(want),
-                "{want}: {err}"
-            );
-        }
+            let r = decoder(Compression::Zstd, fs_err::File::open(&layer).unwrap()).unwrap();
+            extract_layer(r, &dest, &opts)
+        })
+        .unwrap();
+        assert_eq!(entries, all);
+        assert_eq!(scan_tree(dest_tmp.path()).unwrap(), all);
     }
 
     #[test]

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use envpack_layers::artifact::ArtifactReader;
 use envpack_layers::extract::{extract_layer, ExtractOptions};
+use envpack_layers::file_writers::with_file_writers;
+use envpack_layers::read_ahead::with_read_ahead;
 use envpack_layers::manifest::Manifest;
 use envpack_layers::tree::TreeEntry;
 use envpack_layers::LayersError;
@@ -30,8 +32,9 @@ pub fn meta_layer_index(reader: &ArtifactReader, artifact: &Path) -> Result<usiz
     }
 }
 
-/// Extracts layer `i` into `dest`, then reads the stream to its end so the layer's diff_id is
-/// checked even when the tar ends before the compressed stream does.
+/// Extracts layer `i` into `dest`, then reads the stream to its end so the layer's length
+/// (and without a manifest, its diff_id) is checked even when the tar ends before the
+/// compressed stream does.
 fn extract_one(
     reader: &ArtifactReader,
     i: usize,
@@ -46,10 +49,27 @@ fn extract_one(
         ),
         other => other,
     };
-    let mut stream = reader.open_layer(i).map_err(in_layer)?;
-    let entries = extract_layer(&mut stream, dest, opts).map_err(in_layer)?;
-    std::io::copy(&mut stream, &mut std::io::sink()).map_err(|e| in_layer(e.into()))?;
-    Ok(entries)
+    // Entries checked against the manifest are proven file by file (the manifest itself comes
+    // from the meta layer, whose diff_id is checked), so only that layer pays for a full
+    // SHA-256 pass over its decompressed stream.
+    let stream = match opts.manifest {
+        Some(_) => reader.open_layer_unhashed(i),
+        None => reader.open_layer(i),
+    }
+    .map_err(in_layer)?;
+    // Decompressing and digesting on a second thread overlaps with parsing and checking.
+    with_read_ahead(stream, |stream| {
+        let entries = extract_layer(&mut *stream, dest, opts)?;
+        std::io::copy(stream, &mut std::io::sink())?;
+        Ok(entries)
+    })
+    .map_err(in_layer)
+}
+
+/// Worker threads that create files while the layer threads parse and check: enough to keep
+/// the cores busy with system calls, few enough not to crowd out decompression.
+fn writer_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4))
 }
 
 /// Whether env trees for `platform` usually live on a case-insensitive filesystem.
@@ -90,6 +110,7 @@ pub fn extract_meta(
     let opts = ExtractOptions {
         manifest: None,
         max_total_bytes: reader.index().layers[meta].uncompressed_size,
+        ..Default::default()
     };
     let entries = extract_one(reader, meta, &dir, &opts)?;
     let manifest_path = dest.join(MANIFEST_FILE);
@@ -141,42 +162,52 @@ pub fn extract_artifact(
     }
 
     let dir = open_dir(dest)?;
-    let opts = ExtractOptions {
-        manifest: Some(&manifest),
-        max_total_bytes: layers.iter().map(|l| l.uncompressed_size).sum(),
-    };
     let others: Vec<usize> = (0..layers.len()).filter(|i| *i != meta).collect();
     for &i in &others {
         progress(ProgressEvent::Extracting {
             layer: layers[i].name.clone(),
         });
     }
-    let results: Vec<Result<Vec<TreeEntry>, LayersError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = others
-            .iter()
-            .map(|&i| {
-                let (dir, opts) = (&dir, &opts);
-                s.spawn(move || extract_one(reader, i, dir, opts))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(LayersError::format(
-                        "layer extraction",
-                        "a worker thread panicked",
-                    ))
+    let max_total_bytes = layers.iter().map(|l| l.uncompressed_size).sum();
+    // Layers go in parallel threads sharing one pool of file writers; a write failure is
+    // reported over the layer error it caused.
+    let per_layer = with_file_writers(&dir, writer_threads(), |writers| {
+        let opts = ExtractOptions {
+            manifest: Some(&manifest),
+            max_total_bytes,
+            writers: Some(writers),
+        };
+        let results: Vec<Result<Vec<TreeEntry>, LayersError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = others
+                .iter()
+                .map(|&i| {
+                    let (dir, opts) = (&dir, &opts);
+                    s.spawn(move || extract_one(reader, i, dir, opts))
                 })
-            })
-            .collect()
-    });
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(LayersError::format(
+                            "layer extraction",
+                            "a worker thread panicked",
+                        ))
+                    })
+                })
+                .collect()
+        });
+        let mut all = Vec::with_capacity(results.len());
+        for (i, result) in others.iter().zip(results) {
+            all.push(result.inspect_err(|_| {
+                tracing::debug!(layer = %layers[*i].name, "layer extraction failed");
+            })?);
+        }
+        Ok(all)
+    })?;
 
     let mut seen: HashSet<String> = meta_entries.into_iter().map(|e| e.path).collect();
-    for (i, result) in others.iter().zip(results) {
-        let entries = result.inspect_err(|_| {
-            tracing::debug!(layer = %layers[*i].name, "layer extraction failed");
-        })?;
+    for entries in per_layer {
         seen.extend(entries.into_iter().map(|e| e.path));
     }
     let missing: Vec<String> = manifest

@@ -148,6 +148,7 @@ fn extract_checked(
         &ExtractOptions {
             manifest: None,
             max_total_bytes: MAX_ENV_BYTES,
+            ..Default::default()
         },
     );
     let entries = match extracted {
