@@ -4,6 +4,8 @@
 
 use envpack_layers::artifact::{ArtifactIndex, ArtifactReader};
 use envpack_layers::extract::{extract_layer, ExtractOptions};
+use envpack_layers::file_writers::{with_file_writers, FileWriters};
+use envpack_layers::tree::scan_tree;
 
 /// A target's body.
 pub type Target = fn(&[u8]);
@@ -17,25 +19,47 @@ pub const TARGETS: [(&str, Target); 5] = [
     ("oci_json", oci_json),
 ];
 
-/// A decompressed layer tar: extraction may reject it, never write outside the destination.
+/// A decompressed layer tar: extraction may reject it, never write outside the destination,
+/// and files queued to writer threads give the same verdict and tree as inline writes.
 pub fn layer_extract(data: &[u8]) {
-    let Ok(outer) = tempfile::tempdir() else {
-        return;
-    };
-    let dest_path = outer.path().join("dest");
-    if std::fs::create_dir(&dest_path).is_err() {
-        return;
+    let inline = extract_into(data, false);
+    let queued = extract_into(data, true);
+    if let (Some(inline), Some(queued)) = (inline, queued) {
+        assert_eq!(
+            inline.is_ok(),
+            queued.is_ok(),
+            "inline and queued extraction disagree: {inline:?} vs {queued:?}"
+        );
+        if let (Ok(a), Ok(b)) = (inline, queued) {
+            assert_eq!(a, b, "inline and queued extraction made different trees");
+        }
     }
-    let Ok(dest) = cap_std::fs::Dir::open_ambient_dir(&dest_path, cap_std::ambient_authority())
-    else {
-        return;
+}
+
+/// Extracts `data` into a fresh directory; the tree it made, or the error's text. None when
+/// the scratch space itself could not be made.
+fn extract_into(
+    data: &[u8],
+    queued: bool,
+) -> Option<Result<Vec<envpack_layers::tree::TreeEntry>, String>> {
+    let outer = tempfile::tempdir().ok()?;
+    let dest_path = outer.path().join("dest");
+    std::fs::create_dir(&dest_path).ok()?;
+    let dest =
+        cap_std::fs::Dir::open_ambient_dir(&dest_path, cap_std::ambient_authority()).ok()?;
+    let run = |writers: Option<&FileWriters>| {
+        let opts = ExtractOptions {
+            manifest: None,
+            max_total_bytes: 1 << 20,
+            writers,
+        };
+        extract_layer(data, &dest, &opts)
     };
-    let opts = ExtractOptions {
-        manifest: None,
-        max_total_bytes: 1 << 20,
-        ..Default::default()
+    let result = if queued {
+        with_file_writers(&dest, 2, |w| run(Some(w)))
+    } else {
+        run(None)
     };
-    let _ = extract_layer(data, &dest, &opts);
     let siblings: Vec<_> = std::fs::read_dir(outer.path())
         .map(|r| r.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
         .unwrap_or_default();
@@ -44,6 +68,11 @@ pub fn layer_extract(data: &[u8]) {
         vec![std::ffi::OsString::from("dest")],
         "extraction wrote outside its destination"
     );
+    Some(
+        result
+            .map_err(|e| e.to_string())
+            .and_then(|_| scan_tree(&dest_path).map_err(|e| e.to_string())),
+    )
 }
 
 /// A whole portable artifact (or its index JSON): open, check every blob, read every layer.
