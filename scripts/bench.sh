@@ -111,10 +111,16 @@ hf() { hyperfine --style basic --warmup 1 "$@"; }
 # while the group runs (a new CI runner, a new machine). "re-bootstrap": every run follows the
 # deletion of the previous run's tree, and ext4 then spends much of each file creation skipping
 # inodes it freed seconds ago. Both sides of a comparison always get the same state.
-settle() { sync; sleep "${BENCH_SETTLE_SECS:-35}"; } # let freed inodes age out between groups
+# Let freed inodes age out between groups: ext4 without a journal (as on this machine) skips
+# every inode freed in the last 60 s when it allocates one (5 minutes more while the freed
+# inode's table block is still dirty, hence the sync), scanning past each of them. Without the
+# wait, one group's cleanup (tens of thousands of inodes) slows the next group's file
+# creation several times over, and the "fresh" rows measure the previous group's deletions.
+settle() { sync; sleep "${BENCH_SETTLE_SECS:-65}"; }
 fresh_dir() { echo "\$(mktemp -d -p $1)"; }
 
 # --- 1. unpack with every hash verified vs tar --zstd -xf ------------------------------------
+settle # the previous bench's tree and the cold build's scratch were just deleted
 log "1. unpack (fresh directories)"
 u=$work/u
 mkdir -p "$u/fresh"

@@ -215,13 +215,17 @@ def main():
         "so single numbers are noisy; the per-command spread is below.",
         "- Same tree on both sides: the peer archives are made from the env tree `envpack-unpack` produced. "
         "The peer uses the artifact's own compression settings: zstd level 10, one worker (`-T1`).",
-        "- `envpack-unpack` verifies every layer digest and every file hash and syncs the filesystem (one `syncfs`) before "
-        "switching `current`; `tar --zstd -xf` checks only zstd's frame checksums and does not fsync, so ratio 1 means the checks and durability are free.",
+        "- `envpack-unpack` verifies every layer blob's digest before extracting, the meta layer's uncompressed digest, "
+        "and the SHA-256 of every file against the manifest (the data layers' uncompressed digests are implied by their "
+        "blob digests and not recomputed; `verify ARTIFACT` recomputes them), and syncs the filesystem (one `syncfs`) before "
+        "switching `current`; `tar --zstd -xf` checks only zstd's frame checksums and does not fsync, so ratio 1 means the "
+        "checks and durability are free.",
         "- Two filesystem states, both reported. Rows 1 and 2: every run writes into a new directory and "
         "nothing is deleted while the group runs (a new CI runner or machine). Rows 1r and 2r: every run "
         "follows the deletion of the previous run's tree (`--prepare rm -rf`), and ext4 then spends much of "
-        "each file creation skipping inodes it freed seconds ago, for both sides. Between groups the script "
-        "syncs and waits 35 s so one group's deletions do not slow the next.",
+        "each file creation skipping inodes it freed seconds ago, for both sides (this filesystem has no journal, "
+        "and ext4 without one avoids reusing an inode for 60 s after its deletion). Before each group the script "
+        "syncs and waits 65 s, so the previous group's cleanup (tens of thousands of inodes) does not slow it.",
         "- pip runs with `--no-cache-dir`, so each run builds the conan and patch-ng sdists (in build "
         "isolation, setuptools and wheel from the same wheelhouse), which is what a user pays. uv (installed "
         "with pip into a throwaway venv) runs with `--offline --no-index --find-links`, once with a fresh cache "
