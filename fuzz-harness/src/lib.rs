@@ -45,8 +45,7 @@ fn extract_into(
     let outer = tempfile::tempdir().ok()?;
     let dest_path = outer.path().join("dest");
     std::fs::create_dir(&dest_path).ok()?;
-    let dest =
-        cap_std::fs::Dir::open_ambient_dir(&dest_path, cap_std::ambient_authority()).ok()?;
+    let dest = cap_std::fs::Dir::open_ambient_dir(&dest_path, cap_std::ambient_authority()).ok()?;
     let run = |writers: Option<&FileWriters>| {
         let opts = ExtractOptions {
             manifest: None,

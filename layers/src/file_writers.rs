@@ -349,10 +349,8 @@ mod tests {
     fn a_missing_parent_is_an_error_naming_the_path() {
         let t = tempfile::tempdir().unwrap();
         let dest = open(t.path());
-        let err = with_file_writers(&dest, 1, |w| {
-            w.submit("nope/f", "nope/f", vec![1], false)
-        })
-        .unwrap_err();
+        let err = with_file_writers(&dest, 1, |w| w.submit("nope/f", "nope/f", vec![1], false))
+            .unwrap_err();
         assert!(err.to_string().contains("nope/f"), "{err}");
     }
 
@@ -366,6 +364,9 @@ mod tests {
             w.submit("b", "b", vec![2u8; big], false)
         })
         .unwrap();
-        assert_eq!(fs_err::metadata(t.path().join("b")).unwrap().len() as usize, big);
+        assert_eq!(
+            fs_err::metadata(t.path().join("b")).unwrap().len() as usize,
+            big
+        );
     }
 }

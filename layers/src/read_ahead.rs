@@ -116,7 +116,9 @@ impl ChunkReader {
             }
             Err(_) => {
                 self.done = true;
-                Err(io::Error::other("the reading thread stopped before the end"))
+                Err(io::Error::other(
+                    "the reading thread stopped before the end",
+                ))
             }
         }
     }

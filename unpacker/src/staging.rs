@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use envpack_layers::artifact::ArtifactReader;
 use envpack_layers::extract::{extract_layer, ExtractOptions};
 use envpack_layers::file_writers::with_file_writers;
-use envpack_layers::read_ahead::with_read_ahead;
 use envpack_layers::manifest::Manifest;
+use envpack_layers::read_ahead::with_read_ahead;
 use envpack_layers::tree::TreeEntry;
 use envpack_layers::LayersError;
 

@@ -692,7 +692,10 @@ fn corpus() -> Vec<Case> {
             "index-uncompressed-size",
             "index/lock tampering",
             // A data layer's length is checked at its end (its content file by file).
-            &["\"conan\"", "decompresses to 2560 bytes, the index declares 3072"],
+            &[
+                "\"conan\"",
+                "decompresses to 2560 bytes, the index declares 3072",
+            ],
             parts(|p| p.index.layers[1].uncompressed_size += 512),
         ),
         case(
