@@ -3,8 +3,10 @@
 //!
 //! The image's env layers hold the env under `opt/envpack/<name>/envs/<name>-<platform>/`;
 //! without that prefix they are byte-for-byte the layers the env id was computed from. Each
-//! layer is streamed once — compressed digest and diff_id checked on the way — into scratch
-//! space, then re-written unprefixed; the diff_ids must match the ones `envpack.json` records.
+//! layer is streamed once — compressed digest and diff_id checked on the way — straight into a
+//! plain tar with the prefix removed and the headers re-made as the builder makes them, so
+//! nothing but the small meta layer is extracted; the re-written layers' diff_ids must match
+//! the ones `envpack.json` records.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -14,10 +16,11 @@ use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use envpack_layers::artifact::{write_artifact, ArtifactIndex};
 use envpack_layers::compress::{decoder, Compression};
-use envpack_layers::digest::{HashingReader, Sha256Digest};
+use envpack_layers::digest::{HashingReader, HashingWriter, Sha256Digest};
 use envpack_layers::extract::{extract_layer, ExtractOptions};
-use envpack_layers::layer::{write_layer, LayerDesc};
-use envpack_layers::tree::TreeEntry;
+use envpack_layers::layer::LayerDesc;
+use envpack_layers::tarfmt::{entry_header, file_header, padding, END_OF_ARCHIVE};
+use envpack_layers::tree::{EntryKind, TreeEntry};
 use rayon::prelude::*;
 use serde_json::Value;
 
@@ -189,6 +192,151 @@ fn extract_checked(
     Ok(entries)
 }
 
+/// Streams layer `desc` straight into a plain tar layer at `out_dir` holding the same entries
+/// with `prefix/` removed (the prefix's own directories dropped), checking the blob's digest,
+/// size and `diff_id` on the way. Headers are re-made the way the builder makes them, so the
+/// result is the artifact's layer byte for byte; the caller compares its diff_id with the one
+/// `envpack.json` records. Nothing is extracted.
+fn rewrite_checked(
+    file: &Path,
+    desc: &Desc,
+    diff_id: &Sha256Digest,
+    prefix: &str,
+    epoch: u64,
+    name: &str,
+    out_dir: &Path,
+) -> anyhow::Result<(LayerDesc, PathBuf)> {
+    let compression = layer_compression(&desc.media_type)?;
+    let compressed = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let f = fs_err::File::open(file)?;
+    let outer = HashingReader::new(std::io::BufReader::with_capacity(1 << 20, f));
+    let outer = FinishOnEof {
+        inner: Some(outer),
+        slot: compressed.clone(),
+    };
+    let mut inner = HashingReader::new(decoder(compression, outer)?);
+    let out_path = out_dir.join(format!("{name}.tar"));
+    let out = fs_err::File::create(&out_path)?;
+    let mut tar_out = HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, out));
+    let rewritten = copy_unprefixed(&mut inner, prefix, epoch, &mut tar_out);
+    if let Err(e) = rewritten {
+        // A damaged blob usually breaks decompression first; name the real cause.
+        let (actual, size) = Sha256Digest::of_file(file)?;
+        if actual.to_string() != desc.digest || size != desc.size {
+            bail!(
+                "layer {}: digest mismatch: {} hashes to {actual} ({size} bytes)",
+                desc.digest,
+                file.display()
+            );
+        }
+        return Err(e).with_context(|| format!("re-writing layer {}", desc.digest));
+    }
+    std::io::copy(&mut inner, &mut std::io::sink())?;
+    let (actual_diff, _) = inner.finish();
+    let (actual, size) = compressed
+        .lock()
+        .ok()
+        .and_then(|g| *g)
+        .ok_or_else(|| anyhow!("layer {} was not read to its end", desc.digest))?;
+    if actual.to_string() != desc.digest || size != desc.size {
+        bail!(
+            "layer {}: digest mismatch: the blob hashes to {actual} ({size} bytes, {} expected)",
+            desc.digest,
+            desc.size
+        );
+    }
+    if actual_diff != *diff_id {
+        bail!(
+            "layer {}: uncompressed digest {actual_diff} is not the config's diff_id {diff_id}",
+            desc.digest
+        );
+    }
+    let (digest, len, buffered) = tar_out.into_parts();
+    buffered
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("writing {}", out_path.display()))?;
+    Ok((
+        LayerDesc {
+            name: name.to_string(),
+            digest,
+            size: len,
+            diff_id: digest,
+            uncompressed_size: len,
+            compression: Compression::None,
+        },
+        out_path,
+    ))
+}
+
+/// Copies the tar `input` to `out` with `prefix/` removed from every path, ending the archive.
+fn copy_unprefixed(
+    input: &mut impl Read,
+    prefix: &str,
+    epoch: u64,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<()> {
+    let with_slash = format!("{prefix}/");
+    let mut archive = tar::Archive::new(input);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let raw = String::from_utf8(entry.path_bytes().into_owned())
+            .map_err(|_| anyhow!("env layer entry with a non-UTF-8 name"))?;
+        let ty = entry.header().entry_type();
+        let path = match ty {
+            tar::EntryType::Directory => raw.strip_suffix('/').unwrap_or(&raw).to_string(),
+            _ => raw.clone(),
+        };
+        let Some(rel) = path.strip_prefix(&with_slash) else {
+            if path == prefix || prefix.starts_with(&format!("{path}/")) {
+                continue;
+            }
+            bail!("env layer entry {path} lies outside {prefix}");
+        };
+        let mode = entry.header().mode().context("unreadable tar mode")?;
+        let header = match ty {
+            tar::EntryType::Directory => entry_header(
+                &TreeEntry {
+                    path: rel.to_string(),
+                    kind: EntryKind::Dir,
+                },
+                epoch,
+            )?,
+            tar::EntryType::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| String::from_utf8(t.into_owned()))
+                    .transpose()
+                    .map_err(|_| anyhow!("{path}: non-UTF-8 symlink target"))?
+                    .ok_or_else(|| anyhow!("{path}: symlink without a target"))?;
+                entry_header(
+                    &TreeEntry {
+                        path: rel.to_string(),
+                        kind: EntryKind::Symlink { target },
+                    },
+                    epoch,
+                )?
+            }
+            tar::EntryType::Regular => {
+                let exec = if mode & 0o111 != 0 { 0o755 } else { 0o644 };
+                file_header(rel, entry.size(), exec, epoch)?
+            }
+            other => bail!("env layer entry {path}: unsupported type {other:?}"),
+        };
+        out.write_all(&header)?;
+        if ty == tar::EntryType::Regular {
+            let size = entry.size();
+            let copied = std::io::copy(&mut entry, out)?;
+            if copied != size {
+                bail!("env layer entry {path}: {copied} of {size} bytes");
+            }
+            out.write_all(&END_OF_ARCHIVE[..padding(size)])?;
+        }
+    }
+    out.write_all(&END_OF_ARCHIVE)?;
+    Ok(())
+}
+
 /// Drains the compressed side to EOF (a decoder may stop before trailing bytes) and records
 /// its digest and length there.
 struct FinishOnEof<R: Read> {
@@ -294,23 +442,6 @@ fn env_prefix(entries: &[TreeEntry]) -> anyhow::Result<String> {
     }
 }
 
-/// Entries under `prefix/`, with the prefix removed (the prefix directories themselves go).
-fn strip_prefix(entries: Vec<TreeEntry>, prefix: &str) -> anyhow::Result<Vec<TreeEntry>> {
-    let with_slash = format!("{prefix}/");
-    let mut out = Vec::new();
-    for e in entries {
-        if let Some(rest) = e.path.strip_prefix(&with_slash) {
-            out.push(TreeEntry {
-                path: rest.to_string(),
-                kind: e.kind,
-            });
-        } else if !(prefix == e.path || prefix.starts_with(&format!("{}/", e.path))) {
-            bail!("env layer entry {} lies outside {prefix}", e.path);
-        }
-    }
-    Ok(out)
-}
-
 /// What [`restore_artifact`] produced.
 #[derive(Debug, Clone)]
 pub struct RestoredArtifact {
@@ -380,16 +511,18 @@ pub fn restore_artifact(
     }
     let first = layers.len() - ours.len();
 
+    // Only the (small) meta layer is extracted, to learn where the env sits and what it is;
+    // every layer is then re-written as a stream, never extracted.
     let scratch = work.join("image-tree");
     fs_err::create_dir_all(&scratch)?;
     let dir = Dir::open_ambient_dir(&scratch, ambient_authority())
         .with_context(|| format!("opening {}", scratch.display()))?;
-    let mut per_layer = Vec::new();
-    for (i, desc) in layers[first..first + LAYERS.len()].iter().enumerate() {
-        let file = store.blob_file(desc)?;
-        per_layer.push(extract_checked(&file, desc, &diff_ids[first + i], &dir)?);
-    }
-    let prefix = env_prefix(&per_layer[LAYERS.len() - 1])?;
+    let env_layers = &layers[first..first + LAYERS.len()];
+    let meta = LAYERS.len() - 1;
+    let meta_file = store.blob_file(&env_layers[meta])?;
+    let meta_entries =
+        extract_checked(&meta_file, &env_layers[meta], &diff_ids[first + meta], &dir)?;
+    let prefix = env_prefix(&meta_entries)?;
     let env_root = scratch.join(&prefix);
     let info = env_info(&fs_err::read(env_root.join("envpack.json"))?)?;
     let expected_prefix = format!(
@@ -407,21 +540,23 @@ pub fn restore_artifact(
 
     let layer_dir = work.join("layers");
     fs_err::create_dir_all(&layer_dir)?;
+    let blob_files = env_layers
+        .iter()
+        .map(|d| store.blob_file(d))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     // The artifact only lives until the unpacker has read it: plain tar layers, no compression.
-    let written: Vec<(LayerDesc, PathBuf)> = per_layer
+    let written: Vec<(LayerDesc, PathBuf)> = (0..LAYERS.len())
         .into_par_iter()
-        .enumerate()
-        .map(|(i, entries)| {
-            let entries = strip_prefix(entries, &prefix)?;
-            write_layer(
-                LAYERS[i],
-                &env_root,
-                &entries,
+        .map(|i| {
+            rewrite_checked(
+                &blob_files[i],
+                &env_layers[i],
+                &diff_ids[first + i],
+                &prefix,
                 info.epoch,
-                Compression::None,
+                LAYERS[i],
                 &layer_dir,
             )
-            .with_context(|| format!("re-writing layer {}", LAYERS[i]))
         })
         .collect::<anyhow::Result<_>>()?;
     let mut descs: Vec<LayerDesc> = Vec::new();
@@ -524,21 +659,69 @@ mod tests {
             "opt/envpack/dev/envs/dev-linux-x86_64"
         );
         assert!(env_prefix(&[e("envpack.json")]).is_err());
-        let p = "opt/envpack/dev/envs/dev-linux-x86_64";
-        let stripped = strip_prefix(
-            vec![
-                e("opt"),
-                e("opt/envpack"),
-                e(p),
-                e(&format!("{p}/bin")),
-                e(&format!("{p}/bin/x")),
-            ],
-            p,
+    }
+
+    #[test]
+    fn unprefixed_copy_is_the_builders_layer_byte_for_byte() {
+        use envpack_layers::layer::{write_layer, write_layer_prefixed};
+        let src = tempfile::tempdir().unwrap();
+        let root = src.path();
+        let deep = format!("lib/{}/{}", "d".repeat(90), "m".repeat(40));
+        fs_err::create_dir_all(root.join(&deep)).unwrap();
+        fs_err::create_dir_all(root.join("bin")).unwrap();
+        fs_err::write(root.join(&deep).join("mod.py"), "x = 1\n").unwrap();
+        fs_err::write(root.join("bin/tool"), vec![7u8; 1500]).unwrap();
+        fs_err::write(root.join("empty"), b"").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs_err::set_permissions(
+                root.join("bin/tool"),
+                std::fs::Permissions::from_mode(0o755),
+            )
+            .unwrap();
+            std::os::unix::fs::symlink("tool", root.join("bin/alias")).unwrap();
+        }
+        let entries = envpack_layers::tree::scan_tree(root).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let prefix = "opt/envpack/dev/envs/dev-linux-x86_64";
+        let (_, plain) =
+            write_layer("t", root, &entries, 42, Compression::None, out.path()).unwrap();
+        let sub = out.path().join("p");
+        fs_err::create_dir(&sub).unwrap();
+        let (_, prefixed) =
+            write_layer_prefixed("t", root, &entries, prefix, 42, Compression::None, &sub).unwrap();
+        let mut rewritten = Vec::new();
+        copy_unprefixed(
+            &mut &fs_err::read(&prefixed).unwrap()[..],
+            prefix,
+            42,
+            &mut rewritten,
         )
         .unwrap();
-        let paths: Vec<&str> = stripped.iter().map(|e| e.path.as_str()).collect();
-        assert_eq!(paths, ["bin", "bin/x"]);
-        assert!(strip_prefix(vec![e("etc/passwd")], p).is_err());
+        assert!(rewritten == fs_err::read(&plain).unwrap());
+
+        // Anything outside the env's directory is refused.
+        let elsewhere = out.path().join("p2");
+        fs_err::create_dir(&elsewhere).unwrap();
+        let (_, other) = write_layer_prefixed(
+            "t",
+            root,
+            &entries,
+            "opt/other",
+            42,
+            Compression::None,
+            &elsewhere,
+        )
+        .unwrap();
+        let err = copy_unprefixed(
+            &mut &fs_err::read(&other).unwrap()[..],
+            prefix,
+            42,
+            &mut Vec::new(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("lies outside"), "{err}");
     }
 
     #[test]
