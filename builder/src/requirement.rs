@@ -23,22 +23,14 @@ pub fn parse_requirement(text: &str) -> Result<Requirement<VerbatimUrl>, String>
             "{text:?}: character {c:?} is not allowed in a requirement (ASCII text only)"
         ));
     }
-    let name: String = text
-        .trim_start()
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-        .collect();
+    let name = leading_name(text);
     check_name_ends(text, "package", &name)?;
     // Extras: `name [ a , b ]`; each one must also end with a letter or digit.
     let rest = text.trim_start()[name.len()..].trim_start();
     if let Some(list) = rest.strip_prefix('[') {
         let list = list.split(']').next().unwrap_or(list);
         for extra in list.split(',') {
-            let extra: String = extra
-                .trim_start()
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-                .collect();
+            let extra = leading_name(extra);
             check_name_ends(text, "extra", &extra)?;
         }
     }
@@ -47,6 +39,14 @@ pub fn parse_requirement(text: &str) -> Result<Requirement<VerbatimUrl>, String>
         Requirement::<VerbatimUrl>::from_str(text).map_err(|e| e.to_string())
     });
     parsed.unwrap_or_else(|_| Err(format!("{text:?}: not a valid PEP 508 requirement")))
+}
+
+/// The name-like run (letters, digits, `.`, `-`, `_`) at the start of `s`, after spaces.
+fn leading_name(s: &str) -> String {
+    s.trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        .collect()
 }
 
 /// Refuses a name whose last character is not a letter or digit.

@@ -330,22 +330,8 @@ impl ArtifactReader {
 
     fn verify_layer(&self, i: usize) -> Result<()> {
         let l = &self.index.layers[i];
-        let mut blob = self.blob(i)?;
-        let mut hasher = Sha256::new();
-        let mut n = 0u64;
-        // Large reads: the default 8 KiB copy buffer costs a system call per 8 KiB.
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let got = match blob.read(&mut buf) {
-                Ok(0) => break,
-                Ok(got) => got,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(with_path(e, &self.path).into()),
-            };
-            hasher.update(&buf[..got]);
-            n += got as u64;
-        }
-        let actual = Sha256Digest(hasher.finalize().into());
+        let (actual, n) =
+            Sha256Digest::of_reader(self.blob(i)?).map_err(|e| with_path(e, &self.path))?;
         if actual != l.digest || n != l.size {
             return Err(LayersError::DigestMismatch {
                 what: format!("layer {i} {:?} in {}", l.name, self.path.display()),

@@ -160,7 +160,6 @@ impl Failure {
 
 /// A handle for queueing files to the workers of [`with_file_writers`].
 pub struct FileWriters<'a> {
-    dest: &'a Dir,
     /// One queue per worker; a directory's files all go to the same one.
     queues: Vec<SyncSender<Job>>,
     budget: &'a Budget,
@@ -174,11 +173,6 @@ impl std::fmt::Debug for FileWriters<'_> {
 }
 
 impl FileWriters<'_> {
-    /// The directory the workers write into.
-    pub fn dest(&self) -> &Dir {
-        self.dest
-    }
-
     /// Queues the new file `path` with `data`; it exists once [`with_file_writers`] returns
     /// `Ok`. Fails fast once a worker has failed.
     pub fn submit(&self, name: &str, path: &str, data: Vec<u8>, executable: bool) -> Result<()> {
@@ -241,7 +235,6 @@ pub fn with_file_writers<T>(
             workers.push(s.spawn(move || work(dest, rx, budget, failure)));
         }
         let writers = FileWriters {
-            dest,
             queues,
             budget: &budget,
             failure: &failure,

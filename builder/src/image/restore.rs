@@ -127,35 +127,27 @@ fn layer_compression(media_type: &str) -> anyhow::Result<Compression> {
     }
 }
 
-/// Streams layer `desc` into `dest`, checking its digest, size and `diff_id`; returns its
-/// entries (paths as in the image).
-fn extract_checked(
+/// Runs `consume` on the decompressed tar of layer `desc` (blob in `file`), then reads the
+/// rest and checks the blob's digest and size and the tar's `diff_id`. `doing` names the work
+/// in `consume`'s errors.
+fn with_checked_layer<T>(
     file: &Path,
     desc: &Desc,
     diff_id: &Sha256Digest,
-    dest: &Dir,
-) -> anyhow::Result<Vec<TreeEntry>> {
+    doing: &str,
+    consume: impl FnOnce(&mut dyn Read) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
     let compression = layer_compression(&desc.media_type)?;
     let compressed = std::sync::Arc::new(std::sync::Mutex::new(None));
     let f = fs_err::File::open(file)?;
     let outer = HashingReader::new(std::io::BufReader::with_capacity(1 << 20, f));
-    let slot = compressed.clone();
     let outer = FinishOnEof {
         inner: Some(outer),
-        slot,
+        slot: compressed.clone(),
     };
     let mut inner = HashingReader::new(decoder(compression, outer)?);
-    let extracted = extract_layer(
-        &mut inner,
-        dest,
-        &ExtractOptions {
-            manifest: None,
-            max_total_bytes: MAX_ENV_BYTES,
-            ..Default::default()
-        },
-    );
-    let entries = match extracted {
-        Ok(e) => e,
+    let out = match consume(&mut inner) {
+        Ok(out) => out,
         Err(e) => {
             // A damaged blob usually breaks decompression first; name the real cause.
             let (actual, size) = Sha256Digest::of_file(file)?;
@@ -166,7 +158,7 @@ fn extract_checked(
                     file.display()
                 );
             }
-            return Err(e).with_context(|| format!("extracting layer {}", desc.digest));
+            return Err(e).with_context(|| format!("{doing} layer {}", desc.digest));
         }
     };
     std::io::copy(&mut inner, &mut std::io::sink())?;
@@ -189,7 +181,25 @@ fn extract_checked(
             desc.digest
         );
     }
-    Ok(entries)
+    Ok(out)
+}
+
+/// Streams layer `desc` into `dest`, checking its digest, size and `diff_id`; returns its
+/// entries (paths as in the image).
+fn extract_checked(
+    file: &Path,
+    desc: &Desc,
+    diff_id: &Sha256Digest,
+    dest: &Dir,
+) -> anyhow::Result<Vec<TreeEntry>> {
+    with_checked_layer(file, desc, diff_id, "extracting", |tar| {
+        let opts = ExtractOptions {
+            manifest: None,
+            max_total_bytes: MAX_ENV_BYTES,
+            ..Default::default()
+        };
+        Ok(extract_layer(tar, dest, &opts)?)
+    })
 }
 
 /// Streams layer `desc` straight into a plain tar layer at `out_dir` holding the same entries
@@ -206,51 +216,12 @@ fn rewrite_checked(
     name: &str,
     out_dir: &Path,
 ) -> anyhow::Result<(LayerDesc, PathBuf)> {
-    let compression = layer_compression(&desc.media_type)?;
-    let compressed = std::sync::Arc::new(std::sync::Mutex::new(None));
-    let f = fs_err::File::open(file)?;
-    let outer = HashingReader::new(std::io::BufReader::with_capacity(1 << 20, f));
-    let outer = FinishOnEof {
-        inner: Some(outer),
-        slot: compressed.clone(),
-    };
-    let mut inner = HashingReader::new(decoder(compression, outer)?);
     let out_path = out_dir.join(format!("{name}.tar"));
     let out = fs_err::File::create(&out_path)?;
     let mut tar_out = HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, out));
-    let rewritten = copy_unprefixed(&mut inner, prefix, epoch, &mut tar_out);
-    if let Err(e) = rewritten {
-        // A damaged blob usually breaks decompression first; name the real cause.
-        let (actual, size) = Sha256Digest::of_file(file)?;
-        if actual.to_string() != desc.digest || size != desc.size {
-            bail!(
-                "layer {}: digest mismatch: {} hashes to {actual} ({size} bytes)",
-                desc.digest,
-                file.display()
-            );
-        }
-        return Err(e).with_context(|| format!("re-writing layer {}", desc.digest));
-    }
-    std::io::copy(&mut inner, &mut std::io::sink())?;
-    let (actual_diff, _) = inner.finish();
-    let (actual, size) = compressed
-        .lock()
-        .ok()
-        .and_then(|g| *g)
-        .ok_or_else(|| anyhow!("layer {} was not read to its end", desc.digest))?;
-    if actual.to_string() != desc.digest || size != desc.size {
-        bail!(
-            "layer {}: digest mismatch: the blob hashes to {actual} ({size} bytes, {} expected)",
-            desc.digest,
-            desc.size
-        );
-    }
-    if actual_diff != *diff_id {
-        bail!(
-            "layer {}: uncompressed digest {actual_diff} is not the config's diff_id {diff_id}",
-            desc.digest
-        );
-    }
+    with_checked_layer(file, desc, diff_id, "re-writing", |tar| {
+        copy_unprefixed(tar, prefix, epoch, &mut tar_out)
+    })?;
     let (digest, len, buffered) = tar_out.into_parts();
     buffered
         .into_inner()
@@ -271,7 +242,7 @@ fn rewrite_checked(
 
 /// Copies the tar `input` to `out` with `prefix/` removed from every path, ending the archive.
 fn copy_unprefixed(
-    input: &mut impl Read,
+    input: &mut dyn Read,
     prefix: &str,
     epoch: u64,
     out: &mut impl std::io::Write,
