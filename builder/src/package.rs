@@ -106,7 +106,7 @@ pub fn finish_meta(
     let info_entry = TreeEntry::file_from_bytes("envpack.json", &info_bytes, false);
     let mut all: Vec<TreeEntry> = parts.iter().flatten().cloned().collect();
     all.push(info_entry.clone());
-    let manifest_bytes = Manifest::from_entries(all).to_bytes();
+    let manifest_bytes = Manifest::checked(all)?.to_bytes();
     fs_err::write(staging.join("manifest"), &manifest_bytes)?;
     parts[3].push(info_entry);
     parts[3].push(TreeEntry::file_from_bytes(

@@ -207,7 +207,8 @@ impl ArtifactReader {
         let mut lock = Vec::new();
         let unreadable = |e: std::io::Error| {
             bad(format!(
-                "unreadable tar structure ({e}); the file is damaged or not an envpack artifact"
+                "unreadable tar structure ({}); the file is damaged or not an envpack artifact",
+                crate::error::shown_name(&e.to_string())
             ))
         };
         for (i, entry) in archive.entries_with_seek().map_err(unreadable)?.enumerate() {

@@ -9,15 +9,23 @@ pub enum LayersError {
     #[error(transparent)]
     Io(#[from] std::io::Error),
     /// An archive entry broke a safety rule and was not written.
-    #[error("archive entry {entry:?} rejected: {rule}")]
+    #[error("archive entry {} rejected: {rule}", shown_name(.entry))]
     Rejected {
         /// The entry's name as found in the archive.
         entry: String,
         /// The rule it broke.
         rule: &'static str,
     },
+    /// A link whose resolution leaves the tree, loops, or that another entry sits below.
+    #[error("link {}: {detail}", shown_name(.path))]
+    BadLink {
+        /// Path of the link (or of the entry below a link).
+        path: String,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// An extracted entry disagrees with the manifest.
-    #[error("{path}: does not match the manifest: {detail}")]
+    #[error("{}: does not match the manifest: {detail}", shown_name(.path))]
     ManifestMismatch {
         /// Path of the entry.
         path: String,
@@ -43,7 +51,7 @@ pub enum LayersError {
         detail: String,
     },
     /// A path that may not appear in a tree or archive.
-    #[error("invalid path {path:?}: {reason}")]
+    #[error("invalid path {}: {reason}", shown_name(.path))]
     InvalidPath {
         /// The offending path.
         path: String,
@@ -87,5 +95,58 @@ impl LayersError {
             what: what.into(),
             detail: detail.into(),
         }
+    }
+}
+
+/// Longest name shown whole in a message; longer ones keep their start and end.
+const MAX_SHOWN: usize = 160;
+
+/// A name from an archive as messages show it: control characters and other invisible
+/// bytes escaped (`\n`, `\u{1b}`), and a very long name shortened in the middle.
+pub fn shown_name(name: &str) -> String {
+    let escaped: String = name
+        .chars()
+        .flat_map(|c| {
+            let plain = !c.is_control() && c != '\u{feff}' && c != '\u{fffd}';
+            let text: String = if plain {
+                c.to_string()
+            } else {
+                c.escape_default().collect()
+            };
+            text.chars().collect::<Vec<_>>()
+        })
+        .collect();
+    let chars: Vec<char> = escaped.chars().collect();
+    if chars.len() <= MAX_SHOWN {
+        return escaped;
+    }
+    let keep = MAX_SHOWN / 2 - 1;
+    let head: String = chars[..keep].iter().collect();
+    let tail: String = chars[chars.len() - keep..].iter().collect();
+    format!("{head}…({} characters)…{tail}", chars.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_name_table() {
+        let long = "a/".repeat(2000);
+        let cases: &[(&str, &str)] = &[
+            ("python/bin/python3", "python/bin/python3"),
+            ("a\nb", "a\\nb"),
+            ("esc\u{1b}[31m", "esc\\u{1b}[31m"),
+            ("caf\u{e9}", "caf\u{e9}"),
+            ("bad\u{fffd}", "bad\\u{fffd}"),
+        ];
+        for (name, want) in cases {
+            assert_eq!(shown_name(name), *want, "{name}");
+        }
+        let short = shown_name(&long);
+        assert!(
+            short.chars().count() < 200 && short.contains("(4000 characters)"),
+            "{short}"
+        );
     }
 }

@@ -49,7 +49,9 @@ fn rejected(entry: &str, rule: &'static str) -> LayersError {
 /// [`crate::artifact::DiffIdReader`]) always runs. With `opts.writers`, queued files exist
 /// only once their [`crate::file_writers::with_file_writers`] returns.
 pub fn extract_layer<R: Read>(tar: R, dest: &Dir, opts: &ExtractOptions) -> Result<Vec<TreeEntry>> {
-    let mut archive = tar::Archive::new(tar);
+    // Follows the block structure ahead of the parser: bounds extension headers in memory
+    // and tells a truncated stream from a complete one.
+    let mut archive = tar::Archive::new(crate::tar_guard::TarGuard::new(tar));
     let mut state = State {
         dest,
         opts,
@@ -171,8 +173,13 @@ impl State<'_, '_> {
                     | (EntryKind::Symlink { .. }, tar::EntryType::Symlink)
             );
             if !same_type {
+                let found = match ty {
+                    tar::EntryType::Directory => "a directory",
+                    tar::EntryType::Symlink => "a link",
+                    _ => "a regular file",
+                };
                 return Err(mismatch(format!(
-                    "type {ty:?}, manifest has {:?}",
+                    "the layer has {found}, the manifest {}",
                     exp.kind
                 )));
             }
@@ -193,7 +200,9 @@ impl State<'_, '_> {
                 if let Some(EntryKind::Symlink { target: want }) = expected.map(|e| &e.kind) {
                     if *want != target {
                         return Err(mismatch(format!(
-                            "link target {target:?}, manifest has {want:?}"
+                            "link target {}, manifest has {}",
+                            crate::error::shown_name(&target),
+                            crate::error::shown_name(want)
                         )));
                     }
                 }

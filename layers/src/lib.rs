@@ -9,10 +9,12 @@ pub mod error;
 pub mod extract;
 pub mod file_writers;
 pub mod layer;
+pub mod links;
 pub mod manifest;
 pub mod read_ahead;
+pub mod tar_guard;
 pub mod tarfmt;
 pub mod tree;
 pub mod verify;
 
-pub use error::{LayersError, Result};
+pub use error::{shown_name, LayersError, Result};

@@ -22,6 +22,12 @@ impl Manifest {
         Manifest { entries }
     }
 
+    /// Builds a manifest for writing, refusing links that resolve outside the tree or loop.
+    pub fn checked(entries: Vec<TreeEntry>) -> Result<Self> {
+        crate::links::check_links(&entries)?;
+        Ok(Self::from_entries(entries))
+    }
+
     /// Deterministic text: header line, then one tab-separated line per entry.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = String::with_capacity(64 + self.entries.len() * 120);
@@ -71,6 +77,8 @@ impl Manifest {
             }
             entries.push(entry);
         }
+        // Every reader parses through here, so unpack, verify and repair share one link rule.
+        crate::links::check_links(&entries)?;
         Ok(Manifest { entries })
     }
 

@@ -26,6 +26,26 @@ pub enum EntryKind {
     },
 }
 
+impl std::fmt::Display for EntryKind {
+    /// How messages describe an entry: "a directory", "a 11-byte file (sha256:…)", "a link to x".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EntryKind::Dir => f.write_str("a directory"),
+            EntryKind::File {
+                size,
+                sha256,
+                executable,
+            } => {
+                let exec = if *executable { "executable " } else { "" };
+                write!(f, "a {size}-byte {exec}file ({sha256})")
+            }
+            EntryKind::Symlink { target } => {
+                write!(f, "a link to {}", crate::error::shown_name(target))
+            }
+        }
+    }
+}
+
 /// One entry of a tree: a relative '/'-separated path and its kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TreeEntry {

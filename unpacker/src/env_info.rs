@@ -49,7 +49,7 @@ fn read_env_info(
     meta: usize,
 ) -> Result<Option<Vec<u8>>, envpack_layers::LayersError> {
     let stream = reader.open_layer(meta)?;
-    let mut archive = tar::Archive::new(stream);
+    let mut archive = tar::Archive::new(envpack_layers::tar_guard::TarGuard::new(stream));
     for entry in archive.entries()? {
         let entry = entry?;
         if entry.path_bytes().as_ref() != ENV_INFO_FILE.as_bytes()

@@ -36,7 +36,10 @@ pub enum UnpackError {
         detail: String,
     },
     /// Entries listed in the manifest were produced by no layer.
-    #[error("{count} manifest entries are missing from the artifact's layers, e.g. {examples:?}")]
+    #[error(
+        "{count} manifest entries are missing from the artifact's layers, e.g. {}",
+        examples.iter().map(|e| envpack_layers::shown_name(e)).collect::<Vec<_>>().join(", ")
+    )]
     MissingEntries {
         /// How many entries are missing.
         count: usize,

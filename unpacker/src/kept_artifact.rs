@@ -78,7 +78,7 @@ pub fn open_verified(artifact: &Path, env_id: &str) -> Result<ArtifactReader, St
 pub fn artifact_manifest_bytes(reader: &ArtifactReader) -> Result<Vec<u8>, UnpackError> {
     let meta = meta_layer_index(reader, reader.path())?;
     let stream = reader.open_layer(meta)?;
-    let mut archive = tar::Archive::new(stream);
+    let mut archive = tar::Archive::new(envpack_layers::tar_guard::TarGuard::new(stream));
     for entry in archive.entries()? {
         let mut entry = entry?;
         if entry.header().entry_type() == tar::EntryType::Regular

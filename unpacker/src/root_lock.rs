@@ -10,9 +10,9 @@ pub struct RootLock {
 
 impl RootLock {
     /// Blocks until this process holds the root's lock; `ROOT/.envpack` must exist.
-    pub fn acquire(layout: &RootLayout) -> std::io::Result<Self> {
+    pub fn acquire(layout: &RootLayout) -> Result<Self, crate::error::UnpackError> {
         let path = layout.lock_file();
-        let file = fs_err::OpenOptions::new()
+        let file = crate::root_guard::no_follow(&mut fs_err::OpenOptions::new())
             .create(true)
             .truncate(false)
             .read(true)
@@ -20,6 +20,8 @@ impl RootLock {
             .open(&path)?;
         tracing::debug!(path = %path.display(), "waiting for root lock");
         file.lock()?;
+        // Checked again now that no other unpacker can be changing the root.
+        crate::root_guard::check_root_structure(layout)?;
         Ok(RootLock { _file: file })
     }
 }

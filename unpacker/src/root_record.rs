@@ -47,6 +47,11 @@ pub struct RootRecord {
     pub previous: Option<String>,
     /// Switches, oldest first.
     pub history: Vec<HistoryEntry>,
+    /// The env `current` is about to be switched to: written before the switch, cleared with
+    /// the record of it, so a run killed between the two leaves a record that still agrees
+    /// with the link (see [`RootRecord::agrees_with`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switching_to: Option<String>,
 }
 
 impl Default for RootRecord {
@@ -56,6 +61,7 @@ impl Default for RootRecord {
             current: None,
             previous: None,
             history: Vec::new(),
+            switching_to: None,
         }
     }
 }
@@ -81,8 +87,15 @@ impl RootRecord {
         out
     }
 
+    /// Whether the record agrees with the env `current` points at (`link`): it records that
+    /// env as current, or it announced the switch to it and the run ended before recording it.
+    pub fn agrees_with(&self, link: Option<&str>) -> bool {
+        self.current.as_deref() == link || (link.is_some() && self.switching_to.as_deref() == link)
+    }
+
     /// Records that `env_id` became current; the old current becomes previous.
     pub fn switched_to(&mut self, env_id: &str, action: SwitchAction, at: u64) {
+        self.switching_to = None;
         if self.current.as_deref() != Some(env_id) {
             self.previous = self.current.take();
             self.current = Some(env_id.to_owned());
@@ -114,7 +127,11 @@ impl RootRecord {
     pub fn store(&self, path: &Path) -> Result<(), UnpackError> {
         let tmp = path.with_extension("json.tmp");
         {
-            let mut file = fs_err::File::create(&tmp)?;
+            let mut file = crate::root_guard::no_follow(&mut fs_err::OpenOptions::new())
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
             file.write_all(&self.to_bytes())?;
             file.sync_all()?;
         }

@@ -46,7 +46,9 @@ pub fn open_root(root: &Path) -> Result<RootLayout, UnpackError> {
             reason: "is not a directory".into(),
         });
     }
-    Ok(RootLayout::new(&strip_verbatim(abs)))
+    let layout = RootLayout::new(&strip_verbatim(abs));
+    crate::root_guard::check_root_structure(&layout)?;
+    Ok(layout)
 }
 
 fn bad(path: &Path, e: std::io::Error) -> UnpackError {

@@ -53,14 +53,33 @@ pub fn clean_leftovers(layout: &RootLayout) -> std::io::Result<()> {
     }
     let tmp = layout.tmp_dir();
     fs_err::create_dir_all(&tmp)?;
-    for entry in fs_err::read_dir(&tmp)? {
-        let entry = entry?;
-        tracing::info!(path = %entry.path().display(), "removing leftover of an interrupted unpack");
-        if entry.file_type()?.is_dir() {
-            fs_err::remove_dir_all(entry.path())?;
+    // Through a handle that refuses a link at `tmp`, and cap-std's removal never follows a
+    // link inside it, so nothing outside the root can be deleted from here.
+    let dir = crate::root_guard::open_dir_no_follow(&tmp)?;
+    let at = |e: std::io::Error, name: &std::ffi::OsStr| {
+        std::io::Error::new(
+            e.kind(),
+            format!("removing {}: {e}", tmp.join(name).display()),
+        )
+    };
+    for entry in dir.entries().map_err(|e| at(e, "".as_ref()))? {
+        let entry = entry.map_err(|e| at(e, "".as_ref()))?;
+        let name = entry.file_name();
+        tracing::info!(path = %tmp.join(&name).display(), "removing leftover of an interrupted unpack");
+        let is_dir = entry.file_type().map_err(|e| at(e, &name))?.is_dir();
+        if is_dir {
+            dir.remove_dir_all(&name)
         } else {
-            remove_non_dir(&entry.path())?;
+            dir.remove_file(&name).or_else(|e| {
+                // A leftover junction reports as a non-dir and is removed like an empty dir.
+                if cfg!(windows) {
+                    dir.remove_dir(&name)
+                } else {
+                    Err(e)
+                }
+            })
         }
+        .map_err(|e| at(e, &name))?;
     }
     Ok(())
 }

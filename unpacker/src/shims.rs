@@ -5,6 +5,10 @@ use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::path::Path;
 
+use envpack_layers::links::{LinkResolver, Resolved};
+use envpack_layers::tree::{EntryKind, TreeEntry};
+
+use crate::error::UnpackError;
 use crate::layout::RootLayout;
 
 /// Text every shim carries; lets stale shims be told apart from anything else in `ROOT/bin`.
@@ -152,30 +156,49 @@ pub fn activate_file_name(style: ShimStyle) -> &'static str {
     }
 }
 
-/// Lists the programs in `env_dir/bin` (files and links, sorted); none if there is no `bin/`.
-pub fn env_programs(env_dir: &Path) -> std::io::Result<Vec<String>> {
-    let bin = env_dir.join("bin");
-    let entries = match fs_err::read_dir(&bin) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let mut names = Vec::new();
-    for entry in entries {
-        let entry = entry?;
-        if entry.file_type()?.is_dir() {
-            continue;
-        }
-        if let Some(name) = entry.file_name().to_str() {
-            names.push(name.to_owned());
-        }
+/// The programs of an env's `bin/`, from its manifest entries: direct children of a real
+/// `bin` directory that are regular files, or links resolving to one inside the env
+/// (executable ones only for POSIX shims). Sorted. Nothing on disk is consulted, so a planted
+/// or redirected `bin/` cannot add names.
+pub fn manifest_programs(entries: &[TreeEntry], style: ShimStyle) -> Vec<String> {
+    let resolver = LinkResolver::new(entries);
+    if resolver.resolve("bin") != Ok(Resolved::Dir)
+        || !entries
+            .iter()
+            .any(|e| e.path == "bin" && matches!(e.kind, EntryKind::Dir))
+    {
+        return Vec::new();
     }
+    let mut names: Vec<String> = entries
+        .iter()
+        .filter_map(|e| {
+            let name = e.path.strip_prefix("bin/")?;
+            if name.contains('/') {
+                return None;
+            }
+            match resolver.resolve(&e.path) {
+                Ok(Resolved::File { executable }) if executable || style != ShimStyle::Posix => {
+                    Some(name.to_owned())
+                }
+                _ => None,
+            }
+        })
+        .collect();
     names.sort();
-    Ok(names)
+    names
+}
+
+/// Lists the programs of the env at `env_dir` per its manifest (see [`manifest_programs`]).
+pub fn env_programs(env_dir: &Path) -> Result<Vec<String>, UnpackError> {
+    let manifest = crate::staging::env_manifest(env_dir)?;
+    Ok(manifest_programs(&manifest.entries, ShimStyle::native()))
 }
 
 /// Every shim `env_dir` needs in `ROOT/bin`: (file name, script), the activate shim last.
-pub fn shim_scripts(layout: &RootLayout, env_dir: &Path) -> std::io::Result<Vec<(String, String)>> {
+pub fn shim_scripts(
+    layout: &RootLayout,
+    env_dir: &Path,
+) -> Result<Vec<(String, String)>, UnpackError> {
     let style = ShimStyle::native();
     let mut scripts: Vec<(String, String)> = plan_shims(&env_programs(env_dir)?, style)
         .into_iter()
@@ -194,7 +217,7 @@ pub fn write_shims(
     layout: &RootLayout,
     env_dir: &Path,
     scratch: &Path,
-) -> std::io::Result<BTreeSet<String>> {
+) -> Result<BTreeSet<String>, UnpackError> {
     write_shims_where(layout, env_dir, scratch, |_| true)
 }
 
@@ -205,7 +228,7 @@ pub fn write_shims_where(
     env_dir: &Path,
     scratch: &Path,
     wanted: impl Fn(&str) -> bool,
-) -> std::io::Result<BTreeSet<String>> {
+) -> Result<BTreeSet<String>, UnpackError> {
     let bin = layout.bin_dir();
     fs_err::create_dir_all(&bin)?;
     let mut written = BTreeSet::new();

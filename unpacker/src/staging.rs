@@ -44,9 +44,15 @@ fn extract_one(
     let name = &reader.index().layers[i].name;
     let in_layer = |e: LayersError| match e {
         // Malformed tar headers carry no entry name; say at least which layer broke.
-        LayersError::Io(io) if !io.to_string().contains(&format!("{name:?}")) => LayersError::Io(
-            std::io::Error::new(io.kind(), format!("layer {i} {name:?}: {io}")),
-        ),
+        LayersError::Io(io) if !io.to_string().contains(&format!("{name:?}")) => {
+            LayersError::Io(std::io::Error::new(
+                io.kind(),
+                format!(
+                    "layer {i} {name:?}: {}",
+                    envpack_layers::shown_name(&io.to_string())
+                ),
+            ))
+        }
         other => other,
     };
     // Entries checked against the manifest are proven file by file (the manifest itself comes
@@ -113,17 +119,17 @@ pub fn extract_meta(
         ..Default::default()
     };
     let entries = extract_one(reader, meta, &dir, &opts)?;
-    let manifest_path = dest.join(MANIFEST_FILE);
-    let has_manifest = entries
-        .iter()
-        .any(|e| e.path == MANIFEST_FILE && !e.is_dir());
+    let has_manifest = entries.iter().any(|e| {
+        e.path == MANIFEST_FILE && matches!(e.kind, envpack_layers::tree::EntryKind::File { .. })
+    });
     if !has_manifest {
-        return Err(
-            LayersError::format("meta layer", format!("it has no {MANIFEST_FILE:?} file")).into(),
-        );
+        return Err(LayersError::format(
+            "meta layer",
+            format!("it has no {MANIFEST_FILE} file (a regular file; links are refused)"),
+        )
+        .into());
     }
-    let mut bytes = Vec::new();
-    fs_err::File::open(&manifest_path)?.read_to_end(&mut bytes)?;
+    let bytes = read_env_file(dest, MANIFEST_FILE)?;
     Ok((entries, bytes))
 }
 
@@ -143,6 +149,7 @@ pub fn extract_artifact(
     });
     let (meta_entries, manifest_bytes) = extract_meta(reader, meta, dest)?;
     let manifest = Manifest::parse(&manifest_bytes)?;
+    check_env_structure(&manifest)?;
     let platform = &reader.index().platform;
     if case_insensitive_platform(platform) {
         if let Some((first, second)) = case_collision(&manifest) {
@@ -231,7 +238,10 @@ fn check_against(manifest: &Manifest, entry: &TreeEntry) -> Result<(), LayersErr
         Some(expected) if expected == entry => Ok(()),
         Some(expected) => Err(LayersError::ManifestMismatch {
             path: entry.path.clone(),
-            detail: format!("expected {:?}, found {:?}", expected.kind, entry.kind),
+            detail: format!(
+                "the manifest has {}, the layer {}",
+                expected.kind, entry.kind
+            ),
         }),
         None => Err(LayersError::ManifestMismatch {
             path: entry.path.clone(),
@@ -243,6 +253,90 @@ fn check_against(manifest: &Manifest, entry: &TreeEntry) -> Result<(), LayersErr
 /// Path of the manifest inside an env dir.
 pub fn manifest_path(env_dir: &Path) -> PathBuf {
     env_dir.join(MANIFEST_FILE)
+}
+
+/// Largest env metadata file (`manifest`, `envpack.json`) read into memory.
+pub const MAX_META_FILE: u64 = 64 << 20;
+
+/// Reads the env's own file `name` (at most [`MAX_META_FILE`] bytes), refusing anything but a
+/// regular file: a link there would let the env choose what the unpacker reads.
+pub fn read_env_file(env_dir: &Path, name: &str) -> std::io::Result<Vec<u8>> {
+    let path = env_dir.join(name);
+    let file = crate::root_guard::no_follow(fs_err::OpenOptions::new().read(true)).open(&path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_META_FILE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_META_FILE {
+        return Err(std::io::Error::other(format!(
+            "{} is larger than {MAX_META_FILE} bytes",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}
+
+/// The manifest of the env at `env_dir`, read only as a regular file and checked for
+/// structure (see [`check_env_structure`]).
+pub fn env_manifest(env_dir: &Path) -> Result<Manifest, UnpackError> {
+    let manifest = Manifest::parse(&read_env_file(env_dir, MANIFEST_FILE)?)?;
+    check_env_structure(&manifest)?;
+    Ok(manifest)
+}
+
+/// Top-level entries the unpacker itself uses, and whether each must be a directory (else a
+/// regular file). A link at any of them would make post-processing read or copy something
+/// the manifest does not describe.
+const ENV_STRUCTURE: &[(&str, bool)] = &[
+    ("bin", true),
+    ("conan-home", true),
+    ("python", true),
+    ("envpack.json", false),
+    ("envpack.lock", false),
+    ("activate", false),
+    ("activate.bat", false),
+    ("activate.fish", false),
+    ("activate.ps1", false),
+];
+
+/// Errors when one of the env's structural entries (`bin`, `conan-home`, `envpack.json`, …)
+/// is a link or of the wrong kind, or when the manifest lists a `manifest` entry.
+pub fn check_env_structure(manifest: &Manifest) -> Result<(), LayersError> {
+    if manifest.get(MANIFEST_FILE).is_some() {
+        return Err(LayersError::BadLink {
+            path: MANIFEST_FILE.into(),
+            detail: "the manifest may not list itself".into(),
+        });
+    }
+    for (name, dir) in ENV_STRUCTURE {
+        let Some(entry) = manifest.get(name) else {
+            continue;
+        };
+        let ok = match &entry.kind {
+            envpack_layers::tree::EntryKind::Dir => *dir,
+            envpack_layers::tree::EntryKind::File { .. } => !*dir,
+            envpack_layers::tree::EntryKind::Symlink { .. } => false,
+        };
+        if !ok {
+            let want = if *dir {
+                "a directory"
+            } else {
+                "a regular file"
+            };
+            return Err(LayersError::BadLink {
+                path: (*name).into(),
+                detail: format!(
+                    "must be {want}: the unpacker reads it and never follows a link there"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -81,11 +81,12 @@ fn unpack_locked(
     root: &Path,
     progress: &dyn Fn(ProgressEvent),
 ) -> Result<UnpackOutcome, UnpackError> {
+    // Opened first: an artifact that is missing or not one must not leave a new root behind.
+    let reader = ArtifactReader::open(artifact)?;
     let layout = prepare_root(root)?;
     let _lock = RootLock::acquire(&layout)?;
     clean_leftovers(&layout)?;
 
-    let reader = ArtifactReader::open(artifact)?;
     let env_id = reader.index().env_id.clone();
     validate_env_id(&env_id)?;
     let meta = meta_layer_index(&reader, artifact)?;
@@ -128,8 +129,10 @@ fn unpack_locked(
         let staged = scratch.path().join("env");
         extract_artifact(&reader, artifact, &staged, progress)?;
         crate::durability::sync_tree(&staged)?;
+        crate::fault::point("extracted");
         fs_err::rename(&staged, &env_dir)?;
         crate::durability::sync_dir(&layout.envs_dir())?;
+        crate::fault::point("env-in-place");
         created_env = true;
     }
 
@@ -144,6 +147,7 @@ fn unpack_locked(
         return Err(e);
     }
     record_switch(&layout, current.as_deref(), &env_id, SwitchAction::Unpack)?;
+    crate::fault::point("recorded");
     Ok(UnpackOutcome {
         env_id,
         previous: current,
@@ -162,17 +166,23 @@ pub(crate) fn activate_env(
     let env_dir = layout.env_dir(env_id);
     let shims_before = existing_names(&layout.bin_dir())?;
     let seeded = crate::state_seed::seed_state(layout, env_id, &env_dir, scratch)?;
+    crate::fault::point("state-seeded");
     let before_switch = || -> Result<BTreeSet<String>, UnpackError> {
         let shims = crate::shims::write_shims(layout, &env_dir, scratch)?;
+        crate::fault::point("shims-written");
         progress(ProgressEvent::Switching {
             env_id: env_id.to_owned(),
         });
+        announce_switch(layout, env_id)?;
+        crate::fault::point("switch-announced");
         switch_current(layout, env_id, scratch)?;
+        crate::fault::point("switched");
         Ok(shims)
     };
     match before_switch() {
         Ok(shims) => {
             crate::shims::remove_stale_shims(layout, &shims)?;
+            crate::fault::point("stale-shims-removed");
             Ok(())
         }
         Err(e) => {
@@ -199,6 +209,15 @@ fn existing_names(dir: &Path) -> std::io::Result<BTreeSet<String>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeSet::new()),
         Err(e) => Err(e),
     }
+}
+
+/// Notes in `root.json` that `current` is about to point at `env_id`, so a kill right after
+/// the switch leaves a record that still agrees with the link.
+fn announce_switch(layout: &RootLayout, env_id: &str) -> Result<(), UnpackError> {
+    let path = layout.record_file();
+    let mut record = RootRecord::load(&path)?;
+    record.switching_to = Some(env_id.to_owned());
+    record.store(&path)
 }
 
 /// Writes the switch into `root.json`, taking the link's old target as the previous env.

@@ -87,15 +87,19 @@ pub fn verify_artifact(artifact: &Path) -> Result<VerifyReport, UnpackError> {
 /// Reads the `manifest` file out of the meta layer's stream.
 fn read_manifest(reader: &ArtifactReader, meta: usize) -> Result<Manifest, UnpackError> {
     let mut stream = reader.open_layer(meta)?;
-    let mut archive = tar::Archive::new(&mut stream);
+    let mut archive = tar::Archive::new(envpack_layers::tar_guard::TarGuard::new(&mut stream));
     for entry in archive.entries()? {
-        let mut entry = entry?;
+        let entry = entry?;
         if entry.header().entry_type().is_file()
             && entry.path_bytes().as_ref() == MANIFEST_FILE.as_bytes()
         {
             let mut bytes = Vec::new();
-            entry.read_to_end(&mut bytes)?;
-            return Ok(Manifest::parse(&bytes)?);
+            entry
+                .take(crate::staging::MAX_META_FILE)
+                .read_to_end(&mut bytes)?;
+            let manifest = Manifest::parse(&bytes)?;
+            crate::staging::check_env_structure(&manifest)?;
+            return Ok(manifest);
         }
     }
     Err(envpack_layers::LayersError::format("meta layer", "it has no manifest file").into())
@@ -116,7 +120,8 @@ impl LayerCheck<'_> {
         let mut stream = reader.open_layer(i)?;
         let mut checked = 0;
         {
-            let mut archive = tar::Archive::new(&mut stream);
+            let mut archive =
+                tar::Archive::new(envpack_layers::tar_guard::TarGuard::new(&mut stream));
             for entry in archive.entries()? {
                 let entry = entry?;
                 self.entry(entry)?;
@@ -180,7 +185,7 @@ impl LayerCheck<'_> {
             None => self.note(&found.path, "not listed in the manifest"),
             Some(expected) if *expected != found => {
                 let detail = format!(
-                    "differs from the manifest: expected {:?}, found {:?}",
+                    "differs from the manifest: it has {}, the layer {}",
                     expected.kind, found.kind
                 );
                 self.note(&found.path, detail);

@@ -2,7 +2,6 @@
 
 use std::path::Path;
 
-use envpack_layers::manifest::Manifest;
 use envpack_layers::verify::verify_tree;
 use serde::Serialize;
 
@@ -12,7 +11,7 @@ use crate::layout::RootLayout;
 use crate::root_record::RootRecord;
 use crate::root_setup::open_root;
 use crate::shims::{activate_file_name, env_programs, is_shim, plan_shims, ShimStyle};
-use crate::staging::{manifest_path, MANIFEST_FILE};
+use crate::staging::{env_manifest, MANIFEST_FILE};
 
 /// The result of a verification: empty `differences` means all is well.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -42,16 +41,23 @@ pub fn verify_root(root: &Path) -> Result<VerifyReport, UnpackError> {
             differences,
         });
     }
-    let manifest = Manifest::parse(&fs_err::read(manifest_path(&env_dir))?)?;
+    let manifest = env_manifest(&env_dir)?;
     let found = verify_tree(&env_dir, &manifest, &[MANIFEST_FILE])?;
     differences.extend(found.iter().map(|d| d.to_string()));
     differences.extend(check_shims(&layout, &env_dir)?);
     let record = RootRecord::load(&layout.record_file())?;
-    if record.current.as_deref() != Some(env_id.as_str()) {
-        differences.push(format!(
-            "root.json records current {:?} but current points at {env_id:?}",
-            record.current
-        ));
+    if !record.agrees_with(Some(env_id.as_str())) {
+        differences.push(match &record.current {
+            Some(r) => format!(
+                "current points at envs/{env_id} but root.json records envs/{r} as current \
+                 (changed outside envpack?); run repair to point current back at envs/{r}, or \
+                 unpack the artifact you want current"
+            ),
+            None => format!(
+                "current points at envs/{env_id} but root.json records no current env; \
+                 unpack that env's artifact again to record it"
+            ),
+        });
     }
     Ok(VerifyReport {
         env_id,

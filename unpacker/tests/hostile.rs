@@ -7,63 +7,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
+use common::corpus::{case, env, fixture, in_layer, run_corpus, unpack_cmd, Case, OUTSIDE};
 use common::raw::{self, ArtifactParts, EnvLayers};
-use common::{build_artifact, listing, snapshot, EnvSpec};
 use envpack_layers::digest::Sha256Digest;
-
-fn unpack_cmd(artifact: &Path, root: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_envpack-unpack"))
-        .arg(artifact)
-        .arg("--root")
-        .arg(root)
-        .arg("--quiet")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
-}
-
-/// Makes the outer artifact bytes of one case.
-type Build = Box<dyn Fn(&str) -> Vec<u8>>;
-
-struct Case {
-    id: &'static str,
-    category: &'static str,
-    /// Substrings the error output must contain: the entry (where there is one) and the rule.
-    expect: Vec<&'static str>,
-    build: Build,
-}
-
-fn case(
-    id: &'static str,
-    category: &'static str,
-    expect: &[&'static str],
-    build: impl Fn(&str) -> Vec<u8> + 'static,
-) -> Case {
-    Case {
-        id,
-        category,
-        expect: expect.to_vec(),
-        build: Box::new(build),
-    }
-}
-
-/// An env whose layers are changed by `f`, wrapped with correct digests.
-fn env(f: impl Fn(&mut EnvLayers)) -> impl Fn(&str) -> Vec<u8> {
-    move |id| {
-        let mut e = EnvLayers::small(id);
-        f(&mut e);
-        raw::outer_tar(&e.into_parts().members())
-    }
-}
-
-/// Hostile bytes appended to one layer of an otherwise good env.
-fn in_layer(layer: &'static str, bytes: Vec<u8>) -> impl Fn(&str) -> Vec<u8> {
-    env(move |e| e.layer_mut(layer).extend_from_slice(&bytes))
-}
 
 /// A good env whose parts (index, lock, blobs) are tampered by `f` before the outer tar.
 fn parts(f: impl Fn(&mut ArtifactParts)) -> impl Fn(&str) -> Vec<u8> {
@@ -118,9 +66,6 @@ fn listed_link(
         });
     })
 }
-
-/// Where escapes would land if a rule were missing.
-const OUTSIDE: &str = "/tmp/envpack-hostile-escape";
 
 fn corpus() -> Vec<Case> {
     use raw::*;
@@ -220,7 +165,7 @@ fn corpus() -> Vec<Case> {
         case(
             "nul-in-pax-path",
             "NUL/control in name",
-            &["lib/a\\0b", "control character in path"],
+            &["lib/a\\u{0}b", "control character in path"],
             in_layer(
                 "python",
                 [
@@ -233,7 +178,7 @@ fn corpus() -> Vec<Case> {
         case(
             "non-utf8",
             "NUL/control in name",
-            &["lib/\u{fffd}", "non-UTF-8 name"],
+            &["lib/\\u{fffd}", "non-UTF-8 name"],
             in_layer("python", file_at(b"lib/\xff\xfe")),
         ),
         // Symlinks.
@@ -303,7 +248,7 @@ fn corpus() -> Vec<Case> {
         case(
             "symlink-planted-by-earlier-layer",
             "symlink swap",
-            &["conan-home/global.conf", "path goes through a symlink"],
+            &["conan-home/global.conf", "goes through the link conan-home"],
             env(|e| {
                 // The meta layer (extracted first) plants `conan-home` as a link; the conan
                 // layer's files must not be written through it.
@@ -520,7 +465,7 @@ fn corpus() -> Vec<Case> {
         case(
             "truncated-data",
             "PAX/GNU abuse",
-            &["lib/cut", "short entry"],
+            &["truncated"],
             env(|e| {
                 e.end_blocks = false;
                 let mut f = header(b"lib/cut", REGULAR, 0o644, 4096, b"");
@@ -533,7 +478,7 @@ fn corpus() -> Vec<Case> {
         case(
             "truncated-header",
             "PAX/GNU abuse",
-            &["\"python\""],
+            &["truncated"],
             env(|e| {
                 e.end_blocks = false;
                 e.layer_mut("python")
@@ -578,7 +523,7 @@ fn corpus() -> Vec<Case> {
         case(
             "pax-huge-truncated",
             "PAX/GNU abuse",
-            &["\"python\""],
+            &["truncated"],
             env(|e| {
                 e.end_blocks = false;
                 let mut h = header(b"PaxHeader", b'x', 0o644, 1 << 30, b"");
@@ -617,7 +562,7 @@ fn corpus() -> Vec<Case> {
         case(
             "bomb-file-size",
             "decompression bomb",
-            &["\"lib/zeros\"", "exceeds the size limit"],
+            &["lib/zeros", "exceeds the size limit"],
             move |id| {
                 let mut e = EnvLayers::small(id);
                 e.layer_mut("python")
@@ -833,107 +778,12 @@ fn corpus() -> Vec<Case> {
     ]
 }
 
-struct Fixture {
-    _work: tempfile::TempDir,
-    /// Parent of the root; nothing outside the root may change.
-    jail: PathBuf,
-    root: PathBuf,
-    cases: PathBuf,
-    good: PathBuf,
-}
-
-fn fixture() -> Fixture {
-    let work = tempfile::tempdir().unwrap();
-    let jail = work.path().join("jail");
-    let root = jail.join("root");
-    fs_err::create_dir_all(&jail).unwrap();
-    fs_err::write(jail.join("sentinel"), "untouched\n").unwrap();
-    let good = build_artifact(
-        &work.path().join("build"),
-        &EnvSpec::new("env-good", "good"),
-    );
-    let out = unpack_cmd(&good.artifact, &root);
-    assert!(out.status.success(), "{out:?}");
-    Fixture {
-        jail,
-        root,
-        cases: work.path().join("cases"),
-        good: good.artifact,
-        _work: work,
-    }
-}
-
 #[test]
 fn hostile_corpus_is_rejected_without_trace() {
     let f = fixture();
-    let before = snapshot(&f.jail);
-    assert!(before.contains_key("root/current") && before.contains_key("root/bin/hello"));
     let cases = corpus();
-    let mut ids: Vec<&str> = cases.iter().map(|c| c.id).collect();
-    ids.sort();
-    ids.dedup();
-    assert_eq!(ids.len(), cases.len(), "case ids must be distinct");
     assert!(cases.len() >= 40, "only {} cases", cases.len());
-
-    let mut table: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut failures = Vec::new();
-    for c in &cases {
-        let env_id = format!("hostile-{}", c.id);
-        let artifact = raw::write_to(&f.cases, c.id, &(c.build)(&env_id));
-        let out = unpack_cmd(&artifact, &f.root);
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let mut problems = Vec::new();
-        if out.status.success() {
-            problems.push("accepted".to_string());
-        } else if out.status.code() != Some(1) {
-            problems.push(format!("exit {:?} (crash?)", out.status));
-        }
-        for want in &c.expect {
-            if !stderr.contains(want) {
-                problems.push(format!("message lacks {want:?}"));
-            }
-        }
-        let after = snapshot(&f.jail);
-        if after != before {
-            let changed: Vec<_> = after
-                .iter()
-                .filter(|(k, v)| before.get(*k) != Some(v))
-                .map(|(k, _)| k.clone())
-                .chain(before.keys().filter(|k| !after.contains_key(*k)).cloned())
-                .collect();
-            problems.push(format!("jail changed: {changed:?}"));
-        }
-        if Path::new(OUTSIDE).exists() || f.jail.parent().unwrap().join("escape.txt").exists() {
-            problems.push("something escaped the root".into());
-        }
-        // The next run finds nothing to clean and changes nothing.
-        let next = unpack_cmd(&f.good, &f.root);
-        if !next.status.success() || !listing(&f.root.join(".envpack/tmp")).is_empty() {
-            problems.push(format!("next run: {next:?}"));
-        }
-        if snapshot(&f.jail) != before {
-            problems.push("jail changed after the next run".into());
-        }
-        if problems.is_empty() {
-            let last = stderr.lines().last().unwrap_or("").trim();
-            println!(
-                "{:<34} {}",
-                c.id,
-                last.chars().take(200).collect::<String>()
-            );
-            *table.entry(c.category).or_default() += 1;
-        } else {
-            failures.push(format!("{} ({}): {problems:?}\n{stderr}", c.id, c.category));
-        }
-    }
-    println!(
-        "hostile corpus: {} cases rejected cleanly",
-        cases.len() - failures.len()
-    );
-    for (category, n) in &table {
-        println!("  {category}: {n}");
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    run_corpus(&f, &cases);
     let verify = Command::new(env!("CARGO_BIN_EXE_envpack-unpack"))
         .args(["--verify", "--root"])
         .arg(&f.root)

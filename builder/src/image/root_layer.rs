@@ -6,24 +6,11 @@ use std::path::Path;
 
 use envpack_layers::tree::{EntryKind, TreeEntry};
 use envpack_unpack::shims::{
-    activate_file_name, activate_shim, plan_shims, program_shim, ShimStyle,
+    activate_file_name, activate_shim, manifest_programs, plan_shims, program_shim, ShimStyle,
 };
 use envpack_unpack::state_seed::CONAN_HOME_TEMPLATE;
 
 use super::error::Result;
-
-/// Names of the programs in an env's `bin/` (files and links directly in it), sorted.
-pub fn env_programs(env_entries: &[TreeEntry]) -> Vec<String> {
-    let mut names: Vec<String> = env_entries
-        .iter()
-        .filter(|e| !e.is_dir())
-        .filter_map(|e| e.path.strip_prefix("bin/"))
-        .filter(|rest| !rest.contains('/'))
-        .map(str::to_string)
-        .collect();
-    names.sort();
-    names
-}
 
 /// Where the env's CONAN_HOME template entry `path` goes in the root (under the state dir
 /// named like the env's directory, which is where its launchers look), or `None` if it is not
@@ -62,10 +49,11 @@ pub fn root_layer_entries(
             },
         });
     }
-    let mut scripts: Vec<(String, String, bool)> = plan_shims(&env_programs(env_entries), style)
-        .into_iter()
-        .map(|p| (p.file_name, program_shim(&p.target, style), true))
-        .collect();
+    let mut scripts: Vec<(String, String, bool)> =
+        plan_shims(&manifest_programs(env_entries, style), style)
+            .into_iter()
+            .map(|p| (p.file_name, program_shim(&p.target, style), true))
+            .collect();
     scripts.push((
         activate_file_name(style).to_string(),
         activate_shim(Path::new(image_root), style),
@@ -123,7 +111,10 @@ mod tests {
             },
             file("activate", b"", false),
         ];
-        assert_eq!(env_programs(&entries), ["conan", "python3"]);
+        assert_eq!(
+            manifest_programs(&entries, ShimStyle::Posix),
+            ["conan", "python3"]
+        );
         assert_eq!(
             state_path("conan-home/profiles/default", "dev-linux").as_deref(),
             Some("state/dev-linux/conan-home/profiles/default")

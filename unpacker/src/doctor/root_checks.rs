@@ -13,7 +13,8 @@ use crate::kept_artifact::{artifact_manifest_bytes, kept_artifact_path, open_ver
 use crate::layout::RootLayout;
 use crate::root_record::RootRecord;
 use crate::shims::{
-    activate_file_name, env_programs, is_shim, plan_shims, program_shim, ShimStyle,
+    activate_file_name, env_programs, is_shim, manifest_programs, plan_shims, program_shim,
+    ShimStyle,
 };
 use crate::state_seed::CONAN_HOME_TEMPLATE;
 
@@ -27,7 +28,10 @@ pub fn check_current(layout: &RootLayout) -> Result<(Check, String), UnpackError
         Ok(id) => (id, None),
         Err(e) => (None, Some(e.to_string())),
     };
+    let announced = link_id.is_some() && record.switching_to == link_id;
     let env_id = match (&record.current, &link_id) {
+        // The switch was announced and made; only its record is missing.
+        (_, Some(l)) if announced => l.clone(),
         (Some(r), _) => r.clone(),
         (None, Some(l)) => l.clone(),
         (None, None) => {
@@ -37,14 +41,18 @@ pub fn check_current(layout: &RootLayout) -> Result<(Check, String), UnpackError
         }
     };
     let evidence = format!(
-        "root.json records current {:?}; current -> {}",
-        record.current,
+        "root.json records current {}; current -> {}",
+        record
+            .current
+            .as_deref()
+            .map_or_else(|| "(none)".to_owned(), |r| format!("envs/{r}")),
         link_id
             .as_deref()
             .map_or_else(|| "(none)".to_owned(), |l| format!("envs/{l}"))
     );
     let finding = match (&record.current, &link_id, link_problem) {
         (_, _, Some(problem)) => Some(problem),
+        _ if announced => None,
         (Some(r), Some(l), _) if r != l => Some(format!(
             "current points at envs/{l} but root.json records {r}"
         )),
@@ -63,16 +71,9 @@ pub fn check_current(layout: &RootLayout) -> Result<(Check, String), UnpackError
 
 /// The programs in the env's `bin/`, from the manifest when there is one (so a damaged
 /// `bin/` does not shrink the list), else from disk.
-fn programs(env_dir: &Path, manifest: Option<&Manifest>) -> std::io::Result<Vec<String>> {
+fn programs(env_dir: &Path, manifest: Option<&Manifest>) -> Result<Vec<String>, UnpackError> {
     match manifest {
-        Some(m) => Ok(m
-            .entries
-            .iter()
-            .filter_map(|e| {
-                let name = e.path.strip_prefix("bin/")?;
-                (!name.contains('/') && !e.is_dir()).then(|| name.to_owned())
-            })
-            .collect()),
+        Some(m) => Ok(manifest_programs(&m.entries, ShimStyle::native())),
         None => env_programs(env_dir),
     }
 }

@@ -119,7 +119,7 @@ fn fetch_files(
             break;
         }
         let stream = reader.open_layer(i)?;
-        let mut archive = tar::Archive::new(stream);
+        let mut archive = tar::Archive::new(envpack_layers::tar_guard::TarGuard::new(stream));
         for entry in archive.entries()? {
             let mut entry = entry?;
             if entry.header().entry_type() != tar::EntryType::Regular {

@@ -161,6 +161,8 @@ pub struct EnvLayers {
     pub manifest: Vec<TreeEntry>,
     /// Append the two zero blocks to every layer.
     pub end_blocks: bool,
+    /// Writes the meta layer's `manifest` as a link to this target instead of the file.
+    pub manifest_link: Option<String>,
 }
 
 impl EnvLayers {
@@ -201,6 +203,7 @@ impl EnvLayers {
             ],
             manifest,
             end_blocks: true,
+            manifest_link: None,
         }
     }
 
@@ -240,7 +243,10 @@ impl EnvLayers {
         meta_tar.extend(b);
         self.manifest.push(e);
         let manifest_bytes = Manifest::from_entries(std::mem::take(&mut self.manifest)).to_bytes();
-        meta_tar.extend(good_file("manifest", &manifest_bytes, false).0);
+        match &self.manifest_link {
+            Some(target) => meta_tar.extend(symlink("manifest", target)),
+            None => meta_tar.extend(good_file("manifest", &manifest_bytes, false).0),
+        }
         let (desc, blob) = self.finish_layer(meta_name, meta_tar);
         descs.push(desc);
         blobs.push(blob);

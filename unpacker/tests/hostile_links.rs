@@ -1,0 +1,323 @@
+//! Links that each look inside but lead outside, loops, links where the unpacker's own
+//! post-processing would follow them, and huge extension headers: every case is consistent
+//! down to its digests and manifest, so only the link rules stand in the way. Run through
+//! the shared corpus runner (refused before the switch, root and canary tree untouched).
+#![cfg(unix)]
+
+mod common;
+
+use common::corpus::{case, env, fixture, run_corpus, Case};
+use common::raw::{self, EnvLayers};
+use envpack_layers::tree::{EntryKind, TreeEntry};
+
+fn link(e: &mut EnvLayers, layer: &str, path: &str, target: &str) {
+    e.layer_mut(layer).extend(raw::symlink(path, target));
+    e.manifest.push(TreeEntry {
+        path: path.into(),
+        kind: EntryKind::Symlink {
+            target: target.into(),
+        },
+    });
+}
+
+fn dir(e: &mut EnvLayers, layer: &str, path: &str) {
+    let (bytes, entry) = raw::good_dir(path);
+    e.layer_mut(layer).extend(bytes);
+    e.manifest.push(entry);
+}
+
+/// Removes `path` (a top-level entry of the python layer) and everything below it, then
+/// rebuilds that layer from what is left.
+fn drop_python(e: &mut EnvLayers, path: &str) {
+    let prefix = format!("{path}/");
+    let keep: Vec<TreeEntry> = e
+        .manifest
+        .iter()
+        .filter(|m| m.path == "lib" || m.path.starts_with("lib/") || m.path.starts_with("bin"))
+        .filter(|m| m.path != path && !m.path.starts_with(&prefix))
+        .cloned()
+        .collect();
+    e.manifest
+        .retain(|m| !(m.path == "lib" || m.path.starts_with("lib/") || m.path.starts_with("bin")));
+    let layer = e.layer_mut("python");
+    layer.clear();
+    for m in &keep {
+        match &m.kind {
+            EntryKind::Dir => layer.extend(raw::good_dir(&m.path).0),
+            EntryKind::File { executable, .. } => {
+                let data: &[u8] = if m.path == "bin/tool" {
+                    b"#!/bin/sh\necho tool\n"
+                } else {
+                    b"ok\n"
+                };
+                layer.extend(raw::good_file(&m.path, data, *executable).0)
+            }
+            EntryKind::Symlink { target } => layer.extend(raw::symlink(&m.path, target)),
+        }
+    }
+    e.manifest.extend(keep);
+}
+
+/// `lib/up -> ..`: a link to the env root that every chain below climbs out of.
+fn with_up(e: &mut EnvLayers) {
+    link(e, "python", "lib/up", "..");
+}
+
+fn chain(e: &mut EnvLayers, prefix: &str, n: usize, last: &str) {
+    for i in 0..n {
+        let next = if i + 1 == n {
+            last.to_owned()
+        } else {
+            format!("{prefix}{}", i + 1)
+        };
+        link(e, "python", &format!("{prefix}{i}"), &next);
+    }
+}
+
+fn corpus() -> Vec<Case> {
+    vec![
+        case(
+            "issue-chain",
+            "link chain escapes",
+            &["p/q/r/t", "resolves outside"],
+            env(|e| {
+                for d in ["p", "p/q", "p/q/r"] {
+                    dir(e, "python", d);
+                }
+                link(e, "python", "p/q/r/s", "../../..");
+                link(e, "python", "p/q/r/t", "s/../../../outside");
+            }),
+        ),
+        case(
+            "conan-conf-to-passwd",
+            "link chain escapes",
+            &["conan-home/remotes.json", "resolves outside"],
+            env(|e| {
+                dir(e, "conan", "conan-home/a");
+                dir(e, "conan", "conan-home/a/b");
+                link(e, "conan", "conan-home/a/b/s", "../../..");
+                link(e, "conan", "conan-home/remotes.json", "a/b/s/../etc/passwd");
+            }),
+        ),
+        case(
+            "two-link-chain",
+            "link chain escapes",
+            &["lib2", "resolves outside"],
+            env(|e| {
+                with_up(e);
+                link(e, "python", "lib2", "lib/up/..");
+            }),
+        ),
+        case(
+            "ten-link-chain",
+            "link chain escapes",
+            &["c0", "resolves outside"],
+            env(|e| {
+                with_up(e);
+                chain(e, "c", 10, "lib/up/../x");
+            }),
+        ),
+        case(
+            "forty-link-chain",
+            "link chain escapes",
+            &["c0", "resolves outside"],
+            env(|e| {
+                with_up(e);
+                chain(e, "c", 39, "lib/up/..");
+            }),
+        ),
+        case(
+            "forty-one-links-inside",
+            "link loop",
+            &["c0", "more than 40 links"],
+            env(|e| chain(e, "c", 41, "lib/ok.txt")),
+        ),
+        case(
+            "self-loop",
+            "link loop",
+            &["lib/me", "loop"],
+            env(|e| link(e, "python", "lib/me", "me")),
+        ),
+        case(
+            "two-link-loop",
+            "link loop",
+            &["lib/a", "loop"],
+            env(|e| {
+                link(e, "python", "lib/a", "b");
+                link(e, "python", "lib/b", "a");
+            }),
+        ),
+        case(
+            "ring-of-twelve",
+            "link loop",
+            &["r0", "loop"],
+            env(|e| chain(e, "r", 12, "r0")),
+        ),
+        case(
+            "loop-through-dir",
+            "link loop",
+            &["lib/l", "loop"],
+            env(|e| link(e, "python", "lib/l", "../lib/l")),
+        ),
+        case(
+            "across-layers",
+            "link chain escapes",
+            &["conan-home/esc", "resolves outside"],
+            env(|e| {
+                with_up(e);
+                link(e, "conan", "conan-home/esc", "../lib/up/..");
+            }),
+        ),
+        case(
+            "dotdot-of-a-root-link",
+            "link chain escapes",
+            &["t", "resolves outside"],
+            env(|e| {
+                dir(e, "python", "lib/sub");
+                link(e, "python", "lib/sub/s", "../..");
+                link(e, "python", "t", "lib/sub/s/..");
+            }),
+        ),
+        case(
+            "link-replaces-dir-listed-later",
+            "entry below a link",
+            &["goes through the link lib2"],
+            env(|e| {
+                link(e, "python", "lib2", "lib");
+                e.add_file("conan", "lib2/x.txt", b"x");
+            }),
+        ),
+        case(
+            "named-like-root-entry",
+            "link chain escapes",
+            &[".envpack", "resolves outside"],
+            env(|e| {
+                with_up(e);
+                link(e, "python", ".envpack", "lib/up/..");
+            }),
+        ),
+        case(
+            "envs-inside-env",
+            "link chain escapes",
+            &["envs", "resolves outside"],
+            env(|e| {
+                with_up(e);
+                link(e, "python", "envs", "lib/up/../..");
+            }),
+        ),
+        case(
+            "bin-as-link",
+            "structural link",
+            &["bin", "must be a directory"],
+            env(|e| {
+                drop_python(e, "bin");
+                link(e, "python", "bin", "lib");
+            }),
+        ),
+        case(
+            "bin-as-chain",
+            "structural link",
+            &["bin", "must be a directory"],
+            env(|e| {
+                drop_python(e, "bin");
+                with_up(e);
+                link(e, "python", "bin", "lib/up/lib");
+            }),
+        ),
+        case(
+            "bin-program-escapes",
+            "link chain escapes",
+            &["bin/passwd", "resolves outside"],
+            env(|e| {
+                with_up(e);
+                link(e, "python", "bin/passwd", "../lib/up/../etc/passwd");
+            }),
+        ),
+        case(
+            "conan-home-as-link",
+            "structural link",
+            &["conan-home", "must be a directory"],
+            env(|e| {
+                e.manifest.retain(|m| !m.path.starts_with("conan-home"));
+                e.layer_mut("conan").clear();
+                dir(e, "conan", "cfg");
+                link(e, "conan", "conan-home", "cfg");
+            }),
+        ),
+        case(
+            "template-link-to-env",
+            "state seeding",
+            &["conan-home/py", "template"],
+            env(|e| link(e, "conan", "conan-home/py", "../lib")),
+        ),
+        case(
+            "template-link-deep",
+            "state seeding",
+            &["conan-home/a/b/out", "template"],
+            env(|e| {
+                dir(e, "conan", "conan-home/a");
+                dir(e, "conan", "conan-home/a/b");
+                link(e, "conan", "conan-home/a/b/out", "../../../lib/ok.txt");
+            }),
+        ),
+        case(
+            "manifest-as-link",
+            "meta file as link",
+            &["manifest", "links are refused"],
+            env(|e| e.manifest_link = Some("lib/ok.txt".into())),
+        ),
+        case(
+            "activate-as-link",
+            "meta file as link",
+            &["activate", "must be a regular file"],
+            env(|e| link(e, "meta", "activate", "lib/ok.txt")),
+        ),
+        case(
+            "absolute-in-chain",
+            "link chain escapes",
+            &["lib/b", "absolute symlink target"],
+            env(|e| {
+                link(e, "python", "lib/a", "b");
+                link(e, "python", "lib/b", "/etc");
+            }),
+        ),
+        case(
+            "huge-pax-header",
+            "bounded memory",
+            &["PAX extended header of 268435456 bytes", "larger than"],
+            env(|e| {
+                let mut h = raw::header(b"././@PaxHeader", b'x', 0o644, 256 << 20, b"");
+                h.extend(vec![b'#'; 256 << 20]);
+                e.layer_mut("python").extend(h);
+            }),
+        ),
+        case(
+            "huge-long-name",
+            "bounded memory",
+            &["GNU long name", "larger than"],
+            env(|e| {
+                let mut h = raw::header(b"././@LongLink", b'L', 0o644, 64 << 20, b"");
+                h.extend(vec![b'a'; 64 << 20]);
+                e.layer_mut("python").extend(h);
+            }),
+        ),
+    ]
+}
+
+#[test]
+fn link_corpus_is_rejected_without_trace() {
+    let f = fixture();
+    let cases = corpus();
+    assert!(cases.len() >= 24, "only {} cases", cases.len());
+    let table = run_corpus(&f, &cases);
+    assert_eq!(table.values().sum::<usize>(), cases.len());
+    // Peak memory of the largest unpacker run, the 256 MiB PAX header included.
+    // SAFETY: getrusage only writes into the struct it is given.
+    let peak_mb = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage), 0);
+        usage.ru_maxrss / 1024
+    };
+    println!("peak RSS of any hostile unpack: {peak_mb} MB");
+    assert!(peak_mb < 150, "peak RSS {peak_mb} MB");
+}
