@@ -67,11 +67,37 @@ fn extract_into(
         vec![std::ffi::OsString::from("dest")],
         "extraction wrote outside its destination"
     );
-    Some(
-        result
-            .map_err(|e| e.to_string())
-            .and_then(|_| scan_tree(&dest_path).map_err(|e| e.to_string())),
-    )
+    let tree = result
+        .map_err(|e| e.to_string())
+        .and_then(|_| scan_tree(&dest_path).map_err(|e| e.to_string()));
+    if let Ok(entries) = &tree {
+        links_stay_inside(&dest_path, entries);
+    }
+    Some(tree)
+}
+
+/// The unpacker's link rule (checked on every manifest) against the kernel: when the rule
+/// accepts the tree, every link the kernel can resolve lands inside the tree.
+fn links_stay_inside(dest: &std::path::Path, entries: &[envpack_layers::tree::TreeEntry]) {
+    if envpack_layers::links::check_links(entries).is_err() {
+        return;
+    }
+    let Ok(root) = std::fs::canonicalize(dest) else {
+        return;
+    };
+    for e in entries {
+        if !matches!(e.kind, envpack_layers::tree::EntryKind::Symlink { .. }) {
+            continue;
+        }
+        if let Ok(resolved) = std::fs::canonicalize(dest.join(&e.path)) {
+            assert!(
+                resolved.starts_with(&root),
+                "link {} passed the link rule but resolves to {}",
+                e.path,
+                resolved.display()
+            );
+        }
+    }
 }
 
 /// A whole portable artifact (or its index JSON): open, check every blob, read every layer.
