@@ -43,10 +43,14 @@ fn extract_tar(reader: impl Read, dest: &Path, name: &str) -> Result<(), Archive
         max_total_bytes: MAX_EXPANDED,
         ..Default::default()
     };
-    extract_layer(reader, &dir, &opts).map_err(|source| ArchiveError::Layers {
+    let layers = |source| ArchiveError::Layers {
         archive: name.to_string(),
         source,
-    })?;
+    };
+    let entries = extract_layer(reader, &dir, &opts).map_err(layers)?;
+    // Each link passed the lexical check on its own; a chain of them may still lead out, and
+    // what is built from this tree would follow it.
+    envpack_layers::links::check_links(&entries).map_err(layers)?;
     Ok(())
 }
 
@@ -102,5 +106,38 @@ pub fn extract_sdist(archive: &Path, filename: &str, dest: &Path) -> Result<(), 
         extract_tar_gz(archive, dest)
     } else {
         Err(ArchiveError::Unsupported(filename.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_chains_out_of_an_archive_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        for d in ["p/", "p/q/"] {
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_mode(0o755);
+            h.set_size(0);
+            b.append_data(&mut h, d, &[][..]).unwrap();
+        }
+        for (path, target) in [("p/q/s", "../.."), ("p/q/t", "s/../etc/passwd")] {
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_mode(0o777);
+            h.set_size(0);
+            b.append_link(&mut h, path, target).unwrap();
+        }
+        let tar_bytes = b.into_inner().unwrap();
+        let err = extract_tar(&tar_bytes[..], &dir.path().join("x"), "cpython.tar.gz")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cpython.tar.gz") && err.contains("p/q/t") && err.contains("outside"),
+            "{err}"
+        );
     }
 }

@@ -174,6 +174,33 @@ fn parse_line(line: &str) -> std::result::Result<TreeEntry, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn checked_and_parse_refuse_chains_that_leave() {
+        let entries = vec![
+            TreeEntry {
+                path: "a".into(),
+                kind: EntryKind::Dir,
+            },
+            TreeEntry {
+                path: "a/up".into(),
+                kind: EntryKind::Symlink {
+                    target: "..".into(),
+                },
+            },
+            TreeEntry {
+                path: "b".into(),
+                kind: EntryKind::Symlink {
+                    target: "a/up/../x".into(),
+                },
+            },
+        ];
+        let err = Manifest::checked(entries.clone()).unwrap_err().to_string();
+        assert!(err.contains("link b") && err.contains("outside"), "{err}");
+        let bytes = Manifest::from_entries(entries).to_bytes();
+        let err = Manifest::parse(&bytes).unwrap_err().to_string();
+        assert!(err.contains("link b") && err.contains("outside"), "{err}");
+    }
+
     use super::*;
 
     fn sample() -> Manifest {
