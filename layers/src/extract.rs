@@ -748,7 +748,7 @@ mod tests {
                 ],
                 "link target",
             ),
-            (vec![file("python", b"")], "type"),
+            (vec![file("python", b"")], "the layer has a regular file"),
         ];
         for (parts, want) in cases {
             // Inline writes, and files queued to writer threads.
