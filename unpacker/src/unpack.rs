@@ -130,6 +130,8 @@ fn unpack_locked(
         extract_artifact(&reader, artifact, &staged, progress)?;
         crate::durability::sync_tree(&staged)?;
         crate::fault::point("extracted");
+        // Extraction took a while; the places things are renamed into are checked again.
+        crate::root_guard::check_root_structure(&layout)?;
         fs_err::rename(&staged, &env_dir)?;
         crate::durability::sync_dir(&layout.envs_dir())?;
         crate::fault::point("env-in-place");
