@@ -446,7 +446,7 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
                     envpack::pull::prepare_artifact(&source, cli.cache_dir.as_deref(), &client)
                         .with_context(|| format!("reading {arg}"))?;
                 envpack_unpack::unpack(&prepared.path, root, &|ev| {
-                    progress.step(&format!("{ev:?}"))
+                    progress.step(&ev.to_string())
                 })
                 .with_context(|| format!("unpacking {arg} into {}", root.display()))?
             };
