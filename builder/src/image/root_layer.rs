@@ -135,6 +135,10 @@ mod tests {
         fs_err::write(staging.join("conan-home/profiles/default"), b"[settings]\n").unwrap();
         let work = dir.path().join("work");
         let env_entries = [
+            TreeEntry {
+                path: "bin".into(),
+                kind: EntryKind::Dir,
+            },
             file("bin/conan", b"", true),
             TreeEntry {
                 path: "conan-home".into(),
