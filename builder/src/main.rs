@@ -445,10 +445,8 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
                 let prepared =
                     envpack::pull::prepare_artifact(&source, cli.cache_dir.as_deref(), &client)
                         .with_context(|| format!("reading {arg}"))?;
-                envpack_unpack::unpack(&prepared.path, root, &|ev| {
-                    progress.step(&ev.to_string())
-                })
-                .with_context(|| format!("unpacking {arg} into {}", root.display()))?
+                envpack_unpack::unpack(&prepared.path, root, &|ev| progress.step(&ev.to_string()))
+                    .with_context(|| format!("unpacking {arg} into {}", root.display()))?
             };
             if cli.json {
                 println!(

@@ -5,6 +5,8 @@ use std::path::Path;
 use crate::env_id::validate_env_id;
 use crate::error::UnpackError;
 use crate::layout::RootLayout;
+use crate::root_dirs::RootDirs;
+use crate::scratch::Scratch;
 
 /// The env id `ROOT/current` points at, or `None` when there is no `current` yet.
 pub fn read_current(layout: &RootLayout) -> Result<Option<String>, UnpackError> {
@@ -39,40 +41,50 @@ pub fn env_id_of_target(target: &Path) -> Option<String> {
 }
 
 /// Points `ROOT/current` at `envs/<env_id>` by renaming a fresh link over the old one, so
-/// readers see either the old or the new env and never a missing `current`.
-pub fn switch_current(
-    layout: &RootLayout,
-    env_id: &str,
-    scratch: &Path,
-) -> Result<(), UnpackError> {
-    let tmp = scratch.join("current.link");
-    if fs_err::symlink_metadata(&tmp).is_ok() {
-        remove_link(&tmp)?;
+/// readers see either the old or the new env and never a missing `current`. The link is made
+/// in `scratch` and renamed through the root's handles.
+pub fn switch_current(dirs: &RootDirs, env_id: &str, scratch: &Scratch) -> Result<(), UnpackError> {
+    const TMP: &str = "current.link";
+    #[cfg(unix)]
+    {
+        let shown = scratch.path().join(TMP);
+        if scratch.dir().symlink_metadata(TMP).is_ok() {
+            scratch
+                .dir()
+                .remove_file(TMP)
+                .map_err(|e| io_at(e, &shown))?;
+        }
+        // Relative, so the root can be moved or mounted elsewhere.
+        scratch
+            .dir()
+            .symlink_contents(format!("envs/{env_id}"), TMP)
+            .map_err(|e| io_at(e, &shown))?;
+        scratch
+            .dir()
+            .rename(TMP, &dirs.root, "current")
+            .map_err(|e| io_at(e, &dirs.layout.current_link()))?;
+        crate::root_dirs::sync_dir(&dirs.root)?;
     }
-    make_link(layout, env_id, &tmp)?;
-    replace_link(&tmp, &layout.current_link())?;
-    crate::durability::sync_dir(&layout.root)?;
+    #[cfg(windows)]
+    {
+        let layout = &dirs.layout;
+        let tmp = scratch.path().join(TMP);
+        if fs_err::symlink_metadata(&tmp).is_ok() {
+            remove_link(&tmp)?;
+        }
+        make_link(layout, env_id, &tmp)?;
+        replace_link(&tmp, &layout.current_link())?;
+    }
     tracing::info!(env_id, "current switched");
     Ok(())
 }
 
 #[cfg(unix)]
-fn make_link(_layout: &RootLayout, env_id: &str, at: &Path) -> Result<(), UnpackError> {
-    // Relative, so the root can be moved or mounted elsewhere.
-    fs_err::os::unix::fs::symlink(Path::new("envs").join(env_id), at)?;
-    Ok(())
-}
-
-#[cfg(unix)]
-fn replace_link(tmp: &Path, current: &Path) -> Result<(), UnpackError> {
-    fs_err::rename(tmp, current)?;
-    Ok(())
-}
-
-#[cfg(unix)]
-fn remove_link(path: &Path) -> Result<(), UnpackError> {
-    fs_err::remove_file(path)?;
-    Ok(())
+fn io_at(e: std::io::Error, path: &Path) -> UnpackError {
+    UnpackError::Io(std::io::Error::new(
+        e.kind(),
+        format!("{}: {e}", path.display()),
+    ))
 }
 
 #[cfg(windows)]
@@ -146,12 +158,12 @@ mod tests {
     fn switch_and_read() {
         let dir = tempfile::tempdir().unwrap();
         let layout = RootLayout::new(dir.path());
-        let scratch = dir.path().join("s");
-        fs_err::create_dir_all(&scratch).unwrap();
+        let dirs = RootDirs::open(&layout).unwrap();
+        let scratch = Scratch::new(&dirs).unwrap();
         assert_eq!(read_current(&layout).unwrap(), None);
-        switch_current(&layout, "one", &scratch).unwrap();
+        switch_current(&dirs, "one", &scratch).unwrap();
         assert_eq!(read_current(&layout).unwrap().as_deref(), Some("one"));
-        switch_current(&layout, "two", &scratch).unwrap();
+        switch_current(&dirs, "two", &scratch).unwrap();
         assert_eq!(read_current(&layout).unwrap().as_deref(), Some("two"));
         assert_eq!(
             fs_err::read_link(layout.current_link()).unwrap(),

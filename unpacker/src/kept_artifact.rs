@@ -8,6 +8,8 @@ use envpack_layers::artifact::ArtifactReader;
 
 use crate::error::UnpackError;
 use crate::layout::RootLayout;
+use crate::root_dirs::RootDirs;
+use crate::scratch::Scratch;
 use crate::staging::{meta_layer_index, MANIFEST_FILE};
 
 /// Where the kept copy of `env_id`'s artifact lives.
@@ -19,36 +21,69 @@ pub fn kept_artifact_path(layout: &RootLayout, env_id: &str) -> PathBuf {
 }
 
 /// Keeps `artifact` as `env_id`'s copy unless one is there already: a hard link when the
-/// root is on the same filesystem, else a copy; via `scratch` and a rename, so a partial copy
-/// is never visible.
+/// root is on the same filesystem, else a copy; made in `scratch` and renamed in through the
+/// root's handles, so a partial copy is never visible.
 pub fn keep_artifact(
-    layout: &RootLayout,
+    dirs: &RootDirs,
     env_id: &str,
     artifact: &Path,
-    scratch: &Path,
-) -> std::io::Result<PathBuf> {
-    let kept = kept_artifact_path(layout, env_id);
-    if fs_err::symlink_metadata(&kept).is_ok() {
+    scratch: &Scratch,
+) -> Result<PathBuf, UnpackError> {
+    let kept = kept_artifact_path(&dirs.layout, env_id);
+    let name = kept_name(env_id);
+    if dirs.artifacts()?.symlink_metadata(&name).is_ok() {
         return Ok(kept);
     }
-    replace_kept(&kept, artifact, scratch)?;
+    replace_kept(dirs, env_id, artifact, scratch)?;
     Ok(kept)
 }
 
-/// Puts a copy (or hard link) of `artifact` at `kept`, replacing whatever is there.
-pub fn replace_kept(kept: &Path, artifact: &Path, scratch: &Path) -> std::io::Result<()> {
-    if let Some(dir) = kept.parent() {
-        fs_err::create_dir_all(dir)?;
+fn kept_name(env_id: &str) -> String {
+    format!("{env_id}.envpack.tar")
+}
+
+/// Puts a copy (or hard link) of `artifact` at `env_id`'s kept path, replacing what is there.
+pub fn replace_kept(
+    dirs: &RootDirs,
+    env_id: &str,
+    artifact: &Path,
+    scratch: &Scratch,
+) -> Result<(), UnpackError> {
+    const TMP: &str = "kept-artifact.tar";
+    let kept = kept_artifact_path(&dirs.layout, env_id);
+    let artifacts = dirs.artifacts()?;
+    let io = |e: std::io::Error, p: &Path| {
+        UnpackError::Io(std::io::Error::new(
+            e.kind(),
+            format!("{}: {e}", p.display()),
+        ))
+    };
+    let tmp_shown = scratch.path().join(TMP);
+    let linked = match (artifact.parent(), artifact.file_name()) {
+        (Some(parent), Some(file)) => {
+            let parent = if parent.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                parent
+            };
+            cap_std::fs::Dir::open_ambient_dir(parent, cap_std::ambient_authority())
+                .and_then(|src| src.hard_link(file, scratch.dir(), TMP))
+                .is_ok()
+        }
+        _ => false,
+    };
+    if !linked {
+        let mut from = fs_err::File::open(artifact)?;
+        let mut to = scratch.dir().create(TMP).map_err(|e| io(e, &tmp_shown))?;
+        std::io::copy(&mut from, &mut to).map_err(|e| io(e, &tmp_shown))?;
+        // Flushed through the handle that wrote it (Windows needs write access for that).
+        to.sync_all().map_err(|e| io(e, &tmp_shown))?;
     }
-    let tmp = scratch.join("kept-artifact.tar");
-    if fs_err::hard_link(artifact, &tmp).is_err() {
-        fs_err::copy(artifact, &tmp)?;
-        fs_err::File::open(&tmp)?.sync_all()?;
-    }
-    fs_err::rename(&tmp, kept)?;
-    if let Some(dir) = kept.parent() {
-        crate::durability::sync_dir(dir)?;
-    }
+    scratch
+        .dir()
+        .rename(TMP, &artifacts, kept_name(env_id))
+        .map_err(|e| io(e, &kept))?;
+    crate::root_dirs::sync_dir(&artifacts)?;
     tracing::info!(path = %kept.display(), "kept a copy of the artifact");
     Ok(())
 }
@@ -103,16 +138,17 @@ mod tests {
     fn keeps_once_via_link_or_copy() {
         let dir = tempfile::tempdir().unwrap();
         let layout = RootLayout::new(&dir.path().join("root"));
-        let scratch = dir.path().join("s");
-        fs_err::create_dir_all(&scratch).unwrap();
+        fs_err::create_dir_all(&layout.root).unwrap();
+        let dirs = RootDirs::open(&layout).unwrap();
+        let scratch = Scratch::new(&dirs).unwrap();
         let artifact = dir.path().join("a.tar");
         fs_err::write(&artifact, "v1").unwrap();
-        let kept = keep_artifact(&layout, "e1", &artifact, &scratch).unwrap();
+        let kept = keep_artifact(&dirs, "e1", &artifact, &scratch).unwrap();
         assert_eq!(kept, layout.meta_dir().join("artifacts/e1.envpack.tar"));
         assert_eq!(fs_err::read_to_string(&kept).unwrap(), "v1");
         let other = dir.path().join("b.tar");
         fs_err::write(&other, "v2").unwrap();
-        keep_artifact(&layout, "e1", &other, &scratch).unwrap();
+        keep_artifact(&dirs, "e1", &other, &scratch).unwrap();
         assert_eq!(
             fs_err::read_to_string(&kept).unwrap(),
             "v1",

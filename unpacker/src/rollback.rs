@@ -4,6 +4,7 @@ use std::path::Path;
 
 use crate::current_link::read_current;
 use crate::error::UnpackError;
+use crate::root_dirs::RootDirs;
 use crate::root_lock::RootLock;
 use crate::root_record::{RootRecord, SwitchAction};
 use crate::root_setup::open_root;
@@ -15,7 +16,8 @@ use crate::unpack::{activate_env, record_switch, UnpackOutcome};
 pub fn rollback(root: &Path) -> Result<UnpackOutcome, UnpackError> {
     let layout = open_root(root)?;
     let _lock = RootLock::acquire(&layout)?;
-    clean_leftovers(&layout)?;
+    let dirs = RootDirs::open(&layout)?;
+    clean_leftovers(&dirs)?;
     let record = RootRecord::load(&layout.record_file())?;
     let current = read_current(&layout)?;
     let target = match record.previous {
@@ -33,9 +35,9 @@ pub fn rollback(root: &Path) -> Result<UnpackOutcome, UnpackError> {
             reason: format!("previous env {target} is missing; unpack its artifact again"),
         });
     }
-    let scratch = Scratch::new(&layout)?;
-    activate_env(&layout, &target, scratch.path(), &|_| {})?;
-    record_switch(&layout, current.as_deref(), &target, SwitchAction::Rollback)?;
+    let scratch = Scratch::new(&dirs)?;
+    activate_env(&dirs, &target, &scratch, &|_| {})?;
+    record_switch(&dirs, current.as_deref(), &target, SwitchAction::Rollback)?;
     Ok(UnpackOutcome {
         env_id: target,
         previous: current,

@@ -123,20 +123,26 @@ impl RootRecord {
         }
     }
 
-    /// Replaces the record at `path` atomically (temp file, fsync, rename).
-    pub fn store(&self, path: &Path) -> Result<(), UnpackError> {
-        let tmp = path.with_extension("json.tmp");
+    /// Replaces the root's record atomically (temp file, fsync, rename) through the
+    /// `ROOT/.envpack` handle.
+    pub fn store_in(&self, dirs: &crate::root_dirs::RootDirs) -> Result<(), UnpackError> {
+        const TMP: &str = "root.json.tmp";
+        let path = dirs.layout.record_file();
+        let io = |e: std::io::Error| {
+            UnpackError::Io(std::io::Error::new(
+                e.kind(),
+                format!("writing {}: {e}", path.display()),
+            ))
+        };
         {
-            let mut file = crate::root_guard::no_follow(&mut fs_err::OpenOptions::new())
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)?;
-            file.write_all(&self.to_bytes())?;
-            file.sync_all()?;
+            let mut opts = cap_std::fs::OpenOptions::new();
+            opts.write(true).create(true).truncate(true);
+            let mut file = dirs.meta.open_with(TMP, &opts).map_err(io)?;
+            file.write_all(&self.to_bytes()).map_err(io)?;
+            file.sync_all().map_err(io)?;
         }
-        fs_err::rename(&tmp, path)?;
-        crate::durability::sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+        dirs.meta.rename(TMP, &dirs.meta, "root.json").map_err(io)?;
+        crate::root_dirs::sync_dir(&dirs.meta)?;
         Ok(())
     }
 }
@@ -204,7 +210,13 @@ mod tests {
         assert_eq!(RootRecord::load(&path).unwrap(), RootRecord::default());
         let mut r = RootRecord::default();
         r.switched_to("x", SwitchAction::Unpack, 9);
-        r.store(&path).unwrap();
+        fs_err::create_dir_all(dir.path().join("root")).unwrap();
+        let dirs = crate::root_dirs::RootDirs::open(&crate::layout::RootLayout::new(
+            &dir.path().join("root"),
+        ))
+        .unwrap();
+        let path = dirs.layout.record_file();
+        r.store_in(&dirs).unwrap();
         assert_eq!(RootRecord::load(&path).unwrap(), r);
         assert!(!path.with_extension("json.tmp").exists());
         fs_err::write(&path, b"garbage").unwrap();

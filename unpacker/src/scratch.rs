@@ -3,70 +3,85 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::layout::RootLayout;
+use cap_std::fs::Dir;
+
+use crate::error::UnpackError;
+use crate::root_dirs::{child_dir, RootDirs};
 
 /// Distinguishes scratch dirs made by one process in the same nanosecond.
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// A unique directory that is deleted (with its contents) on drop.
+/// A unique directory in `ROOT/.envpack/tmp/`, held as a handle, deleted (with its contents)
+/// on drop. Things are built in it and renamed into the root through handles (see
+/// [`crate::root_dirs`]).
 #[derive(Debug)]
 pub struct Scratch {
     path: PathBuf,
+    name: String,
+    tmp: Dir,
+    dir: Dir,
 }
 
 impl Scratch {
-    /// Creates a fresh directory in `ROOT/.envpack/tmp/`.
-    pub fn new(layout: &RootLayout) -> std::io::Result<Self> {
+    /// Creates a fresh directory in the root's `.envpack/tmp/`.
+    pub fn new(dirs: &RootDirs) -> Result<Self, UnpackError> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = layout
-            .tmp_dir()
-            .join(format!("{}-{nanos}-{n}", std::process::id()));
-        fs_err::create_dir_all(&path)?;
-        Ok(Scratch { path })
+        let name = format!("{}-{nanos}-{n}", std::process::id());
+        let path = dirs.layout.tmp_dir().join(&name);
+        let dir = child_dir(&dirs.tmp, &name, &path)?;
+        let tmp = dirs.tmp.try_clone()?;
+        Ok(Scratch {
+            path,
+            name,
+            tmp,
+            dir,
+        })
     }
 
-    /// The directory.
+    /// The directory's path (for messages and for reading what was built in it).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The directory's handle.
+    pub fn dir(&self) -> &Dir {
+        &self.dir
     }
 }
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        if let Err(e) = fs_err::remove_dir_all(&self.path) {
-            tracing::warn!("could not remove scratch dir: {e}");
+        if let Err(e) = self.tmp.remove_dir_all(&self.name) {
+            tracing::warn!("could not remove scratch dir {}: {e}", self.path.display());
         }
     }
 }
 
 /// Removes everything in `ROOT/.envpack/tmp/`; only call while holding the root lock, when
-/// whatever is there was left by an interrupted run.
-pub fn clean_leftovers(layout: &RootLayout) -> std::io::Result<()> {
+/// whatever is there was left by an interrupted run. Deletes through the handles only, and
+/// cap-std's removal never follows a link, so nothing outside the root can be deleted here.
+pub fn clean_leftovers(dirs: &RootDirs) -> std::io::Result<()> {
+    let layout = &dirs.layout;
     // A record write killed before its rename leaves this behind; the record itself is intact.
-    let record_tmp = layout.record_file().with_extension("json.tmp");
-    if fs_err::symlink_metadata(&record_tmp).is_ok() {
-        tracing::info!(path = %record_tmp.display(), "removing leftover of an interrupted record write");
-        remove_non_dir(&record_tmp)?;
+    let record_tmp = "root.json.tmp";
+    if dirs.meta.symlink_metadata(record_tmp).is_ok() {
+        let shown = layout.meta_dir().join(record_tmp);
+        tracing::info!(path = %shown.display(), "removing leftover of an interrupted record write");
+        dirs.meta
+            .remove_file(record_tmp)
+            .map_err(|e| at(e, &shown))?;
     }
     let tmp = layout.tmp_dir();
-    fs_err::create_dir_all(&tmp)?;
-    // Through a handle that refuses a link at `tmp`, and cap-std's removal never follows a
-    // link inside it, so nothing outside the root can be deleted from here.
-    let dir = crate::root_guard::open_dir_no_follow(&tmp)?;
-    let at = |e: std::io::Error, name: &std::ffi::OsStr| {
-        std::io::Error::new(
-            e.kind(),
-            format!("removing {}: {e}", tmp.join(name).display()),
-        )
-    };
-    for entry in dir.entries().map_err(|e| at(e, "".as_ref()))? {
-        let entry = entry.map_err(|e| at(e, "".as_ref()))?;
+    let dir = &dirs.tmp;
+    for entry in dir.entries().map_err(|e| at(e, &tmp))? {
+        let entry = entry.map_err(|e| at(e, &tmp))?;
         let name = entry.file_name();
-        tracing::info!(path = %tmp.join(&name).display(), "removing leftover of an interrupted unpack");
-        let is_dir = entry.file_type().map_err(|e| at(e, &name))?.is_dir();
+        let shown = tmp.join(&name);
+        tracing::info!(path = %shown.display(), "removing leftover of an interrupted unpack");
+        let is_dir = entry.file_type().map_err(|e| at(e, &shown))?.is_dir();
         if is_dir {
             dir.remove_dir_all(&name)
         } else {
@@ -79,32 +94,27 @@ pub fn clean_leftovers(layout: &RootLayout) -> std::io::Result<()> {
                 }
             })
         }
-        .map_err(|e| at(e, &name))?;
+        .map_err(|e| at(e, &shown))?;
     }
     Ok(())
 }
 
-#[cfg(windows)]
-fn remove_non_dir(path: &Path) -> std::io::Result<()> {
-    // A leftover junction reports as a non-dir and is removed like an empty dir.
-    fs_err::remove_file(path).or_else(|_| fs_err::remove_dir(path))
-}
-
-#[cfg(not(windows))]
-fn remove_non_dir(path: &Path) -> std::io::Result<()> {
-    fs_err::remove_file(path)
+fn at(e: std::io::Error, path: &Path) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("removing {}: {e}", path.display()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::RootLayout;
 
     #[test]
     fn unique_removed_on_drop_and_leftovers_cleaned() {
         let dir = tempfile::tempdir().unwrap();
         let layout = RootLayout::new(dir.path());
-        let a = Scratch::new(&layout).unwrap();
-        let b = Scratch::new(&layout).unwrap();
+        let dirs = RootDirs::open(&layout).unwrap();
+        let a = Scratch::new(&dirs).unwrap();
+        let b = Scratch::new(&dirs).unwrap();
         assert_ne!(a.path(), b.path());
         let kept = a.path().to_path_buf();
         fs_err::write(kept.join("f"), "x").unwrap();
@@ -114,7 +124,7 @@ mod tests {
         let record_tmp = layout.record_file().with_extension("json.tmp");
         fs_err::write(&record_tmp, "{").unwrap();
         std::mem::forget(b);
-        clean_leftovers(&layout).unwrap();
+        clean_leftovers(&dirs).unwrap();
         assert_eq!(fs_err::read_dir(layout.tmp_dir()).unwrap().count(), 0);
         assert!(!record_tmp.exists());
     }

@@ -10,6 +10,8 @@ use envpack_layers::tree::{EntryKind, TreeEntry};
 
 use crate::error::UnpackError;
 use crate::layout::RootLayout;
+use crate::root_dirs::RootDirs;
+use crate::scratch::Scratch;
 
 /// Text every shim carries; lets stale shims be told apart from anything else in `ROOT/bin`.
 pub const SHIM_MARKER: &str = "envpack shim";
@@ -211,84 +213,99 @@ pub fn shim_scripts(
     Ok(scripts)
 }
 
-/// Writes every shim `env_dir` needs into `ROOT/bin` (each via a temp file and a rename);
-/// returns the shim file names written.
+/// Writes every shim `env_dir` needs into `ROOT/bin` (each made in scratch and renamed in
+/// through the root's handles); returns the shim file names written.
 pub fn write_shims(
-    layout: &RootLayout,
+    dirs: &RootDirs,
     env_dir: &Path,
-    scratch: &Path,
+    scratch: &Scratch,
 ) -> Result<BTreeSet<String>, UnpackError> {
-    write_shims_where(layout, env_dir, scratch, |_| true)
+    write_shims_where(dirs, env_dir, scratch, |_| true)
 }
 
 /// Like [`write_shims`], but only the shims whose file name `wanted` accepts; the others
 /// are left as they are.
 pub fn write_shims_where(
-    layout: &RootLayout,
+    dirs: &RootDirs,
     env_dir: &Path,
-    scratch: &Path,
+    scratch: &Scratch,
     wanted: impl Fn(&str) -> bool,
 ) -> Result<BTreeSet<String>, UnpackError> {
-    let bin = layout.bin_dir();
-    fs_err::create_dir_all(&bin)?;
+    let layout = &dirs.layout;
     let mut written = BTreeSet::new();
     for (name, script) in shim_scripts(layout, env_dir)? {
         if !wanted(&name) {
             continue;
         }
-        let tmp = scratch.join(format!("shim-{name}"));
+        let tmp = format!("shim-{name}");
+        let shown = scratch.path().join(&tmp);
+        let io = |e: std::io::Error| io_at(e, &shown);
         {
-            let mut f = fs_err::File::create(&tmp)?;
-            f.write_all(script.as_bytes())?;
-            set_executable(&tmp)?;
-            f.sync_all()?;
+            let mut f = scratch.dir().create(&tmp).map_err(io)?;
+            f.write_all(script.as_bytes()).map_err(io)?;
+            set_executable(&f).map_err(io)?;
+            f.sync_all().map_err(io)?;
         }
-        fs_err::rename(&tmp, bin.join(&name))?;
+        scratch
+            .dir()
+            .rename(&tmp, &dirs.bin, &name)
+            .map_err(|e| io_at(e, &layout.bin_dir().join(&name)))?;
         written.insert(name);
     }
-    crate::durability::sync_dir(&bin)?;
+    crate::root_dirs::sync_dir(&dirs.bin)?;
     Ok(written)
 }
 
 /// Removes shims in `ROOT/bin` that are not in `keep` (left over from an earlier env).
-pub fn remove_stale_shims(layout: &RootLayout, keep: &BTreeSet<String>) -> std::io::Result<()> {
-    let bin = layout.bin_dir();
-    let entries = match fs_err::read_dir(&bin) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    for entry in entries {
-        let entry = entry?;
+pub fn remove_stale_shims(dirs: &RootDirs, keep: &BTreeSet<String>) -> Result<(), UnpackError> {
+    let bin = dirs.layout.bin_dir();
+    for entry in dirs.bin.entries().map_err(|e| io_at(e, &bin))? {
+        let entry = entry.map_err(|e| io_at(e, &bin))?;
         let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
             continue;
         };
-        if keep.contains(&name) || !entry.file_type()?.is_file() {
+        let shown = bin.join(&name);
+        let is_file = entry.file_type().map_err(|e| io_at(e, &shown))?.is_file();
+        if keep.contains(&name) || !is_file {
             continue;
         }
-        if is_shim(&entry.path())? {
+        let file = crate::root_dirs::open_file_no_follow(&dirs.bin, &name)
+            .map_err(|e| io_at(e, &shown))?;
+        if head_is_shim(file).map_err(|e| io_at(e, &shown))? {
             tracing::debug!(shim = %name, "removing stale shim");
-            fs_err::remove_file(entry.path())?;
+            dirs.bin.remove_file(&name).map_err(|e| io_at(e, &shown))?;
         }
     }
     Ok(())
 }
 
-/// Whether the file at `path` is one of our shims (its head carries [`SHIM_MARKER`]).
-pub fn is_shim(path: &Path) -> std::io::Result<bool> {
+fn io_at(e: std::io::Error, path: &Path) -> UnpackError {
+    UnpackError::Io(std::io::Error::new(
+        e.kind(),
+        format!("{}: {e}", path.display()),
+    ))
+}
+
+fn head_is_shim(file: impl Read) -> std::io::Result<bool> {
     let mut head = Vec::with_capacity(256);
-    fs_err::File::open(path)?.take(256).read_to_end(&mut head)?;
+    file.take(256).read_to_end(&mut head)?;
     Ok(String::from_utf8_lossy(&head).contains(SHIM_MARKER))
 }
 
+/// Whether the file at `path` is one of our shims (its head carries [`SHIM_MARKER`]).
+pub fn is_shim(path: &Path) -> std::io::Result<bool> {
+    let file = crate::root_guard::no_follow(fs_err::OpenOptions::new().read(true)).open(path)?;
+    head_is_shim(file)
+}
+
 #[cfg(unix)]
-fn set_executable(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    fs_err::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+fn set_executable(f: &cap_std::fs::File) -> std::io::Result<()> {
+    use cap_std::fs::PermissionsExt;
+    f.set_permissions(cap_std::fs::Permissions::from_mode(0o755))
 }
 
 #[cfg(not(unix))]
-fn set_executable(_path: &Path) -> std::io::Result<()> {
+fn set_executable(_f: &cap_std::fs::File) -> std::io::Result<()> {
     Ok(())
 }
 
@@ -386,7 +403,10 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn posix_shim_runs_through_a_link() {
+        use std::os::unix::fs::PermissionsExt;
         use std::process::Command;
+        let set_executable =
+            |p: &Path| fs_err::set_permissions(p, std::fs::Permissions::from_mode(0o755));
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         fs_err::create_dir_all(root.join("envs/e1/bin")).unwrap();

@@ -95,24 +95,19 @@ pub fn case_collision(manifest: &Manifest) -> Option<(String, String)> {
     None
 }
 
-/// Opens `dir` as a capability handle that extraction cannot escape.
-fn open_dir(dir: &Path) -> Result<cap_std::fs::Dir, UnpackError> {
-    cap_std::fs::Dir::open_ambient_dir(dir, cap_std::ambient_authority()).map_err(|e| {
-        UnpackError::Io(std::io::Error::new(
-            e.kind(),
-            format!("opening {}: {e}", dir.display()),
-        ))
-    })
-}
-
-/// Extracts only the meta layer into a new dir `dest` and returns the manifest's raw bytes.
+/// Extracts only the meta layer into the new dir `parent/name` (shown as `shown` in messages)
+/// and returns the manifest's raw bytes.
 pub fn extract_meta(
     reader: &ArtifactReader,
     meta: usize,
-    dest: &Path,
+    parent: &cap_std::fs::Dir,
+    name: &str,
+    shown: &Path,
 ) -> Result<(Vec<TreeEntry>, Vec<u8>), UnpackError> {
-    fs_err::create_dir(dest)?;
-    let dir = open_dir(dest)?;
+    parent
+        .create_dir(name)
+        .map_err(|e| io_at(e, "creating", shown))?;
+    let dir = crate::root_dirs::open_child(parent, name).map_err(|e| io_at(e, "opening", shown))?;
     let opts = ExtractOptions {
         manifest: None,
         max_total_bytes: reader.index().layers[meta].uncompressed_size,
@@ -129,17 +124,44 @@ pub fn extract_meta(
         )
         .into());
     }
-    let bytes = read_env_file(dest, MANIFEST_FILE)?;
+    let manifest_shown = shown.join(MANIFEST_FILE);
+    let file = crate::root_dirs::open_file_no_follow(&dir, MANIFEST_FILE)
+        .map_err(|e| io_at(e, "opening", &manifest_shown))?;
+    let bytes = read_limited(file, &manifest_shown)?;
     Ok((entries, bytes))
 }
 
-/// Extracts every layer into the new dir `dest` (meta first, the rest in parallel threads,
+fn io_at(e: std::io::Error, what: &str, path: &Path) -> UnpackError {
+    UnpackError::Io(std::io::Error::new(
+        e.kind(),
+        format!("{what} {}: {e}", path.display()),
+    ))
+}
+
+/// Reads at most [`MAX_META_FILE`] bytes of `file`, erroring when it holds more.
+fn read_limited(file: std::fs::File, shown: &Path) -> Result<Vec<u8>, UnpackError> {
+    let mut bytes = Vec::new();
+    file.take(MAX_META_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_at(e, "reading", shown))?;
+    if bytes.len() as u64 > MAX_META_FILE {
+        return Err(UnpackError::Io(std::io::Error::other(format!(
+            "{} is larger than {MAX_META_FILE} bytes",
+            shown.display()
+        ))));
+    }
+    Ok(bytes)
+}
+
+/// Extracts every layer into the new dir `parent/name` (meta first, the rest in parallel threads,
 /// each entry checked against the manifest) and checks that nothing in the manifest is
 /// missing. `verify_layers` must have passed already.
 pub fn extract_artifact(
     reader: &ArtifactReader,
     artifact: &Path,
-    dest: &Path,
+    parent: &cap_std::fs::Dir,
+    name: &str,
+    shown: &Path,
     progress: &dyn Fn(ProgressEvent),
 ) -> Result<Manifest, UnpackError> {
     let meta = meta_layer_index(reader, artifact)?;
@@ -147,7 +169,7 @@ pub fn extract_artifact(
     progress(ProgressEvent::Extracting {
         layer: layers[meta].name.clone(),
     });
-    let (meta_entries, manifest_bytes) = extract_meta(reader, meta, dest)?;
+    let (meta_entries, manifest_bytes) = extract_meta(reader, meta, parent, name, shown)?;
     let manifest = Manifest::parse(&manifest_bytes)?;
     check_env_structure(&manifest)?;
     let platform = &reader.index().platform;
@@ -168,7 +190,7 @@ pub fn extract_artifact(
         }
     }
 
-    let dir = open_dir(dest)?;
+    let dir = crate::root_dirs::open_child(parent, name).map_err(|e| io_at(e, "opening", shown))?;
     let others: Vec<usize> = (0..layers.len()).filter(|i| *i != meta).collect();
     for &i in &others {
         progress(ProgressEvent::Extracting {
@@ -260,25 +282,16 @@ pub const MAX_META_FILE: u64 = 64 << 20;
 
 /// Reads the env's own file `name` (at most [`MAX_META_FILE`] bytes), refusing anything but a
 /// regular file: a link there would let the env choose what the unpacker reads.
-pub fn read_env_file(env_dir: &Path, name: &str) -> std::io::Result<Vec<u8>> {
+pub fn read_env_file(env_dir: &Path, name: &str) -> Result<Vec<u8>, UnpackError> {
     let path = env_dir.join(name);
     let file = crate::root_guard::no_follow(fs_err::OpenOptions::new().read(true)).open(&path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(std::io::Error::other(format!(
+    if !file.metadata()?.is_file() {
+        return Err(UnpackError::Io(std::io::Error::other(format!(
             "{} is not a regular file",
             path.display()
-        )));
+        ))));
     }
-    let mut bytes = Vec::new();
-    file.take(MAX_META_FILE + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_META_FILE {
-        return Err(std::io::Error::other(format!(
-            "{} is larger than {MAX_META_FILE} bytes",
-            path.display()
-        )));
-    }
-    Ok(bytes)
+    read_limited(file.into_parts().0, &path)
 }
 
 /// The manifest of the env at `env_dir`, read only as a regular file and checked for

@@ -8,49 +8,65 @@ use envpack_layers::tree::TreeEntry;
 use envpack_layers::LayersError;
 
 use crate::error::UnpackError;
-use crate::layout::RootLayout;
+use crate::root_dirs::{child_dir, open_child, RootDirs};
+use crate::scratch::Scratch;
 use crate::tree_copy::copy_tree;
 
 /// The env's CONAN_HOME template directory name.
 pub const CONAN_HOME_TEMPLATE: &str = "conan-home";
 
-/// Copies `env_dir/conan-home` to the env's state dir unless that already exists (it then
+/// Copies `envs/<env_id>/conan-home` to the env's state dir unless that already exists (it then
 /// holds the user's changes and must never be overwritten). Returns whether it seeded.
 ///
 /// The template must be a real directory whose links all resolve inside it: the copy lands
 /// elsewhere, so a link that reached out of the template (even to elsewhere in the env)
 /// would mean something else, or something outside the root, once copied.
-pub fn seed_state(
-    layout: &RootLayout,
-    env_id: &str,
-    env_dir: &Path,
-    scratch: &Path,
-) -> Result<bool, UnpackError> {
-    let template = env_dir.join(CONAN_HOME_TEMPLATE);
+pub fn seed_state(dirs: &RootDirs, env_id: &str, scratch: &Scratch) -> Result<bool, UnpackError> {
+    let layout = &dirs.layout;
+    let env_dir = layout.env_dir(env_id);
+    let template_path = env_dir.join(CONAN_HOME_TEMPLATE);
     let target = layout.conan_home(env_id);
-    if fs_err::symlink_metadata(&target).is_ok() {
-        return Ok(false);
+    let state_path = layout.state_dir().join(env_id);
+    let io = |e: std::io::Error, p: &Path| {
+        UnpackError::Io(std::io::Error::new(
+            e.kind(),
+            format!("{}: {e}", p.display()),
+        ))
+    };
+    if dirs.state.symlink_metadata(env_id).is_ok() {
+        let state = child_dir(&dirs.state, env_id, &state_path)?;
+        if state.symlink_metadata(CONAN_HOME_TEMPLATE).is_ok() {
+            return Ok(false);
+        }
     }
-    match fs_err::symlink_metadata(&template) {
+    let env = open_child(&dirs.envs, env_id).map_err(|e| io(e, &env_dir))?;
+    match env.symlink_metadata(CONAN_HOME_TEMPLATE) {
         Ok(m) if m.is_dir() && !m.file_type().is_symlink() => {}
         Ok(_) => {
             return Err(UnpackError::BadRoot {
-                path: template,
+                path: template_path,
                 reason: "is not a directory; the env is damaged, unpack it again".into(),
             })
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(io(e, &template_path)),
     }
-    check_template_links(&crate::staging::env_manifest(env_dir)?)?;
+    let template = open_child(&env, CONAN_HOME_TEMPLATE).map_err(|e| io(e, &template_path))?;
+    check_template_links(&crate::staging::env_manifest(&env_dir)?)?;
     // Copy aside then rename, so an interrupted seed never leaves a partial conan-home.
-    let staged = scratch.join("conan-home");
-    copy_tree(&template, &staged)?;
-    crate::durability::sync_tree(&staged)?;
-    let parent = layout.state_dir().join(env_id);
-    fs_err::create_dir_all(&parent)?;
-    fs_err::rename(&staged, &target)?;
-    crate::durability::sync_dir(&parent)?;
+    copy_tree(
+        &template,
+        scratch.dir(),
+        CONAN_HOME_TEMPLATE,
+        &template_path,
+    )?;
+    crate::durability::sync_tree(&scratch.path().join(CONAN_HOME_TEMPLATE))?;
+    let state = child_dir(&dirs.state, env_id, &state_path)?;
+    scratch
+        .dir()
+        .rename(CONAN_HOME_TEMPLATE, &state, CONAN_HOME_TEMPLATE)
+        .map_err(|e| io(e, &target))?;
+    crate::root_dirs::sync_dir(&state)?;
     tracing::info!(path = %target.display(), "seeded writable conan home");
     Ok(true)
 }
@@ -85,11 +101,20 @@ pub fn check_template_links(manifest: &Manifest) -> Result<(), LayersError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::RootLayout;
 
-    fn write_manifest(env: &Path) {
-        let entries = envpack_layers::tree::scan_tree(env).unwrap();
+    /// A root with one env `e` made by `fill`, with its manifest.
+    fn root_with_env(fill: impl Fn(&Path)) -> (tempfile::TempDir, RootDirs) {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = RootLayout::new(dir.path());
+        let dirs = RootDirs::open(&layout).unwrap();
+        let env = layout.env_dir("e");
+        fs_err::create_dir_all(&env).unwrap();
+        fill(&env);
+        let entries = envpack_layers::tree::scan_tree(&env).unwrap();
         let bytes = Manifest::from_entries(entries).to_bytes();
         fs_err::write(env.join("manifest"), bytes).unwrap();
+        (dir, dirs)
     }
 
     #[cfg(unix)]
@@ -100,18 +125,15 @@ mod tests {
             ("../envpack.json", false),
             ("profiles/../../python", false),
         ] {
-            let dir = tempfile::tempdir().unwrap();
-            let layout = RootLayout::new(&dir.path().join("root"));
-            let env = dir.path().join("env");
-            fs_err::create_dir_all(env.join("conan-home/profiles")).unwrap();
-            fs_err::create_dir_all(env.join("python")).unwrap();
-            fs_err::write(env.join("envpack.json"), "{}").unwrap();
-            fs_err::write(env.join("conan-home/profiles/default"), "v1").unwrap();
-            std::os::unix::fs::symlink(target, env.join("conan-home/out")).unwrap();
-            write_manifest(&env);
-            let scratch = dir.path().join("s");
-            fs_err::create_dir_all(&scratch).unwrap();
-            let got = seed_state(&layout, "e", &env, &scratch);
+            let (_dir, dirs) = root_with_env(|env| {
+                fs_err::create_dir_all(env.join("conan-home/profiles")).unwrap();
+                fs_err::create_dir_all(env.join("python")).unwrap();
+                fs_err::write(env.join("envpack.json"), "{}").unwrap();
+                fs_err::write(env.join("conan-home/profiles/default"), "v1").unwrap();
+                std::os::unix::fs::symlink(target, env.join("conan-home/out")).unwrap();
+            });
+            let scratch = Scratch::new(&dirs).unwrap();
+            let got = seed_state(&dirs, "e", &scratch);
             match (ok, got) {
                 (true, Ok(seeded)) => assert!(seeded, "{target}"),
                 (false, Err(e)) => {
@@ -120,7 +142,7 @@ mod tests {
                         e.contains("conan-home/out") && e.contains("template"),
                         "{e}"
                     );
-                    assert!(!layout.conan_home("e").exists(), "{target}");
+                    assert!(!dirs.layout.conan_home("e").exists(), "{target}");
                 }
                 (_, got) => panic!("{target}: {got:?}"),
             }
@@ -129,21 +151,19 @@ mod tests {
 
     #[test]
     fn seeds_once_and_never_overwrites() {
-        let dir = tempfile::tempdir().unwrap();
-        let layout = RootLayout::new(dir.path());
-        let env = dir.path().join("env");
-        fs_err::create_dir_all(env.join("conan-home/profiles")).unwrap();
-        fs_err::write(env.join("conan-home/profiles/default"), "v1").unwrap();
-        write_manifest(&env);
-        let scratch = dir.path().join("s");
-        fs_err::create_dir_all(&scratch).unwrap();
-        assert!(seed_state(&layout, "e", &env, &scratch).unwrap());
-        let seeded = layout.conan_home("e").join("profiles/default");
+        let (_dir, dirs) = root_with_env(|env| {
+            fs_err::create_dir_all(env.join("conan-home/profiles")).unwrap();
+            fs_err::write(env.join("conan-home/profiles/default"), "v1").unwrap();
+        });
+        let scratch = Scratch::new(&dirs).unwrap();
+        assert!(seed_state(&dirs, "e", &scratch).unwrap());
+        let seeded = dirs.layout.conan_home("e").join("profiles/default");
         assert_eq!(fs_err::read_to_string(&seeded).unwrap(), "v1");
         fs_err::write(&seeded, "user edit").unwrap();
-        assert!(!seed_state(&layout, "e", &env, &scratch).unwrap());
+        assert!(!seed_state(&dirs, "e", &scratch).unwrap());
         assert_eq!(fs_err::read_to_string(&seeded).unwrap(), "user edit");
         // No template: nothing to seed.
-        assert!(!seed_state(&layout, "f", &dir.path().join("none"), &scratch).unwrap());
+        fs_err::create_dir_all(dirs.layout.env_dir("f")).unwrap();
+        assert!(!seed_state(&dirs, "f", &scratch).unwrap());
     }
 }

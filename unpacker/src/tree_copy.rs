@@ -1,44 +1,78 @@
-//! Recursive copy of a small directory tree (used to seed writable state from a template).
+//! Recursive copy of a small directory tree between directory handles (used to seed writable
+//! state from a template). Nothing is followed: directories are opened without following a
+//! link, links are copied as links, and every path stays relative to its handle.
 
 use std::path::Path;
 
-/// Copies `src` to `dst` (which must not exist): directories, files and symlinks as links.
-pub fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
-    fs_err::create_dir(dst)?;
-    for entry in fs_err::read_dir(src)? {
-        let entry = entry?;
-        let from = entry.path();
-        let to = dst.join(entry.file_name());
-        let kind = entry.file_type()?;
+use cap_std::fs::Dir;
+
+use crate::root_dirs::{open_child, open_file_no_follow};
+
+/// Copies the tree of `src` to the new directory `dst_parent/name` (which must not exist):
+/// directories, regular files with their mode, and links as links. `shown` is `src`'s path
+/// for messages.
+pub fn copy_tree(src: &Dir, dst_parent: &Dir, name: &str, shown: &Path) -> std::io::Result<()> {
+    let at = |e: std::io::Error, p: &Path| {
+        std::io::Error::new(e.kind(), format!("copying {}: {e}", p.display()))
+    };
+    dst_parent.create_dir(name).map_err(|e| at(e, shown))?;
+    let dst = open_child(dst_parent, name).map_err(|e| at(e, shown))?;
+    for entry in src.entries().map_err(|e| at(e, shown))? {
+        let entry = entry.map_err(|e| at(e, shown))?;
+        let file_name = entry.file_name();
+        let Some(child) = file_name.to_str() else {
+            return Err(at(std::io::Error::other("non-UTF-8 name"), shown));
+        };
+        let from = shown.join(child);
+        let kind = entry.file_type().map_err(|e| at(e, &from))?;
         if kind.is_dir() {
-            copy_tree(&from, &to)?;
+            let sub = open_child(src, child).map_err(|e| at(e, &from))?;
+            copy_tree(&sub, &dst, child, &from)?;
         } else if kind.is_symlink() {
-            copy_link(&from, &to)?;
+            copy_link(src, &dst, child).map_err(|e| at(e, &from))?;
         } else {
-            fs_err::copy(&from, &to)?;
+            copy_file(src, &dst, child).map_err(|e| at(e, &from))?;
         }
     }
     Ok(())
 }
 
+fn copy_file(src: &Dir, dst: &Dir, name: &str) -> std::io::Result<()> {
+    let mut from = open_file_no_follow(src, name)?;
+    let perm = from.metadata()?.permissions();
+    let mut to = dst.create(name)?;
+    std::io::copy(&mut from, &mut to)?;
+    to.set_permissions(cap_std::fs::Permissions::from_std(perm))?;
+    Ok(())
+}
+
 #[cfg(unix)]
-fn copy_link(from: &Path, to: &Path) -> std::io::Result<()> {
-    fs_err::os::unix::fs::symlink(fs_err::read_link(from)?, to)
+fn copy_link(src: &Dir, dst: &Dir, name: &str) -> std::io::Result<()> {
+    // The link's target was checked to stay inside the template before the copy.
+    dst.symlink_contents(src.read_link_contents(name)?, name)
 }
 
 #[cfg(windows)]
-fn copy_link(from: &Path, to: &Path) -> std::io::Result<()> {
+fn copy_link(src: &Dir, dst: &Dir, name: &str) -> std::io::Result<()> {
     // Link creation may need privileges on Windows; a copy of the target works everywhere.
-    if fs_err::metadata(from)?.is_dir() {
-        copy_tree(from, to)
+    // cap-std resolves the link inside `src` only.
+    if src.metadata(name)?.is_dir() {
+        let sub = src.open_dir(name)?;
+        copy_tree(&sub, dst, name, Path::new(name))
     } else {
-        fs_err::copy(from, to).map(|_| ())
+        let mut from = src.open(name)?;
+        let mut to = dst.create(name)?;
+        std::io::copy(&mut from, &mut to).map(|_| ())
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
+
+    fn open(p: &Path) -> Dir {
+        Dir::open_ambient_dir(p, cap_std::ambient_authority()).unwrap()
+    }
 
     #[test]
     fn copies_files_dirs_and_links() {
@@ -47,10 +81,10 @@ mod tests {
         fs_err::create_dir_all(src.join("profiles/sub")).unwrap();
         fs_err::write(src.join("global.conf"), "a=1\n").unwrap();
         fs_err::write(src.join("profiles/sub/default"), "[settings]\n").unwrap();
-        #[cfg(unix)]
         std::os::unix::fs::symlink("global.conf", src.join("link")).unwrap();
+        let root = open(dir.path());
+        copy_tree(&open(&src), &root, "dst", &src).unwrap();
         let dst = dir.path().join("dst");
-        copy_tree(&src, &dst).unwrap();
         assert_eq!(
             fs_err::read_to_string(dst.join("global.conf")).unwrap(),
             "a=1\n"
@@ -59,13 +93,12 @@ mod tests {
             fs_err::read_to_string(dst.join("profiles/sub/default")).unwrap(),
             "[settings]\n"
         );
-        #[cfg(unix)]
         assert_eq!(
             fs_err::read_link(dst.join("link")).unwrap(),
             Path::new("global.conf")
         );
         assert!(
-            copy_tree(&src, &dst).is_err(),
+            copy_tree(&open(&src), &root, "dst", &src).is_err(),
             "existing destination must be refused"
         );
     }

@@ -9,13 +9,13 @@ use serde::Serialize;
 use crate::current_link::{read_current, switch_current};
 use crate::env_id::validate_env_id;
 use crate::error::UnpackError;
-use crate::layout::RootLayout;
 use crate::progress::ProgressEvent;
+use crate::root_dirs::RootDirs;
 use crate::root_lock::RootLock;
 use crate::root_record::{RootRecord, SwitchAction};
 use crate::root_setup::prepare_root;
 use crate::scratch::{clean_leftovers, Scratch};
-use crate::staging::{extract_artifact, extract_meta, manifest_path, meta_layer_index};
+use crate::staging::{extract_artifact, extract_meta, meta_layer_index};
 
 /// What an unpack or rollback did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -66,9 +66,10 @@ pub fn unpack_with(
         // The env is in place already; a root without the copy is only harder to repair.
         let layout = crate::root_setup::open_root(root)?;
         let _lock = RootLock::acquire(&layout)?;
-        let scratch = Scratch::new(&layout)?;
+        let dirs = RootDirs::open(&layout)?;
+        let scratch = Scratch::new(&dirs)?;
         if let Err(e) =
-            crate::kept_artifact::keep_artifact(&layout, &outcome.env_id, artifact, scratch.path())
+            crate::kept_artifact::keep_artifact(&dirs, &outcome.env_id, artifact, &scratch)
         {
             tracing::warn!("could not keep a copy of the artifact in the root: {e}");
         }
@@ -85,7 +86,8 @@ fn unpack_locked(
     let reader = ArtifactReader::open(artifact)?;
     let layout = prepare_root(root)?;
     let _lock = RootLock::acquire(&layout)?;
-    clean_leftovers(&layout)?;
+    let dirs = RootDirs::open(&layout)?;
+    clean_leftovers(&dirs)?;
 
     let env_id = reader.index().env_id.clone();
     validate_env_id(&env_id)?;
@@ -99,21 +101,21 @@ fn unpack_locked(
     crate::env_info::check_index_against_env_info(&reader, meta, artifact)?;
     let current = read_current(&layout)?;
     let env_dir = layout.env_dir(&env_id);
-    let scratch = Scratch::new(&layout)?;
+    let scratch = Scratch::new(&dirs)?;
     let mut created_env = false;
-    if fs_err::symlink_metadata(&env_dir).is_ok() {
+    if dirs.envs.symlink_metadata(&env_id).is_ok() {
         // Nothing gets extracted, so prove here that every layer decompresses to its diff_id.
         // (Extraction checks the same while it streams into hidden scratch space, which saves
         // a whole decompression pass on a fresh unpack.)
         reader.verify_uncompressed()?;
-        check_existing_env(&reader, meta, &env_dir, scratch.path())?;
+        check_existing_env(&reader, meta, &env_dir, &scratch)?;
         if current.as_deref() == Some(env_id.as_str()) {
             tracing::info!(env_id, "already current; nothing to do");
             let record = RootRecord::load(&layout.record_file())?;
             if record.current.as_deref() != Some(env_id.as_str()) {
                 // A run killed between the link switch and the record write; finish it.
                 record_switch(
-                    &layout,
+                    &dirs,
                     record.current.as_deref(),
                     &env_id,
                     SwitchAction::Unpack,
@@ -127,28 +129,29 @@ fn unpack_locked(
         }
     } else {
         let staged = scratch.path().join("env");
-        extract_artifact(&reader, artifact, &staged, progress)?;
+        extract_artifact(&reader, artifact, scratch.dir(), "env", &staged, progress)?;
         crate::durability::sync_tree(&staged)?;
         crate::fault::point("extracted");
-        // Extraction took a while; the places things are renamed into are checked again.
-        crate::root_guard::check_root_structure(&layout)?;
-        fs_err::rename(&staged, &env_dir)?;
-        crate::durability::sync_dir(&layout.envs_dir())?;
+        scratch
+            .dir()
+            .rename("env", &dirs.envs, &env_id)
+            .map_err(|e| io_at(e, &env_dir))?;
+        crate::root_dirs::sync_dir(&dirs.envs)?;
         crate::fault::point("env-in-place");
         created_env = true;
     }
 
-    let switched = activate_env(&layout, &env_id, scratch.path(), progress);
+    let switched = activate_env(&dirs, &env_id, &scratch, progress);
     if let Err(e) = switched {
         if created_env {
             // Move the new env back into scratch so it disappears with it.
-            if let Err(undo) = fs_err::rename(&env_dir, scratch.path().join("undo-env")) {
+            if let Err(undo) = dirs.envs.rename(&env_id, scratch.dir(), "undo-env") {
                 tracing::warn!("could not undo the new env dir: {undo}");
             }
         }
         return Err(e);
     }
-    record_switch(&layout, current.as_deref(), &env_id, SwitchAction::Unpack)?;
+    record_switch(&dirs, current.as_deref(), &env_id, SwitchAction::Unpack)?;
     crate::fault::point("recorded");
     Ok(UnpackOutcome {
         env_id,
@@ -160,40 +163,40 @@ fn unpack_locked(
 /// Seeds state, writes shims and switches `current` to the (complete) `envs/<env_id>`.
 /// On failure before the switch, shims added for this env are removed again.
 pub(crate) fn activate_env(
-    layout: &RootLayout,
+    dirs: &RootDirs,
     env_id: &str,
-    scratch: &Path,
+    scratch: &Scratch,
     progress: &dyn Fn(ProgressEvent),
 ) -> Result<(), UnpackError> {
+    let layout = &dirs.layout;
     let env_dir = layout.env_dir(env_id);
-    let shims_before = existing_names(&layout.bin_dir())?;
-    let seeded = crate::state_seed::seed_state(layout, env_id, &env_dir, scratch)?;
+    let shims_before = existing_names(&dirs.bin)?;
+    let seeded = crate::state_seed::seed_state(dirs, env_id, scratch)?;
     crate::fault::point("state-seeded");
     let before_switch = || -> Result<BTreeSet<String>, UnpackError> {
-        let shims = crate::shims::write_shims(layout, &env_dir, scratch)?;
+        let shims = crate::shims::write_shims(dirs, &env_dir, scratch)?;
         crate::fault::point("shims-written");
         progress(ProgressEvent::Switching {
             env_id: env_id.to_owned(),
         });
-        announce_switch(layout, env_id)?;
+        announce_switch(dirs, env_id)?;
         crate::fault::point("switch-announced");
-        switch_current(layout, env_id, scratch)?;
+        switch_current(dirs, env_id, scratch)?;
         crate::fault::point("switched");
         Ok(shims)
     };
     match before_switch() {
         Ok(shims) => {
-            crate::shims::remove_stale_shims(layout, &shims)?;
+            crate::shims::remove_stale_shims(dirs, &shims)?;
             crate::fault::point("stale-shims-removed");
             Ok(())
         }
         Err(e) => {
-            if let Err(undo) = crate::shims::remove_stale_shims(layout, &shims_before) {
+            if let Err(undo) = crate::shims::remove_stale_shims(dirs, &shims_before) {
                 tracing::warn!("could not remove new shims: {undo}");
             }
             if seeded {
-                let state = layout.state_dir().join(env_id);
-                if let Err(undo) = fs_err::remove_dir_all(&state) {
+                if let Err(undo) = dirs.state.remove_dir_all(env_id) {
                     tracing::warn!("could not remove new state dir: {undo}");
                 }
             }
@@ -202,35 +205,36 @@ pub(crate) fn activate_env(
     }
 }
 
-/// Names present in `dir` (empty when it does not exist).
-fn existing_names(dir: &Path) -> std::io::Result<BTreeSet<String>> {
-    match fs_err::read_dir(dir) {
-        Ok(entries) => entries
-            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
-            .collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeSet::new()),
-        Err(e) => Err(e),
-    }
+/// Names present in the directory `dir`.
+fn existing_names(dir: &cap_std::fs::Dir) -> std::io::Result<BTreeSet<String>> {
+    dir.entries()?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect()
+}
+
+fn io_at(e: std::io::Error, path: &Path) -> UnpackError {
+    UnpackError::Io(std::io::Error::new(
+        e.kind(),
+        format!("{}: {e}", path.display()),
+    ))
 }
 
 /// Notes in `root.json` that `current` is about to point at `env_id`, so a kill right after
 /// the switch leaves a record that still agrees with the link.
-fn announce_switch(layout: &RootLayout, env_id: &str) -> Result<(), UnpackError> {
-    let path = layout.record_file();
-    let mut record = RootRecord::load(&path)?;
+fn announce_switch(dirs: &RootDirs, env_id: &str) -> Result<(), UnpackError> {
+    let mut record = RootRecord::load(&dirs.layout.record_file())?;
     record.switching_to = Some(env_id.to_owned());
-    record.store(&path)
+    record.store_in(dirs)
 }
 
 /// Writes the switch into `root.json`, taking the link's old target as the previous env.
 pub(crate) fn record_switch(
-    layout: &RootLayout,
+    dirs: &RootDirs,
     old_current: Option<&str>,
     env_id: &str,
     action: SwitchAction,
 ) -> Result<(), UnpackError> {
-    let path = layout.record_file();
-    let mut record = RootRecord::load(&path)?;
+    let mut record = RootRecord::load(&dirs.layout.record_file())?;
     // The link is the truth; the record may lag behind it after a crash.
     if record.current.as_deref() != old_current {
         record.current = old_current.map(str::to_owned);
@@ -239,7 +243,7 @@ pub(crate) fn record_switch(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     record.switched_to(env_id, action, now);
-    record.store(&path)
+    record.store_in(dirs)
 }
 
 /// An env dir with this id exists: accept it only if its manifest is the artifact's.
@@ -247,13 +251,14 @@ fn check_existing_env(
     reader: &ArtifactReader,
     meta: usize,
     env_dir: &Path,
-    scratch: &Path,
+    scratch: &Scratch,
 ) -> Result<(), UnpackError> {
-    let (_, artifact_manifest) = extract_meta(reader, meta, &scratch.join("meta-check"))?;
-    let on_disk = match fs_err::read(manifest_path(env_dir)) {
+    let shown = scratch.path().join("meta-check");
+    let (_, artifact_manifest) = extract_meta(reader, meta, scratch.dir(), "meta-check", &shown)?;
+    let on_disk = match crate::staging::read_env_file(env_dir, crate::staging::MANIFEST_FILE) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(e.into()),
+        Err(UnpackError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
     };
     if on_disk != artifact_manifest {
         return Err(UnpackError::EnvMismatch {

@@ -20,6 +20,7 @@ use crate::kept_artifact::{
     artifact_manifest_bytes, kept_artifact_path, open_verified, replace_kept,
 };
 use crate::layout::RootLayout;
+use crate::root_dirs::RootDirs;
 use crate::root_lock::RootLock;
 use crate::root_record::RootRecord;
 use crate::root_setup::open_root;
@@ -121,7 +122,8 @@ pub fn repair(root: &Path, opts: &RepairOptions) -> Result<RepairReport, UnpackE
         ..opts.doctor.clone()
     };
     let lock = RootLock::acquire(&layout)?;
-    clean_leftovers(&layout)?;
+    let dirs = RootDirs::open(&layout)?;
+    clean_leftovers(&dirs)?;
     let before = doctor(root, &before_opts)?;
     let env_id = before.env_id.clone().unwrap_or_default();
     let mut report = RepairReport {
@@ -151,7 +153,7 @@ pub fn repair(root: &Path, opts: &RepairOptions) -> Result<RepairReport, UnpackE
             return Ok(report);
         }
     };
-    let scratch = Scratch::new(&layout)?;
+    let scratch = Scratch::new(&dirs)?;
     let run_id = crate::doctor::log_dir::run_id();
     let quarantine = layout.meta_dir().join("quarantine").join(&run_id);
     let mut actions = Vec::new();
@@ -173,7 +175,7 @@ pub fn repair(root: &Path, opts: &RepairOptions) -> Result<RepairReport, UnpackE
         }
         if plan.keep_artifact && opts.artifact.is_some() {
             let kept = kept_artifact_path(&layout, &env_id);
-            replace_kept(&kept, &artifact_path, scratch.path())?;
+            replace_kept(&dirs, &env_id, &artifact_path, &scratch)?;
             actions.push(action(
                 FindingClass::MissingArtifact,
                 Some(rel_to(&layout, &kept)),
@@ -182,20 +184,23 @@ pub fn repair(root: &Path, opts: &RepairOptions) -> Result<RepairReport, UnpackE
         }
         let env = EnvRepair {
             layout: &layout,
+            dirs: &dirs,
             env_id: &env_id,
-            scratch: scratch.path(),
+            scratch: &scratch,
             quarantine: &quarantine,
         };
         env.repair_tree(reader, &manifest, &bytes, &plan, &mut actions)?;
     }
     let env = EnvRepair {
         layout: &layout,
+        dirs: &dirs,
         env_id: &env_id,
-        scratch: scratch.path(),
+        scratch: &scratch,
         quarantine: &quarantine,
     };
     env.repair_root(&plan, &run_id, &mut actions)?;
     drop(scratch);
+    drop(dirs);
     drop(lock);
     let after = doctor(root, &before_opts)?;
     report.actions = actions;
@@ -246,8 +251,9 @@ fn rel_to(layout: &RootLayout, p: &Path) -> String {
 /// The places one repair run writes to.
 struct EnvRepair<'a> {
     layout: &'a RootLayout,
+    dirs: &'a RootDirs,
     env_id: &'a str,
-    scratch: &'a Path,
+    scratch: &'a Scratch,
     quarantine: &'a Path,
 }
 
@@ -267,11 +273,25 @@ impl EnvRepair<'_> {
     ) -> Result<(), UnpackError> {
         let env_dir = self.layout.env_dir(self.env_id);
         if plan.restore_env {
-            let staged = self.scratch.join("env");
-            crate::staging::extract_artifact(reader, reader.path(), &staged, &|_| {})?;
+            let staged = self.scratch.path().join("env");
+            crate::staging::extract_artifact(
+                reader,
+                reader.path(),
+                self.scratch.dir(),
+                "env",
+                &staged,
+                &|_| {},
+            )?;
             crate::durability::sync_tree(&staged)?;
-            fs_err::create_dir_all(self.layout.envs_dir())?;
-            fs_err::rename(&staged, &env_dir)?;
+            self.scratch
+                .dir()
+                .rename("env", &self.dirs.envs, self.env_id)
+                .map_err(|e| {
+                    UnpackError::Io(std::io::Error::new(
+                        e.kind(),
+                        format!("{}: {e}", env_dir.display()),
+                    ))
+                })?;
             actions.push(action(
                 FindingClass::MissingEnv,
                 Some(format!("envs/{}", self.env_id)),
@@ -281,7 +301,7 @@ impl EnvRepair<'_> {
         }
         let target = restore_entries::RestoreTarget {
             env_dir: &env_dir,
-            scratch: self.scratch,
+            scratch: self.scratch.path(),
             quarantine: &self.quarantine.join("envs").join(self.env_id),
         };
         for rel in &plan.quarantine {
@@ -331,7 +351,7 @@ impl EnvRepair<'_> {
         if plan.repoint_current {
             let record = RootRecord::load(&layout.record_file())?;
             if record.current.as_deref() == Some(self.env_id) {
-                switch_current(layout, self.env_id, self.scratch)?;
+                switch_current(self.dirs, self.env_id, self.scratch)?;
                 actions.push(action(
                     FindingClass::SwitchedCurrent,
                     Some("current".into()),
@@ -343,7 +363,7 @@ impl EnvRepair<'_> {
             }
         }
         if plan.seed_state || plan.reseed_state {
-            let old = fixes::reseed_state(layout, self.env_id, run_id, self.scratch)?;
+            let old = fixes::reseed_state(self.dirs, self.env_id, run_id, self.scratch)?;
             let (class, what) = match old {
                 Some(p) => (
                     FindingClass::StaleState,
@@ -365,7 +385,7 @@ impl EnvRepair<'_> {
         }
         if !plan.shims.is_empty() {
             let env_dir = layout.env_dir(self.env_id);
-            for path in fixes::write_named_shims(layout, &env_dir, &plan.shims, self.scratch)? {
+            for path in fixes::write_named_shims(self.dirs, &env_dir, &plan.shims, self.scratch)? {
                 actions.push(action(
                     FindingClass::MissingShim,
                     Some(path),
