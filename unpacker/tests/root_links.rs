@@ -217,3 +217,55 @@ fn a_kill_at_every_step_leaves_a_verifiable_root() {
         );
     }
 }
+
+/// A concurrent writer swaps each of the root's directories for a link to the outside right
+/// after the unpack checked them (the hook runs at a named step): the unpacker works through
+/// the handles it opened, so nothing lands outside.
+#[test]
+fn links_swapped_in_during_an_unpack_redirect_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let a = build_artifact(&work.path().join("a"), &EnvSpec::new("env-a", "one"));
+    let b = build_artifact(&work.path().join("b"), &EnvSpec::new("env-b", "two"));
+    for (point, rel) in [
+        ("extracted", "envs"),
+        ("extracted", ".envpack/tmp"),
+        ("extracted", ".envpack"),
+        ("env-in-place", "state"),
+        ("state-seeded", "bin"),
+        ("shims-written", ".envpack"),
+    ] {
+        let case = work
+            .path()
+            .join(format!("race-{point}-{}", rel.replace('/', "_")));
+        let root = case.join("root");
+        let outside = case.join("outside");
+        fs_err::create_dir_all(&outside).unwrap();
+        assert!(unpack(&a.artifact, &root, None).status.success());
+        let hook = format!(
+            "mv '{r}/{rel}' '{c}/moved' && ln -s '{o}' '{r}/{rel}'",
+            r = root.display(),
+            c = case.display(),
+            o = outside.display()
+        );
+        let out = Command::new(env!("CARGO_BIN_EXE_envpack-unpack"))
+            .arg(&b.artifact)
+            .arg("--root")
+            .arg(&root)
+            .env("ENVPACK_UNPACK_HOOK_AT", point)
+            .env("ENVPACK_UNPACK_HOOK", &hook)
+            .output()
+            .unwrap();
+        assert!(
+            fs_err::read_link(root.join(rel)).is_ok(),
+            "{point} {rel}: the hook did not run: {out:?}"
+        );
+        let listing: Vec<_> = fs_err::read_dir(&outside).unwrap().collect();
+        assert!(
+            listing.is_empty(),
+            "{point} {rel}: wrote outside: {listing:?} {out:?}"
+        );
+        // The next command sees the planted link and refuses.
+        let v = verify(&root);
+        assert_eq!(v.status.code(), Some(1), "{point} {rel}: {v:?}");
+    }
+}
