@@ -27,7 +27,7 @@ pub struct FileChoice {
 /// Usable files per version, best first.
 pub type VersionFiles = BTreeMap<Version, Vec<FileChoice>>;
 
-/// A version with no file the target can use, one of which a raised target would admit.
+/// A version with a wheel the target can't use but a raised target would admit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Raisable {
     /// The lowest target version (of the target's own setting) admitting one of its wheels.
@@ -41,7 +41,7 @@ pub struct Raisable {
 pub struct Candidates {
     /// Usable files per version, best first.
     pub usable: VersionFiles,
-    /// Versions with nothing usable that a raised target would admit.
+    /// Versions with a wheel only a raised target would admit (their sdist may be usable).
     pub raisable: BTreeMap<Version, Raisable>,
     /// The platform tags of the project's wheels that matched neither (for the hint when
     /// nothing fits at all).
@@ -164,8 +164,6 @@ pub fn candidate_files(
     for v in out.usable.values_mut() {
         v.sort_by(|a, b| a.rank.cmp(&b.rank));
     }
-    let usable = &out.usable;
-    out.raisable.retain(|v, _| !usable.contains_key(v));
     out
 }
 
@@ -320,9 +318,9 @@ mod tests {
                 true,
                 None,
             ),
-            // 2.0 has an sdist, which is usable, so it is not "raisable".
+            // 2.0's sdist is usable (it may build a wheel for the host only): still raisable.
             file(
-                "lief-2.0.0-cp311-cp311-manylinux_2_28_x86_64.whl",
+                "lief-2.0.0-cp311-cp311-manylinux_2_34_x86_64.whl",
                 false,
                 None,
             ),
@@ -337,22 +335,36 @@ mod tests {
             .collect();
         assert_eq!(
             raisable,
-            [(
-                "1.0.0".to_string(),
-                (2, 28),
-                "lief-1.0.0-cp311-cp311-manylinux_2_28_x86_64.whl"
-            )]
+            [
+                (
+                    "1.0.0".to_string(),
+                    (2, 28),
+                    "lief-1.0.0-cp311-cp311-manylinux_2_28_x86_64.whl"
+                ),
+                (
+                    "2.0.0".to_string(),
+                    (2, 34),
+                    "lief-2.0.0-cp311-cp311-manylinux_2_34_x86_64.whl"
+                )
+            ]
         );
+        assert!(c.usable.contains_key(&Version::from_str("2.0.0").unwrap()));
         assert!(c.foreign_platforms.contains("win_amd64"));
         let all = pubgrub::Ranges::full();
         let low = Version::from_str("0.12.3").unwrap();
         assert_eq!(
             c.newest_raisable(&all, Some(&low), false)
                 .map(|(v, _)| v.to_string()),
+            Some("2.0.0".to_string())
+        );
+        let to_1 = pubgrub::Ranges::strictly_lower_than(Version::from_str("2").unwrap());
+        assert_eq!(
+            c.newest_raisable(&to_1, Some(&low), false)
+                .map(|(v, _)| v.to_string()),
             Some("1.0.0".to_string())
         );
         assert!(c
-            .newest_raisable(&all, Some(&Version::from_str("1.0.0").unwrap()), false)
+            .newest_raisable(&to_1, Some(&Version::from_str("1.0.0").unwrap()), false)
             .is_none());
         let note = TargetNote {
             version: Version::from_str("1.0.0").unwrap(),

@@ -93,8 +93,10 @@ pub enum ResolveError {
         report: String,
     },
     /// An sdist built a wheel the platform cannot use (native code built for the host).
-    #[error("{package} {version} has no wheel for {platform} and its sdist builds a platform-specific wheel ({wheel}); provide a wheel for {platform} on the index")]
+    #[error("{package} {version} has no wheel for {platform} and its sdist builds a platform-specific wheel ({wheel}); provide a wheel for {platform} on the index{hint}")]
     NativeSdist {
+        /// What a raised target would admit instead ("; ..."), or empty.
+        hint: String,
         /// The project.
         package: PackageName,
         /// Its version.

@@ -381,7 +381,12 @@ impl<'r, 'a> Provider<'r, 'a> {
             .and_then(|w| self.ranks.priority(&w.tags))
             .is_some();
         if !compatible {
+            let hint = match self.candidates(name)?.raisable.get(v) {
+                Some(r) => format!("; or {}", self.raise_hint(name, v, r.needed, &r.filename)),
+                None => String::new(),
+            };
             return Err(ResolveError::NativeSdist {
+                hint,
                 package: name.clone(),
                 version: v.clone(),
                 wheel: built.filename.clone(),
