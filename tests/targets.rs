@@ -303,6 +303,8 @@ fn orjson_newer_version_needs_macos_10_15() {
     run(envpack(&dir, index).args(["build", "--out", "dist"]));
     let (files, info) = artifact_files(&dir.join("dist/targets-macos-x86_64.envpack.tar"));
     assert_eq!(info["target"], serde_json::json!({"macos": "10.15"}));
+    // audit checks envpack.json's target against the lock's.
+    run(envpack(&dir, index).args(["audit", "dist/targets-macos-x86_64.envpack.tar"]));
     assert!(files
         .iter()
         .any(|f| f.starts_with("python/lib/python3.11/site-packages/orjson-3.13.0.dist-info/")));
