@@ -31,6 +31,8 @@ python=${PYTHON:-python3}
 log "fixtures in $ENVPACK_FIXTURES"
 scripts/fixtures/python-mirror.sh --foreign "$ENVPACK_FIXTURES/python-mirror"
 scripts/fixtures/wheelhouse.sh "$ENVPACK_FIXTURES/wheelhouse"
+# Wheels whose newest files need a raised glibc/macOS target (tests/targets.rs).
+scripts/fixtures/targets-wheelhouse.sh "$ENVPACK_FIXTURES/targets-wheelhouse"
 "$python" scripts/fixtures/index.py build "$ENVPACK_FIXTURES/wheelhouse" "$ENVPACK_FIXTURES/index"
 
 # Real wheels for the installer's own tests, and a pip-installed Conan 2.21.0 (from the local

@@ -156,6 +156,11 @@ pub fn build(lock: &Lock, lock_text: &str, opts: &BuildOptions) -> anyhow::Resul
             python_build: &lock.python.build,
             epoch,
             lock_bytes: lock_text.as_bytes(),
+            target: match (&locked.glibc, &locked.macos) {
+                (Some(v), _) => Some(("glibc", v.as_str())),
+                (None, Some(v)) => Some(("macos", v.as_str())),
+                (None, None) => None,
+            },
         };
         (opts.progress)(&format!("assembling {}", p.name));
         let staging = tempfile::Builder::new()
@@ -241,7 +246,7 @@ fn choose_platforms(lock: &Lock, opts: &BuildOptions) -> anyhow::Result<Vec<Plat
         let all: Vec<Platform> = lock
             .platforms
             .iter()
-            .map(|p| platform::by_name(&p.name))
+            .map(|p| lock.target_platform(&p.name))
             .collect::<Result<_, _>>()?;
         if !image {
             return Ok(all);
@@ -262,7 +267,7 @@ fn choose_platforms(lock: &Lock, opts: &BuildOptions) -> anyhow::Result<Vec<Plat
     }
     let mut v = Vec::new();
     for name in opts.platforms {
-        let p = platform::by_name(name)?;
+        let p = lock.target_platform(name)?;
         if lock.platform(name).is_none() {
             let have: Vec<&str> = lock.platforms.iter().map(|p| p.name.as_str()).collect();
             bail!("platform {name} is not in the lock (it has: {}); add it to env.platforms and re-run `envpack lock`", have.join(", "));
@@ -273,6 +278,24 @@ fn choose_platforms(lock: &Lock, opts: &BuildOptions) -> anyhow::Result<Vec<Plat
         v.push(p);
     }
     Ok(v)
+}
+
+/// The build host's CPython pin: its platform's own, else the lock's `[build-python]` when that
+/// is for this host. It compiles every platform's bytecode and rebuilds the sdists.
+fn build_host_python(lock: &Lock, host: &str) -> anyhow::Result<crate::lock::LockedPython> {
+    if let Some(p) = lock.platform(host) {
+        return Ok(p.python.clone());
+    }
+    match &lock.build_python {
+        Some(b) if b.platform == host => Ok(b.python()),
+        Some(b) => bail!(
+            "this lock was made on {} (its [build-python] is that platform's CPython) and can be built there, or on a host whose platform is in env.platforms; this host is {host}",
+            b.platform
+        ),
+        None => bail!(
+            "building needs the build host's CPython ({host}) in the lock: it compiles the bytecode; re-run `envpack lock` on this host (or add {host} to env.platforms)"
+        ),
+    }
 }
 
 /// What every platform's assembly shares: the mirror, the index and the build host's CPython.
@@ -293,18 +316,13 @@ impl Prepared {
 
         let host_platform = platform::host()
             .ok_or_else(|| anyhow!("this machine is not one of envpack's platforms"))?;
-        let host_locked = lock.platform(&host_platform.name).ok_or_else(|| {
-            anyhow!(
-                "building needs the build host's platform ({}) in the lock: its CPython compiles the bytecode; add it to env.platforms and re-run `envpack lock`",
-                host_platform.name
-            )
-        })?;
+        let host_python = build_host_python(lock, &host_platform.name)?;
         (opts.progress)(&format!(
             "fetching CPython for the build host ({})",
             host_platform.name
         ));
         let host_archive = crate::python::fetch_python(
-            &host_locked.python,
+            &host_python,
             &lock.python,
             &mirror,
             opts.http,
@@ -320,7 +338,7 @@ impl Prepared {
             mirror,
             index,
             host,
-            host_sha256: host_locked.python.sha256,
+            host_sha256: host_python.sha256,
         })
     }
 

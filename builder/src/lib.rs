@@ -34,3 +34,4 @@ pub mod sbom;
 pub mod sdist;
 pub mod spec;
 pub mod tags;
+pub mod target;

@@ -12,8 +12,8 @@ use crate::host_python::HostPython;
 use crate::http::HttpClient;
 use crate::index::SimpleIndex;
 use crate::lock::{
-    BuiltWheelPin, Lock, LockedConanFile, LockedFile, LockedPackage, LockedPlatform,
-    LockedPythonRelease, LockedRemote, PackageKind, LOCK_VERSION,
+    BuiltWheelPin, Lock, LockedBuildPython, LockedConanFile, LockedFile, LockedPackage,
+    LockedPlatform, LockedPythonRelease, LockedRemote, PackageKind,
 };
 use crate::platform::{self, Platform};
 use crate::resolve::{DistKind, ResolveRequest, Resolver};
@@ -34,8 +34,63 @@ pub struct LockOptions<'a> {
     pub progress: &'a dyn Fn(&str),
 }
 
+/// A newer version of a locked package that the platform's target kept out.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TargetWarning {
+    /// Platform name.
+    pub platform: String,
+    /// Project name.
+    pub package: String,
+    /// The version locked.
+    pub locked: String,
+    /// The newer version.
+    pub newer: String,
+    /// The setting that would admit it (`glibc`, `macos`).
+    pub setting: String,
+    /// The value that would admit it.
+    pub needs: String,
+    /// The platform's value now.
+    pub target: String,
+    /// The newer version's file that needs it.
+    pub file: String,
+    /// The whole warning as one line.
+    pub message: String,
+}
+
+impl TargetWarning {
+    fn new(platform: &str, package: &str, locked: &str, note: &crate::resolve::TargetNote) -> Self {
+        let needs = format!("{}.{}", note.needed.0, note.needed.1);
+        let target = format!("{}.{}", note.current.0, note.current.1);
+        let message = format!(
+            "{platform}: locked {package} {locked}, but {package} {}; {}",
+            note,
+            crate::resolve::candidates::raise_advice(platform, note.key, note.needed)
+        );
+        TargetWarning {
+            platform: platform.to_string(),
+            package: package.to_string(),
+            locked: locked.to_string(),
+            newer: note.version.to_string(),
+            setting: note.key.to_string(),
+            needs,
+            target,
+            file: note.filename.clone(),
+            message,
+        }
+    }
+}
+
+/// A lock and what `lock` has to say about it.
+#[derive(Debug, Clone)]
+pub struct LockOutcome {
+    /// The lock.
+    pub lock: Lock,
+    /// Newer versions the platforms' targets kept out.
+    pub warnings: Vec<TargetWarning>,
+}
+
 /// Make the lock for a spec.
-pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<Lock> {
+pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<LockOutcome> {
     let s = &spec.spec;
     let release = LockedPythonRelease {
         version: s.python.version.clone(),
@@ -63,7 +118,7 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<Lock> {
         .env
         .platforms
         .iter()
-        .map(|p| platform::by_name(p))
+        .map(|p| s.platform(p))
         .collect::<Result<_, _>>()?;
     platforms.sort_by(|a, b| a.name.cmp(&b.name));
 
@@ -87,22 +142,42 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<Lock> {
         pythons.insert(p.name.clone(), locked);
     }
 
+    // The build host's CPython builds the sdists and compiles every platform's bytecode: it is
+    // pinned even when the env doesn't target the build host (then as `[build-python]`).
+    let mut build_python = None;
     let host = match platform::host() {
-        Some(h) => match pythons.get(&h.name) {
-            Some(locked) => {
-                let blob = opts
-                    .cache
-                    .get(&locked.sha256)?
-                    .ok_or_else(|| anyhow!("CPython for {} vanished from the cache", h.name))?;
-                Some(HostPython::from_archive(
-                    &blob,
-                    h,
-                    &release.version,
-                    opts.cache,
-                )?)
-            }
-            None => None,
-        },
+        Some(h) => {
+            let locked = match pythons.get(&h.name) {
+                Some(locked) => locked.clone(),
+                None => {
+                    (opts.progress)(&format!(
+                        "pinning CPython {} for the build host ({})",
+                        release.version, h.name
+                    ));
+                    let locked = crate::python::lock_python(
+                        &release, None, &h, &mirror, &mut sums, opts.http, opts.cache,
+                    )
+                    .with_context(|| format!("pinning CPython for the build host ({})", h.name))?;
+                    build_python = Some(LockedBuildPython {
+                        platform: h.name.clone(),
+                        filename: locked.filename.clone(),
+                        sha256: locked.sha256,
+                        size: locked.size,
+                    });
+                    locked
+                }
+            };
+            let blob = opts
+                .cache
+                .get(&locked.sha256)?
+                .ok_or_else(|| anyhow!("CPython for {} vanished from the cache", h.name))?;
+            Some(HostPython::from_archive(
+                &blob,
+                h,
+                &release.version,
+                opts.cache,
+            )?)
+        }
         None => None,
     };
 
@@ -129,6 +204,7 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<Lock> {
     // CONAN_HOME files are the same for every platform: read them once.
     let home = home_files(spec)?;
     let mut locked_platforms = Vec::new();
+    let mut warnings = Vec::new();
     for p in &platforms {
         (opts.progress)(&format!(
             "resolving {} for {}",
@@ -152,6 +228,14 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<Lock> {
             .with_context(|| format!("resolving packages for {}", p.name))?;
         let mut packages = Vec::new();
         for r in resolved {
+            if let Some(note) = &r.newer_needs_target {
+                warnings.push(TargetWarning::new(
+                    &p.name,
+                    &r.name.to_string(),
+                    &r.version.to_string(),
+                    note,
+                ));
+            }
             let blob = opts
                 .cache
                 .fetch(
@@ -214,8 +298,11 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<Lock> {
         let python = pythons
             .remove(&p.name)
             .ok_or_else(|| anyhow!("no CPython pinned for {}", p.name))?;
+        let setting = s.platforms.get(&p.name);
         locked_platforms.push(LockedPlatform {
             name: p.name.clone(),
+            glibc: setting.and_then(|t| t.glibc.clone()),
+            macos: setting.and_then(|t| t.macos.clone()),
             python,
             packages,
             profiles: profiles_for(spec, &p.name)?,
@@ -234,8 +321,8 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<Lock> {
     build_packages.sort_by(|a, b| (&a.name, &a.filename).cmp(&(&b.name, &b.filename)));
     build_packages.dedup();
 
-    Ok(Lock {
-        version: LOCK_VERSION,
+    let mut lock = Lock {
+        version: 1,
         spec_hash: spec.hash,
         epoch,
         name: s.env.name.clone(),
@@ -250,10 +337,13 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<Lock> {
                 verify_ssl: r.verify_ssl,
             })
             .collect(),
+        build_python,
         build_packages,
         platforms: locked_platforms,
         image_bases: Vec::new(),
-    })
+    };
+    lock.version = lock.required_version();
+    Ok(LockOutcome { lock, warnings })
 }
 
 struct NoHost {
@@ -267,7 +357,7 @@ impl crate::resolve::SdistBuilder for NoHost {
         _path: &Path,
     ) -> anyhow::Result<crate::resolve::BuiltWheel> {
         bail!(
-            "{} has no wheel and must be built from its sdist, which needs the build host's platform ({}) in env.platforms",
+            "{} has no wheel and must be built from its sdist, which needs a build host of one of envpack's platforms (this one is {})",
             sdist.filename,
             self.host_name
         )

@@ -313,7 +313,7 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
                 .transpose()
                 .ok()
                 .flatten();
-            let lock = envpack::locking::lock(
+            let envpack::locking::LockOutcome { lock, warnings } = envpack::locking::lock(
                 &spec,
                 &LockOptions {
                     index_flag: index_url.as_deref(),
@@ -334,8 +334,18 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
                 .iter()
                 .map(|p| serde_json::json!({"platform": p.name, "packages": p.packages.len(), "python": p.python.filename}))
                 .collect();
+            // Warnings go to stderr even with --json (which also carries them) or --quiet.
+            if !warnings.is_empty() {
+                progress.done();
+            }
+            for w in &warnings {
+                eprintln!("warning: {}", w.message);
+            }
             if cli.json {
-                println!("{}", serde_json::json!({"lock": out, "platforms": summary}));
+                println!(
+                    "{}",
+                    serde_json::json!({"lock": out, "platforms": summary, "warnings": warnings})
+                );
             } else if !cli.quiet {
                 progress.done();
                 for p in &lock.platforms {

@@ -31,6 +31,8 @@ pub struct EnvMeta<'a> {
     pub epoch: u64,
     /// The lock's exact bytes.
     pub lock_bytes: &'a [u8],
+    /// The platform target the spec set (`glibc`/`macos`, version), if any.
+    pub target: Option<(&'static str, &'a str)>,
 }
 
 /// A written artifact.
@@ -87,7 +89,7 @@ pub fn finish_meta(
     parts: &mut [Vec<TreeEntry>; 4],
 ) -> anyhow::Result<String> {
     let env_id = env_id(meta, diff_ids, &parts[3]);
-    let info = json!({
+    let mut info = json!({
         "schema": 1,
         "name": meta.name,
         "env_id": env_id,
@@ -100,6 +102,10 @@ pub fn finish_meta(
         "layers": diff_ids.iter().map(|(name, d)| json!({"name": name, "diff_id": d.to_string()})).collect::<Vec<_>>(),
         "lock_sha256": Sha256Digest::of_bytes(meta.lock_bytes).to_string(),
     });
+    // Only when the spec set one, so envs of specs without targets keep their bytes.
+    if let (Some((key, value)), Some(obj)) = (meta.target, info.as_object_mut()) {
+        obj.insert("target".into(), json!({ key: value }));
+    }
     let mut info_bytes = serde_json::to_vec_pretty(&info)?;
     info_bytes.push(b'\n');
     fs_err::write(staging.join("envpack.json"), &info_bytes)?;

@@ -84,6 +84,16 @@ pub enum PlatformError {
         /// What is wrong.
         detail: String,
     },
+    /// A spec's target setting does not fit the platform.
+    #[error("platforms.{platform}.{key}: {detail}")]
+    Target {
+        /// The platform.
+        platform: String,
+        /// The setting (`glibc`, `macos`).
+        key: String,
+        /// What is wrong.
+        detail: String,
+    },
     /// A Python version string is malformed.
     #[error("invalid python version {version:?}: {detail}")]
     PythonVersion {
@@ -266,6 +276,50 @@ impl Platform {
         .map_err(|e| bad(&e.to_string()))
     }
 
+    /// This platform with a spec's target setting applied: `key` (`glibc` on Linux, `macos`
+    /// on macOS) raised to `value` ("MAJOR.MINOR"), never below what its CPython build needs.
+    pub fn with_target(&self, key: &str, value: &str) -> Result<Platform, PlatformError> {
+        let err = |detail: String| PlatformError::Target {
+            platform: self.name.clone(),
+            key: key.to_string(),
+            detail,
+        };
+        let Some((own_key, minimum)) = self.wheel.setting() else {
+            return Err(err(format!("{} has no target setting", self.name)));
+        };
+        if key != own_key {
+            return Err(err(format!(
+                "not a setting of {} (its target setting is `{own_key}`)",
+                self.name
+            )));
+        }
+        let v = parse_major_minor(value).ok_or_else(|| {
+            err(format!(
+                "{value:?} is not MAJOR.MINOR (e.g. \"{}.{}\")",
+                minimum.0, minimum.1
+            ))
+        })?;
+        if key == "glibc" && v.0 != 2 {
+            return Err(err(format!("{value:?}: glibc versions are 2.x")));
+        }
+        if v < minimum {
+            return Err(err(format!(
+                "{value:?} is below {}.{}, the oldest {key} the pinned CPython build supports",
+                minimum.0, minimum.1
+            )));
+        }
+        let mut out = self.clone();
+        out.wheel = self.wheel.with_version(v);
+        Ok(out)
+    }
+
+    /// The target for messages, e.g. `macos 10.13` (`None` on Windows).
+    pub fn target_text(&self) -> Option<String> {
+        self.wheel
+            .setting()
+            .map(|(key, (a, b))| format!("{key} {a}.{b}"))
+    }
+
     /// Wheel tags this platform's CPython accepts, best first.
     pub fn supported_tags(&self, py_major: u8, py_minor: u8) -> Vec<WheelTag> {
         tags::compatible_tags(&self.wheel, py_major, py_minor)
@@ -340,6 +394,44 @@ mod tests {
             mac.supported_tags(3, 11)[0].to_string(),
             "cp311-cp311-macosx_11_0_arm64"
         );
+    }
+
+    #[test]
+    fn target_settings_table() {
+        let lin = by_name("linux-x86_64").unwrap();
+        let mac = by_name("macos-x86_64").unwrap();
+        let arm = by_name("macos-arm64").unwrap();
+        let win = by_name("windows-x86_64").unwrap();
+        let raised = lin.with_target("glibc", "2.28").unwrap();
+        assert_eq!(raised.target_text().as_deref(), Some("glibc 2.28"));
+        assert_eq!(
+            raised.supported_tags(3, 11)[0].to_string(),
+            "cp311-cp311-manylinux_2_28_x86_64"
+        );
+        assert_eq!(
+            mac.with_target("macos", "10.15")
+                .unwrap()
+                .target_text()
+                .as_deref(),
+            Some("macos 10.15")
+        );
+        assert_eq!(lin.with_target("glibc", "2.17").unwrap(), lin);
+        assert_eq!(win.target_text(), None);
+        for (p, key, value, want) in [
+            (&lin, "glibc", "2.12", "below 2.17"),
+            (&lin, "glibc", "3.1", "2.x"),
+            (&lin, "glibc", "2.x", "MAJOR.MINOR"),
+            (&lin, "macos", "10.15", "its target setting is `glibc`"),
+            (&mac, "macos", "10.9", "below 10.13"),
+            (&arm, "macos", "10.15", "below 11.0"),
+            (&win, "glibc", "2.28", "no target setting"),
+        ] {
+            let e = p.with_target(key, value).unwrap_err().to_string();
+            assert!(
+                e.contains(want) && e.starts_with(&format!("platforms.{}.{key}", p.name)),
+                "{e}"
+            );
+        }
     }
 
     #[test]

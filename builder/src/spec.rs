@@ -7,6 +7,7 @@ use envpack_layers::digest::Sha256Digest;
 use serde::Deserialize;
 
 use crate::platform;
+pub use crate::target::PlatformSettings;
 
 /// Default python-build-standalone variant.
 pub const DEFAULT_VARIANT: &str = "install_only_stripped";
@@ -175,6 +176,9 @@ pub struct Spec {
     /// `[image]`
     #[serde(default)]
     pub image: ImageSection,
+    /// `[platforms.<name>]`: target settings per platform.
+    #[serde(default)]
+    pub platforms: BTreeMap<String, PlatformSettings>,
 }
 
 /// A parsed spec together with where it came from.
@@ -263,6 +267,17 @@ fn validate(spec: &Spec, origin: &str) -> Result<(), SpecError> {
         if !seen.insert(p) {
             return Err(invalid(format!("env.platforms lists {p:?} twice")));
         }
+    }
+    for (p, settings) in &spec.platforms {
+        if !spec.env.platforms.contains(p) {
+            return Err(invalid(format!(
+                "platforms.{p}: {p:?} is not in env.platforms"
+            )));
+        }
+        if settings.entries().count() == 0 {
+            return Err(invalid(format!("platforms.{p} sets nothing")));
+        }
+        spec.platform(p).map_err(|e| invalid(e.to_string()))?;
     }
     parse_python_version(&spec.python.version).map_err(invalid)?;
     if spec.python.build.is_empty()
@@ -455,6 +470,43 @@ profiles = { default = "profiles/linux-gcc12", msvc = { windows-x86_64 = "profil
         for (text, want) in cases {
             let err = parse(&text, "s.toml").unwrap_err().to_string();
             assert!(err.contains(want), "want {want:?} in {err}");
+        }
+    }
+
+    #[test]
+    fn platform_targets_raise_the_wheel_target() {
+        let s = parse(
+            &format!("{GOOD}\n[platforms.linux-x86_64]\nglibc = \"2.28\"\n"),
+            "s.toml",
+        )
+        .unwrap();
+        let p = s.platform("linux-x86_64").unwrap();
+        assert_eq!(p.target_text().as_deref(), Some("glibc 2.28"));
+        assert_eq!(
+            s.platform("windows-x86_64").unwrap(),
+            platform::by_name("windows-x86_64").unwrap()
+        );
+        for (bad, want) in [
+            ("[platforms.linux-x86_64]\nglibc = \"2.5\"", "below 2.17"),
+            ("[platforms.linux-x86_64]\nmusl = \"1.2\"", "unknown field"),
+            (
+                "[platforms.linux-x86_64]\nmacos = \"10.15\"",
+                "platforms.linux-x86_64.macos",
+            ),
+            (
+                "[platforms.macos-arm64]\nmacos = \"12.0\"",
+                "not in env.platforms",
+            ),
+            (
+                "[platforms.windows-x86_64]\nglibc = \"2.28\"",
+                "no target setting",
+            ),
+            ("[platforms.linux-x86_64]", "sets nothing"),
+        ] {
+            let err = parse(&format!("{GOOD}\n{bad}\n"), "s.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{bad}: {err}");
         }
     }
 

@@ -57,6 +57,78 @@ pub enum WheelTarget {
     },
 }
 
+impl WheelTarget {
+    /// The spec setting this target has (`glibc` or `macos`) and its (major, minor); Windows
+    /// has none.
+    pub fn setting(&self) -> Option<(&'static str, (u32, u32))> {
+        match self {
+            WheelTarget::Manylinux { glibc, .. } => Some(("glibc", *glibc)),
+            WheelTarget::Macos { version, .. } => Some(("macos", *version)),
+            WheelTarget::Windows { .. } => None,
+        }
+    }
+
+    /// The same target with its setting's version replaced (no-op on Windows).
+    pub fn with_version(&self, v: (u32, u32)) -> WheelTarget {
+        let mut out = self.clone();
+        match &mut out {
+            WheelTarget::Manylinux { glibc, .. } => *glibc = v,
+            WheelTarget::Macos { version, .. } => *version = v,
+            WheelTarget::Windows { .. } => {}
+        }
+        out
+    }
+
+    /// What the target must be raised to for a wheel tagged `tag` to load, together with that
+    /// tag re-written at the current target (so the caller can check its interpreter and ABI
+    /// parts against the supported tags); `None` when raising can't help: another OS or
+    /// architecture, or a version the target already covers.
+    pub fn raise_needed(&self, tag: &WheelTag) -> Option<((u32, u32), WheelTag)> {
+        let (needed, platform) = match self {
+            WheelTarget::Manylinux { arch, glibc, .. } => {
+                let needed = manylinux_version(&tag.platform, arch)?;
+                (needed, format!("manylinux_{}_{}_{arch}", glibc.0, glibc.1))
+            }
+            WheelTarget::Macos { arch, version } => {
+                let (needed, format) = macos_version(&tag.platform)?;
+                if !mac_binary_formats(*version, arch).contains(&format) {
+                    return None;
+                }
+                (
+                    needed,
+                    format!("macosx_{}_{}_{format}", version.0, version.1),
+                )
+            }
+            WheelTarget::Windows { .. } => return None,
+        };
+        let current = self.setting()?.1;
+        (needed > current).then(|| (needed, WheelTag::new(&tag.python, &tag.abi, &platform)))
+    }
+}
+
+/// The glibc a manylinux platform tag of `arch` needs (legacy aliases included).
+fn manylinux_version(platform: &str, arch: &str) -> Option<(u32, u32)> {
+    let rest = platform.strip_prefix("manylinux")?;
+    let rest = rest.strip_suffix(arch)?.strip_suffix('_')?;
+    match rest {
+        "2014" => Some((2, 17)),
+        "2010" => Some((2, 12)),
+        "1" => Some((2, 5)),
+        _ => {
+            let (major, minor) = rest.strip_prefix('_')?.split_once('_')?;
+            Some((major.parse().ok()?, minor.parse().ok()?))
+        }
+    }
+}
+
+/// The macOS version and binary format of a `macosx_MAJOR_MINOR_FORMAT` platform tag.
+fn macos_version(platform: &str) -> Option<((u32, u32), &str)> {
+    let mut parts = platform.strip_prefix("macosx_")?.splitn(3, '_');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some(((major, minor), parts.next()?))
+}
+
 /// Platform tags for `target`, most specific first.
 pub fn platform_tags(target: &WheelTarget) -> Vec<String> {
     match target {
@@ -353,6 +425,67 @@ mod tests {
         assert_eq!(tail[2], "py3-none-any");
         assert_eq!(tail[13], "py30-none-any");
         assert_eq!(pos("cp31-abi3-win_amd64"), usize::MAX);
+    }
+
+    #[test]
+    fn raise_needed_table() {
+        let lin = linux("x86_64");
+        let mac = WheelTarget::Macos {
+            arch: "x86_64".into(),
+            version: (10, 13),
+        };
+        let arm = WheelTarget::Macos {
+            arch: "arm64".into(),
+            version: (11, 0),
+        };
+        let tag = |p: &str| WheelTag::new("cp311", "cp311", p);
+        type Case<'a> = (&'a WheelTarget, &'a str, Option<((u32, u32), &'a str)>);
+        let cases: [Case; 12] = [
+            (
+                &lin,
+                "manylinux_2_28_x86_64",
+                Some(((2, 28), "manylinux_2_17_x86_64")),
+            ),
+            (&lin, "manylinux_2_17_x86_64", None),
+            (&lin, "manylinux2014_x86_64", None),
+            (&lin, "manylinux_2_28_aarch64", None),
+            (&lin, "musllinux_1_2_x86_64", None),
+            (&lin, "win_amd64", None),
+            (
+                &mac,
+                "macosx_10_15_x86_64",
+                Some(((10, 15), "macosx_10_13_x86_64")),
+            ),
+            (
+                &mac,
+                "macosx_10_15_universal2",
+                Some(((10, 15), "macosx_10_13_universal2")),
+            ),
+            (&mac, "macosx_11_0_arm64", None),
+            (&mac, "macosx_10_9_x86_64", None),
+            (
+                &arm,
+                "macosx_12_0_arm64",
+                Some(((12, 0), "macosx_11_0_arm64")),
+            ),
+            (&arm, "macosx_14_0_x86_64", None),
+        ];
+        for (target, platform, want) in cases {
+            let got = target.raise_needed(&tag(platform));
+            let want = want.map(|(v, p)| (v, tag(p)));
+            assert_eq!(got, want, "{platform}");
+        }
+        let win = WheelTarget::Windows {
+            arch: "amd64".into(),
+        };
+        assert_eq!(win.raise_needed(&tag("win_amd64")), None);
+        assert_eq!(win.setting(), None);
+        assert_eq!(
+            mac.with_version((10, 15)).setting(),
+            Some(("macos", (10, 15)))
+        );
+        assert!(platform_tags(&lin.with_version((2, 28)))
+            .contains(&"manylinux_2_28_x86_64".to_string()));
     }
 
     #[test]

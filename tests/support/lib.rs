@@ -83,6 +83,54 @@ pub fn index_dir() -> PathBuf {
     .clone()
 }
 
+/// Real wheels whose newest files need a newer glibc or macOS than the CPython build's minimum
+/// (orjson, lief, pyyaml 6.0.4 for macOS x86_64; see `targets-wheelhouse.sh`).
+pub fn targets_wheelhouse() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let out = fixtures_dir().join("targets-wheelhouse");
+        with_fixture_lock("targets-wheelhouse", || {
+            run_script(
+                Command::new("bash")
+                    .arg(script("targets-wheelhouse.sh"))
+                    .arg(&out),
+            )
+        });
+        out
+    })
+    .clone()
+}
+
+/// An index tree `fixtures/<name>` of the Conan wheelhouse plus [`targets_wheelhouse`], without
+/// the files whose names start with one of `exclude` (serve it with [`IndexServer`]).
+pub fn targets_index_dir(name: &str, exclude: &[&str]) -> PathBuf {
+    let sources = [wheelhouse(), targets_wheelhouse()];
+    let out = fixtures_dir().join(name);
+    let wheels = fixtures_dir().join(format!("{name}-wheels"));
+    with_fixture_lock(name, || {
+        let _ = fs_err::remove_dir_all(&wheels);
+        fs_err::create_dir_all(&wheels).unwrap();
+        for dir in &sources {
+            for entry in fs_err::read_dir(dir).unwrap() {
+                let entry = entry.unwrap();
+                let file = entry.file_name().to_string_lossy().into_owned();
+                let dist = file.ends_with(".whl") || file.ends_with(".tar.gz");
+                if dist && !exclude.iter().any(|x| file.starts_with(x)) {
+                    std::os::unix::fs::symlink(entry.path(), wheels.join(&file)).unwrap();
+                }
+            }
+        }
+        run_script(
+            Command::new(python3())
+                .arg(script("index.py"))
+                .arg("build")
+                .arg(&wheels)
+                .arg(&out),
+        )
+    });
+    out
+}
+
 /// A running `index.py serve` on 127.0.0.1; dropping it stops the server.
 pub struct IndexServer {
     /// The index's simple URL: `http://127.0.0.1:PORT/simple/`.

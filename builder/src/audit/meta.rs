@@ -119,6 +119,20 @@ pub fn check_meta(m: &MetaFiles, external: Option<&Lock>) -> (AuditReport, MetaF
             );
         }
     }
+    let want_target = match (&locked.glibc, &locked.macos) {
+        (Some(v), _) => serde_json::json!({ "glibc": v }),
+        (None, Some(v)) => serde_json::json!({ "macos": v }),
+        (None, None) => Value::Null,
+    };
+    if info["target"] != want_target {
+        r.find(
+            at("envpack.json"),
+            format!(
+                "target is {}, the lock records {want_target}",
+                info["target"]
+            ),
+        );
+    }
     if info["name"].as_str() != Some(lock.name.as_str()) {
         r.find(
             at("envpack.json"),
@@ -347,6 +361,28 @@ mod tests {
         let (r, facts) = check_meta(&meta_of(&lock), Some(&lock));
         assert!(r.is_clean(), "{:?}", r.findings);
         assert_eq!(facts.platform.as_deref(), Some("linux-x86_64"));
+    }
+
+    #[test]
+    fn envpack_json_target_must_match_the_lock() {
+        let mut lock = sample_lock();
+        lock.version = 2;
+        lock.platforms[0].glibc = Some("2.28".into());
+        let m = meta_of(&lock);
+        let (r, _) = check_meta(&m, None);
+        let text = r.to_text();
+        assert!(
+            text.contains("target is null, the lock records {\"glibc\":\"2.28\"}"),
+            "{text}"
+        );
+        let mut info: Value = serde_json::from_slice(m.info.as_deref().unwrap()).unwrap();
+        info["target"] = serde_json::json!({"glibc": "2.28"});
+        let fixed = MetaFiles {
+            info: Some(serde_json::to_vec(&info).unwrap()),
+            ..m
+        };
+        let (r, _) = check_meta(&fixed, None);
+        assert!(r.is_clean(), "{:?}", r.findings);
     }
 
     #[test]

@@ -59,6 +59,14 @@ pub fn pinned_files(lock: &Lock) -> Vec<PinnedFile> {
             }
         }
     }
+    if let Some(b) = &lock.build_python {
+        add(PinnedFile {
+            item: format!("build-host CPython archive {} ({})", b.filename, b.platform),
+            project: None,
+            filename: b.filename.clone(),
+            sha256: b.sha256,
+        });
+    }
     for b in &lock.build_packages {
         add(PinnedFile {
             item: format!("build package {} ({})", b.name, b.filename),

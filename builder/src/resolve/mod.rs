@@ -1,5 +1,6 @@
 //! Resolves requirements against a simple index for one platform at a time (pubgrub).
 
+pub mod candidates;
 pub mod provider;
 pub mod ranges;
 
@@ -19,6 +20,7 @@ use crate::index::{IndexError, IndexFile, SimpleIndex};
 use crate::metadata::MetadataError;
 use crate::platform::{Platform, PlatformError};
 use crate::tags::TagRanks;
+pub use candidates::TargetNote;
 use provider::{Pkg, Provider};
 
 /// What to resolve, for which platform and interpreter.
@@ -69,6 +71,8 @@ pub struct ResolvedPackage {
     pub built_wheel: Option<BuiltWheel>,
     /// Dependencies active under this platform's markers (including requested extras), sorted.
     pub dependencies: Vec<PackageName>,
+    /// A newer version in range that only a raised platform target would admit.
+    pub newer_needs_target: Option<TargetNote>,
 }
 
 /// Builds wheels from sdists (PEP 517 with the pinned CPython); implemented by the caller.
@@ -89,8 +93,10 @@ pub enum ResolveError {
         report: String,
     },
     /// An sdist built a wheel the platform cannot use (native code built for the host).
-    #[error("{package} {version} has no wheel for {platform} and its sdist builds a platform-specific wheel ({wheel}); provide a wheel for {platform} on the index")]
+    #[error("{package} {version} has no wheel for {platform} and its sdist builds a platform-specific wheel ({wheel}); provide a wheel for {platform} on the index{hint}")]
     NativeSdist {
+        /// What a raised target would admit instead ("; ..."), or empty.
+        hint: String,
         /// The project.
         package: PackageName,
         /// Its version.
@@ -202,6 +208,7 @@ impl Resolver<'_> {
             env,
             python,
             ranks,
+            req.platform.wheel.clone(),
         );
         let solution = match pubgrub::resolve(&provider, Pkg::Root, Version::new([0u64])) {
             Ok(s) => s,
@@ -253,7 +260,13 @@ impl Resolver<'_> {
                 .ok_or_else(|| {
                     ResolveError::Internal(format!("no file recorded for {name} {version}"))
                 })?;
+            let newer_needs_target = provider
+                .notes
+                .borrow()
+                .get(&(name.clone(), version.clone()))
+                .cloned();
             out.push(ResolvedPackage {
+                newer_needs_target,
                 name,
                 version,
                 file: chosen.file,

@@ -1,7 +1,6 @@
 //! The pubgrub dependency provider: candidates from the index, dependencies from core metadata.
 
 use std::cell::RefCell;
-use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::rc::Rc;
@@ -9,18 +8,19 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use envpack_layers::digest::Sha256Digest;
-use pep440_rs::{Operator, Version, VersionSpecifiers};
+use pep440_rs::{Operator, Version};
 use pep508_rs::{MarkerEnvironment, Requirement, VerbatimUrl, VersionOrUrl};
 use pubgrub::{
     Dependencies, DependencyConstraints, DependencyProvider, PackageResolutionStatistics, Ranges,
 };
 
+use super::candidates::{candidate_files, raise_advice, Candidates, FileChoice, TargetNote};
 use super::ranges::{names_prerelease, specifiers_to_ranges};
 use super::{BuiltWheel, DistKind, ResolveError, Resolver};
-use crate::filename::{parse_dist_filename, parse_wheel_filename, DistFilename, PackageName};
+use crate::filename::{parse_wheel_filename, PackageName};
 use crate::index::{IndexError, IndexFile};
 use crate::metadata::{parse_core_metadata, read_wheel_metadata, CoreMetadata};
-use crate::tags::TagRanks;
+use crate::tags::{TagRanks, WheelTarget};
 
 /// Largest PEP 658 metadata file accepted.
 const MAX_METADATA_BYTES: u64 = 16 * 1024 * 1024;
@@ -46,82 +46,6 @@ impl fmt::Display for Pkg {
     }
 }
 
-/// One acceptable file for a version, with how good it is (lower is better).
-#[derive(Debug, Clone)]
-pub struct FileChoice {
-    /// The file.
-    pub file: IndexFile,
-    /// Wheel or sdist.
-    pub kind: DistKind,
-    /// Sort key: wheels by tag rank, sdists after all wheels.
-    pub rank: (usize, Reverse<Option<u64>>, String),
-}
-
-/// Usable files per version, best first.
-pub type VersionFiles = BTreeMap<Version, Vec<FileChoice>>;
-
-/// Groups a project's files by version, keeping only files usable on the target, best first.
-pub fn candidate_files(
-    name: &PackageName,
-    files: &[IndexFile],
-    ranks: &TagRanks,
-    python: &Version,
-) -> VersionFiles {
-    let mut out = VersionFiles::new();
-    for f in files {
-        let Some(parsed) = parse_dist_filename(&f.filename) else {
-            continue;
-        };
-        if parsed.name() != name {
-            continue;
-        }
-        if let Some(rp) = &f.requires_python {
-            match VersionSpecifiers::from_str(rp) {
-                Ok(spec) if !spec.contains(python) => continue,
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(file = %f.filename, requires_python = %rp, error = %e, "ignoring unparsable Requires-Python")
-                }
-            }
-        }
-        let (kind, rank) = match &parsed {
-            DistFilename::Wheel(w) => {
-                let Some(r) = ranks.priority(&w.tags) else {
-                    continue;
-                };
-                let build = w.build.as_deref().and_then(|b| {
-                    b.chars()
-                        .take_while(char::is_ascii_digit)
-                        .collect::<String>()
-                        .parse()
-                        .ok()
-                });
-                (DistKind::Wheel, (r, Reverse(build), f.filename.clone()))
-            }
-            // .tar.gz sorts before .zip, so the choice is stable.
-            DistFilename::Sdist(_) => (
-                DistKind::Sdist,
-                (
-                    usize::MAX,
-                    Reverse(None),
-                    format!("{}{}", u8::from(f.filename.ends_with(".zip")), f.filename),
-                ),
-            ),
-        };
-        out.entry(parsed.version().clone())
-            .or_default()
-            .push(FileChoice {
-                file: f.clone(),
-                kind,
-                rank,
-            });
-    }
-    for v in out.values_mut() {
-        v.sort_by(|a, b| a.rank.cmp(&b.rank));
-    }
-    out
-}
-
 /// What was picked for one (project, version).
 #[derive(Debug, Clone)]
 pub struct Chosen {
@@ -143,7 +67,10 @@ pub struct Provider<'r, 'a> {
     pub(super) env: MarkerEnvironment,
     pub(super) python: Version,
     pub(super) ranks: TagRanks,
-    candidates: RefCell<HashMap<PackageName, Rc<VersionFiles>>>,
+    pub(super) target: WheelTarget,
+    candidates: RefCell<HashMap<PackageName, Rc<Candidates>>>,
+    /// Per picked (project, version): a newer version only a raised target admits.
+    pub(super) notes: RefCell<HashMap<(PackageName, Version), TargetNote>>,
     pub(super) chosen: RefCell<HashMap<(PackageName, Version), Chosen>>,
     allow_pre: RefCell<HashSet<PackageName>>,
     hints: RefCell<BTreeMap<PackageName, String>>,
@@ -158,6 +85,7 @@ impl<'r, 'a> Provider<'r, 'a> {
         env: MarkerEnvironment,
         python: Version,
         ranks: TagRanks,
+        target: WheelTarget,
     ) -> Self {
         Provider {
             resolver,
@@ -166,7 +94,9 @@ impl<'r, 'a> Provider<'r, 'a> {
             env,
             python,
             ranks,
+            target,
             candidates: RefCell::new(HashMap::new()),
+            notes: RefCell::new(HashMap::new()),
             chosen: RefCell::new(HashMap::new()),
             allow_pre: RefCell::new(HashSet::new()),
             hints: RefCell::new(BTreeMap::new()),
@@ -174,7 +104,7 @@ impl<'r, 'a> Provider<'r, 'a> {
         }
     }
 
-    fn candidates(&self, name: &PackageName) -> Result<Rc<VersionFiles>, ResolveError> {
+    fn candidates(&self, name: &PackageName) -> Result<Rc<Candidates>, ResolveError> {
         if let Some(c) = self.candidates.borrow().get(name) {
             return Ok(c.clone());
         }
@@ -189,21 +119,38 @@ impl<'r, 'a> Provider<'r, 'a> {
             }
             Err(e) => return Err(e.into()),
         };
-        let c = Rc::new(candidate_files(name, &files, &self.ranks, &self.python));
-        if c.is_empty() && !files.is_empty() {
-            let example = files
-                .first()
-                .map(|f| f.filename.as_str())
-                .unwrap_or_default();
-            self.hints.borrow_mut().insert(
-                name.clone(),
-                format!(
-                    "none of the {} files of {name} on the index is usable on {} with Python {} (e.g. {example})",
-                    files.len(),
-                    self.platform_name,
-                    self.python
-                ),
-            );
+        let c = Rc::new(candidate_files(
+            name,
+            &files,
+            &self.ranks,
+            &self.target,
+            &self.python,
+        ));
+        if c.usable.is_empty() && !files.is_empty() {
+            let hint = match c.raisable.iter().next_back() {
+                Some((v, r)) => self.raise_hint(name, v, r.needed, &r.filename),
+                None => {
+                    let seen: Vec<&str> = c
+                        .foreign_platforms
+                        .iter()
+                        .map(String::as_str)
+                        .take(8)
+                        .collect();
+                    let wheels = if seen.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; its wheels are for {}", seen.join(", "))
+                    };
+                    format!(
+                        "none of the {} files of {name} on the index is usable on {}{} with Python {}{wheels}",
+                        files.len(),
+                        self.platform_name,
+                        self.target_suffix(),
+                        self.python
+                    )
+                }
+            };
+            self.hints.borrow_mut().insert(name.clone(), hint);
         }
         self.candidates.borrow_mut().insert(name.clone(), c.clone());
         Ok(c)
@@ -256,7 +203,8 @@ impl<'r, 'a> Provider<'r, 'a> {
         name: &PackageName,
         range: &Ranges<Version>,
     ) -> Result<Option<Version>, ResolveError> {
-        let cands = self.candidates(name)?;
+        let all = self.candidates(name)?;
+        let cands = &all.usable;
         let allow_pre = self.allow_pre.borrow().contains(name);
         let usable = |v: &Version, files: &Vec<FileChoice>| {
             range.contains(v) && self.best_file(name, v, files).is_some()
@@ -268,8 +216,27 @@ impl<'r, 'a> Provider<'r, 'a> {
             .find(|(v, files)| (allow_pre || !v.any_prerelease()) && usable(v, files));
         let found = stable.or_else(|| cands.iter().rev().find(|(v, files)| usable(v, files)));
         let Some((v, files)) = found else {
+            if let Some((v, r)) = all.newest_raisable(range, None, allow_pre) {
+                let hint = self.raise_hint(name, v, r.needed, &r.filename);
+                self.hints.borrow_mut().insert(name.clone(), hint);
+            }
             return Ok(None);
         };
+        if let (Some((newer, r)), Some((key, current))) = (
+            all.newest_raisable(range, Some(v), allow_pre),
+            self.target.setting(),
+        ) {
+            let note = TargetNote {
+                version: newer.clone(),
+                key,
+                needed: r.needed,
+                current,
+                filename: r.filename.clone(),
+            };
+            self.notes
+                .borrow_mut()
+                .insert((name.clone(), v.clone()), note);
+        }
         if let Some(best) = self.best_file(name, v, files) {
             self.chosen
                 .borrow_mut()
@@ -414,7 +381,12 @@ impl<'r, 'a> Provider<'r, 'a> {
             .and_then(|w| self.ranks.priority(&w.tags))
             .is_some();
         if !compatible {
+            let hint = match self.candidates(name)?.raisable.get(v) {
+                Some(r) => format!("; or {}", self.raise_hint(name, v, r.needed, &r.filename)),
+                None => String::new(),
+            };
             return Err(ResolveError::NativeSdist {
+                hint,
                 package: name.clone(),
                 version: v.clone(),
                 wheel: built.filename.clone(),
@@ -423,6 +395,33 @@ impl<'r, 'a> Provider<'r, 'a> {
         }
         let meta = Arc::new(read_wheel_metadata_named(&built.path, &built.filename)?);
         Ok((meta, built))
+    }
+
+    /// " (macos 10.13)": the platform's target for messages.
+    fn target_suffix(&self) -> String {
+        self.target
+            .setting()
+            .map(|(key, (a, b))| format!(" ({key} {a}.{b})"))
+            .unwrap_or_default()
+    }
+
+    /// The hint for a version only a raised target admits.
+    fn raise_hint(
+        &self,
+        name: &PackageName,
+        v: &Version,
+        needed: (u32, u32),
+        filename: &str,
+    ) -> String {
+        let key = self.target.setting().map(|(k, _)| k).unwrap_or("target");
+        format!(
+            "{name} {v} has no file usable on {}{}: its wheel {filename} needs {key} {}.{}; {}",
+            self.platform_name,
+            self.target_suffix(),
+            needed.0,
+            needed.1,
+            raise_advice(&self.platform_name, key, needed)
+        )
     }
 
     /// Explanations for projects that had no usable files, for failure reports.
@@ -549,81 +548,5 @@ impl DependencyProvider for Provider<'_, '_> {
             c.push((Pkg::Base(name.clone()), Ranges::singleton(version.clone())));
         }
         Ok(Dependencies::Available(c.into_iter().collect()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::tags::{compatible_tags, WheelTarget};
-    use url::Url;
-
-    fn file(name: &str, yanked: bool, requires_python: Option<&str>) -> IndexFile {
-        IndexFile {
-            filename: name.to_string(),
-            url: Url::parse(&format!("http://h/f/{name}")).unwrap(),
-            sha256: None,
-            size: None,
-            requires_python: requires_python.map(str::to_string),
-            yanked: yanked.then(String::new),
-            metadata_sha256: None,
-        }
-    }
-
-    #[test]
-    fn candidate_selection_table() {
-        let target = WheelTarget::Manylinux {
-            arch: "x86_64".into(),
-            glibc: (2, 17),
-            musllinux: None,
-        };
-        let ranks = TagRanks::new(&compatible_tags(&target, 3, 11));
-        let py = Version::from_str("3.11.7").unwrap();
-        let files = vec![
-            file("demo-2.0.tar.gz", false, None),
-            file("demo-2.0.zip", false, None),
-            file("demo-2.0-py3-none-any.whl", false, None),
-            file("demo-2.0-cp311-cp311-manylinux2014_x86_64.whl", false, None),
-            file("demo-2.0-cp311-cp311-win_amd64.whl", false, None),
-            file("demo-3.0-py3-none-any.whl", false, Some(">=3.12")),
-            file(
-                "demo-1.5-cp311-cp311-manylinux_2_28_x86_64.whl",
-                false,
-                None,
-            ),
-            file("demo-1.5.zip", false, None),
-            file("demo-1.5.tar.gz", false, None),
-            file("demo-1.0-py3-none-any.whl", true, Some("&&bad")),
-            file("other-9.0-py3-none-any.whl", false, None),
-            file("demo-9.0.exe", false, None),
-        ];
-        let name = PackageName::from_str("demo").unwrap();
-        let c = candidate_files(&name, &files, &ranks, &py);
-        let versions: Vec<String> = c.keys().map(|v| v.to_string()).collect();
-        assert_eq!(versions, ["1.0", "1.5", "2.0"]);
-        let names = |v: &str| -> Vec<&str> {
-            c[&Version::from_str(v).unwrap()]
-                .iter()
-                .map(|f| f.file.filename.as_str())
-                .collect()
-        };
-        assert_eq!(
-            names("2.0"),
-            [
-                "demo-2.0-cp311-cp311-manylinux2014_x86_64.whl",
-                "demo-2.0-py3-none-any.whl",
-                "demo-2.0.tar.gz",
-                "demo-2.0.zip"
-            ]
-        );
-        assert_eq!(names("1.5"), ["demo-1.5.tar.gz", "demo-1.5.zip"]);
-        assert_eq!(
-            c[&Version::from_str("1.5").unwrap()][0].kind,
-            DistKind::Sdist
-        );
-        assert!(c[&Version::from_str("1.0").unwrap()][0]
-            .file
-            .yanked
-            .is_some());
     }
 }

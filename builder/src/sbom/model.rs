@@ -283,14 +283,14 @@ pub(crate) mod tests {
     use super::*;
     use crate::lock::{
         BuiltWheelPin, LockedConanFile, LockedPackage, LockedPython, LockedPythonRelease,
-        LockedRemote, LOCK_VERSION,
+        LockedRemote,
     };
 
     /// A two-package lock with an sdist, a profile and a home file.
     pub(crate) fn sample_lock() -> Lock {
         let d = |b: u8| Sha256Digest([b; 32]);
         Lock {
-            version: LOCK_VERSION,
+            version: 1,
             spec_hash: d(1),
             epoch: 1_700_000_000,
             name: "dev".into(),
@@ -304,9 +304,12 @@ pub(crate) mod tests {
                 url: "https://conan.example.org/center".into(),
                 verify_ssl: true,
             }],
+            build_python: None,
             build_packages: vec![],
             image_bases: Vec::new(),
             platforms: vec![crate::lock::LockedPlatform {
+                glibc: None,
+                macos: None,
                 name: "linux-x86_64".into(),
                 python: LockedPython {
                     filename: "cpython-3.11.7+20241016-x86_64-unknown-linux-gnu-install_only_stripped.tar.gz".into(),
