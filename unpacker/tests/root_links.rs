@@ -217,3 +217,41 @@ fn a_kill_at_every_step_leaves_a_verifiable_root() {
         );
     }
 }
+
+/// `ROOT/.envpack/doctor` (doctor's default log dir) and `ROOT/.envpack/quarantine` (where
+/// repair moves what it replaces) are created only by doctor and repair, so a link planted
+/// there before either ran would take their writes (logs, a scratch HOME, env files moved
+/// aside) outside the root.
+#[test]
+fn planted_doctor_and_quarantine_dirs_are_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let a = build_artifact(&work.path().join("a"), &EnvSpec::new("env-a", "one"));
+    for rel in [".envpack/doctor", ".envpack/quarantine"] {
+        let case = work.path().join(format!("case-{}", rel.replace('/', "_")));
+        let root = case.join("root");
+        let outside = case.join("outside");
+        fs_err::create_dir_all(&outside).unwrap();
+        fs_err::write(outside.join("victim.txt"), "precious\n").unwrap();
+        assert!(unpack(&a.artifact, &root, None).status.success());
+        let current = root.join(fs_err::read_link(root.join("current")).unwrap());
+        // Something repair would move into the quarantine.
+        fs_err::write(current.join("lib/extra.txt"), "planted\n").unwrap();
+        symlink(&outside, root.join(rel)).unwrap();
+        let before = snapshot(&outside);
+        for mode in ["--doctor", "--repair"] {
+            let out = run(
+                &[mode.as_ref(), "--root".as_ref(), root.as_os_str()],
+                None,
+                None,
+            );
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(snapshot(&outside), before, "{rel} {mode}: outside changed");
+            assert_eq!(out.status.code(), Some(2), "{rel} {mode}: {out:?}");
+            assert!(
+                stderr.contains(rel) && stderr.contains("is a link"),
+                "{rel} {mode}: {stderr}"
+            );
+            assert!(current.join("lib/extra.txt").is_file(), "{rel} {mode}");
+        }
+    }
+}
