@@ -8,7 +8,7 @@
 //! ends is refused. The builder runs this before it writes a manifest and every reader runs it
 //! when it parses one, so both sides apply the same rule.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::error::{LayersError, Result};
 use crate::tree::{EntryKind, TreeEntry};
@@ -45,6 +45,13 @@ pub enum LinkProblem {
         /// The link on the entry's path.
         link: String,
     },
+    /// It goes up (`..`) from a name the tree does not have as a directory. Where names are
+    /// case- or normalization-insensitive (macOS, Windows) that name can be another entry,
+    /// a link among them, so where `..` then leads cannot be known from the tree.
+    UpFromUnlisted {
+        /// The path the `..` climbs out of.
+        name: String,
+    },
 }
 
 impl std::fmt::Display for LinkProblem {
@@ -61,6 +68,12 @@ impl std::fmt::Display for LinkProblem {
                 "does not resolve: following it takes more than {MAX_LINK_HOPS} links (a loop)"
             ),
             LinkProblem::UnderLink { link } => write!(f, "its path goes through the link {link}"),
+            LinkProblem::UpFromUnlisted { name } => write!(
+                f,
+                "goes up (..) from {}, which the environment does not have as a directory (on \
+                 a case-insensitive filesystem that name could be a link)",
+                crate::error::shown_name(name)
+            ),
         }
     }
 }
@@ -68,13 +81,21 @@ impl std::fmt::Display for LinkProblem {
 /// A tree's entries indexed by path, for resolving links against it.
 pub struct LinkResolver<'a> {
     kinds: HashMap<&'a str, &'a EntryKind>,
+    /// Parents of listed entries: directories even when not listed themselves (extraction
+    /// creates them).
+    parents: HashSet<&'a str>,
 }
 
 impl<'a> LinkResolver<'a> {
     /// Indexes `entries` (paths relative to the tree root, '/'-separated).
     pub fn new(entries: &'a [TreeEntry]) -> Self {
+        let parents = entries
+            .iter()
+            .flat_map(|e| e.path.match_indices('/').map(|(i, _)| &e.path[..i]))
+            .collect();
         LinkResolver {
             kinds: entries.iter().map(|e| (e.path.as_str(), &e.kind)).collect(),
+            parents,
         }
     }
 
@@ -91,6 +112,11 @@ impl<'a> LinkResolver<'a> {
             match comp.as_str() {
                 "" | "." => continue,
                 ".." => {
+                    // The kernel stops at a missing name or a file; a case-insensitive one
+                    // may find a link under another spelling, so `..` from there is refused.
+                    if last != Resolved::Dir {
+                        return Err(LinkProblem::UpFromUnlisted { name: at.join("/") });
+                    }
                     if at.pop().is_none() {
                         return Err(LinkProblem::Escapes { chain });
                     }
@@ -109,6 +135,8 @@ impl<'a> LinkResolver<'a> {
                     }
                     chain.push(format!("{joined} -> {target}"));
                     at.pop();
+                    // The link's own directory, where its target starts.
+                    last = Resolved::Dir;
                     if target.starts_with('/') {
                         return Err(LinkProblem::Escapes { chain });
                     }
@@ -120,8 +148,9 @@ impl<'a> LinkResolver<'a> {
                         executable: *executable,
                     }
                 }
-                // Missing names (and files used as directories) are walked lexically: the
-                // kernel would stop there, so this can only find more escapes, never fewer.
+                None if self.parents.contains(joined.as_str()) => last = Resolved::Dir,
+                // Missing names (and files used as directories) are walked on lexically (the
+                // kernel would stop there), but never climbed out of (see above).
                 None => last = Resolved::Missing,
             }
         }
@@ -280,9 +309,36 @@ mod tests {
                 "outside",
             ),
             (
-                "missing dir walked lexically",
+                "up from a missing name",
                 vec![link("l", "nope/../../x")],
-                "outside",
+                "goes up (..) from nope",
+            ),
+            (
+                // `p/s` is not listed, but where case is ignored it is the link `p/S`, which
+                // leads to the root, so `..` from there leaves the tree.
+                "up from another spelling of a link",
+                vec![dir("p"), link("p/S", ".."), link("t", "p/s/../../x")],
+                "goes up (..) from p/s",
+            ),
+            (
+                "up from a file",
+                vec![file("f"), link("l", "f/../x")],
+                "goes up (..) from f",
+            ),
+            (
+                "up from an unlisted parent",
+                vec![file("d/e/f"), link("l", "d/e/../e/f")],
+                "",
+            ),
+            (
+                "up after a link to a dir's sibling",
+                vec![
+                    dir("a"),
+                    dir("a/b"),
+                    link("a/l", "."),
+                    link("x", "a/l/../a/b"),
+                ],
+                "",
             ),
             ("absolute", vec![link("l", "/etc/passwd")], "outside"),
         ];

@@ -282,6 +282,17 @@ fn corpus() -> Vec<Case> {
             }),
         ),
         case(
+            // Harmless where names are case-sensitive (`lib/s` does not exist), but on macOS
+            // and Windows `lib/s` is the link `lib/S` to the env root, and `..` leaves it.
+            "up-from-another-spelling",
+            "link chain escapes",
+            &["t", "goes up (..) from lib/s"],
+            env(|e| {
+                link(e, "python", "lib/S", "..");
+                link(e, "python", "t", "lib/s/../outside");
+            }),
+        ),
+        case(
             "huge-pax-header",
             "bounded memory",
             &["PAX extended header of 268435456 bytes", "larger than"],
