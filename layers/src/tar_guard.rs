@@ -12,7 +12,7 @@
 //! would let a huge one pass), and GNU sparse entries are refused outright: the parser keeps
 //! a record for every chunk their extension blocks list before any rule sees the entry.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 
 /// Largest PAX extended header or GNU long name/link accepted, in bytes.
 pub const MAX_EXTENSION: u64 = 1 << 20;
@@ -148,7 +148,7 @@ impl<R: Read> TarGuard<R> {
 
     fn shown_last(&self) -> String {
         if self.last_name.is_empty() {
-            "the start of the layer".into()
+            "the start of the tar stream".into()
         } else {
             format!("entry {}", crate::error::shown_name(&self.last_name))
         }
@@ -171,11 +171,35 @@ impl<R: Read> Read for TarGuard<R> {
             };
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!("the layer's tar stream is truncated: it ends {where_}"),
+                format!("the tar stream is truncated: it ends {where_}"),
             ));
         }
         self.scan(&buf[..n])?;
         Ok(n)
+    }
+}
+
+/// For `tar::Archive::entries_with_seek` (the artifact's outer tar): the parser seeks only
+/// forward over entry data, to the next header, which the guard follows like a read. Any
+/// other seek is refused while the guard is following, since it would lose its place.
+impl<R: Read + Seek> Seek for TarGuard<R> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        if !self.done {
+            let over_data = match pos {
+                SeekFrom::Current(n) => u64::try_from(n)
+                    .ok()
+                    .filter(|n| *n <= self.skip && self.filled == 0 && self.pax.is_none()),
+                _ => None,
+            };
+            let Some(n) = over_data else {
+                return Err(io::Error::other(
+                    "the tar reader seeked somewhere other than over an entry's data",
+                ));
+            };
+            self.skip -= n;
+            self.data_left = self.data_left.saturating_sub(n);
+        }
+        self.inner.seek(pos)
     }
 }
 

@@ -403,6 +403,17 @@ fn guard_corpus() -> Vec<Case> {
             ),
         ),
         case(
+            "outer-huge-pax-header",
+            "bounded memory",
+            &["PAX extended header of 268435456 bytes", "larger than"],
+            |id: &str| {
+                let mut out = raw::header(b"././@PaxHeader", b'x', 0o644, 256 << 20, b"");
+                out.extend(vec![b'#'; 256 << 20]);
+                out.extend(raw::outer_tar(&EnvLayers::small(id).into_parts().members()));
+                out
+            },
+        ),
+        case(
             "gnu-sparse-chunk-bomb",
             "bounded memory",
             &["lib/sparse", "sparse"],
