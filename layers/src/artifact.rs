@@ -201,7 +201,8 @@ impl ArtifactReader {
         let bad =
             |detail: String| LayersError::format(format!("artifact {}", path.display()), detail);
         let file = fs_err::File::open(path)?;
-        let mut archive = tar::Archive::new(file);
+        // Guarded like the layers: an outer PAX header is otherwise read whole into memory.
+        let mut archive = tar::Archive::new(crate::tar_guard::TarGuard::new(file));
         let mut members: Vec<(String, u64, u64)> = Vec::new();
         let mut index_bytes = Vec::new();
         let mut lock = Vec::new();

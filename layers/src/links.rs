@@ -8,6 +8,7 @@
 //! ends is refused. The builder runs this before it writes a manifest and every reader runs it
 //! when it parses one, so both sides apply the same rule.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 
 use crate::error::{LayersError, Result};
@@ -45,6 +46,15 @@ pub enum LinkProblem {
         /// The link on the entry's path.
         link: String,
     },
+    /// Resolving the tree's links took more than [`MAX_RESOLVE_STEPS`] steps in all.
+    TooComplex,
+    /// It goes up (`..`) from a name the tree does not have as a directory. Where names are
+    /// case- or normalization-insensitive (macOS, Windows) that name can be another entry,
+    /// a link among them, so where `..` then leads cannot be known from the tree.
+    UpFromUnlisted {
+        /// The path the `..` climbs out of.
+        name: String,
+    },
 }
 
 impl std::fmt::Display for LinkProblem {
@@ -60,21 +70,69 @@ impl std::fmt::Display for LinkProblem {
                 f,
                 "does not resolve: following it takes more than {MAX_LINK_HOPS} links (a loop)"
             ),
-            LinkProblem::UnderLink { link } => write!(f, "its path goes through the link {link}"),
+            LinkProblem::UnderLink { link } => write!(
+                f,
+                "its path goes through the link {}",
+                crate::error::shown_name(link)
+            ),
+            LinkProblem::TooComplex => write!(
+                f,
+                "does not resolve: the tree's links take more than {MAX_RESOLVE_STEPS} steps \
+                 to follow (a manifest built to be slow to check)"
+            ),
+            LinkProblem::UpFromUnlisted { name } => write!(
+                f,
+                "goes up (..) from {}, which the environment does not have as a directory (on \
+                 a case-insensitive filesystem that name could be a link)",
+                crate::error::shown_name(name)
+            ),
         }
     }
 }
 
-/// A tree's entries indexed by path, for resolving links against it.
+/// Components walked by one resolver, over all its resolutions, before it gives up: far more
+/// than any real tree needs (a few per link), few enough that a manifest built to be slow to
+/// check (many links through long chains of long targets) is refused in about a second.
+pub const MAX_RESOLVE_STEPS: usize = 1 << 22;
+
+/// The tree root's node.
+const ROOT: usize = 0;
+
+/// A tree's entries as a tree of nodes, for resolving links against it. Each step of a
+/// resolution looks one name up below one node, so its cost does not grow with the depth.
 pub struct LinkResolver<'a> {
-    kinds: HashMap<&'a str, &'a EntryKind>,
+    /// A node's child by name.
+    children: HashMap<(usize, &'a str), usize>,
+    /// Each node's path and, when the tree lists it, its kind (unlisted nodes are parents
+    /// of listed entries: directories that extraction creates).
+    nodes: Vec<(&'a str, Option<&'a EntryKind>)>,
+    /// Components walked so far, against [`MAX_RESOLVE_STEPS`].
+    steps: Cell<usize>,
 }
 
 impl<'a> LinkResolver<'a> {
     /// Indexes `entries` (paths relative to the tree root, '/'-separated).
     pub fn new(entries: &'a [TreeEntry]) -> Self {
+        let mut children = HashMap::new();
+        let mut nodes: Vec<(&'a str, Option<&'a EntryKind>)> = vec![("", None)];
+        for e in entries {
+            let mut node = ROOT;
+            let mut end = 0;
+            for comp in e.path.split('/') {
+                end += comp.len();
+                let path = &e.path[..end];
+                end += 1;
+                node = *children.entry((node, comp)).or_insert_with(|| {
+                    nodes.push((path, None));
+                    nodes.len() - 1
+                });
+            }
+            nodes[node].1 = Some(&e.kind);
+        }
         LinkResolver {
-            kinds: entries.iter().map(|e| (e.path.as_str(), &e.kind)).collect(),
+            children,
+            nodes,
+            steps: Cell::new(0),
         }
     }
 
@@ -82,59 +140,83 @@ impl<'a> LinkResolver<'a> {
     /// leads to.
     pub fn resolve(&self, path: &str) -> std::result::Result<Resolved, LinkProblem> {
         // Components still to walk, last first, so a link's target is pushed in front.
-        let mut pending: Vec<String> = path.rsplit('/').map(str::to_owned).collect();
-        let mut at: Vec<String> = Vec::new();
+        let mut pending: Vec<&str> = path.rsplit('/').collect();
+        // The nodes walked so far (`None` past a name the tree does not have) and their names.
+        let mut at: Vec<Option<usize>> = Vec::new();
+        let mut names: Vec<&str> = Vec::new();
         let mut chain: Vec<String> = Vec::new();
         let mut hops = 0usize;
         let mut last = Resolved::Dir;
         while let Some(comp) = pending.pop() {
-            match comp.as_str() {
+            self.steps.set(self.steps.get() + 1);
+            if self.steps.get() > MAX_RESOLVE_STEPS {
+                return Err(LinkProblem::TooComplex);
+            }
+            match comp {
                 "" | "." => continue,
                 ".." => {
+                    // The kernel stops at a missing name or a file; a case-insensitive one
+                    // may find a link under another spelling, so `..` from there is refused.
+                    if last != Resolved::Dir {
+                        return Err(LinkProblem::UpFromUnlisted {
+                            name: names.join("/"),
+                        });
+                    }
                     if at.pop().is_none() {
                         return Err(LinkProblem::Escapes { chain });
                     }
-                    last = Resolved::Dir;
+                    names.pop();
                     continue;
                 }
                 _ => {}
             }
-            at.push(comp);
-            let joined = at.join("/");
-            match self.kinds.get(joined.as_str()) {
-                Some(EntryKind::Symlink { target }) => {
+            let here = at.last().copied().unwrap_or(Some(ROOT));
+            let node = here.and_then(|h| self.children.get(&(h, comp)).copied());
+            match node.map(|n| (n, self.nodes[n].1)) {
+                Some((n, Some(EntryKind::Symlink { target }))) => {
                     hops += 1;
                     if hops > MAX_LINK_HOPS {
                         return Err(LinkProblem::Loops);
                     }
-                    chain.push(format!("{joined} -> {target}"));
-                    at.pop();
+                    chain.push(format!(
+                        "{} -> {}",
+                        crate::error::shown_name(self.nodes[n].0),
+                        crate::error::shown_name(target)
+                    ));
+                    // The target starts in the link's own directory, where the walk is.
+                    last = Resolved::Dir;
                     if target.starts_with('/') {
                         return Err(LinkProblem::Escapes { chain });
                     }
-                    pending.extend(target.rsplit('/').map(str::to_owned));
+                    pending.extend(target.rsplit('/'));
+                    continue;
                 }
-                Some(EntryKind::Dir) => last = Resolved::Dir,
-                Some(EntryKind::File { executable, .. }) => {
+                Some((_, Some(EntryKind::File { executable, .. }))) => {
                     last = Resolved::File {
                         executable: *executable,
                     }
                 }
-                // Missing names (and files used as directories) are walked lexically: the
-                // kernel would stop there, so this can only find more escapes, never fewer.
+                Some((_, Some(EntryKind::Dir) | None)) => last = Resolved::Dir,
+                // Missing names (and files used as directories) are walked on lexically (the
+                // kernel would stop there), but never climbed out of (see above).
                 None => last = Resolved::Missing,
             }
+            at.push(node);
+            names.push(comp);
         }
         Ok(last)
     }
 
     /// The first link on `path`'s parents, if any (entries may not live below a link).
-    fn link_above(&self, path: &str) -> Option<&str> {
-        let mut end = 0;
-        while let Some(i) = path[end..].find('/') {
-            let parent = &path[..end + i];
-            end += i + 1;
-            if let Some((stored, EntryKind::Symlink { .. })) = self.kinds.get_key_value(parent) {
+    fn link_above(&self, path: &str) -> Option<&'a str> {
+        let mut node = ROOT;
+        let mut comps = path.split('/').peekable();
+        while let Some(comp) = comps.next() {
+            if comps.peek().is_none() {
+                break;
+            }
+            node = *self.children.get(&(node, comp))?;
+            if let (stored, Some(EntryKind::Symlink { .. })) = self.nodes[node] {
                 return Some(stored);
             }
         }
@@ -202,6 +284,16 @@ mod tests {
             .map(|i| link(&format!("l{i}"), &format!("l{}", i + 1)))
             .chain([file("l41")])
             .collect();
+        // A 39-link chain of long targets, entered by 20 links: 20 * 39 * 6,000 steps.
+        let mut slow: Vec<TreeEntry> = (0..39)
+            .map(|i| {
+                link(
+                    &format!("c{i}"),
+                    &format!("{}c{}", "./".repeat(6_000), i + 1),
+                )
+            })
+            .collect();
+        slow.extend((0..20).map(|i| link(&format!("e{i}"), "c0")));
         let cases: Vec<(&str, Vec<TreeEntry>, &str)> = vec![
             ("plain inside", vec![file("a"), link("b", "a")], ""),
             (
@@ -280,11 +372,55 @@ mod tests {
                 "outside",
             ),
             (
-                "missing dir walked lexically",
+                "up from a missing name",
                 vec![link("l", "nope/../../x")],
-                "outside",
+                "goes up (..) from nope",
+            ),
+            (
+                // `p/s` is not listed, but where case is ignored it is the link `p/S`, which
+                // leads to the root, so `..` from there leaves the tree.
+                "up from another spelling of a link",
+                vec![dir("p"), link("p/S", ".."), link("t", "p/s/../../x")],
+                "goes up (..) from p/s",
+            ),
+            (
+                "up from a file",
+                vec![file("f"), link("l", "f/../x")],
+                "goes up (..) from f",
+            ),
+            (
+                "up from an unlisted parent",
+                vec![file("d/e/f"), link("l", "d/e/../e/f")],
+                "",
+            ),
+            (
+                "up after a link to a dir's sibling",
+                vec![
+                    dir("a"),
+                    dir("a/b"),
+                    link("a/l", "."),
+                    link("x", "a/l/../a/b"),
+                ],
+                "",
             ),
             ("absolute", vec![link("l", "/etc/passwd")], "outside"),
+            // Each step costs one lookup, however deep the walk: 200,000 components once
+            // took minutes (a path joined and hashed per component).
+            (
+                "a target of 200,000 components",
+                vec![link("l", &"x/".repeat(200_000))],
+                "",
+            ),
+            (
+                "deep entry below a link",
+                vec![
+                    dir("a"),
+                    link("a/l", "."),
+                    file(&format!("a/l/{}f", "d/".repeat(100_000))),
+                ],
+                "through the link a/l",
+            ),
+            ("too slow to check", slow, "more than 4194304 steps"),
         ];
         for (label, entries, want) in cases {
             let got = check_links(&entries);

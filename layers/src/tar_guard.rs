@@ -7,9 +7,12 @@
 //! also tells a stream cut short (inside an entry, or before the end-of-archive block) from
 //! a complete one, so a truncated layer is called truncated rather than "missing entries".
 //! It only stops following the stream (and passes it through) where the parser is about to
-//! refuse it anyway: GNU sparse or unknown entry types.
+//! refuse it anyway: unknown entry types. Size fields and PAX `size` records are read exactly
+//! as the `tar` crate reads them (a guard that disagreed about where the next header starts
+//! would let a huge one pass), and GNU sparse entries are refused outright: the parser keeps
+//! a record for every chunk their extension blocks list before any rule sees the entry.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 
 /// Largest PAX extended header or GNU long name/link accepted, in bytes.
 pub const MAX_EXTENSION: u64 = 1 << 20;
@@ -118,7 +121,17 @@ impl<R: Read> TarGuard<R> {
             }
             b'x' => self.pax = Some(Vec::with_capacity(size as usize)),
             b'g' | b'L' | b'K' | b'0' | b'\0' | b'1' | b'2' | b'5' | b'3' | b'4' | b'6' => {}
-            // Sparse and unknown types are refused by the extractor; their layout may differ.
+            b'S' => {
+                let end = h[..100].iter().position(|b| *b == 0).unwrap_or(100);
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "entry {} is a GNU sparse file, which layers never hold",
+                        crate::error::shown_name(&String::from_utf8_lossy(&h[..end]))
+                    ),
+                ));
+            }
+            // Unknown types are refused by the extractor; their layout may differ.
             _ => {
                 self.done = true;
                 return Ok(());
@@ -135,7 +148,7 @@ impl<R: Read> TarGuard<R> {
 
     fn shown_last(&self) -> String {
         if self.last_name.is_empty() {
-            "the start of the layer".into()
+            "the start of the tar stream".into()
         } else {
             format!("entry {}", crate::error::shown_name(&self.last_name))
         }
@@ -158,7 +171,7 @@ impl<R: Read> Read for TarGuard<R> {
             };
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!("the layer's tar stream is truncated: it ends {where_}"),
+                format!("the tar stream is truncated: it ends {where_}"),
             ));
         }
         self.scan(&buf[..n])?;
@@ -166,41 +179,60 @@ impl<R: Read> Read for TarGuard<R> {
     }
 }
 
-/// The value of a tar size field: octal digits (space/NUL padded) or GNU base-256.
-fn size_field(f: &[u8]) -> Option<u64> {
-    if f[0] & 0x80 != 0 {
-        let mut v: u64 = u64::from(f[0] & 0x7f);
-        for b in &f[1..] {
-            v = v.checked_mul(256)?.checked_add(u64::from(*b))?;
+/// For `tar::Archive::entries_with_seek` (the artifact's outer tar): the parser seeks only
+/// forward over entry data, to the next header, which the guard follows like a read. Any
+/// other seek is refused while the guard is following, since it would lose its place.
+impl<R: Read + Seek> Seek for TarGuard<R> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        if !self.done {
+            let over_data = match pos {
+                SeekFrom::Current(n) => u64::try_from(n)
+                    .ok()
+                    .filter(|n| *n <= self.skip && self.filled == 0 && self.pax.is_none()),
+                _ => None,
+            };
+            let Some(n) = over_data else {
+                return Err(io::Error::other(
+                    "the tar reader seeked somewhere other than over an entry's data",
+                ));
+            };
+            self.skip -= n;
+            self.data_left = self.data_left.saturating_sub(n);
         }
-        return Some(v);
+        self.inner.seek(pos)
     }
-    let text = std::str::from_utf8(f).ok()?;
-    let digits = text.trim_matches(|c: char| c == ' ' || c == '\0');
-    if digits.is_empty() {
-        return Some(0);
-    }
-    u64::from_str_radix(digits, 8).ok()
 }
 
-/// The `size` record of PAX extended header records (`"<len> size=<n>\n"`), if any.
-fn pax_size(records: &[u8]) -> Option<u64> {
-    let mut rest = records;
-    let mut found = None;
-    while !rest.is_empty() {
-        let space = rest.iter().position(|b| *b == b' ')?;
-        let len: usize = std::str::from_utf8(&rest[..space]).ok()?.parse().ok()?;
-        if len <= space || len > rest.len() {
-            return found;
-        }
-        let record = &rest[space + 1..len];
-        if let Some(v) = record.strip_prefix(b"size=") {
-            let v = v.strip_suffix(b"\n").unwrap_or(v);
-            found = std::str::from_utf8(v).ok()?.parse().ok();
-        }
-        rest = &rest[len..];
+/// The value of a tar size field, read as the `tar` crate reads it: octal text up to the
+/// first NUL with surrounding whitespace trimmed, or GNU base-256 of which only the last 8
+/// bytes count. `None` where the crate fails too.
+fn size_field(f: &[u8]) -> Option<u64> {
+    if f[0] & 0x80 != 0 {
+        let low = &f[f.len().saturating_sub(8)..];
+        return Some(low.iter().fold(0u64, |v, b| (v << 8) | u64::from(*b)));
     }
-    found
+    let end = f.iter().position(|b| *b == 0).unwrap_or(f.len());
+    let text = std::str::from_utf8(&f[..end]).ok()?;
+    u64::from_str_radix(text.trim(), 8).ok()
+}
+
+/// The `size` record of PAX extended header records (`"<len> size=<n>\n"`), read as the `tar`
+/// crate reads it: records split at newlines, the first `size` record wins, and a malformed
+/// record before it means none.
+fn pax_size(records: &[u8]) -> Option<u64> {
+    for line in records.split(|b| *b == b'\n') {
+        let space = line.iter().position(|b| *b == b' ')?;
+        let len: usize = std::str::from_utf8(&line[..space]).ok()?.parse().ok()?;
+        if line.len() + 1 != len {
+            return None;
+        }
+        let record = &line[space + 1..];
+        let eq = record.iter().position(|b| *b == b'=')?;
+        if &record[..eq] == b"size" {
+            return std::str::from_utf8(&record[eq + 1..]).ok()?.parse().ok();
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -258,6 +290,14 @@ mod tests {
         let cut_data = entry("a", b'0', &[1u8; 600])[..700].to_vec();
         let no_end = entry("a", b'0', b"x");
         let cut_header = [entry("a", b'0', b"x"), vec![b'b'; 100]].concat();
+        // The parser takes the first size record (0), so the huge header comes next.
+        let two_sizes = [
+            entry("pax", b'x', b"10 size=0\n19 size=4294967296\n"),
+            header("a", b'0', 0),
+            header("pax", b'x', 1 << 30),
+        ]
+        .concat();
+        let sparse = [header("s", b'S', 0), vec![0u8; 512]].concat();
         // (label, bytes, error substring or "" when the stream must pass unchanged)
         let cases: Vec<(&str, Vec<u8>, &str)> = vec![
             ("plain", ok, ""),
@@ -274,6 +314,12 @@ mod tests {
                 "truncated: it ends inside entry a",
             ),
             ("no end block", no_end, "before its end-of-archive block"),
+            (
+                "first pax size record",
+                two_sizes,
+                "PAX extended header of 1073741824 bytes",
+            ),
+            ("gnu sparse", sparse, "entry s is a GNU sparse file"),
             (
                 "cut inside a header",
                 cut_header,
@@ -295,14 +341,24 @@ mod tests {
     #[test]
     fn size_fields() {
         assert_eq!(size_field(b"00000000017\0"), Some(15));
-        assert_eq!(size_field(b"           \0"), Some(0));
         let mut b256 = [0u8; 12];
         b256[0] = 0x80;
         b256[11] = 1;
         b256[10] = 2;
         assert_eq!(size_field(&b256), Some(513));
+        // Only the last 8 bytes of a base-256 field count.
+        b256[1] = 1;
+        assert_eq!(size_field(&b256), Some(513));
         assert_eq!(size_field(b"zz\0\0\0\0\0\0\0\0\0\0"), None);
+        // Text after the first NUL is ignored; whitespace is trimmed; blank is an error.
+        assert_eq!(size_field(b"0000017\0zzz\0"), Some(15));
+        assert_eq!(size_field(b"\t17 \0\0\0\0\0\0\0\0"), Some(15));
+        assert_eq!(size_field(b"           \0"), None);
         assert_eq!(pax_size(b"12 size=700\n9 path=a\n"), Some(700));
         assert_eq!(pax_size(b"9 path=a\n"), None);
+        // The first size record wins; a malformed record before it hides it.
+        assert_eq!(pax_size(b"10 size=0\n19 size=4294967296\n"), Some(0));
+        assert_eq!(pax_size(b"9 path=a\n99 x=y\n12 size=700\n"), None);
+        assert_eq!(pax_size(b"15 comment=a\nb\n12 size=700\n"), None);
     }
 }

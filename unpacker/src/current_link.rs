@@ -27,7 +27,28 @@ pub fn read_current(layout: &RootLayout) -> Result<Option<String>, UnpackError> 
     let target = fs_err::read_link(&link)?;
     let id = env_id_of_target(&target).ok_or_else(|| bad("does not point into envs/"))?;
     validate_env_id(&id).map_err(|_| bad("points at an invalid env id"))?;
+    if !names_root_env(layout, &target, &id) {
+        return Err(bad(&format!(
+            "points at {}, not at this root's envs/{id}",
+            target.display()
+        )));
+    }
     Ok(Some(id))
+}
+
+/// Whether `target`, read from `ROOT/current`, is this root's `envs/<id>`: relative as unpack
+/// writes it, or absolute (Windows junctions) into this root's `envs`. Anything else only
+/// ends like it (`/elsewhere/envs/<id>`, `envs/../../elsewhere/envs/<id>`), and everything
+/// that follows `current`, the shims included, would run an env nobody verified.
+fn names_root_env(layout: &RootLayout, target: &Path, id: &str) -> bool {
+    if target == Path::new("envs").join(id) {
+        return true;
+    }
+    let same = |a: &Path, b: &Path| match (fs_err::canonicalize(a), fs_err::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    target.is_absolute() && target.parent().is_some_and(|p| same(p, &layout.envs_dir()))
 }
 
 /// Extracts `<id>` from a link target `envs/<id>` (or an absolute `…/envs/<id>`).
@@ -169,6 +190,22 @@ mod tests {
             fs_err::read_link(layout.current_link()).unwrap(),
             Path::new("envs/two")
         );
+        fs_err::create_dir_all(layout.envs_dir()).unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let abs_ok = layout.envs_dir().join("two");
+        let elsewhere = other.path().join("envs/two");
+        fs_err::create_dir_all(&elsewhere).unwrap();
+        for (target, ok) in [
+            (abs_ok.as_path(), true),
+            (elsewhere.as_path(), false),
+            (Path::new("envs/../envs/two"), false),
+            (Path::new("./envs/two"), false),
+        ] {
+            fs_err::remove_file(layout.current_link()).unwrap();
+            std::os::unix::fs::symlink(target, layout.current_link()).unwrap();
+            let got = read_current(&layout);
+            assert_eq!(got.is_ok(), ok, "{}: {got:?}", target.display());
+        }
         fs_err::remove_file(layout.current_link()).unwrap();
         fs_err::create_dir(layout.current_link()).unwrap();
         assert!(read_current(&layout).is_err());

@@ -28,6 +28,10 @@ const STRUCTURE: &[(&str, Want)] = &[
     (".envpack/lock", Want::File),
     (".envpack/root.json", Want::File),
     (".envpack/root.json.tmp", Want::File),
+    // Made only by doctor (its default log dir) and repair (what it moves aside), so a link
+    // planted before either first ran would take their writes.
+    (".envpack/doctor", Want::Dir),
+    (".envpack/quarantine", Want::Dir),
     ("envs", Want::Dir),
     ("state", Want::Dir),
     ("bin", Want::Dir),
@@ -169,6 +173,8 @@ mod tests {
             (".envpack/artifacts", true),
             (".envpack/lock", false),
             (".envpack/root.json", false),
+            (".envpack/doctor", true),
+            (".envpack/quarantine", true),
             ("envs", true),
             ("state", true),
             ("bin", true),

@@ -282,6 +282,17 @@ fn corpus() -> Vec<Case> {
             }),
         ),
         case(
+            // Harmless where names are case-sensitive (`lib/s` does not exist), but on macOS
+            // and Windows `lib/s` is the link `lib/S` to the env root, and `..` leaves it.
+            "up-from-another-spelling",
+            "link chain escapes",
+            &["t", "goes up (..) from lib/s"],
+            env(|e| {
+                link(e, "python", "lib/S", "..");
+                link(e, "python", "t", "lib/s/../outside");
+            }),
+        ),
+        case(
             "huge-pax-header",
             "bounded memory",
             &["PAX extended header of 268435456 bytes", "larger than"],
@@ -304,8 +315,142 @@ fn corpus() -> Vec<Case> {
     ]
 }
 
+/// An empty `lib/pad.txt` (listed in the manifest) whose header's size field is `field`
+/// and which is preceded by `pax` records when given, then a 256 MiB PAX header: the tar
+/// parser reads the empty file and then the huge header into memory, so the guard must find
+/// that header exactly where the parser does.
+fn pad_then_huge_pax(field: [u8; 12], pax: Option<Vec<u8>>) -> impl Fn(&str) -> Vec<u8> {
+    env(move |e| {
+        let layer = e.layer_mut("python");
+        if let Some(records) = &pax {
+            layer.extend(raw::pax(records));
+        }
+        let mut h = raw::header(b"lib/pad.txt", raw::REGULAR, 0o644, 0, b"");
+        h[124..136].copy_from_slice(&field);
+        raw::fix_checksum(&mut h);
+        layer.extend(h);
+        let mut big = raw::header(b"././@PaxHeader", b'x', 0o644, 256 << 20, b"");
+        big.extend(vec![b'#'; 256 << 20]);
+        layer.extend(big);
+        e.manifest
+            .push(TreeEntry::file_from_bytes("lib/pad.txt", b"", false));
+    })
+}
+
+/// A GNU sparse entry whose extension blocks hold `blocks * 21` empty data chunks: the tar
+/// parser keeps one record per chunk before the extractor sees the entry's type.
+fn sparse_bomb(blocks: usize) -> impl Fn(&str) -> Vec<u8> {
+    move |id| {
+        let mut e = EnvLayers::small(id);
+        let chunk = b"00000000000\000000000000\0";
+        let mut h = raw::header(b"lib/sparse", b'S', 0o644, 0, b"");
+        h[257..265].copy_from_slice(b"ustar  \0");
+        for i in 0..4 {
+            h[386 + 24 * i..410 + 24 * i].copy_from_slice(chunk);
+        }
+        h[482] = 1;
+        h[483..495].copy_from_slice(b"00000000000\0");
+        raw::fix_checksum(&mut h);
+        let mut ext = vec![0u8; 512];
+        for i in 0..21 {
+            ext[24 * i..24 * (i + 1)].copy_from_slice(chunk);
+        }
+        ext[504] = 1;
+        let layer = e.layer_mut("python");
+        layer.extend(h);
+        for _ in 1..blocks {
+            layer.extend_from_slice(&ext);
+        }
+        ext[504] = 0;
+        layer.extend(ext);
+        raw::outer_tar(&e.into_parts().members())
+    }
+}
+
+/// Headers where the extension-header guard and the tar parser could disagree about where
+/// the next header starts (so a huge one slips past the guard), or where the parser holds
+/// memory per block of a header the guard stops following.
+fn guard_corpus() -> Vec<Case> {
+    let mut base256_high = [0u8; 12];
+    base256_high[0] = 0x80;
+    base256_high[1] = 1;
+    vec![
+        case(
+            "size-field-text-after-nul",
+            "bounded memory",
+            &["PAX extended header of 268435456 bytes", "larger than"],
+            pad_then_huge_pax(*b"0000000\0zzz\0", None),
+        ),
+        case(
+            "size-field-base256-high-bytes",
+            "bounded memory",
+            &["PAX extended header of 268435456 bytes", "larger than"],
+            pad_then_huge_pax(base256_high, None),
+        ),
+        case(
+            "pax-two-size-records",
+            "bounded memory",
+            &["PAX extended header of 268435456 bytes", "larger than"],
+            pad_then_huge_pax(
+                *b"00000000000\0",
+                Some(
+                    [
+                        raw::pax_record("size", b"0"),
+                        raw::pax_record("size", b"4294967296"),
+                    ]
+                    .concat(),
+                ),
+            ),
+        ),
+        case(
+            "outer-huge-pax-header",
+            "bounded memory",
+            &["PAX extended header of 268435456 bytes", "larger than"],
+            |id: &str| {
+                let mut out = raw::header(b"././@PaxHeader", b'x', 0o644, 256 << 20, b"");
+                out.extend(vec![b'#'; 256 << 20]);
+                out.extend(raw::outer_tar(&EnvLayers::small(id).into_parts().members()));
+                out
+            },
+        ),
+        case(
+            "gnu-sparse-chunk-bomb",
+            "bounded memory",
+            &["lib/sparse", "sparse"],
+            sparse_bomb(1 << 19),
+        ),
+    ]
+}
+
+/// The corpus tests run one at a time: each builds 256 MiB cases in this process, and a child
+/// forked while another test holds one starts out with that memory, which would count as its
+/// own peak RSS.
+static ONE_CORPUS_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn guard_and_parser_agree_on_headers() {
+    let _one = ONE_CORPUS_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let f = fixture();
+    let cases = guard_corpus();
+    let table = run_corpus(&f, &cases);
+    assert_eq!(table.values().sum::<usize>(), cases.len());
+    // SAFETY: getrusage only writes into the struct it is given.
+    let peak_mb = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage), 0);
+        usage.ru_maxrss / 1024
+    };
+    println!("peak RSS of any guard case: {peak_mb} MB");
+    assert!(peak_mb < 150, "peak RSS {peak_mb} MB");
+}
+
 #[test]
 fn link_corpus_is_rejected_without_trace() {
+    let _one = ONE_CORPUS_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let f = fixture();
     let cases = corpus();
     assert!(cases.len() >= 24, "only {} cases", cases.len());

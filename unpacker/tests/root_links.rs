@@ -269,3 +269,159 @@ fn links_swapped_in_during_an_unpack_redirect_nothing() {
         assert_eq!(v.status.code(), Some(1), "{point} {rel}: {v:?}");
     }
 }
+
+/// `ROOT/.envpack/doctor` (doctor's default log dir) and `ROOT/.envpack/quarantine` (where
+/// repair moves what it replaces) are created only by doctor and repair, so a link planted
+/// there before either ran would take their writes (logs, a scratch HOME, env files moved
+/// aside) outside the root.
+#[test]
+fn planted_doctor_and_quarantine_dirs_are_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let a = build_artifact(&work.path().join("a"), &EnvSpec::new("env-a", "one"));
+    for rel in [".envpack/doctor", ".envpack/quarantine"] {
+        let case = work.path().join(format!("case-{}", rel.replace('/', "_")));
+        let root = case.join("root");
+        let outside = case.join("outside");
+        fs_err::create_dir_all(&outside).unwrap();
+        fs_err::write(outside.join("victim.txt"), "precious\n").unwrap();
+        assert!(unpack(&a.artifact, &root, None).status.success());
+        let current = root.join(fs_err::read_link(root.join("current")).unwrap());
+        // Something repair would move into the quarantine.
+        fs_err::write(current.join("lib/extra.txt"), "planted\n").unwrap();
+        symlink(&outside, root.join(rel)).unwrap();
+        let before = snapshot(&outside);
+        for mode in ["--doctor", "--repair"] {
+            let out = run(
+                &[mode.as_ref(), "--root".as_ref(), root.as_os_str()],
+                None,
+                None,
+            );
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(snapshot(&outside), before, "{rel} {mode}: outside changed");
+            assert_eq!(out.status.code(), Some(2), "{rel} {mode}: {out:?}");
+            assert!(
+                stderr.contains(rel) && stderr.contains("is a link"),
+                "{rel} {mode}: {stderr}"
+            );
+            assert!(current.join("lib/extra.txt").is_file(), "{rel} {mode}");
+        }
+    }
+}
+
+/// Links planted inside the current env (a directory, a file, a program) are damage that
+/// `--verify --root` and `--doctor` report and `--repair` undoes from the kept artifact,
+/// without reading or writing through them.
+#[test]
+fn planted_links_inside_the_env_are_repaired_without_following() {
+    let work = tempfile::tempdir().unwrap();
+    let a = build_artifact(&work.path().join("a"), &EnvSpec::new("env-a", "one"));
+    for rel in ["lib", "lib/data.txt", "bin/hello", "lib/emptydir"] {
+        let case = work.path().join(format!("case-{}", rel.replace('/', "_")));
+        let root = case.join("root");
+        let outside = case.join("outside");
+        assert!(unpack(&a.artifact, &root, None).status.success());
+        let env = root.join(fs_err::read_link(root.join("current")).unwrap());
+        let at = env.join(rel);
+        // The outside copy holds what was there, with a wrong mode on every file.
+        fs_err::rename(&at, &outside).unwrap();
+        for (path, _) in snapshot(&outside) {
+            let p = outside.join(&path);
+            if p.is_file() {
+                let mut perm = fs_err::metadata(&p).unwrap().permissions();
+                std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o600);
+                fs_err::set_permissions(&p, perm).unwrap();
+            }
+        }
+        if outside.is_file() {
+            let mut perm = fs_err::metadata(&outside).unwrap().permissions();
+            std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o600);
+            fs_err::set_permissions(&outside, perm).unwrap();
+        }
+        symlink(&outside, &at).unwrap();
+        let before = fs_err::metadata(&outside).map(|m| m.mode()).unwrap();
+        let before_tree = snapshot(&case.join("outside"));
+        assert_eq!(verify(&root).status.code(), Some(1), "{rel}: verify");
+        let doctor = run(
+            &["--doctor".as_ref(), "--root".as_ref(), root.as_os_str()],
+            None,
+            None,
+        );
+        assert_ne!(doctor.status.code(), Some(0), "{rel}: doctor {doctor:?}");
+        let repair = run(
+            &["--repair".as_ref(), "--root".as_ref(), root.as_os_str()],
+            None,
+            None,
+        );
+        assert_eq!(
+            fs_err::metadata(&outside).map(|m| m.mode()).unwrap(),
+            before,
+            "{rel}: outside mode changed"
+        );
+        assert_eq!(snapshot(&outside), before_tree, "{rel}: outside changed");
+        assert!(
+            !fs_err::symlink_metadata(&at)
+                .unwrap()
+                .file_type()
+                .is_symlink(),
+            "{rel}: still a link after repair {repair:?}"
+        );
+        let v = verify(&root);
+        assert!(
+            v.status.success(),
+            "{rel}: verify after repair {v:?} {repair:?}"
+        );
+    }
+}
+
+/// `ROOT/current` replaced by a link to an env tree outside the root that merely ends in
+/// `envs/<id>`: every command must see that it no longer points at `ROOT/envs/<id>`.
+#[test]
+fn current_pointing_outside_is_not_trusted() {
+    let work = tempfile::tempdir().unwrap();
+    let a = build_artifact(&work.path().join("a"), &EnvSpec::new("env-a", "one"));
+    let root = work.path().join("root");
+    assert!(unpack(&a.artifact, &root, None).status.success());
+    let target = fs_err::read_link(root.join("current")).unwrap();
+    let id = target.file_name().unwrap().to_owned();
+    let evil = work.path().join("evil/envs");
+    fs_err::create_dir_all(&evil).unwrap();
+    // A copy of the env with one program changed, outside the root.
+    let copy = Command::new("cp")
+        .arg("-a")
+        .arg(root.join(&target))
+        .arg(evil.join(&id))
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    fs_err::write(evil.join(&id).join("bin/hello"), "#!/bin/sh\necho evil\n").unwrap();
+    let abs = evil.join(&id);
+    let rel = Path::new("envs/../../evil/envs").join(&id);
+    for planted in [abs.as_path(), rel.as_path()] {
+        fs_err::remove_file(root.join("current")).unwrap();
+        symlink(planted, root.join("current")).unwrap();
+        let v = verify(&root);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&v.stdout),
+            String::from_utf8_lossy(&v.stderr)
+        );
+        assert_eq!(
+            v.status.code(),
+            Some(1),
+            "{}: verify {text}",
+            planted.display()
+        );
+        assert!(text.contains("current"), "{}: {text}", planted.display());
+        let d = run(
+            &["--doctor".as_ref(), "--root".as_ref(), root.as_os_str()],
+            None,
+            None,
+        );
+        assert_ne!(
+            d.status.code(),
+            Some(0),
+            "{}: doctor {d:?}",
+            planted.display()
+        );
+    }
+}

@@ -260,7 +260,14 @@ pub fn check_state_writable(layout: &RootLayout, env_id: &str) -> Check {
         return Check::skip(ID, "the state dir is missing (see state.conan_home)");
     }
     let probe = home.join(format!(".envpack-doctor-probe-{}", std::process::id()));
-    let result = fs_err::write(&probe, b"probe").and_then(|()| fs_err::remove_file(&probe));
+    // A new file only (O_EXCL): the name is predictable, and a link planted under it in the
+    // writable state dir must not have doctor write through it.
+    let result = fs_err::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"probe"))
+        .and_then(|()| fs_err::remove_file(&probe));
     match result {
         Ok(()) => Check::pass(
             ID,
@@ -301,5 +308,31 @@ pub fn check_artifact(layout: &RootLayout, env_id: &str) -> (Check, Option<Vec<u
             ),
             None,
         ),
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_write_probe_never_writes_through_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = RootLayout::new(&dir.path().join("root"));
+        let home = layout.conan_home("e");
+        fs_err::create_dir_all(&home).unwrap();
+        let victim = dir.path().join("victim.txt");
+        fs_err::write(&victim, "precious\n").unwrap();
+        let probe = home.join(format!(".envpack-doctor-probe-{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &probe).unwrap();
+        let check = check_state_writable(&layout, "e");
+        assert_eq!(fs_err::read_to_string(&victim).unwrap(), "precious\n");
+        assert!(fs_err::symlink_metadata(&probe)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert!(!check.findings.is_empty());
+        fs_err::remove_file(&probe).unwrap();
+        assert!(check_state_writable(&layout, "e").findings.is_empty());
     }
 }
