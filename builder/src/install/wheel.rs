@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 
-use super::record::{hash_matches, parse_record, RecordError};
+use super::record::{hash_matches, parse_record, RecordEntry, RecordError};
 
 /// Largest wheel file we accept.
 pub const MAX_WHEEL_BYTES: u64 = 1 << 30;
@@ -78,7 +78,7 @@ pub enum WheelError {
         /// The parse error.
         source: RecordError,
     },
-    /// A member does not match RECORD (hash, size, missing entry).
+    /// A member cannot be read back from the zip (corrupt data, wrong size).
     #[error("{wheel}: {member}: {why}")]
     Verify {
         /// The wheel.
@@ -116,6 +116,18 @@ pub struct WheelContents {
     pub root_is_purelib: bool,
     /// Every regular file except RECORD signatures, sorted by name.
     pub members: Vec<WheelMember>,
+    /// Where the wheel's RECORD disagrees with its files (installed anyway, see
+    /// [`verify_record`]).
+    pub record_problems: Vec<RecordProblem>,
+}
+
+/// One way a wheel's RECORD disagrees with the files in the wheel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordProblem {
+    /// The member (or RECORD row) concerned.
+    pub member: String,
+    /// What disagrees, e.g. "sha256 does not match RECORD".
+    pub problem: String,
 }
 
 /// Checks one zip member name: relative, `/`-separated, no `.`/`..`, no drive letters or
@@ -209,8 +221,9 @@ pub fn normalize_name(name: &str) -> String {
     out
 }
 
-/// Reads and verifies `wheel` completely.
-pub fn read_wheel(wheel: &Path) -> Result<WheelContents, WheelError> {
+/// Reads and verifies `wheel` completely. `filename` is the wheel's real file name (a cached
+/// file is named by its hash), checked against the metadata; errors name `wheel`.
+pub fn read_wheel(wheel: &Path, filename: &str) -> Result<WheelContents, WheelError> {
     let w = || wheel.to_path_buf();
     let size = fs_err::metadata(wheel)?.len();
     if size > MAX_WHEEL_BYTES {
@@ -347,8 +360,10 @@ pub fn read_wheel(wheel: &Path) -> Result<WheelContents, WheelError> {
             })
         }
     };
-    check_names_agree(wheel, &dist_info, &name)?;
-    verify_record(wheel, &dist_info, &meta_text("RECORD")?, &files)?;
+    check_names_agree(wheel, filename, &dist_info, &name)?;
+    let rows = parse_record(&meta_text("RECORD")?)
+        .map_err(|source| WheelError::Record { wheel: w(), source })?;
+    let record_problems = verify_record(&dist_info, &rows, &files);
 
     let signatures = [
         format!("{dist_info}/RECORD.jws"),
@@ -368,6 +383,7 @@ pub fn read_wheel(wheel: &Path) -> Result<WheelContents, WheelError> {
             .into_values()
             .filter(|m| !signatures.contains(&m.name))
             .collect(),
+        record_problems,
     })
 }
 
@@ -407,15 +423,16 @@ fn check_wheel_version(wheel: &Path, meta: &BTreeMap<String, String>) -> Result<
 }
 
 /// The dist-info directory and the wheel's file name must name the project in METADATA.
-fn check_names_agree(wheel: &Path, dist_info: &str, name: &str) -> Result<(), WheelError> {
+fn check_names_agree(
+    wheel: &Path,
+    filename: &str,
+    dist_info: &str,
+    name: &str,
+) -> Result<(), WheelError> {
     let want = normalize_name(name);
     let stem = &dist_info[..dist_info.len() - ".dist-info".len()];
     let info_name = stem.rsplit_once('-').map(|(n, _)| n).unwrap_or(stem);
-    let file_name = wheel
-        .file_name()
-        .and_then(|f| f.to_str())
-        .and_then(|f| f.split('-').next())
-        .unwrap_or("");
+    let file_name = filename.split('-').next().unwrap_or("");
     for (what, got) in [("dist-info directory", info_name), ("file name", file_name)] {
         if normalize_name(got) != want {
             return Err(WheelError::Layout {
@@ -427,60 +444,65 @@ fn check_names_agree(wheel: &Path, dist_info: &str, name: &str) -> Result<(), Wh
     Ok(())
 }
 
-/// Every member (other than RECORD and its signatures) must be in RECORD with a matching
-/// hash and size, and every RECORD entry must exist.
-fn verify_record(
-    wheel: &Path,
+/// Compares RECORD with the wheel's files. Each disagreement is returned rather than refused:
+/// the lock pins the sha256 of the whole wheel file and the zip's CRCs catch corruption, so
+/// RECORD adds no integrity of its own, and the installer writes a new RECORD from the files it
+/// installs (as pip does, pip not checking the hashes at all). RECORD, its signatures and rows
+/// naming no member are never used to decide what gets written.
+pub fn verify_record(
     dist_info: &str,
-    record_text: &str,
+    rows: &[RecordEntry],
     files: &BTreeMap<String, WheelMember>,
-) -> Result<(), WheelError> {
-    let bad = |member: &str, why: String| WheelError::Verify {
-        wheel: wheel.to_path_buf(),
-        member: member.to_string(),
-        why,
+) -> Vec<RecordProblem> {
+    let mut problems = Vec::new();
+    let mut note = |member: &str, problem: String| {
+        problems.push(RecordProblem {
+            member: member.to_string(),
+            problem,
+        })
     };
-    let rows = parse_record(record_text).map_err(|source| WheelError::Record {
-        wheel: wheel.to_path_buf(),
-        source,
-    })?;
     let unhashed: BTreeSet<String> = ["RECORD", "RECORD.jws", "RECORD.p7s"]
         .iter()
         .map(|f| format!("{dist_info}/{f}"))
         .collect();
     let mut listed = BTreeSet::new();
-    for row in &rows {
+    for row in rows {
         if !listed.insert(row.path.as_str()) {
-            return Err(bad(&row.path, "listed twice in RECORD".into()));
+            note(&row.path, "listed twice in RECORD".into());
+            continue;
         }
         if unhashed.contains(&row.path) {
             continue;
         }
-        let member = files.get(&row.path).ok_or_else(|| {
-            bad(
+        let Some(member) = files.get(&row.path) else {
+            note(
                 &row.path,
                 "listed in RECORD but missing from the wheel".into(),
-            )
-        })?;
-        let hash = row
-            .hash
-            .as_deref()
-            .ok_or_else(|| bad(&row.path, "RECORD has no hash for it".into()))?;
+            );
+            continue;
+        };
+        let Some(hash) = row.hash.as_deref() else {
+            note(&row.path, "RECORD has no hash for it".into());
+            continue;
+        };
         match hash_matches(hash, &member.data) {
             Ok(true) => {}
-            Ok(false) => return Err(bad(&row.path, "sha256 does not match RECORD".into())),
-            Err(e) => return Err(bad(&row.path, e.to_string())),
+            Ok(false) => {
+                let algo = hash.split_once('=').map_or(hash, |(a, _)| a);
+                note(&row.path, format!("{algo} does not match RECORD"));
+            }
+            Err(e) => note(&row.path, e.to_string()),
         }
         if row.size.is_some_and(|s| s != member.data.len() as u64) {
-            return Err(bad(&row.path, "size does not match RECORD".into()));
+            note(&row.path, "size does not match RECORD".into());
         }
     }
     for name in files.keys() {
         if !listed.contains(name.as_str()) && !unhashed.contains(name) {
-            return Err(bad(name, "not listed in RECORD".into()));
+            note(name, "not listed in RECORD".into());
         }
     }
-    Ok(())
+    problems
 }
 
 #[cfg(test)]
