@@ -225,7 +225,7 @@ fn cpython_tree(inputs: &EnvInputs, staging: &Path) -> anyhow::Result<Vec<TreeEn
     }
     fs_err::create_dir_all(staging.join(platform.site_packages(py_minor(inputs.lock)?)))?;
     remove_pycaches(&staging.join("python"))?;
-    crate::bytecode::compile_tree(inputs.host.get()?, staging, "python", &BTreeSet::new())
+    crate::bytecode::compile_tree(inputs.host.get()?, staging, &BTreeSet::new())
         .with_context(|| format!("compiling bytecode for {}", platform.name))?;
     Ok(scan_tree(staging)?)
 }
@@ -257,16 +257,17 @@ fn packages_tree(
     };
     let mut console_scripts: Vec<EntryPoint> = Vec::new();
     let mut warnings = Vec::new();
+    let mut not_compiled = cpython_paths.clone();
     for w in inputs.wheels {
         let dist = install_wheel(&w.path, &w.filename, &target)
             .with_context(|| format!("installing {}", w.filename))?;
         console_scripts.extend(dist.console_scripts);
         warnings.extend(dist.warnings);
+        not_compiled.extend(dist.launchers);
     }
     console_scripts.sort_by(|a, b| a.name.cmp(&b.name));
     console_scripts.dedup_by(|a, b| a.name == b.name);
-    let site = platform.site_packages(py_minor);
-    crate::bytecode::compile_tree(inputs.host.get()?, staging, &site, cpython_paths)
+    crate::bytecode::compile_tree(inputs.host.get()?, staging, &not_compiled)
         .with_context(|| format!("compiling package bytecode for {}", platform.name))?;
     let entries = scan_tree(staging)?
         .into_iter()

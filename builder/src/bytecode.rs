@@ -32,19 +32,15 @@ for rel in sys.stdin.read().split("\0"):
 print(json.dumps(failed))
 "#;
 
-/// Compile every `.py` under `tree/under` that is not in `skip` (paths relative to `tree`).
+/// Compile every `.py` under `tree/python` that is not in `skip` (paths relative to `tree`).
 /// Returns the files that are not valid Python (test data and the like), which are left
 /// without a pyc, as an installer would.
 pub fn compile_tree(
     host: &HostPython,
     tree: &Path,
-    under: &str,
     skip: &BTreeSet<String>,
 ) -> anyhow::Result<Vec<String>> {
-    let python_dir = tree.join(under);
-    if !python_dir.is_dir() {
-        return Ok(Vec::new());
-    }
+    let python_dir = tree.join("python");
     let mut sources = Vec::new();
     for entry in walkdir::WalkDir::new(&python_dir).sort_by_file_name() {
         let entry = entry.with_context(|| format!("walking {}", python_dir.display()))?;

@@ -42,6 +42,9 @@ pub struct InstalledDist {
     pub dist_info: String,
     /// Every installed file, relative to the env root, sorted.
     pub files: Vec<String>,
+    /// The entry-point launchers among `files` (not the wheel's own files: bytecode
+    /// compilation leaves them alone, as pip's does, even when one is named `*.py`).
+    pub launchers: Vec<String>,
     /// The console scripts the wheel declares.
     pub console_scripts: Vec<EntryPoint>,
     /// What was wrong with the wheel but did not stop the install.
@@ -158,7 +161,7 @@ pub fn install_wheel(
     let sources: BTreeSet<&str> = mapped
         .iter()
         .map(|(_, dest, _)| dest.as_str())
-        .filter(|d| d.ends_with(".py") && d.starts_with(&format!("{site}/")))
+        .filter(|d| d.ends_with(".py"))
         .collect();
     let pyc_tag = format!(".cpython-3{}.pyc", target.py_minor);
     let regenerated: BTreeSet<String> = mapped
@@ -202,6 +205,7 @@ pub fn install_wheel(
         }
     }
 
+    let mut launchers = Vec::new();
     for (ep, _gui) in &scripts {
         let (dest, text) = match target.platform.launcher {
             LauncherKind::Posix => (
@@ -213,6 +217,7 @@ pub fn install_wheel(
                 windows_console_script(ep),
             ),
         };
+        launchers.push(dest.clone());
         add(
             &mut plan,
             wheel,
@@ -273,6 +278,7 @@ pub fn install_wheel(
         version: contents.version,
         dist_info,
         files: plan.into_keys().collect(),
+        launchers,
         console_scripts: scripts
             .into_iter()
             .filter(|(_, gui)| !gui)

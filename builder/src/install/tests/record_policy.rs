@@ -199,7 +199,7 @@ fn shipped_pycs_keep_record_true_to_disk_after_compiling() {
     let got = install(&whl, &env, &linux()).unwrap();
     let fresh = format!("{SITE}/demo/__pycache__/__init__.cpython-311.pyc");
     assert!(!got.files.contains(&fresh), "compiling writes it anew");
-    crate::bytecode::compile_tree(&host, &env, SITE, &Default::default()).unwrap();
+    crate::bytecode::compile_tree(&host, &env, &Default::default()).unwrap();
 
     let rows = assert_record_true_to_disk(&env, &got.dist_info);
     for kept in [
