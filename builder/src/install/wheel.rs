@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 
-use super::record::{hash_matches, parse_record, RecordEntry, RecordError};
+use super::record::{parse_record, verify_record, RecordError, RecordProblem};
 
 /// Largest wheel file we accept.
 pub const MAX_WHEEL_BYTES: u64 = 1 << 30;
@@ -117,17 +117,8 @@ pub struct WheelContents {
     /// Every regular file except RECORD signatures, sorted by name.
     pub members: Vec<WheelMember>,
     /// Where the wheel's RECORD disagrees with its files (installed anyway, see
-    /// [`verify_record`]).
+    /// [`super::record::verify_record`]).
     pub record_problems: Vec<RecordProblem>,
-}
-
-/// One way a wheel's RECORD disagrees with the files in the wheel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordProblem {
-    /// The member (or RECORD row) concerned.
-    pub member: String,
-    /// What disagrees, e.g. "sha256 does not match RECORD".
-    pub problem: String,
 }
 
 /// Checks one zip member name: relative, `/`-separated, no `.`/`..`, no drive letters or
@@ -186,6 +177,19 @@ pub fn declared_entry_count(bytes: &[u8]) -> Option<u64> {
         return None;
     }
     u64_at(rec + 32)
+}
+
+/// The Unix mode (external attributes >> 16) of the central directory header at `offset`, if
+/// it is there and non-zero.
+pub fn central_unix_mode(bytes: &[u8], offset: u64) -> Option<u32> {
+    const CENTRAL_SIG: [u8; 4] = [0x50, 0x4b, 0x01, 0x02];
+    let start = usize::try_from(offset).ok()?;
+    let header = bytes.get(start..start.checked_add(42)?)?;
+    if header[..4] != CENTRAL_SIG {
+        return None;
+    }
+    let attrs = u32::from_le_bytes(header[38..42].try_into().ok()?);
+    Some(attrs >> 16).filter(|&m| m != 0)
 }
 
 /// Key/value headers of an email-style metadata file (`WHEEL`, `METADATA`), up to the body.
@@ -266,7 +270,10 @@ pub fn read_wheel(wheel: &Path, filename: &str) -> Result<WheelContents, WheelEr
             member: name.clone(),
             why,
         })?;
-        let mode = entry.unix_mode();
+        // The Unix mode in the high half of the external attributes, whichever system the
+        // zip says made it: wheels built on Windows carry real modes there too (and pip reads
+        // them the same way).
+        let mode = central_unix_mode(&bytes, entry.central_header_start()).or(entry.unix_mode());
         if entry.is_symlink() || mode.is_some_and(|m| m & 0o170000 == 0o120000) {
             return Err(WheelError::Symlink {
                 wheel: w(),
@@ -312,7 +319,7 @@ pub fn read_wheel(wheel: &Path, filename: &str) -> Result<WheelContents, WheelEr
                 ),
             });
         }
-        let executable = mode.is_some_and(|m| m & 0o111 != 0);
+        let executable = mode.is_some_and(|m| m & 0o170000 == 0o100000 && m & 0o111 != 0);
         files.insert(
             name.clone(),
             WheelMember {
@@ -444,67 +451,6 @@ fn check_names_agree(
     Ok(())
 }
 
-/// Compares RECORD with the wheel's files. Each disagreement is returned rather than refused:
-/// the lock pins the sha256 of the whole wheel file and the zip's CRCs catch corruption, so
-/// RECORD adds no integrity of its own, and the installer writes a new RECORD from the files it
-/// installs (as pip does, pip not checking the hashes at all). RECORD, its signatures and rows
-/// naming no member are never used to decide what gets written.
-pub fn verify_record(
-    dist_info: &str,
-    rows: &[RecordEntry],
-    files: &BTreeMap<String, WheelMember>,
-) -> Vec<RecordProblem> {
-    let mut problems = Vec::new();
-    let mut note = |member: &str, problem: String| {
-        problems.push(RecordProblem {
-            member: member.to_string(),
-            problem,
-        })
-    };
-    let unhashed: BTreeSet<String> = ["RECORD", "RECORD.jws", "RECORD.p7s"]
-        .iter()
-        .map(|f| format!("{dist_info}/{f}"))
-        .collect();
-    let mut listed = BTreeSet::new();
-    for row in rows {
-        if !listed.insert(row.path.as_str()) {
-            note(&row.path, "listed twice in RECORD".into());
-            continue;
-        }
-        if unhashed.contains(&row.path) {
-            continue;
-        }
-        let Some(member) = files.get(&row.path) else {
-            note(
-                &row.path,
-                "listed in RECORD but missing from the wheel".into(),
-            );
-            continue;
-        };
-        let Some(hash) = row.hash.as_deref() else {
-            note(&row.path, "RECORD has no hash for it".into());
-            continue;
-        };
-        match hash_matches(hash, &member.data) {
-            Ok(true) => {}
-            Ok(false) => {
-                let algo = hash.split_once('=').map_or(hash, |(a, _)| a);
-                note(&row.path, format!("{algo} does not match RECORD"));
-            }
-            Err(e) => note(&row.path, e.to_string()),
-        }
-        if row.size.is_some_and(|s| s != member.data.len() as u64) {
-            note(&row.path, "size does not match RECORD".into());
-        }
-    }
-    for name in files.keys() {
-        if !listed.contains(name.as_str()) && !unhashed.contains(name) {
-            note(name, "not listed in RECORD".into());
-        }
-    }
-    problems
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -545,6 +491,32 @@ mod tests {
         assert_eq!(h["wheel-version"], "1.0");
         assert_eq!(h["tag"], "a");
         assert!(!h.contains_key("name"));
+    }
+
+    #[test]
+    fn central_modes() {
+        let mut buf = Cursor::new(Vec::new());
+        {
+            let mut z = zip::ZipWriter::new(&mut buf);
+            for (n, mode) in [("exe", 0o755), ("plain", 0o644)] {
+                let o = zip::write::SimpleFileOptions::default().unix_permissions(mode);
+                z.start_file(n, o).unwrap();
+            }
+            z.finish().unwrap();
+        }
+        let bytes = buf.into_inner();
+        let mut archive = zip::ZipArchive::new(Cursor::new(bytes.as_slice())).unwrap();
+        for (i, want) in [0o100755, 0o100644].into_iter().enumerate() {
+            let offset = archive.by_index(i).unwrap().central_header_start();
+            assert_eq!(central_unix_mode(&bytes, offset), Some(want));
+        }
+        assert_eq!(
+            central_unix_mode(&bytes, 0),
+            None,
+            "a local header is not central"
+        );
+        assert_eq!(central_unix_mode(&bytes, u64::MAX), None);
+        assert_eq!(central_unix_mode(b"PK\x01\x02", 0), None, "truncated");
     }
 
     #[test]
