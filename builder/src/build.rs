@@ -479,3 +479,29 @@ fn fetch_pinned(
         .with_context(|| format!("downloading {filename}"))?;
     Ok(blob.path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_are_flat_json_objects() {
+        let w = BuildWarning {
+            platform: "macos-arm64".into(),
+            warning: InstallWarning {
+                wheel: "cmake-3.31.6-py3-none-macosx_10_10_universal2.whl".into(),
+                file: "cmake-3.31.6.dist-info/WHEEL".into(),
+                problem: "sha256 does not match RECORD".into(),
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&w).unwrap(),
+            serde_json::json!({
+                "platform": "macos-arm64",
+                "wheel": "cmake-3.31.6-py3-none-macosx_10_10_universal2.whl",
+                "file": "cmake-3.31.6.dist-info/WHEEL",
+                "problem": "sha256 does not match RECORD",
+            })
+        );
+    }
+}

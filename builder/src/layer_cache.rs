@@ -138,6 +138,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn console_scripts_and_warnings_come_back_from_the_cache() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = Cache::open(Some(&tmp.path().join("cache"))).unwrap();
+        let tree = tmp.path().join("tree");
+        fs_err::create_dir_all(&tree).unwrap();
+        fs_err::write(tree.join("f"), b"x").unwrap();
+        let entries = envpack_layers::tree::scan_tree(&tree).unwrap();
+        let (desc, blob) = envpack_layers::layer::write_layer(
+            "packages",
+            &tree,
+            &entries,
+            0,
+            envpack_layers::compress::Compression::Gzip,
+            tmp.path(),
+        )
+        .unwrap();
+        let warning = InstallWarning {
+            wheel: "cmake-3.31.6-py3-none-macosx_10_10_universal2.whl".into(),
+            file: "cmake-3.31.6.dist-info/WHEEL".into(),
+            problem: "sha256 does not match RECORD".into(),
+        };
+        let extra = LayerExtra {
+            console_scripts: vec![EntryPoint::new("cmake", "cmake", "cmake")],
+            warnings: vec![warning.clone()],
+        };
+        store(&cache, "k", desc, &blob, entries, extra).unwrap();
+        let hit = load(&cache, "k").unwrap();
+        assert_eq!(hit.extra.warnings, vec![warning]);
+        assert_eq!(hit.extra.console_scripts[0].name, "cmake");
+        assert!(load(&cache, "other").is_none());
+    }
+
+    #[test]
     fn keys_depend_on_every_part_and_order() {
         let a = key(&["cpython", "x", "1"]);
         assert_eq!(a, key(&["cpython", "x", "1"]));

@@ -25,6 +25,9 @@ fn assert_record_true_to_disk(env: &Path, dist_info: &str) -> Vec<String> {
     paths
 }
 
+/// A change to a consistent RECORD's text.
+type RecordEdit = Box<dyn Fn(String) -> String>;
+
 #[test]
 fn record_disagreements_install_with_a_warning() {
     let tmp = tempfile::tempdir().unwrap();
@@ -34,7 +37,7 @@ fn record_disagreements_install_with_a_warning() {
     assert!(clean.warnings.is_empty(), "{:?}", clean.warnings);
 
     let other_hash = record::record_hash(b"other bytes");
-    let cases: Vec<(Box<dyn Fn(String) -> String>, &str, &str)> = vec![
+    let cases: Vec<(RecordEdit, &str, &str)> = vec![
         (
             Box::new(move |r: String| {
                 let row = r
