@@ -16,9 +16,9 @@ use crate::cache::Cache;
 use crate::conan_home::{conan_home_files, ConanRemote};
 use crate::host_python::LazyHost;
 use crate::install::entry_points::EntryPoint;
-use crate::install::{install_wheel, InstallTarget};
+use crate::install::{install_wheel, InstallTarget, InstallWarning};
 use crate::launcher::GeneratedFile;
-use crate::layer_cache::{self, CachedLayer};
+use crate::layer_cache::{self, CachedLayer, LayerExtra};
 use crate::lock::{Lock, LockedPlatform};
 use crate::platform::Platform;
 
@@ -106,7 +106,14 @@ pub fn stable_layers(
                 work,
             )
             .context("writing layer cpython")?;
-            layer_cache::store(inputs.cache, &cpython_key, desc, &path, entries, Vec::new())?
+            layer_cache::store(
+                inputs.cache,
+                &cpython_key,
+                desc,
+                &path,
+                entries,
+                LayerExtra::default(),
+            )?
         }
     };
 
@@ -121,21 +128,38 @@ pub fn stable_layers(
     parts.extend(wheel_ids.iter().map(String::as_str));
     let packages_key = layer_cache::key(&parts);
     let packages = match layer_cache::load(inputs.cache, &packages_key) {
-        Some(hit) => hit,
+        Some(hit) => {
+            // The install that found them ran in an earlier build; say it again.
+            for w in &hit.extra.warnings {
+                w.log();
+            }
+            hit
+        }
         None => {
             let cpython_paths: BTreeSet<String> =
                 cpython.entries.iter().map(|e| e.path.clone()).collect();
-            let (entries, scripts) = packages_tree(inputs, staging, &cpython_paths)?;
+            let tree = packages_tree(inputs, staging, &cpython_paths)?;
             let (desc, path) = write_layer(
                 "packages",
                 staging,
-                &entries,
+                &tree.entries,
                 inputs.epoch,
                 inputs.compression,
                 work,
             )
             .context("writing layer packages")?;
-            layer_cache::store(inputs.cache, &packages_key, desc, &path, entries, scripts)?
+            let extra = LayerExtra {
+                console_scripts: tree.console_scripts,
+                warnings: tree.warnings,
+            };
+            layer_cache::store(
+                inputs.cache,
+                &packages_key,
+                desc,
+                &path,
+                tree.entries,
+                extra,
+            )?
         }
     };
     let conan_version = conan_version(inputs.locked);
@@ -161,6 +185,8 @@ pub struct AssembledEnv {
     pub cpython_paths: BTreeSet<String>,
     /// Conan version installed, if any.
     pub conan_version: Option<String>,
+    /// Wheel defects that did not stop the install.
+    pub warnings: Vec<InstallWarning>,
 }
 
 /// Assemble the complete tree of one platform under `staging` (which must be empty).
@@ -169,12 +195,18 @@ pub fn assemble(inputs: &EnvInputs, staging: &Path) -> anyhow::Result<AssembledE
         .into_iter()
         .map(|e| e.path)
         .collect();
-    let (_, scripts) = packages_tree(inputs, staging, &cpython_paths)?;
+    let packages = packages_tree(inputs, staging, &cpython_paths)?;
     let conan_version = conan_version(inputs.locked);
-    config_files(inputs, conan_version.as_deref(), &scripts, staging)?;
+    config_files(
+        inputs,
+        conan_version.as_deref(),
+        &packages.console_scripts,
+        staging,
+    )?;
     Ok(AssembledEnv {
         cpython_paths,
         conan_version,
+        warnings: packages.warnings,
     })
 }
 
@@ -198,13 +230,23 @@ fn cpython_tree(inputs: &EnvInputs, staging: &Path) -> anyhow::Result<Vec<TreeEn
     Ok(scan_tree(staging)?)
 }
 
+/// What installing the wheels added to a tree.
+struct PackagesTree {
+    /// The new entries (the packages layer).
+    entries: Vec<TreeEntry>,
+    /// Console scripts of all the wheels.
+    console_scripts: Vec<EntryPoint>,
+    /// Wheel defects that did not stop the install.
+    warnings: Vec<InstallWarning>,
+}
+
 /// Install the wheels into `staging` (which holds CPython, or at least its site-packages dir)
-/// and compile their bytecode; returns the new entries (the packages layer) and console scripts.
+/// and compile their bytecode.
 fn packages_tree(
     inputs: &EnvInputs,
     staging: &Path,
     cpython_paths: &BTreeSet<String>,
-) -> anyhow::Result<(Vec<TreeEntry>, Vec<EntryPoint>)> {
+) -> anyhow::Result<PackagesTree> {
     let platform = inputs.platform;
     let py_minor = py_minor(inputs.lock)?;
     fs_err::create_dir_all(staging.join(platform.site_packages(py_minor)))?;
@@ -214,16 +256,18 @@ fn packages_tree(
         py_minor,
     };
     let mut console_scripts: Vec<EntryPoint> = Vec::new();
-    let names = tempfile::tempdir().context("creating a temp dir")?;
+    let mut warnings = Vec::new();
+    let mut not_compiled = cpython_paths.clone();
     for w in inputs.wheels {
-        let named = link_with_name(&w.path, &w.filename, names.path())?;
-        let dist =
-            install_wheel(&named, &target).with_context(|| format!("installing {}", w.filename))?;
+        let dist = install_wheel(&w.path, &w.filename, &target)
+            .with_context(|| format!("installing {}", w.filename))?;
         console_scripts.extend(dist.console_scripts);
+        warnings.extend(dist.warnings);
+        not_compiled.extend(dist.launchers);
     }
     console_scripts.sort_by(|a, b| a.name.cmp(&b.name));
     console_scripts.dedup_by(|a, b| a.name == b.name);
-    crate::bytecode::compile_tree(inputs.host.get()?, staging, cpython_paths)
+    crate::bytecode::compile_tree(inputs.host.get()?, staging, &not_compiled)
         .with_context(|| format!("compiling package bytecode for {}", platform.name))?;
     let entries = scan_tree(staging)?
         .into_iter()
@@ -232,7 +276,11 @@ fn packages_tree(
                 && !cpython_paths.contains(&e.path)
         })
         .collect();
-    Ok((entries, console_scripts))
+    Ok(PackagesTree {
+        entries,
+        console_scripts,
+        warnings,
+    })
 }
 
 /// Write the Conan home template, launchers, activation scripts and the lock into `staging`.
@@ -292,21 +340,6 @@ pub fn config_files(
         write_generated(staging, f)?;
     }
     Ok(())
-}
-
-/// Cached blobs are named by hash; the installer checks a wheel's file name against its
-/// metadata, so give it a link with the real name.
-pub fn link_with_name(blob: &Path, filename: &str, dir: &Path) -> anyhow::Result<PathBuf> {
-    envpack_layers::tree::validate_rel_path(filename)?;
-    if filename.contains('/') {
-        bail!("bad wheel file name {filename:?}");
-    }
-    let link = dir.join(filename);
-    if fs_err::symlink_metadata(&link).is_ok() {
-        fs_err::remove_file(&link)?;
-    }
-    fs_err::hard_link(blob, &link).or_else(|_| fs_err::copy(blob, &link).map(|_| ()))?;
-    Ok(link)
 }
 
 /// Write one generated file (parents created, exec bit as asked).

@@ -13,6 +13,7 @@ use crate::http::HttpClient;
 use crate::image::archive::write_layout_archive;
 use crate::image::{place_layout, BuiltImage, ImageSettings, ImageWriter};
 use crate::index::SimpleIndex;
+use crate::install::InstallWarning;
 use crate::lock::{Lock, LockedFile, LockedPackage, PackageKind};
 use crate::package::{package, BuiltArtifact, EnvMeta};
 use crate::platform::{self, Platform};
@@ -84,6 +85,18 @@ pub struct BuildOutput {
     pub artifacts: Vec<BuiltArtifact>,
     /// The image (OCI formats).
     pub image: Option<BuiltImage>,
+    /// Wheel defects that did not stop the build (also logged as warnings).
+    pub warnings: Vec<BuildWarning>,
+}
+
+/// A wheel defect one platform's install warned about.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BuildWarning {
+    /// The platform whose env holds the wheel.
+    pub platform: String,
+    /// What is wrong.
+    #[serde(flatten)]
+    pub warning: InstallWarning,
 }
 
 /// Where each platform's tree goes once assembled.
@@ -131,6 +144,13 @@ pub fn build(lock: &Lock, lock_text: &str, opts: &BuildOptions) -> anyhow::Resul
         _ => lock.image_bases.clone(),
     };
 
+    let mut warnings = Vec::new();
+    let mut found = |platform: &str, found: &[InstallWarning]| {
+        warnings.extend(found.iter().map(|w| BuildWarning {
+            platform: platform.to_string(),
+            warning: w.clone(),
+        }))
+    };
     for p in &chosen {
         let locked = lock
             .platform(&p.name)
@@ -175,10 +195,11 @@ pub fn build(lock: &Lock, lock_text: &str, opts: &BuildOptions) -> anyhow::Resul
                     .tempdir_in(&work_dir)
                     .with_context(|| format!("creating a work dir in {}", work_dir.display()))?;
                 let stable = stable_layers(&inputs, staging.path(), layer_work.path())?;
+                found(&p.name, &stable.packages.extra.warnings);
                 config_files(
                     &inputs,
                     stable.conan_version.as_deref(),
-                    &stable.packages.console_scripts,
+                    &stable.packages.extra.console_scripts,
                     staging.path(),
                 )?;
                 (opts.progress)(&format!("writing layers for {}", p.name));
@@ -207,6 +228,7 @@ pub fn build(lock: &Lock, lock_text: &str, opts: &BuildOptions) -> anyhow::Resul
                 };
                 writer.set_base(base);
                 let assembled = assemble(&inputs, staging.path())?;
+                found(&p.name, &assembled.warnings);
                 (opts.progress)(&format!("writing image layers for {}", p.name));
                 writer.add_platform(staging.path(), &assembled, &meta, p)?;
             }
@@ -217,6 +239,7 @@ pub fn build(lock: &Lock, lock_text: &str, opts: &BuildOptions) -> anyhow::Resul
         Sink::Tarball(artifacts) => Ok(BuildOutput {
             artifacts,
             image: None,
+            warnings,
         }),
         Sink::Image { writer, work } => {
             let mut image = writer.finish()?;
@@ -233,6 +256,7 @@ pub fn build(lock: &Lock, lock_text: &str, opts: &BuildOptions) -> anyhow::Resul
             Ok(BuildOutput {
                 artifacts: Vec::new(),
                 image: Some(image),
+                warnings,
             })
         }
     }
@@ -472,4 +496,30 @@ fn fetch_pinned(
         .fetch(opts.http, &file.url, Some((*sha256, Some(size))))
         .with_context(|| format!("downloading {filename}"))?;
     Ok(blob.path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_are_flat_json_objects() {
+        let w = BuildWarning {
+            platform: "macos-arm64".into(),
+            warning: InstallWarning {
+                wheel: "cmake-3.31.6-py3-none-macosx_10_10_universal2.whl".into(),
+                file: "cmake-3.31.6.dist-info/WHEEL".into(),
+                problem: "sha256 does not match RECORD".into(),
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&w).unwrap(),
+            serde_json::json!({
+                "platform": "macos-arm64",
+                "wheel": "cmake-3.31.6-py3-none-macosx_10_10_universal2.whl",
+                "file": "cmake-3.31.6.dist-info/WHEEL",
+                "problem": "sha256 does not match RECORD",
+            })
+        );
+    }
 }

@@ -10,7 +10,8 @@ use crate::platform::Platform;
 
 /// An unpacked, runnable CPython of the locked version for this machine.
 pub struct HostPython {
-    _dir: tempfile::TempDir,
+    /// Where the archive was unpacked (none for an interpreter already installed).
+    _dir: Option<tempfile::TempDir>,
     /// The interpreter.
     pub exe: PathBuf,
     /// The host platform.
@@ -41,30 +42,56 @@ impl HostPython {
                 platform.python_exe()
             );
         }
-        let out = std::process::Command::new(&exe)
-            .args([
-                "-I",
-                "-c",
-                "import sys; print('%d.%d.%d' % sys.version_info[:3])",
-            ])
-            .output()
-            .with_context(|| format!("running {}", exe.display()))?;
-        let got = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        if !out.status.success() || got != version {
+        let got = run_version(&exe)?;
+        if got != version {
             bail!(
-                "the locked CPython for {} does not run here or is not {version} (got {got:?}; {})",
-                platform.name,
-                String::from_utf8_lossy(&out.stderr).trim()
+                "the locked CPython for {} does not run here or is not {version} (got {got:?})",
+                platform.name
             );
         }
         Ok(HostPython {
-            _dir: dir,
+            _dir: Some(dir),
             exe,
             platform,
             py_minor,
             version: version.to_string(),
         })
     }
+
+    /// An interpreter already installed on this machine (tests use the machine's own CPython
+    /// as pip's is the reference), checked to run.
+    pub fn installed(exe: PathBuf, platform: Platform) -> anyhow::Result<Self> {
+        let version = run_version(&exe)?;
+        let (_, py_minor, _) =
+            crate::spec::parse_python_version(&version).map_err(anyhow::Error::msg)?;
+        Ok(HostPython {
+            _dir: None,
+            exe,
+            platform,
+            py_minor,
+            version,
+        })
+    }
+}
+
+/// The `X.Y.Z` version `exe` reports.
+fn run_version(exe: &std::path::Path) -> anyhow::Result<String> {
+    let out = std::process::Command::new(exe)
+        .args([
+            "-I",
+            "-c",
+            "import sys; print('%d.%d.%d' % sys.version_info[:3])",
+        ])
+        .output()
+        .with_context(|| format!("running {}", exe.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} does not run: {}",
+            exe.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// The build host's CPython, unpacked on first use: a build whose layers all come from the

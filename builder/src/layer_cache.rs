@@ -16,6 +16,7 @@ use serde_json::json;
 
 use crate::cache::Cache;
 use crate::install::entry_points::EntryPoint;
+use crate::install::InstallWarning;
 
 /// A layer found in (or about to go into) the cache.
 pub struct CachedLayer {
@@ -25,8 +26,17 @@ pub struct CachedLayer {
     pub blob: PathBuf,
     /// The entries written into it.
     pub entries: Vec<TreeEntry>,
+    /// What building it found besides its files.
+    pub extra: LayerExtra,
+}
+
+/// What building a layer found besides its files, kept with it in the cache.
+#[derive(Default)]
+pub struct LayerExtra {
     /// Console scripts of the packages layer.
     pub console_scripts: Vec<EntryPoint>,
+    /// Wheel defects the install of the packages layer warned about.
+    pub warnings: Vec<InstallWarning>,
 }
 
 /// Key over the given parts, in order.
@@ -62,6 +72,10 @@ pub fn load(cache: &Cache, key: &str) -> Option<CachedLayer> {
                     .collect()
             })
             .unwrap_or_default();
+        let warnings: Vec<InstallWarning> = match v.get("warnings") {
+            Some(w) => serde_json::from_value(w.clone())?,
+            None => Vec::new(),
+        };
         let blob = cache
             .get(&desc.digest)?
             .context("layer blob no longer in the cache")?;
@@ -69,7 +83,10 @@ pub fn load(cache: &Cache, key: &str) -> Option<CachedLayer> {
             desc,
             blob,
             entries: manifest.entries,
-            console_scripts,
+            extra: LayerExtra {
+                console_scripts,
+                warnings,
+            },
         })
     })();
     match parsed {
@@ -88,10 +105,11 @@ pub fn store(
     desc: LayerDesc,
     blob: &std::path::Path,
     entries: Vec<TreeEntry>,
-    console_scripts: Vec<EntryPoint>,
+    extra: LayerExtra,
 ) -> anyhow::Result<CachedLayer> {
     let cached = cache.insert_file(blob)?;
-    let scripts: Vec<serde_json::Value> = console_scripts
+    let scripts: Vec<serde_json::Value> = extra
+        .console_scripts
         .iter()
         .map(|e| json!({"name": e.name, "module": e.module, "attr": e.attr}))
         .collect();
@@ -100,6 +118,7 @@ pub fn store(
         "desc": desc,
         "entries": String::from_utf8_lossy(&manifest.to_bytes()),
         "console_scripts": scripts,
+        "warnings": extra.warnings,
     });
     let path = entry_path(cache, key);
     if let Some(dir) = path.parent() {
@@ -110,13 +129,46 @@ pub fn store(
         desc,
         blob: cached.path,
         entries: manifest.entries,
-        console_scripts,
+        extra,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn console_scripts_and_warnings_come_back_from_the_cache() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = Cache::open(Some(&tmp.path().join("cache"))).unwrap();
+        let tree = tmp.path().join("tree");
+        fs_err::create_dir_all(&tree).unwrap();
+        fs_err::write(tree.join("f"), b"x").unwrap();
+        let entries = envpack_layers::tree::scan_tree(&tree).unwrap();
+        let (desc, blob) = envpack_layers::layer::write_layer(
+            "packages",
+            &tree,
+            &entries,
+            0,
+            envpack_layers::compress::Compression::Gzip,
+            tmp.path(),
+        )
+        .unwrap();
+        let warning = InstallWarning {
+            wheel: "cmake-3.31.6-py3-none-macosx_10_10_universal2.whl".into(),
+            file: "cmake-3.31.6.dist-info/WHEEL".into(),
+            problem: "sha256 does not match RECORD".into(),
+        };
+        let extra = LayerExtra {
+            console_scripts: vec![EntryPoint::new("cmake", "cmake", "cmake")],
+            warnings: vec![warning.clone()],
+        };
+        store(&cache, "k", desc, &blob, entries, extra).unwrap();
+        let hit = load(&cache, "k").unwrap();
+        assert_eq!(hit.extra.warnings, vec![warning]);
+        assert_eq!(hit.extra.console_scripts[0].name, "cmake");
+        assert!(load(&cache, "other").is_none());
+    }
 
     #[test]
     fn keys_depend_on_every_part_and_order() {

@@ -402,7 +402,8 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
                 },
             )?;
             if cli.json {
-                let mut v = serde_json::json!({"artifacts": built.artifacts});
+                let mut v =
+                    serde_json::json!({"artifacts": built.artifacts, "warnings": built.warnings});
                 if let Some(image) = &built.image {
                     v["image"] = serde_json::to_value(image)?;
                 }

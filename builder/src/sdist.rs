@@ -220,7 +220,6 @@ fn install_build_env(
         platform: &host.platform,
         py_minor: host.py_minor,
     };
-    let names = tempfile::tempdir().context("creating a temp dir")?;
     for pin in pins {
         let path = cache.get(&pin.sha256)?.ok_or_else(|| {
             anyhow!(
@@ -229,8 +228,7 @@ fn install_build_env(
                 pin.sha256
             )
         })?;
-        let path = crate::assemble::link_with_name(&path, &pin.filename, names.path())?;
-        install_wheel(&path, &target)
+        install_wheel(&path, &pin.filename, &target)
             .with_context(|| format!("installing build package {}", pin.filename))?;
     }
     Ok(())

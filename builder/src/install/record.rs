@@ -1,7 +1,11 @@
 //! The `RECORD` file of an installed distribution (PEP 376 / PEP 627): CSV rows of
 //! `path,hash,size`, with hashes written as `<algo>=<urlsafe-base64-nopad digest>`.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use sha2::{Digest, Sha256, Sha384, Sha512};
+
+use super::wheel::WheelMember;
 
 /// One row of a RECORD file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,6 +223,76 @@ fn b64_urlsafe_decode(text: &str) -> Option<Vec<u8>> {
         return None;
     }
     Some(out)
+}
+
+/// One way a wheel's RECORD disagrees with the files in the wheel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordProblem {
+    /// The member (or RECORD row) concerned.
+    pub member: String,
+    /// What disagrees, e.g. "sha256 does not match RECORD".
+    pub problem: String,
+}
+
+/// Compares RECORD with the wheel's files. Each disagreement is returned rather than refused:
+/// the lock pins the sha256 of the whole wheel file and the zip's CRCs catch corruption, so
+/// RECORD adds no integrity of its own, and the installer writes a new RECORD from the files it
+/// installs (as pip does, pip not checking the hashes at all). RECORD, its signatures and rows
+/// naming no member are never used to decide what gets written.
+pub fn verify_record(
+    dist_info: &str,
+    rows: &[RecordEntry],
+    files: &BTreeMap<String, WheelMember>,
+) -> Vec<RecordProblem> {
+    let mut problems = Vec::new();
+    let mut note = |member: &str, problem: String| {
+        problems.push(RecordProblem {
+            member: member.to_string(),
+            problem,
+        })
+    };
+    let unhashed: BTreeSet<String> = ["RECORD", "RECORD.jws", "RECORD.p7s"]
+        .iter()
+        .map(|f| format!("{dist_info}/{f}"))
+        .collect();
+    let mut listed = BTreeSet::new();
+    for row in rows {
+        if !listed.insert(row.path.as_str()) {
+            note(&row.path, "listed twice in RECORD".into());
+            continue;
+        }
+        if unhashed.contains(&row.path) {
+            continue;
+        }
+        let Some(member) = files.get(&row.path) else {
+            note(
+                &row.path,
+                "listed in RECORD but missing from the wheel".into(),
+            );
+            continue;
+        };
+        let Some(hash) = row.hash.as_deref() else {
+            note(&row.path, "RECORD has no hash for it".into());
+            continue;
+        };
+        match hash_matches(hash, &member.data) {
+            Ok(true) => {}
+            Ok(false) => {
+                let algo = hash.split_once('=').map_or(hash, |(a, _)| a);
+                note(&row.path, format!("{algo} does not match RECORD"));
+            }
+            Err(e) => note(&row.path, e.to_string()),
+        }
+        if row.size.is_some_and(|s| s != member.data.len() as u64) {
+            note(&row.path, "size does not match RECORD".into());
+        }
+    }
+    for name in files.keys() {
+        if !listed.contains(name.as_str()) && !unhashed.contains(name) {
+            note(name, "not listed in RECORD".into());
+        }
+    }
+    problems
 }
 
 #[cfg(test)]

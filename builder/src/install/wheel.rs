@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 
-use super::record::{hash_matches, parse_record, RecordError};
+use super::record::{parse_record, verify_record, RecordError, RecordProblem};
 
 /// Largest wheel file we accept.
 pub const MAX_WHEEL_BYTES: u64 = 1 << 30;
@@ -78,7 +78,7 @@ pub enum WheelError {
         /// The parse error.
         source: RecordError,
     },
-    /// A member does not match RECORD (hash, size, missing entry).
+    /// A member cannot be read back from the zip (corrupt data, wrong size).
     #[error("{wheel}: {member}: {why}")]
     Verify {
         /// The wheel.
@@ -116,6 +116,9 @@ pub struct WheelContents {
     pub root_is_purelib: bool,
     /// Every regular file except RECORD signatures, sorted by name.
     pub members: Vec<WheelMember>,
+    /// Where the wheel's RECORD disagrees with its files (installed anyway, see
+    /// [`super::record::verify_record`]).
+    pub record_problems: Vec<RecordProblem>,
 }
 
 /// Checks one zip member name: relative, `/`-separated, no `.`/`..`, no drive letters or
@@ -176,6 +179,19 @@ pub fn declared_entry_count(bytes: &[u8]) -> Option<u64> {
     u64_at(rec + 32)
 }
 
+/// The Unix mode (external attributes >> 16) of the central directory header at `offset`, if
+/// it is there and non-zero.
+pub fn central_unix_mode(bytes: &[u8], offset: u64) -> Option<u32> {
+    const CENTRAL_SIG: [u8; 4] = [0x50, 0x4b, 0x01, 0x02];
+    let start = usize::try_from(offset).ok()?;
+    let header = bytes.get(start..start.checked_add(42)?)?;
+    if header[..4] != CENTRAL_SIG {
+        return None;
+    }
+    let attrs = u32::from_le_bytes(header[38..42].try_into().ok()?);
+    Some(attrs >> 16).filter(|&m| m != 0)
+}
+
 /// Key/value headers of an email-style metadata file (`WHEEL`, `METADATA`), up to the body.
 pub fn parse_headers(text: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
@@ -209,8 +225,9 @@ pub fn normalize_name(name: &str) -> String {
     out
 }
 
-/// Reads and verifies `wheel` completely.
-pub fn read_wheel(wheel: &Path) -> Result<WheelContents, WheelError> {
+/// Reads and verifies `wheel` completely. `filename` is the wheel's real file name (a cached
+/// file is named by its hash), checked against the metadata; errors name `wheel`.
+pub fn read_wheel(wheel: &Path, filename: &str) -> Result<WheelContents, WheelError> {
     let w = || wheel.to_path_buf();
     let size = fs_err::metadata(wheel)?.len();
     if size > MAX_WHEEL_BYTES {
@@ -253,7 +270,10 @@ pub fn read_wheel(wheel: &Path) -> Result<WheelContents, WheelError> {
             member: name.clone(),
             why,
         })?;
-        let mode = entry.unix_mode();
+        // The Unix mode in the high half of the external attributes, whichever system the
+        // zip says made it: wheels built on Windows carry real modes there too (and pip reads
+        // them the same way).
+        let mode = central_unix_mode(&bytes, entry.central_header_start()).or(entry.unix_mode());
         if entry.is_symlink() || mode.is_some_and(|m| m & 0o170000 == 0o120000) {
             return Err(WheelError::Symlink {
                 wheel: w(),
@@ -299,7 +319,7 @@ pub fn read_wheel(wheel: &Path) -> Result<WheelContents, WheelError> {
                 ),
             });
         }
-        let executable = mode.is_some_and(|m| m & 0o111 != 0);
+        let executable = mode.is_some_and(|m| m & 0o170000 == 0o100000 && m & 0o111 != 0);
         files.insert(
             name.clone(),
             WheelMember {
@@ -347,8 +367,10 @@ pub fn read_wheel(wheel: &Path) -> Result<WheelContents, WheelError> {
             })
         }
     };
-    check_names_agree(wheel, &dist_info, &name)?;
-    verify_record(wheel, &dist_info, &meta_text("RECORD")?, &files)?;
+    check_names_agree(wheel, filename, &dist_info, &name)?;
+    let rows = parse_record(&meta_text("RECORD")?)
+        .map_err(|source| WheelError::Record { wheel: w(), source })?;
+    let record_problems = verify_record(&dist_info, &rows, &files);
 
     let signatures = [
         format!("{dist_info}/RECORD.jws"),
@@ -368,6 +390,7 @@ pub fn read_wheel(wheel: &Path) -> Result<WheelContents, WheelError> {
             .into_values()
             .filter(|m| !signatures.contains(&m.name))
             .collect(),
+        record_problems,
     })
 }
 
@@ -407,77 +430,22 @@ fn check_wheel_version(wheel: &Path, meta: &BTreeMap<String, String>) -> Result<
 }
 
 /// The dist-info directory and the wheel's file name must name the project in METADATA.
-fn check_names_agree(wheel: &Path, dist_info: &str, name: &str) -> Result<(), WheelError> {
+fn check_names_agree(
+    wheel: &Path,
+    filename: &str,
+    dist_info: &str,
+    name: &str,
+) -> Result<(), WheelError> {
     let want = normalize_name(name);
     let stem = &dist_info[..dist_info.len() - ".dist-info".len()];
     let info_name = stem.rsplit_once('-').map(|(n, _)| n).unwrap_or(stem);
-    let file_name = wheel
-        .file_name()
-        .and_then(|f| f.to_str())
-        .and_then(|f| f.split('-').next())
-        .unwrap_or("");
+    let file_name = filename.split('-').next().unwrap_or("");
     for (what, got) in [("dist-info directory", info_name), ("file name", file_name)] {
         if normalize_name(got) != want {
             return Err(WheelError::Layout {
                 wheel: wheel.to_path_buf(),
                 why: format!("{what} names {got:?} but METADATA names {name:?}"),
             });
-        }
-    }
-    Ok(())
-}
-
-/// Every member (other than RECORD and its signatures) must be in RECORD with a matching
-/// hash and size, and every RECORD entry must exist.
-fn verify_record(
-    wheel: &Path,
-    dist_info: &str,
-    record_text: &str,
-    files: &BTreeMap<String, WheelMember>,
-) -> Result<(), WheelError> {
-    let bad = |member: &str, why: String| WheelError::Verify {
-        wheel: wheel.to_path_buf(),
-        member: member.to_string(),
-        why,
-    };
-    let rows = parse_record(record_text).map_err(|source| WheelError::Record {
-        wheel: wheel.to_path_buf(),
-        source,
-    })?;
-    let unhashed: BTreeSet<String> = ["RECORD", "RECORD.jws", "RECORD.p7s"]
-        .iter()
-        .map(|f| format!("{dist_info}/{f}"))
-        .collect();
-    let mut listed = BTreeSet::new();
-    for row in &rows {
-        if !listed.insert(row.path.as_str()) {
-            return Err(bad(&row.path, "listed twice in RECORD".into()));
-        }
-        if unhashed.contains(&row.path) {
-            continue;
-        }
-        let member = files.get(&row.path).ok_or_else(|| {
-            bad(
-                &row.path,
-                "listed in RECORD but missing from the wheel".into(),
-            )
-        })?;
-        let hash = row
-            .hash
-            .as_deref()
-            .ok_or_else(|| bad(&row.path, "RECORD has no hash for it".into()))?;
-        match hash_matches(hash, &member.data) {
-            Ok(true) => {}
-            Ok(false) => return Err(bad(&row.path, "sha256 does not match RECORD".into())),
-            Err(e) => return Err(bad(&row.path, e.to_string())),
-        }
-        if row.size.is_some_and(|s| s != member.data.len() as u64) {
-            return Err(bad(&row.path, "size does not match RECORD".into()));
-        }
-    }
-    for name in files.keys() {
-        if !listed.contains(name.as_str()) && !unhashed.contains(name) {
-            return Err(bad(name, "not listed in RECORD".into()));
         }
     }
     Ok(())
@@ -523,6 +491,32 @@ mod tests {
         assert_eq!(h["wheel-version"], "1.0");
         assert_eq!(h["tag"], "a");
         assert!(!h.contains_key("name"));
+    }
+
+    #[test]
+    fn central_modes() {
+        let mut buf = Cursor::new(Vec::new());
+        {
+            let mut z = zip::ZipWriter::new(&mut buf);
+            for (n, mode) in [("exe", 0o755), ("plain", 0o644)] {
+                let o = zip::write::SimpleFileOptions::default().unix_permissions(mode);
+                z.start_file(n, o).unwrap();
+            }
+            z.finish().unwrap();
+        }
+        let bytes = buf.into_inner();
+        let mut archive = zip::ZipArchive::new(Cursor::new(bytes.as_slice())).unwrap();
+        for (i, want) in [0o100755, 0o100644].into_iter().enumerate() {
+            let offset = archive.by_index(i).unwrap().central_header_start();
+            assert_eq!(central_unix_mode(&bytes, offset), Some(want));
+        }
+        assert_eq!(
+            central_unix_mode(&bytes, 0),
+            None,
+            "a local header is not central"
+        );
+        assert_eq!(central_unix_mode(&bytes, u64::MAX), None);
+        assert_eq!(central_unix_mode(b"PK\x01\x02", 0), None, "truncated");
     }
 
     #[test]
