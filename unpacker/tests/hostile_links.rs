@@ -342,7 +342,7 @@ fn pad_then_huge_pax(field: [u8; 12], pax: Option<Vec<u8>>) -> impl Fn(&str) -> 
 fn sparse_bomb(blocks: usize) -> impl Fn(&str) -> Vec<u8> {
     move |id| {
         let mut e = EnvLayers::small(id);
-        let chunk = b"00000000000\000000000000\0";
+        let chunk = b"00000000000\x0000000000000\x00";
         let mut h = raw::header(b"lib/sparse", b'S', 0o644, 0, b"");
         h[257..265].copy_from_slice(b"ustar  \0");
         for i in 0..4 {
