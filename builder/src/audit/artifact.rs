@@ -1,6 +1,7 @@
 //! `envpack audit ARTIFACT`: every layer digest and entry of a portable artifact (against the
 //! manifest in its meta layer), its meta files against its lock, and the SBOMs next to it.
 
+use envpack_unpack::staging::MAX_META_FILE;
 use std::io::Read;
 use std::path::Path;
 
@@ -23,13 +24,16 @@ pub fn read_meta_files(
         ..MetaFiles::default()
     };
     let stream = reader.open_layer(i).map_err(|e| e.to_string())?;
-    let mut archive = tar::Archive::new(stream);
+    let mut archive = tar::Archive::new(envpack_layers::tar_guard::TarGuard::new(stream));
     for entry in archive.entries().map_err(|e| e.to_string())? {
         let mut entry = entry.map_err(|e| e.to_string())?;
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         if entry.header().entry_type().is_file() && MetaFiles::wants(&name) {
             let mut bytes = Vec::new();
-            entry.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+            (&mut entry)
+                .take(MAX_META_FILE)
+                .read_to_end(&mut bytes)
+                .map_err(|e| e.to_string())?;
             meta.put(&name, bytes);
         }
     }

@@ -2,6 +2,7 @@
 //! re-hashed, every layer's diff_id against the config, the env's meta files (found in the
 //! layers) against its lock, and the SBOM referrers equal to the SBOMs inside the image.
 
+use envpack_unpack::staging::MAX_META_FILE;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -182,7 +183,7 @@ fn scan_layer(layout: &Layout, l: &Value, meta: &mut MetaFiles) -> Result<String
     let mut compressed = HashingReader::new(fs_err::File::open(&path).map_err(|e| e.to_string())?);
     let mut plain = HashingReader::new(decoder(c, &mut compressed).map_err(|e| e.to_string())?);
     {
-        let mut archive = tar::Archive::new(&mut plain);
+        let mut archive = tar::Archive::new(envpack_layers::tar_guard::TarGuard::new(&mut plain));
         for entry in archive.entries().map_err(|e| e.to_string())? {
             let mut entry = entry.map_err(|e| e.to_string())?;
             let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
@@ -193,7 +194,10 @@ fn scan_layer(layout: &Layout, l: &Value, meta: &mut MetaFiles) -> Result<String
                 && MetaFiles::wants(parts[0])
             {
                 let mut bytes = Vec::new();
-                entry.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+                (&mut entry)
+                    .take(MAX_META_FILE)
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| e.to_string())?;
                 meta.put(parts[0], bytes);
             }
         }

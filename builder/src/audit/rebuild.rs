@@ -23,7 +23,7 @@ pub fn layer_entries(
     i: usize,
 ) -> Result<BTreeMap<String, TreeEntry>, String> {
     let stream = reader.open_layer(i).map_err(|e| e.to_string())?;
-    let mut archive = tar::Archive::new(stream);
+    let mut archive = tar::Archive::new(envpack_layers::tar_guard::TarGuard::new(stream));
     let mut out = BTreeMap::new();
     for entry in archive.entries().map_err(|e| e.to_string())? {
         let mut entry = entry.map_err(|e| e.to_string())?;

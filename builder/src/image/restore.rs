@@ -248,7 +248,7 @@ fn copy_unprefixed(
     out: &mut impl std::io::Write,
 ) -> anyhow::Result<()> {
     let with_slash = format!("{prefix}/");
-    let mut archive = tar::Archive::new(input);
+    let mut archive = tar::Archive::new(envpack_layers::tar_guard::TarGuard::new(input));
     for entry in archive.entries()? {
         let mut entry = entry?;
         let raw = String::from_utf8(entry.path_bytes().into_owned())
