@@ -43,7 +43,7 @@ pub fn replace_kept(kept: &Path, artifact: &Path, scratch: &Path) -> std::io::Re
     let tmp = scratch.join("kept-artifact.tar");
     if fs_err::hard_link(artifact, &tmp).is_err() {
         fs_err::copy(artifact, &tmp)?;
-        fs_err::File::open(&tmp)?.sync_all()?;
+        crate::durability::sync_file(&tmp)?;
     }
     fs_err::rename(&tmp, kept)?;
     if let Some(dir) = kept.parent() {
