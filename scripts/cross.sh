@@ -21,6 +21,11 @@ unset RUSTUP_TOOLCHAIN
 
 failed=()
 for target in "${targets[@]}"; do
+  if [[ $target != *-windows-gnu ]]; then
+    # No SDK for this target here: -sys crates' C gets scripts/cross/stub-cc.sh (see there).
+    t=${target//-/_}
+    export "CC_$t=$repo/scripts/cross/stub-cc.sh" "AR_$t=ar"
+  fi
   log "cargo clippy --workspace --all-targets --target $target -- -D warnings"
   start=$SECONDS
   if "$tc/bin/cargo" clippy --workspace --all-targets --locked -Zbuild-std --target "$target" \
