@@ -286,30 +286,36 @@ fn shims_and_activation_run_under_wine_and_link_readers_refuse_clearly() {
         "{said}"
     );
 
-    // `call activate` puts the env's bin first on PATH and CONAN_HOME in the state dir.
-    let bat = s.work.join("activate-probe.bat");
-    fs_err::write(
-        &bat,
-        format!(
-            "@call \"{r}\\bin\\activate.cmd\"\r\n@echo CONAN_HOME=%CONAN_HOME%\r\n\
-             @python probe\r\n@exit /b %ERRORLEVEL%\r\n"
-        ),
-    )
-    .unwrap();
-    let out = wine(s, "cmd").args(["/c", &win(&bat)]).output().unwrap();
-    let said = text(&out.stdout);
-    assert!(out.status.success(), "{}", show(&out));
-    let home = said
-        .lines()
-        .find_map(|l| l.strip_prefix("CONAN_HOME="))
-        .unwrap_or_default()
-        .to_ascii_lowercase();
+    // `call activate` puts the env's bin first on PATH and CONAN_HOME in the state dir. The
+    // state dir is found by reading the junction (`dir /AL`), which Wine can't show, so through
+    // `current` only PATH is checked and CONAN_HOME with the env's own activate.bat.
+    let probe = |activate: &str, name: &str| -> (String, String) {
+        let bat = s.work.join(name);
+        fs_err::write(
+            &bat,
+            format!(
+                "@call \"{activate}\"\r\n@echo CONAN_HOME=%CONAN_HOME%\r\n\
+                 @python probe\r\n@exit /b %ERRORLEVEL%\r\n"
+            ),
+        )
+        .unwrap();
+        let out = wine(s, "cmd").args(["/c", &win(&bat)]).output().unwrap();
+        assert!(out.status.success(), "{}", show(&out));
+        let said = text(&out.stdout);
+        assert!(said.contains("arg1=[probe]"), "{}", show(&out));
+        let home = said
+            .lines()
+            .find_map(|l| l.strip_prefix("CONAN_HOME="))
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        (home, show(&out))
+    };
+    probe(&format!(r"{r}\bin\activate.cmd"), "probe-root.bat");
+    let (home, said) = probe(&format!(r"{r}\envs\{b}\activate.bat"), "probe-env.bat");
     assert!(
-        home.contains(&format!("state\\{b}\\conan-home")),
-        "{}",
-        show(&out)
+        home.ends_with(&format!(r"\root\state\{b}\conan-home")),
+        "{said}"
     );
-    assert!(said.contains("arg1=[probe]"), "{}", show(&out));
 
     // Wine shows a Unix symlink as a plain directory and has no junctions, so everything
     // that reads `current` refuses the root with a clear error, and changes nothing.
