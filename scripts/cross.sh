@@ -18,10 +18,18 @@ cache=${ENVPACK_CI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/envpack-ci}
 tc=$(scripts/cross/toolchain.sh)
 export PATH="$tc/bin:$PATH" RUSTC="$tc/bin/rustc" RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_DIR="$cache/target"
+# The same linker as scripts/wine.sh's build of the exe, so the two share one cache; the gnu
+# target's -sys crates compile their C with mingw too (scripts/wine.sh installs it).
+export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
 unset RUSTUP_TOOLCHAIN
 
 failed=()
 for target in "${targets[@]}"; do
+  if [[ $target == x86_64-pc-windows-gnu ]] && ! command -v x86_64-w64-mingw32-gcc >/dev/null; then
+    log "$target: FAILED (needs x86_64-w64-mingw32-gcc: apt-get install gcc-mingw-w64-x86-64)"
+    failed+=("$target")
+    continue
+  fi
   if [[ $target != *-windows-gnu ]]; then
     # No SDK for this target here: -sys crates' C gets scripts/cross/stub-cc.sh (see there).
     t=${target//-/_}

@@ -72,12 +72,13 @@ status=0
 # The workspace's rust-version, then clippy of the workspace for the Windows and macOS targets
 # (std built from Debian's rust-src); each target counts as one test in the closing line.
 scripts/msrv.sh
-log "cross-checking the other targets (scripts/cross.sh)"
-scripts/cross.sh 2>&1 | tee -a "$out" || status=$?
 # The Windows unpacker under Wine (tests/wine.rs): these tests must run here, not skip.
+# (First: it installs mingw, which the windows-gnu cross-check needs too.)
 log "the Windows unpacker for Wine (scripts/wine.sh)"
 ENVPACK_WINE_DIR=$(scripts/wine.sh)
 export ENVPACK_WINE_DIR ENVPACK_REQUIRE_WINE=1
+log "cross-checking the other targets (scripts/cross.sh)"
+scripts/cross.sh 2>&1 | tee -a "$out" || status=$?
 
 log "cargo build --workspace"
 cargo build --workspace
