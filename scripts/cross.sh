@@ -33,7 +33,7 @@ for target in "${targets[@]}"; do
   if [[ $target != *-windows-gnu ]]; then
     # No SDK for this target here: -sys crates' C gets scripts/cross/stub-cc.sh (see there).
     t=${target//-/_}
-    export "CC_$t=$repo/scripts/cross/stub-cc.sh" "AR_$t=ar"
+    export "CC_$t=$repo/scripts/cross/stub-cc.sh" "AR_$t=$repo/scripts/cross/stub-ar.sh"
   fi
   log "cargo clippy --workspace --all-targets --target $target -- -D warnings"
   start=$SECONDS
