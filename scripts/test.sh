@@ -71,14 +71,28 @@ export ENVPACK_SBOM_TOOLS="$sbom_tools"
 export ENVPACK_REQUIRE_FIXTURES=1
 export ENVPACK_TEST_CONAN="$conan_venv/bin/conan"
 
-log "cargo build --workspace"
-cargo build --workspace
-log "cargo test --workspace $*"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 status=0
-cargo test --workspace "$@" 2>&1 | tee "$out" || status=$?
-# One closing line over every test binary (cargo's own last line is the doc-test run's).
+
+# The workspace's rust-version, then clippy of the workspace for the Windows and macOS targets
+# (std built from Debian's rust-src); each target counts as one test in the closing line.
+scripts/msrv.sh
+# The Windows unpacker under Wine (tests/wine.rs): these tests must run here, not skip.
+# (First: it installs mingw, which the windows-gnu cross-check needs too.)
+log "the Windows unpacker for Wine (scripts/wine.sh)"
+ENVPACK_WINE_DIR=$(scripts/wine.sh)
+export ENVPACK_WINE_DIR ENVPACK_REQUIRE_WINE=1
+log "cross-checking the other targets (scripts/cross.sh)"
+scripts/cross.sh 2>&1 | tee -a "$out" || status=$?
+
+log "cargo build --workspace"
+cargo build --workspace
+log "cargo test --workspace $*"
+cargo test --workspace "$@" 2>&1 | tee -a "$out" || status=$?
+# One closing line over every test binary (cargo's own last line is the doc-test run's) and
+# every cross-checked target.
 awk '/^test result:/ { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     /^cross.sh: [^ ]+: ok/ { p++ } /^cross.sh: [^ ]+: FAILED/ { f++ }
      END { printf "%d passed, %d failed\n", p, f }' "$out"
 exit "$status"

@@ -4,6 +4,9 @@
 //! through it must give the same lock and the same artifact as a clean network, and nothing
 //! that failed its hash may stay in the cache.
 
+// Linux CPython, Linux fixtures and Unix symlinks: these run on Linux only.
+#![cfg(unix)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;

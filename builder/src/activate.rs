@@ -360,9 +360,12 @@ mod tests {
         }
     }
 
+    #[cfg(unix)]
     use std::path::Path;
+    #[cfg(unix)]
     use std::process::Command;
 
+    #[cfg(unix)]
     fn have(shell: &str) -> bool {
         Command::new(shell)
             .args(["-c", "true"])
@@ -371,6 +374,7 @@ mod tests {
     }
 
     /// ROOT/envs/e1 with activation scripts, ROOT/current -> envs/e1, ROOT/state/e1/conan-home.
+    #[cfg(unix)] // real POSIX shells and a symlinked root
     fn root_with_env(tmp: &Path) -> std::path::PathBuf {
         let root = tmp.join("my root");
         let env = root.join("envs/e1");
@@ -384,6 +388,7 @@ mod tests {
         root
     }
 
+    #[cfg(unix)] // real POSIX shells and a symlinked root
     #[test]
     fn shells_accept_the_syntax() {
         let tmp = tempfile::tempdir().unwrap();
@@ -406,6 +411,7 @@ mod tests {
     }
 
     /// Sources ROOT/current/<script> in `shell`, printing state after activate and deactivate.
+    #[cfg(unix)]
     fn activate_roundtrip(shell: &str, script: &str, root: &Path) -> String {
         let path = root.join("current").join(script);
         let program = if shell == "fish" {
@@ -437,6 +443,7 @@ mod tests {
         )
     }
 
+    #[cfg(unix)] // real POSIX shells and a symlinked root
     #[test]
     fn activation_through_current_symlink_and_deactivate() {
         let tmp = tempfile::tempdir().unwrap();
@@ -476,6 +483,7 @@ mod tests {
         }
     }
 
+    #[cfg(unix)] // real POSIX shells and a symlinked root
     #[test]
     fn conan_home_untouched_without_state_dir() {
         if !have("bash") {

@@ -126,12 +126,36 @@ fn make_link(layout: &RootLayout, env_id: &str, at: &Path) -> Result<(), UnpackE
                 format!("running mklink for {}: {e}", at.display()),
             )
         })?;
-    if !out.status.success() {
+    // mklink's exit code is not proof (Wine's prints its error and exits 0, and Wine can't
+    // make junctions at all): the junction must exist and name the env before `current` is
+    // touched, so a failure here leaves the root as it was.
+    let made = fs_err::symlink_metadata(at).is_ok_and(|m| m.file_type().is_symlink())
+        && fs_err::read_link(at)
+            .ok()
+            .and_then(|t| env_id_of_target(&t))
+            .as_deref()
+            == Some(env_id);
+    if !out.status.success() || !made {
+        if fs_err::symlink_metadata(at).is_ok() {
+            let _ = remove_link(at);
+        }
+        // cmd's built-ins report errors on stdout or stderr depending on the error.
+        let said = [&out.stderr, &out.stdout]
+            .iter()
+            .map(|b| String::from_utf8_lossy(b).trim().to_string())
+            .find(|s| !s.is_empty())
+            .unwrap_or_default();
         return Err(UnpackError::BadRoot {
             path: at.to_path_buf(),
             reason: format!(
-                "mklink /J failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
+                "could not create a directory junction to {} ({}); current was not changed. \
+                 The root must be on a filesystem with junctions (NTFS; Wine has none)",
+                target.display(),
+                if said.is_empty() {
+                    format!("mklink /J exited with {} but made no junction", out.status)
+                } else {
+                    format!("mklink /J: {said}")
+                }
             ),
         });
     }

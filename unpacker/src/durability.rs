@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-/// Flushes a directory's entries (names) to disk; a no-op where directories can't be opened.
+/// Flushes a directory's entries (names) to disk; a no-op where directories can't be opened
+/// (Windows: a directory handle can't be flushed, and NTFS journals its metadata).
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
@@ -13,6 +14,18 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
         let _ = dir;
     }
     Ok(())
+}
+
+/// Flushes one regular file's data and metadata to disk.
+pub fn sync_file(path: &Path) -> std::io::Result<()> {
+    // FlushFileBuffers (what `sync_all` calls on Windows) needs a handle with write access: a
+    // read-only handle fails with "Access denied" (os error 5). Opening for writing without
+    // truncating changes nothing in the file.
+    #[cfg(windows)]
+    let file = fs_err::OpenOptions::new().write(true).open(path)?;
+    #[cfg(not(windows))]
+    let file = fs_err::File::open(path)?;
+    file.sync_all()
 }
 
 /// Flushes every regular file and directory below (and including) `root`.
@@ -50,9 +63,7 @@ pub fn sync_tree(root: &Path) -> std::io::Result<()> {
             }
         }
     }
-    files
-        .par_iter()
-        .try_for_each(|f| fs_err::File::open(f)?.sync_all())?;
+    files.par_iter().try_for_each(|f| sync_file(f))?;
     // Children first, so each directory's entry list is flushed after its contents.
     dirs.iter().rev().try_for_each(|d| sync_dir(d))
 }

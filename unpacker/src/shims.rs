@@ -117,9 +117,12 @@ exec "$root/current/bin/"{name} "$@"
 "#,
             name = sh_quote(target)
         ),
+        // The target is chained to, not `call`ed: its exit code is then the shim's own, where
+        // `call` + `exit /b %ERRORLEVEL%` depends on cmd keeping ERRORLEVEL across `call`
+        // (Wine's cmd resets it to 1).
         ShimStyle::WindowsCmd => format!(
             "@echo off\r\nrem {SHIM_MARKER}: runs {target} from the root's current environment\r\n\
-             call \"%~dp0..\\current\\bin\\{target}\" %*\r\nexit /b %ERRORLEVEL%\r\n"
+             \"%~dp0..\\current\\bin\\{target}\" %*\r\n"
         ),
     }
 }
@@ -378,7 +381,7 @@ mod tests {
     #[test]
     fn windows_shims_use_crlf_and_relative_paths() {
         let s = program_shim("conan.exe", ShimStyle::WindowsCmd);
-        assert!(s.contains("call \"%~dp0..\\current\\bin\\conan.exe\" %*\r\n"));
+        assert!(s.contains("\r\n\"%~dp0..\\current\\bin\\conan.exe\" %*\r\n"));
         // `lines()` would hide the '\r'; every line must end in CRLF for cmd.exe.
         assert!(s.ends_with("\r\n"));
         assert!(

@@ -2,15 +2,21 @@
 
 mod common;
 
+#[cfg(unix)]
 use std::cell::RefCell;
+#[cfg(unix)]
 use std::path::Path;
+#[cfg(unix)]
 use std::process::Command;
 
-use common::{build_artifact, corrupt_a_layer, listing, no_progress, EnvSpec};
-use envpack_unpack::{
-    rollback, status, unpack, verify_artifact, verify_root, ProgressEvent, UnpackError,
-};
+#[cfg(unix)]
+use common::corrupt_a_layer;
+use common::{build_artifact, listing, no_progress, EnvSpec};
+use envpack_unpack::{rollback, unpack, verify_artifact, verify_root, UnpackError};
+#[cfg(unix)]
+use envpack_unpack::{status, ProgressEvent};
 
+#[cfg(unix)]
 fn run(cmd: &Path, args: &[&str]) -> String {
     let out = Command::new(cmd).args(args).output().unwrap();
     assert!(out.status.success(), "{cmd:?}: {out:?}");

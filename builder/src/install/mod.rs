@@ -460,5 +460,5 @@ fn write_new_file(path: &Path, data: &[u8], executable: bool) -> Result<(), std:
     Ok(())
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests;

@@ -50,6 +50,9 @@ fn write(root: &Path, rel: &str, text: &str, exec: bool) {
         let mode = if exec { 0o755 } else { 0o644 };
         fs_err::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
     }
+    // Windows has no executable bit; the flag only shapes Unix modes.
+    #[cfg(not(unix))]
+    let _ = exec;
 }
 
 /// Which layer a path belongs to.
