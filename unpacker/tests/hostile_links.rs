@@ -342,18 +342,19 @@ fn pad_then_huge_pax(field: [u8; 12], pax: Option<Vec<u8>>) -> impl Fn(&str) -> 
 fn sparse_bomb(blocks: usize) -> impl Fn(&str) -> Vec<u8> {
     move |id| {
         let mut e = EnvLayers::small(id);
-        let chunk = b"00000000000\x0000000000000\x00";
+        // Offset and length fields, both "0": not empty, so the parser keeps a record.
+        let chunk = [&b"00000000000\0"[..], b"00000000000\0"].concat();
         let mut h = raw::header(b"lib/sparse", b'S', 0o644, 0, b"");
         h[257..265].copy_from_slice(b"ustar  \0");
         for i in 0..4 {
-            h[386 + 24 * i..410 + 24 * i].copy_from_slice(chunk);
+            h[386 + 24 * i..410 + 24 * i].copy_from_slice(&chunk);
         }
         h[482] = 1;
         h[483..495].copy_from_slice(b"00000000000\0");
         raw::fix_checksum(&mut h);
         let mut ext = vec![0u8; 512];
         for i in 0..21 {
-            ext[24 * i..24 * (i + 1)].copy_from_slice(chunk);
+            ext[24 * i..24 * (i + 1)].copy_from_slice(&chunk);
         }
         ext[504] = 1;
         let layer = e.layer_mut("python");

@@ -135,6 +135,7 @@ mod tests {
         fs_err::write(staging.join("conan-home/profiles/default"), b"[settings]\n").unwrap();
         let work = dir.path().join("work");
         let env_entries = [
+            // Shims come only from a `bin` the manifest lists as a real directory.
             TreeEntry {
                 path: "bin".into(),
                 kind: EntryKind::Dir,
