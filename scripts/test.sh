@@ -25,7 +25,8 @@ if ((${#missing[@]})); then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
-export ENVPACK_FIXTURES=${ENVPACK_FIXTURES:-$repo/.fixtures}
+# Outside the checkout, so a fresh clone (CI) reuses what an earlier run downloaded and built.
+export ENVPACK_FIXTURES=${ENVPACK_FIXTURES:-${XDG_CACHE_HOME:-$HOME/.cache}/envpack-fixtures}
 mkdir -p "$ENVPACK_FIXTURES"
 python=${PYTHON:-python3}
 log "fixtures in $ENVPACK_FIXTURES"
