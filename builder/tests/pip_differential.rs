@@ -5,6 +5,8 @@
 //! file: same files, same bytes, same modes, `.data` files where pip puts them. The differences
 //! the README documents are each checked for what they must be; everything else must be equal.
 
+#![cfg(unix)]
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -116,7 +116,10 @@ pub fn targets_index_dir(name: &str, exclude: &[&str]) -> PathBuf {
                 let file = entry.file_name().to_string_lossy().into_owned();
                 let dist = file.ends_with(".whl") || file.ends_with(".tar.gz");
                 if dist && !exclude.iter().any(|x| file.starts_with(x)) {
-                    std::os::unix::fs::symlink(entry.path(), wheels.join(&file)).unwrap();
+                    let to = wheels.join(&file);
+                    fs_err::hard_link(entry.path(), &to)
+                        .or_else(|_| fs_err::copy(entry.path(), &to).map(|_| ()))
+                        .unwrap();
                 }
             }
         }

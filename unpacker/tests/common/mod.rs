@@ -1,6 +1,7 @@
 //! Builds small real artifacts with the layers API for the unpacker's tests.
 #![allow(dead_code)]
 
+#[cfg(unix)]
 pub mod corpus;
 pub mod raw;
 
