@@ -16,14 +16,9 @@ missing=()
 for entry in "${needed[@]}"; do
   command -v "${entry#*:}" >/dev/null || missing+=("${entry%%:*}")
 done
-if ((${#missing[@]})); then
-  sudo_=()
-  [[ $(id -u) -eq 0 ]] || sudo_=(sudo)
-  log "installing ${missing[*]}"
-  "${sudo_[@]}" apt-get update -qq >&2
-  "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-fi
+# shellcheck source=lib/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
+apt_install "${missing[@]}"
 
 # Outside the checkout, so a fresh clone (CI) reuses what an earlier run downloaded and built.
 export ENVPACK_FIXTURES=${ENVPACK_FIXTURES:-${XDG_CACHE_HOME:-$HOME/.cache}/envpack-fixtures}

@@ -20,14 +20,9 @@ mkdir -p "$out"
 missing=()
 command -v x86_64-w64-mingw32-gcc >/dev/null || missing+=(gcc-mingw-w64-x86-64)
 [[ -x /usr/lib/wine/wine64 ]] || missing+=(wine64)
-if ((${#missing[@]})); then
-  sudo_=()
-  [[ $(id -u) -eq 0 ]] || sudo_=(sudo)
-  log "installing ${missing[*]}"
-  "${sudo_[@]}" apt-get update -qq >&2
-  "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-fi
+# shellcheck source=lib/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
+apt_install "${missing[@]}"
 
 tc=$(scripts/cross/toolchain.sh)
 target=x86_64-pc-windows-gnu

@@ -73,17 +73,17 @@ pub fn switch_current(dirs: &RootDirs, env_id: &str, scratch: &Scratch) -> Resul
             scratch
                 .dir()
                 .remove_file(TMP)
-                .map_err(|e| io_at(e, &shown))?;
+                .map_err(|e| UnpackError::at(e, &shown))?;
         }
         // Relative, so the root can be moved or mounted elsewhere.
         scratch
             .dir()
             .symlink_contents(format!("envs/{env_id}"), TMP)
-            .map_err(|e| io_at(e, &shown))?;
+            .map_err(|e| UnpackError::at(e, &shown))?;
         scratch
             .dir()
             .rename(TMP, &dirs.root, "current")
-            .map_err(|e| io_at(e, &dirs.layout.current_link()))?;
+            .map_err(|e| UnpackError::at(e, &dirs.layout.current_link()))?;
         crate::root_dirs::sync_dir(&dirs.root)?;
     }
     #[cfg(windows)]
@@ -98,14 +98,6 @@ pub fn switch_current(dirs: &RootDirs, env_id: &str, scratch: &Scratch) -> Resul
     }
     tracing::info!(env_id, "current switched");
     Ok(())
-}
-
-#[cfg(unix)]
-fn io_at(e: std::io::Error, path: &Path) -> UnpackError {
-    UnpackError::Io(std::io::Error::new(
-        e.kind(),
-        format!("{}: {e}", path.display()),
-    ))
 }
 
 #[cfg(windows)]

@@ -76,3 +76,14 @@ pub enum UnpackError {
         root: PathBuf,
     },
 }
+
+impl UnpackError {
+    /// An I/O error with the path it happened at, for operations through a directory handle
+    /// (whose errors carry no path of their own).
+    pub fn at(e: std::io::Error, path: &std::path::Path) -> Self {
+        UnpackError::Io(std::io::Error::new(
+            e.kind(),
+            format!("{}: {e}", path.display()),
+        ))
+    }
+}

@@ -52,12 +52,7 @@ pub fn replace_kept(
     const TMP: &str = "kept-artifact.tar";
     let kept = kept_artifact_path(&dirs.layout, env_id);
     let artifacts = dirs.artifacts()?;
-    let io = |e: std::io::Error, p: &Path| {
-        UnpackError::Io(std::io::Error::new(
-            e.kind(),
-            format!("{}: {e}", p.display()),
-        ))
-    };
+    let io = UnpackError::at;
     let tmp_shown = scratch.path().join(TMP);
     let linked = match (artifact.parent(), artifact.file_name()) {
         (Some(parent), Some(file)) => {

@@ -37,7 +37,7 @@ impl RootDirs {
     /// Opens the root's directories, creating the missing ones; call with the root lock held.
     pub fn open(layout: &RootLayout) -> Result<Self, UnpackError> {
         let root = Dir::open_ambient_dir(&layout.root, cap_std::ambient_authority())
-            .map_err(|e| at(e, &layout.root))?;
+            .map_err(|e| UnpackError::at(e, &layout.root))?;
         let meta = child_dir(&root, ".envpack", &layout.meta_dir())?;
         let tmp = child_dir(&meta, "tmp", &layout.tmp_dir())?;
         let envs = child_dir(&root, "envs", &layout.envs_dir())?;
@@ -68,9 +68,9 @@ impl RootDirs {
 /// `shown` (its path) named.
 pub fn child_dir(parent: &Dir, name: &str, shown: &Path) -> Result<Dir, UnpackError> {
     match parent.create_dir(name) {
-        Ok(()) => sync_dir(parent).map_err(|e| at(e, shown))?,
+        Ok(()) => sync_dir(parent).map_err(|e| UnpackError::at(e, shown))?,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(at(e, shown)),
+        Err(e) => return Err(UnpackError::at(e, shown)),
     }
     open_child(parent, name).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists || is_link_refusal(&e) {
@@ -81,7 +81,7 @@ pub fn child_dir(parent: &Dir, name: &str, shown: &Path) -> Result<Dir, UnpackEr
                     .into(),
             }
         } else {
-            at(e, shown)
+            UnpackError::at(e, shown)
         }
     })
 }
@@ -154,13 +154,6 @@ pub fn sync_dir(dir: &Dir) -> std::io::Result<()> {
         let _ = dir;
     }
     Ok(())
-}
-
-fn at(e: std::io::Error, path: &Path) -> UnpackError {
-    UnpackError::Io(std::io::Error::new(
-        e.kind(),
-        format!("{}: {e}", path.display()),
-    ))
 }
 
 #[cfg(all(test, unix))]

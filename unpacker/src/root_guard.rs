@@ -120,35 +120,6 @@ pub fn no_follow(opts: &mut fs_err::OpenOptions) -> &mut fs_err::OpenOptions {
     opts
 }
 
-/// Opens the directory `path` as a handle without following a link at its last component;
-/// operations through the handle stay inside it.
-pub fn open_dir_no_follow(path: &Path) -> std::io::Result<cap_std::fs::Dir> {
-    let mut opts = fs_err::OpenOptions::new();
-    opts.read(true);
-    #[cfg(unix)]
-    {
-        use fs_err::os::unix::fs::OpenOptionsExt;
-        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::DIRECTORY;
-        opts.custom_flags(flags.bits() as i32);
-    }
-    #[cfg(windows)]
-    {
-        use fs_err::os::windows::fs::OpenOptionsExt;
-        // FILE_FLAG_BACKUP_SEMANTICS opens directories; OPEN_REPARSE_POINT opens a junction
-        // itself rather than its target, which the kind check below then refuses.
-        opts.custom_flags(0x0200_0000 | 0x0020_0000);
-    }
-    let file = opts.open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_dir() || is_reparse_point(&meta) {
-        return Err(std::io::Error::other(format!(
-            "{} is not a plain directory",
-            path.display()
-        )));
-    }
-    Ok(cap_std::fs::Dir::from_std_file(file.into_parts().0))
-}
-
 #[cfg(windows)]
 fn is_reparse_point(meta: &std::fs::Metadata) -> bool {
     use std::os::windows::fs::MetadataExt;

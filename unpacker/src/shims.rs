@@ -242,7 +242,7 @@ pub fn write_shims_where(
         }
         let tmp = format!("shim-{name}");
         let shown = scratch.path().join(&tmp);
-        let io = |e: std::io::Error| io_at(e, &shown);
+        let io = |e: std::io::Error| UnpackError::at(e, &shown);
         {
             let mut f = scratch.dir().create(&tmp).map_err(io)?;
             f.write_all(script.as_bytes()).map_err(io)?;
@@ -252,7 +252,7 @@ pub fn write_shims_where(
         scratch
             .dir()
             .rename(&tmp, &dirs.bin, &name)
-            .map_err(|e| io_at(e, &layout.bin_dir().join(&name)))?;
+            .map_err(|e| UnpackError::at(e, &layout.bin_dir().join(&name)))?;
         written.insert(name);
     }
     crate::root_dirs::sync_dir(&dirs.bin)?;
@@ -262,31 +262,29 @@ pub fn write_shims_where(
 /// Removes shims in `ROOT/bin` that are not in `keep` (left over from an earlier env).
 pub fn remove_stale_shims(dirs: &RootDirs, keep: &BTreeSet<String>) -> Result<(), UnpackError> {
     let bin = dirs.layout.bin_dir();
-    for entry in dirs.bin.entries().map_err(|e| io_at(e, &bin))? {
-        let entry = entry.map_err(|e| io_at(e, &bin))?;
+    for entry in dirs.bin.entries().map_err(|e| UnpackError::at(e, &bin))? {
+        let entry = entry.map_err(|e| UnpackError::at(e, &bin))?;
         let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
             continue;
         };
         let shown = bin.join(&name);
-        let is_file = entry.file_type().map_err(|e| io_at(e, &shown))?.is_file();
+        let is_file = entry
+            .file_type()
+            .map_err(|e| UnpackError::at(e, &shown))?
+            .is_file();
         if keep.contains(&name) || !is_file {
             continue;
         }
         let file = crate::root_dirs::open_file_no_follow(&dirs.bin, &name)
-            .map_err(|e| io_at(e, &shown))?;
-        if head_is_shim(file).map_err(|e| io_at(e, &shown))? {
+            .map_err(|e| UnpackError::at(e, &shown))?;
+        if head_is_shim(file).map_err(|e| UnpackError::at(e, &shown))? {
             tracing::debug!(shim = %name, "removing stale shim");
-            dirs.bin.remove_file(&name).map_err(|e| io_at(e, &shown))?;
+            dirs.bin
+                .remove_file(&name)
+                .map_err(|e| UnpackError::at(e, &shown))?;
         }
     }
     Ok(())
-}
-
-fn io_at(e: std::io::Error, path: &Path) -> UnpackError {
-    UnpackError::Io(std::io::Error::new(
-        e.kind(),
-        format!("{}: {e}", path.display()),
-    ))
 }
 
 fn head_is_shim(file: impl Read) -> std::io::Result<bool> {

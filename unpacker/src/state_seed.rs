@@ -1,7 +1,5 @@
 //! Seeding an env's writable state (`ROOT/state/<env-id>/conan-home`) from its template.
 
-use std::path::Path;
-
 use envpack_layers::links::check_links;
 use envpack_layers::manifest::Manifest;
 use envpack_layers::tree::TreeEntry;
@@ -27,12 +25,7 @@ pub fn seed_state(dirs: &RootDirs, env_id: &str, scratch: &Scratch) -> Result<bo
     let template_path = env_dir.join(CONAN_HOME_TEMPLATE);
     let target = layout.conan_home(env_id);
     let state_path = layout.state_dir().join(env_id);
-    let io = |e: std::io::Error, p: &Path| {
-        UnpackError::Io(std::io::Error::new(
-            e.kind(),
-            format!("{}: {e}", p.display()),
-        ))
-    };
+    let io = UnpackError::at;
     if dirs.state.symlink_metadata(env_id).is_ok() {
         let state = child_dir(&dirs.state, env_id, &state_path)?;
         if state.symlink_metadata(CONAN_HOME_TEMPLATE).is_ok() {
@@ -102,6 +95,7 @@ pub fn check_template_links(manifest: &Manifest) -> Result<(), LayersError> {
 mod tests {
     use super::*;
     use crate::layout::RootLayout;
+    use std::path::Path;
 
     /// A root with one env `e` made by `fill`, with its manifest.
     fn root_with_env(fill: impl Fn(&Path)) -> (tempfile::TempDir, RootDirs) {

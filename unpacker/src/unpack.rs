@@ -135,7 +135,7 @@ fn unpack_locked(
         scratch
             .dir()
             .rename("env", &dirs.envs, &env_id)
-            .map_err(|e| io_at(e, &env_dir))?;
+            .map_err(|e| UnpackError::at(e, &env_dir))?;
         crate::root_dirs::sync_dir(&dirs.envs)?;
         crate::fault::point("env-in-place");
         created_env = true;
@@ -210,13 +210,6 @@ fn existing_names(dir: &cap_std::fs::Dir) -> std::io::Result<BTreeSet<String>> {
     dir.entries()?
         .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
         .collect()
-}
-
-fn io_at(e: std::io::Error, path: &Path) -> UnpackError {
-    UnpackError::Io(std::io::Error::new(
-        e.kind(),
-        format!("{}: {e}", path.display()),
-    ))
 }
 
 /// Notes in `root.json` that `current` is about to point at `env_id`, so a kill right after
