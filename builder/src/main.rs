@@ -1,10 +1,10 @@
 //! The `envpack` command line.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Context};
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use envpack::build::{BuildOptions, OutputFormat};
 use envpack::cache::Cache;
 use envpack::http::HttpClient;
@@ -13,191 +13,9 @@ use envpack::lock::Lock;
 use envpack::locking::LockOptions;
 use envpack_layers::compress::Compression;
 
-/// Build reproducible, hermetic developer/CI environments from one lockfile.
-#[derive(Parser)]
-#[command(name = "envpack", version, about)]
-struct Cli {
-    /// Cache directory (default: $ENVPACK_CACHE_DIR, else $XDG_CACHE_HOME/envpack).
-    #[arg(long, global = true, value_name = "DIR")]
-    cache_dir: Option<PathBuf>,
-    /// Never touch the network; everything must be in the cache.
-    #[arg(long, global = true)]
-    offline: bool,
-    /// Print machine-readable JSON results on stdout.
-    #[arg(long, global = true)]
-    json: bool,
-    /// Only print errors.
-    #[arg(long, short, global = true)]
-    quiet: bool,
-    #[command(subcommand)]
-    command: Command,
-}
+mod cli_args;
 
-#[derive(Subcommand)]
-enum Command {
-    /// Resolve the spec into a lock (CPython, packages for every platform, Conan config).
-    Lock {
-        /// The spec.
-        #[arg(long, default_value = "envpack.toml")]
-        spec: PathBuf,
-        /// Where to write the lock.
-        #[arg(long, default_value = "envpack.lock")]
-        out: PathBuf,
-        /// Package index (overrides ENVPACK_INDEX_URL and the spec).
-        #[arg(long)]
-        index_url: Option<String>,
-    },
-    /// Build the lock's platforms: portable artifacts, an OCI image layout or an oci-archive.
-    Build {
-        /// The spec (checked against the lock's spec hash).
-        #[arg(long, default_value = "envpack.toml")]
-        spec: PathBuf,
-        /// The lock.
-        #[arg(long, default_value = "envpack.lock")]
-        lock: PathBuf,
-        /// Platforms to build (default: all in the lock).
-        #[arg(long = "platform", value_name = "PLATFORM")]
-        platforms: Vec<String>,
-        /// Output: a directory (tarball, oci) or a file (oci-archive).
-        #[arg(long, default_value = "dist")]
-        out: PathBuf,
-        /// What to write: tarball (portable artifacts), oci (image layout dir) or oci-archive.
-        #[arg(long, default_value = "tarball")]
-        format: String,
-        /// Layer compression: zstd or gzip (default: zstd for tarballs, gzip for images).
-        #[arg(long)]
-        compression: Option<String>,
-        /// Image tag in the layout's index.json (default: <python>-conan<conan>).
-        #[arg(long)]
-        tag: Option<String>,
-        /// Image annotation KEY=VALUE (repeatable; wins over the defaults).
-        #[arg(long = "annotation", value_name = "KEY=VALUE")]
-        annotations: Vec<String>,
-        /// Package index (overrides ENVPACK_INDEX_URL and the spec).
-        #[arg(long)]
-        index_url: Option<String>,
-    },
-    /// Verify an artifact and restore it into a root (ROOT/envs/<id>, ROOT/current, ROOT/bin).
-    Unpack {
-        /// An artifact, OCI image layout (DIR or DIR:TAG), oci-archive, or registry reference
-        /// HOST[:PORT]/REPO[:TAG|@DIGEST] (omit with --rollback).
-        artifact: Option<String>,
-        /// The root.
-        #[arg(long)]
-        root: PathBuf,
-        /// Switch `current` back to the previous env instead.
-        #[arg(long, conflicts_with = "artifact")]
-        rollback: bool,
-        /// Allow plain HTTP to a registry that is not on a loopback address.
-        #[arg(long)]
-        insecure: bool,
-    },
-    /// Push an OCI image to a registry: an image layout, an oci-archive, or a fresh build.
-    Push {
-        /// Where to: HOST[:PORT]/REPOSITORY[:TAG] (default tag: the image's own).
-        reference: String,
-        /// Push this OCI image layout directory.
-        #[arg(long, conflicts_with = "archive")]
-        layout: Option<PathBuf>,
-        /// Push this oci-archive.
-        #[arg(long)]
-        archive: Option<PathBuf>,
-        /// Without --layout/--archive: the spec to build the image from.
-        #[arg(long, default_value = "envpack.toml")]
-        spec: PathBuf,
-        /// Without --layout/--archive: the lock to build the image from.
-        #[arg(long, default_value = "envpack.lock")]
-        lock: PathBuf,
-        /// Without --layout/--archive: platforms to build (default: all linux ones).
-        #[arg(long = "platform", value_name = "PLATFORM")]
-        platforms: Vec<String>,
-        /// Package index for a build (overrides ENVPACK_INDEX_URL and the spec).
-        #[arg(long)]
-        index_url: Option<String>,
-        /// Allow plain HTTP to a registry that is not on a loopback address.
-        #[arg(long)]
-        insecure: bool,
-        /// Mount missing blobs from this repository of the same registry instead of uploading.
-        #[arg(long, value_name = "REPOSITORY")]
-        mount_from: Option<String>,
-        /// Parallel blob uploads.
-        #[arg(long, default_value_t = 4)]
-        jobs: usize,
-    },
-    /// Check an unpacked root without changing it (exit 0 healthy, 1 findings, 2 error).
-    Doctor {
-        /// The root.
-        #[arg(long)]
-        root: PathBuf,
-        /// Write the logs here instead of ROOT/.envpack/doctor/<run-id>.
-        #[arg(long, value_name = "DIR")]
-        log_dir: Option<PathBuf>,
-    },
-    /// Fix what doctor finds from the artifact, then check again (exit 0 healthy, 1 not
-    /// repaired, 2 error).
-    Repair {
-        /// The root.
-        #[arg(long)]
-        root: PathBuf,
-        /// Restore from this artifact instead of the copy kept in the root.
-        #[arg(long, value_name = "FILE")]
-        artifact: Option<PathBuf>,
-    },
-    /// Re-hash an unpacked root against its manifest, or check every digest of an artifact.
-    Verify {
-        /// An artifact to check.
-        artifact: Option<PathBuf>,
-        /// A root to check.
-        #[arg(long, conflicts_with = "artifact")]
-        root: Option<PathBuf>,
-    },
-    /// Write the SBOM (CycloneDX 1.6 or SPDX 2.3 JSON) of a platform of the lock.
-    Sbom {
-        /// The lock.
-        #[arg(long, default_value = "envpack.lock")]
-        lock: PathBuf,
-        /// Platform (required when the lock has several and --out is not a directory).
-        #[arg(long)]
-        platform: Option<String>,
-        /// cyclonedx or spdx.
-        #[arg(long)]
-        format: String,
-        /// Output file (or directory: one file per platform); stdout when omitted.
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
-    /// Re-check every pin of a lock, an artifact / image layout / root against its lock and
-    /// SBOM, or (--rebuild) reproduce every artifact; exits non-zero on any finding.
-    Audit {
-        /// An artifact, an OCI image layout dir, an unpacked root or an image reference
-        /// (HOST/REPO:TAG) to audit.
-        target: Option<PathBuf>,
-        /// An unpacked root (or env dir) to audit.
-        #[arg(long)]
-        root: Option<PathBuf>,
-        /// The lock (default envpack.lock; with a TARGET, an extra lock to compare with).
-        #[arg(long)]
-        lock: Option<PathBuf>,
-        /// The spec (default: envpack.toml next to the lock, when present).
-        #[arg(long)]
-        spec: Option<PathBuf>,
-        /// Rebuild every platform into a temp dir and compare with the artifacts in --against.
-        #[arg(long)]
-        rebuild: bool,
-        /// Previously built artifacts to compare a rebuild with (default: dist).
-        #[arg(long, value_name = "DIR")]
-        against: Option<PathBuf>,
-        /// Platforms to rebuild (default: all in the lock).
-        #[arg(long = "platform", value_name = "PLATFORM")]
-        platforms: Vec<String>,
-        /// Package index (overrides ENVPACK_INDEX_URL and the spec).
-        #[arg(long)]
-        index_url: Option<String>,
-        /// Allow plain HTTP for a registry that is not on loopback.
-        #[arg(long)]
-        insecure: bool,
-    },
-}
+use cli_args::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
