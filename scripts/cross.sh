@@ -2,7 +2,8 @@
 # Type-checks and lints the whole workspace for the macOS and Windows targets from Linux:
 # `cargo clippy --all-targets -D warnings` with std built from source (-Zbuild-std), so the
 # `cfg(windows)` and `cfg(target_os = "macos")` code is compiled on every CI run here.
-# Usage: scripts/cross.sh [TARGET...]   (default: the three targets below)
+# Usage: scripts/cross.sh [TARGET...]   (default: the four targets below; with the host's
+# x86_64-unknown-linux-gnu, which .ci/run lints, that is every platform envpack builds for)
 # The std sources come from scripts/cross/toolchain.sh; the build lands in a cache outside the
 # repository (ENVPACK_CI_CACHE), so a second run only re-checks the workspace crates.
 set -euo pipefail
@@ -13,7 +14,7 @@ log() { echo "cross.sh: $*" >&2; }
 targets=("$@")
 # x86_64-pc-windows-msvc also checks (pass it by name); it is left out of the default set because
 # its `cfg(windows)` code is the gnu target's and its std + dependencies cost CI minutes.
-((${#targets[@]})) || targets=(x86_64-pc-windows-gnu x86_64-apple-darwin aarch64-apple-darwin)
+((${#targets[@]})) || targets=(x86_64-pc-windows-gnu x86_64-apple-darwin aarch64-apple-darwin aarch64-unknown-linux-gnu)
 cache=${ENVPACK_CI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/envpack-ci}
 tc=$(scripts/cross/toolchain.sh)
 export PATH="$tc/bin:$PATH" RUSTC="$tc/bin/rustc" RUSTC_BOOTSTRAP=1
