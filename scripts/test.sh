@@ -42,8 +42,8 @@ if [[ ! -f $wheels_c/.stamp ]]; then
     -d "$wheels_c" PyYAML==6.0.2 Jinja2==3.1.6 MarkupSafe==3.0.2 colorama==0.4.6 wheel==0.45.1
   touch "$wheels_c/.stamp"
 fi
-# 57 popular real wheels per platform (and cmake 4.x) for the installer's differential test
-# against pip (builder/tests/pip_differential.rs); ~530 MB, re-downloaded only when the pinned
+# 57 popular real requirements per platform (and cmake 4.x), with their dependencies, for the differential test
+# against pip (tests/pip_differential.rs); ~700 MB, re-downloaded only when the pinned
 # lists in scripts/fixtures/differential/ change.
 scripts/fixtures/differential.sh "$ENVPACK_FIXTURES/differential"
 conan_venv="$ENVPACK_FIXTURES/conan-venv"

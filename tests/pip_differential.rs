@@ -1,22 +1,25 @@
-//! Differential test of the wheel installer against pip, the reference installer: 50+ popular
-//! real wheels per platform (scripts/fixtures/differential.sh downloads them) are installed by
-//! envpack's installer (then bytecode-compiled as a build does) and by
-//! `pip install --no-deps --target DIR --platform …`, and the two trees are compared file by
-//! file: same files, same bytes, same modes, `.data` files where pip puts them. The differences
-//! the README documents are each checked for what they must be; everything else must be equal.
+//! Differential test against pip, the reference installer, through the CLI: per platform,
+//! each install set's requirements (50+ popular real wheels with their dependencies,
+//! scripts/fixtures/differential.sh) are `envpack lock`ed against a loopback index of exactly
+//! the downloaded files and `envpack build` into an artifact, and its packages layer is
+//! compared with `pip install --no-deps --target DIR --platform …` of the files the lock
+//! pinned: same files, same bytes, same modes, `.data` files where pip puts them. The
+//! differences the README documents are each checked for what they must be; everything else
+//! must be equal.
 
 #![cfg(unix)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "pip_differential/cli.rs"]
+mod cli;
 #[path = "pip_differential/tree.rs"]
 mod tree;
 
-use envpack::host_python::HostPython;
+use cli::{lock_and_build, Warning};
 use envpack::install::record::{hash_matches, parse_record};
-use envpack::install::{install_wheel, InstallTarget, InstallWarning, InstalledDist};
 use envpack::platform::{self, LauncherKind, Platform};
 use tree::{normalize, to_pip_namespace, walk, wheel_facts, Tree, WheelFacts};
 
@@ -53,9 +56,7 @@ const CMAKE_MACOS: &str = "cmake-3.31.6-py3-none-macosx_10_10_universal2.whl";
 
 /// The fixture dir of one platform, or `None` (skip) unless fixtures are required.
 fn fixture(platform: &str) -> Option<PathBuf> {
-    let root = std::env::var_os("ENVPACK_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.fixtures"));
+    let root = envpack_e2e::fixtures_dir();
     let dir = root.join("differential").join(platform);
     if dir.join("pip-platforms").is_file() {
         return Some(dir);
@@ -72,7 +73,7 @@ fn fixture(platform: &str) -> Option<PathBuf> {
     None
 }
 
-/// The machine's CPython 3.11 (pip's interpreter and the bytecode compiler of both sides).
+/// The machine's CPython 3.11 with pip, the reference installer.
 fn python311() -> PathBuf {
     let exe = std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into());
     let out = Command::new(&exe)
@@ -126,76 +127,63 @@ fn pip_install(python: &Path, tags: &[String], wheels: &[PathBuf], target: &Path
     );
 }
 
-/// The sha256-pinned wheels of one install set, sorted by file name.
-fn wheels_of(set_dir: &Path) -> Vec<PathBuf> {
-    let mut wheels: Vec<PathBuf> = fs_err::read_dir(set_dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "whl"))
-        .collect();
-    wheels.sort();
-    wheels
-}
+/// What the RECORDs of our tree claim: every file by the `.dist-info` that lists it.
+type Owners = BTreeMap<String, String>;
 
-/// Compares one install set; pushes every difference it finds onto `problems`.
+/// Compares one install set; pushes every difference it finds onto `problems` and returns the
+/// build's warnings and the number of wheels the lock pinned.
 fn compare_set(
     python: &Path,
     platform: &Platform,
     tags: &[String],
     set_dir: &Path,
+    cache: &Path,
     problems: &mut Vec<String>,
-    warnings: &mut Vec<InstallWarning>,
-) {
-    let wheels = wheels_of(set_dir);
-    assert!(!wheels.is_empty(), "no wheels in {}", set_dir.display());
+) -> (Vec<Warning>, usize) {
+    let set = set_dir.file_name().unwrap().to_string_lossy().into_owned();
+    let requirements: Vec<String> =
+        fs_err::read_to_string(set_dir.with_file_name(format!("{set}.requirements")))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(String::from)
+            .collect();
+    let built = lock_and_build(&platform.name, set_dir, &requirements, tags, cache);
+    assert!(!built.wheels.is_empty(), "nothing locked for {set}");
     let tmp = tempfile::tempdir().unwrap();
-    let env = tmp.path().join("envpack");
-    let target = InstallTarget {
-        env_root: &env,
-        platform,
-        py_minor: 11,
-    };
-    let mut dists: Vec<(InstalledDist, WheelFacts)> = Vec::new();
-    let mut launchers = BTreeSet::new();
-    for w in &wheels {
-        let filename = w.file_name().unwrap().to_str().unwrap();
-        let dist = install_wheel(w, filename, &target)
-            .unwrap_or_else(|e| panic!("envpack install of {filename}: {e}"));
-        let info = dist.dist_info.rsplit('/').next().unwrap().to_string();
-        warnings.extend(dist.warnings.iter().cloned());
-        launchers.extend(dist.launchers.iter().cloned());
-        let facts = wheel_facts(w, &info);
-        dists.push((dist, facts));
-    }
-    let host = HostPython::installed(
-        python.to_path_buf(),
-        platform::by_name("linux-x86_64").unwrap(),
-    )
-    .unwrap();
-    // As a build does: everything but the launchers.
-    envpack::bytecode::compile_tree(&host, &env, &launchers).unwrap();
     let pip_dir = tmp.path().join("pip");
-    pip_install(python, tags, &wheels, &pip_dir);
+    pip_install(python, tags, &built.wheels, &pip_dir);
 
-    let ours: Tree = walk(&env)
+    let mut ours: Tree = walk(&built.env)
         .into_iter()
         .map(|(p, f)| (to_pip_namespace(platform, &p), f))
         .collect();
+    let every_file: BTreeSet<String> = ours.keys().cloned().collect();
     let mut theirs = walk(&pip_dir);
-    let mut ours = ours;
-    let set = set_dir.file_name().unwrap().to_string_lossy().into_owned();
     let mut problem = |what: String| problems.push(format!("{}/{set}: {what}", platform.name));
 
-    for (dist, facts) in &dists {
+    let mut owners = Owners::new();
+    for wheel in &built.wheels {
+        let facts = wheel_facts(wheel);
+        let name = wheel.file_name().unwrap().to_string_lossy();
+        let warned: Vec<&Warning> = built.warnings.iter().filter(|w| w.0 == name).collect();
         check_dist(
             platform,
-            &env,
-            dist,
-            facts,
+            &built.env,
+            &facts,
+            &warned,
+            &mut owners,
             &mut ours,
             &mut theirs,
             &mut problem,
         );
+    }
+    // Every file of the packages layer is some wheel's (RECORD) or the bytecode of one.
+    for path in &every_file {
+        let source = pyc_source(path);
+        if !owners.contains_key(path) && !source.is_some_and(|s| owners.contains_key(&s)) {
+            problem(format!("{path}: in the env, in no RECORD"));
+        }
     }
     check_pycs(&mut ours, &mut theirs, &mut problem);
     for (path, ours_f) in &ours {
@@ -214,16 +202,19 @@ fn compare_set(
     for path in theirs.keys().filter(|p| !ours.contains_key(*p)) {
         problem(format!("{path}: pip installs it, envpack does not"));
     }
+    (built.warnings, built.wheels.len())
 }
 
 /// Checks (and removes from both trees) one distribution's metadata that is documented to
 /// differ: INSTALLER, REQUESTED, direct_url.json, RECORD, entry-point launchers and `#!python`
 /// scripts.
+#[allow(clippy::too_many_arguments)]
 fn check_dist(
     platform: &Platform,
     env: &Path,
-    dist: &InstalledDist,
     facts: &WheelFacts,
+    warned: &[&Warning],
+    owners: &mut Owners,
     ours: &mut Tree,
     theirs: &mut Tree,
     problem: &mut dyn FnMut(String),
@@ -263,8 +254,17 @@ fn check_dist(
         };
         match take(ours, &ours_name) {
             Some(o) => {
+                // `a.b:C.run` is called as `from a.b import C as _x` ... `_x.run()`.
                 let text = String::from_utf8_lossy(&o);
-                if !text.contains(module.as_str()) || !text.contains(attr.as_str()) {
+                let (first, rest) = match attr.split_once('.') {
+                    Some((first, rest)) => (first, format!(".{rest}")),
+                    None => (attr.as_str(), String::new()),
+                };
+                let imports = text.contains(&format!("from {module} import {first} as "));
+                let calls = ["_envpack_entry", "_e"]
+                    .iter()
+                    .any(|alias| text.contains(&format!("{alias}{rest}()")));
+                if !imports || !calls {
                     problem(format!(
                         "{ours_name}: launcher does not call {module}:{attr}"
                     ));
@@ -319,17 +319,19 @@ fn check_dist(
         }
     }
 
-    check_records(platform, env, dist, info, ours, theirs, problem);
+    check_records(platform, env, warned, info, owners, ours, theirs, problem);
 }
 
-/// Our RECORD lists exactly this dist's installed files with hashes true to the disk; pip's
-/// lists the same paths (plus its pycs, REQUESTED, direct_url.json); where pip's hash is not
-/// true to its disk, envpack warned about that file.
+/// Our RECORD's hashes and sizes are true to the disk and it claims no file another RECORD
+/// claims (`owners`); pip's lists the same paths (plus its pycs, REQUESTED, direct_url.json);
+/// where pip's hash is not true to its disk, envpack warned about that file.
+#[allow(clippy::too_many_arguments)]
 fn check_records(
     platform: &Platform,
     env: &Path,
-    dist: &InstalledDist,
+    warned: &[&Warning],
     info: &str,
+    owners: &mut Owners,
     ours: &mut Tree,
     theirs: &mut Tree,
     problem: &mut dyn FnMut(String),
@@ -354,15 +356,10 @@ fn check_records(
                 ));
             }
         }
+        if let Some(other) = owners.insert(ns.clone(), info.to_string()) {
+            problem(format!("{ns}: in the RECORDs of {other} and {info}"));
+        }
         our_paths.insert(ns);
-    }
-    let files: BTreeSet<String> = dist
-        .files
-        .iter()
-        .map(|f| to_pip_namespace(platform, f))
-        .collect();
-    if files != our_paths {
-        problem(format!("{record}: rows are not the installed files"));
     }
     let mut their_paths = BTreeSet::new();
     for row in parse_record(std::str::from_utf8(&t.data).unwrap()).unwrap() {
@@ -380,10 +377,9 @@ fn check_records(
         }
         if let (Some(h), Some(f)) = (row.hash.as_deref(), theirs.get(&ns)) {
             if hash_matches(h, &f.data) != Ok(true)
-                && !dist
-                    .warnings
+                && !warned
                     .iter()
-                    .any(|w| to_pip_namespace(platform, &format!("{site}/{}", w.file)) == ns)
+                    .any(|w| to_pip_namespace(platform, &format!("{site}/{}", w.1)) == ns)
             {
                 problem(format!(
                     "{record}: pip's row for {ns} is wrong and envpack did not warn"
@@ -415,6 +411,30 @@ fn check_records(
 /// A pyc the bytecode compiler writes (as opposed to one a wheel ships for another version).
 fn is_pyc(path: &str) -> bool {
     path.ends_with(".cpython-311.pyc") && path.contains("__pycache__/")
+}
+
+/// The `.py` a compiled pyc was made from: `a/__pycache__/m.cpython-311.pyc` -> `a/m.py`.
+fn pyc_source(path: &str) -> Option<String> {
+    let (dir, file) = match path.rsplit_once("/__pycache__/") {
+        Some((dir, file)) => (format!("{dir}/"), file),
+        None => (String::new(), path.strip_prefix("__pycache__/")?),
+    };
+    let module = file.strip_suffix(".cpython-311.pyc")?;
+    Some(format!("{dir}{module}.py"))
+}
+
+#[test]
+fn pyc_sources() {
+    assert_eq!(
+        pyc_source("a/b/__pycache__/m.cpython-311.pyc").as_deref(),
+        Some("a/b/m.py")
+    );
+    assert_eq!(
+        pyc_source("__pycache__/six.cpython-311.pyc").as_deref(),
+        Some("six.py")
+    );
+    assert_eq!(pyc_source("a/__pycache__/m.cpython-312.pyc"), None);
+    assert_eq!(pyc_source("a/m.py"), None);
 }
 
 /// Both sides compile every installed `.py`: the same pyc files, ours unchecked-hash ones
@@ -458,6 +478,7 @@ fn differential(platform_name: &str) {
         .split_whitespace()
         .map(String::from)
         .collect();
+    let cache = tempfile::tempdir().unwrap();
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
     let mut sets: Vec<PathBuf> = fs_err::read_dir(&dir)
@@ -468,15 +489,17 @@ fn differential(platform_name: &str) {
     sets.sort();
     let mut count = 0;
     for set in &sets {
-        count += wheels_of(set).len();
-        compare_set(&python, &platform, &tags, set, &mut problems, &mut warnings);
+        let (warned, locked) =
+            compare_set(&python, &platform, &tags, set, cache.path(), &mut problems);
+        warnings.extend(warned);
+        count += locked;
     }
-    assert!(count >= 40, "only {count} wheels for {platform_name}");
-    let got: BTreeSet<(String, String, String)> = warnings
-        .iter()
-        .map(|w| (w.wheel.clone(), w.file.clone(), w.problem.clone()))
-        .collect();
-    let want: BTreeSet<(String, String, String)> = EXPECTED_WARNINGS
+    assert!(
+        count >= 40,
+        "only {count} wheels locked for {platform_name}"
+    );
+    let got: BTreeSet<Warning> = warnings.into_iter().collect();
+    let want: BTreeSet<Warning> = EXPECTED_WARNINGS
         .iter()
         .filter(|w| w.0 == platform_name)
         .map(|w| (w.1.to_string(), w.2.to_string(), w.3.to_string()))

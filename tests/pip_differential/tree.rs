@@ -84,8 +84,16 @@ pub struct WheelFacts {
     pub python_scripts: BTreeMap<String, Vec<u8>>,
 }
 
-pub fn wheel_facts(path: &Path, dist_info: &str) -> WheelFacts {
+/// The facts of the wheel at `path`, whose `.dist-info` is the top-level dir holding `WHEEL`.
+pub fn wheel_facts(path: &Path) -> WheelFacts {
     let mut z = zip::ZipArchive::new(fs_err::File::open(path).unwrap()).unwrap();
+    let dist_info = z
+        .file_names()
+        .filter_map(|n| n.strip_suffix("/WHEEL"))
+        .find(|d| d.ends_with(".dist-info") && !d.contains('/'))
+        .unwrap_or_else(|| panic!("no .dist-info/WHEEL in {}", path.display()))
+        .to_string();
+    let dist_info = dist_info.as_str();
     let data_scripts = format!("{}.data/scripts/", dist_info.trim_end_matches(".dist-info"));
     let mut entry_points = Vec::new();
     let mut python_scripts = BTreeMap::new();
