@@ -74,14 +74,29 @@ pub enum Command {
         /// HOST[:PORT]/REPO[:TAG|@DIGEST] (omit with --rollback).
         artifact: Option<String>,
         /// The root.
-        #[arg(long)]
+        #[arg(long, env = "ENVPACK_ROOT")]
         root: PathBuf,
-        /// Switch `current` back to the previous env instead.
-        #[arg(long, conflicts_with = "artifact")]
+        /// Do not keep a copy of the artifact in the root (repair then needs it given).
+        #[arg(long)]
+        no_keep_artifact: bool,
+        /// The earlier spelling of `envpack rollback` (kept for one release).
+        #[arg(long, conflicts_with = "artifact", hide = true)]
         rollback: bool,
         /// Allow plain HTTP to a registry that is not on a loopback address.
         #[arg(long)]
         insecure: bool,
+    },
+    /// Show a root's current and previous environments.
+    Status {
+        /// The root.
+        #[arg(long, env = "ENVPACK_ROOT")]
+        root: PathBuf,
+    },
+    /// Switch a root's `current` back to the previous environment.
+    Rollback {
+        /// The root.
+        #[arg(long, env = "ENVPACK_ROOT")]
+        root: PathBuf,
     },
     /// Push an OCI image to a registry: an image layout, an oci-archive, or a fresh build.
     Push {
@@ -118,27 +133,33 @@ pub enum Command {
     /// Check an unpacked root without changing it (exit 0 healthy, 1 findings, 2 error).
     Doctor {
         /// The root.
-        #[arg(long)]
+        #[arg(long, env = "ENVPACK_ROOT")]
         root: PathBuf,
         /// Write the logs here instead of ROOT/.envpack/doctor/<run-id>.
         #[arg(long, value_name = "DIR")]
         log_dir: Option<PathBuf>,
+        /// Seconds each command the check runs may take.
+        #[arg(long, value_name = "SECS", default_value_t = 120)]
+        timeout: u64,
     },
     /// Fix what doctor finds from the artifact, then check again (exit 0 healthy, 1 not
     /// repaired, 2 error).
     Repair {
         /// The root.
-        #[arg(long)]
+        #[arg(long, env = "ENVPACK_ROOT")]
         root: PathBuf,
         /// Restore from this artifact instead of the copy kept in the root.
         #[arg(long, value_name = "FILE")]
         artifact: Option<PathBuf>,
+        /// Seconds each command the check runs may take.
+        #[arg(long, value_name = "SECS", default_value_t = 120)]
+        timeout: u64,
     },
     /// Re-hash an unpacked root against its manifest, or check every digest of an artifact.
     Verify {
         /// An artifact to check.
         artifact: Option<PathBuf>,
-        /// A root to check.
+        /// A root to check (default without an ARTIFACT: ENVPACK_ROOT).
         #[arg(long, conflicts_with = "artifact")]
         root: Option<PathBuf>,
     },

@@ -1,6 +1,6 @@
 //! The `envpack` command line.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Context};
@@ -254,6 +254,7 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
         Command::Unpack {
             artifact,
             root,
+            no_keep_artifact,
             rollback,
             insecure,
         } => {
@@ -274,8 +275,16 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
                 let prepared =
                     envpack::pull::prepare_artifact(&source, cli.cache_dir.as_deref(), &client)
                         .with_context(|| format!("reading {arg}"))?;
-                envpack_unpack::unpack(&prepared.path, root, &|ev| progress.step(&ev.to_string()))
-                    .with_context(|| format!("unpacking {arg} into {}", root.display()))?
+                let opts = envpack_unpack::unpack::UnpackOptions {
+                    keep_artifact: !no_keep_artifact,
+                };
+                envpack_unpack::unpack::unpack_with(
+                    &prepared.path,
+                    root,
+                    &|ev| progress.step(&ev.to_string()),
+                    &opts,
+                )
+                .with_context(|| format!("unpacking {arg} into {}", root.display()))?
             };
             if cli.json {
                 println!(
@@ -454,10 +463,43 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
                 ))
             }
         }
-        Command::Doctor { root, log_dir } => {
+        Command::Status { root } => {
+            let status = envpack_unpack::status(root)
+                .with_context(|| format!("reading {}", root.display()))?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                println!(
+                    "current: {}\nprevious: {}\nenvs: {}",
+                    status.current.as_deref().unwrap_or("none"),
+                    status.previous.as_deref().unwrap_or("none"),
+                    status.envs.join(" ")
+                );
+            }
+            Ok(())
+        }
+        Command::Rollback { root } => {
+            let outcome = envpack_unpack::rollback(root)
+                .with_context(|| format!("rolling back {}", root.display()))?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&outcome)?);
+            } else {
+                println!(
+                    "current is now {} (was {})",
+                    outcome.env_id,
+                    outcome.previous.as_deref().unwrap_or("none")
+                );
+            }
+            Ok(())
+        }
+        Command::Doctor {
+            root,
+            log_dir,
+            timeout,
+        } => {
             let opts = envpack_unpack::DoctorOptions {
                 log_dir: log_dir.clone(),
-                ..Default::default()
+                timeout: std::time::Duration::from_secs(*timeout),
             };
             let report = envpack_unpack::doctor(root, &opts).unwrap_or_else(|e| exit_with(2, &e));
             if cli.json {
@@ -467,10 +509,17 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             }
             std::process::exit(if report.healthy { 0 } else { 1 })
         }
-        Command::Repair { root, artifact } => {
+        Command::Repair {
+            root,
+            artifact,
+            timeout,
+        } => {
             let opts = envpack_unpack::RepairOptions {
                 artifact: artifact.clone(),
-                ..Default::default()
+                doctor: envpack_unpack::DoctorOptions {
+                    timeout: std::time::Duration::from_secs(*timeout),
+                    ..Default::default()
+                },
             };
             let report = envpack_unpack::repair(root, &opts).unwrap_or_else(|e| exit_with(2, &e));
             if cli.json {
@@ -481,10 +530,11 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             std::process::exit(if report.repaired { 0 } else { 1 })
         }
         Command::Verify { artifact, root } => {
-            let report = match (artifact, root) {
-                (Some(a), None) => envpack_unpack::verify_artifact(a)?,
+            let env_root = std::env::var_os("ENVPACK_ROOT").map(PathBuf::from);
+            let report = match (artifact, root.as_ref().or(env_root.as_ref())) {
+                (Some(a), _) => envpack_unpack::verify_artifact(a)?,
                 (None, Some(r)) => envpack_unpack::verify_root(r)?,
-                _ => return Err(anyhow!("give an ARTIFACT or --root DIR to verify")),
+                (None, None) => return Err(anyhow!("give an ARTIFACT or --root DIR to verify")),
             };
             if cli.json {
                 println!(

@@ -7,6 +7,7 @@
 
 pub mod fault_proxy;
 pub mod registry;
+pub mod unpacked;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -69,15 +70,7 @@ pub fn index_dir() -> PathBuf {
     DIR.get_or_init(|| {
         let wheels = wheelhouse();
         let out = fixtures_dir().join("index");
-        with_fixture_lock("index", || {
-            run_script(
-                Command::new(python3())
-                    .arg(script("index.py"))
-                    .arg("build")
-                    .arg(&wheels)
-                    .arg(&out),
-            )
-        });
+        with_fixture_lock("index", || build_index(&wheels, &out));
         out
     })
     .clone()
@@ -123,15 +116,21 @@ pub fn targets_index_dir(name: &str, exclude: &[&str]) -> PathBuf {
                 }
             }
         }
-        run_script(
-            Command::new(python3())
-                .arg(script("index.py"))
-                .arg("build")
-                .arg(&wheels)
-                .arg(&out),
-        )
+        build_index(&wheels, &out)
     });
     out
+}
+
+/// Writes the PEP 503/658/691 index tree of the distributions in `wheels` to `out` (serve it with
+/// [`IndexServer`]).
+pub fn build_index(wheels: &Path, out: &Path) {
+    run_script(
+        Command::new(python3())
+            .arg(script("index.py"))
+            .arg("build")
+            .arg(wheels)
+            .arg(out),
+    )
 }
 
 /// A running `index.py serve` on 127.0.0.1; dropping it stops the server.
