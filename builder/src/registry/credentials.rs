@@ -7,9 +7,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use base64::engine::general_purpose::{STANDARD, STANDARD_PAD_INDIFFERENT};
+use base64::Engine as _;
 use serde::Deserialize;
 
-use super::base64;
 use super::error::{RegistryError, Result};
 
 /// A user name and secret for one registry.
@@ -35,7 +36,7 @@ impl Credentials {
     pub fn basic_header(&self) -> String {
         format!(
             "Basic {}",
-            base64::encode(format!("{}:{}", self.username, self.secret).as_bytes())
+            STANDARD.encode(format!("{}:{}", self.username, self.secret))
         )
     }
 }
@@ -130,7 +131,10 @@ fn inline(entry: &AuthEntry, registry: &str) -> Result<Option<Credentials>> {
             host: registry.to_string(),
             detail: detail.to_string(),
         };
-        let raw = base64::decode(auth).ok_or_else(|| bad("the `auth` field is not base64"))?;
+        // Tools differ on padding the `auth` field, so both forms are accepted.
+        let raw = STANDARD_PAD_INDIFFERENT
+            .decode(auth.trim())
+            .map_err(|_| bad("the `auth` field is not base64"))?;
         let text = String::from_utf8(raw).map_err(|_| bad("the `auth` field is not UTF-8"))?;
         let (u, p) = text
             .split_once(':')
@@ -286,5 +290,38 @@ mod tests {
         };
         assert_eq!(c.basic_header(), "Basic dXNlcjpwQHNz");
         assert!(!format!("{c:?}").contains("p@ss"));
+    }
+
+    #[test]
+    fn rfc4648_vectors() {
+        let cases = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+            ("user:p@ss/+", "dXNlcjpwQHNzLys="),
+        ];
+        for (plain, enc) in cases {
+            assert_eq!(STANDARD.encode(plain), enc, "{plain}");
+            assert_eq!(
+                STANDARD_PAD_INDIFFERENT.decode(enc).unwrap(),
+                plain.as_bytes(),
+                "{enc}"
+            );
+        }
+        assert_eq!(STANDARD_PAD_INDIFFERENT.decode("Zm9vYg").unwrap(), b"foob");
+        assert!(STANDARD_PAD_INDIFFERENT.decode("Zm9v!").is_err());
+        assert!(STANDARD_PAD_INDIFFERENT.decode("Z").is_err());
+        let unpadded = file(r#"{"auths":{"x.example":{"auth":"dXNlcjpwQHNzLys"}}}"#);
+        assert_eq!(
+            unpadded.source_for("x.example").unwrap(),
+            Some(CredentialSource::Inline(Credentials {
+                username: "user".into(),
+                secret: "p@ss/+".into(),
+            }))
+        );
     }
 }
