@@ -10,6 +10,9 @@ use envpack_e2e::registry::Registry;
 use envpack_e2e::*;
 use serde_json::Value;
 
+#[path = "registry/credentials.rs"]
+mod credentials;
+
 const NAME: &str = "openssl-devenv";
 const TAG: &str = "3.11.7-conan2.21.0";
 const PLATFORMS: [&str; 2] = ["linux-x86_64", "linux-aarch64"];
@@ -460,55 +463,6 @@ fn bad_inputs_fail_cleanly() {
             .arg(dir),
     );
     assert!(err.contains("registry host"), "{err}");
-}
-
-#[test]
-fn credentials_come_from_the_auth_file() {
-    let l = locked();
-    let (dir, image) = layout();
-    let reg = Registry::start_with_auth("ci", "s3cret pass");
-    let reference = reg.reference("team/private", TAG);
-    let home = tempfile::tempdir().unwrap();
-    let auth_file = home.path().join("auth.json");
-    let attempt = |auth: Option<&str>| -> Output {
-        let mut cmd = envpack(l, &l.dir);
-        cmd.args(["--json", "push", &reference, "--layout"])
-            .arg(dir)
-            .env("DOCKER_CONFIG", home.path())
-            .env_remove("REGISTRY_AUTH_FILE");
-        if let Some(a) = auth {
-            let encoded = run(Command::new("sh").args(["-c", "printf %s \"$0\" | base64 -w0", a]));
-            fs_err::write(
-                &auth_file,
-                format!(
-                    r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
-                    reg.host,
-                    String::from_utf8_lossy(&encoded.stdout)
-                ),
-            )
-            .unwrap();
-            cmd.env("REGISTRY_AUTH_FILE", &auth_file);
-        }
-        cmd.output().unwrap()
-    };
-    let none = attempt(None);
-    assert!(!none.status.success());
-    let err = String::from_utf8_lossy(&none.stderr);
-    assert!(
-        err.contains("not authorized") && err.contains("no credentials"),
-        "{err}"
-    );
-    let wrong = attempt(Some("ci:wrong"));
-    assert!(!wrong.status.success());
-    let err = String::from_utf8_lossy(&wrong.stderr);
-    assert!(err.contains("were refused"), "{err}");
-    let right = attempt(Some("ci:s3cret pass"));
-    assert!(
-        right.status.success(),
-        "{}",
-        String::from_utf8_lossy(&right.stderr)
-    );
-    assert_eq!(json_of(&right)["digest"], image["digest"]);
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! Core metadata (`METADATA` / `PKG-INFO`): RFC 822 style headers with continuation lines.
+//! Core metadata (`METADATA` / `PKG-INFO`): RFC 822 style headers with continuation lines,
+//! split by mailparse.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -41,7 +42,7 @@ pub enum MetadataError {
     #[error("core metadata lacks the {0} header")]
     Missing(&'static str),
     /// A header value does not parse.
-    #[error("core metadata header {header}: {value:?}: {detail}")]
+    #[error("core metadata header {header}: `{value}`: {detail}")]
     Invalid {
         /// Header name.
         header: &'static str,
@@ -51,7 +52,7 @@ pub enum MetadataError {
         detail: String,
     },
     /// A line is neither a header nor a continuation.
-    #[error("core metadata line {line}: not a `Name: value` header: {text:?}")]
+    #[error("core metadata line {line}: not a `Name: value` header: `{text}`")]
     Syntax {
         /// 1-based line number.
         line: usize,
@@ -71,34 +72,39 @@ pub enum MetadataError {
     Io(#[from] std::io::Error),
 }
 
-/// Splits the header block into (name, value) pairs, joining continuation lines.
+/// Splits the header block into (lowercased name, value) pairs; the body after the first blank
+/// line (the long description) is not read.
+///
+/// mailparse finds the headers and their continuation lines. Values are taken raw, not through
+/// its RFC 2047 decoding, and a folded value keeps one line per physical line (trimmed), as
+/// Python's `email` reading of METADATA does. Lines mailparse would accept leniently (no colon,
+/// a leading tab) are refused, as the core metadata spec requires a `Name: value` header.
 fn headers(text: &str) -> Result<Vec<(String, String)>, MetadataError> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.strip_suffix('\r').unwrap_or(raw);
-        if line.is_empty() {
-            break; // the body (long description) follows
-        }
-        if line.starts_with([' ', '\t']) {
-            match out.last_mut() {
-                Some((_, v)) => {
-                    v.push('\n');
-                    v.push_str(line.trim());
-                }
-                None => {
-                    return Err(MetadataError::Syntax {
-                        line: i + 1,
-                        text: line.to_string(),
-                    })
-                }
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() && !bytes[at..].starts_with(b"\n") && !bytes[at..].starts_with(b"\r\n") {
+        let rest = &bytes[at..];
+        let syntax = || {
+            let line = rest.split(|&b| b == b'\n').next().unwrap_or_default();
+            MetadataError::Syntax {
+                line: bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1,
+                text: String::from_utf8_lossy(line).trim_end().to_string(),
             }
-            continue;
+        };
+        if rest.starts_with(b" ") || rest.starts_with(b"\t") {
+            return Err(syntax());
         }
-        let (name, value) = line.split_once(':').ok_or_else(|| MetadataError::Syntax {
-            line: i + 1,
-            text: line.to_string(),
-        })?;
-        out.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+        let (header, len) = mailparse::parse_header(rest).map_err(|_| syntax())?;
+        if rest.get(header.get_key_raw().len()) != Some(&b':') {
+            return Err(syntax());
+        }
+        // Both slices lie in `text` between ASCII bytes, so they are UTF-8 too.
+        let key = String::from_utf8_lossy(header.get_key_raw());
+        let value = String::from_utf8_lossy(header.get_value_raw());
+        let value: Vec<&str> = value.split('\n').map(str::trim).collect();
+        out.push((key.trim().to_ascii_lowercase(), value.join("\n")));
+        at += len.max(1);
     }
     Ok(out)
 }
@@ -263,6 +269,51 @@ mod tests {
         ] {
             let e = parse_core_metadata(bad).unwrap_err().to_string();
             assert!(e.contains(want), "{e} lacks {want}");
+        }
+    }
+
+    #[test]
+    fn header_splitting_table() {
+        let parsed = |text: &str| headers(text).unwrap();
+        let one = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        for (text, want) in [
+            ("License: a\n\tb\n   c \n", one("license", "a\nb\nc")),
+            ("License: a\r\n  b\r\n", one("license", "a\nb")),
+            ("License: a\n  \nName: x\n", {
+                let mut v = one("license", "a\n");
+                v.extend(one("name", "x"));
+                v
+            }),
+            ("Summary:\n", one("summary", "")),
+            ("Summary :  spaced  \n", one("summary", "spaced")),
+            (
+                "Summary: no newline at the end",
+                one("summary", "no newline at the end"),
+            ),
+            ("Summary: a: b\n", one("summary", "a: b")),
+            (
+                "Summary: =?utf-8?q?kept_raw?=\n",
+                one("summary", "=?utf-8?q?kept_raw?="),
+            ),
+            ("Summary: caf\u{e9}\n", one("summary", "caf\u{e9}")),
+            ("Name: a\r\n\r\nSummary: body\n", one("name", "a")),
+            (
+                "Name: a\n\n  indented body\nnot a header\n",
+                one("name", "a"),
+            ),
+            ("", vec![]),
+            ("\nName: body\n", vec![]),
+        ] {
+            assert_eq!(parsed(text), want, "{text:?}");
+        }
+        for (text, line) in [
+            ("\tlead\n", 1),
+            ("Name: a\nVersion: 1\nno colon\n", 3),
+            ("Name: a\nno colon", 2),
+        ] {
+            let e = headers(text).unwrap_err().to_string();
+            assert!(e.contains(&format!("line {line}:")), "{e}");
+            assert!(!e.contains('"'), "no Debug quoting: {e}");
         }
     }
 

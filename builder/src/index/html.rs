@@ -4,179 +4,53 @@ use url::Url;
 
 use super::{parse_sha256_hex, IndexFile};
 
-/// Replaces the HTML character references that occur in attribute values and link text.
-pub fn html_unescape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('&') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        let decoded = after.find(';').filter(|&end| end <= 10).and_then(|end| {
-            let ent = &after[..end];
-            let ch = match ent {
-                "amp" => Some('&'),
-                "lt" => Some('<'),
-                "gt" => Some('>'),
-                "quot" => Some('"'),
-                "apos" => Some('\''),
-                _ => ent
-                    .strip_prefix("#x")
-                    .or_else(|| ent.strip_prefix("#X"))
-                    .and_then(|h| u32::from_str_radix(h, 16).ok())
-                    .or_else(|| ent.strip_prefix('#').and_then(|d| d.parse().ok()))
-                    .and_then(char::from_u32),
-            };
-            ch.map(|c| (c, end))
-        });
-        match decoded {
-            Some((c, end)) => {
-                out.push(c);
-                rest = &after[end + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// A start tag: lowercased name and (lowercased name, unescaped value) attributes.
-#[derive(Debug, PartialEq, Eq)]
-struct Tag {
-    name: String,
-    attrs: Vec<(String, Option<String>)>,
-}
-
-impl Tag {
-    fn attr(&self, name: &str) -> Option<Option<&str>> {
-        self.attrs
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_deref())
-    }
-}
-
-/// Parses the inside of `<...>` (without the brackets).
-fn parse_tag(inner: &str) -> Option<Tag> {
-    let b = inner.as_bytes();
-    let mut i = 0;
-    while i < b.len() && !b[i].is_ascii_whitespace() && b[i] != b'/' {
-        i += 1;
-    }
-    let name = inner[..i].to_ascii_lowercase();
-    if name.is_empty() || !name.bytes().all(|c| c.is_ascii_alphanumeric()) {
-        return None;
-    }
-    let mut attrs = Vec::new();
-    loop {
-        while i < b.len() && (b[i].is_ascii_whitespace() || b[i] == b'/') {
-            i += 1;
-        }
-        if i >= b.len() {
-            break;
-        }
-        let start = i;
-        while i < b.len() && !b[i].is_ascii_whitespace() && b[i] != b'=' && b[i] != b'/' {
-            i += 1;
-        }
-        let aname = inner[start..i].to_ascii_lowercase();
-        while i < b.len() && b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if i < b.len() && b[i] == b'=' {
-            i += 1;
-            while i < b.len() && b[i].is_ascii_whitespace() {
-                i += 1;
-            }
-            let value = if i < b.len() && (b[i] == b'"' || b[i] == b'\'') {
-                let q = b[i];
-                let vs = i + 1;
-                let ve = inner[vs..]
-                    .bytes()
-                    .position(|c| c == q)
-                    .map_or(b.len(), |p| vs + p);
-                i = (ve + 1).min(b.len());
-                &inner[vs..ve]
-            } else {
-                let vs = i;
-                while i < b.len() && !b[i].is_ascii_whitespace() {
-                    i += 1;
-                }
-                &inner[vs..i]
-            };
-            attrs.push((aname, Some(html_unescape(value))));
-        } else {
-            attrs.push((aname, None));
-        }
-    }
-    Some(Tag { name, attrs })
-}
-
 /// The last path segment of a URL, percent-decoded.
 pub(super) fn url_filename(url: &Url) -> Option<String> {
     let last = url.path_segments()?.next_back()?;
-    let decoded: Vec<u8> = percent_decode(last);
-    String::from_utf8(decoded).ok().filter(|s| !s.is_empty())
-}
-
-fn percent_decode(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let hex = |c: u8| (c as char).to_digit(16);
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    out
+    percent_encoding::percent_decode_str(last)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
+        .filter(|s| !s.is_empty())
 }
 
 /// `Some(hash?)` when a PEP 658/714 metadata attribute announces a `.metadata` file.
-fn metadata_attr(v: Option<&str>) -> Option<Option<envpack_layers::digest::Sha256Digest>> {
-    match v {
-        None => Some(None),
-        Some(s) if s.eq_ignore_ascii_case("false") => None,
-        Some(s) => Some(s.strip_prefix("sha256=").and_then(parse_sha256_hex)),
+fn metadata_attr(v: &str) -> Option<Option<envpack_layers::digest::Sha256Digest>> {
+    if v.eq_ignore_ascii_case("false") {
+        return None;
     }
+    Some(v.strip_prefix("sha256=").and_then(parse_sha256_hex))
 }
 
 /// Parses a project page fetched from `page_url` into its distribution files.
+///
+/// html5gum tokenizes the page as a browser would (comments, unquoted and single-quoted
+/// attributes, names in any case, character references in attribute values); only `<base>`
+/// and `<a>` start tags are read. A valueless attribute reads as empty, which PEP 592 and
+/// PEP 714 treat as the bare attribute.
 pub fn parse_project_html(page_url: &Url, html: &str) -> Vec<IndexFile> {
     let mut base = page_url.clone();
     let mut files = Vec::new();
-    let mut rest = html;
-    while let Some(lt) = rest.find('<') {
-        rest = &rest[lt + 1..];
-        if rest.starts_with("!--") {
-            rest = rest.find("-->").map_or("", |e| &rest[e + 3..]);
-            continue;
-        }
-        let Some(gt) = rest.find('>') else { break };
-        let Some(tag) = parse_tag(&rest[..gt]) else {
+    for token in html5gum::Tokenizer::new(html) {
+        let Ok(html5gum::Token::StartTag(tag)) = token else {
             continue;
         };
-        rest = &rest[gt + 1..];
-        let href = tag.attr("href").flatten();
-        if tag.name == "base" {
-            if let Some(b) = href.and_then(|h| base.join(h).ok()) {
+        let attr = |name: &str| {
+            tag.attributes
+                .get(name.as_bytes())
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
+        let href = attr("href");
+        if tag.name.as_slice() == b"base" {
+            if let Some(b) = href.and_then(|h| base.join(&h).ok()) {
                 base = b;
             }
             continue;
         }
-        if tag.name != "a" {
+        if tag.name.as_slice() != b"a" {
             continue;
         }
-        let Some(mut url) = href.and_then(|h| base.join(h).ok()) else {
+        let Some(mut url) = href.and_then(|h| base.join(&h).ok()) else {
             continue;
         };
         let sha256 = url
@@ -187,21 +61,17 @@ pub fn parse_project_html(page_url: &Url, html: &str) -> Vec<IndexFile> {
         let Some(filename) = url_filename(&url) else {
             continue;
         };
-        let metadata_sha256 = match tag.attr("data-core-metadata") {
-            Some(v) => metadata_attr(v),
-            None => tag.attr("data-dist-info-metadata").and_then(metadata_attr),
+        let metadata_sha256 = match attr("data-core-metadata") {
+            Some(v) => metadata_attr(&v),
+            None => attr("data-dist-info-metadata").and_then(|v| metadata_attr(&v)),
         };
         files.push(IndexFile {
             filename,
             url,
             sha256,
             size: None,
-            requires_python: tag
-                .attr("data-requires-python")
-                .flatten()
-                .map(str::to_string)
-                .filter(|s| !s.trim().is_empty()),
-            yanked: tag.attr("data-yanked").map(|v| v.unwrap_or("").to_string()),
+            requires_python: attr("data-requires-python").filter(|s| !s.trim().is_empty()),
+            yanked: attr("data-yanked"),
             metadata_sha256,
         });
     }
@@ -216,6 +86,13 @@ mod tests {
     const H1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
     const H2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
 
+    /// The `data-yanked` reason of a one-link page whose attribute is written `raw`.
+    fn yanked_as_read(raw: &str) -> Option<String> {
+        let page = Url::parse("http://h/simple/p/").unwrap();
+        let html = format!(r#"<a href="p-1.tar.gz" data-yanked="{raw}">p</a>"#);
+        parse_project_html(&page, &html).remove(0).yanked
+    }
+
     #[test]
     fn unescape_table() {
         for (raw, want) in [
@@ -225,8 +102,10 @@ mod tests {
             ("R&D", "R&D"),
             ("&unknown;", "&unknown;"),
             ("&", "&"),
+            ("&eacute;t&eacute; &#x1F600;", "\u{e9}t\u{e9} \u{1F600}"),
+            ("&amp=x", "&amp=x"),
         ] {
-            assert_eq!(html_unescape(raw), want, "{raw}");
+            assert_eq!(yanked_as_read(raw).as_deref(), Some(want), "{raw}");
         }
     }
 
@@ -276,6 +155,61 @@ mod tests {
             (f.requires_python.as_deref(), f.metadata_sha256),
             (None, None)
         );
+    }
+
+    #[test]
+    fn tokenizer_cases() {
+        let page = Url::parse("http://h/simple/p/").unwrap();
+        let urls = |html: &str| -> Vec<String> {
+            parse_project_html(&page, html)
+                .into_iter()
+                .map(|f| f.url.to_string())
+                .collect()
+        };
+        for (html, want) in [
+            (
+                "<a href=p-1.tar.gz>x</a>",
+                vec!["http://h/simple/p/p-1.tar.gz"],
+            ),
+            (
+                "<a\n  HREF = \"p-1.tar.gz\"\n>x</a>",
+                vec!["http://h/simple/p/p-1.tar.gz"],
+            ),
+            (
+                "<a href=\" p-1.tar.gz \">",
+                vec!["http://h/simple/p/p-1.tar.gz"],
+            ),
+            (
+                "<a href=\"p-1.tar.gz?a=1&amp;b=2\">",
+                vec!["http://h/simple/p/p-1.tar.gz?a=1&b=2"],
+            ),
+            (
+                "<a href=\"p-1.tar.gz\" href=\"p-2.tar.gz\">",
+                vec!["http://h/simple/p/p-1.tar.gz"],
+            ),
+            (
+                "<!-- <a href=\"p-0.tar.gz\"> --><a href=\"p-1.tar.gz\">",
+                vec!["http://h/simple/p/p-1.tar.gz"],
+            ),
+            (
+                "<base href=\"/files/\"/><a href=\"p-1.tar.gz\"/>",
+                vec!["http://h/files/p-1.tar.gz"],
+            ),
+            (
+                "<abbr href=\"p-1.tar.gz\"><area href=\"p-2.tar.gz\">",
+                vec![],
+            ),
+            ("</a href=\"p-1.tar.gz\">", vec![]),
+        ] {
+            assert_eq!(urls(html), want, "{html}");
+        }
+        let files = parse_project_html(
+            &page,
+            "<a href='p-1.tar.gz' DATA-YANKED Data-Requires-Python='&lt;4' data-core-metadata>",
+        );
+        assert_eq!(files[0].yanked.as_deref(), Some(""));
+        assert_eq!(files[0].requires_python.as_deref(), Some("<4"));
+        assert_eq!(files[0].metadata_sha256, Some(None));
     }
 
     #[test]

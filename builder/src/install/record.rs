@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
 use super::wheel::WheelMember;
@@ -35,8 +37,16 @@ pub enum RecordError {
         /// 1-based line number.
         line: usize,
     },
+    /// The CSV reader refused the text.
+    #[error("RECORD line {line}: {detail}")]
+    Csv {
+        /// 1-based line number.
+        line: usize,
+        /// The reader's message.
+        detail: String,
+    },
     /// The size column is not a number.
-    #[error("RECORD line {line}: size {value:?} is not a number")]
+    #[error("RECORD line {line}: size `{value}` is not a number")]
     Size {
         /// 1-based line number.
         line: usize,
@@ -44,22 +54,47 @@ pub enum RecordError {
         value: String,
     },
     /// The hash column is malformed or uses a weak/unknown algorithm.
-    #[error("bad hash {0:?}: expected sha256=, sha384= or sha512= with url-safe base64")]
+    #[error("bad hash `{0}`: expected sha256=, sha384= or sha512= with url-safe base64")]
     Hash(String),
 }
 
 /// Parses RECORD text into rows; blank lines are skipped.
+///
+/// The `csv` crate reads as Python's `csv` module (which writes RECORD) does: RFC 4180 quoting,
+/// `\n` or `\r\n` line ends, a quote inside an unquoted field kept as text.
 pub fn parse_record(text: &str) -> Result<Vec<RecordEntry>, RecordError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let rows = reader
+        .records()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| RecordError::Csv {
+            line: e.position().map_or(0, |p| p.line() as usize),
+            detail: e.to_string(),
+        })?;
+    let line_of = |row: &csv::StringRecord| row.position().map_or(0, |p| p.line() as usize);
+    // Checked first: a cut-off file's last row can fail any other check.
+    if let Some(last) = rows.last() {
+        let start = last.position().map_or(0, |p| p.byte() as usize);
+        if text.get(start..).is_some_and(ends_in_open_quote) {
+            return Err(RecordError::Unterminated {
+                line: line_of(last),
+            });
+        }
+    }
     let mut out = Vec::new();
-    for (idx, fields) in split_csv(text)?.into_iter().enumerate() {
-        let line = idx + 1;
-        if fields.len() == 1 && fields[0].is_empty() {
+    for row in rows {
+        let line = line_of(&row);
+        if row.len() == 1 && row[0].is_empty() {
             continue;
         }
-        let [path, hash, size]: [String; 3] =
-            fields
+        let [path, hash, size]: [&str; 3] =
+            row.iter()
+                .collect::<Vec<_>>()
                 .try_into()
-                .map_err(|f: Vec<String>| RecordError::Columns {
+                .map_err(|f: Vec<&str>| RecordError::Columns {
                     line,
                     found: f.len(),
                 })?;
@@ -68,71 +103,36 @@ pub fn parse_record(text: &str) -> Result<Vec<RecordEntry>, RecordError> {
         } else {
             Some(size.parse::<u64>().map_err(|_| RecordError::Size {
                 line,
-                value: size.clone(),
+                value: size.to_string(),
             })?)
         };
         out.push(RecordEntry {
-            path,
-            hash: (!hash.is_empty()).then_some(hash),
+            path: path.to_string(),
+            hash: (!hash.is_empty()).then(|| hash.to_string()),
             size,
         });
     }
     Ok(out)
 }
 
-/// Splits CSV text (RFC 4180 quoting, `\n` or `\r\n` line ends) into rows of fields.
-fn split_csv(text: &str) -> Result<Vec<Vec<String>>, RecordError> {
-    let mut rows = Vec::new();
-    let mut row = Vec::new();
-    let mut field = String::new();
-    let mut chars = text.chars().peekable();
-    let mut in_quotes = false;
-    let mut quote_line = 0;
-    let mut row_has_content = false;
-    while let Some(c) = chars.next() {
-        if in_quotes {
-            if c == '"' {
-                if chars.peek() == Some(&'"') {
-                    chars.next();
-                    field.push('"');
-                } else {
-                    in_quotes = false;
-                }
-            } else {
-                field.push(c);
+/// Whether `raw`, the text of a file's last row, ends inside a quoted field. The csv crate, like
+/// Python's csv, reads such a field to the end of the file; no tool writes one, so it means a
+/// cut-off RECORD, refused even when the swallowed text happens to fill the columns.
+fn ends_in_open_quote(raw: &str) -> bool {
+    let mut quoted = false;
+    let mut field_start = true;
+    let mut bytes = raw.bytes().peekable();
+    while let Some(b) = bytes.next() {
+        if quoted {
+            if b == b'"' && bytes.next_if_eq(&b'"').is_none() {
+                quoted = false;
             }
-            continue;
+        } else if b == b'"' && field_start {
+            quoted = true;
         }
-        match c {
-            '"' => {
-                in_quotes = true;
-                quote_line = rows.len() + 1;
-                row_has_content = true;
-            }
-            ',' => {
-                row.push(std::mem::take(&mut field));
-                row_has_content = true;
-            }
-            '\r' if chars.peek() == Some(&'\n') => {}
-            '\n' => {
-                row.push(std::mem::take(&mut field));
-                rows.push(std::mem::take(&mut row));
-                row_has_content = false;
-            }
-            _ => {
-                field.push(c);
-                row_has_content = true;
-            }
-        }
+        field_start = !quoted && matches!(b, b',' | b'\n' | b'\r');
     }
-    if in_quotes {
-        return Err(RecordError::Unterminated { line: quote_line });
-    }
-    if row_has_content || !field.is_empty() {
-        row.push(field);
-        rows.push(row);
-    }
-    Ok(rows)
+    quoted
 }
 
 /// Quotes a CSV field the way Python's `csv` module does (only when needed).
@@ -182,47 +182,14 @@ pub fn hash_matches(hash: &str, data: &[u8]) -> Result<bool, RecordError> {
     Ok(expected == actual)
 }
 
-const B64_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 /// URL-safe base64 without padding (RFC 4648 §5), as RECORD requires.
 pub fn b64_urlsafe_nopad(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        let chars = chunk.len() + 1;
-        for i in 0..chars {
-            let idx = (n >> (18 - 6 * i)) & 0x3f;
-            out.push(char::from(B64_ALPHABET[idx as usize]));
-        }
-    }
-    out
+    URL_SAFE_NO_PAD.encode(data)
 }
 
-/// Decodes unpadded URL-safe base64; `None` on any invalid character or length.
+/// Decodes unpadded URL-safe base64; `None` on any invalid character, length or trailing bits.
 fn b64_urlsafe_decode(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for c in text.bytes() {
-        let v = B64_ALPHABET.iter().position(|&a| a == c)? as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    // Leftover bits must be zero padding of a valid length (2 or 4 bits).
-    if bits >= 6 || acc != 0 {
-        return None;
-    }
-    Some(out)
+    URL_SAFE_NO_PAD.decode(text).ok()
 }
 
 /// One way a wheel's RECORD disagrees with the files in the wheel.
@@ -357,8 +324,67 @@ mod tests {
             parse_record("\"a,b,1\n"),
             Err(RecordError::Unterminated { .. })
         ));
+        for open in [
+            "x,,\n\"a,b,1\nc,d,2\n",
+            "a,h,\"",
+            "a,\"h\"\",1\n",
+            "\"a\"\"\n,h,1",
+        ] {
+            assert!(
+                matches!(parse_record(open), Err(RecordError::Unterminated { .. })),
+                "{open:?}"
+            );
+        }
+        for closed in ["a,h,\"\"", "a,\"h\"\"\",1\n", "a\"b,h,1", "\"a\"x\",h,1\n"] {
+            assert!(parse_record(closed).is_ok(), "{closed:?}");
+        }
         assert_eq!(parse_record("").unwrap(), vec![]);
         assert_eq!(parse_record("a,,").unwrap().len(), 1, "no trailing newline");
+    }
+
+    #[test]
+    fn csv_quoting_table() {
+        let path_of = |text: &str| parse_record(text).map(|rows| rows[0].path.clone());
+        for (text, want) in [
+            ("\"multi\nline.py\",sha256=a,1\n", "multi\nline.py"),
+            ("\"crlf\r\nin.py\",,\r\n", "crlf\r\nin.py"),
+            ("a\"b.py,sha256=a,1\n", "a\"b.py"),
+            ("\"\"\"q\"\"\",,\n", "\"q\""),
+            ("\n\r\n\nlate.py,,\n", "late.py"),
+            ("\"\",,\n", ""),
+        ] {
+            assert_eq!(path_of(text).as_deref(), Ok(want), "{text:?}");
+        }
+        let rows = parse_record("a,,\n\n\r\nb,,\n\n").unwrap();
+        assert_eq!(rows.len(), 2, "blank lines between and after rows");
+        assert!(matches!(
+            parse_record("\"a\nb\",h,1\nc,d\n"),
+            Err(RecordError::Columns { line: 3, found: 2 })
+        ));
+        let e = parse_record("a,h,1x\n").unwrap_err().to_string();
+        assert_eq!(e, "RECORD line 1: size `1x` is not a number");
+    }
+
+    #[test]
+    fn writer_bytes_are_pinned() {
+        let row = |path: &str, hash: Option<&str>, size: Option<u64>| RecordEntry {
+            path: path.into(),
+            hash: hash.map(str::to_string),
+            size,
+        };
+        let rows = vec![
+            row("pkg/__init__.py", Some("sha256=AAAA"), Some(0)),
+            row("odd,name.py", Some("sha256=BB"), Some(12)),
+            row("new\nline", None, Some(3)),
+            row("cr\rq\"", Some("x"), None),
+            row("pkg-1.dist-info/RECORD", None, None),
+        ];
+        let text = write_record(&rows);
+        assert_eq!(
+            text,
+            "pkg/__init__.py,sha256=AAAA,0\n\"odd,name.py\",sha256=BB,12\n\"new\nline\",,3\n\"cr\rq\"\"\",x,\npkg-1.dist-info/RECORD,,\n"
+        );
+        assert_eq!(parse_record(&text).unwrap(), rows);
     }
 
     #[test]

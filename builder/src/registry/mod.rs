@@ -4,7 +4,6 @@
 //! must send the layout's exact manifest bytes and stream multi-hundred-MB blobs from disk,
 //! and a small sync client keeps both simple and keeps tokio out of the builder.
 
-pub mod base64;
 pub mod challenge;
 pub mod client;
 pub mod credentials;
