@@ -8,6 +8,7 @@ pub mod challenge;
 pub mod client;
 pub mod credentials;
 pub mod error;
+mod operations;
 pub mod reference;
 pub mod retry;
 
