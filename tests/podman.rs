@@ -211,6 +211,64 @@ fn podman_runs_conan_from_the_image_on_a_pinned_base() {
     let config = blob(manifest["config"]["digest"].as_str().unwrap());
     assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 6);
 
+    // Offline (a file:// index, so packages need no network either): the re-lock keeps the
+    // previous lock's base pin without asking the registry, and the lock comes out the same.
+    let file_index = format!("file://{}/simple/", index_dir().display());
+    let offline = |args: &[&str]| {
+        let mut cmd = envpack_cmd(&spec, &cache, &file_index, &mirror);
+        cmd.arg("--offline").args(args).output().unwrap()
+    };
+    let out = offline(&["lock"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        fs_err::read_to_string(spec.join("envpack.lock")).unwrap(),
+        lock
+    );
+    // A base pinned by digest whose manifest is in the cache needs no registry at all (nothing
+    // listens on port 9): lock resolves it from the cache, an offline build takes every base
+    // blob from there.
+    let unreachable = format!("127.0.0.1:9/base/minimal@{base_digest}");
+    fs_err::write(
+        spec.join("envpack.toml"),
+        format!("{plain}\n[image]\nbase = \"{unreachable}\"\n"),
+    )
+    .unwrap();
+    envpack(&["lock"]);
+    let by_digest = fs_err::read_to_string(spec.join("envpack.lock")).unwrap();
+    assert!(
+        by_digest.contains(&format!(
+            "name = \"{unreachable}\"\ndigest = \"{base_digest}\"\n"
+        )),
+        "{by_digest}"
+    );
+    let out = offline(&["--json", "build", "--format", "oci", "--out", "img-offline"]);
+    assert!(out.status.success(), "{out:?}");
+    // With no pin to keep and a tag to resolve, an offline lock fails, says why, and leaves the
+    // lock as it was.
+    let tag_only = "127.0.0.1:9/base/minimal:1";
+    fs_err::write(
+        spec.join("envpack.toml"),
+        format!("{plain}\n[image]\nbase = \"{tag_only}\"\n"),
+    )
+    .unwrap();
+    let out = offline(&["lock"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("refused in offline mode") && stderr.contains("without --offline"),
+        "{stderr}"
+    );
+    assert_eq!(
+        fs_err::read_to_string(spec.join("envpack.lock")).unwrap(),
+        by_digest
+    );
+    fs_err::write(
+        spec.join("envpack.toml"),
+        format!("{plain}\n[image]\nbase = \"{base_ref}\"\n"),
+    )
+    .unwrap();
+    fs_err::write(spec.join("envpack.lock"), &lock).unwrap();
+
     // Push (the base layer is already in the registry) and run it.
     let reference = reg.reference("team/openssl-devenv", TAG);
     let pushed = json_of(&run(envpack_cmd(&spec, &cache, &index.url, &mirror).args(

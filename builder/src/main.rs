@@ -84,6 +84,14 @@ fn http(cli: &Cli) -> anyhow::Result<HttpClient> {
     Ok(HttpClient::new(envpack::config::http_config(cli.offline)?))
 }
 
+/// Registry settings from the same `ENVPACK_HTTP_*` and `--offline` as every other request.
+fn registry_options(cli: &Cli, insecure: bool) -> anyhow::Result<envpack::registry::ClientOptions> {
+    Ok(envpack::registry::ClientOptions::from_http(
+        &envpack::config::http_config(cli.offline)?,
+        insecure,
+    ))
+}
+
 /// Image settings from the flags and `ENVPACK_IMAGE_SOURCE` / `ENVPACK_IMAGE_REVISION`.
 fn image_settings(tag: Option<String>, flags: &[String]) -> anyhow::Result<ImageSettings> {
     let mut annotations = std::collections::BTreeMap::new();
@@ -144,7 +152,9 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             let bases = envpack::pull_base::resolve_bases(
                 &spec.spec,
                 &lock,
-                &envpack::registry::ClientOptions::default(),
+                previous.as_ref().map(|(l, _)| l),
+                &cache,
+                &registry_options(cli, false)?,
             )?;
             envpack::locking::write_lock_with_bases(&lock, &bases, out)?;
             let summary: Vec<serde_json::Value> = lock
@@ -268,10 +278,7 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
                 if !matches!(source, envpack::pull::UnpackSource::Artifact(_)) {
                     progress.step(&format!("fetching {arg}"));
                 }
-                let client = envpack::registry::ClientOptions {
-                    insecure: *insecure,
-                    ..Default::default()
-                };
+                let client = registry_options(cli, *insecure)?;
                 let prepared =
                     envpack::pull::prepare_artifact(&source, cli.cache_dir.as_deref(), &client)
                         .with_context(|| format!("reading {arg}"))?;
@@ -361,10 +368,7 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
                 &reader,
                 &reference,
                 &envpack::push::PushOptions {
-                    client: envpack::registry::ClientOptions {
-                        insecure: *insecure,
-                        ..Default::default()
-                    },
+                    client: registry_options(cli, *insecure)?,
                     mount_from: mount_from.clone(),
                     jobs: *jobs,
                 },

@@ -31,9 +31,15 @@ pub fn oci_of(p: &Platform) -> OciPlatform {
 }
 
 /// Resolves the spec's base reference of every linux platform in `lock` to a manifest digest.
+///
+/// A reference by digest whose manifest (or index) is in the cache needs no registry. With
+/// `client.offline`, a platform whose base the `previous` lock already pinned under the same
+/// reference keeps that pin; anything else would need the registry and fails, naming it.
 pub fn resolve_bases(
     spec: &Spec,
     lock: &Lock,
+    previous: Option<&Lock>,
+    cache: &Cache,
     client: &ClientOptions,
 ) -> anyhow::Result<Vec<LockedBase>> {
     let mut clients: BTreeMap<String, RegistryClient> = BTreeMap::new();
@@ -46,25 +52,51 @@ pub fn resolve_bases(
         if p.oci_os != "linux" {
             continue;
         }
+        let pinned = previous.and_then(|prev| {
+            prev.image_bases
+                .iter()
+                .find(|b| b.platform == lp.name && b.name == name)
+        });
+        if let (true, Some(pin)) = (client.offline, pinned) {
+            tracing::info!(platform = %lp.name, base = name, digest = %pin.digest, "kept the previous lock's base pin (offline)");
+            out.push(pin.clone());
+            continue;
+        }
         let r = Reference::parse(name)?;
-        let c = match clients.entry(r.registry.clone()) {
-            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::btree_map::Entry::Vacant(e) => {
-                let scope = format!("repository:{}:pull", r.repository);
-                e.insert(RegistryClient::connect(&r.registry, client, vec![scope])?)
+        let cached = match &r.digest {
+            Some(d) => cache
+                .get(&Sha256Digest::parse_prefixed(d)?)?
+                .map(|path| fs_err::read(path).map(|bytes| (d.clone(), bytes)))
+                .transpose()?,
+            None => None,
+        };
+        let (top_digest, media_type, bytes) = match cached {
+            Some((digest, bytes)) => (digest, doc_media_type("", &bytes), bytes),
+            None => {
+                let c = match clients.entry(r.registry.clone()) {
+                    std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(e) => {
+                        let scope = format!("repository:{}:pull", r.repository);
+                        let connected = RegistryClient::connect(&r.registry, client, vec![scope])
+                            .with_context(|| offline_hint(client, name, &lp.name))?;
+                        e.insert(connected)
+                    }
+                };
+                let top = c
+                    .get_manifest(&r.repository, r.target())
+                    .with_context(|| format!("resolving base image {name}"))?;
+                let media_type = doc_media_type(&top.media_type, &top.bytes);
+                (top.digest, media_type, top.bytes)
             }
         };
-        let top = c
-            .get_manifest(&r.repository, r.target())
-            .with_context(|| format!("resolving base image {name}"))?;
-        let media_type = doc_media_type(&top.media_type, &top.bytes);
         let digest = if is_index_type(&media_type) {
-            let index: Value = serde_json::from_slice(&top.bytes)?;
+            let index: Value = serde_json::from_slice(&bytes)
+                .with_context(|| format!("base image {name}: its index is not JSON"))?;
             select_platform(&index, &oci_of(&p))
                 .with_context(|| format!("base image {name} for {}", lp.name))?
                 .digest
         } else {
-            top.digest
+            top_digest
         };
         tracing::info!(platform = %lp.name, base = name, %digest, "resolved base image");
         out.push(LockedBase {
@@ -74,6 +106,18 @@ pub fn resolve_bases(
         });
     }
     Ok(out)
+}
+
+/// Context for a registry that could not be reached while resolving a base image.
+fn offline_hint(client: &ClientOptions, name: &str, platform: &str) -> String {
+    if client.offline {
+        format!(
+            "resolving base image {name} for {platform}: the previous lock has no pin for it and \
+             its manifest is not in the cache; run `envpack lock` once without --offline"
+        )
+    } else {
+        format!("resolving base image {name} for {platform}")
+    }
 }
 
 fn doc_media_type(header: &str, bytes: &[u8]) -> String {

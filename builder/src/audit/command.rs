@@ -63,10 +63,10 @@ pub fn run_audit(
                 .to_str()
                 .and_then(|t| crate::registry::Reference::parse(t).ok())
             {
-                let options = crate::registry::ClientOptions {
-                    insecure: args.insecure,
-                    ..Default::default()
-                };
+                let options = crate::registry::ClientOptions::from_http(
+                    &crate::config::http_config(args.offline)?,
+                    args.insecure,
+                );
                 let work = Cache::open(cache_dir)?.scratch_dir()?;
                 return super::registry::audit_reference(
                     &reference,

@@ -24,14 +24,46 @@ pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 
 /// How to reach a registry.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// Allow plain HTTP for a non-loopback host.
     pub insecure: bool,
+    /// Refuse to connect at all (`--offline`): callers answer from the cache or fail.
+    pub offline: bool,
     /// Retry behaviour.
     pub retry: RetryPolicy,
+    /// No progress for this long (connecting, waiting for an answer, each read) fails an
+    /// attempt; `None` waits forever.
+    pub stall_timeout: Option<Duration>,
+    /// Longest one request may take; `None` for no limit.
+    pub timeout: Option<Duration>,
     /// Credentials to use instead of looking them up (tests, `--creds`).
     pub credentials: Option<Credentials>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions::from_http(&crate::http::HttpConfig::default(), false)
+    }
+}
+
+impl ClientOptions {
+    /// The same settings as the index and download client (`ENVPACK_HTTP_*`, `--offline`), so
+    /// registry traffic retries, times out and stays offline as every other request does.
+    pub fn from_http(config: &crate::http::HttpConfig, insecure: bool) -> ClientOptions {
+        let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
+        ClientOptions {
+            insecure,
+            offline: config.offline,
+            retry: RetryPolicy {
+                retries: config.retries,
+                ..RetryPolicy::default()
+            },
+            stall_timeout: secs(config.stall_timeout_secs),
+            timeout: secs(config.timeout_secs),
+            credentials: None,
+        }
+    }
 }
 
 /// What a request sends.
@@ -84,12 +116,13 @@ impl std::fmt::Debug for RegistryClient {
     }
 }
 
-fn agent() -> ureq::Agent {
+fn agent(options: &ClientOptions) -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_connect(Some(Duration::from_secs(30)))
-        .timeout_recv_response(Some(Duration::from_secs(600)))
-        .timeout_per_read(Some(Duration::from_secs(120)))
+        .timeout_connect(options.stall_timeout)
+        .timeout_recv_response(options.stall_timeout)
+        .timeout_per_read(options.stall_timeout)
+        .timeout_global(options.timeout)
         .user_agent(concat!("envpack/", env!("CARGO_PKG_VERSION")))
         .build()
         .new_agent()
@@ -138,6 +171,11 @@ impl RegistryClient {
         options: &ClientOptions,
         extra_scopes: Vec<String>,
     ) -> Result<Self> {
+        if options.offline {
+            return Err(RegistryError::Offline {
+                registry: registry.to_string(),
+            });
+        }
         let credentials = match &options.credentials {
             Some(c) => Some(c.clone()),
             None => lookup(registry)?,
@@ -150,7 +188,7 @@ impl RegistryClient {
             })
         };
         let mut client = RegistryClient {
-            agent: agent(),
+            agent: agent(options),
             base: parse(&format!("https://{registry}/"))?,
             registry: registry.to_string(),
             credentials,

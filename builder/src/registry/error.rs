@@ -11,6 +11,12 @@ pub enum RegistryError {
         /// Why it was refused.
         reason: String,
     },
+    /// The network was ruled out (`--offline`) and the answer is not in the cache.
+    #[error("{registry}: refused in offline mode (--offline); what is needed from it is not in the cache")]
+    Offline {
+        /// The registry host.
+        registry: String,
+    },
     /// Plain HTTP asked for a host that is not loopback, without `--insecure`.
     #[error("{host} does not speak HTTPS; plain HTTP is only used for loopback hosts or with --insecure")]
     PlainHttpRefused {
