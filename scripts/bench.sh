@@ -198,6 +198,16 @@ rm -rf "$w/dist"
 "$envpack" --offline --cache-dir "$cache" build --spec "$spec" --lock "$lock" --platform "$platform" \
   --out "$w/dist" 2>&1 >/dev/null | python3 scripts/bench/timestamp.py >"$results/build-phases.txt"
 
+# --- 3o. warm OCI build vs warm tarball build --------------------------------------------
+# One pipeline: the image reads its prefixed cpython/packages layers from the layer cache too
+# (the warmup run puts them there), and writes only its small layers.
+log "3o. warm OCI build"
+hf --runs "$runs" --export-json "$results/build-oci.json" --prepare "rm -rf $w/oci $w/dist" \
+  -n "envpack build --format oci (warm cache, offline)" \
+  "$envpack --quiet --offline --cache-dir $cache build --spec $spec --lock $lock --platform $platform --format oci --out $w/oci" \
+  -n "envpack build (warm cache, offline)" \
+  "$envpack --quiet --offline --cache-dir $cache build --spec $spec --lock $lock --platform $platform --out $w/dist"
+
 # --- 4. peak RSS (max over three runs) ------------------------------------------------------
 log "4. peak RSS"
 peak_rss() { # NAME COMMAND...: the largest max-RSS (KiB) of three runs; PREP runs before each

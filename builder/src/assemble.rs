@@ -1,7 +1,8 @@
 //! Assembling one platform's environment in a staging directory, one stable layer at a time:
 //! CPython (with its bytecode), then the installed wheels (with theirs), then the Conan home
 //! template, launchers, activation scripts and the lock. The first two are reused from the
-//! layer cache when their inputs haven't changed.
+//! layer cache when their inputs haven't changed, in the form (prefix, compression) the writer
+//! asks for.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use envpack_layers::compress::Compression;
 use envpack_layers::digest::Sha256Digest;
-use envpack_layers::layer::write_layer;
+use envpack_layers::layer::{layer_diff_id, write_layer_prefixed};
 use envpack_layers::tree::{scan_tree, TreeEntry};
 
 use crate::cache::Cache;
@@ -18,7 +19,7 @@ use crate::host_python::LazyHost;
 use crate::install::entry_points::EntryPoint;
 use crate::install::{install_wheel, InstallTarget, InstallWarning};
 use crate::launcher::GeneratedFile;
-use crate::layer_cache::{self, CachedLayer, LayerExtra};
+use crate::layer_cache::{self, CachedTree, LayerExtra, LayerFile};
 use crate::lock::{Lock, LockedPlatform};
 use crate::platform::Platform;
 
@@ -52,18 +53,74 @@ pub struct EnvInputs<'a> {
     pub host_sha256: Sha256Digest,
     /// Archive timestamp.
     pub epoch: u64,
-    /// Layer compression.
-    pub compression: Compression,
     /// The cache (downloads and layers).
     pub cache: &'a Cache,
 }
 
-/// The two stable layers, ready to package.
+/// How a writer stores a layer: under which directory and with which compression.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerForm<'a> {
+    /// Directory the layer's paths are placed under (empty: the tree's root).
+    pub prefix: &'a str,
+    /// Layer compression.
+    pub compression: Compression,
+}
+
+impl LayerForm<'_> {
+    /// Writes `entries` (read from `staging`) as layer `name` in this form into `work`.
+    pub fn write(
+        &self,
+        name: &str,
+        staging: &Path,
+        entries: &[TreeEntry],
+        epoch: u64,
+        work: &Path,
+    ) -> anyhow::Result<LayerFile> {
+        let (desc, path) = write_layer_prefixed(
+            name,
+            staging,
+            entries,
+            self.prefix,
+            epoch,
+            self.compression,
+            work,
+        )
+        .with_context(|| format!("writing layer {name}"))?;
+        Ok(LayerFile { desc, path })
+    }
+
+    /// The diff_id of `file`'s layer unprefixed (what the env id is made of): its own when this
+    /// form has no prefix, else hashed from `entries` in `staging`.
+    pub fn plain_diff_id(
+        &self,
+        file: &LayerFile,
+        staging: &Path,
+        entries: &[TreeEntry],
+        epoch: u64,
+    ) -> anyhow::Result<Sha256Digest> {
+        if self.prefix.is_empty() {
+            return Ok(file.desc.diff_id);
+        }
+        let (diff_id, _) = layer_diff_id(staging, entries, epoch)
+            .with_context(|| format!("hashing layer {}", file.desc.name))?;
+        Ok(diff_id)
+    }
+}
+
+/// One stable layer: its tree and its file in the form asked for.
+pub struct StableLayer {
+    /// Entries, unprefixed diff_id and what building it found.
+    pub tree: CachedTree,
+    /// The layer file (in the cache).
+    pub file: LayerFile,
+}
+
+/// The two stable layers, ready to write out.
 pub struct StableLayers {
     /// CPython.
-    pub cpython: CachedLayer,
+    pub cpython: StableLayer,
     /// Installed packages.
-    pub packages: CachedLayer,
+    pub packages: StableLayer,
     /// Conan version installed, if any.
     pub conan_version: Option<String>,
 }
@@ -74,10 +131,38 @@ fn py_minor(lock: &Lock) -> anyhow::Result<u8> {
     Ok(minor)
 }
 
-/// Build (or reuse) the CPython and packages layers; `staging` receives what they need and
-/// `work` the layer files.
+/// Looks layer `name` up in the cache (its tree and its file in `form`); on a miss, `make`
+/// builds its tree in `staging` and the layer is written and cached. Also says whether it was
+/// found.
+fn cached_layer(
+    inputs: &EnvInputs,
+    name: &str,
+    tree_key: &str,
+    form: &LayerForm,
+    staging: &Path,
+    work: &Path,
+    make: impl FnOnce() -> anyhow::Result<(Vec<TreeEntry>, LayerExtra)>,
+) -> anyhow::Result<(StableLayer, bool)> {
+    let blob_key = layer_cache::blob_key(tree_key, form.prefix, form.compression);
+    if let Some(tree) = layer_cache::load_tree(inputs.cache, tree_key) {
+        if let Some(file) = layer_cache::load_blob(inputs.cache, &blob_key) {
+            return Ok((StableLayer { tree, file }, true));
+        }
+    }
+    // A missing form rebuilds the tree too: the files it is written from are not kept.
+    let (entries, extra) = make()?;
+    let file = form.write(name, staging, &entries, inputs.epoch, work)?;
+    let diff_id = form.plain_diff_id(&file, staging, &entries, inputs.epoch)?;
+    let file = layer_cache::store_blob(inputs.cache, &blob_key, file.desc, &file.path)?;
+    let tree = layer_cache::store_tree(inputs.cache, tree_key, diff_id, entries, extra)?;
+    Ok((StableLayer { tree, file }, false))
+}
+
+/// Build (or reuse) the CPython and packages layers in `form`; `staging` receives what they
+/// need and `work` the layer files.
 pub fn stable_layers(
     inputs: &EnvInputs,
+    form: &LayerForm,
     staging: &Path,
     work: &Path,
 ) -> anyhow::Result<StableLayers> {
@@ -88,80 +173,52 @@ pub fn stable_layers(
         inputs.locked.python.sha256.to_hex(),
         inputs.host_sha256.to_hex(),
         inputs.epoch.to_string(),
-        inputs.compression.to_string(),
     ];
     let mut parts: Vec<&str> = vec!["cpython"];
     parts.extend(common.iter().map(String::as_str));
     let cpython_key = layer_cache::key(&parts);
-    let cpython = match layer_cache::load(inputs.cache, &cpython_key) {
-        Some(hit) => hit,
-        None => {
-            let entries = cpython_tree(inputs, staging)?;
-            let (desc, path) = write_layer(
-                "cpython",
-                staging,
-                &entries,
-                inputs.epoch,
-                inputs.compression,
-                work,
-            )
-            .context("writing layer cpython")?;
-            layer_cache::store(
-                inputs.cache,
-                &cpython_key,
-                desc,
-                &path,
-                entries,
-                LayerExtra::default(),
-            )?
-        }
-    };
+    let (cpython, _) = cached_layer(inputs, "cpython", &cpython_key, form, staging, work, || {
+        Ok((cpython_tree(inputs, staging)?, LayerExtra::default()))
+    })?;
 
     let wheel_ids: Vec<String> = inputs
         .wheels
         .iter()
         .map(|w| format!("{} {}", w.filename, w.sha256.to_hex()))
         .collect();
-    let diff_id = cpython.desc.diff_id.to_string();
+    let diff_id = cpython.tree.diff_id.to_string();
     let mut parts: Vec<&str> = vec!["packages", &diff_id];
     parts.extend(common.iter().map(String::as_str));
     parts.extend(wheel_ids.iter().map(String::as_str));
     let packages_key = layer_cache::key(&parts);
-    let packages = match layer_cache::load(inputs.cache, &packages_key) {
-        Some(hit) => {
-            // The install that found them ran in an earlier build; say it again.
-            for w in &hit.extra.warnings {
-                w.log();
-            }
-            hit
-        }
-        None => {
-            let cpython_paths: BTreeSet<String> =
-                cpython.entries.iter().map(|e| e.path.clone()).collect();
+    let (packages, found) = cached_layer(
+        inputs,
+        "packages",
+        &packages_key,
+        form,
+        staging,
+        work,
+        || {
+            let cpython_paths: BTreeSet<String> = cpython
+                .tree
+                .entries
+                .iter()
+                .map(|e| e.path.clone())
+                .collect();
             let tree = packages_tree(inputs, staging, &cpython_paths)?;
-            let (desc, path) = write_layer(
-                "packages",
-                staging,
-                &tree.entries,
-                inputs.epoch,
-                inputs.compression,
-                work,
-            )
-            .context("writing layer packages")?;
             let extra = LayerExtra {
                 console_scripts: tree.console_scripts,
                 warnings: tree.warnings,
             };
-            layer_cache::store(
-                inputs.cache,
-                &packages_key,
-                desc,
-                &path,
-                tree.entries,
-                extra,
-            )?
+            Ok((tree.entries, extra))
+        },
+    )?;
+    if found {
+        // The install that found them ran in an earlier build; say it again.
+        for w in &packages.tree.extra.warnings {
+            w.log();
         }
-    };
+    }
     let conan_version = conan_version(inputs.locked);
     Ok(StableLayers {
         cpython,
@@ -177,37 +234,6 @@ pub fn conan_version(locked: &LockedPlatform) -> Option<String> {
         .iter()
         .find(|p| p.name == "conan")
         .map(|p| p.version.clone())
-}
-
-/// A fully assembled tree (no layer cache): what splitting it into layers needs.
-pub struct AssembledEnv {
-    /// Paths of the CPython layer (CPython and its bytecode).
-    pub cpython_paths: BTreeSet<String>,
-    /// Conan version installed, if any.
-    pub conan_version: Option<String>,
-    /// Wheel defects that did not stop the install.
-    pub warnings: Vec<InstallWarning>,
-}
-
-/// Assemble the complete tree of one platform under `staging` (which must be empty).
-pub fn assemble(inputs: &EnvInputs, staging: &Path) -> anyhow::Result<AssembledEnv> {
-    let cpython_paths: BTreeSet<String> = cpython_tree(inputs, staging)?
-        .into_iter()
-        .map(|e| e.path)
-        .collect();
-    let packages = packages_tree(inputs, staging, &cpython_paths)?;
-    let conan_version = conan_version(inputs.locked);
-    config_files(
-        inputs,
-        conan_version.as_deref(),
-        &packages.console_scripts,
-        staging,
-    )?;
-    Ok(AssembledEnv {
-        cpython_paths,
-        conan_version,
-        warnings: packages.warnings,
-    })
 }
 
 /// Unpack CPython into `staging`, drop its shipped bytecode and compile it anew; returns every

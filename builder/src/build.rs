@@ -6,16 +6,17 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context};
 use envpack_layers::compress::Compression;
 
-use crate::assemble::{assemble, config_files, stable_layers, EnvInputs, WheelInput};
+use crate::assemble::{EnvInputs, LayerForm, WheelInput};
 use crate::cache::Cache;
+use crate::env_layers::{env_layers, EnvMeta};
 use crate::host_python::LazyHost;
 use crate::http::HttpClient;
 use crate::image::archive::write_layout_archive;
-use crate::image::{place_layout, BuiltImage, ImageSettings, ImageWriter};
+use crate::image::{env_prefix, place_layout, BuiltImage, ImageSettings, ImageWriter};
 use crate::index::SimpleIndex;
 use crate::install::InstallWarning;
 use crate::lock::{Lock, LockedFile, LockedPackage, PackageKind};
-use crate::package::{package, BuiltArtifact, EnvMeta};
+use crate::package::{package, BuiltArtifact};
 use crate::platform::{self, Platform};
 
 /// What `envpack build` writes.
@@ -166,7 +167,6 @@ pub fn build(lock: &Lock, lock_text: &str, opts: &BuildOptions) -> anyhow::Resul
             host: &prepared.host,
             host_sha256: prepared.host_sha256,
             epoch,
-            compression: opts.compression,
             cache: opts.cache,
         };
         let meta = EnvMeta {
@@ -187,29 +187,20 @@ pub fn build(lock: &Lock, lock_text: &str, opts: &BuildOptions) -> anyhow::Resul
             .prefix(".envpack-staging-")
             .tempdir_in(&work_dir)
             .with_context(|| format!("creating a staging dir in {}", work_dir.display()))?;
+        let layer_work = tempfile::Builder::new()
+            .prefix(".envpack-work-")
+            .tempdir_in(&work_dir)
+            .with_context(|| format!("creating a work dir in {}", work_dir.display()))?;
         match &mut sink {
             Sink::Tarball(out) => {
-                // The stable layers come from the layer cache when their inputs are unchanged.
-                let layer_work = tempfile::Builder::new()
-                    .prefix(".envpack-work-")
-                    .tempdir_in(&work_dir)
-                    .with_context(|| format!("creating a work dir in {}", work_dir.display()))?;
-                let stable = stable_layers(&inputs, staging.path(), layer_work.path())?;
-                found(&p.name, &stable.packages.extra.warnings);
-                config_files(
-                    &inputs,
-                    stable.conan_version.as_deref(),
-                    &stable.packages.extra.console_scripts,
-                    staging.path(),
-                )?;
-                (opts.progress)(&format!("writing layers for {}", p.name));
-                let artifact = package(
-                    staging.path(),
-                    &stable,
-                    &meta,
-                    opts.compression,
-                    opts.out_dir,
-                )?;
+                let form = LayerForm {
+                    prefix: "",
+                    compression: opts.compression,
+                };
+                let env = env_layers(&inputs, &meta, &form, staging.path(), layer_work.path())?;
+                found(&p.name, &env.warnings);
+                (opts.progress)(&format!("writing the artifact for {}", p.name));
+                let artifact = package(&env, &meta, opts.out_dir)?;
                 crate::sbom::write_beside(&artifact.path, staging.path())?;
                 out.push(artifact);
             }
@@ -227,10 +218,12 @@ pub fn build(lock: &Lock, lock_text: &str, opts: &BuildOptions) -> anyhow::Resul
                     None => None,
                 };
                 writer.set_base(base);
-                let assembled = assemble(&inputs, staging.path())?;
-                found(&p.name, &assembled.warnings);
-                (opts.progress)(&format!("writing image layers for {}", p.name));
-                writer.add_platform(staging.path(), &assembled, &meta, p)?;
+                let prefix = env_prefix(&lock.name, &p.name);
+                let form = writer.layer_form(&prefix);
+                let env = env_layers(&inputs, &meta, &form, staging.path(), layer_work.path())?;
+                found(&p.name, &env.warnings);
+                (opts.progress)(&format!("writing the image of {}", p.name));
+                writer.add_platform(staging.path(), &env, &meta, p)?;
             }
         }
     }

@@ -1,13 +1,17 @@
 //! Reusing the stable layers (CPython, packages) across builds, like a container build cache.
 //!
-//! A cached layer is found by a key over everything its bytes depend on (envpack version,
-//! platform, input hashes, epoch, compression). The entry records the layer's descriptor, its
-//! entries (as manifest text) and, for the packages layer, the console scripts its wheels
-//! provide; the blob itself lives in the content-addressed cache and is re-hashed on use.
+//! A stable layer has one *tree* — its entries, its (unprefixed) diff_id, what building it
+//! found — and one *blob* per way a writer stores it: at the tree's root for portable artifacts,
+//! under the env's directory for images, each in its compression. Both are found by keys over
+//! everything their bytes depend on (envpack version, platform, input hashes, epoch; for a blob
+//! also the prefix and the compression), so a tarball build and an image build of the same lock
+//! share the tree and each reuse their own blob. Blobs live in the content-addressed cache and
+//! are re-hashed on use.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use envpack_layers::compress::Compression;
 use envpack_layers::digest::Sha256Digest;
 use envpack_layers::layer::LayerDesc;
 use envpack_layers::manifest::Manifest;
@@ -18,16 +22,23 @@ use crate::cache::Cache;
 use crate::install::entry_points::EntryPoint;
 use crate::install::InstallWarning;
 
-/// A layer found in (or about to go into) the cache.
-pub struct CachedLayer {
-    /// Its descriptor.
-    pub desc: LayerDesc,
-    /// The compressed blob (hash-checked).
-    pub blob: PathBuf,
-    /// The entries written into it.
+/// A layer's tree found in (or about to go into) the cache.
+pub struct CachedTree {
+    /// Digest of the unprefixed, uncompressed tar (what the env id is made of).
+    pub diff_id: Sha256Digest,
+    /// The entries of the layer.
     pub entries: Vec<TreeEntry>,
     /// What building it found besides its files.
     pub extra: LayerExtra,
+}
+
+/// A written layer file: its descriptor and where its bytes are.
+#[derive(Debug, Clone)]
+pub struct LayerFile {
+    /// Its descriptor.
+    pub desc: LayerDesc,
+    /// The compressed blob.
+    pub path: PathBuf,
 }
 
 /// What building a layer found besides its files, kept with it in the cache.
@@ -41,7 +52,8 @@ pub struct LayerExtra {
 
 /// Key over the given parts, in order.
 pub fn key(parts: &[&str]) -> String {
-    let mut text = String::from("envpack-layer-cache-v1");
+    // v2: trees and blobs are separate entries (v1 entries held both, keyed with compression).
+    let mut text = String::from("envpack-layer-cache-v2");
     for p in parts {
         text.push('\n');
         text.push_str(p);
@@ -49,48 +61,39 @@ pub fn key(parts: &[&str]) -> String {
     Sha256Digest::of_bytes(text.as_bytes()).to_hex()
 }
 
+/// Key of the blob of the tree `tree_key` written under `prefix` with `compression`.
+pub fn blob_key(tree_key: &str, prefix: &str, compression: Compression) -> String {
+    key(&["blob", tree_key, prefix, &compression.to_string()])
+}
+
 fn entry_path(cache: &Cache, key: &str) -> PathBuf {
     cache.root().join("layers").join(format!("{key}.json"))
 }
 
-/// Look a layer up; a missing, unreadable or corrupt entry is a miss (the layer is rebuilt).
-pub fn load(cache: &Cache, key: &str) -> Option<CachedLayer> {
+/// Reads a cache entry; a missing one is `None` without a word, an unreadable or corrupt one
+/// is `None` with a warning (the layer is rebuilt either way).
+fn load_entry<T>(
+    cache: &Cache,
+    key: &str,
+    parse: impl FnOnce(serde_json::Value) -> anyhow::Result<T>,
+) -> Option<T> {
     let path = entry_path(cache, key);
-    let bytes = fs_err::read(&path).ok()?;
-    let parsed = (|| -> anyhow::Result<CachedLayer> {
-        let v: serde_json::Value = serde_json::from_slice(&bytes)?;
-        let desc: LayerDesc = serde_json::from_value(v["desc"].clone())?;
-        let manifest = Manifest::parse(v["entries"].as_str().unwrap_or_default().as_bytes())?;
-        let console_scripts = v["console_scripts"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|e| {
-                        let part = |k: &str| e[k].as_str().unwrap_or_default().to_string();
-                        EntryPoint::new(&part("name"), &part("module"), &part("attr"))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let warnings: Vec<InstallWarning> = match v.get("warnings") {
-            Some(w) => serde_json::from_value(w.clone())?,
-            None => Vec::new(),
-        };
-        let blob = cache
-            .get(&desc.digest)?
-            .context("layer blob no longer in the cache")?;
-        Ok(CachedLayer {
-            desc,
-            blob,
-            entries: manifest.entries,
-            extra: LayerExtra {
-                console_scripts,
-                warnings,
-            },
-        })
-    })();
-    match parsed {
-        Ok(layer) => Some(layer),
+    let bytes = match fs_err::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::warn!("ignoring layer cache entry: {e}");
+            return None;
+        }
+    };
+    match serde_json::from_slice(&bytes)
+        .map_err(anyhow::Error::from)
+        .and_then(parse)
+    {
+        Ok(v) => {
+            tracing::debug!(key, "layer cache hit");
+            Some(v)
+        }
         Err(e) => {
             tracing::warn!("ignoring layer cache entry {}: {e:#}", path.display());
             None
@@ -98,16 +101,61 @@ pub fn load(cache: &Cache, key: &str) -> Option<CachedLayer> {
     }
 }
 
-/// Put a freshly written layer into the cache; returns it with the blob's cache path.
-pub fn store(
+fn store_entry(cache: &Cache, key: &str, doc: &serde_json::Value) -> anyhow::Result<()> {
+    let path = entry_path(cache, key);
+    if let Some(dir) = path.parent() {
+        fs_err::create_dir_all(dir)?;
+    }
+    crate::atomic::write_file(&path, &serde_json::to_vec(doc)?)?;
+    Ok(())
+}
+
+/// Looks a layer's tree up.
+pub fn load_tree(cache: &Cache, key: &str) -> Option<CachedTree> {
+    load_entry(cache, key, |v| {
+        let diff_id: Sha256Digest = serde_json::from_value(v["diff_id"].clone())?;
+        let text = v["entries"].as_str().context("entries is not text")?;
+        let manifest = Manifest::parse(text.as_bytes())?;
+        let console_scripts: Vec<EntryPoint> = match v["console_scripts"].as_array() {
+            Some(a) => a
+                .iter()
+                .map(|e| {
+                    let part = |k: &str| {
+                        e[k].as_str()
+                            .with_context(|| format!("console script without {k}"))
+                    };
+                    Ok(EntryPoint::new(
+                        part("name")?,
+                        part("module")?,
+                        part("attr")?,
+                    ))
+                })
+                .collect::<anyhow::Result<_>>()?,
+            None => Vec::new(),
+        };
+        let warnings: Vec<InstallWarning> = match v.get("warnings") {
+            Some(w) => serde_json::from_value(w.clone())?,
+            None => Vec::new(),
+        };
+        Ok(CachedTree {
+            diff_id,
+            entries: manifest.entries,
+            extra: LayerExtra {
+                console_scripts,
+                warnings,
+            },
+        })
+    })
+}
+
+/// Puts a layer's tree into the cache and returns it.
+pub fn store_tree(
     cache: &Cache,
     key: &str,
-    desc: LayerDesc,
-    blob: &std::path::Path,
+    diff_id: Sha256Digest,
     entries: Vec<TreeEntry>,
     extra: LayerExtra,
-) -> anyhow::Result<CachedLayer> {
-    let cached = cache.insert_file(blob)?;
+) -> anyhow::Result<CachedTree> {
     let scripts: Vec<serde_json::Value> = extra
         .console_scripts
         .iter()
@@ -115,21 +163,42 @@ pub fn store(
         .collect();
     let manifest = Manifest::from_entries(entries);
     let doc = json!({
-        "desc": desc,
+        "diff_id": diff_id,
         "entries": String::from_utf8_lossy(&manifest.to_bytes()),
         "console_scripts": scripts,
         "warnings": extra.warnings,
     });
-    let path = entry_path(cache, key);
-    if let Some(dir) = path.parent() {
-        fs_err::create_dir_all(dir)?;
-    }
-    crate::atomic::write_file(&path, &serde_json::to_vec(&doc)?)?;
-    Ok(CachedLayer {
-        desc,
-        blob: cached.path,
+    store_entry(cache, key, &doc)?;
+    Ok(CachedTree {
+        diff_id,
         entries: manifest.entries,
         extra,
+    })
+}
+
+/// Looks a layer blob up; its bytes are re-hashed against the recorded digest.
+pub fn load_blob(cache: &Cache, key: &str) -> Option<LayerFile> {
+    load_entry(cache, key, |v| {
+        let desc: LayerDesc = serde_json::from_value(v["desc"].clone())?;
+        let path = cache
+            .get(&desc.digest)?
+            .context("layer blob no longer in the cache")?;
+        Ok(LayerFile { desc, path })
+    })
+}
+
+/// Puts a freshly written layer file into the cache; returns it with the blob's cache path.
+pub fn store_blob(
+    cache: &Cache,
+    key: &str,
+    desc: LayerDesc,
+    file: &Path,
+) -> anyhow::Result<LayerFile> {
+    let cached = cache.insert_file(file)?;
+    store_entry(cache, key, &json!({ "desc": desc }))?;
+    Ok(LayerFile {
+        desc,
+        path: cached.path,
     })
 }
 
@@ -138,7 +207,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn console_scripts_and_warnings_come_back_from_the_cache() {
+    fn trees_and_blobs_come_back_from_the_cache() {
         let tmp = tempfile::tempdir().unwrap();
         let cache = Cache::open(Some(&tmp.path().join("cache"))).unwrap();
         let tree = tmp.path().join("tree");
@@ -150,7 +219,7 @@ mod tests {
             &tree,
             &entries,
             0,
-            envpack_layers::compress::Compression::Gzip,
+            Compression::Gzip,
             tmp.path(),
         )
         .unwrap();
@@ -163,11 +232,26 @@ mod tests {
             console_scripts: vec![EntryPoint::new("cmake", "cmake", "cmake")],
             warnings: vec![warning.clone()],
         };
-        store(&cache, "k", desc, &blob, entries, extra).unwrap();
-        let hit = load(&cache, "k").unwrap();
+        store_tree(&cache, "k", desc.diff_id, entries.clone(), extra).unwrap();
+        let hit = load_tree(&cache, "k").unwrap();
         assert_eq!(hit.extra.warnings, vec![warning]);
         assert_eq!(hit.extra.console_scripts[0].name, "cmake");
-        assert!(load(&cache, "other").is_none());
+        assert_eq!(hit.diff_id, desc.diff_id);
+        assert_eq!(hit.entries, entries);
+        assert!(load_tree(&cache, "other").is_none());
+
+        let bk = blob_key("k", "", Compression::Gzip);
+        store_blob(&cache, &bk, desc.clone(), &blob).unwrap();
+        let got = load_blob(&cache, &bk).unwrap();
+        assert_eq!(got.desc, desc);
+        assert_eq!(
+            fs_err::read(&got.path).unwrap(),
+            fs_err::read(&blob).unwrap()
+        );
+        // A tree entry is not a blob entry, and a blob whose bytes went missing is a miss.
+        assert!(load_blob(&cache, "k").is_none());
+        fs_err::remove_file(&got.path).unwrap();
+        assert!(load_blob(&cache, &bk).is_none());
     }
 
     #[test]
@@ -177,5 +261,9 @@ mod tests {
         assert_ne!(a, key(&["cpython", "x", "2"]));
         assert_ne!(a, key(&["cpython", "1", "x"]));
         assert_ne!(key(&["ab", "c"]), key(&["a", "bc"]));
+        let plain = blob_key(&a, "", Compression::Gzip);
+        assert_ne!(plain, blob_key(&a, "opt/envpack/x", Compression::Gzip));
+        assert_ne!(plain, blob_key(&a, "", Compression::Zstd));
+        assert_ne!(plain, blob_key(&key(&["cpython"]), "", Compression::Gzip));
     }
 }

@@ -136,6 +136,14 @@ def main():
             build[0], build[1], 1.5, "≤ 1.5",
         )
     )
+    if (res / "build-oci.json").exists():
+        oci = load_hyperfine(res / "build-oci.json")
+        rows.append(
+            time_row(
+                "3o. Warm-cache `envpack build --format oci --platform linux-x86_64` (`--offline`) vs the same warm tarball build",
+                oci[0], oci[1], 2.0, "≤ 2.0",
+            )
+        )
     for label, ours, peer, peer_name in (
         ("4a. Peak RSS, warm `envpack build`", "build-warm", "build-peer", "tar | zstd"),
         ("4b. Peak RSS, `envpack-unpack` (fresh root)", "unpack", "unpack-peer", "tar --zstd -xf"),
@@ -239,7 +247,10 @@ def main():
         "| command | median | mean ± σ | min – max | runs | user / system |",
         "|---|---|---|---|---|---|",
     ]
-    for group in (unpack_fresh, unpack, boot_fresh, boot, build, conan, audit):
+    groups = [unpack_fresh, unpack, boot_fresh, boot, build, conan, audit]
+    if (res / "build-oci.json").exists():
+        groups.insert(5, load_hyperfine(res / "build-oci.json"))
+    for group in groups:
         lines += details(group)
     lines.append("")
     out.write_text("\n".join(lines))

@@ -20,17 +20,17 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use envpack_layers::compress::Compression;
 use envpack_layers::digest::Sha256Digest;
-use envpack_layers::layer::{layer_diff_id, write_layer_prefixed, LayerDesc};
+use envpack_layers::layer::{write_layer_prefixed, LayerDesc};
 use oci_spec::image::{Descriptor, History, MediaType};
 
-use crate::assemble::AssembledEnv;
-use crate::package::{finish_meta, split_tree, EnvMeta, LAYERS};
+use crate::assemble::LayerForm;
+use crate::env_layers::{EnvLayers, EnvMeta};
 use crate::platform::Platform;
 use config::{container_env, image_config, LayerRecord, OciPlatform};
 use index::{
     image_annotations, image_index, image_manifest, layout_index, oci_platform, AnnotationInputs,
 };
-use layout::LayoutWriter;
+use layout::{descriptor, layer_media_type, LayoutWriter};
 
 /// Name of the layer holding the root around the env (link, shims, state seed).
 pub const ROOT_LAYER: &str = "root";
@@ -112,6 +112,11 @@ pub fn env_slot(name: &str, platform: &str) -> String {
     format!("{name}-{platform}")
 }
 
+/// Where the env of platform `platform` sits in the image: `opt/envpack/<name>/envs/<slot>`.
+pub fn env_prefix(name: &str, platform: &str) -> String {
+    format!("{}/envs/{}", image_root(name), env_slot(name, platform))
+}
+
 /// Builds an image layout one platform at a time.
 pub struct ImageWriter {
     layout: LayoutWriter,
@@ -146,39 +151,33 @@ impl ImageWriter {
         })
     }
 
+    /// The form the env layers of an image are made in: under `prefix` (see [`env_prefix`]),
+    /// with the image's compression.
+    pub fn layer_form<'a>(&self, prefix: &'a str) -> LayerForm<'a> {
+        LayerForm {
+            prefix,
+            compression: self.compression,
+        }
+    }
+
     /// Sets the base image of the platforms added next (`None`: `FROM scratch`).
     pub fn set_base(&mut self, base: Option<BaseImage>) {
         self.settings.base = base;
     }
 
-    /// Adds the platform image of the assembled tree in `staging`.
+    /// Adds the platform image of `env`, whose layers were made in the form
+    /// [`ImageWriter::layer_form`] gives; `staging` holds its config files.
     pub fn add_platform(
         &mut self,
         staging: &Path,
-        assembled: &AssembledEnv,
+        env: &EnvLayers,
         meta: &EnvMeta,
         platform: &Platform,
     ) -> anyhow::Result<&PlatformImage> {
         let epoch = meta.epoch;
-        let mut parts = split_tree(staging, assembled)?;
-        // The env id is defined by the unprefixed layers, so the image's env equals the one the
-        // portable tarball unpacks to.
-        let mut diff_ids = Vec::new();
-        for (i, name) in LAYERS.iter().enumerate().take(3) {
-            let (d, _) = layer_diff_id(staging, &parts[i], epoch)
-                .with_context(|| format!("hashing layer {name}"))?;
-            diff_ids.push((name.to_string(), d));
-        }
-        let env_id = finish_meta(
-            staging,
-            assembled.conan_version.as_deref(),
-            meta,
-            &diff_ids,
-            &mut parts,
-        )?;
+        let env_id = env.env_id.clone();
         let root = image_root(meta.name);
         let slot = env_slot(meta.name, meta.platform);
-        let env_prefix = format!("{root}/envs/{slot}");
 
         let mut layers: Vec<LayerDesc> = Vec::new();
         let mut descs: Vec<Descriptor> = Vec::new();
@@ -188,26 +187,23 @@ impl ImageWriter {
                 descs.push(d.clone());
             }
         }
-        for (i, name) in LAYERS.iter().enumerate() {
-            let (desc, file) = write_layer_prefixed(
-                name,
-                staging,
-                &parts[i],
-                &env_prefix,
-                epoch,
-                self.compression,
-                &self.work,
-            )
-            .with_context(|| format!("writing image layer {name} for {}", platform.name))?;
-            descs.push(self.layout.put_layer(&file, &desc)?);
-            layers.push(desc);
+        for f in &env.files {
+            let d = descriptor(
+                layer_media_type(f.desc.compression),
+                &f.desc.digest,
+                f.desc.size,
+            )?;
+            // Linked, not moved: the stable layers' files belong to the layer cache.
+            self.layout.put_file(&f.path, &d)?;
+            descs.push(d);
+            layers.push(f.desc.clone());
         }
         let root_work = tempfile::Builder::new()
             .prefix(".envpack-root-")
             .tempdir_in(&self.work)
             .with_context(|| format!("creating a work dir in {}", self.work.display()))?;
         let abs_root = format!("/{root}");
-        let all_env: Vec<_> = parts.iter().flatten().cloned().collect();
+        let all_env: Vec<_> = env.parts.iter().flatten().cloned().collect();
         let root_entries = root_layer::root_layer_entries(
             root_work.path(),
             staging,
@@ -242,19 +238,19 @@ impl ImageWriter {
                 diff_id: l.diff_id,
             })
             .collect();
-        let env = container_env(
+        let vars = container_env(
             &abs_root,
             &slot,
             &env_id,
             base.and_then(|b| b.path.as_deref()),
         );
-        let cfg = image_config(&oci, env, &records, epoch, base)?;
+        let cfg = image_config(&oci, vars, &records, epoch, base)?;
         let config_desc = self.layout.put_json(MediaType::ImageConfig, &cfg)?;
 
         let inputs = AnnotationInputs {
             epoch,
             title: meta.name.to_string(),
-            version: index::default_tag(meta.python_version, assembled.conan_version.as_deref()),
+            version: index::default_tag(meta.python_version, env.conan_version.as_deref()),
             source: self.settings.source.clone(),
             revision: self.settings.revision.clone(),
             extra: self.settings.annotations.clone(),
