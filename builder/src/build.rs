@@ -211,7 +211,7 @@ pub fn build(lock: &Lock, lock_text: &str, opts: &BuildOptions) -> anyhow::Resul
                         Some(crate::pull_base::pull_base(
                             b,
                             opts.cache,
-                            &crate::registry::ClientOptions::default(),
+                            &crate::registry::ClientOptions::from_http(opts.http.config(), false),
                             &crate::pull_base::oci_of(p),
                         )?)
                     }
