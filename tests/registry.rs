@@ -2,6 +2,8 @@
 //! `envpack push` of the fixture image, checked with `skopeo` and `umoci`, a no-op re-push,
 //! cross-repository mounts, and `envpack unpack REF|DIR|FILE` giving the tarball's tree.
 
+#![cfg(unix)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;

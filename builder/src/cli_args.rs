@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use envpack_unpack::root_args::{DoctorArgs, RepairArgs, RootArg};
 
 /// Build reproducible, hermetic developer/CI environments from one lockfile.
 #[derive(Parser)]
@@ -87,17 +88,9 @@ pub enum Command {
         insecure: bool,
     },
     /// Show a root's current and previous environments.
-    Status {
-        /// The root.
-        #[arg(long, env = "ENVPACK_ROOT")]
-        root: PathBuf,
-    },
+    Status(RootArg),
     /// Switch a root's `current` back to the previous environment.
-    Rollback {
-        /// The root.
-        #[arg(long, env = "ENVPACK_ROOT")]
-        root: PathBuf,
-    },
+    Rollback(RootArg),
     /// Push an OCI image to a registry: an image layout, an oci-archive, or a fresh build.
     Push {
         /// Where to: HOST[:PORT]/REPOSITORY[:TAG] (default tag: the image's own).
@@ -131,30 +124,10 @@ pub enum Command {
         jobs: usize,
     },
     /// Check an unpacked root without changing it (exit 0 healthy, 1 findings, 2 error).
-    Doctor {
-        /// The root.
-        #[arg(long, env = "ENVPACK_ROOT")]
-        root: PathBuf,
-        /// Write the logs here instead of ROOT/.envpack/doctor/<run-id>.
-        #[arg(long, value_name = "DIR")]
-        log_dir: Option<PathBuf>,
-        /// Seconds each command the check runs may take.
-        #[arg(long, value_name = "SECS", default_value_t = 120)]
-        timeout: u64,
-    },
+    Doctor(DoctorArgs),
     /// Fix what doctor finds from the artifact, then check again (exit 0 healthy, 1 not
     /// repaired, 2 error).
-    Repair {
-        /// The root.
-        #[arg(long, env = "ENVPACK_ROOT")]
-        root: PathBuf,
-        /// Restore from this artifact instead of the copy kept in the root.
-        #[arg(long, value_name = "FILE")]
-        artifact: Option<PathBuf>,
-        /// Seconds each command the check runs may take.
-        #[arg(long, value_name = "SECS", default_value_t = 120)]
-        timeout: u64,
-    },
+    Repair(RepairArgs),
     /// Re-hash an unpacked root against its manifest, or check every digest of an artifact.
     Verify {
         /// An artifact to check.

@@ -16,6 +16,7 @@ use envpack_layers::compress::Compression;
 mod cli_args;
 
 use cli_args::{Cli, Command};
+use envpack_unpack::root_args::{self, RootArg};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -467,44 +468,29 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
                 ))
             }
         }
-        Command::Status { root } => {
+        Command::Status(RootArg { root }) => {
             let status = envpack_unpack::status(root)
                 .with_context(|| format!("reading {}", root.display()))?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&status)?);
             } else {
-                println!(
-                    "current: {}\nprevious: {}\nenvs: {}",
-                    status.current.as_deref().unwrap_or("none"),
-                    status.previous.as_deref().unwrap_or("none"),
-                    status.envs.join(" ")
-                );
+                println!("{}", root_args::status_text(&status));
             }
             Ok(())
         }
-        Command::Rollback { root } => {
+        Command::Rollback(RootArg { root }) => {
             let outcome = envpack_unpack::rollback(root)
                 .with_context(|| format!("rolling back {}", root.display()))?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&outcome)?);
             } else {
-                println!(
-                    "current is now {} (was {})",
-                    outcome.env_id,
-                    outcome.previous.as_deref().unwrap_or("none")
-                );
+                println!("{}", root_args::rollback_text(&outcome));
             }
             Ok(())
         }
-        Command::Doctor {
-            root,
-            log_dir,
-            timeout,
-        } => {
-            let opts = envpack_unpack::DoctorOptions {
-                log_dir: log_dir.clone(),
-                timeout: std::time::Duration::from_secs(*timeout),
-            };
+        Command::Doctor(args) => {
+            let root = &args.root;
+            let opts = args.options();
             let report = envpack_unpack::doctor(root, &opts).unwrap_or_else(|e| exit_with(2, &e));
             if cli.json {
                 print!("{}", report.to_json());
@@ -513,18 +499,9 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             }
             std::process::exit(if report.healthy { 0 } else { 1 })
         }
-        Command::Repair {
-            root,
-            artifact,
-            timeout,
-        } => {
-            let opts = envpack_unpack::RepairOptions {
-                artifact: artifact.clone(),
-                doctor: envpack_unpack::DoctorOptions {
-                    timeout: std::time::Duration::from_secs(*timeout),
-                    ..Default::default()
-                },
-            };
+        Command::Repair(args) => {
+            let root = &args.root;
+            let opts = args.options();
             let report = envpack_unpack::repair(root, &opts).unwrap_or_else(|e| exit_with(2, &e));
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);

@@ -7,6 +7,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+pub use envpack_unpack::root_args::DEFAULT_TIMEOUT;
+use envpack_unpack::root_args::{DoctorArgs, RepairArgs, RootArg};
 
 /// Verify a portable envpack artifact and restore it into a symlinked root.
 #[derive(Debug, Parser)]
@@ -48,47 +50,16 @@ enum Command {
         root: Option<PathBuf>,
     },
     /// Show the root's current and previous environments.
-    Status {
-        /// The root.
-        #[arg(long, env = "ENVPACK_ROOT")]
-        root: PathBuf,
-    },
+    Status(RootArg),
     /// Switch `current` back to the previous environment.
-    Rollback {
-        /// The root.
-        #[arg(long, env = "ENVPACK_ROOT")]
-        root: PathBuf,
-    },
+    Rollback(RootArg),
     /// Check a root without changing it (exit 0 healthy, 1 findings, 2 error); writes a log dir
     /// with report.json and a SUCCESS marker.
-    Doctor {
-        /// The root.
-        #[arg(long, env = "ENVPACK_ROOT")]
-        root: PathBuf,
-        /// Write the logs here instead of ROOT/.envpack/doctor/<run-id>.
-        #[arg(long, value_name = "DIR")]
-        log_dir: Option<PathBuf>,
-        /// Seconds each command the check runs may take.
-        #[arg(long, value_name = "SECS", default_value_t = DEFAULT_TIMEOUT)]
-        timeout: u64,
-    },
+    Doctor(DoctorArgs),
     /// Fix what doctor finds from the kept (or given) artifact, then check again (exit 0
     /// healthy, 1 not repaired, 2 error).
-    Repair {
-        /// The root.
-        #[arg(long, env = "ENVPACK_ROOT")]
-        root: PathBuf,
-        /// Restore from this artifact instead of the copy kept in the root.
-        #[arg(long, value_name = "FILE")]
-        artifact: Option<PathBuf>,
-        /// Seconds each command the check runs may take.
-        #[arg(long, value_name = "SECS", default_value_t = DEFAULT_TIMEOUT)]
-        timeout: u64,
-    },
+    Repair(RepairArgs),
 }
-
-/// Seconds a command run by doctor or repair may take unless told otherwise.
-pub const DEFAULT_TIMEOUT: u64 = 120;
 
 /// The earlier grammar, hidden from `--help`.
 #[derive(Debug, Args)]
@@ -197,25 +168,17 @@ impl Command {
                 Some(r) => Action::VerifyRoot(r),
                 None => return Err(VERIFY_NEEDS.to_string()),
             },
-            Command::Status { root } => Action::Status(root.clone()),
-            Command::Rollback { root } => Action::Rollback(root.clone()),
-            Command::Doctor {
-                root,
-                log_dir,
-                timeout,
-            } => Action::Doctor {
-                root: root.clone(),
-                log_dir: log_dir.clone(),
-                timeout: *timeout,
+            Command::Status(a) => Action::Status(a.root.clone()),
+            Command::Rollback(a) => Action::Rollback(a.root.clone()),
+            Command::Doctor(a) => Action::Doctor {
+                root: a.root.clone(),
+                log_dir: a.log_dir.clone(),
+                timeout: a.timeout,
             },
-            Command::Repair {
-                root,
-                artifact,
-                timeout,
-            } => Action::Repair {
-                root: root.clone(),
-                artifact: artifact.clone(),
-                timeout: *timeout,
+            Command::Repair(a) => Action::Repair {
+                root: a.root.clone(),
+                artifact: a.artifact.clone(),
+                timeout: a.timeout,
             },
         })
     }

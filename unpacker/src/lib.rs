@@ -14,6 +14,7 @@ pub mod layout;
 pub mod progress;
 pub mod repair;
 pub mod rollback;
+pub mod root_args;
 pub mod root_dirs;
 pub mod root_guard;
 pub mod root_lock;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use cli_args::{Action, Cli};
-use envpack_unpack::{ProgressEvent, VerifyReport};
+use envpack_unpack::{root_args, ProgressEvent, VerifyReport};
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -77,26 +77,13 @@ fn run(cli: &Cli, action: &Action) -> anyhow::Result<ExitCode> {
         Action::Rollback(root) => {
             let outcome = envpack_unpack::rollback(root)
                 .with_context(|| format!("rolling back {}", root.display()))?;
-            print_result(cli, &outcome, || {
-                format!(
-                    "current is now {} (was {})",
-                    outcome.env_id,
-                    outcome.previous.as_deref().unwrap_or("none")
-                )
-            })?;
+            print_result(cli, &outcome, || root_args::rollback_text(&outcome))?;
             Ok(ExitCode::SUCCESS)
         }
         Action::Status(root) => {
             let status = envpack_unpack::status(root)
                 .with_context(|| format!("reading {}", root.display()))?;
-            print_result(cli, &status, || {
-                format!(
-                    "current: {}\nprevious: {}\nenvs: {}",
-                    status.current.as_deref().unwrap_or("none"),
-                    status.previous.as_deref().unwrap_or("none"),
-                    status.envs.join(" ")
-                )
-            })?;
+            print_result(cli, &status, || root_args::status_text(&status))?;
             Ok(ExitCode::SUCCESS)
         }
         Action::VerifyRoot(root) => verified(
