@@ -1,15 +1,14 @@
 //! Registry credentials: `$REGISTRY_AUTH_FILE`, then `~/.docker/config.json` (or
-//! `$DOCKER_CONFIG/config.json`). Each file is read by `docker_credential`, which applies
-//! Docker's order: a per-host credential helper (`docker-credential-<name>`), inline
-//! `identitytoken` / `auth` / `username`+`password`, then the default `credsStore`.
-//! Anonymous when no file has anything for the host.
+//! `$DOCKER_CONFIG/config.json`), each with per-host credential helpers
+//! (`docker-credential-<name>`), inline `auth`, or a default `credsStore`; anonymous otherwise.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, STANDARD_PAD_INDIFFERENT};
 use base64::Engine as _;
-use docker_credential::{CredentialRetrievalError, DockerCredential};
 use serde::Deserialize;
 
 use super::error::{RegistryError, Result};
@@ -42,6 +41,118 @@ impl Credentials {
     }
 }
 
+/// The parts of a Docker/containers auth file we read.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthFile {
+    /// Per-host inline entries.
+    #[serde(default)]
+    pub auths: BTreeMap<String, AuthEntry>,
+    /// Per-host helper names.
+    #[serde(default)]
+    pub cred_helpers: BTreeMap<String, String>,
+    /// Helper for every host without another entry.
+    #[serde(default)]
+    pub creds_store: Option<String>,
+}
+
+/// One `auths` entry.
+#[derive(Debug, Default, Deserialize)]
+pub struct AuthEntry {
+    /// base64 of `user:password`.
+    #[serde(default)]
+    pub auth: Option<String>,
+    /// Plain user name.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Plain password.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// OAuth2 refresh token, sent as password with user `<token>`.
+    #[serde(default)]
+    pub identitytoken: Option<String>,
+}
+
+/// Where a host's credentials come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// Inline in the file.
+    Inline(Credentials),
+    /// Ask `docker-credential-<name>`.
+    Helper(String),
+}
+
+/// `auths` keys may be bare hosts or URLs (`https://host/v1/`); this strips the decoration.
+fn auth_key_host(key: &str) -> &str {
+    let k = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"))
+        .unwrap_or(key);
+    k.split('/').next().unwrap_or(k)
+}
+
+impl AuthFile {
+    /// Parses an auth file's JSON.
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Self> {
+        serde_json::from_slice(bytes).map_err(|e| RegistryError::Credentials {
+            host: "*".into(),
+            detail: format!("{} is not a valid auth file: {e}", path.display()),
+        })
+    }
+
+    /// The source of `registry`'s credentials in this file, if it has one.
+    pub fn source_for(&self, registry: &str) -> Result<Option<CredentialSource>> {
+        if let Some(helper) = self.cred_helpers.get(registry) {
+            return Ok(Some(CredentialSource::Helper(helper.clone())));
+        }
+        if let Some(entry) = self
+            .auths
+            .iter()
+            .find(|(k, _)| auth_key_host(k) == registry)
+            .map(|(_, v)| v)
+        {
+            if let Some(c) = inline(entry, registry)? {
+                return Ok(Some(CredentialSource::Inline(c)));
+            }
+        }
+        Ok(self.creds_store.clone().map(CredentialSource::Helper))
+    }
+}
+
+fn inline(entry: &AuthEntry, registry: &str) -> Result<Option<Credentials>> {
+    if let Some(token) = &entry.identitytoken {
+        return Ok(Some(Credentials {
+            username: "<token>".into(),
+            secret: token.clone(),
+        }));
+    }
+    if let Some(auth) = entry.auth.as_deref().filter(|a| !a.is_empty()) {
+        let bad = |detail: &str| RegistryError::Credentials {
+            host: registry.to_string(),
+            detail: detail.to_string(),
+        };
+        // Tools differ on padding the `auth` field, so both forms are accepted.
+        let raw = STANDARD_PAD_INDIFFERENT
+            .decode(auth.trim())
+            .map_err(|_| bad("the `auth` field is not base64"))?;
+        let text = String::from_utf8(raw).map_err(|_| bad("the `auth` field is not UTF-8"))?;
+        let (u, p) = text
+            .split_once(':')
+            .ok_or_else(|| bad("the `auth` field is not base64 of user:password"))?;
+        return Ok(Some(Credentials {
+            username: u.to_string(),
+            secret: p.to_string(),
+        }));
+    }
+    match (&entry.username, &entry.password) {
+        (Some(u), Some(p)) => Ok(Some(Credentials {
+            username: u.clone(),
+            secret: p.clone(),
+        })),
+        _ => Ok(None),
+    }
+}
+
 /// The auth files to consult, in order.
 pub fn auth_files() -> Vec<PathBuf> {
     let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
@@ -65,159 +176,118 @@ pub fn lookup(registry: &str) -> Result<Option<Credentials>> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e.into()),
         };
-        if let Some(c) = from_auth_file(&bytes, &path, registry)? {
-            return Ok(Some(c));
+        let file = AuthFile::parse(&bytes, &path)?;
+        match file.source_for(registry)? {
+            Some(CredentialSource::Inline(c)) => return Ok(Some(c)),
+            Some(CredentialSource::Helper(name)) => {
+                // The helper's own words, and which file sent us to it.
+                let found = run_helper(&name, registry).map_err(|e| match e {
+                    RegistryError::Credentials { host, detail } => RegistryError::Credentials {
+                        host,
+                        detail: format!("{detail} (the helper is named in {})", path.display()),
+                    },
+                    other => other,
+                })?;
+                if let Some(c) = found {
+                    return Ok(Some(c));
+                }
+            }
+            None => {}
         }
     }
     Ok(None)
 }
 
-/// `registry`'s credentials in one auth file (`bytes`, read from `path`), running the helper
-/// it names if any; `None` when the file (or its helper) has nothing for that host.
-pub fn from_auth_file(bytes: &[u8], path: &Path, registry: &str) -> Result<Option<Credentials>> {
-    let err = |detail: String| RegistryError::Credentials {
+/// The answer of `docker-credential-<name> get`.
+#[derive(Deserialize)]
+struct HelperAnswer {
+    #[serde(rename = "Username")]
+    username: String,
+    #[serde(rename = "Secret")]
+    secret: String,
+}
+
+/// Runs `docker-credential-<name> get` with the host on stdin; `None` when it has nothing.
+pub fn run_helper(name: &str, registry: &str) -> Result<Option<Credentials>> {
+    let program = format!("docker-credential-{name}");
+    let fail = |detail: String| RegistryError::Credentials {
         host: registry.to_string(),
         detail,
     };
-    let file = path.display();
-    match docker_credential::get_credential_from_reader(bytes, registry) {
-        Ok(DockerCredential::IdentityToken(token)) => Ok(Some(Credentials {
-            username: "<token>".into(),
-            secret: token,
-        })),
-        Ok(DockerCredential::UsernamePassword(username, secret)) => {
-            Ok(Some(Credentials { username, secret }))
-        }
-        Err(CredentialRetrievalError::NoCredentialConfigured) => Ok(None),
-        Err(CredentialRetrievalError::HelperFailure {
-            helper,
-            stdout,
-            stderr,
-        }) => {
-            let text = format!("{} {}", stdout.trim(), stderr.trim());
-            // Docker's helpers say so when they simply hold nothing for the host; like an
-            // absent entry, that lets the next auth file answer.
-            if text.to_ascii_lowercase().contains("credentials not found") {
-                return Ok(None);
-            }
-            Err(err(format!(
-                "{helper} get (named in {file}) failed: {}",
-                text.trim()
-            )))
-        }
-        Err(CredentialRetrievalError::HelperCommunicationError) => Err(err(format!(
-            "could not run {} (named in {file}); is it on PATH?",
-            helper_program(bytes, registry)
-        ))),
-        Err(CredentialRetrievalError::MalformedHelperResponse) => Err(err(format!(
-            "{} (named in {file}) printed something that is not credentials JSON",
-            helper_program(bytes, registry)
-        ))),
-        Err(CredentialRetrievalError::CredentialDecodingError) => Err(err(format!(
-            "the `auth` field in {file} is not base64 of user:password"
-        ))),
-        Err(CredentialRetrievalError::CredentialMismatchError) => Err(err(format!(
-            "in {file}, the `auth` field and the `username`/`password` fields disagree"
-        ))),
-        Err(
-            CredentialRetrievalError::ConfigReadError | CredentialRetrievalError::ConfigNotFound,
-        ) => {
-            let detail = match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
-                Err(e) => e.to_string(),
-                Ok(_) => "`auths`, `credHelpers` or `credsStore` has the wrong shape".into(),
-            };
-            Err(RegistryError::Credentials {
-                host: "*".into(),
-                detail: format!("{file} is not a valid auth file: {detail}"),
-            })
-        }
+    let mut child = Command::new(&program)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| fail(format!("running {program}: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(registry.as_bytes())
+            .map_err(|e| fail(format!("writing to {program}: {e}")))?;
     }
-}
-
-/// Only the helper names of an auth file, to say which helper failed.
-#[derive(Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct HelperNames {
-    #[serde(default)]
-    cred_helpers: BTreeMap<String, String>,
-    #[serde(default)]
-    creds_store: Option<String>,
-}
-
-/// The program `docker_credential` ran for `registry`: its `credHelpers` entry, else the
-/// `credsStore` (the crate reports a failure to run either without naming it).
-fn helper_program(bytes: &[u8], registry: &str) -> String {
-    let names: HelperNames = serde_json::from_slice(bytes).unwrap_or_default();
-    let name = names
-        .cred_helpers
-        .get(registry)
-        .filter(|n| !n.is_empty())
-        .cloned()
-        .or(names.creds_store);
-    match name {
-        Some(n) => format!("docker-credential-{n}"),
-        None => "its credential helper".into(),
+    let out = child
+        .wait_with_output()
+        .map_err(|e| fail(format!("waiting for {program}: {e}")))?;
+    if !out.status.success() {
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        if text.to_ascii_lowercase().contains("credentials not found") {
+            return Ok(None);
+        }
+        return Err(fail(format!(
+            "{program} get failed ({}): {}",
+            out.status,
+            text.trim()
+        )));
     }
+    let answer: HelperAnswer = serde_json::from_slice(&out.stdout).map_err(|e| {
+        fail(format!(
+            "{program} printed something that is not credentials JSON: {e}"
+        ))
+    })?;
+    Ok(Some(Credentials {
+        username: answer.username,
+        secret: answer.secret,
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT;
 
-    fn get(json: &str, host: &str) -> Result<Option<Credentials>> {
-        from_auth_file(json.as_bytes(), Path::new("/cfg/config.json"), host)
-    }
-
-    fn creds(u: &str, s: &str) -> Option<Credentials> {
-        Some(Credentials {
-            username: u.into(),
-            secret: s.into(),
-        })
+    fn file(json: &str) -> AuthFile {
+        AuthFile::parse(json.as_bytes(), Path::new("config.json")).unwrap()
     }
 
     #[test]
     fn sources_in_precedence_order() {
-        // Helpers that can't exist show which one was chosen, without touching PATH.
-        let f = r#"{"auths":{"https://reg.example/v1/":{"auth":"dXNlcjpwQHNz"},"plain.example":{"username":"u","password":"p"},"tok.example":{"identitytoken":"t0k"},"empty.example":{},"helped.example":{"auth":"dXNlcjpwQHNz"}},
-                "credHelpers":{"helped.example":"envpack-absent-helper"},"credsStore":"envpack-absent-store"}"#;
-        assert_eq!(get(f, "reg.example").unwrap(), creds("user", "p@ss"));
-        assert_eq!(get(f, "plain.example").unwrap(), creds("u", "p"));
-        assert_eq!(get(f, "tok.example").unwrap(), creds("<token>", "t0k"));
-        for (host, helper) in [
-            ("helped.example", "docker-credential-envpack-absent-helper"),
-            ("empty.example", "docker-credential-envpack-absent-store"),
-            ("other.example", "docker-credential-envpack-absent-store"),
-        ] {
-            let e = get(f, host).unwrap_err().to_string();
-            assert!(
-                e.contains(host) && e.contains(helper) && e.contains("/cfg/config.json"),
-                "{e}"
-            );
-        }
-        assert_eq!(get("{}", "x.example").unwrap(), None);
-        assert_eq!(get(r#"{"auths":{}}"#, "x.example").unwrap(), None);
-    }
-
-    #[test]
-    fn bad_files_are_named_without_debug_text() {
-        for (json, want) in [
-            (r#"{"auths":{"x.example":{"auth":"!!"}}}"#, "not base64"),
-            (
-                r#"{"auths":{"x.example":{"auth":"bm9jb2xvbg=="}}}"#,
-                "not base64 of user:password",
-            ),
-            (
-                r#"{"auths":{"x.example":{"auth":"dTpw","username":"u","password":"q"}}}"#,
-                "disagree",
-            ),
-            ("[", "not a valid auth file: EOF"),
-            (r#"{"auths":[]}"#, "wrong shape"),
-        ] {
-            let e = get(json, "x.example").unwrap_err().to_string();
-            assert!(e.contains(want) && e.contains("/cfg/config.json"), "{e}");
-            assert!(!e.contains("Error") && !e.contains('{'), "{e}");
-        }
+        let f = file(
+            r#"{"auths":{"https://reg.example/v1/":{"auth":"dXNlcjpwQHNz"},"plain.example":{"username":"u","password":"p"},"tok.example":{"identitytoken":"t0k"},"empty.example":{}},
+                "credHelpers":{"helped.example":"pass"},"credsStore":"desktop"}"#,
+        );
+        let inl = |u: &str, s: &str| {
+            Some(CredentialSource::Inline(Credentials {
+                username: u.into(),
+                secret: s.into(),
+            }))
+        };
+        assert_eq!(f.source_for("reg.example").unwrap(), inl("user", "p@ss"));
+        assert_eq!(f.source_for("plain.example").unwrap(), inl("u", "p"));
+        assert_eq!(f.source_for("tok.example").unwrap(), inl("<token>", "t0k"));
+        assert_eq!(
+            f.source_for("helped.example").unwrap(),
+            Some(CredentialSource::Helper("pass".into()))
+        );
+        assert_eq!(
+            f.source_for("empty.example").unwrap(),
+            Some(CredentialSource::Helper("desktop".into()))
+        );
+        assert_eq!(file("{}").source_for("x.example").unwrap(), None);
+        assert!(file(r#"{"auths":{"x.example":{"auth":"!!"}}}"#)
+            .source_for("x.example")
+            .is_err());
+        assert!(AuthFile::parse(b"[", Path::new("c.json")).is_err());
     }
 
     #[test]
@@ -250,10 +320,16 @@ mod tests {
                 "{enc}"
             );
         }
-        // Tools differ on padding the `auth` field; both forms are read.
-        for auth in ["dXNlcjpwQHNzLys=", "dXNlcjpwQHNzLys"] {
-            let json = format!(r#"{{"auths":{{"x.example":{{"auth":"{auth}"}}}}}}"#);
-            assert_eq!(get(&json, "x.example").unwrap(), creds("user", "p@ss/+"));
-        }
+        assert_eq!(STANDARD_PAD_INDIFFERENT.decode("Zm9vYg").unwrap(), b"foob");
+        assert!(STANDARD_PAD_INDIFFERENT.decode("Zm9v!").is_err());
+        assert!(STANDARD_PAD_INDIFFERENT.decode("Z").is_err());
+        let unpadded = file(r#"{"auths":{"x.example":{"auth":"dXNlcjpwQHNzLys"}}}"#);
+        assert_eq!(
+            unpadded.source_for("x.example").unwrap(),
+            Some(CredentialSource::Inline(Credentials {
+                username: "user".into(),
+                secret: "p@ss/+".into(),
+            }))
+        );
     }
 }
