@@ -193,6 +193,16 @@ fn unpack_and_rollback_through_either_binary() {
         .arg(&second)
         .arg("--root")
         .arg(&root));
+    let status = json(
+        &cli(
+            &unpack_bin(),
+            &[&"status", &"--root", &root, &"--json"],
+            None,
+        ),
+        0,
+    );
+    let second_id = status["current"].as_str().unwrap().to_string();
+    assert_ne!(second_id, b.env_id);
     let back = json(
         &cli(
             &unpack_bin(),
@@ -210,7 +220,7 @@ fn unpack_and_rollback_through_either_binary() {
         ),
         0,
     );
-    assert_ne!(forth["env_id"], b.env_id.as_str());
+    assert_eq!(forth["env_id"], second_id.as_str(), "{forth}");
     done(root);
 }
 

@@ -224,6 +224,26 @@ fn podman_runs_conan_from_the_image_on_a_pinned_base() {
         fs_err::read_to_string(spec.join("envpack.lock")).unwrap(),
         lock
     );
+    // The same with the base named at a registry nothing answers for (port 9): a request
+    // would fail, so success shows none was made; the kept pin is said on stderr.
+    let nowhere = "127.0.0.1:9/base/minimal:1";
+    fs_err::write(
+        spec.join("envpack.toml"),
+        format!("{plain}\n[image]\nbase = \"{nowhere}\"\n"),
+    )
+    .unwrap();
+    fs_err::write(spec.join("envpack.lock"), lock.replace(&base_ref, nowhere)).unwrap();
+    let out = offline(&["lock"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("kept the previous lock's base pin"),
+        "{out:?}"
+    );
+    assert!(fs_err::read_to_string(spec.join("envpack.lock"))
+        .unwrap()
+        .contains(&format!(
+            "name = \"{nowhere}\"\ndigest = \"{base_digest}\"\n"
+        )));
     // A base pinned by digest whose manifest is in the cache needs no registry at all (nothing
     // listens on port 9): lock resolves it from the cache, an offline build takes every base
     // blob from there.
@@ -245,7 +265,7 @@ fn podman_runs_conan_from_the_image_on_a_pinned_base() {
     assert!(out.status.success(), "{out:?}");
     // With no pin to keep and a tag to resolve, an offline lock fails, says why, and leaves the
     // lock as it was.
-    let tag_only = "127.0.0.1:9/base/minimal:1";
+    let tag_only = nowhere;
     fs_err::write(
         spec.join("envpack.toml"),
         format!("{plain}\n[image]\nbase = \"{tag_only}\"\n"),

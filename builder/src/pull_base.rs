@@ -58,16 +58,17 @@ pub fn resolve_bases(
                 .find(|b| b.platform == lp.name && b.name == name)
         });
         if let (true, Some(pin)) = (client.offline, pinned) {
-            tracing::info!(platform = %lp.name, base = name, digest = %pin.digest, "kept the previous lock's base pin (offline)");
+            tracing::warn!(
+                "{}: kept the previous lock's base pin {name}@{} (--offline: not resolved again)",
+                lp.name,
+                pin.digest
+            );
             out.push(pin.clone());
             continue;
         }
         let r = Reference::parse(name)?;
         let cached = match &r.digest {
-            Some(d) => cache
-                .get(&Sha256Digest::parse_prefixed(d)?)?
-                .map(|path| fs_err::read(path).map(|bytes| (d.clone(), bytes)))
-                .transpose()?,
+            Some(d) => cached_document(cache, d)?.map(|bytes| (d.clone(), bytes)),
             None => None,
         };
         let (top_digest, media_type, bytes) = match cached {
@@ -89,9 +90,12 @@ pub fn resolve_bases(
                 (top.digest, media_type, top.bytes)
             }
         };
-        let digest = if is_index_type(&media_type) {
-            let index: Value = serde_json::from_slice(&bytes)
-                .with_context(|| format!("base image {name}: its index is not JSON"))?;
+        let doc: Value = serde_json::from_slice(&bytes)
+            .with_context(|| format!("base image {name}: its manifest is not JSON"))?;
+        // As pull_base tells them apart: a Docker list or an OCI index without a mediaType
+        // still has `manifests`.
+        let digest = if is_index_type(&media_type) || doc.get("manifests").is_some() {
+            let index = doc;
             select_platform(&index, &oci_of(&p))
                 .with_context(|| format!("base image {name} for {}", lp.name))?
                 .digest
@@ -106,6 +110,26 @@ pub fn resolve_bases(
         });
     }
     Ok(out)
+}
+
+/// The cached manifest or index of `digest`; a blob that is some other document (a config, a
+/// layer) is left for the registry to answer.
+fn cached_document(cache: &Cache, digest: &str) -> anyhow::Result<Option<Vec<u8>>> {
+    let sha = Sha256Digest::parse_prefixed(digest)?;
+    let Some(path) = cache.get(&sha)? else {
+        return Ok(None);
+    };
+    // Hashed again as read: what is used is what was checked.
+    let bytes = fs_err::read(path)?;
+    if Sha256Digest::of_bytes(&bytes) != sha {
+        return Ok(None);
+    }
+    let doc: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(_) => return Ok(None),
+    };
+    let manifest = doc.get("config").is_some() && doc.get("layers").is_some();
+    Ok((manifest || doc.get("manifests").is_some()).then_some(bytes))
 }
 
 /// Context for a registry that could not be reached while resolving a base image.

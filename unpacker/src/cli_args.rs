@@ -132,11 +132,34 @@ impl Action {
 impl Cli {
     /// The action asked for, or what is missing to make one.
     pub fn action(&self) -> Result<Action, String> {
-        self.action_with(std::env::var_os("ENVPACK_ROOT").map(PathBuf::from))
+        self.action_with(
+            std::env::var_os("ENVPACK_ROOT").map(PathBuf::from),
+            &|name| std::path::Path::new(name).exists(),
+        )
     }
 
-    /// [`Cli::action`] with `env_root` standing in for ENVPACK_ROOT.
-    fn action_with(&self, env_root: Option<PathBuf>) -> Result<Action, String> {
+    /// [`Cli::action`] with `env_root` standing in for ENVPACK_ROOT and `exists` for a look
+    /// at the working directory.
+    fn action_with(
+        &self,
+        env_root: Option<PathBuf>,
+        exists: &dyn Fn(&str) -> bool,
+    ) -> Result<Action, String> {
+        // In the earlier grammar `envpack-unpack rollback --root R` unpacked a file named
+        // `rollback`; now it is the command. Where such a file is at hand and the command would
+        // change the root, say so rather than guess.
+        let changes_root = match &self.command {
+            Some(Command::Rollback(_)) => Some("rollback"),
+            Some(Command::Repair(_)) => Some("repair"),
+            _ => None,
+        };
+        if let Some(name) = changes_root.filter(|n| exists(n)) {
+            return Err(format!(
+                "`{name}` is a command here, and also a file in this directory: to unpack the file, \
+                 write `envpack-unpack unpack ./{name} --root DIR`; to run the command, run it \
+                 from another directory"
+            ));
+        }
         match &self.command {
             Some(_) if self.legacy.any() => Err(
                 "the earlier flags (--verify, --rollback, --status, --doctor, --repair, ...) go \

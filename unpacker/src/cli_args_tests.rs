@@ -8,7 +8,7 @@ fn p(s: &str) -> PathBuf {
 fn parse(args: &[&str], env_root: Option<&str>) -> Result<Action, String> {
     let cli = Cli::try_parse_from(std::iter::once("envpack-unpack").chain(args.iter().copied()))
         .map_err(|e| e.kind().to_string())?;
-    cli.action_with(env_root.map(p))
+    cli.action_with(env_root.map(p), &|_| false)
 }
 
 fn doctor(root: &str, log_dir: Option<&str>, timeout: u64) -> Action {
@@ -123,7 +123,10 @@ fn global_flags_go_before_or_after_the_subcommand() {
             Cli::try_parse_from(std::iter::once("envpack-unpack").chain(args.iter().copied()))
                 .unwrap();
         assert!(cli.json, "{args:?}");
-        assert_eq!(cli.action_with(None), Ok(Action::Status(p("R"))));
+        assert_eq!(
+            cli.action_with(None, &|_| false),
+            Ok(Action::Status(p("R")))
+        );
     }
 }
 
@@ -183,4 +186,30 @@ fn failures_of_doctor_and_repair_exit_2() {
     assert_eq!(repair("R", None, 1).failure_code(), 2);
     assert_eq!(Action::Status(p("R")).failure_code(), 1);
     assert_eq!(unpack("a", "R", true).failure_code(), 1);
+}
+
+#[test]
+fn a_command_that_changes_the_root_is_refused_next_to_a_file_of_its_name() {
+    let parse_with = |args: &[&str], file: &'static str| {
+        let cli =
+            Cli::try_parse_from(std::iter::once("envpack-unpack").chain(args.iter().copied()))
+                .unwrap();
+        cli.action_with(None, &move |name| name == file)
+    };
+    for (args, file) in [
+        (&["rollback", "--root", "R"][..], "rollback"),
+        (&["repair", "--root", "R"], "repair"),
+    ] {
+        let err = parse_with(args, file).unwrap_err();
+        assert!(err.contains(&format!("./{file}")), "{err}");
+    }
+    // Read-only commands, and other files, are not in the way.
+    assert_eq!(
+        parse_with(&["status", "--root", "R"], "status"),
+        Ok(Action::Status(p("R")))
+    );
+    assert_eq!(
+        parse_with(&["rollback", "--root", "R"], "repair"),
+        Ok(Action::Rollback(p("R")))
+    );
 }

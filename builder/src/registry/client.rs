@@ -23,6 +23,9 @@ pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
 /// Media types we accept when asking for a manifest.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 
+/// Shortest wait for a registry's answer once a request is sent.
+const RESPONSE_WAIT: Duration = Duration::from_secs(600);
+
 /// How to reach a registry.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
@@ -32,11 +35,10 @@ pub struct ClientOptions {
     pub offline: bool,
     /// Retry behaviour.
     pub retry: RetryPolicy,
-    /// No progress for this long (connecting, waiting for an answer, each read) fails an
-    /// attempt; `None` waits forever.
+    /// No progress for this long (connecting, each read) fails an attempt; `None` waits
+    /// forever. There is no whole-request limit: a blob transfer takes as long as its size
+    /// needs, and the stall limit catches a transfer that hangs.
     pub stall_timeout: Option<Duration>,
-    /// Longest one request may take; `None` for no limit.
-    pub timeout: Option<Duration>,
     /// Credentials to use instead of looking them up (tests, `--creds`).
     pub credentials: Option<Credentials>,
 }
@@ -48,10 +50,11 @@ impl Default for ClientOptions {
 }
 
 impl ClientOptions {
-    /// The same settings as the index and download client (`ENVPACK_HTTP_*`, `--offline`), so
-    /// registry traffic retries, times out and stays offline as every other request does.
+    /// The index and download client's settings (`ENVPACK_HTTP_RETRIES`,
+    /// `ENVPACK_HTTP_STALL_TIMEOUT`, `--offline`), so registry traffic retries, stalls out and
+    /// stays offline as every other request does. `ENVPACK_HTTP_TIMEOUT` (a whole-request
+    /// limit) is left out: a multi-GB blob upload may rightly take longer than an hour.
     pub fn from_http(config: &crate::http::HttpConfig, insecure: bool) -> ClientOptions {
-        let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
         ClientOptions {
             insecure,
             offline: config.offline,
@@ -59,8 +62,8 @@ impl ClientOptions {
                 retries: config.retries,
                 ..RetryPolicy::default()
             },
-            stall_timeout: secs(config.stall_timeout_secs),
-            timeout: secs(config.timeout_secs),
+            stall_timeout: (config.stall_timeout_secs > 0)
+                .then(|| Duration::from_secs(config.stall_timeout_secs)),
             credentials: None,
         }
     }
@@ -120,9 +123,10 @@ fn agent(options: &ClientOptions) -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(options.stall_timeout)
-        .timeout_recv_response(options.stall_timeout)
+        // After the last byte of a large upload a registry may take minutes (hashing, moving
+        // the blob into storage) before it answers: never less than RESPONSE_WAIT.
+        .timeout_recv_response(options.stall_timeout.map(|s| s.max(RESPONSE_WAIT)))
         .timeout_per_read(options.stall_timeout)
-        .timeout_global(options.timeout)
         .user_agent(concat!("envpack/", env!("CARGO_PKG_VERSION")))
         .build()
         .new_agent()
@@ -507,5 +511,51 @@ impl RegistryClient {
                 })
         })?;
         Ok(token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::HttpConfig;
+
+    #[test]
+    fn registry_settings_follow_the_http_settings() {
+        let cfg = HttpConfig {
+            retries: 7,
+            timeout_secs: 5,
+            stall_timeout_secs: 11,
+            offline: true,
+        };
+        let o = ClientOptions::from_http(&cfg, true);
+        assert!(o.insecure && o.offline);
+        assert_eq!(o.retry.retries, 7);
+        assert_eq!(o.stall_timeout, Some(Duration::from_secs(11)));
+        let never = ClientOptions::from_http(
+            &HttpConfig {
+                stall_timeout_secs: 0,
+                ..HttpConfig::default()
+            },
+            false,
+        );
+        assert_eq!(never.stall_timeout, None);
+        assert!(!never.offline && !never.insecure);
+        assert_eq!(
+            ClientOptions::default().retry.retries,
+            HttpConfig::default().retries
+        );
+    }
+
+    #[test]
+    fn an_offline_client_refuses_before_any_request() {
+        let options = ClientOptions {
+            offline: true,
+            ..ClientOptions::default()
+        };
+        // Nothing listens on port 9; an attempt would be a transport error instead.
+        match RegistryClient::connect("127.0.0.1:9", &options, Vec::new()) {
+            Err(RegistryError::Offline { registry }) => assert_eq!(registry, "127.0.0.1:9"),
+            other => panic!("expected the offline refusal, got {other:?}"),
+        }
     }
 }
