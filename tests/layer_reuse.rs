@@ -136,6 +136,17 @@ fn cold_and_warm_builds_write_the_same_bytes_and_reuse_the_big_layers() {
         .arg("-C")
         .arg(&x));
     assert_eq!(cold, tree_digests(&x));
+
+    // Layouts are the user's: an edit of every blob in one changes neither another layout
+    // nor what the next build writes (no blob shares an inode with the cache).
+    for blob in fs_err::read_dir(s.path("oci-cold").join("blobs/sha256")).unwrap() {
+        let path = blob.unwrap().path();
+        let mut f = fs_err::OpenOptions::new().append(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut f, b"edited").unwrap();
+    }
+    assert_eq!(cold, tree_digests(&s.path("oci-warm")));
+    s.build("oci", "oci-after-edit");
+    assert_eq!(cold, tree_digests(&s.path("oci-after-edit")));
 }
 
 #[test]

@@ -90,8 +90,10 @@ impl LayoutWriter {
         )
     }
 
-    /// Adds the existing file `src` as blob `desc` (a hard link when possible, else a copy);
-    /// its size must match, its digest was checked when it entered the cache.
+    /// Adds a copy of the existing file `src` as blob `desc`; its size must match, its digest
+    /// was checked when it entered the cache. Never a hard link: a layout is the user's to
+    /// move, edit or hand to other tools, and a link would let an edit in one layout change
+    /// the cached blob and every other layout made from it.
     pub fn put_file(&self, src: &Path, desc: &Descriptor) -> Result<()> {
         let digest = Sha256Digest::parse_prefixed(desc.digest().as_ref())?;
         let dest = self.blob_path(&digest);
@@ -109,9 +111,8 @@ impl LayoutWriter {
         }
         let tmp = dest.with_extension("tmp");
         let _ = fs_err::remove_file(&tmp);
-        if fs_err::hard_link(src, &tmp).is_err() {
-            fs_err::copy(src, &tmp)?;
-        }
+        // copy_file_range on Linux: the bytes don't pass through user space.
+        fs_err::copy(src, &tmp)?;
         fs_err::rename(&tmp, &dest)?;
         Ok(())
     }
