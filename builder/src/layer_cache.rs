@@ -195,6 +195,15 @@ pub fn store_blob(
     file: &Path,
 ) -> anyhow::Result<LayerFile> {
     let cached = cache.insert_file(file)?;
+    // An entry must never describe other bytes than the blob it names.
+    if cached.sha256 != desc.digest {
+        anyhow::bail!(
+            "layer {} hashed to {} as it entered the cache, its descriptor says {}",
+            desc.name,
+            cached.sha256,
+            desc.digest
+        );
+    }
     store_entry(cache, key, &json!({ "desc": desc }))?;
     Ok(LayerFile {
         desc,

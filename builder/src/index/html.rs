@@ -30,8 +30,13 @@ fn metadata_attr(v: &str) -> Option<Option<envpack_layers::digest::Sha256Digest>
 /// PEP 714 treat as the bare attribute.
 pub fn parse_project_html(page_url: &Url, html: &str) -> Vec<IndexFile> {
     let mut base = page_url.clone();
+    let mut base_seen = false;
     let mut files = Vec::new();
-    for token in html5gum::Tokenizer::new(html) {
+    // Naive state switching makes `<script>`, `<style>`, `<textarea>`... raw text, as a browser
+    // (and pip) reads them: an `<a>` written inside one is not a link.
+    let mut emitter = html5gum::DefaultEmitter::default();
+    emitter.naively_switch_states(true);
+    for token in html5gum::Tokenizer::new_with_emitter(html, emitter) {
         let Ok(html5gum::Token::StartTag(tag)) = token else {
             continue;
         };
@@ -42,8 +47,13 @@ pub fn parse_project_html(page_url: &Url, html: &str) -> Vec<IndexFile> {
         };
         let href = attr("href");
         if tag.name.as_slice() == b"base" {
-            if let Some(b) = href.and_then(|h| base.join(&h).ok()) {
-                base = b;
+            // Only the first `<base href>` sets the document's base URL (HTML), resolved
+            // against the page's own.
+            if !base_seen {
+                if let Some(b) = href.and_then(|h| page_url.join(&h).ok()) {
+                    base = b;
+                    base_seen = true;
+                }
             }
             continue;
         }
@@ -200,6 +210,24 @@ mod tests {
                 vec![],
             ),
             ("</a href=\"p-1.tar.gz\">", vec![]),
+            // Raw text, as a browser reads it: no links inside.
+            (
+                "<script>var s = '<a href=\"p-0.tar.gz\">';</script><a href=\"p-1.tar.gz\">",
+                vec!["http://h/simple/p/p-1.tar.gz"],
+            ),
+            (
+                "<style>a::after { content: '<a href=p-0.tar.gz>' }</style><textarea><a href=p-2.tar.gz></textarea>",
+                vec![],
+            ),
+            // Only the first <base href> counts, and it is resolved against the page.
+            (
+                "<base href=\"/files/\"><base href=\"sub/\"><a href=\"p-1.tar.gz\">",
+                vec!["http://h/files/p-1.tar.gz"],
+            ),
+            (
+                "<base target=\"_top\"><base href=\"/files/\"><a href=\"p-1.tar.gz\">",
+                vec!["http://h/files/p-1.tar.gz"],
+            ),
         ] {
             assert_eq!(urls(html), want, "{html}");
         }
