@@ -261,3 +261,45 @@ fn mixed_or_incomplete_command_lines_change_nothing() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn both_binaries_report_errors_alike() {
+    let b = built();
+    let missing = b.work.join("no-such.envpack.tar");
+    for bin in both() {
+        let name = bin.file_name().unwrap().to_string_lossy().into_owned();
+        // Nothing to verify: a usage error, exit 2, the same words from both.
+        let out = cli(&bin, &[&"verify"], None);
+        assert_eq!(out.status.code(), Some(2), "{name}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr)
+                .contains("error: give an ARTIFACT or --root DIR to verify"),
+            "{name}: {out:?}"
+        );
+        // With --json every failure is one JSON object on stdout: clap's usage errors
+        // (exit 2), a command line that asks for nothing (exit 2), and a failed run (exit 1).
+        for (case, args, code) in [
+            (
+                "status without --root",
+                vec![&"status" as &dyn AsRef<std::ffi::OsStr>, &"--json"],
+                2,
+            ),
+            ("verify of nothing", vec![&"verify", &"--json"], 2),
+            (
+                "verify of a missing file",
+                vec![&"verify", &missing, &"--json"],
+                1,
+            ),
+        ] {
+            let out = cli(&bin, &args, None);
+            assert_eq!(out.status.code(), Some(code), "{name}, {case}: {out:?}");
+            let err: Value = serde_json::from_slice(&out.stdout)
+                .unwrap_or_else(|e| panic!("{name}: not JSON ({e}): {out:?}"));
+            assert_eq!(err["ok"], false, "{err}");
+            assert!(
+                err["error"].as_str().is_some_and(|e| !e.is_empty()),
+                "{err}"
+            );
+        }
+    }
+}

@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Context};
-use clap::Parser;
 use envpack::build::{BuildOptions, OutputFormat};
 use envpack::cache::Cache;
 use envpack::http::HttpClient;
@@ -19,24 +18,37 @@ use cli_args::{Cli, Command};
 use envpack_unpack::root_args::{self, RootArg};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = root_args::parse_or_exit();
     init_tracing(cli.quiet);
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
-            for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
-            }
-            ExitCode::FAILURE
+            report_error(&e, cli.json);
+            // A command line that can't be run exits 2, as clap's own usage errors do.
+            ExitCode::from(if e.downcast_ref::<Usage>().is_some() {
+                2
+            } else {
+                1
+            })
         }
     }
 }
 
-/// Prints `err` and exits with `code` (doctor and repair keep 1 for findings).
-fn exit_with(code: i32, err: &dyn std::fmt::Display) -> ! {
-    eprintln!("error: {err}");
-    std::process::exit(code)
+/// A command line that parses but asks for nothing that can be done (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Usage(&'static str);
+
+/// The error and its causes, through the reporter both binaries share.
+fn report_error(err: &anyhow::Error, json: bool) {
+    let causes: Vec<String> = err.chain().map(|c| c.to_string()).collect();
+    root_args::report_error(&causes, json);
+}
+
+/// Reports `err` and exits with `code` (doctor and repair keep 1 for findings).
+fn exit_with(code: u8, err: anyhow::Error, json: bool) -> ! {
+    report_error(&err, json);
+    std::process::exit(i32::from(code))
 }
 
 fn init_tracing(quiet: bool) {
@@ -274,7 +286,7 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             } else {
                 let arg = artifact
                     .as_ref()
-                    .ok_or_else(|| anyhow!("give an ARTIFACT, image layout, oci-archive or image reference to unpack, or --rollback"))?;
+                    .ok_or(Usage("give an ARTIFACT, image layout, oci-archive or image reference to unpack (or use `envpack rollback`)"))?;
                 let source = envpack::pull::UnpackSource::classify(arg)?;
                 if !matches!(source, envpack::pull::UnpackSource::Artifact(_)) {
                     progress.step(&format!("fetching {arg}"));
@@ -491,7 +503,8 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
         Command::Doctor(args) => {
             let root = &args.root;
             let opts = args.options();
-            let report = envpack_unpack::doctor(root, &opts).unwrap_or_else(|e| exit_with(2, &e));
+            let report = envpack_unpack::doctor(root, &opts)
+                .unwrap_or_else(|e| exit_with(2, anyhow::Error::new(e), cli.json));
             if cli.json {
                 print!("{}", report.to_json());
             } else {
@@ -502,7 +515,8 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
         Command::Repair(args) => {
             let root = &args.root;
             let opts = args.options();
-            let report = envpack_unpack::repair(root, &opts).unwrap_or_else(|e| exit_with(2, &e));
+            let report = envpack_unpack::repair(root, &opts)
+                .unwrap_or_else(|e| exit_with(2, anyhow::Error::new(e), cli.json));
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -515,7 +529,9 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             let report = match (artifact, root.as_ref().or(env_root.as_ref())) {
                 (Some(a), _) => envpack_unpack::verify_artifact(a)?,
                 (None, Some(r)) => envpack_unpack::verify_root(r)?,
-                (None, None) => return Err(anyhow!("give an ARTIFACT or --root DIR to verify")),
+                (None, None) => {
+                    return Err(Usage("give an ARTIFACT or --root DIR to verify").into())
+                }
             };
             if cli.json {
                 println!(

@@ -207,7 +207,7 @@ impl Command {
     }
 }
 
-const VERIFY_NEEDS: &str = "verify needs --root DIR or an ARTIFACT";
+const VERIFY_NEEDS: &str = "give an ARTIFACT or --root DIR to verify";
 
 impl Legacy {
     /// Whether any of the earlier grammar's arguments was given.

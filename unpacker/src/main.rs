@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::Parser;
 use cli_args::{Action, Cli};
 use envpack_unpack::{root_args, ProgressEvent, VerifyReport};
 
@@ -19,7 +18,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let cli: Cli = root_args::parse_or_exit();
     let action = match cli.action() {
         Ok(action) => action,
         Err(msg) => {
@@ -163,19 +162,8 @@ fn print_result<T: serde::Serialize>(
     Ok(())
 }
 
-/// One line per cause, outermost first; with `--json` the same as a JSON object on stdout.
+/// The error and its causes, through the reporter both binaries share.
 fn report_error(err: &anyhow::Error, json: bool) {
     let causes: Vec<String> = err.chain().map(|c| c.to_string()).collect();
-    if json {
-        let value = serde_json::json!({ "ok": false, "error": causes.first(), "causes": causes });
-        println!("{value}");
-        return;
-    }
-    for (i, cause) in causes.iter().enumerate() {
-        if i == 0 {
-            eprintln!("error: {cause}");
-        } else {
-            eprintln!("  caused by: {cause}");
-        }
-    }
+    root_args::report_error(&causes, json);
 }

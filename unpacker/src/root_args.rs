@@ -87,3 +87,42 @@ pub fn rollback_text(outcome: &UnpackOutcome) -> String {
         outcome.previous.as_deref().unwrap_or("none")
     )
 }
+
+/// Parses the command line as `C`; a usage error is printed as clap prints it, or, when
+/// `--json` is on the command line, as the same JSON error object every other failure
+/// prints, and exits 2. Help and version requests print and exit 0 as usual.
+pub fn parse_or_exit<C: clap::Parser>() -> C {
+    match C::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() && std::env::args_os().any(|a| a == "--json") => {
+            let text = e.kind().to_string();
+            let detail = e.to_string();
+            let first = detail
+                .lines()
+                .next()
+                .unwrap_or(&text)
+                .trim_start_matches("error: ")
+                .to_string();
+            report_error(&[first, text], true);
+            std::process::exit(2)
+        }
+        Err(e) => e.exit(),
+    }
+}
+
+/// Prints an error and its causes, outermost first: `error:` / `caused by:` lines on stderr,
+/// or with `json` one `{"ok": false, "error", "causes"}` object on stdout.
+pub fn report_error(causes: &[String], json: bool) {
+    if json {
+        let value = serde_json::json!({ "ok": false, "error": causes.first(), "causes": causes });
+        println!("{value}");
+        return;
+    }
+    for (i, cause) in causes.iter().enumerate() {
+        if i == 0 {
+            eprintln!("error: {cause}");
+        } else {
+            eprintln!("  caused by: {cause}");
+        }
+    }
+}
