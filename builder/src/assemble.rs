@@ -5,7 +5,7 @@
 //! asks for.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context};
 use envpack_layers::compress::Compression;
@@ -15,23 +15,13 @@ use envpack_layers::tree::{scan_tree, TreeEntry};
 
 use crate::cache::Cache;
 use crate::conan_home::{conan_home_files, ConanRemote};
+use crate::entry_points::EntryPoint;
 use crate::host_python::LazyHost;
-use crate::install::entry_points::EntryPoint;
-use crate::install::{install_wheel, InstallTarget, InstallWarning};
+use crate::install::{install_wheel, InstallTarget, InstallWarning, WheelInput};
 use crate::launcher::GeneratedFile;
 use crate::layer_cache::{self, CachedTree, LayerExtra, LayerFile};
 use crate::lock::{Lock, LockedPlatform};
 use crate::platform::Platform;
-
-/// A wheel to install.
-pub struct WheelInput {
-    /// Its file name (the installer checks it against the metadata).
-    pub filename: String,
-    /// The hash-checked file.
-    pub path: PathBuf,
-    /// Its sha256.
-    pub sha256: Sha256Digest,
-}
 
 /// What goes into one environment.
 pub struct EnvInputs<'a> {

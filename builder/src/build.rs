@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context};
 use envpack_layers::compress::Compression;
 
-use crate::assemble::{EnvInputs, LayerForm, WheelInput};
+use crate::assemble::{EnvInputs, LayerForm};
 use crate::cache::Cache;
 use crate::env_layers::{env_layers, EnvMeta};
 use crate::host_python::LazyHost;
@@ -15,6 +15,7 @@ use crate::image::archive::write_layout_archive;
 use crate::image::{env_prefix, place_layout, BuiltImage, ImageSettings, ImageWriter};
 use crate::index::SimpleIndex;
 use crate::install::InstallWarning;
+use crate::install::WheelInput;
 use crate::lock::{Lock, LockedFile, LockedPackage, PackageKind};
 use crate::package::{package, BuiltArtifact};
 use crate::platform::{self, Platform};

@@ -1,7 +1,7 @@
 //! Relocatable launchers: console-script wrappers in the Python scripts dir and the env's
 //! top-level `bin/` shims. Pure text generators; nothing here bakes in an absolute path.
 
-use crate::install::entry_points::EntryPoint;
+use crate::entry_points::EntryPoint;
 use crate::platform::{LauncherKind, Platform};
 
 /// A file generated into the env tree.

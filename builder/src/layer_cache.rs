@@ -19,7 +19,7 @@ use envpack_layers::tree::TreeEntry;
 use serde_json::json;
 
 use crate::cache::Cache;
-use crate::install::entry_points::EntryPoint;
+use crate::entry_points::EntryPoint;
 use crate::install::InstallWarning;
 
 /// A layer's tree found in (or about to go into) the cache.

@@ -9,6 +9,7 @@ pub mod bytecode;
 pub mod cache;
 pub mod conan_home;
 pub mod config;
+pub mod entry_points;
 pub mod env_layers;
 pub mod filename;
 pub mod host_python;

@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod read_ahead;
 pub mod tar_guard;
 pub mod tarfmt;
+pub mod time;
 pub mod tree;
 pub mod verify;
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use envpack::install::entry_points::parse_entry_points;
+use envpack::entry_points::parse_entry_points;
 use envpack::platform::{Layout, Platform};
 
 /// One file of a tree.

@@ -9,9 +9,10 @@ use oci_spec::image::{
     ANNOTATION_SOURCE, ANNOTATION_TITLE, ANNOTATION_VERSION,
 };
 
-use super::config::{rfc3339, OciPlatform};
+use super::config::OciPlatform;
 use super::error::{ImageError, Result};
 use super::BaseImage;
+use envpack_layers::time::rfc3339;
 
 /// What the image's annotations are made from.
 #[derive(Debug, Clone, Default)]
@@ -63,30 +64,16 @@ pub fn parse_annotation(flag: &str) -> Result<(String, String)> {
     }
 }
 
-/// Checks a tag against the OCI distribution tag grammar `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+/// Checks a tag against the OCI distribution tag grammar (see
+/// [`crate::registry::reference::tag_problem`]).
 pub fn validate_tag(tag: &str) -> Result<()> {
-    let bad = |reason| {
-        Err(ImageError::BadTag {
+    match crate::registry::reference::tag_problem(tag) {
+        Some(reason) => Err(ImageError::BadTag {
             tag: tag.to_string(),
             reason,
-        })
-    };
-    let Some(first) = tag.chars().next() else {
-        return bad("empty");
-    };
-    if tag.len() > 128 {
-        return bad("longer than 128 characters");
+        }),
+        None => Ok(()),
     }
-    if !(first.is_ascii_alphanumeric() || first == '_') {
-        return bad("must start with a letter, digit or '_'");
-    }
-    if !tag
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-    {
-        return bad("has a character outside [A-Za-z0-9_.-]");
-    }
-    Ok(())
 }
 
 /// The default tag: `<python version>-conan<conan version>`, e.g. `3.11.7-conan2.21.0`.

@@ -65,7 +65,7 @@ pub fn attach_sboms(
     epoch: u64,
 ) -> Result<Vec<SbomReferrer>> {
     let empty = layout.put_bytes(MediaType::Other(EMPTY_MEDIA_TYPE.into()), EMPTY_CONFIG)?;
-    let created = super::config::rfc3339(epoch);
+    let created = envpack_layers::time::rfc3339(epoch);
     let mut out = Vec::new();
     for format in SbomFormat::ALL {
         let bytes = fs_err::read(tree.join(format.tree_file()))?;

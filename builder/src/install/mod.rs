@@ -8,16 +8,16 @@
 //! lock does not. What is refused: a missing or unparsable RECORD, member paths that could
 //! leave the install dirs, links, duplicate or case-colliding members, corrupt zip data.
 
-pub mod entry_points;
 pub mod record;
 pub mod wheel;
 
+use envpack_layers::digest::Sha256Digest;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use crate::entry_points::{parse_entry_points, EntryPoint, EntryPointsError};
 use crate::launcher::{crlf, posix_console_script, sh_locate_self, windows_console_script};
 use crate::platform::{LauncherKind, Layout, Platform};
-use entry_points::{parse_entry_points, EntryPoint, EntryPointsError};
 use record::{record_hash, write_record, RecordEntry};
 use wheel::{read_wheel, WheelContents, WheelError};
 
@@ -32,6 +32,16 @@ pub struct InstallTarget<'a> {
 }
 
 /// What one wheel installed.
+/// A wheel to install: a hash-checked file and the name it was published under.
+pub struct WheelInput {
+    /// Its file name (the installer checks it against the metadata).
+    pub filename: String,
+    /// The hash-checked file.
+    pub path: PathBuf,
+    /// Its sha256.
+    pub sha256: Sha256Digest,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstalledDist {
     /// Project name as in METADATA.

@@ -49,7 +49,11 @@ impl Reference {
         };
         check_repository(repository).map_err(|r| bad(&r))?;
         if let Some(t) = &tag {
-            crate::image::index::validate_tag(t).map_err(|e| bad(&e.to_string()))?;
+            if let Some(reason) = tag_problem(t) {
+                return Err(bad(&format!(
+                    "invalid image tag {t:?}: {reason}; use letters, digits, '_', '.', '-' (at most 128, not starting with '.' or '-')"
+                )));
+            }
         }
         Ok(Reference {
             registry: host.to_ascii_lowercase(),
@@ -155,6 +159,27 @@ fn check_repository(repo: &str) -> std::result::Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// What is wrong with `tag` under the OCI distribution tag grammar
+/// `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`, or `None` when it is a valid tag.
+pub fn tag_problem(tag: &str) -> Option<&'static str> {
+    let Some(first) = tag.chars().next() else {
+        return Some("empty");
+    };
+    if tag.len() > 128 {
+        return Some("longer than 128 characters");
+    }
+    if !(first.is_ascii_alphanumeric() || first == '_') {
+        return Some("must start with a letter, digit or '_'");
+    }
+    if !tag
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    {
+        return Some("has a character outside [A-Za-z0-9_.-]");
+    }
+    None
 }
 
 #[cfg(test)]

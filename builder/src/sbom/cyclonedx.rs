@@ -151,7 +151,7 @@ pub fn cyclonedx(m: &SbomModel) -> Result<Vec<u8>, SbomError> {
         "specVersion": "1.6",
         "version": 1,
         "metadata": {
-            "timestamp": crate::image::config::rfc3339(m.epoch),
+            "timestamp": envpack_layers::time::rfc3339(m.epoch),
             "lifecycles": [{"phase": "build"}],
             "tools": {"components": [{
                 "type": "application",

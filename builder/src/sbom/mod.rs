@@ -13,8 +13,8 @@ use serde_json::Value;
 
 pub use model::{Licenses, SbomInputs, SbomModel};
 
-use crate::assemble::WheelInput;
 use crate::cache::Cache;
+use crate::install::WheelInput;
 use crate::lock::{Lock, LockedPlatform};
 
 /// File name of the CycloneDX SBOM at the env tree's root.

@@ -175,7 +175,7 @@ pub fn spdx(m: &SbomModel) -> Result<Vec<u8>, SbomError> {
         "SPDXID": "SPDXRef-DOCUMENT",
         "name": name,
         "creationInfo": {
-            "created": crate::image::config::rfc3339(m.epoch),
+            "created": envpack_layers::time::rfc3339(m.epoch),
             "creators": [format!("Tool: envpack-{}", m.tool_version)],
         },
         "packages": packages,
