@@ -230,7 +230,7 @@ pub fn conan_version(locked: &LockedPlatform) -> Option<String> {
 /// entry of the result (the CPython layer).
 fn cpython_tree(inputs: &EnvInputs, staging: &Path) -> anyhow::Result<Vec<TreeEntry>> {
     let platform = inputs.platform;
-    crate::archive::extract_tar_gz(inputs.python_archive, staging)
+    crate::source_archive::extract_tar_gz(inputs.python_archive, staging)
         .with_context(|| format!("unpacking CPython for {}", platform.name))?;
     if fs_err::symlink_metadata(staging.join(platform.python_exe())).is_err() {
         bail!(

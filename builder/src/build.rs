@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context};
 use envpack_layers::compress::Compression;
 
+use crate::artifact_writer::{package, BuiltArtifact};
 use crate::assemble::{EnvInputs, LayerForm};
 use crate::cache::Cache;
 use crate::env_layers::{env_layers, EnvMeta};
@@ -17,7 +18,6 @@ use crate::index::SimpleIndex;
 use crate::install::InstallWarning;
 use crate::install::WheelInput;
 use crate::lock::{Lock, LockedFile, LockedPackage, PackageKind};
-use crate::package::{package, BuiltArtifact};
 use crate::platform::{self, Platform};
 
 /// What `envpack build` writes.
@@ -116,7 +116,7 @@ pub fn build(lock: &Lock, lock_text: &str, opts: &BuildOptions) -> anyhow::Resul
     let epoch = crate::config::epoch(lock.epoch);
     let (mut sink, work_dir) = match opts.format {
         OutputFormat::Tarball => {
-            crate::package::prepare_out_dir(opts.out_dir)?;
+            crate::artifact_writer::prepare_out_dir(opts.out_dir)?;
             (Sink::Tarball(Vec::new()), opts.out_dir.to_path_buf())
         }
         OutputFormat::Oci | OutputFormat::OciArchive => {

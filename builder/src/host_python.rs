@@ -33,7 +33,7 @@ impl HostPython {
         let (_, py_minor, _) =
             crate::spec::parse_python_version(version).map_err(anyhow::Error::msg)?;
         let dir = cache.scratch_dir()?;
-        crate::archive::extract_tar_gz(archive, dir.path())?;
+        crate::source_archive::extract_tar_gz(archive, dir.path())?;
         let exe = dir.path().join(platform.python_exe());
         if !exe.exists() {
             bail!(

@@ -1,6 +1,6 @@
 //! envpack builder.
 pub mod activate;
-pub mod archive;
+pub mod artifact_writer;
 pub mod assemble;
 pub mod atomic;
 pub mod audit;
@@ -23,7 +23,6 @@ pub mod layer_cache;
 pub mod lock;
 pub mod locking;
 pub mod metadata;
-pub mod package;
 pub mod platform;
 pub mod pull;
 pub mod pull_base;
@@ -34,6 +33,7 @@ pub mod requirement;
 pub mod resolve;
 pub mod sbom;
 pub mod sdist;
+pub mod source_archive;
 pub mod spec;
 pub mod tags;
 pub mod target;

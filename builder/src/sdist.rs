@@ -241,7 +241,7 @@ fn normalize(name: &str) -> String {
 /// Unpack an sdist and return its single top-level source directory.
 fn unpack_sdist(archive: &Path, filename: &str, scratch: &Path) -> anyhow::Result<PathBuf> {
     let dest = scratch.join("src");
-    crate::archive::extract_sdist(archive, filename, &dest)?;
+    crate::source_archive::extract_sdist(archive, filename, &dest)?;
     let mut dirs = Vec::new();
     for entry in fs_err::read_dir(&dest)? {
         let entry = entry?;

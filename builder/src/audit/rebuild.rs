@@ -12,10 +12,10 @@ use envpack_layers::tree::{EntryKind, TreeEntry};
 use sha2::Digest as _;
 
 use super::report::AuditReport;
+use crate::artifact_writer::artifact_name;
 use crate::build::{build, BuildOptions};
 use crate::cache::Cache;
 use crate::lock::Lock;
-use crate::package::artifact_name;
 
 /// Every entry of layer `i`, by path.
 pub fn layer_entries(

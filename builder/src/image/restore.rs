@@ -27,8 +27,8 @@ use serde_json::Value;
 use super::config::OciPlatform;
 use super::layout_reader::{children, is_index_type, Desc};
 use super::{env_slot, image_root, ROOT_LAYER};
+use crate::artifact_writer::artifact_name;
 use crate::env_layers::LAYERS;
-use crate::package::artifact_name;
 
 /// Upper bound on what one image's env layers may decompress to.
 const MAX_ENV_BYTES: u64 = 64 << 30;

@@ -66,7 +66,7 @@ pub fn run_sbom(
             fs_err::create_dir_all(dir)?;
             let mut written = Vec::new();
             for p in many {
-                let artifact = dir.join(crate::package::artifact_name(&lock.name, &p.name));
+                let artifact = dir.join(crate::artifact_writer::artifact_name(&lock.name, &p.name));
                 let path = super::beside(&artifact, format);
                 crate::atomic::write_file(&path, &render(p)?)?;
                 written.push(path);
