@@ -110,13 +110,13 @@ pub fn parse_or_exit<C: clap::Parser>() -> C {
     }
 }
 
-/// Prints an error and its causes, outermost first: `error:` / `caused by:` lines on stderr,
-/// or with `json` one `{"ok": false, "error", "causes"}` object on stdout.
+/// Prints an error and its causes, outermost first, as `error:` / `caused by:` lines on
+/// stderr, and with `json` also as one `{"ok": false, "error", "causes"}` object on stdout
+/// (for the program reading stdout; a person or a log still sees the lines).
 pub fn report_error(causes: &[String], json: bool) {
     if json {
         let value = serde_json::json!({ "ok": false, "error": causes.first(), "causes": causes });
         println!("{value}");
-        return;
     }
     for (i, cause) in causes.iter().enumerate() {
         if i == 0 {
