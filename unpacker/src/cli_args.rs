@@ -106,24 +106,16 @@ pub enum Action {
     /// Roll a root back.
     Rollback(PathBuf),
     /// Check a root.
-    Doctor {
-        root: PathBuf,
-        log_dir: Option<PathBuf>,
-        timeout: u64,
-    },
+    Doctor(DoctorArgs),
     /// Repair a root.
-    Repair {
-        root: PathBuf,
-        artifact: Option<PathBuf>,
-        timeout: u64,
-    },
+    Repair(RepairArgs),
 }
 
 impl Action {
     /// Whether a failure is reported with exit code 2 (doctor and repair keep 1 for findings).
     pub fn failure_code(&self) -> u8 {
         match self {
-            Action::Doctor { .. } | Action::Repair { .. } => 2,
+            Action::Doctor(_) | Action::Repair(_) => 2,
             _ => 1,
         }
     }
@@ -193,16 +185,8 @@ impl Command {
             },
             Command::Status(a) => Action::Status(a.root.clone()),
             Command::Rollback(a) => Action::Rollback(a.root.clone()),
-            Command::Doctor(a) => Action::Doctor {
-                root: a.root.clone(),
-                log_dir: a.log_dir.clone(),
-                timeout: a.timeout,
-            },
-            Command::Repair(a) => Action::Repair {
-                root: a.root.clone(),
-                artifact: a.artifact.clone(),
-                timeout: a.timeout,
-            },
+            Command::Doctor(a) => Action::Doctor(a.clone()),
+            Command::Repair(a) => Action::Repair(a.clone()),
         })
     }
 }
@@ -244,18 +228,18 @@ impl Legacy {
                 .ok_or_else(|| "--root DIR is required (or set ENVPACK_ROOT)".to_string())
         };
         if self.doctor {
-            return Ok(Action::Doctor {
+            return Ok(Action::Doctor(DoctorArgs {
                 root: root()?,
                 log_dir: self.log_dir.clone(),
                 timeout: self.timeout,
-            });
+            }));
         }
         if self.repair {
-            return Ok(Action::Repair {
+            return Ok(Action::Repair(RepairArgs {
                 root: root()?,
                 artifact: self.artifact.clone(),
                 timeout: self.timeout,
-            });
+            }));
         }
         if self.rollback {
             return Ok(Action::Rollback(root()?));

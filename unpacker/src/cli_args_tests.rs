@@ -12,19 +12,19 @@ fn parse(args: &[&str], env_root: Option<&str>) -> Result<Action, String> {
 }
 
 fn doctor(root: &str, log_dir: Option<&str>, timeout: u64) -> Action {
-    Action::Doctor {
+    Action::Doctor(DoctorArgs {
         root: p(root),
         log_dir: log_dir.map(p),
         timeout,
-    }
+    })
 }
 
 fn repair(root: &str, artifact: Option<&str>, timeout: u64) -> Action {
-    Action::Repair {
+    Action::Repair(RepairArgs {
         root: p(root),
         artifact: artifact.map(p),
         timeout,
-    }
+    })
 }
 
 fn unpack(artifact: &str, root: &str, keep_artifact: bool) -> Action {

@@ -2,9 +2,7 @@
 
 mod cli_args;
 
-use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use cli_args::{Action, Cli};
@@ -35,23 +33,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn doctor_options(log_dir: Option<&Path>, timeout: u64) -> envpack_unpack::DoctorOptions {
-    envpack_unpack::DoctorOptions {
-        log_dir: log_dir.map(Path::to_path_buf),
-        timeout: Duration::from_secs(timeout),
-    }
-}
-
 fn run(cli: &Cli, action: &Action) -> anyhow::Result<ExitCode> {
     match action {
-        Action::Doctor {
-            root,
-            log_dir,
-            timeout,
-        } => {
-            let report =
-                envpack_unpack::doctor(root, &doctor_options(log_dir.as_deref(), *timeout))
-                    .with_context(|| format!("checking {}", root.display()))?;
+        Action::Doctor(args) => {
+            let report = envpack_unpack::doctor(&args.root, &args.options())
+                .with_context(|| format!("checking {}", args.root.display()))?;
             if cli.json {
                 print!("{}", report.to_json());
             } else {
@@ -59,17 +45,9 @@ fn run(cli: &Cli, action: &Action) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::from(if report.healthy { 0 } else { 1 }))
         }
-        Action::Repair {
-            root,
-            artifact,
-            timeout,
-        } => {
-            let opts = envpack_unpack::RepairOptions {
-                artifact: artifact.clone(),
-                doctor: doctor_options(None, *timeout),
-            };
-            let report = envpack_unpack::repair(root, &opts)
-                .with_context(|| format!("repairing {}", root.display()))?;
+        Action::Repair(args) => {
+            let report = envpack_unpack::repair(&args.root, &args.options())
+                .with_context(|| format!("repairing {}", args.root.display()))?;
             print_result(cli, &report, || report.to_text())?;
             Ok(ExitCode::from(if report.repaired { 0 } else { 1 }))
         }

@@ -11,7 +11,7 @@ use crate::{DoctorOptions, RepairOptions, RootStatus, UnpackOutcome};
 pub const DEFAULT_TIMEOUT: u64 = 120;
 
 /// `--root DIR` (or ENVPACK_ROOT).
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct RootArg {
     /// The root.
     #[arg(long, env = "ENVPACK_ROOT")]
@@ -19,7 +19,7 @@ pub struct RootArg {
 }
 
 /// The arguments of `doctor`.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct DoctorArgs {
     /// The root.
     #[arg(long, env = "ENVPACK_ROOT")]
@@ -33,7 +33,7 @@ pub struct DoctorArgs {
 }
 
 /// The arguments of `repair`.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct RepairArgs {
     /// The root.
     #[arg(long, env = "ENVPACK_ROOT")]
