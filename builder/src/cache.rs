@@ -118,6 +118,25 @@ impl Cache {
         Ok(self.get_blob(sha256)?.map(|b| b.path))
     }
 
+    /// The bytes of the blob with `sha256`, read once and checked as read (for small documents
+    /// used right away: nothing can change them between the check and the use); a corrupt
+    /// entry is deleted and reported absent.
+    pub fn read(&self, sha256: &Sha256Digest) -> Result<Option<Vec<u8>>, CacheError> {
+        let path = self.blob_path(sha256);
+        let bytes = match fs_err::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let actual = Sha256Digest::of_bytes(&bytes);
+        if actual != *sha256 {
+            tracing::warn!(path = %path.display(), expected = %sha256, %actual, "corrupt cache entry removed");
+            fs_err::remove_file(&path)?;
+            return Ok(None);
+        }
+        Ok(Some(bytes))
+    }
+
     fn get_blob(&self, sha256: &Sha256Digest) -> Result<Option<CachedBlob>, CacheError> {
         let path = self.blob_path(sha256);
         if !path.is_file() {
@@ -382,6 +401,26 @@ mod tests {
         // Corruption is detected, removed and reported absent.
         std::fs::write(&blob.path, b"evil").unwrap();
         assert_eq!(cache.get(&sha).unwrap(), None);
+        assert!(!blob.path.exists());
+    }
+
+    #[test]
+    fn read_returns_checked_bytes_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(Some(&dir.path().join("c"))).unwrap();
+        let src = dir.path().join("manifest.json");
+        std::fs::write(&src, b"{}").unwrap();
+        let blob = cache.insert_file(&src).unwrap();
+        assert_eq!(
+            cache.read(&blob.sha256).unwrap().as_deref(),
+            Some(&b"{}"[..])
+        );
+        assert_eq!(
+            cache.read(&Sha256Digest::of_bytes(b"absent")).unwrap(),
+            None
+        );
+        std::fs::write(&blob.path, b"evil").unwrap();
+        assert_eq!(cache.read(&blob.sha256).unwrap(), None);
         assert!(!blob.path.exists());
     }
 

@@ -115,15 +115,9 @@ pub fn resolve_bases(
 /// The cached manifest or index of `digest`; a blob that is some other document (a config, a
 /// layer) is left for the registry to answer.
 fn cached_document(cache: &Cache, digest: &str) -> anyhow::Result<Option<Vec<u8>>> {
-    let sha = Sha256Digest::parse_prefixed(digest)?;
-    let Some(path) = cache.get(&sha)? else {
+    let Some(bytes) = cache.read(&Sha256Digest::parse_prefixed(digest)?)? else {
         return Ok(None);
     };
-    // Hashed again as read: what is used is what was checked.
-    let bytes = fs_err::read(path)?;
-    if Sha256Digest::of_bytes(&bytes) != sha {
-        return Ok(None);
-    }
     let doc: Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,
         Err(_) => return Ok(None),
