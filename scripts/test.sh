@@ -84,11 +84,13 @@ scripts/cross.sh 2>&1 | tee -a "$out" || status=$?
 
 log "cargo build --workspace"
 cargo build --workspace
-log "cargo test --workspace $*"
-cargo test --workspace "$@" 2>&1 | tee -a "$out" || status=$?
+log "cargo test --workspace --no-fail-fast $*"
+# --no-fail-fast: one failing test binary must not hide what the later ones would say.
+cargo test --workspace --no-fail-fast "$@" 2>&1 | tee -a "$out" || status=$?
 # One closing line over every test binary (cargo's own last line is the doc-test run's) and
 # every cross-checked target.
 awk '/^test result:/ { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      /^cross.sh: [^ ]+: ok/ { p++ } /^cross.sh: [^ ]+: FAILED/ { f++ }
      END { printf "%d passed, %d failed\n", p, f }' "$out"
+log "disk after the tests: $(df -h --output=avail,pcent "${TMPDIR:-/tmp}" | tail -n1)"
 exit "$status"

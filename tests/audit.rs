@@ -40,11 +40,7 @@ fn built() -> &'static Built {
     BUILT.get_or_init(|| {
         let mirror = python_mirror();
         let index = IndexServer::start(&index_dir(), &[]);
-        let dir = tempfile::Builder::new()
-            .prefix("envpack-audit-")
-            .tempdir()
-            .unwrap()
-            .keep();
+        let dir = envpack_e2e::process_dir("envpack-audit-");
         write_spec(&dir, GCC12);
         let b = Built {
             cache: dir.join("cache"),

@@ -87,7 +87,6 @@ fn free_bytes(p: &Path) -> u64 {
 
 /// Two artifacts of the example env with different env ids (the second has another profile).
 struct Built {
-    _tmp: tempfile::TempDir,
     _index: IndexServer,
     dir: PathBuf,
     cache: PathBuf,
@@ -104,10 +103,10 @@ fn envpack_in(dir: &Path, b: &Built) -> Command {
 fn built() -> &'static Built {
     static BUILT: OnceLock<Built> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = envpack_e2e::process_dir("envpack-full-disk-");
         let index = IndexServer::start(&index_dir(), &[]);
         let src = repo_root().join("lockfiles/local-devenv");
-        let dir = tmp.path().join("example");
+        let dir = tmp.join("example");
         fs_err::create_dir_all(dir.join("profiles")).unwrap();
         for name in ["envpack.toml", "envpack.lock"] {
             fs_err::copy(src.join(name), dir.join(name)).unwrap();
@@ -116,13 +115,12 @@ fn built() -> &'static Built {
         fs_err::copy(&profile, dir.join("profiles/linux-gcc12")).unwrap();
         let b = Built {
             dir: dir.clone(),
-            cache: tmp.path().join("cache"),
+            cache: tmp.join("cache"),
             index_url: index.url.clone(),
             mirror_url: format!("file://{}/", python_mirror().display()),
-            a: tmp.path().join("a").join(ARTIFACT),
-            b: tmp.path().join("b").join(ARTIFACT),
+            a: tmp.join("a").join(ARTIFACT),
+            b: tmp.join("b").join(ARTIFACT),
             _index: index,
-            _tmp: tmp,
         };
         run(envpack_in(&dir, &b)
             .args(["build", "--out"])

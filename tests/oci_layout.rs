@@ -36,11 +36,7 @@ fn locked() -> &'static Locked {
     LOCKED.get_or_init(|| {
         let mirror = python_mirror();
         let index = IndexServer::start(&index_dir(), &[]);
-        let dir = tempfile::Builder::new()
-            .prefix("envpack-oci-")
-            .tempdir()
-            .unwrap()
-            .keep();
+        let dir = envpack_e2e::process_dir("envpack-oci-");
         let spec = dir.join("spec");
         write_spec_dir(&spec, GCC12);
         let l = Locked {

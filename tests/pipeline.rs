@@ -73,11 +73,7 @@ fn locked() -> &'static Locked {
     LOCKED.get_or_init(|| {
         let mirror = python_mirror();
         let index = IndexServer::start(&index_dir(), &[]);
-        let dir = tempfile::Builder::new()
-            .prefix("envpack-e2e-")
-            .tempdir()
-            .unwrap()
-            .keep();
+        let dir = envpack_e2e::process_dir("envpack-e2e-");
         write_spec_dir(&dir, &PLATFORMS);
         let cache = dir.join("cache");
         let mirror_url = format!("file://{}", mirror.display());

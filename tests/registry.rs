@@ -42,11 +42,7 @@ fn locked() -> &'static Locked {
     static LOCKED: OnceLock<Locked> = OnceLock::new();
     LOCKED.get_or_init(|| {
         let index = IndexServer::start(&index_dir(), &[]);
-        let dir = tempfile::Builder::new()
-            .prefix("envpack-registry-test-")
-            .tempdir()
-            .unwrap()
-            .keep();
+        let dir = envpack_e2e::process_dir("envpack-registry-test-");
         write_spec_dir(&dir.join("spec"), GCC12);
         let l = Locked {
             cache: dir.join("cache"),

@@ -36,11 +36,7 @@ fn built() -> &'static Built {
     BUILT.get_or_init(|| {
         let mirror = python_mirror();
         let index = IndexServer::start(&index_dir(), &[]);
-        let dir = tempfile::Builder::new()
-            .prefix("envpack-sbom-")
-            .tempdir()
-            .unwrap()
-            .keep();
+        let dir = envpack_e2e::process_dir("envpack-sbom-");
         write_fixture_spec_dir(&dir, &[PLATFORM], GCC12);
         let mut b = Built {
             cache: dir.join("cache"),

@@ -39,23 +39,13 @@ fn mirror_url() -> String {
 /// One cache for the whole file (content-addressed, shared safely).
 fn cache() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        tempfile::Builder::new()
-            .prefix("envpack-targets-cache-")
-            .tempdir()
-            .unwrap()
-            .keep()
-    })
-    .clone()
+    DIR.get_or_init(|| envpack_e2e::process_dir("envpack-targets-cache-"))
+        .clone()
 }
 
 /// A fresh dir holding a spec for `platforms` with `requirements` and `extra` TOML appended.
 fn spec_dir(platforms: &[&str], requirements: &[&str], extra: &str) -> PathBuf {
-    let dir = tempfile::Builder::new()
-        .prefix("envpack-targets-")
-        .tempdir()
-        .unwrap()
-        .keep();
+    let dir = envpack_e2e::process_dir("envpack-targets-");
     let q = |items: &[&str]| {
         items
             .iter()
@@ -139,11 +129,7 @@ fn artifact_files(artifact: &Path) -> (Vec<String>, serde_json::Value) {
 #[test]
 fn windows_example_lock_is_fresh_and_builds_on_linux() {
     let src = repo_root().join("lockfiles/windows-devenv");
-    let dir = tempfile::Builder::new()
-        .prefix("envpack-windows-example-")
-        .tempdir()
-        .unwrap()
-        .keep();
+    let dir = envpack_e2e::process_dir("envpack-windows-example-");
     fs_err::create_dir_all(dir.join("profiles")).unwrap();
     for f in ["envpack.toml", "profiles/windows-msvc194"] {
         fs_err::copy(src.join(f), dir.join(f)).unwrap();

@@ -54,11 +54,7 @@ fn setup() -> Option<&'static Setup> {
 }
 
 fn make_setup(wine_dir: PathBuf) -> Setup {
-    let work = tempfile::Builder::new()
-        .prefix("envpack-wine-")
-        .tempdir()
-        .unwrap()
-        .keep();
+    let work = envpack_e2e::process_dir("envpack-wine-");
     let mirror = windows_mirror(&work, &wine_dir.join("python.exe"));
     let mirror_url = format!("file://{}", mirror.display());
     let index = IndexServer::start(&index_dir(), &[]);

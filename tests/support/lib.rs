@@ -7,6 +7,8 @@
 
 pub mod fault_proxy;
 pub mod registry;
+mod scratch;
+pub use scratch::process_dir;
 pub mod unpacked;
 
 use std::io::{BufRead, BufReader};

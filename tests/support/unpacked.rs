@@ -25,11 +25,7 @@ pub fn built() -> &'static Built {
     BUILT.get_or_init(|| {
         let mirror = python_mirror();
         let index = IndexServer::start(&index_dir(), &[]);
-        let work = tempfile::Builder::new()
-            .prefix("envpack-unpacked-")
-            .tempdir()
-            .unwrap()
-            .keep();
+        let work = crate::process_dir("envpack-unpacked-");
         fs_err::create_dir_all(work.join("profiles")).unwrap();
         let spec = fixture_spec(
             &["linux-x86_64"],
