@@ -6,13 +6,15 @@ use envpack_layers::artifact::{ArtifactIndex, ArtifactReader};
 use envpack_layers::extract::{extract_layer, ExtractOptions};
 use envpack_layers::file_writers::{with_file_writers, FileWriters};
 use envpack_layers::tree::scan_tree;
+use std::io::Read;
 
 /// A target's body.
 pub type Target = fn(&[u8]);
 
 /// Every target by name, for runners that take a name.
-pub const TARGETS: [(&str, Target); 5] = [
+pub const TARGETS: [(&str, Target); 6] = [
     ("layer_extract", layer_extract),
+    ("zstd_frames", zstd_frames),
     ("artifact_reader", artifact_reader),
     ("lock_parse", lock_parse),
     ("wheel_metadata", wheel_metadata),
@@ -97,6 +99,41 @@ fn links_stay_inside(dest: &std::path::Path, entries: &[envpack_layers::tree::Tr
                 resolved.display()
             );
         }
+    }
+}
+
+/// A zstd layer stream: the parallel frame decoder every layer read goes through gives the
+/// serial decoder's verdict, and the same bytes (on failure, both a prefix of the same bytes:
+/// how far libzstd gets before an error depends on the reader's buffer sizes).
+pub fn zstd_frames(data: &[u8]) {
+    use envpack_layers::compress::{decoder, serial_decoder, Compression};
+    let drain = |r: Result<Box<dyn Read + Send + '_>, _>| -> (Vec<u8>, bool) {
+        let Ok(mut r) = r else {
+            return (Vec::new(), false);
+        };
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 4093];
+        // Bombs stop at 64 MiB on both sides alike.
+        while out.len() < 64 << 20 {
+            match r.read(&mut buf) {
+                Ok(0) => return (out, true),
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(_) => return (out, false),
+            }
+        }
+        (out, true)
+    };
+    let (want, want_ok) = drain(serial_decoder(Compression::Zstd, data));
+    let (got, got_ok) = drain(decoder(Compression::Zstd, data));
+    assert_eq!(got_ok, want_ok, "parallel and serial zstd verdicts differ");
+    let n = got.len().min(want.len());
+    if got_ok {
+        assert!(got == want, "parallel and serial zstd bytes differ");
+    } else {
+        assert!(
+            got[..n] == want[..n],
+            "parallel and serial zstd bytes differ before the error"
+        );
     }
 }
 

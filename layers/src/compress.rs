@@ -7,6 +7,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LayersError, Result};
+use crate::zstd_frames::FramedEncoder;
+use crate::zstd_parallel::ParallelDecoder;
 
 /// zstd level; part of the output format (changing it changes every digest).
 pub const ZSTD_LEVEL: i32 = 10;
@@ -17,7 +19,8 @@ pub const GZIP_LEVEL: u32 = 6;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
-    /// zstd, level 10, single-threaded, with frame checksum.
+    /// zstd, level 10, with frame checksum, in independent frames of
+    /// [`FRAME_SIZE`](crate::zstd_frames::FRAME_SIZE) bytes of tar each.
     Zstd,
     /// gzip, level 6, header mtime 0, no name, OS byte 255.
     Gzip,
@@ -73,12 +76,6 @@ pub trait FinishWrite<W>: Write {
     fn finish(self: Box<Self>) -> Result<W>;
 }
 
-impl<W: Write> FinishWrite<W> for zstd::stream::write::Encoder<'static, W> {
-    fn finish(self: Box<Self>) -> Result<W> {
-        Ok(zstd::stream::write::Encoder::finish(*self)?)
-    }
-}
-
 impl<W: Write> FinishWrite<W> for flate2::write::GzEncoder<W> {
     fn finish(self: Box<Self>) -> Result<W> {
         Ok(flate2::write::GzEncoder::finish(*self)?)
@@ -106,14 +103,7 @@ impl<W: Write> FinishWrite<W> for Plain<W> {
 /// A compressor over `w` with the format's fixed settings.
 pub fn encoder<'a, W: Write + 'a>(c: Compression, w: W) -> Result<Box<dyn FinishWrite<W> + 'a>> {
     match c {
-        Compression::Zstd => {
-            let mut enc = zstd::stream::write::Encoder::new(w, ZSTD_LEVEL)?;
-            enc.include_checksum(true)?;
-            enc.include_dictid(false)?;
-            // Streaming input has no known size; say so explicitly so the frame header is fixed.
-            enc.include_contentsize(false)?;
-            Ok(Box::new(enc))
-        }
+        Compression::Zstd => Ok(Box::new(FramedEncoder::new(w))),
         Compression::Gzip => {
             let enc = flate2::GzBuilder::new()
                 .mtime(0)
@@ -125,10 +115,22 @@ pub fn encoder<'a, W: Write + 'a>(c: Compression, w: W) -> Result<Box<dyn Finish
     }
 }
 
-/// A decompressor over `r`.
+/// A decompressor over `r`; zstd frames are decompressed on several threads.
 pub fn decoder<'a, R: Read + Send + 'a>(c: Compression, r: R) -> Result<Box<dyn Read + Send + 'a>> {
     match c {
-        Compression::Zstd => Ok(Box::new(zstd::stream::read::Decoder::new(r)?)),
+        Compression::Zstd => Ok(Box::new(ParallelDecoder::new(r))),
+        _ => serial_decoder(c, r),
+    }
+}
+
+/// A decompressor over `r` on the calling thread only: the reference the parallel zstd
+/// decoder is checked against.
+pub fn serial_decoder<'a, R: Read + Send + 'a>(
+    c: Compression,
+    r: R,
+) -> Result<Box<dyn Read + Send + 'a>> {
+    match c {
+        Compression::Zstd => Ok(crate::zstd_parallel::serial(r)?),
         Compression::Gzip => Ok(Box::new(flate2::read::GzDecoder::new(r))),
         Compression::None => Ok(Box::new(r)),
     }

@@ -17,5 +17,8 @@ pub mod tarfmt;
 pub mod time;
 pub mod tree;
 pub mod verify;
+mod zstd_frames;
+mod zstd_parallel;
 
 pub use error::{shown_name, LayersError, Result};
+pub use zstd_frames::FRAME_SIZE;
