@@ -85,14 +85,16 @@ impl std::fmt::Debug for TrustRoots {
     }
 }
 
-/// Whether `e` is the TLS layer refusing the peer (a certificate that does not verify, a
-/// failed handshake): trying again cannot help.
-pub fn is_tls_refusal(e: &ureq::Error) -> bool {
+/// Whether `e` is the server's certificate refused (no trusted CA, wrong name, expired):
+/// the server speaks TLS, and trying again cannot help.
+pub fn is_certificate_error(e: &ureq::Error) -> bool {
+    let refused = |r: &rustls::Error| matches!(r, rustls::Error::InvalidCertificate(_));
     match e {
-        ureq::Error::Rustls(_) => true,
+        ureq::Error::Rustls(r) => refused(r),
         ureq::Error::Io(io) => io
             .get_ref()
-            .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()),
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .is_some_and(refused),
         _ => false,
     }
 }
@@ -224,14 +226,14 @@ impl Agent {
         self.route(&uri).map(|p| format!("via {}", p.describe()))
     }
 
-    /// `e` for a message about `url`: with the proxy it went through, and for a TLS refusal
-    /// the certificates that were trusted.
+    /// `e` for a message about `url`: with the proxy it went through, and for a refused
+    /// certificate the roots that were trusted.
     pub fn failure_detail(&self, url: &str, e: &ureq::Error) -> String {
         let mut detail = e.to_string();
         if let Some(route) = self.route_of(url) {
             detail = format!("{detail} ({route})");
         }
-        if is_tls_refusal(e) {
+        if is_certificate_error(e) {
             detail = format!("{detail}; trusted: {}", self.roots);
         }
         detail

@@ -12,7 +12,7 @@ mod proxy;
 mod range;
 mod sink;
 
-pub use agent::{is_tls_refusal, Agent, SettingError, Timeouts, TrustRoots};
+pub use agent::{is_certificate_error, Agent, SettingError, Timeouts, TrustRoots};
 pub use proxy::{NoProxy, ProxyServer, ProxySettings};
 pub use range::{ContentRange, ResumeHint};
 pub use sink::DownloadSink;
@@ -317,7 +317,7 @@ impl HttpClient {
             Err(e) => {
                 let detail = self.agent.failure_detail(url.as_str(), &e);
                 return Err(match e {
-                    _ if is_tls_refusal(&e) => Failure::Fatal(HttpError::Transport {
+                    _ if is_certificate_error(&e) => Failure::Fatal(HttpError::Transport {
                         url: url.clone(),
                         detail,
                         attempts: 1,

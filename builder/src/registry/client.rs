@@ -139,7 +139,7 @@ fn agent(options: &ClientOptions) -> crate::http::Agent {
 
 pub(super) fn transport(method: &Method, url: &str, e: ureq::Error) -> RegistryError {
     match e {
-        _ if crate::http::is_tls_refusal(&e) => RegistryError::Protocol {
+        _ if crate::http::is_certificate_error(&e) => RegistryError::Certificate {
             what: format!("{method} {url}"),
             detail: e.to_string(),
         },
@@ -245,6 +245,9 @@ impl RegistryClient {
                 attempts,
             },
             RegistryError::Protocol { what, .. } => RegistryError::Protocol { what, detail: full },
+            RegistryError::Certificate { what, .. } => {
+                RegistryError::Certificate { what, detail: full }
+            }
             other => other,
         }
     }
