@@ -26,6 +26,9 @@ pub enum ConfigError {
     /// A numeric setting that is not a non-negative integer.
     #[error("{name}={value:?} is not a whole number")]
     BadNumber { name: String, value: String },
+    /// A proxy or CA bundle setting that cannot be used.
+    #[error(transparent)]
+    Network(#[from] crate::http::SettingError),
 }
 
 /// Pick the first configured value from a list of (origin, value).
@@ -99,7 +102,10 @@ pub fn python_mirror_from(
 
 /// Download behaviour: `ENVPACK_HTTP_RETRIES` (extra attempts), `ENVPACK_HTTP_STALL_TIMEOUT`
 /// (seconds without progress before an attempt fails), `ENVPACK_HTTP_TIMEOUT` (seconds for a
-/// whole request, 0 = none); unset values keep the defaults.
+/// whole request, 0 = none); unset values keep the defaults. Proxies come from curl's
+/// variables (`HTTPS_PROXY`, `NO_PROXY`, …), the CA bundle from `ENVPACK_HTTP_CA_BUNDLE` or
+/// `SSL_CERT_FILE`; there is no spec field for them, since they describe the machine and a
+/// spec change would make the lock stale.
 pub fn http_config(offline: bool) -> Result<crate::http::HttpConfig, ConfigError> {
     http_config_from(offline, |k| std::env::var(k).ok())
 }
@@ -127,6 +133,8 @@ pub fn http_config_from(
         stall_timeout_secs: number("ENVPACK_HTTP_STALL_TIMEOUT", d.stall_timeout_secs)?,
         timeout_secs: number("ENVPACK_HTTP_TIMEOUT", d.timeout_secs)?,
         offline,
+        proxies: crate::http::ProxySettings::from_env(&env)?,
+        roots: crate::http::TrustRoots::from_env(&env)?,
     })
 }
 

@@ -7,9 +7,13 @@ use std::time::Duration;
 use ureq::ResponseExt;
 use url::Url;
 
+mod agent;
+mod proxy;
 mod range;
 mod sink;
 
+pub use agent::{is_certificate_error, Agent, SettingError, Timeouts, TrustRoots};
+pub use proxy::{NoProxy, ProxyServer, ProxySettings};
 pub use range::{ContentRange, ResumeHint};
 pub use sink::DownloadSink;
 
@@ -25,6 +29,10 @@ pub struct HttpConfig {
     pub stall_timeout_secs: u64,
     /// Refuse every non-`file://` URL.
     pub offline: bool,
+    /// The proxy for each scheme and the hosts reached directly.
+    pub proxies: ProxySettings,
+    /// The CA certificates servers must chain to.
+    pub roots: TrustRoots,
 }
 
 impl Default for HttpConfig {
@@ -34,6 +42,8 @@ impl Default for HttpConfig {
             timeout_secs: 3600,
             stall_timeout_secs: 30,
             offline: false,
+            proxies: ProxySettings::default(),
+            roots: TrustRoots::default(),
         }
     }
 }
@@ -140,7 +150,7 @@ enum Failure {
 /// A blocking client with retries; cheap to clone.
 #[derive(Clone)]
 pub struct HttpClient {
-    agent: ureq::Agent,
+    agent: Agent,
     config: HttpConfig,
 }
 
@@ -177,15 +187,13 @@ impl HttpClient {
     pub fn new(c: HttpConfig) -> Self {
         let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
         let stall = secs(c.stall_timeout_secs);
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(secs(c.timeout_secs))
-            .timeout_connect(stall)
-            .timeout_recv_response(stall)
-            .timeout_per_read(stall)
-            .user_agent(concat!("envpack/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+        let timeouts = Timeouts {
+            global: secs(c.timeout_secs),
+            connect: stall,
+            response: stall,
+            per_read: stall,
+        };
+        let agent = Agent::new(&c.proxies, &c.roots, timeouts);
         HttpClient { agent, config: c }
     }
 
@@ -307,18 +315,24 @@ impl HttpClient {
         let resp = match req.call() {
             Ok(r) => r,
             Err(e) => {
+                let detail = self.agent.failure_detail(url.as_str(), &e);
                 return Err(match e {
+                    _ if is_certificate_error(&e) => Failure::Fatal(HttpError::Transport {
+                        url: url.clone(),
+                        detail,
+                        attempts: 1,
+                    }),
                     ureq::Error::Io(_)
                     | ureq::Error::Timeout(_)
                     | ureq::Error::HostNotFound
                     | ureq::Error::ConnectionFailed
-                    | ureq::Error::Protocol(_) => transport(e.to_string()),
-                    other => Failure::Fatal(HttpError::Transport {
+                    | ureq::Error::Protocol(_) => transport(detail),
+                    _ => Failure::Fatal(HttpError::Transport {
                         url: url.clone(),
-                        detail: other.to_string(),
+                        detail,
                         attempts: 1,
                     }),
-                })
+                });
             }
         };
         let header = |name: &str| {
@@ -477,5 +491,9 @@ fn read_file_url(url: &Url, max_bytes: u64) -> Result<HttpResponse, HttpError> {
     })
 }
 
+#[cfg(test)]
+mod net_tests;
+#[cfg(test)]
+pub(crate) mod test_servers;
 #[cfg(test)]
 mod tests;

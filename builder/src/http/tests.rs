@@ -51,6 +51,7 @@ fn client(retries: u32) -> HttpClient {
         timeout_secs: 10,
         stall_timeout_secs: 5,
         offline: false,
+        ..HttpConfig::default()
     })
 }
 
@@ -144,6 +145,7 @@ fn stalled_response_is_retried() {
         timeout_secs: 30,
         stall_timeout_secs: 1,
         offline: false,
+        ..HttpConfig::default()
     });
     let r = c.get_bytes(&url, None, 100).unwrap();
     assert_eq!(r.bytes, b"late but fine");

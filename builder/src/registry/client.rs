@@ -41,6 +41,10 @@ pub struct ClientOptions {
     pub stall_timeout: Option<Duration>,
     /// Credentials to use instead of looking them up (tests, `--creds`).
     pub credentials: Option<Credentials>,
+    /// Proxies and `NO_PROXY`, as for every other request.
+    pub proxies: crate::http::ProxySettings,
+    /// The CA certificates a registry must chain to, as for every other request.
+    pub roots: crate::http::TrustRoots,
 }
 
 impl Default for ClientOptions {
@@ -51,8 +55,8 @@ impl Default for ClientOptions {
 
 impl ClientOptions {
     /// The index and download client's settings (`ENVPACK_HTTP_RETRIES`,
-    /// `ENVPACK_HTTP_STALL_TIMEOUT`, `--offline`), so registry traffic retries, stalls out and
-    /// stays offline as every other request does. `ENVPACK_HTTP_TIMEOUT` (a whole-request
+    /// `ENVPACK_HTTP_STALL_TIMEOUT`, `--offline`, proxies, CA bundle), so registry traffic
+    /// retries, stalls out, stays offline and goes out as every other request does. `ENVPACK_HTTP_TIMEOUT` (a whole-request
     /// limit) is left out: a multi-GB blob upload may rightly take longer than an hour.
     pub fn from_http(config: &crate::http::HttpConfig, insecure: bool) -> ClientOptions {
         ClientOptions {
@@ -65,6 +69,8 @@ impl ClientOptions {
             stall_timeout: (config.stall_timeout_secs > 0)
                 .then(|| Duration::from_secs(config.stall_timeout_secs)),
             credentials: None,
+            proxies: config.proxies.clone(),
+            roots: config.roots.clone(),
         }
     }
 }
@@ -101,7 +107,7 @@ pub enum Mount {
 
 /// A connection to one registry, with cached authorization.
 pub struct RegistryClient {
-    agent: ureq::Agent,
+    agent: crate::http::Agent,
     base: Url,
     pub(super) registry: String,
     credentials: Option<Credentials>,
@@ -119,21 +125,24 @@ impl std::fmt::Debug for RegistryClient {
     }
 }
 
-fn agent(options: &ClientOptions) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_connect(options.stall_timeout)
+fn agent(options: &ClientOptions) -> crate::http::Agent {
+    let timeouts = crate::http::Timeouts {
+        global: None,
+        connect: options.stall_timeout,
         // After the last byte of a large upload a registry may take minutes (hashing, moving
         // the blob into storage) before it answers: never less than RESPONSE_WAIT.
-        .timeout_recv_response(options.stall_timeout.map(|s| s.max(RESPONSE_WAIT)))
-        .timeout_per_read(options.stall_timeout)
-        .user_agent(concat!("envpack/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .new_agent()
+        response: options.stall_timeout.map(|s| s.max(RESPONSE_WAIT)),
+        per_read: options.stall_timeout,
+    };
+    crate::http::Agent::new(&options.proxies, &options.roots, timeouts)
 }
 
 pub(super) fn transport(method: &Method, url: &str, e: ureq::Error) -> RegistryError {
     match e {
+        _ if crate::http::is_certificate_error(&e) => RegistryError::Certificate {
+            what: format!("{method} {url}"),
+            detail: e.to_string(),
+        },
         ureq::Error::Io(_)
         | ureq::Error::Timeout(_)
         | ureq::Error::ConnectionFailed
@@ -223,6 +232,26 @@ impl RegistryClient {
         Ok(client)
     }
 
+    /// [`transport`], with the proxy used and, for a TLS refusal, the trusted roots named.
+    fn failed(&self, method: &Method, url: &str, e: ureq::Error) -> RegistryError {
+        let full = self.agent.failure_detail(url, &e);
+        match transport(method, url, e) {
+            RegistryError::Transport {
+                method, attempts, ..
+            } => RegistryError::Transport {
+                method,
+                url: url.to_string(),
+                detail: full,
+                attempts,
+            },
+            RegistryError::Protocol { what, .. } => RegistryError::Protocol { what, detail: full },
+            RegistryError::Certificate { what, .. } => {
+                RegistryError::Certificate { what, detail: full }
+            }
+            other => other,
+        }
+    }
+
     /// The base URL in use (`https://host/` or `http://host/`).
     pub fn base(&self) -> &Url {
         &self.base
@@ -242,7 +271,7 @@ impl RegistryClient {
         let mut resp = self
             .agent
             .run(req)
-            .map_err(|e| transport(&Method::GET, url.as_str(), e))?;
+            .map_err(|e| self.failed(&Method::GET, url.as_str(), e))?;
         match resp.status().as_u16() {
             200 | 401 => Ok(()),
             s => Err(RegistryError::Status {
@@ -403,7 +432,7 @@ impl RegistryClient {
                     .run(b.body(SendBody::from_owned_reader(reader)).map_err(bad)?)
             }
         };
-        result.map_err(|e| transport(method, url.as_str(), e))
+        result.map_err(|e| self.failed(method, url.as_str(), e))
     }
 
     /// Answers a challenge: Basic sends the credentials, Bearer fetches a token.
@@ -469,7 +498,7 @@ impl RegistryClient {
             }
             let mut resp = req
                 .call()
-                .map_err(|e| transport(&Method::GET, url.as_str(), e))?;
+                .map_err(|e| self.failed(&Method::GET, url.as_str(), e))?;
             let status = resp.status().as_u16();
             if status == 401 || status == 403 {
                 return Err(RegistryError::Unauthorized {
@@ -526,6 +555,7 @@ mod tests {
             timeout_secs: 5,
             stall_timeout_secs: 11,
             offline: true,
+            ..HttpConfig::default()
         };
         let o = ClientOptions::from_http(&cfg, true);
         assert!(o.insecure && o.offline);

@@ -69,6 +69,14 @@ pub enum RegistryError {
         /// The digest of what arrived.
         actual: String,
     },
+    /// The registry's TLS certificate was refused: it speaks HTTPS, so no plain-HTTP fallback.
+    #[error("{what}: {detail}")]
+    Certificate {
+        /// What was being done.
+        what: String,
+        /// What was wrong, and which roots were trusted.
+        detail: String,
+    },
     /// The registry answered with something that breaks the protocol.
     #[error("{what}: {detail}")]
     Protocol {

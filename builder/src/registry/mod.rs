@@ -15,3 +15,6 @@ pub mod retry;
 pub use client::{ClientOptions, RegistryClient};
 pub use error::{RegistryError, Result};
 pub use reference::Reference;
+
+#[cfg(test)]
+mod network_tests;
