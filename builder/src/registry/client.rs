@@ -45,7 +45,7 @@ pub struct ClientOptions {
 
 impl Default for ClientOptions {
     fn default() -> Self {
-        ClientOptions::from_http(&crate::http::HttpConfig::default(), false)
+        ClientOptions::from_http(&envpack_net::HttpConfig::default(), false)
     }
 }
 
@@ -54,7 +54,7 @@ impl ClientOptions {
     /// `ENVPACK_HTTP_STALL_TIMEOUT`, `--offline`), so registry traffic retries, stalls out and
     /// stays offline as every other request does. `ENVPACK_HTTP_TIMEOUT` (a whole-request
     /// limit) is left out: a multi-GB blob upload may rightly take longer than an hour.
-    pub fn from_http(config: &crate::http::HttpConfig, insecure: bool) -> ClientOptions {
+    pub fn from_http(config: &envpack_net::HttpConfig, insecure: bool) -> ClientOptions {
         ClientOptions {
             insecure,
             offline: config.offline,
@@ -517,7 +517,7 @@ impl RegistryClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::HttpConfig;
+    use envpack_net::HttpConfig;
 
     #[test]
     fn registry_settings_follow_the_http_settings() {
