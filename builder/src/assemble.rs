@@ -13,7 +13,6 @@ use envpack_layers::digest::Sha256Digest;
 use envpack_layers::layer::{layer_diff_id, write_layer_prefixed};
 use envpack_layers::tree::{scan_tree, TreeEntry};
 
-use crate::cache::Cache;
 use crate::conan_home::{conan_home_files, ConanRemote};
 use crate::entry_points::EntryPoint;
 use crate::host_python::LazyHost;
@@ -22,6 +21,7 @@ use crate::launcher::GeneratedFile;
 use crate::layer_cache::{self, CachedTree, LayerExtra, LayerFile};
 use crate::lock::{Lock, LockedPlatform};
 use crate::platform::Platform;
+use envpack_net::Cache;
 
 /// What goes into one environment.
 pub struct EnvInputs<'a> {

@@ -8,10 +8,8 @@ use envpack_layers::compress::Compression;
 
 use crate::artifact_writer::{package, BuiltArtifact};
 use crate::assemble::{EnvInputs, LayerForm};
-use crate::cache::Cache;
 use crate::env_layers::{env_layers, EnvMeta};
 use crate::host_python::LazyHost;
-use crate::http::HttpClient;
 use crate::image::archive::write_layout_archive;
 use crate::image::{env_prefix, place_layout, BuiltImage, ImageSettings, ImageWriter};
 use crate::index::SimpleIndex;
@@ -19,6 +17,8 @@ use crate::install::InstallWarning;
 use crate::install::WheelInput;
 use crate::lock::{Lock, LockedFile, LockedPackage, PackageKind};
 use crate::platform::{self, Platform};
+use envpack_net::Cache;
+use envpack_net::HttpClient;
 
 /// What `envpack build` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

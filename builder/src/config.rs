@@ -23,12 +23,6 @@ pub enum ConfigError {
         value: String,
         error: url::ParseError,
     },
-    /// A numeric setting that is not a non-negative integer.
-    #[error("{name}={value:?} is not a whole number")]
-    BadNumber { name: String, value: String },
-    /// A proxy or CA bundle setting that cannot be used.
-    #[error(transparent)]
-    Network(#[from] crate::http::SettingError),
 }
 
 /// Pick the first configured value from a list of (origin, value).
@@ -100,44 +94,6 @@ pub fn python_mirror_from(
     parse_dir_url(&origin, &value)
 }
 
-/// Download behaviour: `ENVPACK_HTTP_RETRIES` (extra attempts), `ENVPACK_HTTP_STALL_TIMEOUT`
-/// (seconds without progress before an attempt fails), `ENVPACK_HTTP_TIMEOUT` (seconds for a
-/// whole request, 0 = none); unset values keep the defaults. Proxies come from curl's
-/// variables (`HTTPS_PROXY`, `NO_PROXY`, …), the CA bundle from `ENVPACK_HTTP_CA_BUNDLE` or
-/// `SSL_CERT_FILE`; there is no spec field for them, since they describe the machine and a
-/// spec change would make the lock stale.
-pub fn http_config(offline: bool) -> Result<crate::http::HttpConfig, ConfigError> {
-    http_config_from(offline, |k| std::env::var(k).ok())
-}
-
-/// [`http_config`] with an injectable environment.
-pub fn http_config_from(
-    offline: bool,
-    env: impl Fn(&str) -> Option<String>,
-) -> Result<crate::http::HttpConfig, ConfigError> {
-    let number = |name: &str, default: u64| -> Result<u64, ConfigError> {
-        match env(name).map(|v| v.trim().to_string()) {
-            None => Ok(default),
-            Some(v) if v.is_empty() => Ok(default),
-            Some(v) => v.parse::<u64>().map_err(|_| ConfigError::BadNumber {
-                name: name.to_string(),
-                value: v,
-            }),
-        }
-    };
-    let d = crate::http::HttpConfig::default();
-    Ok(crate::http::HttpConfig {
-        retries: u32::try_from(number("ENVPACK_HTTP_RETRIES", u64::from(d.retries))?)
-            .unwrap_or(u32::MAX)
-            .min(20),
-        stall_timeout_secs: number("ENVPACK_HTTP_STALL_TIMEOUT", d.stall_timeout_secs)?,
-        timeout_secs: number("ENVPACK_HTTP_TIMEOUT", d.timeout_secs)?,
-        offline,
-        proxies: crate::http::ProxySettings::from_env(&env)?,
-        roots: crate::http::TrustRoots::from_env(&env)?,
-    })
-}
-
 /// The build timestamp: `SOURCE_DATE_EPOCH` overrides the lock's epoch.
 pub fn epoch(lock_epoch: u64) -> u64 {
     std::env::var("SOURCE_DATE_EPOCH")
@@ -166,39 +122,6 @@ mod tests {
         &'static [(&'static str, &'static str)],
         &'static str,
     );
-
-    #[test]
-    fn http_settings_from_env() {
-        let d = crate::http::HttpConfig::default();
-        let c = http_config_from(true, env_of(&[])).unwrap();
-        assert_eq!(
-            (c.retries, c.stall_timeout_secs, c.offline),
-            (d.retries, d.stall_timeout_secs, true)
-        );
-        let c = http_config_from(
-            false,
-            env_of(&[
-                ("ENVPACK_HTTP_RETRIES", "7"),
-                ("ENVPACK_HTTP_STALL_TIMEOUT", " 2 "),
-                ("ENVPACK_HTTP_TIMEOUT", "0"),
-            ]),
-        )
-        .unwrap();
-        assert_eq!((c.retries, c.stall_timeout_secs, c.timeout_secs), (7, 2, 0));
-        assert_eq!(
-            http_config_from(false, env_of(&[("ENVPACK_HTTP_RETRIES", "99")]))
-                .unwrap()
-                .retries,
-            20
-        );
-        let e = http_config_from(false, env_of(&[("ENVPACK_HTTP_STALL_TIMEOUT", "5s")]))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("ENVPACK_HTTP_STALL_TIMEOUT") && e.contains("5s"),
-            "{e}"
-        );
-    }
 
     #[test]
     fn index_precedence() {

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 
-use crate::cache::Cache;
 use crate::platform::Platform;
+use envpack_net::Cache;
 
 /// An unpacked, runnable CPython of the locked version for this machine.
 pub struct HostPython {

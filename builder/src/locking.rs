@@ -7,9 +7,7 @@ use std::sync::Mutex;
 use anyhow::{anyhow, bail, Context};
 use envpack_layers::digest::Sha256Digest;
 
-use crate::cache::Cache;
 use crate::host_python::HostPython;
-use crate::http::HttpClient;
 use crate::index::SimpleIndex;
 use crate::lock::{
     BuiltWheelPin, Lock, LockedBuildPython, LockedConanFile, LockedFile, LockedPackage,
@@ -19,6 +17,8 @@ use crate::platform::{self, Platform};
 use crate::resolve::{DistKind, ResolveRequest, Resolver};
 use crate::sdist::LockingSdistBuilder;
 use crate::spec::{LoadedSpec, ProfileSource};
+use envpack_net::Cache;
+use envpack_net::HttpClient;
 
 /// Inputs of a lock run besides the spec.
 pub struct LockOptions<'a> {

@@ -5,12 +5,12 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, Context};
 use envpack::build::{BuildOptions, OutputFormat};
-use envpack::cache::Cache;
-use envpack::http::HttpClient;
 use envpack::image::ImageSettings;
 use envpack::lock::Lock;
 use envpack::locking::LockOptions;
 use envpack_layers::compress::Compression;
+use envpack_net::Cache;
+use envpack_net::HttpClient;
 
 mod cli_args;
 
@@ -94,13 +94,13 @@ impl Progress {
 }
 
 fn http(cli: &Cli) -> anyhow::Result<HttpClient> {
-    Ok(HttpClient::new(envpack::config::http_config(cli.offline)?))
+    Ok(HttpClient::new(envpack_net::http_config(cli.offline)?))
 }
 
 /// Registry settings from the same `ENVPACK_HTTP_*` and `--offline` as every other request.
 fn registry_options(cli: &Cli, insecure: bool) -> anyhow::Result<envpack::registry::ClientOptions> {
     Ok(envpack::registry::ClientOptions::from_http(
-        &envpack::config::http_config(cli.offline)?,
+        &envpack_net::http_config(cli.offline)?,
         insecure,
     ))
 }

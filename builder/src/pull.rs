@@ -225,7 +225,7 @@ pub fn prepare_artifact(
             _work: None,
         });
     }
-    let work = crate::cache::Cache::open(cache_dir)?.scratch_dir()?;
+    let work = envpack_net::Cache::open(cache_dir)?.scratch_dir()?;
     let restored = artifact_from_source(source, work.path(), client)?
         .ok_or_else(|| anyhow!("no image in the source"))?;
     Ok(PreparedArtifact {

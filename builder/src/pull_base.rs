@@ -10,7 +10,6 @@ use envpack_layers::digest::Sha256Digest;
 use oci_spec::image::{History, MediaType};
 use serde_json::Value;
 
-use crate::cache::Cache;
 use crate::image::config::OciPlatform;
 use crate::image::layout::descriptor;
 use crate::image::layout_reader::{children, is_index_type, Desc};
@@ -20,6 +19,7 @@ use crate::lock::{Lock, LockedBase};
 use crate::platform::Platform;
 use crate::registry::{ClientOptions, Reference, RegistryClient};
 use crate::spec::Spec;
+use envpack_net::Cache;
 
 /// The OCI platform of an envpack platform.
 pub fn oci_of(p: &Platform) -> OciPlatform {

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use envpack_layers::digest::Sha256Digest;
 use url::Url;
 
-use crate::cache::{Cache, CachedBlob};
-use crate::http::HttpClient;
 use crate::lock::{LockedPython, LockedPythonRelease};
 use crate::platform::Platform;
 use crate::spec::PythonFile;
+use envpack_net::HttpClient;
+use envpack_net::{Cache, CachedBlob};
 
 /// Errors pinning or fetching CPython.
 #[derive(Debug, thiserror::Error)]
@@ -30,12 +30,9 @@ pub enum PythonError {
         line: usize,
         detail: String,
     },
-    /// Download problems.
+    /// Download and cache problems (including hash mismatches).
     #[error(transparent)]
-    Http(#[from] crate::http::HttpError),
-    /// Cache problems (including hash mismatches).
-    #[error(transparent)]
-    Cache(#[from] crate::cache::CacheError),
+    Net(#[from] envpack_net::NetError),
     /// A bad URL.
     #[error("bad CPython URL {0:?}: {1}")]
     Url(String, url::ParseError),

@@ -9,12 +9,12 @@ use std::sync::Mutex;
 use anyhow::{anyhow, bail, Context};
 use envpack_layers::digest::Sha256Digest;
 
-use crate::cache::Cache;
 use crate::host_python::HostPython;
 use crate::index::{IndexFile, SimpleIndex};
 use crate::install::{install_wheel, InstallTarget};
 use crate::lock::LockedFile;
 use crate::resolve::{BuiltWheel, ResolveRequest, Resolver, SdistBuilder};
+use envpack_net::Cache;
 
 /// The PEP 517 fallback when an sdist has no `[build-system]`.
 const LEGACY_BACKEND: &str = "setuptools.build_meta:__legacy__";

@@ -9,15 +9,15 @@ use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use envpack::cache::Cache;
 use envpack::filename::PackageName;
-use envpack::http::{HttpClient, HttpConfig};
 use envpack::index::{IndexFile, SimpleIndex};
 use envpack::platform;
 use envpack::resolve::{
     BuiltWheel, DistKind, ResolveError, ResolveRequest, Resolver, SdistBuilder,
 };
 use envpack_layers::digest::Sha256Digest;
+use envpack_net::Cache;
+use envpack_net::{HttpClient, HttpConfig};
 use url::Url;
 
 const REAL_WHEELS: [&str; 5] = [

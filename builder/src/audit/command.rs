@@ -6,10 +6,10 @@ use anyhow::anyhow;
 
 use super::report::AuditReport;
 use crate::build::{BuildOptions, OutputFormat};
-use crate::cache::Cache;
-use crate::http::HttpClient;
 use crate::index::SimpleIndex;
 use crate::lock::Lock;
+use envpack_net::Cache;
+use envpack_net::HttpClient;
 
 /// The flags of `envpack audit`.
 pub struct AuditArgs<'a> {
@@ -64,7 +64,7 @@ pub fn run_audit(
                 .and_then(|t| crate::registry::Reference::parse(t).ok())
             {
                 let options = crate::registry::ClientOptions::from_http(
-                    &crate::config::http_config(args.offline)?,
+                    &envpack_net::http_config(args.offline)?,
                     args.insecure,
                 );
                 let work = Cache::open(cache_dir)?.scratch_dir()?;

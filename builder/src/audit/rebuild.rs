@@ -14,8 +14,8 @@ use sha2::Digest as _;
 use super::report::AuditReport;
 use crate::artifact_writer::artifact_name;
 use crate::build::{build, BuildOptions};
-use crate::cache::Cache;
 use crate::lock::Lock;
+use envpack_net::Cache;
 
 /// Every entry of layer `i`, by path.
 pub fn layer_entries(

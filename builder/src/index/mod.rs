@@ -10,8 +10,8 @@ use envpack_layers::digest::Sha256Digest;
 use url::Url;
 
 use crate::filename::PackageName;
-use crate::http::{HttpClient, HttpError};
 use crate::metadata::CoreMetadata;
+use envpack_net::{HttpClient, NetError};
 
 /// Content negotiation for project pages: JSON preferred, HTML accepted.
 pub const SIMPLE_ACCEPT: &str =
@@ -61,7 +61,7 @@ pub enum IndexError {
     },
     /// Fetching failed.
     #[error(transparent)]
-    Http(#[from] HttpError),
+    Http(#[from] NetError),
     /// The page does not parse.
     #[error("{url}: malformed project page: {detail}")]
     Malformed {
@@ -161,15 +161,13 @@ impl SimpleIndex {
             .get_bytes(&url, Some(SIMPLE_ACCEPT), MAX_PAGE_BYTES)
         {
             Ok(r) => r,
-            Err(HttpError::Status { status: 404, .. }) => {
+            Err(NetError::Status { status: 404, .. }) => {
                 return Err(IndexError::NotFound {
                     name: name.clone(),
                     url,
                 })
             }
-            Err(HttpError::File { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
+            Err(NetError::File { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 return Err(IndexError::NotFound {
                     name: name.clone(),
                     url,
@@ -210,7 +208,7 @@ impl SimpleIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::HttpConfig;
+    use envpack_net::HttpConfig;
     use std::str::FromStr;
 
     #[test]

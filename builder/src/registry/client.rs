@@ -42,14 +42,14 @@ pub struct ClientOptions {
     /// Credentials to use instead of looking them up (tests, `--creds`).
     pub credentials: Option<Credentials>,
     /// Proxies and `NO_PROXY`, as for every other request.
-    pub proxies: crate::http::ProxySettings,
+    pub proxies: envpack_net::ProxySettings,
     /// The CA certificates a registry must chain to, as for every other request.
-    pub roots: crate::http::TrustRoots,
+    pub roots: envpack_net::TrustRoots,
 }
 
 impl Default for ClientOptions {
     fn default() -> Self {
-        ClientOptions::from_http(&crate::http::HttpConfig::default(), false)
+        ClientOptions::from_http(&envpack_net::HttpConfig::default(), false)
     }
 }
 
@@ -58,7 +58,7 @@ impl ClientOptions {
     /// `ENVPACK_HTTP_STALL_TIMEOUT`, `--offline`, proxies, CA bundle), so registry traffic
     /// retries, stalls out, stays offline and goes out as every other request does. `ENVPACK_HTTP_TIMEOUT` (a whole-request
     /// limit) is left out: a multi-GB blob upload may rightly take longer than an hour.
-    pub fn from_http(config: &crate::http::HttpConfig, insecure: bool) -> ClientOptions {
+    pub fn from_http(config: &envpack_net::HttpConfig, insecure: bool) -> ClientOptions {
         ClientOptions {
             insecure,
             offline: config.offline,
@@ -107,7 +107,7 @@ pub enum Mount {
 
 /// A connection to one registry, with cached authorization.
 pub struct RegistryClient {
-    agent: crate::http::Agent,
+    agent: envpack_net::Agent,
     base: Url,
     pub(super) registry: String,
     credentials: Option<Credentials>,
@@ -125,8 +125,8 @@ impl std::fmt::Debug for RegistryClient {
     }
 }
 
-fn agent(options: &ClientOptions) -> crate::http::Agent {
-    let timeouts = crate::http::Timeouts {
+fn agent(options: &ClientOptions) -> envpack_net::Agent {
+    let timeouts = envpack_net::Timeouts {
         global: None,
         connect: options.stall_timeout,
         // After the last byte of a large upload a registry may take minutes (hashing, moving
@@ -134,12 +134,12 @@ fn agent(options: &ClientOptions) -> crate::http::Agent {
         response: options.stall_timeout.map(|s| s.max(RESPONSE_WAIT)),
         per_read: options.stall_timeout,
     };
-    crate::http::Agent::new(&options.proxies, &options.roots, timeouts)
+    envpack_net::Agent::new(&options.proxies, &options.roots, timeouts)
 }
 
 pub(super) fn transport(method: &Method, url: &str, e: ureq::Error) -> RegistryError {
     match e {
-        _ if crate::http::is_certificate_error(&e) => RegistryError::Certificate {
+        _ if envpack_net::is_certificate_error(&e) => RegistryError::Certificate {
             what: format!("{method} {url}"),
             detail: e.to_string(),
         },
@@ -546,7 +546,7 @@ impl RegistryClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::HttpConfig;
+    use envpack_net::HttpConfig;
 
     #[test]
     fn registry_settings_follow_the_http_settings() {

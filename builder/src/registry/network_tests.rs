@@ -2,8 +2,8 @@
 //! an in-process registry (plain HTTP, as loopback registries are reached, or HTTPS with a CA
 //! made here) and a counting forward proxy.
 
-use crate::http::test_servers::{routes, ForwardProxy, Origin, Routes, TestCa};
 use crate::registry::{ClientOptions, RegistryClient, RegistryError};
+use envpack_net::test_servers::{routes, ForwardProxy, Origin, Routes, TestCa};
 
 const MANIFEST: &[u8] =
     br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[]}"#;
@@ -20,7 +20,7 @@ fn registry_routes() -> Routes {
 }
 
 fn options(env: &[(&str, &str)]) -> ClientOptions {
-    let mut http = crate::config::http_config_from(false, |k| {
+    let mut http = envpack_net::http_config_from(false, |k| {
         env.iter()
             .find(|(n, _)| *n == k)
             .map(|(_, v)| v.to_string())

@@ -13,14 +13,13 @@ use pep440_rs::Version;
 use pubgrub::{DefaultStringReporter, PubGrubError, Reporter};
 use url::Url;
 
-use crate::cache::{Cache, CacheError};
 use crate::filename::PackageName;
-use crate::http::HttpError;
 use crate::index::{IndexError, IndexFile, SimpleIndex};
 use crate::metadata::MetadataError;
 use crate::platform::{Platform, PlatformError};
 use crate::tags::TagRanks;
 pub use candidates::TargetNote;
+use envpack_net::{Cache, NetError};
 use provider::{Pkg, Provider};
 
 /// What to resolve, for which platform and interpreter.
@@ -111,10 +110,7 @@ pub enum ResolveError {
     Index(#[from] IndexError),
     /// Cache or download failure.
     #[error(transparent)]
-    Cache(#[from] CacheError),
-    /// HTTP failure.
-    #[error(transparent)]
-    Http(#[from] HttpError),
+    Net(#[from] NetError),
     /// Metadata of a file could not be read.
     #[error("metadata of {file}: {source}")]
     Metadata {

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use anyhow::anyhow;
 
 use super::{licenses_from_cache, SbomFormat, SbomInputs, SbomModel};
-use crate::cache::Cache;
 use crate::lock::Lock;
+use envpack_net::Cache;
 
 /// Where `envpack sbom` put its output.
 pub enum SbomOutput {

@@ -13,9 +13,9 @@ use serde_json::Value;
 
 pub use model::{Licenses, SbomInputs, SbomModel};
 
-use crate::cache::Cache;
 use crate::install::WheelInput;
 use crate::lock::{Lock, LockedPlatform};
+use envpack_net::Cache;
 
 /// File name of the CycloneDX SBOM at the env tree's root.
 pub const CDX_FILE: &str = "sbom.cdx.json";
@@ -148,7 +148,7 @@ pub fn for_env(
 pub fn licenses_from_cache(
     locked: &LockedPlatform,
     cache: &Cache,
-) -> Result<(Licenses, Vec<String>), crate::cache::CacheError> {
+) -> Result<(Licenses, Vec<String>), envpack_net::NetError> {
     let mut found: Vec<(String, PathBuf)> = Vec::new();
     let mut missing = Vec::new();
     for pkg in &locked.packages {

@@ -20,6 +20,12 @@ pub struct TestCa {
     pub bundle: PathBuf,
 }
 
+impl Default for TestCa {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl TestCa {
     /// Makes the CA, the server certificate and the bundle file.
     pub fn new() -> TestCa {

@@ -12,10 +12,12 @@ mod proxy;
 mod range;
 mod sink;
 
-pub use agent::{is_certificate_error, Agent, SettingError, Timeouts, TrustRoots};
+pub use agent::{is_certificate_error, Agent, Timeouts, TrustRoots};
 pub use proxy::{NoProxy, ProxyServer, ProxySettings};
 pub use range::{ContentRange, ResumeHint};
 pub use sink::DownloadSink;
+
+use crate::NetError;
 
 /// How the client behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,92 +61,12 @@ pub struct HttpResponse {
     pub url: Url,
 }
 
-/// Fetch failures; every variant names the URL.
-#[derive(Debug, thiserror::Error)]
-pub enum HttpError {
-    /// The server answered with a non-success status.
-    #[error("GET {url}: HTTP status {status}")]
-    Status {
-        /// Requested URL.
-        url: Url,
-        /// HTTP status code.
-        status: u16,
-    },
-    /// Offline mode forbids the request.
-    #[error("GET {url}: refused in offline mode (only file:// URLs are allowed)")]
-    Offline {
-        /// Requested URL.
-        url: Url,
-    },
-    /// Network failure that persisted through all retries.
-    #[error("GET {url}: {detail} (after {attempts} attempts)")]
-    Transport {
-        /// Requested URL.
-        url: Url,
-        /// What failed.
-        detail: String,
-        /// Attempts made.
-        attempts: u32,
-    },
-    /// The connection closed before `Content-Length` bytes arrived.
-    #[error("GET {url}: body truncated: got {got} of {expected} bytes")]
-    Truncated {
-        /// Requested URL.
-        url: Url,
-        /// Announced length.
-        expected: u64,
-        /// Bytes received.
-        got: u64,
-    },
-    /// The body exceeds the caller's limit.
-    #[error("GET {url}: body larger than the limit of {limit} bytes")]
-    TooLarge {
-        /// Requested URL.
-        url: Url,
-        /// The limit.
-        limit: u64,
-    },
-    /// A `file://` URL could not be read.
-    #[error("read {url}: {source}")]
-    File {
-        /// Requested URL.
-        url: Url,
-        /// The I/O error (names the path).
-        source: io::Error,
-    },
-    /// Writing the downloaded bytes failed.
-    #[error("download {url}: writing failed: {source}")]
-    Write {
-        /// Requested URL.
-        url: Url,
-        /// The I/O error.
-        source: io::Error,
-    },
-    /// Not http, https or file.
-    #[error("unsupported URL scheme in {url}")]
-    UnsupportedScheme {
-        /// Requested URL.
-        url: Url,
-    },
-}
-
-impl HttpError {
-    /// Whether trying again might help.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            HttpError::Status { status, .. } => *status == 429 || *status >= 500,
-            HttpError::Transport { .. } | HttpError::Truncated { .. } => true,
-            _ => false,
-        }
-    }
-}
-
-/// One attempt's outcome before it becomes an [`HttpError`].
+/// One attempt's outcome before it becomes a [`NetError`].
 enum Failure {
     /// Worth retrying.
-    Transient(HttpError),
+    Transient(NetError),
     /// Give up now.
-    Fatal(HttpError),
+    Fatal(NetError),
 }
 
 /// A blocking client with retries; cheap to clone.
@@ -208,7 +130,7 @@ impl HttpClient {
         url: &Url,
         accept: Option<&str>,
         max_bytes: u64,
-    ) -> Result<HttpResponse, HttpError> {
+    ) -> Result<HttpResponse, NetError> {
         if url.scheme() == "file" {
             return read_file_url(url, max_bytes);
         }
@@ -225,10 +147,10 @@ impl HttpClient {
     /// Streams `url` into `dest`; returns the byte count. A transient failure mid-body continues
     /// with a range request when the server allows it (strong validator + `Accept-Ranges`),
     /// otherwise `dest` is reset and the download starts over.
-    pub fn download(&self, url: &Url, dest: &mut dyn DownloadSink) -> Result<u64, HttpError> {
+    pub fn download(&self, url: &Url, dest: &mut dyn DownloadSink) -> Result<u64, NetError> {
         if url.scheme() == "file" {
             let path = file_path(url)?;
-            let mut f = fs_err::File::open(&path).map_err(|source| HttpError::File {
+            let mut f = fs_err::File::open(&path).map_err(|source| NetError::File {
                 url: url.clone(),
                 source,
             })?;
@@ -244,12 +166,12 @@ impl HttpClient {
         accept: Option<&str>,
         limit: Option<u64>,
         dest: &mut dyn DownloadSink,
-    ) -> Result<(Option<String>, Url), HttpError> {
+    ) -> Result<(Option<String>, Url), NetError> {
         if self.config.offline {
-            return Err(HttpError::Offline { url: url.clone() });
+            return Err(NetError::Offline { url: url.clone() });
         }
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(HttpError::UnsupportedScheme { url: url.clone() });
+            return Err(NetError::UnsupportedScheme { url: url.clone() });
         }
         let mut hint = ResumeHint::default();
         let mut attempt = 0;
@@ -261,7 +183,7 @@ impl HttpClient {
                 Err(Failure::Transient(e)) => {
                     if attempt > self.config.retries {
                         return Err(match e {
-                            HttpError::Transport { url, detail, .. } => HttpError::Transport {
+                            NetError::Transport { url, detail, .. } => NetError::Transport {
                                 url,
                                 detail,
                                 attempts: attempt,
@@ -287,14 +209,14 @@ impl HttpClient {
         hint: &mut ResumeHint,
     ) -> Result<(Option<String>, Url), Failure> {
         let transport = |detail: String| {
-            Failure::Transient(HttpError::Transport {
+            Failure::Transient(NetError::Transport {
                 url: url.clone(),
                 detail,
                 attempts: 1,
             })
         };
         let write_err = |source: io::Error| {
-            Failure::Fatal(HttpError::Write {
+            Failure::Fatal(NetError::Write {
                 url: url.clone(),
                 source,
             })
@@ -317,7 +239,7 @@ impl HttpClient {
             Err(e) => {
                 let detail = self.agent.failure_detail(url.as_str(), &e);
                 return Err(match e {
-                    _ if is_certificate_error(&e) => Failure::Fatal(HttpError::Transport {
+                    _ if is_certificate_error(&e) => Failure::Fatal(NetError::Transport {
                         url: url.clone(),
                         detail,
                         attempts: 1,
@@ -327,7 +249,7 @@ impl HttpClient {
                     | ureq::Error::HostNotFound
                     | ureq::Error::ConnectionFailed
                     | ureq::Error::Protocol(_) => transport(detail),
-                    _ => Failure::Fatal(HttpError::Transport {
+                    _ => Failure::Fatal(NetError::Transport {
                         url: url.clone(),
                         detail,
                         attempts: 1,
@@ -361,7 +283,7 @@ impl HttpClient {
             _ => false,
         };
         if !(200..300).contains(&status) || (status == 206 && !resumed) {
-            let e = HttpError::Status {
+            let e = NetError::Status {
                 url: url.clone(),
                 status,
             };
@@ -387,7 +309,7 @@ impl HttpClient {
         let remaining_limit = limit.map(|max| max.saturating_sub(already));
         if let (Some(len), Some(max)) = (expected, remaining_limit) {
             if len > max {
-                return Err(Failure::Fatal(HttpError::TooLarge {
+                return Err(Failure::Fatal(NetError::TooLarge {
                     url: url.clone(),
                     limit: limit.unwrap_or(max),
                 }));
@@ -409,7 +331,7 @@ fn copy_body(
     dest: &mut dyn Write,
     expected: Option<u64>,
     limit: Option<u64>,
-) -> Result<u64, HttpError> {
+) -> Result<u64, NetError> {
     let mut buf = vec![0u8; 64 * 1024];
     let mut got: u64 = 0;
     loop {
@@ -419,12 +341,12 @@ fn copy_body(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 return Err(match expected {
-                    Some(expected) if got < expected => HttpError::Truncated {
+                    Some(expected) if got < expected => NetError::Truncated {
                         url: url.clone(),
                         expected,
                         got,
                     },
-                    _ => HttpError::Transport {
+                    _ => NetError::Transport {
                         url: url.clone(),
                         detail: format!("reading body: {e}"),
                         attempts: 1,
@@ -435,21 +357,21 @@ fn copy_body(
         got += n as u64;
         if let Some(max) = limit {
             if got > max {
-                return Err(HttpError::TooLarge {
+                return Err(NetError::TooLarge {
                     url: url.clone(),
                     limit: max,
                 });
             }
         }
         dest.write_all(&buf[..n])
-            .map_err(|source| HttpError::Write {
+            .map_err(|source| NetError::Write {
                 url: url.clone(),
                 source,
             })?;
     }
     if let Some(expected) = expected {
         if got < expected {
-            return Err(HttpError::Truncated {
+            return Err(NetError::Truncated {
                 url: url.clone(),
                 expected,
                 got,
@@ -459,17 +381,17 @@ fn copy_body(
     Ok(got)
 }
 
-fn file_path(url: &Url) -> Result<PathBuf, HttpError> {
-    url.to_file_path().map_err(|_| HttpError::File {
+fn file_path(url: &Url) -> Result<PathBuf, NetError> {
+    url.to_file_path().map_err(|_| NetError::File {
         url: url.clone(),
         source: io::Error::new(io::ErrorKind::InvalidInput, "not a local file path"),
     })
 }
 
 /// Reads a `file://` URL; a directory serves its `index.html` (like a static web server).
-fn read_file_url(url: &Url, max_bytes: u64) -> Result<HttpResponse, HttpError> {
+fn read_file_url(url: &Url, max_bytes: u64) -> Result<HttpResponse, NetError> {
     let mut path = file_path(url)?;
-    let file_err = |source| HttpError::File {
+    let file_err = |source| NetError::File {
         url: url.clone(),
         source,
     };
@@ -493,7 +415,7 @@ fn read_file_url(url: &Url, max_bytes: u64) -> Result<HttpResponse, HttpError> {
 
 #[cfg(test)]
 mod net_tests;
-#[cfg(test)]
-pub(crate) mod test_servers;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_servers;
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,7 @@
 
 use std::net::IpAddr;
 
-use super::SettingError;
+use crate::NetError;
 
 /// Where a request for `http://` URLs looks for its proxy, first non-empty wins.
 const HTTP_VARS: [&str; 4] = ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"];
@@ -68,19 +68,21 @@ impl ProxySettings {
     /// Reads `http_proxy`/`HTTP_PROXY`, `https_proxy`/`HTTPS_PROXY`, `all_proxy`/`ALL_PROXY`
     /// and `no_proxy`/`NO_PROXY` from `env`; the variable in effect for a scheme must hold a
     /// usable proxy URL, so a typo is an error and never a silent direct connection.
-    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, SettingError> {
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, NetError> {
         let no_proxy = match first_set(&NO_PROXY_VARS, env) {
-            Some((variable, value)) => NoProxy::parse(&value).map_err(|reason| SettingError {
-                variable,
-                value,
-                reason,
-            })?,
+            Some((variable, value)) => {
+                NoProxy::parse(&value).map_err(|reason| NetError::Setting {
+                    variable,
+                    value,
+                    reason,
+                })?
+            }
             None => NoProxy::default(),
         };
-        let server = |names: &[&str]| -> Result<Option<ProxyServer>, SettingError> {
+        let server = |names: &[&str]| -> Result<Option<ProxyServer>, NetError> {
             first_set(names, env)
                 .map(|(variable, value)| {
-                    parse_proxy(&value, &no_proxy, &variable).map_err(|reason| SettingError {
+                    parse_proxy(&value, &no_proxy, &variable).map_err(|reason| NetError::Setting {
                         value: mask_password(&value),
                         variable,
                         reason,

@@ -8,7 +8,8 @@ use url::Url;
 
 use sha2::Digest as _;
 
-use crate::http::{DownloadSink, HttpClient, HttpError};
+use crate::http::{DownloadSink, HttpClient};
+use crate::NetError;
 
 /// A verified file in the cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,47 +20,6 @@ pub struct CachedBlob {
     pub sha256: Sha256Digest,
     /// Its size in bytes.
     pub size: u64,
-}
-
-/// Cache failures.
-#[derive(Debug, thiserror::Error)]
-pub enum CacheError {
-    /// No cache location could be determined.
-    #[error(
-        "no cache directory: pass --cache-dir or set ENVPACK_CACHE_DIR, XDG_CACHE_HOME or HOME"
-    )]
-    NoLocation,
-    /// Filesystem failure (the message names the path).
-    #[error(transparent)]
-    Io(#[from] io::Error),
-    /// Download failure.
-    #[error(transparent)]
-    Http(#[from] HttpError),
-    /// Downloaded bytes hash differently than expected.
-    #[error("{url}: sha256 mismatch: expected {expected}, got {actual}; the file was discarded")]
-    DigestMismatch {
-        /// Source URL.
-        url: Box<Url>,
-        /// Expected digest.
-        expected: Sha256Digest,
-        /// Actual digest.
-        actual: Sha256Digest,
-    },
-    /// Downloaded size differs from what was expected.
-    #[error(
-        "{url}: size mismatch: expected {expected} bytes, got {actual}; the file was discarded"
-    )]
-    SizeMismatch {
-        /// Source URL.
-        url: Box<Url>,
-        /// Expected size.
-        expected: u64,
-        /// Actual size.
-        actual: u64,
-    },
-    /// Hashing a cached file failed.
-    #[error(transparent)]
-    Layers(#[from] envpack_layers::LayersError),
 }
 
 /// The cache directory: `blobs/sha256/<hex>` and `tmp/`.
@@ -85,7 +45,7 @@ fn cache_root(
 
 impl Cache {
     /// Opens (creating) the cache: `explicit` > `ENVPACK_CACHE_DIR` > `$XDG_CACHE_HOME/envpack` > `$HOME/.cache/envpack`.
-    pub fn open(explicit: Option<&Path>) -> Result<Cache, CacheError> {
+    pub fn open(explicit: Option<&Path>) -> Result<Cache, NetError> {
         let var = |k: &str| std::env::var(k).ok();
         let home = var("HOME").or_else(|| var("USERPROFILE"));
         let root = cache_root(
@@ -94,7 +54,7 @@ impl Cache {
             var("XDG_CACHE_HOME"),
             home,
         )
-        .ok_or(CacheError::NoLocation)?;
+        .ok_or(NetError::NoLocation)?;
         fs_err::create_dir_all(root.join("blobs").join("sha256"))?;
         fs_err::create_dir_all(root.join("tmp"))?;
         Ok(Cache { root })
@@ -114,14 +74,14 @@ impl Cache {
     }
 
     /// The verified blob with `sha256`, if present; a corrupt entry is deleted and reported absent.
-    pub fn get(&self, sha256: &Sha256Digest) -> Result<Option<PathBuf>, CacheError> {
+    pub fn get(&self, sha256: &Sha256Digest) -> Result<Option<PathBuf>, NetError> {
         Ok(self.get_blob(sha256)?.map(|b| b.path))
     }
 
     /// The bytes of the blob with `sha256`, read once and checked as read (for small documents
     /// used right away: nothing can change them between the check and the use); a corrupt
     /// entry is deleted and reported absent.
-    pub fn read(&self, sha256: &Sha256Digest) -> Result<Option<Vec<u8>>, CacheError> {
+    pub fn read(&self, sha256: &Sha256Digest) -> Result<Option<Vec<u8>>, NetError> {
         let path = self.blob_path(sha256);
         let bytes = match fs_err::read(&path) {
             Ok(b) => b,
@@ -137,7 +97,7 @@ impl Cache {
         Ok(Some(bytes))
     }
 
-    fn get_blob(&self, sha256: &Sha256Digest) -> Result<Option<CachedBlob>, CacheError> {
+    fn get_blob(&self, sha256: &Sha256Digest) -> Result<Option<CachedBlob>, NetError> {
         let path = self.blob_path(sha256);
         if !path.is_file() {
             return Ok(None);
@@ -161,7 +121,7 @@ impl Cache {
         http: &HttpClient,
         url: &Url,
         expect: Option<(Sha256Digest, Option<u64>)>,
-    ) -> Result<CachedBlob, CacheError> {
+    ) -> Result<CachedBlob, NetError> {
         if let Some((sha, _)) = &expect {
             if let Some(hit) = self.get_blob(sha)? {
                 tracing::debug!(%url, "cache hit");
@@ -173,7 +133,7 @@ impl Cache {
     }
 
     /// A temp file in the cache's own tmp dir (same filesystem as the blobs, so renames are atomic).
-    fn temp_file(&self, prefix: &str) -> Result<tempfile::NamedTempFile, CacheError> {
+    fn temp_file(&self, prefix: &str) -> Result<tempfile::NamedTempFile, NetError> {
         tempfile::Builder::new()
             .prefix(prefix)
             .tempfile_in(self.tmp_dir())
@@ -186,7 +146,7 @@ impl Cache {
             })
     }
 
-    fn download_once(&self, http: &HttpClient, url: &Url) -> Result<Downloaded, CacheError> {
+    fn download_once(&self, http: &HttpClient, url: &Url) -> Result<Downloaded, NetError> {
         let tmp = self.temp_file("dl-")?;
         let mut sink = FileSink::new(tmp);
         http.download(url, &mut sink)?;
@@ -198,18 +158,18 @@ impl Cache {
         url: &Url,
         d: Downloaded,
         expect: Option<(Sha256Digest, Option<u64>)>,
-    ) -> Result<CachedBlob, CacheError> {
+    ) -> Result<CachedBlob, NetError> {
         // Dropping `d.tmp` on any error below deletes the bad file.
         if let Some((expected, size)) = expect {
             if d.sha256 != expected {
-                return Err(CacheError::DigestMismatch {
+                return Err(NetError::DigestMismatch {
                     url: Box::new(url.clone()),
                     expected,
                     actual: d.sha256,
                 });
             }
             if let Some(expected) = size.filter(|s| *s != d.size) {
-                return Err(CacheError::SizeMismatch {
+                return Err(NetError::SizeMismatch {
                     url: Box::new(url.clone()),
                     expected,
                     actual: d.size,
@@ -219,7 +179,7 @@ impl Cache {
         self.commit(d)
     }
 
-    fn commit(&self, d: Downloaded) -> Result<CachedBlob, CacheError> {
+    fn commit(&self, d: Downloaded) -> Result<CachedBlob, NetError> {
         let dest = self.blob_path(&d.sha256);
         let tmp_path = d.tmp.path().to_path_buf();
         d.tmp
@@ -245,7 +205,7 @@ impl Cache {
     }
 
     /// Copies `src` into the cache (hashing it) and returns the blob.
-    pub fn insert_file(&self, src: &Path) -> Result<CachedBlob, CacheError> {
+    pub fn insert_file(&self, src: &Path) -> Result<CachedBlob, NetError> {
         let tmp = self.temp_file("in-")?;
         let mut w = HashingWriter::new(io::BufWriter::new(tmp));
         let mut f = fs_err::File::open(src)?;
@@ -263,12 +223,12 @@ impl Cache {
     }
 
     /// A fresh temporary directory under the cache (same filesystem as the blobs).
-    pub fn scratch_dir(&self) -> Result<tempfile::TempDir, CacheError> {
+    pub fn scratch_dir(&self) -> Result<tempfile::TempDir, NetError> {
         tempfile::Builder::new()
             .prefix("scratch-")
             .tempdir_in(self.tmp_dir())
             .map_err(|e| {
-                CacheError::Io(io::Error::new(
+                NetError::Io(io::Error::new(
                     e.kind(),
                     format!("create dir in {}: {e}", self.tmp_dir().display()),
                 ))
@@ -435,7 +395,7 @@ mod tests {
         let e = cache
             .fetch(&http, &file_url(&src), Some((wrong, None)))
             .unwrap_err();
-        assert!(matches!(e, CacheError::DigestMismatch { .. }), "{e}");
+        assert!(matches!(e, NetError::DigestMismatch { .. }), "{e}");
         assert!(e.to_string().contains("a"));
         let right = Sha256Digest::of_bytes(b"actual");
         let e = cache
@@ -444,7 +404,7 @@ mod tests {
         assert!(
             matches!(
                 e,
-                CacheError::SizeMismatch {
+                NetError::SizeMismatch {
                     expected: 99,
                     actual: 6,
                     ..

@@ -11,7 +11,7 @@ fn client(env: &[(&str, &str)]) -> HttpClient {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let mut c = crate::config::http_config_from(false, |k| {
+    let mut c = crate::http_config_from(false, |k| {
         env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
     })
     .unwrap();
@@ -37,7 +37,7 @@ fn https_needs_the_ca_bundle_from_either_variable() {
         assert_eq!(r.bytes, PAGE);
     }
     // Without it: a TLS error, not retried (it cannot get better), naming what was trusted.
-    let mut config = crate::config::http_config_from(false, |_| None).unwrap();
+    let mut config = crate::http_config_from(false, |_| None).unwrap();
     config.retries = 3;
     let e = HttpClient::new(config)
         .get_bytes(&index(&origin, "https"), None, 1 << 20)
@@ -101,11 +101,9 @@ fn a_missing_or_unusable_bundle_is_an_error_naming_the_file() {
         (&broken, "certificate 1 is not usable"),
     ] {
         let value = path.to_str().unwrap().to_string();
-        let e = crate::config::http_config_from(false, |k| {
-            (k == "SSL_CERT_FILE").then(|| value.clone())
-        })
-        .unwrap_err()
-        .to_string();
+        let e = crate::http_config_from(false, |k| (k == "SSL_CERT_FILE").then(|| value.clone()))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with(&format!("SSL_CERT_FILE={value}: ")), "{e}");
         assert!(e.contains(why) && e.contains(&value), "{e}");
     }

@@ -155,7 +155,7 @@ fn stalled_response_is_retried() {
 fn not_found_fails_at_once_and_names_url() {
     let (url, seen) = serve(vec![status(404), ok("late", "text/plain")]);
     let e = client(3).get_bytes(&url, None, 1000).unwrap_err();
-    assert!(matches!(e, HttpError::Status { status: 404, .. }));
+    assert!(matches!(e, NetError::Status { status: 404, .. }));
     assert!(e.to_string().contains(url.as_str()));
     assert_eq!(seen.lock().unwrap().len(), 1);
 }
@@ -164,7 +164,7 @@ fn not_found_fails_at_once_and_names_url() {
 fn gives_up_after_retries() {
     let (url, seen) = serve(vec![status(500), status(502)]);
     let e = client(1).get_bytes(&url, None, 1000).unwrap_err();
-    assert!(matches!(e, HttpError::Status { status: 502, .. }), "{e}");
+    assert!(matches!(e, NetError::Status { status: 502, .. }), "{e}");
     assert_eq!(seen.lock().unwrap().len(), 2);
 }
 
@@ -174,7 +174,7 @@ fn limit_and_download() {
     let c = client(0);
     assert!(matches!(
         c.get_bytes(&url, None, 5),
-        Err(HttpError::TooLarge { limit: 5, .. })
+        Err(NetError::TooLarge { limit: 5, .. })
     ));
     let mut out = Vec::new();
     assert_eq!(c.download(&url, &mut out).unwrap(), 7);
@@ -193,7 +193,7 @@ fn offline_and_file_urls() {
     let remote = Url::parse("http://127.0.0.1:9/x").unwrap();
     assert!(matches!(
         c.get_bytes(&remote, None, 10),
-        Err(HttpError::Offline { .. })
+        Err(NetError::Offline { .. })
     ));
     let dir_url = Url::from_directory_path(dir.path()).unwrap();
     let r = c.get_bytes(&dir_url, None, 100).unwrap();

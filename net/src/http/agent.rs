@@ -10,18 +10,7 @@ use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 use ureq::{AsSendBody, Body};
 
 use super::proxy::{ProxyServer, ProxySettings};
-
-/// An environment setting that cannot be used; names the variable and its value.
-#[derive(Debug, thiserror::Error)]
-#[error("{variable}={value}: {reason}")]
-pub struct SettingError {
-    /// The variable.
-    pub variable: String,
-    /// Its value (a proxy password masked).
-    pub value: String,
-    /// What is wrong with it.
-    pub reason: String,
-}
+use crate::NetError;
 
 /// Which CA certificates a TLS server must chain to.
 #[derive(Clone, Default)]
@@ -102,13 +91,13 @@ pub fn is_certificate_error(e: &ureq::Error) -> bool {
 impl TrustRoots {
     /// `ENVPACK_HTTP_CA_BUNDLE`, else `SSL_CERT_FILE`, else the bundled roots. A file that is
     /// missing, unreadable, or holds no usable certificate is an error naming it.
-    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, SettingError> {
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, NetError> {
         for variable in ["ENVPACK_HTTP_CA_BUNDLE", "SSL_CERT_FILE"] {
             let Some(value) = env(variable).filter(|v| !v.trim().is_empty()) else {
                 continue;
             };
             let path = PathBuf::from(value.trim());
-            let certs = load_bundle(&path).map_err(|reason| SettingError {
+            let certs = load_bundle(&path).map_err(|reason| NetError::Setting {
                 variable: variable.to_string(),
                 value: value.clone(),
                 reason,

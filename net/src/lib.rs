@@ -1,0 +1,19 @@
+//! The network stack and the download cache: blocking HTTP(S) and `file://` fetching with
+//! bounded retries, resume by range and stall timeouts, the `--offline` guard, settings from
+//! `ENVPACK_HTTP_*`, and the content-addressed cache every download lands in.
+
+mod cache;
+mod error;
+mod http;
+mod settings;
+
+pub use cache::{Cache, CachedBlob};
+pub use error::NetError;
+/// Loopback servers for network tests: an HTTPS origin with a test CA, a counting proxy.
+#[cfg(any(test, feature = "test-support"))]
+pub use http::test_servers;
+pub use http::{
+    is_certificate_error, Agent, DownloadSink, HttpClient, HttpConfig, HttpResponse, NoProxy,
+    ProxyServer, ProxySettings, Timeouts, TrustRoots,
+};
+pub use settings::{http_config, http_config_from};
