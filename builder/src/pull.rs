@@ -163,7 +163,7 @@ impl ImageStore for RegistryStore {
 
 /// The OCI platform of the machine we run on.
 pub fn host_oci_platform() -> anyhow::Result<OciPlatform> {
-    let p = crate::platform::host()
+    let p = envpack_pypkg::host_platform()
         .ok_or_else(|| anyhow!("this host is not one of envpack's platforms"))?;
     Ok(OciPlatform {
         os: p.oci_os,

@@ -134,9 +134,9 @@ pub fn lock_parse(data: &[u8]) {
 
 /// A wheel's METADATA and RECORD.
 pub fn wheel_metadata(data: &[u8]) {
-    let _ = envpack::metadata::parse_core_metadata(data);
+    let _ = envpack_pypkg::parse_core_metadata(data);
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = envpack::install::record::parse_record(text);
+        let _ = envpack_pypkg::parse_record(text);
     }
 }
 

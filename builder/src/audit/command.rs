@@ -6,10 +6,10 @@ use anyhow::anyhow;
 
 use super::report::AuditReport;
 use crate::build::{BuildOptions, OutputFormat};
-use crate::index::SimpleIndex;
 use crate::lock::Lock;
 use envpack_net::Cache;
 use envpack_net::HttpClient;
+use envpack_pypkg::SimpleIndex;
 
 /// The flags of `envpack audit`.
 pub struct AuditArgs<'a> {

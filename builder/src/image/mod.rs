@@ -25,8 +25,8 @@ use oci_spec::image::{Descriptor, History, MediaType};
 
 use crate::assemble::LayerForm;
 use crate::env_layers::{EnvLayers, EnvMeta};
-use crate::platform::Platform;
 use config::{container_env, image_config, LayerRecord, OciPlatform};
+use envpack_pypkg::Platform;
 use index::{
     image_annotations, image_index, image_manifest, layout_index, oci_platform, AnnotationInputs,
 };

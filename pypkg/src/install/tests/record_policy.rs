@@ -19,7 +19,12 @@ fn assert_record_true_to_disk(env: &Path, dist_info: &str) -> Vec<String> {
         }
         let data = fs_err::read(env.join(SITE).join(&r.path)).unwrap();
         let hash = r.hash.as_deref().unwrap();
-        assert_eq!(record::hash_matches(hash, &data), Ok(true), "{}", r.path);
+        assert_eq!(
+            record::hash_matches(hash, &data).map_err(|e| e.to_string()),
+            Ok(true),
+            "{}",
+            r.path
+        );
         assert_eq!(r.size, Some(data.len() as u64), "{}", r.path);
     }
     paths

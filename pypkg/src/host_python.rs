@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
-
-use crate::platform::Platform;
 use envpack_net::Cache;
+
+use crate::platform::{parse_python_version, Platform};
+use crate::PypkgError;
 
 /// An unpacked, runnable CPython of the locked version for this machine.
 pub struct HostPython {
@@ -29,25 +29,24 @@ impl HostPython {
         platform: Platform,
         version: &str,
         cache: &Cache,
-    ) -> anyhow::Result<Self> {
-        let (_, py_minor, _) =
-            crate::spec::parse_python_version(version).map_err(anyhow::Error::msg)?;
+    ) -> Result<Self, PypkgError> {
+        let (_, py_minor, _) = parse_python_version(version)?;
         let dir = cache.scratch_dir()?;
         crate::source_archive::extract_tar_gz(archive, dir.path())?;
         let exe = dir.path().join(platform.python_exe());
         if !exe.exists() {
-            bail!(
-                "the CPython archive for {} has no {}",
-                platform.name,
-                platform.python_exe()
-            );
+            return Err(PypkgError::NoInterpreter {
+                platform: platform.name.clone(),
+                exe: platform.python_exe().to_string(),
+            });
         }
         let got = run_version(&exe)?;
         if got != version {
-            bail!(
-                "the locked CPython for {} does not run here or is not {version} (got {got:?})",
-                platform.name
-            );
+            return Err(PypkgError::WrongPython {
+                platform: platform.name.clone(),
+                version: version.to_string(),
+                got,
+            });
         }
         Ok(HostPython {
             _dir: Some(dir),
@@ -60,10 +59,9 @@ impl HostPython {
 
     /// An interpreter already installed on this machine (tests use the machine's own CPython
     /// as pip's is the reference), checked to run.
-    pub fn installed(exe: PathBuf, platform: Platform) -> anyhow::Result<Self> {
+    pub fn installed(exe: PathBuf, platform: Platform) -> Result<Self, PypkgError> {
         let version = run_version(&exe)?;
-        let (_, py_minor, _) =
-            crate::spec::parse_python_version(&version).map_err(anyhow::Error::msg)?;
+        let (_, py_minor, _) = parse_python_version(&version)?;
         Ok(HostPython {
             _dir: None,
             exe,
@@ -75,7 +73,7 @@ impl HostPython {
 }
 
 /// The `X.Y.Z` version `exe` reports.
-fn run_version(exe: &std::path::Path) -> anyhow::Result<String> {
+fn run_version(exe: &std::path::Path) -> Result<String, PypkgError> {
     let out = std::process::Command::new(exe)
         .args([
             "-I",
@@ -83,13 +81,15 @@ fn run_version(exe: &std::path::Path) -> anyhow::Result<String> {
             "import sys; print('%d.%d.%d' % sys.version_info[:3])",
         ])
         .output()
-        .with_context(|| format!("running {}", exe.display()))?;
+        .map_err(|source| PypkgError::Run {
+            exe: exe.to_path_buf(),
+            source,
+        })?;
     if !out.status.success() {
-        bail!(
-            "{} does not run: {}",
-            exe.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        return Err(PypkgError::DoesNotRun {
+            exe: exe.to_path_buf(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
@@ -117,7 +117,7 @@ impl LazyHost {
     }
 
     /// The unpacked interpreter (unpacked and checked on the first call).
-    pub fn get(&self) -> anyhow::Result<&HostPython> {
+    pub fn get(&self) -> Result<&HostPython, PypkgError> {
         if let Some(host) = self.cell.get() {
             return Ok(host);
         }

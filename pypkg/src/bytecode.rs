@@ -10,9 +10,8 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use anyhow::{anyhow, bail, Context};
-
 use crate::host_python::HostPython;
+use crate::PypkgError;
 
 /// Number of compile processes; fixed so the output never depends on the machine.
 const CHUNKS: usize = 4;
@@ -39,19 +38,26 @@ pub fn compile_tree(
     host: &HostPython,
     tree: &Path,
     skip: &BTreeSet<String>,
-) -> anyhow::Result<Vec<String>> {
+) -> Result<Vec<String>, PypkgError> {
     let python_dir = tree.join("python");
     let mut sources = Vec::new();
     for entry in walkdir::WalkDir::new(&python_dir).sort_by_file_name() {
-        let entry = entry.with_context(|| format!("walking {}", python_dir.display()))?;
+        let entry = entry.map_err(|source| PypkgError::Walk {
+            dir: python_dir.clone(),
+            source,
+        })?;
         if entry.file_type().is_file() && entry.path().extension().is_some_and(|e| e == "py") {
             let rel = entry
                 .path()
                 .strip_prefix(tree)
-                .map_err(|_| anyhow!("{} is outside the tree", entry.path().display()))?;
+                .map_err(|_| PypkgError::OutsideTree {
+                    path: entry.path().to_path_buf(),
+                })?;
             let rel = rel
                 .to_str()
-                .ok_or_else(|| anyhow!("non-UTF-8 path {}", rel.display()))?
+                .ok_or_else(|| PypkgError::NonUtf8Path {
+                    path: rel.to_path_buf(),
+                })?
                 .replace('\\', "/");
             if !rel.split('/').any(|c| c == "__pycache__") && !skip.contains(&rel) {
                 sources.push(rel);
@@ -76,12 +82,12 @@ pub fn compile_tree(
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .with_context(|| format!("running {}", host.exe.display()))?;
+            .map_err(|source| PypkgError::Run {
+                exe: host.exe.clone(),
+                source,
+            })?;
         let list = chunk.join("\0");
-        let mut stdin = child
-            .stdin
-            .take()
-            .ok_or_else(|| anyhow!("no stdin for the compiler"))?;
+        let mut stdin = child.stdin.take().ok_or(PypkgError::CompilerStdin)?;
         // Feed stdin from a thread so a full stdout pipe can't deadlock us.
         let feeder = std::thread::spawn(move || stdin.write_all(list.as_bytes()));
         children.push((child, feeder));
@@ -90,19 +96,24 @@ pub fn compile_tree(
     for (child, feeder) in children {
         feeder
             .join()
-            .map_err(|_| anyhow!("bytecode feeder thread panicked"))?
-            .context("sending file list to the compiler")?;
+            .map_err(|_| PypkgError::FeederPanicked)?
+            .map_err(|source| PypkgError::Compiler {
+                what: "sending file list to the compiler",
+                source,
+            })?;
         let out = child
             .wait_with_output()
-            .context("waiting for the compiler")?;
+            .map_err(|source| PypkgError::Compiler {
+                what: "waiting for the compiler",
+                source,
+            })?;
         if !out.status.success() {
-            bail!(
-                "compiling bytecode failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+            return Err(PypkgError::CompileFailed(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ));
         }
         let list: Vec<String> =
-            serde_json::from_slice(&out.stdout).context("reading compiler output")?;
+            serde_json::from_slice(&out.stdout).map_err(PypkgError::CompilerOutput)?;
         failed.extend(list);
     }
     if !failed.is_empty() {

@@ -1,8 +1,8 @@
 //! Resolves requirements against a simple index for one platform at a time (pubgrub).
 
-pub mod candidates;
-pub mod provider;
-pub mod ranges;
+mod candidates;
+mod provider;
+mod ranges;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,15 +11,14 @@ use std::str::FromStr;
 use envpack_layers::digest::Sha256Digest;
 use pep440_rs::Version;
 use pubgrub::{DefaultStringReporter, PubGrubError, Reporter};
-use url::Url;
 
 use crate::filename::PackageName;
-use crate::index::{IndexError, IndexFile, SimpleIndex};
-use crate::metadata::MetadataError;
-use crate::platform::{Platform, PlatformError};
+use crate::index::{IndexFile, SimpleIndex};
+use crate::platform::Platform;
 use crate::tags::TagRanks;
-pub use candidates::TargetNote;
-use envpack_net::{Cache, NetError};
+use crate::PypkgError;
+pub use candidates::{raise_advice, TargetNote};
+use envpack_net::Cache;
 use provider::{Pkg, Provider};
 
 /// What to resolve, for which platform and interpreter.
@@ -77,88 +76,11 @@ pub struct ResolvedPackage {
 /// Builds wheels from sdists (PEP 517 with the pinned CPython); implemented by the caller.
 pub trait SdistBuilder: Sync {
     /// Builds `sdist` (already downloaded and verified at `sdist_path`) into a wheel.
-    fn build_wheel(&self, sdist: &IndexFile, sdist_path: &Path) -> anyhow::Result<BuiltWheel>;
-}
-
-/// Resolution failures.
-#[derive(Debug, thiserror::Error)]
-pub enum ResolveError {
-    /// No set of versions satisfies the requirements.
-    #[error("no solution for platform {platform}:\n{report}")]
-    NoSolution {
-        /// Platform name.
-        platform: String,
-        /// pubgrub's derivation report.
-        report: String,
-    },
-    /// An sdist built a wheel the platform cannot use (native code built for the host).
-    #[error("{package} {version} has no wheel for {platform} and its sdist builds a platform-specific wheel ({wheel}); provide a wheel for {platform} on the index{hint}")]
-    NativeSdist {
-        /// What a raised target would admit instead ("; ..."), or empty.
-        hint: String,
-        /// The project.
-        package: PackageName,
-        /// Its version.
-        version: Version,
-        /// The built wheel's name.
-        wheel: String,
-        /// Platform name.
-        platform: String,
-    },
-    /// Index failure.
-    #[error(transparent)]
-    Index(#[from] IndexError),
-    /// Cache or download failure.
-    #[error(transparent)]
-    Net(#[from] NetError),
-    /// Metadata of a file could not be read.
-    #[error("metadata of {file}: {source}")]
-    Metadata {
-        /// The file.
-        file: String,
-        /// Why.
-        source: MetadataError,
-    },
-    /// A PEP 658 metadata file does not match its announced hash.
-    #[error("{url}: sha256 mismatch: expected {expected}, got {actual}")]
-    MetadataDigestMismatch {
-        /// The metadata URL.
-        url: Box<Url>,
-        /// Announced digest.
-        expected: Sha256Digest,
-        /// Actual digest.
-        actual: Sha256Digest,
-    },
-    /// Metadata disagrees with the file it came from.
-    #[error("{file}: inconsistent metadata: {detail}")]
-    InconsistentMetadata {
-        /// The file.
-        file: String,
-        /// What disagrees.
-        detail: String,
-    },
-    /// Building a wheel from an sdist failed.
-    #[error("building a wheel from {file} failed: {source}")]
-    Build {
-        /// The sdist.
-        file: String,
-        /// Why.
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    /// Direct URL requirements are not supported (a lock pins index files).
-    #[error(
-        "requirement {requirement:?} uses a direct URL; only index requirements are supported"
-    )]
-    UrlRequirement {
-        /// The requirement.
-        requirement: String,
-    },
-    /// Bad platform data or Python version.
-    #[error(transparent)]
-    Platform(#[from] PlatformError),
-    /// A resolver invariant broke.
-    #[error("internal resolver error: {0}")]
-    Internal(String),
+    fn build_wheel(
+        &self,
+        sdist: &IndexFile,
+        sdist_path: &Path,
+    ) -> Result<BuiltWheel, Box<dyn std::error::Error + Send + Sync>>;
 }
 
 /// Resolves against an index, downloading into a cache and building sdists through a builder.
@@ -171,12 +93,10 @@ pub struct Resolver<'a> {
     pub sdist_builder: &'a dyn SdistBuilder,
 }
 
-fn python_parts(full: &str) -> Result<(Version, u8, u8), ResolveError> {
-    let bad = |detail: &str| {
-        ResolveError::Platform(PlatformError::PythonVersion {
-            version: full.to_string(),
-            detail: detail.to_string(),
-        })
+fn python_parts(full: &str) -> Result<(Version, u8, u8), PypkgError> {
+    let bad = |detail: &str| PypkgError::PythonVersion {
+        version: full.to_string(),
+        detail: detail.to_string(),
     };
     let v = Version::from_str(full).map_err(|e| bad(&e.to_string()))?;
     let rel = v.release();
@@ -193,7 +113,7 @@ fn python_parts(full: &str) -> Result<(Version, u8, u8), ResolveError> {
 
 impl Resolver<'_> {
     /// Resolves `req` for its platform; the result is sorted by name.
-    pub fn resolve(&self, req: &ResolveRequest) -> Result<Vec<ResolvedPackage>, ResolveError> {
+    pub fn resolve(&self, req: &ResolveRequest) -> Result<Vec<ResolvedPackage>, PypkgError> {
         let (python, major, minor) = python_parts(req.python_full_version)?;
         let env = req.platform.marker_environment(req.python_full_version)?;
         let ranks = TagRanks::new(&req.platform.supported_tags(major, minor));
@@ -214,7 +134,7 @@ impl Resolver<'_> {
                     report.push_str("\nhint: ");
                     report.push_str(&hint);
                 }
-                return Err(ResolveError::NoSolution {
+                return Err(PypkgError::NoSolution {
                     platform: req.platform.name.clone(),
                     report,
                 });
@@ -254,7 +174,7 @@ impl Resolver<'_> {
                 .get(&(name.clone(), version.clone()))
                 .cloned()
                 .ok_or_else(|| {
-                    ResolveError::Internal(format!("no file recorded for {name} {version}"))
+                    PypkgError::Internal(format!("no file recorded for {name} {version}"))
                 })?;
             let newer_needs_target = provider
                 .notes

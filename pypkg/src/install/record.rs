@@ -8,6 +8,7 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
 use super::wheel::WheelMember;
+use crate::PypkgError;
 
 /// One row of a RECORD file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,49 +21,11 @@ pub struct RecordEntry {
     pub size: Option<u64>,
 }
 
-/// Why a RECORD file or hash could not be understood.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum RecordError {
-    /// A row does not have the three columns RECORD requires.
-    #[error("RECORD line {line}: expected 3 columns, found {found}")]
-    Columns {
-        /// 1-based line number.
-        line: usize,
-        /// Number of columns seen.
-        found: usize,
-    },
-    /// A quoted field is never closed.
-    #[error("RECORD line {line}: unterminated quoted field")]
-    Unterminated {
-        /// 1-based line number.
-        line: usize,
-    },
-    /// The CSV reader refused the text.
-    #[error("RECORD line {line}: {detail}")]
-    Csv {
-        /// 1-based line number.
-        line: usize,
-        /// The reader's message.
-        detail: String,
-    },
-    /// The size column is not a number.
-    #[error("RECORD line {line}: size `{value}` is not a number")]
-    Size {
-        /// 1-based line number.
-        line: usize,
-        /// The offending text.
-        value: String,
-    },
-    /// The hash column is malformed or uses a weak/unknown algorithm.
-    #[error("bad hash `{0}`: expected sha256=, sha384= or sha512= with url-safe base64")]
-    Hash(String),
-}
-
 /// Parses RECORD text into rows; blank lines are skipped.
 ///
 /// The `csv` crate reads as Python's `csv` module (which writes RECORD) does: RFC 4180 quoting,
 /// `\n` or `\r\n` line ends, a quote inside an unquoted field kept as text.
-pub fn parse_record(text: &str) -> Result<Vec<RecordEntry>, RecordError> {
+pub fn parse_record(text: &str) -> Result<Vec<RecordEntry>, PypkgError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -70,7 +33,7 @@ pub fn parse_record(text: &str) -> Result<Vec<RecordEntry>, RecordError> {
     let rows = reader
         .records()
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| RecordError::Csv {
+        .map_err(|e| PypkgError::RecordCsv {
             line: e.position().map_or(0, |p| p.line() as usize),
             detail: e.to_string(),
         })?;
@@ -79,7 +42,7 @@ pub fn parse_record(text: &str) -> Result<Vec<RecordEntry>, RecordError> {
     if let Some(last) = rows.last() {
         let start = last.position().map_or(0, |p| p.byte() as usize);
         if text.get(start..).is_some_and(ends_in_open_quote) {
-            return Err(RecordError::Unterminated {
+            return Err(PypkgError::RecordUnterminated {
                 line: line_of(last),
             });
         }
@@ -94,14 +57,14 @@ pub fn parse_record(text: &str) -> Result<Vec<RecordEntry>, RecordError> {
             row.iter()
                 .collect::<Vec<_>>()
                 .try_into()
-                .map_err(|f: Vec<&str>| RecordError::Columns {
+                .map_err(|f: Vec<&str>| PypkgError::RecordColumns {
                     line,
                     found: f.len(),
                 })?;
         let size = if size.is_empty() {
             None
         } else {
-            Some(size.parse::<u64>().map_err(|_| RecordError::Size {
+            Some(size.parse::<u64>().map_err(|_| PypkgError::RecordSize {
                 line,
                 value: size.to_string(),
             })?)
@@ -166,8 +129,8 @@ pub fn record_hash(data: &[u8]) -> String {
 }
 
 /// Checks `data` against a RECORD hash; `Ok(false)` on mismatch, `Err` if the hash is unusable.
-pub fn hash_matches(hash: &str, data: &[u8]) -> Result<bool, RecordError> {
-    let bad = || RecordError::Hash(hash.to_string());
+pub fn hash_matches(hash: &str, data: &[u8]) -> Result<bool, PypkgError> {
+    let bad = || PypkgError::RecordHash(hash.to_string());
     let (algo, digest) = hash.split_once('=').ok_or_else(bad)?;
     let expected = b64_urlsafe_decode(digest.trim_end_matches('=')).ok_or_else(bad)?;
     let actual: Vec<u8> = match algo {
@@ -294,8 +257,14 @@ mod tests {
             record_hash(b""),
             "sha256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"
         );
-        assert_eq!(hash_matches(&record_hash(b"abc"), b"abc"), Ok(true));
-        assert_eq!(hash_matches(&record_hash(b"abc"), b"abd"), Ok(false));
+        assert_eq!(
+            hash_matches(&record_hash(b"abc"), b"abc").map_err(|e| e.to_string()),
+            Ok(true)
+        );
+        assert_eq!(
+            hash_matches(&record_hash(b"abc"), b"abd").map_err(|e| e.to_string()),
+            Ok(false)
+        );
         assert!(hash_matches("md5=abc", b"").is_err());
         assert!(hash_matches("sha256=AAAA", b"").is_err());
         assert!(hash_matches("nohash", b"").is_err());
@@ -314,15 +283,15 @@ mod tests {
         assert_eq!(rows[3].size, None);
         assert!(matches!(
             parse_record("a,b\n"),
-            Err(RecordError::Columns { line: 1, found: 2 })
+            Err(PypkgError::RecordColumns { line: 1, found: 2 })
         ));
         assert!(matches!(
             parse_record("a,b,zz\n"),
-            Err(RecordError::Size { line: 1, .. })
+            Err(PypkgError::RecordSize { line: 1, .. })
         ));
         assert!(matches!(
             parse_record("\"a,b,1\n"),
-            Err(RecordError::Unterminated { .. })
+            Err(PypkgError::RecordUnterminated { .. })
         ));
         for open in [
             "x,,\n\"a,b,1\nc,d,2\n",
@@ -331,7 +300,10 @@ mod tests {
             "\"a\"\"\n,h,1",
         ] {
             assert!(
-                matches!(parse_record(open), Err(RecordError::Unterminated { .. })),
+                matches!(
+                    parse_record(open),
+                    Err(PypkgError::RecordUnterminated { .. })
+                ),
                 "{open:?}"
             );
         }
@@ -344,7 +316,11 @@ mod tests {
 
     #[test]
     fn csv_quoting_table() {
-        let path_of = |text: &str| parse_record(text).map(|rows| rows[0].path.clone());
+        let path_of = |text: &str| {
+            parse_record(text)
+                .map(|rows| rows[0].path.clone())
+                .map_err(|e| e.to_string())
+        };
         for (text, want) in [
             ("\"multi\nline.py\",sha256=a,1\n", "multi\nline.py"),
             ("\"crlf\r\nin.py\",,\r\n", "crlf\r\nin.py"),
@@ -359,7 +335,7 @@ mod tests {
         assert_eq!(rows.len(), 2, "blank lines between and after rows");
         assert!(matches!(
             parse_record("\"a\nb\",h,1\nc,d\n"),
-            Err(RecordError::Columns { line: 3, found: 2 })
+            Err(PypkgError::RecordColumns { line: 3, found: 2 })
         ));
         let e = parse_record("a,h,1x\n").unwrap_err().to_string();
         assert_eq!(e, "RECORD line 1: size `1x` is not a number");

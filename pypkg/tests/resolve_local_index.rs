@@ -9,15 +9,12 @@ use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use envpack::filename::PackageName;
-use envpack::index::{IndexFile, SimpleIndex};
-use envpack::platform;
-use envpack::resolve::{
-    BuiltWheel, DistKind, ResolveError, ResolveRequest, Resolver, SdistBuilder,
-};
 use envpack_layers::digest::Sha256Digest;
-use envpack_net::Cache;
-use envpack_net::{HttpClient, HttpConfig};
+use envpack_net::{Cache, HttpClient, HttpConfig};
+use envpack_pypkg::{
+    platform_by_name, BuiltWheel, DistKind, IndexFile, PackageName, PypkgError, ResolveRequest,
+    Resolver, SdistBuilder, SimpleIndex,
+};
 use url::Url;
 
 const REAL_WHEELS: [&str; 5] = [
@@ -183,7 +180,11 @@ struct FakeBuilder {
 }
 
 impl SdistBuilder for FakeBuilder {
-    fn build_wheel(&self, sdist: &IndexFile, sdist_path: &Path) -> anyhow::Result<BuiltWheel> {
+    fn build_wheel(
+        &self,
+        sdist: &IndexFile,
+        sdist_path: &Path,
+    ) -> Result<BuiltWheel, Box<dyn std::error::Error + Send + Sync>> {
         // The resolver hands over the verified download.
         assert_eq!(Some(Sha256Digest::of_file(sdist_path)?.0), sdist.sha256);
         let (filename, dist_info, meta) = match sdist.filename.as_str() {
@@ -197,7 +198,7 @@ impl SdistBuilder for FakeBuilder {
                 "envpack_native-1.0.dist-info",
                 "Metadata-Version: 2.1\nName: envpack-native\nVersion: 1.0\n",
             ),
-            other => anyhow::bail!("unexpected sdist {other}"),
+            other => return Err(format!("unexpected sdist {other}").into()),
         };
         let path = self.out.join(filename);
         write_wheel(&path, dist_info, meta);
@@ -327,7 +328,7 @@ fn resolves_real_wheels_for_linux_and_explains_failures() {
         cache: &fx.cache,
         sdist_builder: &fx.builder,
     };
-    let linux = platform::by_name("linux-x86_64").unwrap();
+    let linux = platform_by_name("linux-x86_64").unwrap();
     let requirements = reqs(&[
         "PyYAML==6.0.2",
         "Jinja2",
@@ -390,7 +391,7 @@ fn resolves_real_wheels_for_linux_and_explains_failures() {
         .unwrap_err();
     let msg = e.to_string();
     assert!(
-        matches!(e, ResolveError::NoSolution { .. }) && msg.contains("does-not-exist"),
+        matches!(e, PypkgError::NoSolution { .. }) && msg.contains("does-not-exist"),
         "{msg}"
     );
 
@@ -430,7 +431,7 @@ fn resolves_real_wheels_for_linux_and_explains_failures() {
     assert!(e.to_string().contains("python-dateutil"), "{e}");
 
     // No Windows wheel of PyYAML on this index and no sdist: a readable failure for that platform.
-    let windows = platform::by_name("windows-x86_64").unwrap();
+    let windows = platform_by_name("windows-x86_64").unwrap();
     let e = resolver
         .resolve(&ResolveRequest {
             requirements: &reqs(&["PyYAML==6.0.2"]),
@@ -466,7 +467,7 @@ fn resolves_real_wheels_for_linux_and_explains_failures() {
             ..req
         })
         .unwrap_err();
-    assert!(matches!(e, ResolveError::NativeSdist { .. }), "{e}");
+    assert!(matches!(e, PypkgError::NativeSdist { .. }), "{e}");
 }
 
 #[test]
@@ -484,7 +485,7 @@ fn offline_resolution_is_refused_with_the_url() {
         cache: &fx.cache,
         sdist_builder: &fx.builder,
     };
-    let linux = platform::by_name("linux-x86_64").unwrap();
+    let linux = platform_by_name("linux-x86_64").unwrap();
     let e = resolver
         .resolve(&ResolveRequest {
             requirements: &reqs(&["tzdata"]),

@@ -16,11 +16,12 @@ use pubgrub::{
 
 use super::candidates::{candidate_files, raise_advice, Candidates, FileChoice, TargetNote};
 use super::ranges::{names_prerelease, specifiers_to_ranges};
-use super::{BuiltWheel, DistKind, ResolveError, Resolver};
+use super::{BuiltWheel, DistKind, Resolver};
 use crate::filename::{parse_wheel_filename, PackageName};
-use crate::index::{IndexError, IndexFile};
+use crate::index::IndexFile;
 use crate::metadata::{parse_core_metadata, read_wheel_metadata, CoreMetadata};
 use crate::tags::{TagRanks, WheelTarget};
+use crate::PypkgError;
 
 /// Largest PEP 658 metadata file accepted.
 const MAX_METADATA_BYTES: u64 = 16 * 1024 * 1024;
@@ -104,20 +105,20 @@ impl<'r, 'a> Provider<'r, 'a> {
         }
     }
 
-    fn candidates(&self, name: &PackageName) -> Result<Rc<Candidates>, ResolveError> {
+    fn candidates(&self, name: &PackageName) -> Result<Rc<Candidates>, PypkgError> {
         if let Some(c) = self.candidates.borrow().get(name) {
             return Ok(c.clone());
         }
         let files = match self.resolver.index.project_files(name) {
             Ok(f) => f,
             // An unknown project simply has no versions; pubgrub explains that in its report.
-            Err(IndexError::NotFound { url, .. }) => {
+            Err(PypkgError::NotFound { url, .. }) => {
                 self.hints
                     .borrow_mut()
                     .insert(name.clone(), format!("{name} is not on the index ({url})"));
                 Arc::new(Vec::new())
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         };
         let c = Rc::new(candidate_files(
             name,
@@ -161,7 +162,7 @@ impl<'r, 'a> Provider<'r, 'a> {
         &self,
         reqs: impl Iterator<Item = &'q Requirement<VerbatimUrl>>,
         extras: &[pep508_rs::ExtraName],
-    ) -> Result<Vec<(Pkg, Ranges<Version>)>, ResolveError> {
+    ) -> Result<Vec<(Pkg, Ranges<Version>)>, PypkgError> {
         let mut out: Vec<(Pkg, Ranges<Version>)> = Vec::new();
         for req in reqs {
             if !req.marker.evaluate(&self.env, extras) {
@@ -184,7 +185,7 @@ impl<'r, 'a> Provider<'r, 'a> {
                     specifiers_to_ranges(spec)
                 }
                 Some(VersionOrUrl::Url(_)) => {
-                    return Err(ResolveError::UrlRequirement {
+                    return Err(PypkgError::UrlRequirement {
                         requirement: req.to_string(),
                     })
                 }
@@ -202,7 +203,7 @@ impl<'r, 'a> Provider<'r, 'a> {
         &self,
         name: &PackageName,
         range: &Ranges<Version>,
-    ) -> Result<Option<Version>, ResolveError> {
+    ) -> Result<Option<Version>, PypkgError> {
         let all = self.candidates(name)?;
         let cands = &all.usable;
         let allow_pre = self.allow_pre.borrow().contains(name);
@@ -266,12 +267,12 @@ impl<'r, 'a> Provider<'r, 'a> {
         &self,
         name: &PackageName,
         v: &Version,
-    ) -> Result<Arc<CoreMetadata>, ResolveError> {
+    ) -> Result<Arc<CoreMetadata>, PypkgError> {
         let key = (name.clone(), v.clone());
         let chosen = match self.chosen.borrow().get(&key) {
             Some(c) => c.clone(),
             None => {
-                return Err(ResolveError::Internal(format!(
+                return Err(PypkgError::Internal(format!(
                     "no file chosen for {name} {v}"
                 )));
             }
@@ -287,7 +288,7 @@ impl<'r, 'a> Provider<'r, 'a> {
             }
         };
         if &meta.name != name {
-            return Err(ResolveError::InconsistentMetadata {
+            return Err(PypkgError::InconsistentMetadata {
                 file: chosen.file.filename.clone(),
                 detail: format!("metadata names project {}, expected {name}", meta.name),
             });
@@ -299,7 +300,7 @@ impl<'r, 'a> Provider<'r, 'a> {
         Ok(meta)
     }
 
-    fn wheel_metadata(&self, file: &IndexFile) -> Result<Arc<CoreMetadata>, ResolveError> {
+    fn wheel_metadata(&self, file: &IndexFile) -> Result<Arc<CoreMetadata>, PypkgError> {
         let index = self.resolver.index;
         if let Some(m) = index.cached_metadata(&file.url) {
             return Ok(m);
@@ -307,7 +308,7 @@ impl<'r, 'a> Provider<'r, 'a> {
         let meta = match &file.metadata_sha256 {
             Some(expected) => match self.pep658_metadata(file, *expected) {
                 Ok(m) => m,
-                Err(e @ ResolveError::MetadataDigestMismatch { .. }) => return Err(e),
+                Err(e @ PypkgError::MetadataDigestMismatch { .. }) => return Err(e),
                 Err(e) => {
                     tracing::warn!(file = %file.filename, error = %e, "PEP 658 metadata unavailable, downloading the wheel");
                     self.downloaded_wheel_metadata(file)?
@@ -324,7 +325,7 @@ impl<'r, 'a> Provider<'r, 'a> {
         &self,
         file: &IndexFile,
         expected: Option<Sha256Digest>,
-    ) -> Result<CoreMetadata, ResolveError> {
+    ) -> Result<CoreMetadata, PypkgError> {
         let url = file.metadata_url();
         let resp = self
             .resolver
@@ -334,20 +335,20 @@ impl<'r, 'a> Provider<'r, 'a> {
         if let Some(expected) = expected {
             let actual = Sha256Digest::of_bytes(&resp.bytes);
             if actual != expected {
-                return Err(ResolveError::MetadataDigestMismatch {
+                return Err(PypkgError::MetadataDigestMismatch {
                     url: Box::new(url),
                     expected,
                     actual,
                 });
             }
         }
-        parse_core_metadata(&resp.bytes).map_err(|source| ResolveError::Metadata {
+        parse_core_metadata(&resp.bytes).map_err(|source| PypkgError::Metadata {
             file: url.to_string(),
-            source,
+            source: Box::new(source),
         })
     }
 
-    fn downloaded_wheel_metadata(&self, file: &IndexFile) -> Result<CoreMetadata, ResolveError> {
+    fn downloaded_wheel_metadata(&self, file: &IndexFile) -> Result<CoreMetadata, PypkgError> {
         let expect = file.sha256.map(|d| (d, file.size));
         let blob = self
             .resolver
@@ -362,7 +363,7 @@ impl<'r, 'a> Provider<'r, 'a> {
         name: &PackageName,
         v: &Version,
         file: &IndexFile,
-    ) -> Result<(Arc<CoreMetadata>, BuiltWheel), ResolveError> {
+    ) -> Result<(Arc<CoreMetadata>, BuiltWheel), PypkgError> {
         let expect = file.sha256.map(|d| (d, file.size));
         let blob = self
             .resolver
@@ -373,9 +374,9 @@ impl<'r, 'a> Provider<'r, 'a> {
             .resolver
             .sdist_builder
             .build_wheel(file, &blob.path)
-            .map_err(|e| ResolveError::Build {
+            .map_err(|e| PypkgError::Build {
                 file: file.filename.clone(),
-                source: e.into(),
+                source: e,
             })?;
         let compatible = parse_wheel_filename(&built.filename)
             .and_then(|w| self.ranks.priority(&w.tags))
@@ -385,7 +386,7 @@ impl<'r, 'a> Provider<'r, 'a> {
                 Some(r) => format!("; or {}", self.raise_hint(name, v, r.needed, &r.filename)),
                 None => String::new(),
             };
-            return Err(ResolveError::NativeSdist {
+            return Err(PypkgError::NativeSdist {
                 hint,
                 package: name.clone(),
                 version: v.clone(),
@@ -447,10 +448,10 @@ impl<'r, 'a> Provider<'r, 'a> {
 fn read_wheel_metadata_named(
     path: &std::path::Path,
     filename: &str,
-) -> Result<CoreMetadata, ResolveError> {
-    let meta_err = |source| ResolveError::Metadata {
+) -> Result<CoreMetadata, PypkgError> {
+    let meta_err = |source: PypkgError| PypkgError::Metadata {
         file: filename.to_string(),
-        source,
+        source: Box::new(source),
     };
     if path.file_name().and_then(|f| f.to_str()) == Some(filename) {
         return read_wheel_metadata(path).map_err(meta_err);
@@ -459,11 +460,11 @@ fn read_wheel_metadata_named(
     match read_wheel_metadata(path) {
         Ok(m) => Ok(m),
         Err(first) => {
-            let tmp = tempfile::tempdir()
-                .map_err(|e| ResolveError::Internal(format!("temp dir: {e}")))?;
+            let tmp =
+                tempfile::tempdir().map_err(|e| PypkgError::Internal(format!("temp dir: {e}")))?;
             let link = tmp.path().join(filename);
             if fs_err::hard_link(path, &link).is_err() {
-                fs_err::copy(path, &link).map_err(|e| meta_err(e.into()))?;
+                fs_err::copy(path, &link).map_err(|e| meta_err(PypkgError::Io(e)))?;
             }
             read_wheel_metadata(&link).map_err(|_| meta_err(first))
         }
@@ -480,7 +481,7 @@ impl DependencyProvider for Provider<'_, '_> {
     type VS = Ranges<Version>;
     type Priority = (u32, bool);
     type M = String;
-    type Err = ResolveError;
+    type Err = PypkgError;
 
     fn prioritize(
         &self,
@@ -496,7 +497,7 @@ impl DependencyProvider for Provider<'_, '_> {
         &self,
         package: &Pkg,
         range: &Ranges<Version>,
-    ) -> Result<Option<Version>, ResolveError> {
+    ) -> Result<Option<Version>, PypkgError> {
         match package {
             Pkg::Root => Ok(Some(Version::new([0u64]))),
             Pkg::Base(name) | Pkg::Extra(name, _) => self.pick(name, range),
@@ -507,7 +508,7 @@ impl DependencyProvider for Provider<'_, '_> {
         &self,
         package: &Pkg,
         version: &Version,
-    ) -> Result<Dependencies<Pkg, Ranges<Version>, String>, ResolveError> {
+    ) -> Result<Dependencies<Pkg, Ranges<Version>, String>, PypkgError> {
         let (name, extras) = match package {
             Pkg::Root => {
                 let c = self.constraints(self.requirements.iter(), &[])?;

@@ -5,36 +5,21 @@ use std::path::Path;
 
 use envpack_layers::extract::{extract_layer, ExtractOptions};
 
-/// Errors unpacking an archive.
-#[derive(Debug, thiserror::Error)]
-pub enum ArchiveError {
-    /// I/O with the path named.
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-    /// An entry was rejected or the archive is malformed.
-    #[error("{archive}: {source}")]
-    Layers {
-        archive: String,
-        source: envpack_layers::LayersError,
-    },
-    /// Not a format we read.
-    #[error("{0}: unsupported archive format (expected .tar.gz, .tgz or .zip)")]
-    Unsupported(String),
-}
+use crate::PypkgError;
 
 /// Upper bound for what one third-party archive may expand to.
 const MAX_EXPANDED: u64 = 8 << 30;
 
 /// Extract a gzip-compressed tar archive into `dest` (created if missing); entries that would
 /// escape, devices, links out of the tree and the like are rejected with the entry named.
-pub fn extract_tar_gz(archive: &Path, dest: &Path) -> Result<(), ArchiveError> {
+pub fn extract_tar_gz(archive: &Path, dest: &Path) -> Result<(), PypkgError> {
     let name = archive.display().to_string();
     let file = fs_err::File::open(archive)?;
     let gz = flate2::read::GzDecoder::new(std::io::BufReader::new(file));
     extract_tar(gz, dest, &name)
 }
 
-fn extract_tar(reader: impl Read, dest: &Path, name: &str) -> Result<(), ArchiveError> {
+fn extract_tar(reader: impl Read, dest: &Path, name: &str) -> Result<(), PypkgError> {
     fs_err::create_dir_all(dest)?;
     let dir = cap_std::fs::Dir::open_ambient_dir(dest, cap_std::ambient_authority())
         .map_err(|e| std::io::Error::new(e.kind(), format!("opening {}: {e}", dest.display())))?;
@@ -43,7 +28,7 @@ fn extract_tar(reader: impl Read, dest: &Path, name: &str) -> Result<(), Archive
         max_total_bytes: MAX_EXPANDED,
         ..Default::default()
     };
-    let layers = |source| ArchiveError::Layers {
+    let layers = |source| PypkgError::ArchiveLayers {
         archive: name.to_string(),
         source,
     };
@@ -55,7 +40,7 @@ fn extract_tar(reader: impl Read, dest: &Path, name: &str) -> Result<(), Archive
 }
 
 /// Extract a `.zip` sdist with zip-slip checks.
-pub fn extract_zip(archive: &Path, dest: &Path) -> Result<(), ArchiveError> {
+pub fn extract_zip(archive: &Path, dest: &Path) -> Result<(), PypkgError> {
     let name = archive.display().to_string();
     let file = fs_err::File::open(archive)?;
     let mut zip = zip::ZipArchive::new(file).map_err(|e| zip_err(&name, e))?;
@@ -65,9 +50,11 @@ pub fn extract_zip(archive: &Path, dest: &Path) -> Result<(), ArchiveError> {
         let mut entry = zip.by_index(i).map_err(|e| zip_err(&name, e))?;
         let entry_name = entry.name().to_string();
         let rel = entry_name.trim_end_matches('/');
-        envpack_layers::tree::validate_rel_path(rel).map_err(|source| ArchiveError::Layers {
-            archive: name.clone(),
-            source,
+        envpack_layers::tree::validate_rel_path(rel).map_err(|source| {
+            PypkgError::ArchiveLayers {
+                archive: name.clone(),
+                source,
+            }
         })?;
         let out = dest.join(rel);
         if entry.is_dir() {
@@ -79,7 +66,7 @@ pub fn extract_zip(archive: &Path, dest: &Path) -> Result<(), ArchiveError> {
         }
         total = total.saturating_add(entry.size());
         if total > MAX_EXPANDED {
-            return Err(ArchiveError::Unsupported(format!(
+            return Err(PypkgError::ArchiveUnsupported(format!(
                 "{name}: expands beyond the size limit"
             )));
         }
@@ -89,8 +76,8 @@ pub fn extract_zip(archive: &Path, dest: &Path) -> Result<(), ArchiveError> {
     Ok(())
 }
 
-fn zip_err(name: &str, e: zip::result::ZipError) -> ArchiveError {
-    ArchiveError::Io(std::io::Error::new(
+fn zip_err(name: &str, e: zip::result::ZipError) -> PypkgError {
+    PypkgError::Io(std::io::Error::new(
         std::io::ErrorKind::InvalidData,
         format!("{name}: {e}"),
     ))
@@ -98,14 +85,14 @@ fn zip_err(name: &str, e: zip::result::ZipError) -> ArchiveError {
 
 /// Extract an sdist of either format; `filename` (as on the index) decides which, since cached
 /// blobs are stored by hash without an extension.
-pub fn extract_sdist(archive: &Path, filename: &str, dest: &Path) -> Result<(), ArchiveError> {
+pub fn extract_sdist(archive: &Path, filename: &str, dest: &Path) -> Result<(), PypkgError> {
     let lower = filename.to_ascii_lowercase();
     if lower.ends_with(".zip") {
         extract_zip(archive, dest)
     } else if lower.ends_with(".tar.gz") || lower.ends_with(".tgz") {
         extract_tar_gz(archive, dest)
     } else {
-        Err(ArchiveError::Unsupported(filename.to_string()))
+        Err(PypkgError::ArchiveUnsupported(filename.to_string()))
     }
 }
 

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 
 use crate::tags::{self, WheelTag, WheelTarget};
+use crate::PypkgError;
 
 /// Directory layout of the CPython install.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -65,45 +66,6 @@ pub struct Platform {
     pub markers: MarkerValues,
 }
 
-/// Errors about platform data or names.
-#[derive(Debug, thiserror::Error)]
-pub enum PlatformError {
-    /// No platform of that name.
-    #[error("unknown platform {name:?}; valid platforms: {valid}")]
-    Unknown {
-        /// The requested name.
-        name: String,
-        /// Comma-separated valid names.
-        valid: String,
-    },
-    /// An embedded data file is malformed.
-    #[error("platform data {file}: {detail}")]
-    Data {
-        /// The data file.
-        file: String,
-        /// What is wrong.
-        detail: String,
-    },
-    /// A spec's target setting does not fit the platform.
-    #[error("platforms.{platform}.{key}: {detail}")]
-    Target {
-        /// The platform.
-        platform: String,
-        /// The setting (`glibc`, `macos`).
-        key: String,
-        /// What is wrong.
-        detail: String,
-    },
-    /// A Python version string is malformed.
-    #[error("invalid python version {version:?}: {detail}")]
-    PythonVersion {
-        /// The offending version.
-        version: String,
-        /// What is wrong.
-        detail: String,
-    },
-}
-
 const EMBEDDED: [(&str, &str); 5] = [
     (
         "linux-x86_64.toml",
@@ -157,13 +119,13 @@ fn parse_major_minor(s: &str) -> Option<(u32, u32)> {
     Some((a.parse().ok()?, b.parse().ok()?))
 }
 
-fn parse_platform(file: &str, text: &str) -> Result<Platform, PlatformError> {
-    let data_err = |detail: String| PlatformError::Data {
+fn parse_platform(file: &str, text: &str) -> Result<Platform, PypkgError> {
+    let data_err = |detail: String| PypkgError::PlatformData {
         file: file.to_string(),
         detail,
     };
     let raw: RawPlatform = toml::from_str(text).map_err(|e| data_err(e.to_string()))?;
-    let version = |field: &str, v: Option<&String>| -> Result<(u32, u32), PlatformError> {
+    let version = |field: &str, v: Option<&String>| -> Result<(u32, u32), PypkgError> {
         let v = v.ok_or_else(|| data_err(format!("[wheel] needs `{field}`")))?;
         parse_major_minor(v)
             .ok_or_else(|| data_err(format!("[wheel] {field} = {v:?} is not MAJOR.MINOR")))
@@ -202,13 +164,23 @@ fn parse_platform(file: &str, text: &str) -> Result<Platform, PlatformError> {
     })
 }
 
+/// `(major, minor, patch)` of a full CPython 3 version such as "3.12.7".
+pub fn parse_python_version(v: &str) -> Result<(u8, u8, u8), PypkgError> {
+    let parts: Vec<&str> = v.split('.').collect();
+    let nums: Option<Vec<u8>> = parts.iter().map(|p| p.parse::<u8>().ok()).collect();
+    match nums.as_deref() {
+        Some([3, minor, patch]) => Ok((3, *minor, *patch)),
+        _ => Err(PypkgError::CpythonVersion(v.to_string())),
+    }
+}
+
 /// All known platforms, in a fixed order.
-pub fn all() -> Result<Vec<Platform>, PlatformError> {
+pub fn all() -> Result<Vec<Platform>, PypkgError> {
     EMBEDDED.iter().map(|(f, t)| parse_platform(f, t)).collect()
 }
 
 /// The platform called `n`.
-pub fn by_name(n: &str) -> Result<Platform, PlatformError> {
+pub fn by_name(n: &str) -> Result<Platform, PypkgError> {
     let platforms = all()?;
     let valid = platforms
         .iter()
@@ -219,7 +191,7 @@ pub fn by_name(n: &str) -> Result<Platform, PlatformError> {
         .iter()
         .find(|p| p.name == n)
         .cloned()
-        .ok_or(PlatformError::Unknown {
+        .ok_or(PypkgError::UnknownPlatform {
             name: n.to_string(),
             valid,
         })
@@ -248,8 +220,8 @@ impl Platform {
     pub fn marker_environment(
         &self,
         python_full_version: &str,
-    ) -> Result<pep508_rs::MarkerEnvironment, PlatformError> {
-        let bad = |detail: &str| PlatformError::PythonVersion {
+    ) -> Result<pep508_rs::MarkerEnvironment, PypkgError> {
+        let bad = |detail: &str| PypkgError::PythonVersion {
             version: python_full_version.to_string(),
             detail: detail.to_string(),
         };
@@ -278,8 +250,8 @@ impl Platform {
 
     /// This platform with a spec's target setting applied: `key` (`glibc` on Linux, `macos`
     /// on macOS) raised to `value` ("MAJOR.MINOR"), never below what its CPython build needs.
-    pub fn with_target(&self, key: &str, value: &str) -> Result<Platform, PlatformError> {
-        let err = |detail: String| PlatformError::Target {
+    pub fn with_target(&self, key: &str, value: &str) -> Result<Platform, PypkgError> {
+        let err = |detail: String| PypkgError::PlatformTarget {
             platform: self.name.clone(),
             key: key.to_string(),
             detail,

@@ -3,9 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Cursor, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::record::{parse_record, verify_record, RecordError, RecordProblem};
+use super::record::{parse_record, verify_record, RecordProblem};
+use crate::PypkgError;
 
 /// Largest wheel file we accept.
 pub const MAX_WHEEL_BYTES: u64 = 1 << 30;
@@ -13,82 +14,6 @@ pub const MAX_WHEEL_BYTES: u64 = 1 << 30;
 pub const MAX_UNPACKED_BYTES: u64 = 2 << 30;
 /// Most members one wheel may have.
 pub const MAX_MEMBERS: usize = 200_000;
-
-/// Why a wheel was rejected.
-#[derive(Debug, thiserror::Error)]
-pub enum WheelError {
-    /// Reading the wheel file failed.
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-    /// The zip structure is broken.
-    #[error("{wheel}: not a valid zip archive: {source}")]
-    Zip {
-        /// The wheel.
-        wheel: PathBuf,
-        /// The zip error.
-        source: zip::result::ZipError,
-    },
-    /// A size or count limit was exceeded.
-    #[error("{wheel}: {what} exceeds the limit of {limit}")]
-    TooLarge {
-        /// The wheel.
-        wheel: PathBuf,
-        /// What was too large.
-        what: String,
-        /// The limit.
-        limit: u64,
-    },
-    /// A member path could escape the install dir or is not portable.
-    #[error("{wheel}: unsafe member path {member:?}: {why}")]
-    UnsafePath {
-        /// The wheel.
-        wheel: PathBuf,
-        /// The member name.
-        member: String,
-        /// Why it is unsafe.
-        why: &'static str,
-    },
-    /// Two members share a name.
-    #[error("{wheel}: duplicate member names in the zip directory")]
-    Duplicate {
-        /// The wheel.
-        wheel: PathBuf,
-    },
-    /// A member is a symlink.
-    #[error("{wheel}: member {member:?} is a symlink; wheels may not contain links")]
-    Symlink {
-        /// The wheel.
-        wheel: PathBuf,
-        /// The member name.
-        member: String,
-    },
-    /// The `.dist-info` directory is missing, ambiguous or incomplete.
-    #[error("{wheel}: {why}")]
-    Layout {
-        /// The wheel.
-        wheel: PathBuf,
-        /// What is wrong.
-        why: String,
-    },
-    /// `RECORD` is malformed.
-    #[error("{wheel}: {source}")]
-    Record {
-        /// The wheel.
-        wheel: PathBuf,
-        /// The parse error.
-        source: RecordError,
-    },
-    /// A member cannot be read back from the zip (corrupt data, wrong size).
-    #[error("{wheel}: {member}: {why}")]
-    Verify {
-        /// The wheel.
-        wheel: PathBuf,
-        /// The member name.
-        member: String,
-        /// What does not match.
-        why: String,
-    },
-}
 
 /// One regular file from a wheel.
 #[derive(Debug, Clone)]
@@ -112,8 +37,6 @@ pub struct WheelContents {
     pub dist_info: String,
     /// `<name>-<version>.data`, as the wheel would spell it.
     pub data_dir: String,
-    /// `Root-Is-Purelib` from WHEEL; informational, as purelib and platlib are one dir here.
-    pub root_is_purelib: bool,
     /// Every regular file except RECORD signatures, sorted by name.
     pub members: Vec<WheelMember>,
     /// Where the wheel's RECORD disagrees with its files (installed anyway, see
@@ -227,11 +150,11 @@ pub fn normalize_name(name: &str) -> String {
 
 /// Reads and verifies `wheel` completely. `filename` is the wheel's real file name (a cached
 /// file is named by its hash), checked against the metadata; errors name `wheel`.
-pub fn read_wheel(wheel: &Path, filename: &str) -> Result<WheelContents, WheelError> {
+pub fn read_wheel(wheel: &Path, filename: &str) -> Result<WheelContents, PypkgError> {
     let w = || wheel.to_path_buf();
     let size = fs_err::metadata(wheel)?.len();
     if size > MAX_WHEEL_BYTES {
-        return Err(WheelError::TooLarge {
+        return Err(PypkgError::WheelTooLarge {
             wheel: w(),
             what: format!("file size {size}"),
             limit: MAX_WHEEL_BYTES,
@@ -239,16 +162,16 @@ pub fn read_wheel(wheel: &Path, filename: &str) -> Result<WheelContents, WheelEr
     }
     let bytes = fs_err::read(wheel)?;
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes.as_slice()))
-        .map_err(|source| WheelError::Zip { wheel: w(), source })?;
+        .map_err(|source| PypkgError::WheelZip { wheel: w(), source })?;
     if archive.len() > MAX_MEMBERS {
-        return Err(WheelError::TooLarge {
+        return Err(PypkgError::WheelTooLarge {
             wheel: w(),
             what: format!("member count {}", archive.len()),
             limit: MAX_MEMBERS as u64,
         });
     }
     if declared_entry_count(&bytes) != Some(archive.len() as u64) {
-        return Err(WheelError::Duplicate { wheel: w() });
+        return Err(PypkgError::WheelDuplicate { wheel: w() });
     }
 
     let mut files: BTreeMap<String, WheelMember> = BTreeMap::new();
@@ -257,15 +180,15 @@ pub fn read_wheel(wheel: &Path, filename: &str) -> Result<WheelContents, WheelEr
     for i in 0..archive.len() {
         let mut entry = archive
             .by_index(i)
-            .map_err(|source| WheelError::Zip { wheel: w(), source })?;
+            .map_err(|source| PypkgError::WheelZip { wheel: w(), source })?;
         let name = std::str::from_utf8(entry.name_raw())
-            .map_err(|_| WheelError::UnsafePath {
+            .map_err(|_| PypkgError::WheelUnsafePath {
                 wheel: w(),
                 member: String::from_utf8_lossy(entry.name_raw()).into_owned(),
                 why: "name is not UTF-8",
             })?
             .to_string();
-        check_member_path(&name).map_err(|why| WheelError::UnsafePath {
+        check_member_path(&name).map_err(|why| PypkgError::WheelUnsafePath {
             wheel: w(),
             member: name.clone(),
             why,
@@ -275,7 +198,7 @@ pub fn read_wheel(wheel: &Path, filename: &str) -> Result<WheelContents, WheelEr
         // them the same way).
         let mode = central_unix_mode(&bytes, entry.central_header_start()).or(entry.unix_mode());
         if entry.is_symlink() || mode.is_some_and(|m| m & 0o170000 == 0o120000) {
-            return Err(WheelError::Symlink {
+            return Err(PypkgError::WheelSymlink {
                 wheel: w(),
                 member: name,
             });
@@ -285,7 +208,7 @@ pub fn read_wheel(wheel: &Path, filename: &str) -> Result<WheelContents, WheelEr
         }
         // The tree must also unpack on case-insensitive file systems (macOS, Windows).
         if !lowercase_names.insert(name.to_lowercase()) {
-            return Err(WheelError::UnsafePath {
+            return Err(PypkgError::WheelUnsafePath {
                 wheel: w(),
                 member: name,
                 why: "differs from another member only by case",
@@ -294,7 +217,7 @@ pub fn read_wheel(wheel: &Path, filename: &str) -> Result<WheelContents, WheelEr
         let declared = entry.size();
         total = total.saturating_add(declared);
         if total > MAX_UNPACKED_BYTES {
-            return Err(WheelError::TooLarge {
+            return Err(PypkgError::WheelTooLarge {
                 wheel: w(),
                 what: "total unpacked size".into(),
                 limit: MAX_UNPACKED_BYTES,
@@ -304,13 +227,13 @@ pub fn read_wheel(wheel: &Path, filename: &str) -> Result<WheelContents, WheelEr
         (&mut entry)
             .take(declared.saturating_add(1))
             .read_to_end(&mut data)
-            .map_err(|e| WheelError::Verify {
+            .map_err(|e| PypkgError::WheelVerify {
                 wheel: w(),
                 member: name.clone(),
                 why: format!("cannot decompress: {e}"),
             })?;
         if data.len() as u64 != declared {
-            return Err(WheelError::Verify {
+            return Err(PypkgError::WheelVerify {
                 wheel: w(),
                 member: name,
                 why: format!(
@@ -331,13 +254,13 @@ pub fn read_wheel(wheel: &Path, filename: &str) -> Result<WheelContents, WheelEr
     }
 
     let dist_info = find_dist_info(wheel, &files)?;
-    let meta_text = |file: &str| -> Result<String, WheelError> {
+    let meta_text = |file: &str| -> Result<String, PypkgError> {
         let key = format!("{dist_info}/{file}");
-        let m = files.get(&key).ok_or_else(|| WheelError::Layout {
+        let m = files.get(&key).ok_or_else(|| PypkgError::WheelLayout {
             wheel: w(),
             why: format!("missing {key}"),
         })?;
-        String::from_utf8(m.data.clone()).map_err(|_| WheelError::Layout {
+        String::from_utf8(m.data.clone()).map_err(|_| PypkgError::WheelLayout {
             wheel: w(),
             why: format!("{key} is not UTF-8"),
         })
@@ -347,29 +270,31 @@ pub fn read_wheel(wheel: &Path, filename: &str) -> Result<WheelContents, WheelEr
     let purelib = wheel_meta
         .get("root-is-purelib")
         .map(|v| v.to_ascii_lowercase());
-    let root_is_purelib = match purelib.as_deref() {
-        Some("true") => true,
-        Some("false") => false,
+    // Checked, not kept: purelib and platlib are one dir here.
+    match purelib.as_deref() {
+        Some("true") | Some("false") => {}
         other => {
-            return Err(WheelError::Layout {
+            return Err(PypkgError::WheelLayout {
                 wheel: w(),
                 why: format!("WHEEL Root-Is-Purelib must be true or false, got {other:?}"),
             })
         }
-    };
+    }
     let metadata = parse_headers(&meta_text("METADATA")?);
     let (name, version) = match (metadata.get("name"), metadata.get("version")) {
         (Some(n), Some(v)) => (n.clone(), v.clone()),
         _ => {
-            return Err(WheelError::Layout {
+            return Err(PypkgError::WheelLayout {
                 wheel: w(),
                 why: "METADATA lacks Name or Version".into(),
             })
         }
     };
     check_names_agree(wheel, filename, &dist_info, &name)?;
-    let rows = parse_record(&meta_text("RECORD")?)
-        .map_err(|source| WheelError::Record { wheel: w(), source })?;
+    let rows = parse_record(&meta_text("RECORD")?).map_err(|source| PypkgError::WheelRecord {
+        wheel: w(),
+        source: Box::new(source),
+    })?;
     let record_problems = verify_record(&dist_info, &rows, &files);
 
     let signatures = [
@@ -385,7 +310,6 @@ pub fn read_wheel(wheel: &Path, filename: &str) -> Result<WheelContents, WheelEr
         version,
         dist_info,
         data_dir,
-        root_is_purelib,
         members: files
             .into_values()
             .filter(|m| !signatures.contains(&m.name))
@@ -398,7 +322,7 @@ pub fn read_wheel(wheel: &Path, filename: &str) -> Result<WheelContents, WheelEr
 fn find_dist_info(
     wheel: &Path,
     files: &BTreeMap<String, WheelMember>,
-) -> Result<String, WheelError> {
+) -> Result<String, PypkgError> {
     let dirs: BTreeSet<&str> = files
         .keys()
         .filter_map(|n| n.split_once('/').map(|(top, _)| top))
@@ -406,7 +330,7 @@ fn find_dist_info(
         .collect();
     match dirs.len() {
         1 => Ok(dirs.into_iter().next().unwrap_or_default().to_string()),
-        n => Err(WheelError::Layout {
+        n => Err(PypkgError::WheelLayout {
             wheel: wheel.to_path_buf(),
             why: format!("expected exactly one .dist-info directory, found {n}"),
         }),
@@ -414,11 +338,11 @@ fn find_dist_info(
 }
 
 /// Only major version 1 of the wheel format is understood.
-fn check_wheel_version(wheel: &Path, meta: &BTreeMap<String, String>) -> Result<(), WheelError> {
+fn check_wheel_version(wheel: &Path, meta: &BTreeMap<String, String>) -> Result<(), PypkgError> {
     let version = meta.get("wheel-version").map(String::as_str).unwrap_or("");
     let major = version.split('.').next().unwrap_or("");
     if major != "1" || !version.split('.').all(|p| p.parse::<u32>().is_ok()) {
-        return Err(WheelError::Layout {
+        return Err(PypkgError::WheelLayout {
             wheel: wheel.to_path_buf(),
             why: format!("unsupported Wheel-Version {version:?} (need 1.x)"),
         });
@@ -435,14 +359,14 @@ fn check_names_agree(
     filename: &str,
     dist_info: &str,
     name: &str,
-) -> Result<(), WheelError> {
+) -> Result<(), PypkgError> {
     let want = normalize_name(name);
     let stem = &dist_info[..dist_info.len() - ".dist-info".len()];
     let info_name = stem.rsplit_once('-').map(|(n, _)| n).unwrap_or(stem);
     let file_name = filename.split('-').next().unwrap_or("");
     for (what, got) in [("dist-info directory", info_name), ("file name", file_name)] {
         if normalize_name(got) != want {
-            return Err(WheelError::Layout {
+            return Err(PypkgError::WheelLayout {
                 wheel: wheel.to_path_buf(),
                 why: format!("{what} names {got:?} but METADATA names {name:?}"),
             });

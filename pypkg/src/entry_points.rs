@@ -1,5 +1,7 @@
 //! `entry_points.txt` (INI) parsing: the `console_scripts` and `gui_scripts` a wheel declares.
 
+use crate::PypkgError;
+
 /// One script entry point: `name = module:attr`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryPoint {
@@ -31,40 +33,8 @@ pub struct ScriptEntryPoints {
     pub gui: Vec<EntryPoint>,
 }
 
-/// Why `entry_points.txt` was rejected.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum EntryPointsError {
-    /// A line is neither a section, a comment nor `key = value`.
-    #[error("entry_points.txt line {line}: cannot parse {text:?}")]
-    Syntax {
-        /// 1-based line number.
-        line: usize,
-        /// The line.
-        text: String,
-    },
-    /// A script name that could escape the scripts dir or is otherwise unusable.
-    #[error("entry_points.txt line {line}: unsafe script name {name:?}")]
-    UnsafeName {
-        /// 1-based line number.
-        line: usize,
-        /// The name.
-        name: String,
-    },
-    /// The object reference is not `module:attr` with Python identifiers.
-    #[error("entry_points.txt line {line}: bad object reference {value:?} (expected module:attr)")]
-    Reference {
-        /// 1-based line number.
-        line: usize,
-        /// The value.
-        value: String,
-    },
-    /// The same script name appears twice.
-    #[error("entry_points.txt: script {0:?} defined twice")]
-    Duplicate(String),
-}
-
 /// Parses the script sections of `entry_points.txt`; other sections are ignored.
-pub fn parse_entry_points(text: &str) -> Result<ScriptEntryPoints, EntryPointsError> {
+pub fn parse_entry_points(text: &str) -> Result<ScriptEntryPoints, PypkgError> {
     let mut out = ScriptEntryPoints::default();
     let mut section: Option<String> = None;
     let mut seen = std::collections::BTreeSet::new();
@@ -78,7 +48,7 @@ pub fn parse_entry_points(text: &str) -> Result<ScriptEntryPoints, EntryPointsEr
             section = Some(name.trim().to_string());
             continue;
         }
-        let syntax = || EntryPointsError::Syntax {
+        let syntax = || PypkgError::EntryPointsSyntax {
             line,
             text: raw.to_string(),
         };
@@ -94,18 +64,18 @@ pub fn parse_entry_points(text: &str) -> Result<ScriptEntryPoints, EntryPointsEr
         };
         let name = key.trim();
         if !is_safe_script_name(name) {
-            return Err(EntryPointsError::UnsafeName {
+            return Err(PypkgError::EntryPointsUnsafeName {
                 line,
                 name: name.to_string(),
             });
         }
         let (module, attr) =
-            parse_reference(value.trim()).ok_or_else(|| EntryPointsError::Reference {
+            parse_reference(value.trim()).ok_or_else(|| PypkgError::EntryPointsReference {
                 line,
                 value: value.trim().to_string(),
             })?;
         if !seen.insert(name.to_string()) {
-            return Err(EntryPointsError::Duplicate(name.to_string()));
+            return Err(PypkgError::EntryPointsDuplicate(name.to_string()));
         }
         target.push(EntryPoint {
             name: name.to_string(),
@@ -192,10 +162,10 @@ mod tests {
         ] {
             let err = parse_entry_points(text).unwrap_err();
             let ok = match what {
-                "unsafe" => matches!(err, EntryPointsError::UnsafeName { .. }),
-                "reference" => matches!(err, EntryPointsError::Reference { .. }),
-                "duplicate" => matches!(err, EntryPointsError::Duplicate(_)),
-                _ => matches!(err, EntryPointsError::Syntax { .. }),
+                "unsafe" => matches!(err, PypkgError::EntryPointsUnsafeName { .. }),
+                "reference" => matches!(err, PypkgError::EntryPointsReference { .. }),
+                "duplicate" => matches!(err, PypkgError::EntryPointsDuplicate(_)),
+                _ => matches!(err, PypkgError::EntryPointsSyntax { .. }),
             };
             assert!(ok, "{text:?} gave {err:?}, wanted {what}");
         }

@@ -6,15 +6,11 @@ use std::str::FromStr;
 use pep440_rs::Version;
 
 use crate::tags::WheelTag;
+use crate::PypkgError;
 
 /// A PEP 503 normalized project name (lowercase, runs of `-_.` collapsed to `-`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PackageName(String);
-
-/// Why a string is not a valid project name.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid package name {0:?}: use letters, digits, '-', '_' or '.', starting and ending with a letter or digit")]
-pub struct InvalidPackageName(pub String);
 
 impl PackageName {
     /// The normalized name.
@@ -24,10 +20,10 @@ impl PackageName {
 }
 
 impl FromStr for PackageName {
-    type Err = InvalidPackageName;
+    type Err = PypkgError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || InvalidPackageName(s.to_string());
+        let bad = || PypkgError::InvalidPackageName(s.to_string());
         let first_last_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
         if !first_last_ok(s.chars().next()) || !first_last_ok(s.chars().last()) {
             return Err(bad());

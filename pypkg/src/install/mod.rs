@@ -8,18 +8,22 @@
 //! lock does not. What is refused: a missing or unparsable RECORD, member paths that could
 //! leave the install dirs, links, duplicate or case-colliding members, corrupt zip data.
 
-pub mod record;
-pub mod wheel;
+mod record;
+mod wheel;
+
+pub use record::{hash_matches, parse_record, RecordEntry};
+pub use wheel::check_member_path;
 
 use envpack_layers::digest::Sha256Digest;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use crate::entry_points::{parse_entry_points, EntryPoint, EntryPointsError};
+use crate::entry_points::{parse_entry_points, EntryPoint};
 use crate::launcher::{crlf, posix_console_script, sh_locate_self, windows_console_script};
 use crate::platform::{LauncherKind, Layout, Platform};
-use record::{record_hash, write_record, RecordEntry};
-use wheel::{read_wheel, WheelContents, WheelError};
+use crate::PypkgError;
+use record::{record_hash, write_record};
+use wheel::{read_wheel, WheelContents};
 
 /// Where a wheel gets installed.
 pub struct InstallTarget<'a> {
@@ -90,45 +94,6 @@ impl InstallWarning {
     }
 }
 
-/// Why installing a wheel failed.
-#[derive(Debug, thiserror::Error)]
-pub enum InstallError {
-    /// The wheel itself is invalid or does not verify.
-    #[error(transparent)]
-    Wheel(#[from] WheelError),
-    /// Writing into the env tree failed.
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-    /// `entry_points.txt` is invalid.
-    #[error("{wheel}: {source}")]
-    EntryPoints {
-        /// The wheel.
-        wheel: PathBuf,
-        /// The parse error.
-        source: EntryPointsError,
-    },
-    /// The wheel's layout cannot be mapped onto the env.
-    #[error("{wheel}: {why}")]
-    Layout {
-        /// The wheel.
-        wheel: PathBuf,
-        /// What is wrong.
-        why: String,
-    },
-    /// Two sources would write the same env file.
-    #[error("{wheel}: {path} would be written twice (by {first} and {second})")]
-    Conflict {
-        /// The wheel.
-        wheel: PathBuf,
-        /// The env-relative destination.
-        path: String,
-        /// First source.
-        first: String,
-        /// Second source.
-        second: String,
-    },
-}
-
 /// A file to be written, keyed by its env-relative path.
 struct Planned {
     source: String,
@@ -143,7 +108,7 @@ pub fn install_wheel(
     wheel: &Path,
     filename: &str,
     target: &InstallTarget,
-) -> Result<InstalledDist, InstallError> {
+) -> Result<InstalledDist, PypkgError> {
     let mut contents = read_wheel(wheel, filename)?;
     tracing::debug!(wheel = %wheel.display(), name = %contents.name, "installing wheel");
     let warnings: Vec<InstallWarning> = std::mem::take(&mut contents.record_problems)
@@ -327,14 +292,14 @@ impl SchemeDirs {
         wheel: &Path,
         contents: &WheelContents,
         member: &str,
-    ) -> Result<(String, bool), InstallError> {
+    ) -> Result<(String, bool), PypkgError> {
         let Some(rest) = member
             .strip_prefix(contents.data_dir.as_str())
             .and_then(|r| r.strip_prefix('/'))
         else {
             return Ok((format!("{}/{member}", self.site), false));
         };
-        let bad = |why: String| InstallError::Layout {
+        let bad = |why: String| PypkgError::WheelLayout {
             wheel: wheel.to_path_buf(),
             why,
         };
@@ -362,18 +327,18 @@ fn compiled_from(dest: &str, tag: &str) -> Option<String> {
 fn script_entry_points(
     wheel: &Path,
     contents: &WheelContents,
-) -> Result<Vec<(EntryPoint, bool)>, InstallError> {
+) -> Result<Vec<(EntryPoint, bool)>, PypkgError> {
     let name = format!("{}/entry_points.txt", contents.dist_info);
     let Some(m) = contents.members.iter().find(|m| m.name == name) else {
         return Ok(Vec::new());
     };
-    let text = String::from_utf8(m.data.clone()).map_err(|_| InstallError::Layout {
+    let text = String::from_utf8(m.data.clone()).map_err(|_| PypkgError::WheelLayout {
         wheel: wheel.to_path_buf(),
         why: format!("{name} is not UTF-8"),
     })?;
-    let parsed = parse_entry_points(&text).map_err(|source| InstallError::EntryPoints {
+    let parsed = parse_entry_points(&text).map_err(|source| PypkgError::WheelEntryPoints {
         wheel: wheel.to_path_buf(),
-        source,
+        source: Box::new(source),
     })?;
     let mut all: Vec<(EntryPoint, bool)> = parsed
         .console
@@ -425,9 +390,9 @@ fn add(
     wheel: &Path,
     dest: String,
     p: Planned,
-) -> Result<(), InstallError> {
+) -> Result<(), PypkgError> {
     if let Some(old) = plan.get(&dest) {
-        return Err(InstallError::Conflict {
+        return Err(PypkgError::InstallConflict {
             wheel: wheel.to_path_buf(),
             path: dest,
             first: old.source.clone(),

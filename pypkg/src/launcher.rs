@@ -70,7 +70,7 @@ fn cmd_python_program(ep: &EntryPoint) -> String {
 }
 
 /// Joins lines with CRLF, which cmd.exe needs for reliable label and block parsing.
-pub(crate) fn crlf(lines: &[&str]) -> String {
+pub fn crlf(lines: &[&str]) -> String {
     let mut out = lines.join("\r\n");
     out.push_str("\r\n");
     out
@@ -108,7 +108,7 @@ fi
 
 /// cmd.exe lines that set `_EP_ENV` to the env dir (`%~dp0..` for `bin\`, `%~dp0` for the
 /// root), following a `ROOT\current` junction, and `_EP_HOME` to its state conan home.
-pub(crate) fn cmd_locate_env(env_dir_expr: &str) -> String {
+pub fn cmd_locate_env(env_dir_expr: &str) -> String {
     // cmd cannot resolve links itself; `dir /AL` of the parent prints a junction's (or
     // directory symlink's, possibly relative) target in brackets, which names the real
     // `envs\<env-id>` directory.

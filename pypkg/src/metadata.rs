@@ -2,13 +2,14 @@
 //! split by mailparse.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 
 use pep440_rs::{Version, VersionSpecifiers};
 use pep508_rs::{Requirement, VerbatimUrl};
 
 use crate::filename::{parse_wheel_filename, PackageName};
+use crate::PypkgError;
 
 /// Largest METADATA file we accept; real ones are far smaller.
 const MAX_METADATA_BYTES: u64 = 16 * 1024 * 1024;
@@ -32,46 +33,6 @@ pub struct CoreMetadata {
     pub summary: Option<String>,
 }
 
-/// Why metadata could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum MetadataError {
-    /// Not UTF-8.
-    #[error("core metadata is not valid UTF-8")]
-    NotUtf8,
-    /// A required header is absent.
-    #[error("core metadata lacks the {0} header")]
-    Missing(&'static str),
-    /// A header value does not parse.
-    #[error("core metadata header {header}: `{value}`: {detail}")]
-    Invalid {
-        /// Header name.
-        header: &'static str,
-        /// Offending value.
-        value: String,
-        /// Parser message.
-        detail: String,
-    },
-    /// A line is neither a header nor a continuation.
-    #[error("core metadata line {line}: not a `Name: value` header: `{text}`")]
-    Syntax {
-        /// 1-based line number.
-        line: usize,
-        /// The line.
-        text: String,
-    },
-    /// The wheel could not be read.
-    #[error("wheel {path}: {detail}")]
-    Wheel {
-        /// The wheel file.
-        path: PathBuf,
-        /// What failed.
-        detail: String,
-    },
-    /// I/O on the wheel file.
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-}
-
 /// Splits the header block into (lowercased name, value) pairs; the body after the first blank
 /// line (the long description) is not read.
 ///
@@ -79,7 +40,7 @@ pub enum MetadataError {
 /// its RFC 2047 decoding, and a folded value keeps one line per physical line (trimmed), as
 /// Python's `email` reading of METADATA does. Lines mailparse would accept leniently (no colon,
 /// a leading tab) are refused, as the core metadata spec requires a `Name: value` header.
-fn headers(text: &str) -> Result<Vec<(String, String)>, MetadataError> {
+fn headers(text: &str) -> Result<Vec<(String, String)>, PypkgError> {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
     let mut at = 0;
@@ -87,7 +48,7 @@ fn headers(text: &str) -> Result<Vec<(String, String)>, MetadataError> {
         let rest = &bytes[at..];
         let syntax = || {
             let line = rest.split(|&b| b == b'\n').next().unwrap_or_default();
-            MetadataError::Syntax {
+            PypkgError::MetadataSyntax {
                 line: bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1,
                 text: String::from_utf8_lossy(line).trim_end().to_string(),
             }
@@ -110,8 +71,8 @@ fn headers(text: &str) -> Result<Vec<(String, String)>, MetadataError> {
 }
 
 /// Parses METADATA / PKG-INFO bytes.
-pub fn parse_core_metadata(bytes: &[u8]) -> Result<CoreMetadata, MetadataError> {
-    let text = std::str::from_utf8(bytes).map_err(|_| MetadataError::NotUtf8)?;
+pub fn parse_core_metadata(bytes: &[u8]) -> Result<CoreMetadata, PypkgError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| PypkgError::MetadataNotUtf8)?;
     let mut name = None;
     let mut version = None;
     let mut requires_dist = Vec::new();
@@ -121,7 +82,7 @@ pub fn parse_core_metadata(bytes: &[u8]) -> Result<CoreMetadata, MetadataError> 
     let mut license_expression = None;
     let mut summary = None;
     for (key, value) in headers(text)? {
-        let invalid = |header: &'static str, detail: String| MetadataError::Invalid {
+        let invalid = |header: &'static str, detail: String| PypkgError::MetadataInvalid {
             header,
             value: value.clone(),
             detail,
@@ -154,8 +115,8 @@ pub fn parse_core_metadata(bytes: &[u8]) -> Result<CoreMetadata, MetadataError> 
         }
     }
     Ok(CoreMetadata {
-        name: name.ok_or(MetadataError::Missing("Name"))?,
-        version: version.ok_or(MetadataError::Missing("Version"))?,
+        name: name.ok_or(PypkgError::MetadataMissing("Name"))?,
+        version: version.ok_or(PypkgError::MetadataMissing("Version"))?,
         requires_dist,
         requires_python,
         provides_extra,
@@ -165,8 +126,8 @@ pub fn parse_core_metadata(bytes: &[u8]) -> Result<CoreMetadata, MetadataError> 
 }
 
 /// Reads `<name>-<version>.dist-info/METADATA` from a wheel.
-pub fn read_wheel_metadata(wheel: &Path) -> Result<CoreMetadata, MetadataError> {
-    let wheel_err = |detail: String| MetadataError::Wheel {
+pub fn read_wheel_metadata(wheel: &Path) -> Result<CoreMetadata, PypkgError> {
+    let wheel_err = |detail: String| PypkgError::MetadataWheel {
         path: wheel.to_path_buf(),
         detail,
     };

@@ -1,7 +1,7 @@
 //! Client for a PEP 503 (HTML) / PEP 691 (JSON) simple repository.
 
-pub mod html;
-pub mod json;
+mod html;
+mod json;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,6 +11,7 @@ use url::Url;
 
 use crate::filename::PackageName;
 use crate::metadata::CoreMetadata;
+use crate::PypkgError;
 use envpack_net::{HttpClient, NetError};
 
 /// Content negotiation for project pages: JSON preferred, HTML accepted.
@@ -48,40 +49,6 @@ impl IndexFile {
     }
 }
 
-/// Index failures.
-#[derive(Debug, thiserror::Error)]
-pub enum IndexError {
-    /// The index has no page for the project.
-    #[error("project {name} not found on the index ({url})")]
-    NotFound {
-        /// The project.
-        name: PackageName,
-        /// The page URL.
-        url: Url,
-    },
-    /// Fetching failed.
-    #[error(transparent)]
-    Http(#[from] NetError),
-    /// The page does not parse.
-    #[error("{url}: malformed project page: {detail}")]
-    Malformed {
-        /// The page URL.
-        url: Url,
-        /// Parser message.
-        detail: String,
-    },
-    /// The project name cannot form a URL.
-    #[error("index URL {base} cannot be joined with {name}: {detail}")]
-    BadUrl {
-        /// Index base.
-        base: Box<Url>,
-        /// The project.
-        name: PackageName,
-        /// Parser message.
-        detail: String,
-    },
-}
-
 /// Parses a sha256 hex string of either case.
 pub(crate) fn parse_sha256_hex(s: &str) -> Option<Sha256Digest> {
     Sha256Digest::from_hex(&s.trim().to_ascii_lowercase()).ok()
@@ -92,14 +59,14 @@ pub fn parse_project_page(
     page_url: &Url,
     content_type: Option<&str>,
     body: &[u8],
-) -> Result<Vec<IndexFile>, IndexError> {
+) -> Result<Vec<IndexFile>, PypkgError> {
     let looks_json = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     let is_json = match content_type {
         Some(ct) => ct.ends_with("json"),
         None => looks_json,
     };
     if is_json {
-        json::parse_project_json(page_url, body).map_err(|e| IndexError::Malformed {
+        json::parse_project_json(page_url, body).map_err(|e| PypkgError::IndexMalformed {
             url: page_url.clone(),
             detail: e.to_string(),
         })
@@ -144,14 +111,14 @@ impl SimpleIndex {
     }
 
     /// The files of project `name` (fetched once, then memoized).
-    pub fn project_files(&self, name: &PackageName) -> Result<Arc<Vec<IndexFile>>, IndexError> {
+    pub fn project_files(&self, name: &PackageName) -> Result<Arc<Vec<IndexFile>>, PypkgError> {
         if let Some(hit) = self.lock_pages().get(name) {
             return Ok(hit.clone());
         }
         let url = self
             .base
             .join(&format!("{name}/"))
-            .map_err(|e| IndexError::BadUrl {
+            .map_err(|e| PypkgError::IndexBadUrl {
                 base: Box::new(self.base.clone()),
                 name: name.clone(),
                 detail: e.to_string(),
@@ -162,13 +129,13 @@ impl SimpleIndex {
         {
             Ok(r) => r,
             Err(NetError::Status { status: 404, .. }) => {
-                return Err(IndexError::NotFound {
+                return Err(PypkgError::NotFound {
                     name: name.clone(),
                     url,
                 })
             }
             Err(NetError::File { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                return Err(IndexError::NotFound {
+                return Err(PypkgError::NotFound {
                     name: name.clone(),
                     url,
                 })
@@ -241,7 +208,7 @@ mod tests {
         let missing = PackageName::from_str("nope").unwrap();
         assert!(matches!(
             idx.project_files(&missing),
-            Err(IndexError::NotFound { .. })
+            Err(PypkgError::NotFound { .. })
         ));
     }
 
