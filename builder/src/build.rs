@@ -9,11 +9,11 @@ use envpack_layers::compress::Compression;
 use crate::artifact_writer::{package, BuiltArtifact};
 use crate::assemble::{EnvInputs, LayerForm};
 use crate::env_layers::{env_layers, EnvMeta};
-use crate::image::archive::write_layout_archive;
 use crate::image::{env_prefix, place_layout, BuiltImage, ImageSettings, ImageWriter};
 use crate::lock::{Lock, LockedFile, LockedPackage, PackageKind};
 use envpack_net::Cache;
 use envpack_net::HttpClient;
+use envpack_oci::write_layout_archive;
 use envpack_pypkg::InstallWarning;
 use envpack_pypkg::LazyHost;
 use envpack_pypkg::SimpleIndex;
@@ -212,7 +212,7 @@ pub fn build(lock: &Lock, lock_text: &str, opts: &BuildOptions) -> anyhow::Resul
                         Some(crate::pull_base::pull_base(
                             b,
                             opts.cache,
-                            &crate::registry::ClientOptions::from_http(opts.http.config(), false),
+                            &envpack_oci::ClientOptions::from_http(opts.http.config(), false),
                             &crate::pull_base::oci_of(p),
                         )?)
                     }
@@ -276,7 +276,7 @@ fn choose_platforms(lock: &Lock, opts: &BuildOptions) -> anyhow::Result<Vec<Plat
             .collect();
         if linux.is_empty() {
             let names: Vec<&str> = all.iter().map(|p| p.name.as_str()).collect();
-            return Err(crate::image::error::ImageError::NoPlatforms {
+            return Err(envpack_oci::OciError::NoPlatforms {
                 built: names.join(", "),
             }
             .into());

@@ -17,7 +17,6 @@ pub mod pull;
 pub mod pull_base;
 pub mod push;
 pub mod python;
-pub mod registry;
 pub mod sbom;
 pub mod sdist;
 pub mod spec;

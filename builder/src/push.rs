@@ -10,9 +10,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::image::layout_reader::{subject, Desc, LayoutReader};
-use crate::registry::client::Mount;
-use crate::registry::{ClientOptions, Reference, RegistryClient};
+use envpack_oci::Mount;
+use envpack_oci::{subject, Desc, LayoutReader};
+use envpack_oci::{ClientOptions, Reference, RegistryClient};
 
 /// Choices for a push besides the reference.
 #[derive(Debug, Clone, Default)]

@@ -340,8 +340,7 @@ fn validate(spec: &Spec, origin: &str) -> Result<(), SpecError> {
     match &spec.image.base {
         None => {}
         Some(BaseSource::All(r)) => {
-            crate::registry::Reference::parse(r)
-                .map_err(|e| invalid(format!("image.base: {e}")))?;
+            envpack_oci::Reference::parse(r).map_err(|e| invalid(format!("image.base: {e}")))?;
         }
         Some(BaseSource::PerPlatform(map)) => {
             for (p, r) in map {
@@ -350,7 +349,7 @@ fn validate(spec: &Spec, origin: &str) -> Result<(), SpecError> {
                         "image.base.{p}: {p:?} is not in env.platforms"
                     )));
                 }
-                crate::registry::Reference::parse(r)
+                envpack_oci::Reference::parse(r)
                     .map_err(|e| invalid(format!("image.base.{p}: {e}")))?;
             }
         }

@@ -146,5 +146,5 @@ pub fn oci_json(data: &[u8]) {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else {
         return;
     };
-    let _ = envpack::image::layout_reader::Desc::from_value(&value, "fuzz");
+    let _ = envpack_oci::Desc::from_value(&value, "fuzz");
 }

@@ -61,9 +61,9 @@ pub fn run_audit(
         if !target.exists() {
             if let Some(reference) = target
                 .to_str()
-                .and_then(|t| crate::registry::Reference::parse(t).ok())
+                .and_then(|t| envpack_oci::Reference::parse(t).ok())
             {
-                let options = crate::registry::ClientOptions::from_http(
+                let options = envpack_oci::ClientOptions::from_http(
                     &envpack_net::http_config(args.offline)?,
                     args.insecure,
                 );

@@ -346,7 +346,7 @@ fn checked_bases(mut bases: Vec<LockedBase>, origin: &str) -> Result<Vec<LockedB
         message,
     };
     for b in &bases {
-        crate::registry::reference::check_digest(&b.digest)
+        envpack_oci::check_digest(&b.digest)
             .map_err(|e| invalid(format!("image-base {}: {e}", b.platform)))?;
     }
     bases.sort_by(|a, b| a.platform.cmp(&b.platform));

@@ -11,7 +11,7 @@ use envpack_layers::layer::LayerDesc;
 use oci_spec::image::{Descriptor, Digest, ImageIndex, MediaType};
 use serde::Serialize;
 
-use super::error::Result;
+use crate::error::Result;
 
 /// The `oci-layout` file's exact bytes.
 pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;

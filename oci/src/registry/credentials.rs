@@ -11,7 +11,7 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_PAD_INDIFFERENT};
 use base64::Engine as _;
 use serde::Deserialize;
 
-use super::error::{RegistryError, Result};
+use crate::error::{OciError, Result};
 
 /// A user name and secret for one registry.
 #[derive(Clone, PartialEq, Eq)]
@@ -94,7 +94,7 @@ fn auth_key_host(key: &str) -> &str {
 impl AuthFile {
     /// Parses an auth file's JSON.
     pub fn parse(bytes: &[u8], path: &Path) -> Result<Self> {
-        serde_json::from_slice(bytes).map_err(|e| RegistryError::Credentials {
+        serde_json::from_slice(bytes).map_err(|e| OciError::Credentials {
             host: "*".into(),
             detail: format!("{} is not a valid auth file: {e}", path.display()),
         })
@@ -127,7 +127,7 @@ fn inline(entry: &AuthEntry, registry: &str) -> Result<Option<Credentials>> {
         }));
     }
     if let Some(auth) = entry.auth.as_deref().filter(|a| !a.is_empty()) {
-        let bad = |detail: &str| RegistryError::Credentials {
+        let bad = |detail: &str| OciError::Credentials {
             host: registry.to_string(),
             detail: detail.to_string(),
         };
@@ -182,7 +182,7 @@ pub fn lookup(registry: &str) -> Result<Option<Credentials>> {
             Some(CredentialSource::Helper(name)) => {
                 // The helper's own words, and which file sent us to it.
                 let found = run_helper(&name, registry).map_err(|e| match e {
-                    RegistryError::Credentials { host, detail } => RegistryError::Credentials {
+                    OciError::Credentials { host, detail } => OciError::Credentials {
                         host,
                         detail: format!("{detail} (the helper is named in {})", path.display()),
                     },
@@ -210,7 +210,7 @@ struct HelperAnswer {
 /// Runs `docker-credential-<name> get` with the host on stdin; `None` when it has nothing.
 pub fn run_helper(name: &str, registry: &str) -> Result<Option<Credentials>> {
     let program = format!("docker-credential-{name}");
-    let fail = |detail: String| RegistryError::Credentials {
+    let fail = |detail: String| OciError::Credentials {
         host: registry.to_string(),
         detail,
     };

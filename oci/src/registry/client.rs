@@ -12,10 +12,10 @@ use url::Url;
 
 use super::challenge::{parse_challenge, Challenge};
 use super::credentials::{lookup, Credentials};
-use super::error::{RegistryError, Result};
 use super::reference::hostname_of;
 use super::reference::is_loopback_host;
 use super::retry::RetryPolicy;
+use crate::error::{OciError, Result};
 
 /// Largest manifest or index we read (the distribution default limit is 4 MiB).
 pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
@@ -132,18 +132,18 @@ fn agent(options: &ClientOptions) -> ureq::Agent {
         .new_agent()
 }
 
-pub(super) fn transport(method: &Method, url: &str, e: ureq::Error) -> RegistryError {
+pub(super) fn transport(method: &Method, url: &str, e: ureq::Error) -> OciError {
     match e {
         ureq::Error::Io(_)
         | ureq::Error::Timeout(_)
         | ureq::Error::ConnectionFailed
-        | ureq::Error::Protocol(_) => RegistryError::Transport {
+        | ureq::Error::Protocol(_) => OciError::Transport {
             method: method.to_string(),
             url: url.to_string(),
             detail: e.to_string(),
             attempts: 1,
         },
-        other => RegistryError::Protocol {
+        other => OciError::Protocol {
             what: format!("{method} {url}"),
             detail: other.to_string(),
         },
@@ -176,7 +176,7 @@ impl RegistryClient {
         extra_scopes: Vec<String>,
     ) -> Result<Self> {
         if options.offline {
-            return Err(RegistryError::Offline {
+            return Err(OciError::Offline {
                 registry: registry.to_string(),
             });
         }
@@ -186,7 +186,7 @@ impl RegistryClient {
         };
         let plain_ok = options.insecure || is_loopback_host(hostname_of(registry));
         let parse = |s: &str| {
-            Url::parse(s).map_err(|e| RegistryError::BadReference {
+            Url::parse(s).map_err(|e| OciError::BadReference {
                 reference: registry.to_string(),
                 reason: e.to_string(),
             })
@@ -202,15 +202,13 @@ impl RegistryClient {
         };
         match client.ping() {
             Ok(()) => return Ok(client),
-            Err(RegistryError::Transport { .. }) | Err(RegistryError::Protocol { .. })
-                if plain_ok =>
-            {
+            Err(OciError::Transport { .. }) | Err(OciError::Protocol { .. }) if plain_ok => {
                 client.base = parse(&format!("http://{registry}/"))?;
             }
-            Err(e @ RegistryError::Transport { .. }) | Err(e @ RegistryError::Protocol { .. }) => {
+            Err(e @ OciError::Transport { .. }) | Err(e @ OciError::Protocol { .. }) => {
                 tracing::debug!("https ping failed: {e}");
                 if client.plain_answers() {
-                    return Err(RegistryError::PlainHttpRefused {
+                    return Err(OciError::PlainHttpRefused {
                         host: registry.to_string(),
                     });
                 }
@@ -235,7 +233,7 @@ impl RegistryClient {
             .method(Method::GET)
             .uri(url.as_str())
             .body(SendBody::none())
-            .map_err(|e| RegistryError::Protocol {
+            .map_err(|e| OciError::Protocol {
                 what: format!("GET {url}"),
                 detail: e.to_string(),
             })?;
@@ -245,7 +243,7 @@ impl RegistryClient {
             .map_err(|e| transport(&Method::GET, url.as_str(), e))?;
         match resp.status().as_u16() {
             200 | 401 => Ok(()),
-            s => Err(RegistryError::Status {
+            s => Err(OciError::Status {
                 method: "GET".into(),
                 url: url.to_string(),
                 status: s,
@@ -265,7 +263,7 @@ impl RegistryClient {
     }
 
     pub(super) fn url(&self, path: &str) -> Result<Url> {
-        self.base.join(path).map_err(|e| RegistryError::Protocol {
+        self.base.join(path).map_err(|e| OciError::Protocol {
             what: format!("building a URL for {path}"),
             detail: e.to_string(),
         })
@@ -292,7 +290,7 @@ impl RegistryClient {
                 challenged = true;
                 let ch = header(&resp, "www-authenticate")
                     .and_then(parse_challenge)
-                    .ok_or_else(|| RegistryError::Unauthorized {
+                    .ok_or_else(|| OciError::Unauthorized {
                         method: method.to_string(),
                         url: url.to_string(),
                         status,
@@ -312,7 +310,7 @@ impl RegistryClient {
                         self.registry
                     )
                 };
-                return Err(RegistryError::Unauthorized {
+                return Err(OciError::Unauthorized {
                     method: method.to_string(),
                     url: url.to_string(),
                     status,
@@ -347,7 +345,7 @@ impl RegistryClient {
             if ok.contains(&status) {
                 Ok(resp)
             } else {
-                Err(RegistryError::Status {
+                Err(OciError::Status {
                     method: method.to_string(),
                     url: url.to_string(),
                     status,
@@ -371,7 +369,7 @@ impl RegistryClient {
         if let Some(a) = self.authorization.lock().ok().and_then(|g| g.clone()) {
             b = b.header("Authorization", a);
         }
-        let bad = |e: ureq::http::Error| RegistryError::Protocol {
+        let bad = |e: ureq::http::Error| OciError::Protocol {
             what: format!("{method} {url}"),
             detail: e.to_string(),
         };
@@ -412,7 +410,7 @@ impl RegistryClient {
             "basic" => match &self.credentials {
                 Some(c) => c.basic_header(),
                 None => {
-                    return Err(RegistryError::Unauthorized {
+                    return Err(OciError::Unauthorized {
                         method: method.to_string(),
                         url: url.to_string(),
                         status: 401,
@@ -422,7 +420,7 @@ impl RegistryClient {
             },
             "bearer" => format!("Bearer {}", self.fetch_token(ch)?),
             other => {
-                return Err(RegistryError::Protocol {
+                return Err(OciError::Protocol {
                     what: format!("authenticating to {}", self.registry),
                     detail: format!("unsupported auth scheme {other:?}"),
                 })
@@ -435,14 +433,11 @@ impl RegistryClient {
     }
 
     fn fetch_token(&self, ch: &Challenge) -> Result<String> {
-        let realm = ch
-            .params
-            .get("realm")
-            .ok_or_else(|| RegistryError::Protocol {
-                what: format!("authenticating to {}", self.registry),
-                detail: "Bearer challenge without realm".into(),
-            })?;
-        let mut url = Url::parse(realm).map_err(|e| RegistryError::Protocol {
+        let realm = ch.params.get("realm").ok_or_else(|| OciError::Protocol {
+            what: format!("authenticating to {}", self.registry),
+            detail: "Bearer challenge without realm".into(),
+        })?;
+        let mut url = Url::parse(realm).map_err(|e| OciError::Protocol {
             what: format!("authenticating to {}", self.registry),
             detail: format!("bad token realm {realm:?}: {e}"),
         })?;
@@ -472,7 +467,7 @@ impl RegistryClient {
                 .map_err(|e| transport(&Method::GET, url.as_str(), e))?;
             let status = resp.status().as_u16();
             if status == 401 || status == 403 {
-                return Err(RegistryError::Unauthorized {
+                return Err(OciError::Unauthorized {
                     method: "GET".into(),
                     url: url.to_string(),
                     status,
@@ -483,7 +478,7 @@ impl RegistryClient {
                 });
             }
             if status != 200 {
-                return Err(RegistryError::Status {
+                return Err(OciError::Status {
                     method: "GET".into(),
                     url: url.to_string(),
                     status,
@@ -497,7 +492,7 @@ impl RegistryClient {
                 .read_to_vec()
                 .map_err(|e| transport(&Method::GET, url.as_str(), e))?;
             let v: serde_json::Value =
-                serde_json::from_slice(&bytes).map_err(|e| RegistryError::Protocol {
+                serde_json::from_slice(&bytes).map_err(|e| OciError::Protocol {
                     what: format!("GET {url}"),
                     detail: format!("token response is not JSON: {e}"),
                 })?;
@@ -505,7 +500,7 @@ impl RegistryClient {
                 .or_else(|| v.get("access_token"))
                 .and_then(|t| t.as_str())
                 .map(str::to_string)
-                .ok_or_else(|| RegistryError::Protocol {
+                .ok_or_else(|| OciError::Protocol {
                     what: format!("GET {url}"),
                     detail: "token response without token".into(),
                 })
@@ -554,7 +549,7 @@ mod tests {
         };
         // Nothing listens on port 9; an attempt would be a transport error instead.
         match RegistryClient::connect("127.0.0.1:9", &options, Vec::new()) {
-            Err(RegistryError::Offline { registry }) => assert_eq!(registry, "127.0.0.1:9"),
+            Err(OciError::Offline { registry }) => assert_eq!(registry, "127.0.0.1:9"),
             other => panic!("expected the offline refusal, got {other:?}"),
         }
     }

@@ -1,8 +1,9 @@
-//! The registry client's error type.
+//! The one error type of OCI work: references, credentials, registry traffic, and reading
+//! and writing image layouts and archives.
 
-/// What can go wrong while talking to a registry or reading its answers.
+/// What can go wrong talking to a registry or reading or writing an OCI image layout or archive.
 #[derive(Debug, thiserror::Error)]
-pub enum RegistryError {
+pub enum OciError {
     /// A reference that can't name an image in a registry.
     #[error("invalid image reference {reference:?}: {reason}")]
     BadReference {
@@ -59,7 +60,7 @@ pub enum RegistryError {
         /// Attempts made.
         attempts: u32,
     },
-    /// Content whose digest is not the one it was asked for.
+    /// Content whose digest is not the one it was asked for (or its descriptor names).
     #[error("{what}: digest mismatch: expected {expected}, got {actual}")]
     DigestMismatch {
         /// What was checked.
@@ -91,18 +92,52 @@ pub enum RegistryError {
     /// Hashing or layer handling failed.
     #[error(transparent)]
     Layers(#[from] envpack_layers::LayersError),
+    /// An OCI document could not be built from our values.
+    #[error("building an OCI document: {0}")]
+    Oci(#[from] oci_spec::OciSpecError),
+    /// A tag the layout's `index.json` can't carry.
+    #[error("invalid image tag {tag:?}: {reason}; use letters, digits, '_', '.', '-' (at most 128, not starting with '.' or '-')")]
+    BadTag {
+        /// The tag given.
+        tag: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// An `--annotation` that is not `KEY=VALUE`.
+    #[error("invalid annotation {0:?}: expected KEY=VALUE with a non-empty KEY")]
+    BadAnnotation(String),
+    /// The output path exists and is not something we may replace.
+    #[error("{path} exists and is not an OCI image layout; remove it or choose another --out")]
+    OutputInTheWay {
+        /// The output path.
+        path: String,
+    },
+    /// An image needs at least one platform.
+    #[error("no linux platform to put in the image (built: {built}); OCI images hold linux platforms only")]
+    NoPlatforms {
+        /// The platforms that were asked for.
+        built: String,
+    },
+    /// A layout or archive that is not a valid OCI image layout.
+    #[error("OCI layout {what}: {detail}")]
+    BadLayout {
+        /// What was being read.
+        what: String,
+        /// What was wrong.
+        detail: String,
+    },
 }
 
-impl RegistryError {
+impl OciError {
     /// Whether trying the same request again might succeed.
     pub fn is_transient(&self) -> bool {
         match self {
-            RegistryError::Status { status, .. } => *status == 429 || *status >= 500,
-            RegistryError::Transport { .. } => true,
+            OciError::Status { status, .. } => *status == 429 || *status >= 500,
+            OciError::Transport { .. } => true,
             _ => false,
         }
     }
 }
 
-/// Result with [`RegistryError`].
-pub type Result<T> = std::result::Result<T, RegistryError>;
+/// Result with [`OciError`].
+pub type Result<T> = std::result::Result<T, OciError>;

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use super::error::{RegistryError, Result};
+use crate::error::{OciError, Result};
 
 /// A parsed, validated image reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +23,7 @@ pub struct Reference {
 impl Reference {
     /// Parses and validates `text`.
     pub fn parse(text: &str) -> Result<Self> {
-        let bad = |reason: &str| RegistryError::BadReference {
+        let bad = |reason: &str| OciError::BadReference {
             reference: text.to_string(),
             reason: reason.to_string(),
         };

@@ -11,7 +11,7 @@ use super::client::{
     error_body, header, transport, FetchedManifest, Mount, Payload, RegistryClient,
     MANIFEST_ACCEPT, MAX_MANIFEST_BYTES,
 };
-use super::error::{RegistryError, Result};
+use crate::error::{OciError, Result};
 
 impl RegistryClient {
     /// `HEAD /v2/<repo>/blobs/<digest>`: whether the repository has the blob.
@@ -31,7 +31,7 @@ impl RegistryClient {
         if resp.status().as_u16() == 201 {
             return Ok(Mount::Mounted);
         }
-        let loc = header(&resp, "location").ok_or_else(|| RegistryError::Protocol {
+        let loc = header(&resp, "location").ok_or_else(|| OciError::Protocol {
             what: format!("POST {url}"),
             detail: "202 without Location".into(),
         })?;
@@ -59,7 +59,7 @@ impl RegistryClient {
             let mut resp = self.send(Method::PUT, &url, &[], &Payload::File(path, size))?;
             let status = resp.status().as_u16();
             if status != 201 {
-                return Err(RegistryError::Status {
+                return Err(OciError::Status {
                     method: "PUT".into(),
                     url: url.to_string(),
                     status,
@@ -68,7 +68,7 @@ impl RegistryClient {
             }
             if let Some(d) = header(&resp, "docker-content-digest") {
                 if d != digest {
-                    return Err(RegistryError::DigestMismatch {
+                    return Err(OciError::DigestMismatch {
                         what: format!("blob uploaded to {}/{repo}", self.registry),
                         expected: digest.to_string(),
                         actual: d.to_string(),
@@ -84,7 +84,7 @@ impl RegistryClient {
         let resp = self.send_expect(Method::POST, &url, &[], &Payload::Empty, &[202])?;
         header(&resp, "location")
             .map(str::to_string)
-            .ok_or_else(|| RegistryError::Protocol {
+            .ok_or_else(|| OciError::Protocol {
                 what: format!("POST {url}"),
                 detail: "202 without Location".into(),
             })
@@ -126,7 +126,7 @@ impl RegistryClient {
         )?;
         if let Some(d) = header(&resp, "docker-content-digest") {
             if d != digest {
-                return Err(RegistryError::DigestMismatch {
+                return Err(OciError::DigestMismatch {
                     what: format!("manifest pushed to {}/{repo}:{reference}", self.registry),
                     expected: digest,
                     actual: d.to_string(),
@@ -157,7 +157,7 @@ impl RegistryClient {
             .map_err(|e| transport(&Method::GET, url.as_str(), e))?;
         let digest = Sha256Digest::of_bytes(&bytes).to_string();
         if reference.starts_with("sha256:") && digest != reference {
-            return Err(RegistryError::DigestMismatch {
+            return Err(OciError::DigestMismatch {
                 what: format!("manifest {}/{repo}@{reference}", self.registry),
                 expected: reference.to_string(),
                 actual: digest,
@@ -189,7 +189,7 @@ impl RegistryClient {
                 let n = match r.read(&mut buf) {
                     Ok(n) => n,
                     Err(e) => {
-                        return Err(RegistryError::Transport {
+                        return Err(OciError::Transport {
                             method: "GET".into(),
                             url: url.to_string(),
                             detail: format!("reading the body: {e}"),
@@ -205,10 +205,10 @@ impl RegistryClient {
             let (actual, got, buffered) = w.into_parts();
             let file = buffered
                 .into_inner()
-                .map_err(|e| RegistryError::Io(e.into_error()))?;
+                .map_err(|e| OciError::Io(e.into_error()))?;
             file.sync_all()?;
             if got != size || actual.to_string() != digest {
-                return Err(RegistryError::DigestMismatch {
+                return Err(OciError::DigestMismatch {
                     what: format!(
                         "blob {}/{repo}@{digest} ({got} of {size} bytes)",
                         self.registry

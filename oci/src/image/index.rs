@@ -10,8 +10,8 @@ use oci_spec::image::{
 };
 
 use super::config::OciPlatform;
-use super::error::{ImageError, Result};
 use super::BaseImage;
+use crate::error::{OciError, Result};
 use envpack_layers::time::rfc3339;
 
 /// What the image's annotations are made from.
@@ -60,27 +60,19 @@ pub fn image_annotations(
 pub fn parse_annotation(flag: &str) -> Result<(String, String)> {
     match flag.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-        _ => Err(ImageError::BadAnnotation(flag.to_string())),
+        _ => Err(OciError::BadAnnotation(flag.to_string())),
     }
 }
 
 /// Checks a tag against the OCI distribution tag grammar (see
-/// [`crate::registry::reference::tag_problem`]).
+/// [`crate::registry::tag_problem`]).
 pub fn validate_tag(tag: &str) -> Result<()> {
-    match crate::registry::reference::tag_problem(tag) {
-        Some(reason) => Err(ImageError::BadTag {
+    match crate::registry::tag_problem(tag) {
+        Some(reason) => Err(OciError::BadTag {
             tag: tag.to_string(),
             reason,
         }),
         None => Ok(()),
-    }
-}
-
-/// The default tag: `<python version>-conan<conan version>`, e.g. `3.11.7-conan2.21.0`.
-pub fn default_tag(python_version: &str, conan_version: Option<&str>) -> String {
-    match conan_version {
-        Some(c) => format!("{python_version}-conan{c}"),
-        None => python_version.to_string(),
     }
 }
 
@@ -167,8 +159,6 @@ mod tests {
         for bad in ["", ".x", "-x", "a/b", "a:b", "é", "a".repeat(129).as_str()] {
             assert!(validate_tag(bad).is_err(), "{bad}");
         }
-        assert_eq!(default_tag("3.11.7", Some("2.21.0")), "3.11.7-conan2.21.0");
-        assert_eq!(default_tag("3.11.7", None), "3.11.7");
     }
 
     #[test]

@@ -5,8 +5,8 @@ use oci_spec::image::{
     RootFsBuilder,
 };
 
-use super::error::Result;
 use super::BaseImage;
+use crate::error::Result;
 use envpack_layers::digest::Sha256Digest;
 
 /// PATH entries a container gets after the env's own `bin/` (the usual Linux default).

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use envpack_layers::digest::Sha256Digest;
 use serde_json::Value;
 
-use super::error::{ImageError, Result};
+use crate::error::{OciError, Result};
 
 /// Largest manifest or index read into memory.
 pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
@@ -43,8 +43,8 @@ pub struct Desc {
     pub size: u64,
 }
 
-fn bad(what: &str, detail: impl Into<String>) -> ImageError {
-    ImageError::BadLayout {
+fn bad(what: &str, detail: impl Into<String>) -> OciError {
+    OciError::BadLayout {
         what: what.to_string(),
         detail: detail.into(),
     }
@@ -210,7 +210,7 @@ impl LayoutReader {
         let bytes = fs_err::read(&path)?;
         let actual = Sha256Digest::of_bytes(&bytes).to_string();
         if actual != desc.digest || bytes.len() as u64 != desc.size {
-            return Err(ImageError::DigestMismatch {
+            return Err(OciError::DigestMismatch {
                 what: path.display().to_string(),
                 expected: format!("{} ({} bytes)", desc.digest, desc.size),
                 actual: format!("{actual} ({} bytes)", bytes.len()),
@@ -270,7 +270,7 @@ impl LayoutReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::layout::LayoutWriter;
+    use crate::image::LayoutWriter;
     use oci_spec::image::MediaType;
     use serde_json::json;
 

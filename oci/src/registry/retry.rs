@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::error::{RegistryError, Result};
+use crate::error::{OciError, Result};
 
 /// How often and how patiently to retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,13 +47,13 @@ impl RetryPolicy {
                     tracing::warn!("{what}: {e}; retrying in {pause:?}");
                     std::thread::sleep(pause);
                 }
-                Err(RegistryError::Transport {
+                Err(OciError::Transport {
                     method,
                     url,
                     detail,
                     ..
                 }) => {
-                    return Err(RegistryError::Transport {
+                    return Err(OciError::Transport {
                         method,
                         url,
                         detail,
@@ -78,8 +78,8 @@ mod tests {
         }
     }
 
-    fn status(code: u16) -> RegistryError {
-        RegistryError::Status {
+    fn status(code: u16) -> OciError {
+        OciError::Status {
             method: "GET".into(),
             url: "u".into(),
             status: code,
@@ -127,7 +127,7 @@ mod tests {
         assert_eq!(calls, 1, "a 404 is not retried");
 
         let r: Result<()> = quick(1).run("x", |_| {
-            Err(RegistryError::Transport {
+            Err(OciError::Transport {
                 method: "GET".into(),
                 url: "u".into(),
                 detail: "reset".into(),

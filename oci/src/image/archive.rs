@@ -9,7 +9,7 @@ use envpack_layers::layer::normalize_entries;
 use envpack_layers::tarfmt::{entry_header, padding, END_OF_ARCHIVE};
 use envpack_layers::tree::{scan_tree, EntryKind};
 
-use super::error::Result;
+use crate::error::Result;
 
 /// Writes the layout at `layout_dir` as a tar at `out` (via a temp file and a rename);
 /// returns the archive's sha256 and size.

@@ -4,14 +4,14 @@
 //! must send the layout's exact manifest bytes and stream multi-hundred-MB blobs from disk,
 //! and a small sync client keeps both simple and keeps tokio out of the builder.
 
-pub mod challenge;
-pub mod client;
-pub mod credentials;
-pub mod error;
+mod challenge;
+mod client;
+mod credentials;
 mod operations;
-pub mod reference;
-pub mod retry;
+mod reference;
+mod retry;
 
-pub use client::{ClientOptions, RegistryClient};
-pub use error::{RegistryError, Result};
-pub use reference::Reference;
+pub use client::{ClientOptions, Mount, RegistryClient, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES};
+pub use credentials::Credentials;
+pub use reference::{check_digest, tag_problem, Reference};
+pub use retry::RetryPolicy;

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::error::{ImageError, Result};
+use crate::error::{OciError, Result};
 
 /// Where a member of an oci-archive may go, or `None` for a name no layout contains.
 fn member_path(name: &str) -> Option<String> {
@@ -21,7 +21,7 @@ fn member_path(name: &str) -> Option<String> {
 pub fn extract_layout_archive(archive: &Path, dest: &Path) -> Result<()> {
     let file = fs_err::File::open(archive)?;
     let mut tar = tar::Archive::new(std::io::BufReader::with_capacity(1 << 20, file));
-    let bad = |detail: String| ImageError::BadLayout {
+    let bad = |detail: String| OciError::BadLayout {
         what: archive.display().to_string(),
         detail,
     };
