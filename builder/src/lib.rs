@@ -15,7 +15,6 @@ pub mod lock;
 pub mod locking;
 pub mod pull;
 pub mod pull_base;
-pub mod push;
 pub mod python;
 pub mod sbom;
 pub mod sdist;

@@ -377,10 +377,10 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             progress.step(&format!("pushing to {reference}"));
             let reader = envpack_oci::LayoutReader::open(&layout_dir)
                 .with_context(|| format!("reading the image layout {}", layout_dir.display()))?;
-            let report = envpack::push::push_layout(
+            let report = envpack_oci::push_layout(
                 &reader,
                 &reference,
-                &envpack::push::PushOptions {
+                &envpack_oci::PushOptions {
                     client: registry_options(cli, *insecure)?,
                     mount_from: mount_from.clone(),
                     jobs: *jobs,

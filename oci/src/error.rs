@@ -86,6 +86,28 @@ pub enum OciError {
         /// What failed.
         detail: String,
     },
+    /// A layout blob whose size on disk is not its descriptor's.
+    #[error("{} is {on_disk} bytes but its descriptor says {size}", path.display())]
+    BlobSize {
+        /// The blob file.
+        path: std::path::PathBuf,
+        /// Its size on disk.
+        on_disk: u64,
+        /// The descriptor's size.
+        size: u64,
+    },
+    /// A manifest the layout listed is gone when it is needed.
+    #[error("{digest} vanished from the layout")]
+    Vanished {
+        /// The manifest digest.
+        digest: String,
+    },
+    /// A JSON document that does not parse.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// The transfer thread pool could not be started.
+    #[error(transparent)]
+    ThreadPool(#[from] rayon::ThreadPoolBuildError),
     /// Local I/O; `fs_err` messages name the path.
     #[error(transparent)]
     Io(#[from] std::io::Error),

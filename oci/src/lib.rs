@@ -5,8 +5,10 @@
 
 mod error;
 mod image;
+mod push;
 mod registry;
 
 pub use error::{OciError, Result};
 pub use image::*;
+pub use push::{fallback_tag, push_layout, BlobAction, BlobOutcome, PushOptions, PushReport};
 pub use registry::*;

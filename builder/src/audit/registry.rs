@@ -183,7 +183,7 @@ fn fallback_referrers(
     reference: &Reference,
     subject: &str,
 ) -> anyhow::Result<Vec<(Desc, Value)>> {
-    let tag = crate::push::fallback_tag(subject);
+    let tag = envpack_oci::fallback_tag(subject);
     let repo = &reference.repository;
     if client.manifest_digest(repo, &tag)?.is_none() {
         return Ok(Vec::new());

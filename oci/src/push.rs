@@ -1,4 +1,4 @@
-//! `envpack push`: an OCI image layout into a registry — blobs first (skipping what the
+//! Pushing an OCI image layout into a registry (`envpack push`) — blobs first (skipping what the
 //! registry has, mounting across repositories when told where from, streaming the rest),
 //! then manifests by digest, referrers (with the tag-schema fallback), and the tag last, so a
 //! failed push never leaves the tag pointing at something incomplete.
@@ -10,9 +10,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use envpack_oci::Mount;
-use envpack_oci::{subject, Desc, LayoutReader};
-use envpack_oci::{ClientOptions, Reference, RegistryClient};
+use crate::error::{OciError, Result};
+use crate::image::{subject, Desc, LayoutReader};
+use crate::registry::{ClientOptions, Mount, Reference, RegistryClient};
 
 /// Choices for a push besides the reference.
 #[derive(Debug, Clone, Default)]
@@ -139,7 +139,7 @@ pub fn push_layout(
     layout: &LayoutReader,
     reference: &Reference,
     options: &PushOptions,
-) -> anyhow::Result<PushReport> {
+) -> Result<PushReport> {
     let (top, tag) = layout.tagged(reference.tag.as_deref())?;
     let entries: Vec<Desc> = layout.entries()?.into_iter().map(|(d, _)| d).collect();
     let mut roots = vec![top.clone()];
@@ -155,7 +155,7 @@ pub fn push_layout(
     let client = RegistryClient::connect(&reference.registry, &options.client, scopes)?;
 
     let bytes_uploaded = AtomicU64::new(0);
-    let push_blob = |d: &Desc| -> anyhow::Result<BlobOutcome> {
+    let push_blob = |d: &Desc| -> Result<BlobOutcome> {
         let outcome = |action| BlobOutcome {
             digest: d.digest.clone(),
             size: d.size,
@@ -167,11 +167,11 @@ pub fn push_layout(
         let path = layout.blob_path(&d.digest)?;
         let on_disk = fs_err::metadata(&path)?.len();
         if on_disk != d.size {
-            anyhow::bail!(
-                "{} is {on_disk} bytes but its descriptor says {}",
-                path.display(),
-                d.size
-            );
+            return Err(OciError::BlobSize {
+                path,
+                on_disk,
+                size: d.size,
+            });
         }
         let mut session = None;
         if let Some(from) = options.mount_from.as_deref().filter(|f| *f != repo) {
@@ -192,7 +192,7 @@ pub fn push_layout(
             .blobs
             .par_iter()
             .map(push_blob)
-            .collect::<anyhow::Result<Vec<_>>>()
+            .collect::<Result<Vec<_>>>()
     })?;
 
     // Manifests by digest (children first), then referrer fallbacks, then the tag.
@@ -247,7 +247,9 @@ pub fn push_layout(
         .iter()
         .find(|(d, _)| d.digest == top.digest)
         .map(|(_, b)| b.clone())
-        .ok_or_else(|| anyhow::anyhow!("{} vanished from the layout", top.digest))?;
+        .ok_or_else(|| OciError::Vanished {
+            digest: top.digest.clone(),
+        })?;
     if client.manifest_digest(repo, &tag)?.as_deref() == Some(top.digest.as_str()) {
         skipped += 1;
     } else {
