@@ -19,8 +19,8 @@ mod cli;
 mod tree;
 
 use cli::{lock_and_build, Warning};
-use envpack::install::record::{hash_matches, parse_record};
-use envpack::platform::{self, LauncherKind, Platform};
+use envpack_pypkg::{hash_matches, parse_record};
+use envpack_pypkg::{platform_by_name, LauncherKind, Platform};
 use tree::{normalize, to_pip_namespace, walk, wheel_facts, Tree, WheelFacts};
 
 /// RECORD warts of the pinned wheels that envpack installs with a warning (and pip without a
@@ -349,7 +349,7 @@ fn check_records(
         if ns != record {
             let data = fs_err::read(env.join(&env_path)).unwrap_or_default();
             let ok = row.hash.as_deref().map(|h| hash_matches(h, &data));
-            if ok != Some(Ok(true)) || row.size != Some(data.len() as u64) {
+            if !matches!(ok, Some(Ok(true))) || row.size != Some(data.len() as u64) {
                 problem(format!(
                     "{record}: row {} is not true to the disk",
                     row.path
@@ -376,7 +376,7 @@ fn check_records(
             continue;
         }
         if let (Some(h), Some(f)) = (row.hash.as_deref(), theirs.get(&ns)) {
-            if hash_matches(h, &f.data) != Ok(true)
+            if !matches!(hash_matches(h, &f.data), Ok(true))
                 && !warned
                     .iter()
                     .any(|w| to_pip_namespace(platform, &format!("{site}/{}", w.1)) == ns)
@@ -472,7 +472,7 @@ fn differential(platform_name: &str) {
         return;
     };
     let python = python311();
-    let platform = platform::by_name(platform_name).unwrap();
+    let platform = platform_by_name(platform_name).unwrap();
     let tags: Vec<String> = fs_err::read_to_string(dir.join("pip-platforms"))
         .unwrap()
         .split_whitespace()

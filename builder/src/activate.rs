@@ -3,8 +3,8 @@
 //! in), puts `<env>/bin` first on PATH, points CONAN_HOME at `ROOT/state/<env-id>/conan-home`
 //! when that dir exists, sets ENVPACK_ENV and the prompt, and offers `deactivate`.
 
-use crate::launcher::{cmd_locate_env, crlf, GeneratedFile};
-use crate::platform::{LauncherKind, Platform};
+use envpack_pypkg::{cmd_locate_env, crlf, GeneratedFile};
+use envpack_pypkg::{LauncherKind, Platform};
 
 /// Env name reduced to characters that need no quoting in any of the four shells.
 fn prompt_name(env_name: &str) -> String {
@@ -324,8 +324,8 @@ mod tests {
 
     #[test]
     fn no_absolute_paths_and_expected_files() {
-        let unix = crate::platform::by_name("linux-x86_64").unwrap();
-        let win = crate::platform::by_name("windows-x86_64").unwrap();
+        let unix = envpack_pypkg::platform_by_name("linux-x86_64").unwrap();
+        let win = envpack_pypkg::platform_by_name("windows-x86_64").unwrap();
         let names = |p: &Platform| -> Vec<String> {
             activation_scripts("dev", p)
                 .into_iter()
@@ -380,7 +380,7 @@ mod tests {
         let env = root.join("envs/e1");
         fs_err::create_dir_all(env.join("bin")).unwrap();
         fs_err::create_dir_all(root.join("state/e1/conan-home")).unwrap();
-        let unix = crate::platform::by_name("linux-x86_64").unwrap();
+        let unix = envpack_pypkg::platform_by_name("linux-x86_64").unwrap();
         for f in activation_scripts("dev env", &unix) {
             fs_err::write(env.join(&f.path), &f.contents).unwrap();
         }

@@ -14,14 +14,14 @@ use envpack_layers::layer::{layer_diff_id, write_layer_prefixed};
 use envpack_layers::tree::{scan_tree, TreeEntry};
 
 use crate::conan_home::{conan_home_files, ConanRemote};
-use crate::entry_points::EntryPoint;
-use crate::host_python::LazyHost;
-use crate::install::{install_wheel, InstallTarget, InstallWarning, WheelInput};
-use crate::launcher::GeneratedFile;
 use crate::layer_cache::{self, CachedTree, LayerExtra, LayerFile};
 use crate::lock::{Lock, LockedPlatform};
-use crate::platform::Platform;
 use envpack_net::Cache;
+use envpack_pypkg::EntryPoint;
+use envpack_pypkg::GeneratedFile;
+use envpack_pypkg::LazyHost;
+use envpack_pypkg::Platform;
+use envpack_pypkg::{install_wheel, InstallTarget, InstallWarning, WheelInput};
 
 /// What goes into one environment.
 pub struct EnvInputs<'a> {
@@ -116,8 +116,7 @@ pub struct StableLayers {
 }
 
 fn py_minor(lock: &Lock) -> anyhow::Result<u8> {
-    let (_, minor, _) =
-        crate::spec::parse_python_version(&lock.python.version).map_err(anyhow::Error::msg)?;
+    let (_, minor, _) = envpack_pypkg::parse_python_version(&lock.python.version)?;
     Ok(minor)
 }
 
@@ -230,7 +229,7 @@ pub fn conan_version(locked: &LockedPlatform) -> Option<String> {
 /// entry of the result (the CPython layer).
 fn cpython_tree(inputs: &EnvInputs, staging: &Path) -> anyhow::Result<Vec<TreeEntry>> {
     let platform = inputs.platform;
-    crate::source_archive::extract_tar_gz(inputs.python_archive, staging)
+    envpack_pypkg::extract_tar_gz(inputs.python_archive, staging)
         .with_context(|| format!("unpacking CPython for {}", platform.name))?;
     if fs_err::symlink_metadata(staging.join(platform.python_exe())).is_err() {
         bail!(
@@ -241,7 +240,7 @@ fn cpython_tree(inputs: &EnvInputs, staging: &Path) -> anyhow::Result<Vec<TreeEn
     }
     fs_err::create_dir_all(staging.join(platform.site_packages(py_minor(inputs.lock)?)))?;
     remove_pycaches(&staging.join("python"))?;
-    crate::bytecode::compile_tree(inputs.host.get()?, staging, &BTreeSet::new())
+    envpack_pypkg::compile_tree(inputs.host.get()?, staging, &BTreeSet::new())
         .with_context(|| format!("compiling bytecode for {}", platform.name))?;
     Ok(scan_tree(staging)?)
 }
@@ -283,7 +282,7 @@ fn packages_tree(
     }
     console_scripts.sort_by(|a, b| a.name.cmp(&b.name));
     console_scripts.dedup_by(|a, b| a.name == b.name);
-    crate::bytecode::compile_tree(inputs.host.get()?, staging, &not_compiled)
+    envpack_pypkg::compile_tree(inputs.host.get()?, staging, &not_compiled)
         .with_context(|| format!("compiling package bytecode for {}", platform.name))?;
     let entries = scan_tree(staging)?
         .into_iter()
@@ -331,7 +330,7 @@ pub fn config_files(
         .collect();
     let mut generated =
         conan_home_files(&remotes, &profiles, conan_version.unwrap_or("none"), &extra)?;
-    generated.extend(crate::launcher::env_bin_launchers(
+    generated.extend(envpack_pypkg::env_bin_launchers(
         platform,
         py_minor(inputs.lock)?,
         console_scripts,

@@ -9,16 +9,16 @@ use envpack_layers::compress::Compression;
 use crate::artifact_writer::{package, BuiltArtifact};
 use crate::assemble::{EnvInputs, LayerForm};
 use crate::env_layers::{env_layers, EnvMeta};
-use crate::host_python::LazyHost;
-use crate::image::archive::write_layout_archive;
 use crate::image::{env_prefix, place_layout, BuiltImage, ImageSettings, ImageWriter};
-use crate::index::SimpleIndex;
-use crate::install::InstallWarning;
-use crate::install::WheelInput;
 use crate::lock::{Lock, LockedFile, LockedPackage, PackageKind};
-use crate::platform::{self, Platform};
 use envpack_net::Cache;
 use envpack_net::HttpClient;
+use envpack_oci::write_layout_archive;
+use envpack_pypkg::InstallWarning;
+use envpack_pypkg::LazyHost;
+use envpack_pypkg::SimpleIndex;
+use envpack_pypkg::WheelInput;
+use envpack_pypkg::{host_platform, Platform};
 
 /// What `envpack build` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,7 +212,7 @@ pub fn build(lock: &Lock, lock_text: &str, opts: &BuildOptions) -> anyhow::Resul
                         Some(crate::pull_base::pull_base(
                             b,
                             opts.cache,
-                            &crate::registry::ClientOptions::from_http(opts.http.config(), false),
+                            &envpack_oci::ClientOptions::from_http(opts.http.config(), false),
                             &crate::pull_base::oci_of(p),
                         )?)
                     }
@@ -276,7 +276,7 @@ fn choose_platforms(lock: &Lock, opts: &BuildOptions) -> anyhow::Result<Vec<Plat
             .collect();
         if linux.is_empty() {
             let names: Vec<&str> = all.iter().map(|p| p.name.as_str()).collect();
-            return Err(crate::image::error::ImageError::NoPlatforms {
+            return Err(envpack_oci::OciError::NoPlatforms {
                 built: names.join(", "),
             }
             .into());
@@ -332,7 +332,7 @@ impl Prepared {
             .ok()
             .map(|u| SimpleIndex::new(u, opts.http.clone()));
 
-        let host_platform = platform::host()
+        let host_platform = host_platform()
             .ok_or_else(|| anyhow!("this machine is not one of envpack's platforms"))?;
         let host_python = build_host_python(lock, &host_platform.name)?;
         (opts.progress)(&format!(
@@ -477,7 +477,7 @@ fn fetch_pinned(
     let index = index.ok_or_else(|| {
         anyhow!("{filename} is not in the cache and no package index is configured (set ENVPACK_INDEX_URL)")
     })?;
-    let pname: crate::filename::PackageName = name
+    let pname: envpack_pypkg::PackageName = name
         .parse()
         .map_err(|e| anyhow!("bad package name {name:?}: {e:?}"))?;
     let files = index.project_files(&pname)?;

@@ -8,8 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::install::wheel::check_member_path;
-use crate::launcher::GeneratedFile;
+use envpack_pypkg::check_member_path;
+use envpack_pypkg::GeneratedFile;
 
 /// One Conan remote as Conan stores it in `remotes.json`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

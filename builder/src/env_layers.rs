@@ -12,8 +12,8 @@ use envpack_layers::tree::{scan_tree, TreeEntry};
 use serde_json::json;
 
 use crate::assemble::{config_files, stable_layers, EnvInputs, LayerForm};
-use crate::install::InstallWarning;
 use crate::layer_cache::LayerFile;
+use envpack_pypkg::InstallWarning;
 
 /// Layer names, in order; the unpacker relies on "meta" being last.
 pub const LAYERS: [&str; 4] = ["cpython", "packages", "conan", "meta"];

@@ -18,9 +18,9 @@ use envpack_layers::manifest::Manifest;
 use envpack_layers::tree::TreeEntry;
 use serde_json::json;
 
-use crate::entry_points::EntryPoint;
-use crate::install::InstallWarning;
 use envpack_net::Cache;
+use envpack_pypkg::EntryPoint;
+use envpack_pypkg::InstallWarning;
 
 /// A layer's tree found in (or about to go into) the cache.
 pub struct CachedTree {

@@ -4,21 +4,21 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, Context};
 use envpack_layers::digest::Sha256Digest;
 
-use crate::host_python::HostPython;
-use crate::index::SimpleIndex;
 use crate::lock::{
     BuiltWheelPin, Lock, LockedBuildPython, LockedConanFile, LockedFile, LockedPackage,
     LockedPlatform, LockedPythonRelease, LockedRemote, PackageKind,
 };
-use crate::platform::{self, Platform};
-use crate::resolve::{DistKind, ResolveRequest, Resolver};
 use crate::sdist::LockingSdistBuilder;
 use crate::spec::{LoadedSpec, ProfileSource};
 use envpack_net::Cache;
 use envpack_net::HttpClient;
+use envpack_pypkg::HostPython;
+use envpack_pypkg::SimpleIndex;
+use envpack_pypkg::{host_platform, Platform};
+use envpack_pypkg::{DistKind, ResolveRequest, Resolver};
 
 /// Inputs of a lock run besides the spec.
 pub struct LockOptions<'a> {
@@ -58,13 +58,13 @@ pub struct TargetWarning {
 }
 
 impl TargetWarning {
-    fn new(platform: &str, package: &str, locked: &str, note: &crate::resolve::TargetNote) -> Self {
+    fn new(platform: &str, package: &str, locked: &str, note: &envpack_pypkg::TargetNote) -> Self {
         let needs = format!("{}.{}", note.needed.0, note.needed.1);
         let target = format!("{}.{}", note.current.0, note.current.1);
         let message = format!(
             "{platform}: locked {package} {locked}, but {package} {}; {}",
             note,
-            crate::resolve::candidates::raise_advice(platform, note.key, note.needed)
+            envpack_pypkg::raise_advice(platform, note.key, note.needed)
         );
         TargetWarning {
             platform: platform.to_string(),
@@ -145,7 +145,7 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<LockOutcome
     // The build host's CPython builds the sdists and compiles every platform's bytecode: it is
     // pinned even when the env doesn't target the build host (then as `[build-python]`).
     let mut build_python = None;
-    let host = match platform::host() {
+    let host = match host_platform() {
         Some(h) => {
             let locked = match pythons.get(&h.name) {
                 Some(locked) => locked.clone(),
@@ -185,7 +185,7 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<LockOutcome
         .packages
         .requirements
         .iter()
-        .map(|r| crate::requirement::parse_requirement(r).map_err(|e| anyhow!("{r:?}: {e}")))
+        .map(|r| envpack_pypkg::parse_requirement(r).map_err(|e| anyhow!("{r:?}: {e}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
 
     let host_builder = host.as_ref().map(|h| LockingSdistBuilder {
@@ -196,7 +196,7 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<LockOutcome
         records: Mutex::new(BTreeMap::new()),
     });
     let no_host = NoHost {
-        host_name: platform::host()
+        host_name: host_platform()
             .map(|h| h.name)
             .unwrap_or_else(|| "unknown".into()),
     };
@@ -350,17 +350,18 @@ struct NoHost {
     host_name: String,
 }
 
-impl crate::resolve::SdistBuilder for NoHost {
+impl envpack_pypkg::SdistBuilder for NoHost {
     fn build_wheel(
         &self,
-        sdist: &crate::index::IndexFile,
+        sdist: &envpack_pypkg::IndexFile,
         _path: &Path,
-    ) -> anyhow::Result<crate::resolve::BuiltWheel> {
-        bail!(
+    ) -> Result<envpack_pypkg::BuiltWheel, Box<dyn std::error::Error + Send + Sync>> {
+        Err(format!(
             "{} has no wheel and must be built from its sdist, which needs a build host of one of envpack's platforms (this one is {})",
             sdist.filename,
             self.host_name
         )
+        .into())
     }
 }
 

@@ -98,8 +98,8 @@ fn http(cli: &Cli) -> anyhow::Result<HttpClient> {
 }
 
 /// Registry settings from the same `ENVPACK_HTTP_*` and `--offline` as every other request.
-fn registry_options(cli: &Cli, insecure: bool) -> anyhow::Result<envpack::registry::ClientOptions> {
-    Ok(envpack::registry::ClientOptions::from_http(
+fn registry_options(cli: &Cli, insecure: bool) -> anyhow::Result<envpack_oci::ClientOptions> {
+    Ok(envpack_oci::ClientOptions::from_http(
         &envpack_net::http_config(cli.offline)?,
         insecure,
     ))
@@ -109,11 +109,11 @@ fn registry_options(cli: &Cli, insecure: bool) -> anyhow::Result<envpack::regist
 fn image_settings(tag: Option<String>, flags: &[String]) -> anyhow::Result<ImageSettings> {
     let mut annotations = std::collections::BTreeMap::new();
     for flag in flags {
-        let (k, v) = envpack::image::index::parse_annotation(flag)?;
+        let (k, v) = envpack_oci::parse_annotation(flag)?;
         annotations.insert(k, v);
     }
     if let Some(t) = &tag {
-        envpack::image::index::validate_tag(t)?;
+        envpack_oci::validate_tag(t)?;
     }
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     Ok(ImageSettings {
@@ -337,14 +337,14 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             mount_from,
             jobs,
         } => {
-            let reference = envpack::registry::Reference::parse(reference)?;
+            let reference = envpack_oci::Reference::parse(reference)?;
             let cache = Cache::open(cli.cache_dir.as_deref())?;
             let scratch = cache.scratch_dir()?;
             let layout_dir = match (layout, archive) {
                 (Some(dir), _) => dir.clone(),
                 (None, Some(file)) => {
                     let dir = scratch.path().join("layout");
-                    envpack::image::archive_reader::extract_layout_archive(file, &dir)
+                    envpack_oci::extract_layout_archive(file, &dir)
                         .with_context(|| format!("reading {}", file.display()))?;
                     dir
                 }
@@ -375,12 +375,12 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
                 }
             };
             progress.step(&format!("pushing to {reference}"));
-            let reader = envpack::image::layout_reader::LayoutReader::open(&layout_dir)
+            let reader = envpack_oci::LayoutReader::open(&layout_dir)
                 .with_context(|| format!("reading the image layout {}", layout_dir.display()))?;
-            let report = envpack::push::push_layout(
+            let report = envpack_oci::push_layout(
                 &reader,
                 &reference,
-                &envpack::push::PushOptions {
+                &envpack_oci::PushOptions {
                     client: registry_options(cli, *insecure)?,
                     mount_from: mount_from.clone(),
                     jobs: *jobs,

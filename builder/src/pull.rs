@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context};
 
-use crate::image::archive_reader::{extract_layout_archive, is_layout_archive};
-use crate::image::config::OciPlatform;
-use crate::image::layout_reader::{Desc, LayoutReader};
 use crate::image::restore::{restore_artifact, ImageStore, RestoredArtifact};
-use crate::registry::{ClientOptions, Reference, RegistryClient};
+use envpack_oci::OciPlatform;
+use envpack_oci::{extract_layout_archive, is_layout_archive};
+use envpack_oci::{ClientOptions, Reference, RegistryClient};
+use envpack_oci::{Desc, LayoutReader};
 
 /// What `envpack unpack` was given.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,7 +134,7 @@ impl ImageStore for RegistryStore {
     }
     fn read_doc(&mut self, desc: &Desc) -> anyhow::Result<Vec<u8>> {
         let repo = &self.reference.repository;
-        let bytes = if crate::image::layout_reader::is_manifest_type(&desc.media_type) {
+        let bytes = if envpack_oci::is_manifest_type(&desc.media_type) {
             self.client.get_manifest(repo, &desc.digest)?.bytes
         } else {
             let path = self.blob_file(desc)?;
@@ -163,7 +163,7 @@ impl ImageStore for RegistryStore {
 
 /// The OCI platform of the machine we run on.
 pub fn host_oci_platform() -> anyhow::Result<OciPlatform> {
-    let p = crate::platform::host()
+    let p = envpack_pypkg::host_platform()
         .ok_or_else(|| anyhow!("this host is not one of envpack's platforms"))?;
     Ok(OciPlatform {
         os: p.oci_os,

@@ -10,16 +10,16 @@ use envpack_layers::digest::Sha256Digest;
 use oci_spec::image::{History, MediaType};
 use serde_json::Value;
 
-use crate::image::config::OciPlatform;
-use crate::image::layout::descriptor;
-use crate::image::layout_reader::{children, is_index_type, Desc};
 use crate::image::restore::select_platform;
-use crate::image::BaseImage;
 use crate::lock::{Lock, LockedBase};
-use crate::platform::Platform;
-use crate::registry::{ClientOptions, Reference, RegistryClient};
 use crate::spec::Spec;
 use envpack_net::Cache;
+use envpack_oci::descriptor;
+use envpack_oci::BaseImage;
+use envpack_oci::OciPlatform;
+use envpack_oci::{children, is_index_type, Desc};
+use envpack_oci::{ClientOptions, Reference, RegistryClient};
+use envpack_pypkg::Platform;
 
 /// The OCI platform of an envpack platform.
 pub fn oci_of(p: &Platform) -> OciPlatform {
@@ -48,7 +48,7 @@ pub fn resolve_bases(
         let Some(name) = spec.image.base_for(&lp.name) else {
             continue;
         };
-        let p = crate::platform::by_name(&lp.name)?;
+        let p = envpack_pypkg::platform_by_name(&lp.name)?;
         if p.oci_os != "linux" {
             continue;
         }

@@ -6,10 +6,10 @@ use envpack_layers::digest::Sha256Digest;
 use url::Url;
 
 use crate::lock::{LockedPython, LockedPythonRelease};
-use crate::platform::Platform;
 use crate::spec::PythonFile;
 use envpack_net::HttpClient;
 use envpack_net::{Cache, CachedBlob};
+use envpack_pypkg::Platform;
 
 /// Errors pinning or fetching CPython.
 #[derive(Debug, thiserror::Error)]
@@ -190,7 +190,7 @@ mod tests {
             build: "20241016".into(),
             variant: "install_only_stripped".into(),
         };
-        let p = crate::platform::by_name("linux-x86_64").unwrap();
+        let p = envpack_pypkg::platform_by_name("linux-x86_64").unwrap();
         assert_eq!(
             archive_filename(&rel, &p),
             "cpython-3.12.7+20241016-x86_64-unknown-linux-gnu-install_only_stripped.tar.gz"

@@ -9,12 +9,12 @@ use std::sync::Mutex;
 use anyhow::{anyhow, bail, Context};
 use envpack_layers::digest::Sha256Digest;
 
-use crate::host_python::HostPython;
-use crate::index::{IndexFile, SimpleIndex};
-use crate::install::{install_wheel, InstallTarget};
 use crate::lock::LockedFile;
-use crate::resolve::{BuiltWheel, ResolveRequest, Resolver, SdistBuilder};
 use envpack_net::Cache;
+use envpack_pypkg::HostPython;
+use envpack_pypkg::{install_wheel, InstallTarget};
+use envpack_pypkg::{BuiltWheel, ResolveRequest, Resolver, SdistBuilder};
+use envpack_pypkg::{IndexFile, SimpleIndex};
 
 /// The PEP 517 fallback when an sdist has no `[build-system]`.
 const LEGACY_BACKEND: &str = "setuptools.build_meta:__legacy__";
@@ -66,16 +66,32 @@ pub struct LockingSdistBuilder<'a> {
 struct NoSdists;
 
 impl SdistBuilder for NoSdists {
-    fn build_wheel(&self, sdist: &IndexFile, _path: &Path) -> anyhow::Result<BuiltWheel> {
-        bail!(
+    fn build_wheel(
+        &self,
+        sdist: &IndexFile,
+        _path: &Path,
+    ) -> Result<BuiltWheel, Box<dyn std::error::Error + Send + Sync>> {
+        Err(format!(
             "build requirement {} is only available as an sdist; envpack builds sdists only with wheel build requirements",
             sdist.filename
         )
+        .into())
     }
 }
 
 impl SdistBuilder for LockingSdistBuilder<'_> {
-    fn build_wheel(&self, sdist: &IndexFile, sdist_path: &Path) -> anyhow::Result<BuiltWheel> {
+    fn build_wheel(
+        &self,
+        sdist: &IndexFile,
+        sdist_path: &Path,
+    ) -> Result<BuiltWheel, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(self.build(sdist, sdist_path)?)
+    }
+}
+
+impl LockingSdistBuilder<'_> {
+    /// Builds `sdist` once per sha256 and records the build for the lock.
+    fn build(&self, sdist: &IndexFile, sdist_path: &Path) -> anyhow::Result<BuiltWheel> {
         let key = Sha256Digest::of_file(sdist_path)
             .with_context(|| format!("hashing {}", sdist.filename))?
             .0;
@@ -100,7 +116,7 @@ impl SdistBuilder for LockingSdistBuilder<'_> {
             let parsed = reqs
                 .iter()
                 .map(|r| {
-                    crate::requirement::parse_requirement(r)
+                    envpack_pypkg::parse_requirement(r)
                         .map_err(|e| anyhow!("build requirement {r:?} of {}: {e}", sdist.filename))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
@@ -148,7 +164,7 @@ impl SdistBuilder for LockingSdistBuilder<'_> {
         let missing: Vec<String> = dynamic
             .into_iter()
             .filter(|r| {
-                let name = crate::requirement::parse_requirement(r)
+                let name = envpack_pypkg::parse_requirement(r)
                     .map(|q| q.name.to_string())
                     .unwrap_or_else(|_| r.clone());
                 !have.contains(&normalize(&name))
@@ -241,7 +257,7 @@ fn normalize(name: &str) -> String {
 /// Unpack an sdist and return its single top-level source directory.
 fn unpack_sdist(archive: &Path, filename: &str, scratch: &Path) -> anyhow::Result<PathBuf> {
     let dest = scratch.join("src");
-    crate::source_archive::extract_sdist(archive, filename, &dest)?;
+    envpack_pypkg::extract_sdist(archive, filename, &dest)?;
     let mut dirs = Vec::new();
     for entry in fs_err::read_dir(&dest)? {
         let entry = entry?;

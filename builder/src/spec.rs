@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use envpack_layers::digest::Sha256Digest;
+use envpack_pypkg::{parse_python_version, platform_by_name};
 use serde::Deserialize;
 
-use crate::platform;
 pub use crate::target::PlatformSettings;
 
 /// Default python-build-standalone variant.
@@ -263,7 +263,7 @@ fn validate(spec: &Spec, origin: &str) -> Result<(), SpecError> {
     }
     let mut seen = std::collections::BTreeSet::new();
     for p in &spec.env.platforms {
-        platform::by_name(p).map_err(|e| invalid(format!("env.platforms: {e}")))?;
+        platform_by_name(p).map_err(|e| invalid(format!("env.platforms: {e}")))?;
         if !seen.insert(p) {
             return Err(invalid(format!("env.platforms lists {p:?} twice")));
         }
@@ -279,7 +279,7 @@ fn validate(spec: &Spec, origin: &str) -> Result<(), SpecError> {
         }
         spec.platform(p).map_err(|e| invalid(e.to_string()))?;
     }
-    parse_python_version(&spec.python.version).map_err(invalid)?;
+    parse_python_version(&spec.python.version).map_err(|e| invalid(e.to_string()))?;
     if spec.python.build.is_empty()
         || !spec
             .python
@@ -307,7 +307,7 @@ fn validate(spec: &Spec, origin: &str) -> Result<(), SpecError> {
         return Err(invalid("packages.requirements is empty".into()));
     }
     for r in &spec.packages.requirements {
-        crate::requirement::parse_requirement(r)
+        envpack_pypkg::parse_requirement(r)
             .map_err(|e| invalid(format!("packages.requirements: {r:?}: {e}")))?;
     }
     let mut remote_names = std::collections::BTreeSet::new();
@@ -340,8 +340,7 @@ fn validate(spec: &Spec, origin: &str) -> Result<(), SpecError> {
     match &spec.image.base {
         None => {}
         Some(BaseSource::All(r)) => {
-            crate::registry::Reference::parse(r)
-                .map_err(|e| invalid(format!("image.base: {e}")))?;
+            envpack_oci::Reference::parse(r).map_err(|e| invalid(format!("image.base: {e}")))?;
         }
         Some(BaseSource::PerPlatform(map)) => {
             for (p, r) in map {
@@ -350,7 +349,7 @@ fn validate(spec: &Spec, origin: &str) -> Result<(), SpecError> {
                         "image.base.{p}: {p:?} is not in env.platforms"
                     )));
                 }
-                crate::registry::Reference::parse(r)
+                envpack_oci::Reference::parse(r)
                     .map_err(|e| invalid(format!("image.base.{p}: {e}")))?;
             }
         }
@@ -360,18 +359,6 @@ fn validate(spec: &Spec, origin: &str) -> Result<(), SpecError> {
             .map_err(|e| invalid(format!("conan.home-files: {home_path:?}: {e}")))?;
     }
     Ok(())
-}
-
-/// Split "3.12.7" into (3, 12, 7).
-pub fn parse_python_version(v: &str) -> Result<(u8, u8, u8), String> {
-    let parts: Vec<&str> = v.split('.').collect();
-    let nums: Option<Vec<u8>> = parts.iter().map(|p| p.parse::<u8>().ok()).collect();
-    match nums.as_deref() {
-        Some([3, minor, patch]) => Ok((3, *minor, *patch)),
-        _ => Err(format!(
-            "python.version {v:?} must be a full CPython 3 version like \"3.12.7\""
-        )),
-    }
 }
 
 /// sha256 over the spec's canonical form: the parsed TOML re-serialized as JSON with sorted
@@ -484,7 +471,7 @@ profiles = { default = "profiles/linux-gcc12", msvc = { windows-x86_64 = "profil
         assert_eq!(p.target_text().as_deref(), Some("glibc 2.28"));
         assert_eq!(
             s.platform("windows-x86_64").unwrap(),
-            platform::by_name("windows-x86_64").unwrap()
+            platform_by_name("windows-x86_64").unwrap()
         );
         for (bad, want) in [
             ("[platforms.linux-x86_64]\nglibc = \"2.5\"", "below 2.17"),

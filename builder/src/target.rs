@@ -3,8 +3,8 @@
 
 use serde::Deserialize;
 
-use crate::platform;
 use crate::spec::Spec;
+use envpack_pypkg::{platform_by_name, Platform, PypkgError};
 
 /// `[platforms.<name>]`: the system a platform targets, raised above its CPython's minimum.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -29,8 +29,8 @@ impl PlatformSettings {
 
 impl Spec {
     /// The platform called `name` with this spec's target settings applied.
-    pub fn platform(&self, name: &str) -> Result<platform::Platform, platform::PlatformError> {
-        let mut p = platform::by_name(name)?;
+    pub fn platform(&self, name: &str) -> Result<Platform, PypkgError> {
+        let mut p = platform_by_name(name)?;
         if let Some(settings) = self.platforms.get(name) {
             for (key, value) in settings.entries() {
                 p = p.with_target(key, value)?;

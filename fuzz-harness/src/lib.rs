@@ -171,9 +171,9 @@ pub fn lock_parse(data: &[u8]) {
 
 /// A wheel's METADATA and RECORD.
 pub fn wheel_metadata(data: &[u8]) {
-    let _ = envpack::metadata::parse_core_metadata(data);
+    let _ = envpack_pypkg::parse_core_metadata(data);
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = envpack::install::record::parse_record(text);
+        let _ = envpack_pypkg::parse_record(text);
     }
 }
 
@@ -183,5 +183,5 @@ pub fn oci_json(data: &[u8]) {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else {
         return;
     };
-    let _ = envpack::image::layout_reader::Desc::from_value(&value, "fuzz");
+    let _ = envpack_oci::Desc::from_value(&value, "fuzz");
 }

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use envpack::entry_points::parse_entry_points;
-use envpack::platform::{Layout, Platform};
+use envpack_pypkg::parse_entry_points;
+use envpack_pypkg::{Layout, Platform};
 
 /// One file of a tree.
 #[derive(Debug)]

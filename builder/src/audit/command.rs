@@ -6,10 +6,10 @@ use anyhow::anyhow;
 
 use super::report::AuditReport;
 use crate::build::{BuildOptions, OutputFormat};
-use crate::index::SimpleIndex;
 use crate::lock::Lock;
 use envpack_net::Cache;
 use envpack_net::HttpClient;
+use envpack_pypkg::SimpleIndex;
 
 /// The flags of `envpack audit`.
 pub struct AuditArgs<'a> {
@@ -61,9 +61,9 @@ pub fn run_audit(
         if !target.exists() {
             if let Some(reference) = target
                 .to_str()
-                .and_then(|t| crate::registry::Reference::parse(t).ok())
+                .and_then(|t| envpack_oci::Reference::parse(t).ok())
             {
-                let options = crate::registry::ClientOptions::from_http(
+                let options = envpack_oci::ClientOptions::from_http(
                     &envpack_net::http_config(args.offline)?,
                     args.insecure,
                 );

@@ -9,11 +9,11 @@ use envpack_layers::digest::Sha256Digest;
 use rayon::prelude::*;
 
 use super::report::AuditReport;
-use crate::filename::PackageName;
-use crate::index::SimpleIndex;
 use crate::lock::Lock;
 use crate::spec::LoadedSpec;
 use envpack_net::Cache;
+use envpack_pypkg::PackageName;
+use envpack_pypkg::SimpleIndex;
 
 /// One file a lock pins, with the words that name it in findings.
 #[derive(Debug, Clone, PartialEq, Eq)]

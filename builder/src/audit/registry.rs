@@ -8,15 +8,15 @@ use std::path::Path;
 use anyhow::{anyhow, Context};
 use serde_json::{json, Value};
 
-use crate::image::layout::OCI_LAYOUT;
-use crate::image::layout_reader::{children, is_manifest_type, Desc};
 use crate::image::referrer::{
     ANNOTATION_SBOM_FORMAT, ANNOTATION_SBOM_PLATFORM, ANNOTATION_SBOM_SUBJECT,
 };
 use crate::image::restore::ImageStore;
 use crate::pull::RegistryStore;
-use crate::registry::{ClientOptions, Reference, RegistryClient};
 use crate::sbom::SbomFormat;
+use envpack_oci::OCI_LAYOUT;
+use envpack_oci::{children, is_manifest_type, Desc};
+use envpack_oci::{ClientOptions, Reference, RegistryClient};
 
 /// Audits the image `reference` names: mirrored into a scratch layout under `work`, then
 /// checked like a layout; findings name the reference, not the scratch path.
@@ -183,7 +183,7 @@ fn fallback_referrers(
     reference: &Reference,
     subject: &str,
 ) -> anyhow::Result<Vec<(Desc, Value)>> {
-    let tag = crate::push::fallback_tag(subject);
+    let tag = envpack_oci::fallback_tag(subject);
     let repo = &reference.repository;
     if client.manifest_digest(repo, &tag)?.is_none() {
         return Ok(Vec::new());
@@ -194,7 +194,7 @@ fn fallback_referrers(
     for m in index["manifests"].as_array().into_iter().flatten() {
         let desc = Desc::from_value(m, &tag)?;
         let doc: Value = serde_json::from_slice(&store.read_doc(&desc)?)?;
-        if crate::image::layout_reader::subject(&doc).as_deref() == Some(subject) {
+        if envpack_oci::subject(&doc).as_deref() == Some(subject) {
             out.push((desc, doc));
         }
     }

@@ -3,13 +3,6 @@
 //! `envs/<env-id>`), then a small root layer — with one manifest per linux platform and an
 //! image index over them.
 
-pub mod archive;
-pub mod archive_reader;
-pub mod config;
-pub mod error;
-pub mod index;
-pub mod layout;
-pub mod layout_reader;
 pub mod referrer;
 pub mod restore;
 pub mod root_layer;
@@ -19,40 +12,27 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use envpack_layers::compress::Compression;
-use envpack_layers::digest::Sha256Digest;
 use envpack_layers::layer::{write_layer_prefixed, LayerDesc};
-use oci_spec::image::{Descriptor, History, MediaType};
+use oci_spec::image::{Descriptor, MediaType};
 
 use crate::assemble::LayerForm;
 use crate::env_layers::{EnvLayers, EnvMeta};
-use crate::platform::Platform;
-use config::{container_env, image_config, LayerRecord, OciPlatform};
-use index::{
-    image_annotations, image_index, image_manifest, layout_index, oci_platform, AnnotationInputs,
+use envpack_oci::{
+    container_env, descriptor, image_annotations, image_config, image_index, image_manifest,
+    layer_media_type, layout_index, oci_platform, AnnotationInputs, BaseImage, LayerRecord,
+    LayoutWriter, OciPlatform,
 };
-use layout::{descriptor, layer_media_type, LayoutWriter};
+use envpack_pypkg::Platform;
 
 /// Name of the layer holding the root around the env (link, shims, state seed).
 pub const ROOT_LAYER: &str = "root";
 
-/// A base image to build on, pinned to a digest and stored locally (see `pull_base`); with
-/// `None` the image is `FROM scratch`.
-#[derive(Debug, Clone)]
-pub struct BaseImage {
-    /// Reference it was resolved from (for `org.opencontainers.image.base.name`).
-    pub name: String,
-    /// Manifest digest (`sha256:…`).
-    pub digest: String,
-    /// The base config's `rootfs.diff_ids`.
-    pub diff_ids: Vec<Sha256Digest>,
-    /// The base config's history entries.
-    pub history: Vec<History>,
-    /// The base manifest's layer descriptors, reused as-is.
-    pub layers: Vec<Descriptor>,
-    /// The base config's PATH, if it sets one.
-    pub path: Option<String>,
-    /// Local files holding `layers`, in the same order (copied into the layout).
-    pub files: Vec<PathBuf>,
+/// The default tag: `<python version>-conan<conan version>`, e.g. `3.11.7-conan2.21.0`.
+pub fn default_tag(python_version: &str, conan_version: Option<&str>) -> String {
+    match conan_version {
+        Some(c) => format!("{python_version}-conan{c}"),
+        None => python_version.to_string(),
+    }
 }
 
 /// Choices for the image besides the lock.
@@ -137,7 +117,7 @@ impl ImageWriter {
         work_dir: &Path,
         compression: Compression,
         settings: ImageSettings,
-    ) -> error::Result<Self> {
+    ) -> envpack_oci::Result<Self> {
         fs_err::create_dir_all(work_dir)?;
         Ok(ImageWriter {
             layout: LayoutWriter::create(layout_dir)?,
@@ -250,7 +230,7 @@ impl ImageWriter {
         let inputs = AnnotationInputs {
             epoch,
             title: meta.name.to_string(),
-            version: index::default_tag(meta.python_version, env.conan_version.as_deref()),
+            version: default_tag(meta.python_version, env.conan_version.as_deref()),
             source: self.settings.source.clone(),
             revision: self.settings.revision.clone(),
             extra: self.settings.annotations.clone(),
@@ -281,7 +261,7 @@ impl ImageWriter {
         let inputs = self
             .annotations
             .take()
-            .ok_or_else(|| error::ImageError::NoPlatforms {
+            .ok_or_else(|| envpack_oci::OciError::NoPlatforms {
                 built: "none".into(),
             })?;
         let target = if self.manifests.len() == 1 {
@@ -310,12 +290,12 @@ impl ImageWriter {
 
 /// Moves a finished layout from `built` to `out`, replacing an earlier layout (or an empty
 /// directory) there but nothing else.
-pub fn place_layout(built: &Path, out: &Path) -> error::Result<()> {
+pub fn place_layout(built: &Path, out: &Path) -> envpack_oci::Result<()> {
     match fs_err::symlink_metadata(out) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e.into()),
         Ok(md) => {
-            let in_the_way = || error::ImageError::OutputInTheWay {
+            let in_the_way = || envpack_oci::OciError::OutputInTheWay {
                 path: out.display().to_string(),
             };
             if !md.is_dir() {
@@ -339,12 +319,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn default_tag_names_python_and_conan() {
+        assert_eq!(default_tag("3.11.7", Some("2.21.0")), "3.11.7-conan2.21.0");
+        assert_eq!(default_tag("3.11.7", None), "3.11.7");
+    }
+
+    #[test]
     fn place_layout_replaces_only_layouts_and_empty_dirs() {
         let dir = tempfile::tempdir().unwrap();
         let make = |name: &str| {
             let p = dir.path().join(name);
             fs_err::create_dir_all(&p).unwrap();
-            fs_err::write(p.join("oci-layout"), layout::OCI_LAYOUT).unwrap();
+            fs_err::write(p.join("oci-layout"), envpack_oci::OCI_LAYOUT).unwrap();
             p
         };
         let out = dir.path().join("out");

@@ -9,9 +9,9 @@ use std::path::Path;
 use oci_spec::image::{Descriptor, ImageIndex, MediaType};
 use serde_json::{json, Value};
 
-use super::error::Result;
-use super::layout::LayoutWriter;
 use crate::sbom::SbomFormat;
+use envpack_oci::LayoutWriter;
+use envpack_oci::Result;
 
 /// Media type of the empty config of artifact manifests.
 pub const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
@@ -164,7 +164,7 @@ mod tests {
             b"{\"bomFormat\":\"CycloneDX\"}\n"
         );
 
-        let mut index = super::super::index::layout_index(subject.clone(), "v1").unwrap();
+        let mut index = envpack_oci::layout_index(subject.clone(), "v1").unwrap();
         list_in_index(&mut index, &refs);
         let json: Value = serde_json::from_slice(&to_canonical_vec(&index).unwrap()).unwrap();
         let entries = json["manifests"].as_array().unwrap();

@@ -24,11 +24,10 @@ use envpack_layers::tree::{EntryKind, TreeEntry};
 use rayon::prelude::*;
 use serde_json::Value;
 
-use super::config::OciPlatform;
-use super::layout_reader::{children, is_index_type, Desc};
 use super::{env_slot, image_root, ROOT_LAYER};
 use crate::artifact_writer::artifact_name;
 use crate::env_layers::LAYERS;
+use envpack_oci::{children, is_index_type, Desc, OciPlatform};
 
 /// Upper bound on what one image's env layers may decompress to.
 const MAX_ENV_BYTES: u64 = 64 << 30;

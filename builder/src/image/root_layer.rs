@@ -10,7 +10,7 @@ use envpack_unpack::shims::{
 };
 use envpack_unpack::state_seed::CONAN_HOME_TEMPLATE;
 
-use super::error::Result;
+use envpack_oci::Result;
 
 /// Where the env's CONAN_HOME template entry `path` goes in the root (under the state dir
 /// named like the env's directory, which is where its launchers look), or `None` if it is not

@@ -235,8 +235,8 @@ impl Lock {
     pub fn target_platform(
         &self,
         name: &str,
-    ) -> Result<crate::platform::Platform, crate::platform::PlatformError> {
-        let mut p = crate::platform::by_name(name)?;
+    ) -> Result<envpack_pypkg::Platform, envpack_pypkg::PypkgError> {
+        let mut p = envpack_pypkg::platform_by_name(name)?;
         if let Some(locked) = self.platform(name) {
             for (key, value) in [("glibc", &locked.glibc), ("macos", &locked.macos)] {
                 if let Some(v) = value {
@@ -258,7 +258,7 @@ impl Lock {
                 .map_err(|e| invalid(format!("platform {}: {e}", p.name)))?;
         }
         if let Some(b) = &self.build_python {
-            crate::platform::by_name(&b.platform)
+            envpack_pypkg::platform_by_name(&b.platform)
                 .map_err(|e| invalid(format!("build-python: {e}")))?;
         }
         Ok(())
@@ -346,7 +346,7 @@ fn checked_bases(mut bases: Vec<LockedBase>, origin: &str) -> Result<Vec<LockedB
         message,
     };
     for b in &bases {
-        crate::registry::reference::check_digest(&b.digest)
+        envpack_oci::check_digest(&b.digest)
             .map_err(|e| invalid(format!("image-base {}: {e}", b.platform)))?;
     }
     bases.sort_by(|a, b| a.platform.cmp(&b.platform));

@@ -13,9 +13,9 @@ use serde_json::Value;
 
 pub use model::{Licenses, SbomInputs, SbomModel};
 
-use crate::install::WheelInput;
 use crate::lock::{Lock, LockedPlatform};
 use envpack_net::Cache;
+use envpack_pypkg::WheelInput;
 
 /// File name of the CycloneDX SBOM at the env tree's root.
 pub const CDX_FILE: &str = "sbom.cdx.json";
@@ -212,7 +212,7 @@ pub(crate) fn content_uuid(content: &[u8]) -> String {
 pub fn licenses_from_wheels<'a>(wheels: impl IntoIterator<Item = (&'a str, &'a Path)>) -> Licenses {
     let mut out = Licenses::new();
     for (name, path) in wheels {
-        match crate::metadata::read_wheel_metadata(path) {
+        match envpack_pypkg::read_wheel_metadata(path) {
             Ok(md) => {
                 if let Some(l) = md.license.as_deref().and_then(model::usable_license) {
                     out.insert(name.to_string(), l);

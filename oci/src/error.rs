@@ -1,0 +1,173 @@
+//! The one error type of OCI work: references, credentials, registry traffic, and reading
+//! and writing image layouts and archives.
+
+/// What can go wrong talking to a registry or reading or writing an OCI image layout or archive.
+#[derive(Debug, thiserror::Error)]
+pub enum OciError {
+    /// A reference that can't name an image in a registry.
+    #[error("invalid image reference {reference:?}: {reason}")]
+    BadReference {
+        /// The text given.
+        reference: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The network was ruled out (`--offline`) and the answer is not in the cache.
+    #[error("{registry}: refused in offline mode (--offline); what is needed from it is not in the cache")]
+    Offline {
+        /// The registry host.
+        registry: String,
+    },
+    /// Plain HTTP asked for a host that is not loopback, without `--insecure`.
+    #[error("{host} does not speak HTTPS; plain HTTP is only used for loopback hosts or with --insecure")]
+    PlainHttpRefused {
+        /// The registry host.
+        host: String,
+    },
+    /// The registry refused our credentials (or we had none).
+    #[error("{method} {url}: not authorized (HTTP {status}){hint}")]
+    Unauthorized {
+        /// Request method.
+        method: String,
+        /// Request URL.
+        url: String,
+        /// 401 or 403.
+        status: u16,
+        /// What to do about it.
+        hint: String,
+    },
+    /// An unexpected status from the registry.
+    #[error("{method} {url}: HTTP {status}: {body}")]
+    Status {
+        /// Request method.
+        method: String,
+        /// Request URL.
+        url: String,
+        /// The status code.
+        status: u16,
+        /// The start of the response body (registry error JSON).
+        body: String,
+    },
+    /// The connection failed, persistently.
+    #[error("{method} {url}: {detail} (after {attempts} attempts)")]
+    Transport {
+        /// Request method.
+        method: String,
+        /// Request URL.
+        url: String,
+        /// What failed.
+        detail: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// Content whose digest is not the one it was asked for (or its descriptor names).
+    #[error("{what}: digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// What was checked.
+        what: String,
+        /// The digest asked for.
+        expected: String,
+        /// The digest of what arrived.
+        actual: String,
+    },
+    /// The registry's TLS certificate was refused: it speaks HTTPS, so no plain-HTTP fallback.
+    #[error("{what}: {detail}")]
+    Certificate {
+        /// What was being done.
+        what: String,
+        /// What was wrong, and which roots were trusted.
+        detail: String,
+    },
+    /// The registry answered with something that breaks the protocol.
+    #[error("{what}: {detail}")]
+    Protocol {
+        /// What was being done.
+        what: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// Reading credentials failed.
+    #[error("credentials for {host}: {detail}")]
+    Credentials {
+        /// The registry host.
+        host: String,
+        /// What failed.
+        detail: String,
+    },
+    /// A layout blob whose size on disk is not its descriptor's.
+    #[error("{} is {on_disk} bytes but its descriptor says {size}", path.display())]
+    BlobSize {
+        /// The blob file.
+        path: std::path::PathBuf,
+        /// Its size on disk.
+        on_disk: u64,
+        /// The descriptor's size.
+        size: u64,
+    },
+    /// A manifest the layout listed is gone when it is needed.
+    #[error("{digest} vanished from the layout")]
+    Vanished {
+        /// The manifest digest.
+        digest: String,
+    },
+    /// A JSON document that does not parse.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// The transfer thread pool could not be started.
+    #[error(transparent)]
+    ThreadPool(#[from] rayon::ThreadPoolBuildError),
+    /// Local I/O; `fs_err` messages name the path.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// Hashing or layer handling failed.
+    #[error(transparent)]
+    Layers(#[from] envpack_layers::LayersError),
+    /// An OCI document could not be built from our values.
+    #[error("building an OCI document: {0}")]
+    Oci(#[from] oci_spec::OciSpecError),
+    /// A tag the layout's `index.json` can't carry.
+    #[error("invalid image tag {tag:?}: {reason}; use letters, digits, '_', '.', '-' (at most 128, not starting with '.' or '-')")]
+    BadTag {
+        /// The tag given.
+        tag: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// An `--annotation` that is not `KEY=VALUE`.
+    #[error("invalid annotation {0:?}: expected KEY=VALUE with a non-empty KEY")]
+    BadAnnotation(String),
+    /// The output path exists and is not something we may replace.
+    #[error("{path} exists and is not an OCI image layout; remove it or choose another --out")]
+    OutputInTheWay {
+        /// The output path.
+        path: String,
+    },
+    /// An image needs at least one platform.
+    #[error("no linux platform to put in the image (built: {built}); OCI images hold linux platforms only")]
+    NoPlatforms {
+        /// The platforms that were asked for.
+        built: String,
+    },
+    /// A layout or archive that is not a valid OCI image layout.
+    #[error("OCI layout {what}: {detail}")]
+    BadLayout {
+        /// What was being read.
+        what: String,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+impl OciError {
+    /// Whether trying the same request again might succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            OciError::Status { status, .. } => *status == 429 || *status >= 500,
+            OciError::Transport { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// Result with [`OciError`].
+pub type Result<T> = std::result::Result<T, OciError>;

@@ -1,0 +1,235 @@
+//! Client for a PEP 503 (HTML) / PEP 691 (JSON) simple repository.
+
+mod html;
+mod json;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use envpack_layers::digest::Sha256Digest;
+use url::Url;
+
+use crate::filename::PackageName;
+use crate::metadata::CoreMetadata;
+use crate::PypkgError;
+use envpack_net::{HttpClient, NetError};
+
+/// Content negotiation for project pages: JSON preferred, HTML accepted.
+pub const SIMPLE_ACCEPT: &str =
+    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
+
+/// Upper bound for a project page; the largest real ones are a few MB.
+const MAX_PAGE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// One distribution file listed on a project page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexFile {
+    /// File name (last URL path segment).
+    pub filename: String,
+    /// Absolute download URL without fragment.
+    pub url: Url,
+    /// sha256 announced by the index.
+    pub sha256: Option<Sha256Digest>,
+    /// Size announced by the index (JSON only).
+    pub size: Option<u64>,
+    /// `Requires-Python` announced by the index.
+    pub requires_python: Option<String>,
+    /// `Some(reason or "")` when yanked.
+    pub yanked: Option<String>,
+    /// `Some(hash?)` when a PEP 658 `.metadata` file exists.
+    pub metadata_sha256: Option<Option<Sha256Digest>>,
+}
+
+impl IndexFile {
+    /// URL of the PEP 658 metadata file (`<file url>.metadata`).
+    pub fn metadata_url(&self) -> Url {
+        let mut u = self.url.clone();
+        u.set_path(&format!("{}.metadata", self.url.path()));
+        u
+    }
+}
+
+/// Parses a sha256 hex string of either case.
+pub(crate) fn parse_sha256_hex(s: &str) -> Option<Sha256Digest> {
+    Sha256Digest::from_hex(&s.trim().to_ascii_lowercase()).ok()
+}
+
+/// Parses a fetched page according to its content type (sniffing when absent).
+pub fn parse_project_page(
+    page_url: &Url,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<Vec<IndexFile>, PypkgError> {
+    let looks_json = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let is_json = match content_type {
+        Some(ct) => ct.ends_with("json"),
+        None => looks_json,
+    };
+    if is_json {
+        json::parse_project_json(page_url, body).map_err(|e| PypkgError::IndexMalformed {
+            url: page_url.clone(),
+            detail: e.to_string(),
+        })
+    } else {
+        let text = String::from_utf8_lossy(body);
+        Ok(html::parse_project_html(page_url, &text))
+    }
+}
+
+/// A simple-repository client that remembers every project page it fetched.
+#[derive(Debug)]
+pub struct SimpleIndex {
+    base: Url,
+    http: HttpClient,
+    pages: Mutex<HashMap<PackageName, Arc<Vec<IndexFile>>>>,
+    metadata: Mutex<HashMap<Url, Arc<CoreMetadata>>>,
+}
+
+impl SimpleIndex {
+    /// A client for `base` (e.g. `http://127.0.0.1:PORT/simple/`; a missing trailing `/` is added).
+    pub fn new(mut base: Url, http: HttpClient) -> Self {
+        if !base.path().ends_with('/') {
+            let p = format!("{}/", base.path());
+            base.set_path(&p);
+        }
+        SimpleIndex {
+            base,
+            http,
+            pages: Mutex::new(HashMap::new()),
+            metadata: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The index base URL.
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// The HTTP client in use.
+    pub fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
+    /// The files of project `name` (fetched once, then memoized).
+    pub fn project_files(&self, name: &PackageName) -> Result<Arc<Vec<IndexFile>>, PypkgError> {
+        if let Some(hit) = self.lock_pages().get(name) {
+            return Ok(hit.clone());
+        }
+        let url = self
+            .base
+            .join(&format!("{name}/"))
+            .map_err(|e| PypkgError::IndexBadUrl {
+                base: Box::new(self.base.clone()),
+                name: name.clone(),
+                detail: e.to_string(),
+            })?;
+        let resp = match self
+            .http
+            .get_bytes(&url, Some(SIMPLE_ACCEPT), MAX_PAGE_BYTES)
+        {
+            Ok(r) => r,
+            Err(NetError::Status { status: 404, .. }) => {
+                return Err(PypkgError::NotFound {
+                    name: name.clone(),
+                    url,
+                })
+            }
+            Err(NetError::File { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Err(PypkgError::NotFound {
+                    name: name.clone(),
+                    url,
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let files = Arc::new(parse_project_page(
+            &resp.url,
+            resp.content_type.as_deref(),
+            &resp.bytes,
+        )?);
+        tracing::debug!(project = %name, files = files.len(), "index page");
+        self.lock_pages().insert(name.clone(), files.clone());
+        Ok(files)
+    }
+
+    /// Metadata already read for the file at `file_url` (shared by every platform's resolution).
+    pub fn cached_metadata(&self, file_url: &Url) -> Option<Arc<CoreMetadata>> {
+        self.lock_metadata().get(file_url).cloned()
+    }
+
+    /// Remembers the metadata of the file at `file_url`.
+    pub fn remember_metadata(&self, file_url: Url, metadata: Arc<CoreMetadata>) {
+        self.lock_metadata().insert(file_url, metadata);
+    }
+
+    fn lock_metadata(&self) -> std::sync::MutexGuard<'_, HashMap<Url, Arc<CoreMetadata>>> {
+        self.metadata.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_pages(&self) -> std::sync::MutexGuard<'_, HashMap<PackageName, Arc<Vec<IndexFile>>>> {
+        // A panic elsewhere can't leave the map half-updated: inserts are single operations.
+        self.pages.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envpack_net::HttpConfig;
+    use std::str::FromStr;
+
+    #[test]
+    fn file_index_is_read_and_memoized() {
+        let dir = tempfile::tempdir().unwrap();
+        let proj = dir.path().join("simple").join("demo-pkg");
+        std::fs::create_dir_all(&proj).unwrap();
+        std::fs::write(
+            proj.join("index.html"),
+            r#"<a href="../../demo_pkg-1.0.tar.gz">x</a>"#,
+        )
+        .unwrap();
+        let base = Url::from_directory_path(dir.path().join("simple")).unwrap();
+        let idx = SimpleIndex::new(
+            base,
+            HttpClient::new(HttpConfig {
+                offline: true,
+                ..HttpConfig::default()
+            }),
+        );
+        let name = PackageName::from_str("Demo_Pkg").unwrap();
+        let files = idx.project_files(&name).unwrap();
+        assert_eq!(files[0].filename, "demo_pkg-1.0.tar.gz");
+        assert_eq!(
+            files[0].metadata_url().path(),
+            format!("{}.metadata", files[0].url.path())
+        );
+        std::fs::remove_dir_all(&proj).unwrap();
+        assert!(Arc::ptr_eq(&files, &idx.project_files(&name).unwrap()));
+        let missing = PackageName::from_str("nope").unwrap();
+        assert!(matches!(
+            idx.project_files(&missing),
+            Err(PypkgError::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn content_type_dispatch() {
+        let u = Url::parse("http://h/simple/a/").unwrap();
+        let json = br#"{"files":[{"filename":"a-1.tar.gz","url":"a-1.tar.gz","hashes":{}}]}"#;
+        assert_eq!(
+            parse_project_page(&u, Some("application/vnd.pypi.simple.v1+json"), json)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(parse_project_page(&u, None, json).unwrap().len(), 1);
+        let html = br#"<a href="a-1.tar.gz">a</a>"#;
+        assert_eq!(
+            parse_project_page(&u, Some("text/html"), html)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(parse_project_page(&u, Some("application/vnd.pypi.simple.v1+json"), html).is_err());
+    }
+}
