@@ -40,6 +40,8 @@ command -v patchelf >/dev/null || need_apt+=(patchelf)
 command -v bc >/dev/null || need_apt+=(bc)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v skopeo >/dev/null || need_apt+=(skopeo)
+command -v umoci >/dev/null || need_apt+=(umoci)
+command -v taskset >/dev/null || need_apt+=(util-linux)
 command -v docker-registry >/dev/null || need_apt+=(docker-registry)
 if ((${#need_apt[@]})); then
   log "installing ${need_apt[*]}"
@@ -127,6 +129,12 @@ mkdir -p "$u/fresh"
 hf --runs "$runs" --export-json "$results/unpack-fresh.json" \
   -n envpack-unpack "r=$(fresh_dir "$u/fresh") && $unpack --quiet $artifact --root \$r/root" \
   -n "tar --zstd -xf" "t=$(fresh_dir "$u/fresh") && tar --zstd -xf $peer_tar -C \$t"
+# The same on one core: envpack-unpack's frames can't be decompressed in parallel, and tar and
+# its zstd child process share the core too.
+log "1. unpack on one core (taskset -c 0, fresh directories)"
+hf --runs "$runs" --export-json "$results/unpack-1core.json" \
+  -n "envpack-unpack (1 core)" "r=$(fresh_dir "$u/fresh") && taskset -c 0 $unpack --quiet $artifact --root \$r/root" \
+  -n "tar --zstd -xf (1 core)" "t=$(fresh_dir "$u/fresh") && taskset -c 0 tar --zstd -xf $peer_tar -C \$t"
 rm -rf "$u/fresh"
 settle
 log "1. unpack (right after deleting the previous tree)"
@@ -262,6 +270,10 @@ log "7. push"
 "${ep[@]}" --offline build --spec "$spec" --lock "$lock" --platform "$platform" --format oci \
   --out "$work/oci"
 bash scripts/bench/push.sh "$work/oci" "$runs" >"$results/push.txt"
+
+# --- 8. unpack from a registry vs skopeo copy + umoci unpack ---------------------------------
+log "8. unpack REF"
+bash scripts/bench/pull.sh "$work/oci" "$runs" "$results/pull.json"
 
 # --- machine facts and the report ----------------------------------------------------------
 {

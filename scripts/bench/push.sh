@@ -22,52 +22,17 @@ fi
 for tool in docker-registry skopeo python3; do
   command -v "$tool" >/dev/null || { echo "push.sh: $tool is missing" >&2; exit 2; }
 done
-tag=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"])' "$layout/index.json")
+# shellcheck source=registry.sh
+source "$repo/scripts/bench/registry.sh"
+tag=$(layout_tag "$layout")
 
 work=$(mktemp -d)
 registry_pid=
 cleanup() {
-  if [[ -n $registry_pid ]]; then
-    kill "$registry_pid" 2>/dev/null || true
-    wait "$registry_pid" 2>/dev/null || true
-  fi
+  stop_registry
   rm -rf "$work"
 }
 trap cleanup EXIT
-# A fresh registry (new port, empty storage) per run, so neither tool can mount or skip what
-# an earlier run pushed (skopeo remembers blob locations per registry host).
-start_registry() {
-  local port
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  host=127.0.0.1:$port
-  rm -rf "$work/storage"
-  cat >"$work/config.yml" <<YAML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $work/storage
-http:
-  addr: $host
-YAML
-  docker-registry serve "$work/config.yml" >"$work/registry.log" 2>&1 &
-  registry_pid=$!
-  for _ in $(seq 100); do
-    curl -fsS "http://$host/v2/" >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  echo "push.sh: registry did not start" >&2
-  cat "$work/registry.log" >&2
-  exit 1
-}
-stop_registry() {
-  kill "$registry_pid" 2>/dev/null || true
-  wait "$registry_pid" 2>/dev/null || true
-  registry_pid=
-}
 
 now() { date +%s.%N; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
