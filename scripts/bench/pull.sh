@@ -23,13 +23,7 @@ done
 source "$repo/scripts/bench/registry.sh"
 tag=$(layout_tag "$layout")
 
-work=$(mktemp -d)
-registry_pid=
-cleanup() {
-  stop_registry
-  rm -rf "$work"
-}
-trap cleanup EXIT
+registry_scratch
 [[ $work != *[[:space:]]* ]] || { echo "pull.sh: scratch path has whitespace: $work" >&2; exit 2; }
 
 start_registry

@@ -26,13 +26,7 @@ done
 source "$repo/scripts/bench/registry.sh"
 tag=$(layout_tag "$layout")
 
-work=$(mktemp -d)
-registry_pid=
-cleanup() {
-  stop_registry
-  rm -rf "$work"
-}
-trap cleanup EXIT
+registry_scratch
 
 now() { date +%s.%N; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
