@@ -7,26 +7,63 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::raw::{self, EnvLayers};
 use super::{build_artifact, listing, snapshot, EnvSpec};
 
+/// Runs `python3 WRAPPER RSS_FILE PROGRAM ARGS...`: python forks and execs the program,
+/// waits for it alone, writes its peak RSS (KiB) to RSS_FILE and exits as it did.
+const PEAK_WRAPPER: &str = r#"
+import os, sys
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execv(sys.argv[2], sys.argv[2:])
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(str(usage.ru_maxrss))
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+"#;
+
+/// The largest peak RSS (KiB) of any `envpack-unpack` run of [`unpack_cmd`] so far.
+static PEAK_KIB: AtomicU64 = AtomicU64::new(0);
+
+/// The largest peak RSS of any unpack run so far, in MB (1024 KiB).
+pub fn peak_rss_mb() -> u64 {
+    PEAK_KIB.load(Ordering::Relaxed) / 1024
+}
+
+/// Runs the real `envpack-unpack` on `artifact` into `root` and records its peak RSS. The
+/// binary is started from a small python3 process, not from this one: a child forked from
+/// the test process counts the pages it shares with it at the fork (the test's own buffers
+/// and allocator caches, over 100 MB once layers are compressed on several threads) as its
+/// own peak, even after exec (Linux folds the old address space's high-water mark in).
 pub fn unpack_cmd(artifact: &Path, root: &Path) -> Output {
-    use std::os::unix::process::CommandExt;
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_envpack-unpack"));
-    // A pre-exec hook makes std fork instead of vfork: a vforked child shares (and reports
-    // as its own) the test process's peak memory, and these runs' peak RSS is measured.
-    // SAFETY: the hook does nothing, so it is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| Ok(()));
-    }
-    cmd.arg(artifact)
+    let rss_file = artifact.with_extension("rss");
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(PEAK_WRAPPER)
+        .arg(&rss_file)
+        .arg(env!("CARGO_BIN_EXE_envpack-unpack"))
+        .arg(artifact)
         .arg("--root")
         .arg(root)
         .arg("--quiet")
         .env("NO_COLOR", "1")
         .output()
+        .unwrap();
+    let kib: u64 = fs_err::read_to_string(&rss_file)
         .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    fs_err::remove_file(&rss_file).unwrap();
+    PEAK_KIB.fetch_max(kib, Ordering::Relaxed);
+    out
 }
 
 /// Makes the outer artifact bytes of one case.
