@@ -62,7 +62,8 @@ rm -rf "$work"
 mkdir -p "$work"/{spec,results,peer}
 
 # --- fixtures and the local index --------------------------------------------------------
-bash scripts/fixtures/python-mirror.sh "$fixtures/python-mirror"
+# --foreign like scripts/test.sh, so a fixture dir shared with the tests keeps every archive.
+bash scripts/fixtures/python-mirror.sh --foreign "$fixtures/python-mirror"
 export ENVPACK_PYTHON_MIRROR="file://$fixtures/python-mirror"
 wheelhouse=$fixtures/wheelhouse
 bash scripts/fixtures/wheelhouse.sh "$wheelhouse"
