@@ -1,7 +1,8 @@
 # Sourced by the bench scripts: a throwaway Debian `docker-registry` on 127.0.0.1 with its own
 # storage under $work. `registry_scratch` makes $work and removes it (and the registry) on
-# exit; `start_registry` sets $host and $registry_pid; `stop_registry` ends it. A new port per start, so no client can reuse what it
-# remembers about an earlier registry (skopeo caches blob locations per host).
+# exit; `start_registry` sets $host and $registry_pid; `stop_registry` ends it. Each start
+# takes a new port, so no client can reuse what it remembers about an earlier registry
+# (skopeo caches blob locations per host).
 
 registry_scratch() {
   work=$(mktemp -d)

@@ -59,6 +59,15 @@ def time_row(name, ours, peer, target_ratio, target_text):
     return [name, secs(ours["median"]), secs(peer["median"]), ratio_text, target_text, result]
 
 
+def optional_row(res, name, label, target_ratio, target_text):
+    """A time row from the hyperfine export `name` (envpack first), or None when it is absent."""
+    path = res / name
+    if not path.exists():
+        return None
+    ours, peer = load_hyperfine(path)[:2]
+    return time_row(label, ours, peer, target_ratio, target_text)
+
+
 def build_phases(text):
     """Stamped progress lines ("12.3 envpack: assembling x") as "12.3 s assembling x"; "built" ends."""
     out = []
@@ -114,11 +123,7 @@ def main():
             "1. Unpack the full linux-x86_64 env, every hash verified (`envpack-unpack ART --root R`) vs `tar --zstd -xf` of the same tree (zstd -10); new directory per run (fresh runner)",
             unpack_fresh[0], unpack_fresh[1], 1.0, "≤ 1.0",
         ),
-    ]
-    if (res / "unpack-1core.json").exists():
-        one = load_hyperfine(res / "unpack-1core.json")
-        rows.append(time_row("1c. The same as 1 on one core (`taskset -c 0` for both sides)", one[0], one[1], 1.0, "≤ 1.0"))
-    rows += [
+        optional_row(res, "unpack-1core.json", "1c. The same as 1 on one core (`taskset -c 0` for both sides)", 1.0, "≤ 1.0"),
         time_row(
             "1r. The same as 1, each run right after deleting the previous run's tree (re-bootstrap)",
             unpack[0], unpack[1], 1.0, "≤ 1.0",
@@ -141,14 +146,13 @@ def main():
             build[0], build[1], 1.5, "≤ 1.5",
         )
     )
-    if (res / "build-oci.json").exists():
-        oci = load_hyperfine(res / "build-oci.json")
-        rows.append(
-            time_row(
-                "3o. Warm-cache `envpack build --format oci --platform linux-x86_64` (`--offline`) vs the same warm tarball build",
-                oci[0], oci[1], 2.0, "≤ 2.0",
-            )
+    rows.append(
+        optional_row(
+            res, "build-oci.json",
+            "3o. Warm-cache `envpack build --format oci --platform linux-x86_64` (`--offline`) vs the same warm tarball build",
+            2.0, "≤ 2.0",
         )
+    )
     for label, ours, peer, peer_name in (
         ("4a. Peak RSS, warm `envpack build`", "build-warm", "build-peer", "tar | zstd"),
         ("4b. Peak RSS, `envpack-unpack` (fresh root)", "unpack", "unpack-peer", "tar --zstd -xf"),
@@ -178,14 +182,14 @@ def main():
         secs(nf), secs(ns), f"{nf / ns:.2f}", "< 0.5 s", verdict(nf < 0.5),
     ])
 
-    if (res / "pull.json").exists():
-        pull = load_hyperfine(res / "pull.json")
-        rows.append(
-            time_row(
-                "8. `envpack unpack REF --root R` from a local `docker-registry` (new root and cache each run) vs `skopeo copy docker://REF oci:DIR` + `umoci unpack --rootless`",
-                pull[0], pull[1], 1.2, "≤ 1.2",
-            )
+    rows.append(
+        optional_row(
+            res, "pull.json",
+            "8. `envpack unpack REF --root R` from a local `docker-registry` (new root and cache each run) vs `skopeo copy docker://REF oci:DIR` + `umoci unpack --rootless`",
+            1.2, "≤ 1.2",
         )
+    )
+    rows = [r for r in rows if r is not None]
 
     lines = [
         "# Benchmarks",
@@ -267,12 +271,14 @@ def main():
         "| command | median | mean ± σ | min – max | runs | user / system |",
         "|---|---|---|---|---|---|",
     ]
-    groups = [unpack_fresh, unpack, boot_fresh, boot, build, conan, audit]
-    if (res / "build-oci.json").exists():
-        groups.insert(5, load_hyperfine(res / "build-oci.json"))
-    for extra, at in (("unpack-1core.json", 1), ("pull.json", len(groups))):
-        if (res / extra).exists():
-            groups.insert(at, load_hyperfine(res / extra))
+    # The per-command table in the order of the rows above (optional exports where present).
+    def optional(name):
+        return [load_hyperfine(res / name)] if (res / name).exists() else []
+
+    groups = (
+        [unpack_fresh] + optional("unpack-1core.json") + [unpack, boot_fresh, boot, build]
+        + optional("build-oci.json") + [conan, audit] + optional("pull.json")
+    )
     for group in groups:
         lines += details(group)
     lines.append("")

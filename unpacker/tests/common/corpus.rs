@@ -4,10 +4,10 @@
 //! nothing outside the temp root (a canary tree beside it is hashed before and after), change
 //! nothing visible in the root, and leave nothing behind after the next run.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::raw::{self, EnvLayers};
 use super::{build_artifact, listing, snapshot, EnvSpec};
@@ -29,12 +29,14 @@ code = os.waitstatus_to_exitcode(status)
 sys.exit(code if code >= 0 else 128 - code)
 "#;
 
-/// The largest peak RSS (KiB) of any `envpack-unpack` run of [`unpack_cmd`] so far.
-static PEAK_KIB: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    /// The largest peak RSS (KiB) of the `envpack-unpack` runs this thread (one test) made.
+    static PEAK_KIB: Cell<u64> = const { Cell::new(0) };
+}
 
-/// The largest peak RSS of any unpack run so far, in MB (1024 KiB).
+/// The largest peak RSS of the unpack runs the calling test made so far, in MB (1024 KiB).
 pub fn peak_rss_mb() -> u64 {
-    PEAK_KIB.load(Ordering::Relaxed) / 1024
+    PEAK_KIB.with(Cell::get) / 1024
 }
 
 /// Runs the real `envpack-unpack` on `artifact` into `root` and records its peak RSS. The
@@ -62,7 +64,7 @@ pub fn unpack_cmd(artifact: &Path, root: &Path) -> Output {
         .parse()
         .unwrap();
     fs_err::remove_file(&rss_file).unwrap();
-    PEAK_KIB.fetch_max(kib, Ordering::Relaxed);
+    PEAK_KIB.with(|p| p.set(p.get().max(kib)));
     out
 }
 
