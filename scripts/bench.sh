@@ -279,6 +279,11 @@ if ! bash scripts/bench/pull.sh "$work/oci" "$runs" "$results/pull.json"; then
   rm -f "$results/pull.json"
 fi
 
+# --- 9. a cold lock and a cold build's downloads through a far index (50 ms per request) ----
+log "9. lock and downloads through a slow proxy"
+bash scripts/bench/latency.sh "$work/latency" "$results" "$slow_runs" "$envpack" "$python" "$uv" \
+  lockfiles/local-devenv
+
 # --- machine facts and the report ----------------------------------------------------------
 {
   echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"

@@ -11,10 +11,10 @@ use crate::lock::{
     BuiltWheelPin, Lock, LockedBuildPython, LockedConanFile, LockedFile, LockedPackage,
     LockedPlatform, LockedPythonRelease, LockedRemote, PackageKind,
 };
+use crate::python::SumsMemo;
 use crate::sdist::LockingSdistBuilder;
 use crate::spec::{LoadedSpec, ProfileSource};
-use envpack_net::Cache;
-use envpack_net::HttpClient;
+use envpack_net::{parallel_map, Cache, HttpClient, SingleFlight};
 use envpack_pypkg::HostPython;
 use envpack_pypkg::SimpleIndex;
 use envpack_pypkg::{host_platform, Platform};
@@ -30,8 +30,8 @@ pub struct LockOptions<'a> {
     pub http: &'a HttpClient,
     /// The existing lock, whose epoch is kept when SOURCE_DATE_EPOCH is unset.
     pub previous: Option<&'a Lock>,
-    /// Progress callback: one line per step.
-    pub progress: &'a dyn Fn(&str),
+    /// Progress callback: one line per step (called from the threads of platforms locked at once).
+    pub progress: &'a (dyn Fn(&str) + Sync),
 }
 
 /// A newer version of a locked package that the platform's target kept out.
@@ -122,24 +122,27 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<LockOutcome
         .collect::<Result<_, _>>()?;
     platforms.sort_by(|a, b| a.name.cmp(&b.name));
 
-    let mut sums = BTreeMap::new();
-    let mut pythons = BTreeMap::new();
-    for p in &platforms {
+    // The platforms are pinned at once: each downloads its own CPython archive.
+    let sums = SumsMemo::default();
+    let pinned = parallel_map(opts.http.concurrency(), &platforms, |p| {
         (opts.progress)(&format!(
             "pinning CPython {} for {}",
             release.version, p.name
         ));
-        let locked = crate::python::lock_python(
+        crate::python::lock_python(
             &release,
             s.python.files.get(&p.name),
             p,
             &mirror,
-            &mut sums,
+            &sums,
             opts.http,
             opts.cache,
         )
-        .with_context(|| format!("pinning CPython for {}", p.name))?;
-        pythons.insert(p.name.clone(), locked);
+        .with_context(|| format!("pinning CPython for {}", p.name))
+    });
+    let mut pythons = BTreeMap::new();
+    for (p, locked) in platforms.iter().zip(pinned) {
+        pythons.insert(p.name.clone(), locked?);
     }
 
     // The build host's CPython builds the sdists and compiles every platform's bytecode: it is
@@ -155,7 +158,7 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<LockOutcome
                         release.version, h.name
                     ));
                     let locked = crate::python::lock_python(
-                        &release, None, &h, &mirror, &mut sums, opts.http, opts.cache,
+                        &release, None, &h, &mirror, &sums, opts.http, opts.cache,
                     )
                     .with_context(|| format!("pinning CPython for the build host ({})", h.name))?;
                     build_python = Some(LockedBuildPython {
@@ -194,6 +197,7 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<LockOutcome
         cache: opts.cache,
         epoch,
         records: Mutex::new(BTreeMap::new()),
+        building: SingleFlight::new(),
     });
     let no_host = NoHost {
         host_name: host_platform()
@@ -203,111 +207,35 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<LockOutcome
 
     // CONAN_HOME files are the same for every platform: read them once.
     let home = home_files(spec)?;
+    let shared = Shared {
+        spec,
+        opts,
+        index: &index,
+        requirements: &requirements,
+        release: &release,
+        sdist_builder: match &host_builder {
+            Some(b) => b,
+            None => &no_host,
+        },
+        host_builder: host_builder.as_ref(),
+        home: &home,
+    };
+    // Every platform is resolved at once; they share the index's pages and metadata, the
+    // downloads and the sdist builds, each fetched or built once.
+    let done = parallel_map(opts.http.concurrency(), &platforms, |p| {
+        let python = pythons
+            .get(&p.name)
+            .cloned()
+            .ok_or_else(|| anyhow!("no CPython pinned for {}", p.name))?;
+        lock_platform(&shared, p, python)
+    });
     let mut locked_platforms = Vec::new();
     let mut warnings = Vec::new();
-    for p in &platforms {
-        (opts.progress)(&format!(
-            "resolving {} for {}",
-            s.packages.requirements.join(", "),
-            p.name
-        ));
-        let resolver = Resolver {
-            index: &index,
-            cache: opts.cache,
-            sdist_builder: match &host_builder {
-                Some(b) => b,
-                None => &no_host,
-            },
-        };
-        let resolved = resolver
-            .resolve(&ResolveRequest {
-                requirements: &requirements,
-                platform: p,
-                python_full_version: &release.version,
-            })
-            .with_context(|| format!("resolving packages for {}", p.name))?;
-        let mut packages = Vec::new();
-        for r in resolved {
-            if let Some(note) = &r.newer_needs_target {
-                warnings.push(TargetWarning::new(
-                    &p.name,
-                    &r.name.to_string(),
-                    &r.version.to_string(),
-                    note,
-                ));
-            }
-            let blob = opts
-                .cache
-                .fetch(
-                    opts.http,
-                    &r.file.url,
-                    r.file.sha256.map(|sha| (sha, r.file.size)),
-                )
-                .with_context(|| format!("downloading {}", r.file.filename))?;
-            let (kind, built_wheel, build_requires) = match r.kind {
-                DistKind::Wheel => (PackageKind::Wheel, None, Vec::new()),
-                DistKind::Sdist => {
-                    let built = r.built_wheel.as_ref().ok_or_else(|| {
-                        anyhow!(
-                            "{} was resolved as an sdist but no wheel was built",
-                            r.file.filename
-                        )
-                    })?;
-                    let reqs = host_builder
-                        .as_ref()
-                        .and_then(|b| {
-                            b.records
-                                .lock()
-                                .ok()
-                                .and_then(|m| m.get(&blob.sha256).cloned())
-                        })
-                        .map(|rec| {
-                            rec.build_packages
-                                .iter()
-                                .map(|f| format!("{}=={}", f.name, f.version))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    (
-                        PackageKind::Sdist,
-                        Some(BuiltWheelPin {
-                            filename: built.filename.clone(),
-                            sha256: built.sha256,
-                            size: built.size,
-                        }),
-                        reqs,
-                    )
-                }
-            };
-            let mut deps: Vec<String> = r.dependencies.iter().map(|d| d.to_string()).collect();
-            deps.sort();
-            deps.dedup();
-            packages.push(LockedPackage {
-                name: r.name.to_string(),
-                version: r.version.to_string(),
-                filename: r.file.filename.clone(),
-                sha256: blob.sha256,
-                size: blob.size,
-                kind,
-                built_wheel,
-                build_requires,
-                dependencies: deps,
-            });
-        }
-        packages.sort_by(|a, b| a.name.cmp(&b.name));
-        let python = pythons
-            .remove(&p.name)
-            .ok_or_else(|| anyhow!("no CPython pinned for {}", p.name))?;
-        let setting = s.platforms.get(&p.name);
-        locked_platforms.push(LockedPlatform {
-            name: p.name.clone(),
-            glibc: setting.and_then(|t| t.glibc.clone()),
-            macos: setting.and_then(|t| t.macos.clone()),
-            python,
-            packages,
-            profiles: profiles_for(spec, &p.name)?,
-            home_files: home.clone(),
-        });
+    // The first failure in platform order, whichever thread met it first.
+    for outcome in done {
+        let (locked, found) = outcome?;
+        locked_platforms.push(locked);
+        warnings.extend(found);
     }
 
     let mut build_packages: Vec<LockedFile> = host_builder
@@ -344,6 +272,128 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<LockOutcome
     };
     lock.version = lock.required_version();
     Ok(LockOutcome { lock, warnings })
+}
+
+/// What every platform's resolution shares.
+struct Shared<'a> {
+    spec: &'a LoadedSpec,
+    opts: &'a LockOptions<'a>,
+    index: &'a SimpleIndex,
+    requirements: &'a [pep508_rs::Requirement],
+    release: &'a LockedPythonRelease,
+    sdist_builder: &'a dyn envpack_pypkg::SdistBuilder,
+    host_builder: Option<&'a LockingSdistBuilder<'a>>,
+    home: &'a [LockedConanFile],
+}
+
+/// Resolves one platform and downloads (hash-checking) every file it picked.
+fn lock_platform(
+    sh: &Shared,
+    p: &Platform,
+    python: crate::lock::LockedPython,
+) -> anyhow::Result<(LockedPlatform, Vec<TargetWarning>)> {
+    let s = &sh.spec.spec;
+    let opts = sh.opts;
+    (opts.progress)(&format!(
+        "resolving {} for {}",
+        s.packages.requirements.join(", "),
+        p.name
+    ));
+    let resolver = Resolver {
+        index: sh.index,
+        cache: opts.cache,
+        sdist_builder: sh.sdist_builder,
+    };
+    let resolved = resolver
+        .resolve(&ResolveRequest {
+            requirements: sh.requirements,
+            platform: p,
+            python_full_version: &sh.release.version,
+        })
+        .with_context(|| format!("resolving packages for {}", p.name))?;
+    let blobs = parallel_map(opts.http.concurrency(), &resolved, |r| {
+        opts.cache
+            .fetch(
+                opts.http,
+                &r.file.url,
+                r.file.sha256.map(|sha| (sha, r.file.size)),
+            )
+            .with_context(|| format!("downloading {}", r.file.filename))
+    });
+    let mut warnings = Vec::new();
+    let mut packages = Vec::new();
+    for (r, blob) in resolved.into_iter().zip(blobs) {
+        let blob = blob?;
+        if let Some(note) = &r.newer_needs_target {
+            warnings.push(TargetWarning::new(
+                &p.name,
+                &r.name.to_string(),
+                &r.version.to_string(),
+                note,
+            ));
+        }
+        let (kind, built_wheel, build_requires) = match r.kind {
+            DistKind::Wheel => (PackageKind::Wheel, None, Vec::new()),
+            DistKind::Sdist => {
+                let built = r.built_wheel.as_ref().ok_or_else(|| {
+                    anyhow!(
+                        "{} was resolved as an sdist but no wheel was built",
+                        r.file.filename
+                    )
+                })?;
+                let reqs = sh
+                    .host_builder
+                    .and_then(|b| {
+                        b.records
+                            .lock()
+                            .ok()
+                            .and_then(|m| m.get(&blob.sha256).cloned())
+                    })
+                    .map(|rec| {
+                        rec.build_packages
+                            .iter()
+                            .map(|f| format!("{}=={}", f.name, f.version))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (
+                    PackageKind::Sdist,
+                    Some(BuiltWheelPin {
+                        filename: built.filename.clone(),
+                        sha256: built.sha256,
+                        size: built.size,
+                    }),
+                    reqs,
+                )
+            }
+        };
+        let mut deps: Vec<String> = r.dependencies.iter().map(|d| d.to_string()).collect();
+        deps.sort();
+        deps.dedup();
+        packages.push(LockedPackage {
+            name: r.name.to_string(),
+            version: r.version.to_string(),
+            filename: r.file.filename.clone(),
+            sha256: blob.sha256,
+            size: blob.size,
+            kind,
+            built_wheel,
+            build_requires,
+            dependencies: deps,
+        });
+    }
+    packages.sort_by(|a, b| a.name.cmp(&b.name));
+    let setting = s.platforms.get(&p.name);
+    let locked = LockedPlatform {
+        name: p.name.clone(),
+        glibc: setting.and_then(|t| t.glibc.clone()),
+        macos: setting.and_then(|t| t.macos.clone()),
+        python,
+        packages,
+        profiles: profiles_for(sh.spec, &p.name)?,
+        home_files: sh.home.to_vec(),
+    };
+    Ok((locked, warnings))
 }
 
 struct NoHost {

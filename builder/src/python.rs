@@ -1,14 +1,15 @@
 //! CPython archives in python-build-standalone layout: naming, `SHA256SUMS`, pinning and fetching.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use envpack_layers::digest::Sha256Digest;
 use url::Url;
 
 use crate::lock::{LockedPython, LockedPythonRelease};
 use crate::spec::PythonFile;
-use envpack_net::HttpClient;
 use envpack_net::{Cache, CachedBlob};
+use envpack_net::{HttpClient, SingleFlight};
 use envpack_pypkg::Platform;
 
 /// Errors pinning or fetching CPython.
@@ -88,6 +89,43 @@ pub fn archive_url(
     mirror.join(&rel).map_err(|e| PythonError::Url(rel, e))
 }
 
+/// The `SHA256SUMS` lists read during one lock, by URL; shared by the platforms pinned at once.
+#[derive(Default)]
+pub struct SumsMemo {
+    lists: Mutex<BTreeMap<String, Arc<BTreeMap<String, Sha256Digest>>>>,
+    flight: SingleFlight<String>,
+}
+
+impl SumsMemo {
+    /// The list at `url`, fetched on first use.
+    fn get(
+        &self,
+        http: &HttpClient,
+        url: &Url,
+    ) -> Result<Arc<BTreeMap<String, Sha256Digest>>, PythonError> {
+        let memo = || {
+            self.lists
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(url.as_str())
+                .cloned()
+        };
+        self.flight.run(&url.to_string(), || {
+            if let Some(hit) = memo() {
+                return Ok(hit);
+            }
+            let resp = http.get_bytes(url, None, 4 << 20)?;
+            let text = String::from_utf8_lossy(&resp.bytes);
+            let sums = Arc::new(parse_sha256sums(&text, url.as_str())?);
+            self.lists
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(url.to_string(), sums.clone());
+            Ok(sums)
+        })
+    }
+}
+
 /// Pin the CPython archive of one platform: from an explicit url+sha256, or the mirror's
 /// `SHA256SUMS`. The archive is downloaded (hash-checked) to learn its size and warm the cache.
 pub fn lock_python(
@@ -95,7 +133,7 @@ pub fn lock_python(
     explicit: Option<&PythonFile>,
     platform: &Platform,
     mirror: &Url,
-    sums_cache: &mut BTreeMap<String, BTreeMap<String, Sha256Digest>>,
+    sums_memo: &SumsMemo,
     http: &HttpClient,
     cache: &Cache,
 ) -> Result<LockedPython, PythonError> {
@@ -124,15 +162,9 @@ pub fn lock_python(
     let sums_url = mirror
         .join(&format!("{}/SHA256SUMS", release.build))
         .map_err(|e| PythonError::Url(release.build.clone(), e))?;
-    if !sums_cache.contains_key(sums_url.as_str()) {
-        let resp = http.get_bytes(&sums_url, None, 4 << 20)?;
-        let text = String::from_utf8_lossy(&resp.bytes);
-        let sums = parse_sha256sums(&text, sums_url.as_str())?;
-        sums_cache.insert(sums_url.to_string(), sums);
-    }
-    let sha = sums_cache
-        .get(sums_url.as_str())
-        .and_then(|s| s.get(&filename))
+    let sha = sums_memo
+        .get(http, &sums_url)?
+        .get(&filename)
         .copied()
         .ok_or_else(|| PythonError::NotInSums {
             sums_url: sums_url.to_string(),

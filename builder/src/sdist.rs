@@ -10,7 +10,7 @@ use anyhow::{anyhow, bail, Context};
 use envpack_layers::digest::Sha256Digest;
 
 use crate::lock::LockedFile;
-use envpack_net::Cache;
+use envpack_net::{Cache, SingleFlight};
 use envpack_pypkg::HostPython;
 use envpack_pypkg::{install_wheel, InstallTarget};
 use envpack_pypkg::{BuiltWheel, ResolveRequest, Resolver, SdistBuilder};
@@ -60,6 +60,8 @@ pub struct LockingSdistBuilder<'a> {
     pub epoch: u64,
     /// Builds done, by sdist sha256 (one build serves every platform).
     pub records: Mutex<BTreeMap<Sha256Digest, SdistRecord>>,
+    /// Builds under way, by sdist sha256: platforms resolved at once wait for one build.
+    pub building: SingleFlight<Sha256Digest>,
 }
 
 /// A resolver hook for build requirements, which must all be wheels (no recursive sdist builds).
@@ -95,6 +97,16 @@ impl LockingSdistBuilder<'_> {
         let key = Sha256Digest::of_file(sdist_path)
             .with_context(|| format!("hashing {}", sdist.filename))?
             .0;
+        self.building
+            .run(&key, || self.build_once(sdist, sdist_path, key))
+    }
+
+    fn build_once(
+        &self,
+        sdist: &IndexFile,
+        sdist_path: &Path,
+        key: Sha256Digest,
+    ) -> anyhow::Result<BuiltWheel> {
         if let Some(rec) = self
             .records
             .lock()

@@ -2,6 +2,7 @@
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use envpack_layers::digest::{HashingWriter, Sha256Digest};
 use url::Url;
@@ -9,6 +10,7 @@ use url::Url;
 use sha2::Digest as _;
 
 use crate::http::{DownloadSink, HttpClient};
+use crate::pool::SingleFlight;
 use crate::NetError;
 
 /// A verified file in the cache.
@@ -26,6 +28,9 @@ pub struct CachedBlob {
 #[derive(Debug, Clone)]
 pub struct Cache {
     root: PathBuf,
+    /// Downloads in progress, by URL: a second thread asking for the same file waits for the
+    /// first one's blob instead of downloading it again.
+    downloads: Arc<SingleFlight<String>>,
 }
 
 /// Picks the cache root from the explicit path or the environment, in precedence order.
@@ -57,7 +62,10 @@ impl Cache {
         .ok_or(NetError::NoLocation)?;
         fs_err::create_dir_all(root.join("blobs").join("sha256"))?;
         fs_err::create_dir_all(root.join("tmp"))?;
-        Ok(Cache { root })
+        Ok(Cache {
+            root,
+            downloads: Arc::new(SingleFlight::new()),
+        })
     }
 
     /// The cache root directory.
@@ -122,14 +130,24 @@ impl Cache {
         url: &Url,
         expect: Option<(Sha256Digest, Option<u64>)>,
     ) -> Result<CachedBlob, NetError> {
-        if let Some((sha, _)) = &expect {
-            if let Some(hit) = self.get_blob(sha)? {
-                tracing::debug!(%url, "cache hit");
+        let hit = || -> Result<Option<CachedBlob>, NetError> {
+            match &expect {
+                Some((sha, _)) => self.get_blob(sha),
+                None => Ok(None),
+            }
+        };
+        if let Some(hit) = hit()? {
+            tracing::debug!(%url, "cache hit");
+            return Ok(hit);
+        }
+        self.downloads.run(&url.to_string(), || {
+            // Another thread may have stored it while this one waited.
+            if let Some(hit) = hit()? {
                 return Ok(hit);
             }
-        }
-        let tmp = self.download_once(http, url)?;
-        self.verify_and_commit(url, tmp, expect)
+            let tmp = self.download_once(http, url)?;
+            self.verify_and_commit(url, tmp, expect)
+        })
     }
 
     /// A temp file in the cache's own tmp dir (same filesystem as the blobs, so renames are atomic).

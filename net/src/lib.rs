@@ -5,6 +5,7 @@
 mod cache;
 mod error;
 mod http;
+mod pool;
 mod settings;
 
 pub use cache::{Cache, CachedBlob};
@@ -14,6 +15,7 @@ pub use error::NetError;
 pub use http::test_servers;
 pub use http::{
     is_certificate_error, Agent, DownloadSink, HttpClient, HttpConfig, HttpResponse, NoProxy,
-    ProxyServer, ProxySettings, Timeouts, TrustRoots,
+    ProxyServer, ProxySettings, Timeouts, TrustRoots, DEFAULT_CONCURRENCY,
 };
+pub use pool::{parallel_map, SingleFlight};
 pub use settings::{http_config, http_config_from};

@@ -5,7 +5,8 @@ use crate::NetError;
 
 /// Download behaviour: `ENVPACK_HTTP_RETRIES` (extra attempts), `ENVPACK_HTTP_STALL_TIMEOUT`
 /// (seconds without progress before an attempt fails), `ENVPACK_HTTP_TIMEOUT` (seconds for a
-/// whole request, 0 = none); unset values keep the defaults. Proxies come from curl's
+/// whole request, 0 = none), `ENVPACK_HTTP_CONCURRENCY` (requests in flight at once, 1–64);
+/// unset values keep the defaults. Proxies come from curl's
 /// variables (`HTTPS_PROXY`, `NO_PROXY`, …), the CA bundle from `ENVPACK_HTTP_CA_BUNDLE` or
 /// `SSL_CERT_FILE`; there is no spec field for them, since they describe the machine and a
 /// spec change would make the lock stale.
@@ -38,6 +39,9 @@ pub fn http_config_from(
         offline,
         proxies: crate::http::ProxySettings::from_env(&env)?,
         roots: crate::http::TrustRoots::from_env(&env)?,
+        concurrency: usize::try_from(number("ENVPACK_HTTP_CONCURRENCY", d.concurrency as u64)?)
+            .unwrap_or(usize::MAX)
+            .clamp(1, 64),
     })
 }
 
@@ -72,6 +76,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!((c.retries, c.stall_timeout_secs, c.timeout_secs), (7, 2, 0));
+        assert_eq!(c.concurrency, d.concurrency);
+        for (value, want) in [("1", 1), ("0", 1), ("16", 16), ("1000", 64)] {
+            let c = http_config_from(false, |k| {
+                (k == "ENVPACK_HTTP_CONCURRENCY").then(|| value.to_string())
+            })
+            .unwrap();
+            assert_eq!(c.concurrency, want, "{value}");
+        }
         assert_eq!(
             http_config_from(false, env_of(&[("ENVPACK_HTTP_RETRIES", "99")]))
                 .unwrap()

@@ -44,7 +44,7 @@ pub fn run_audit(
     args: &AuditArgs,
     cache_dir: Option<&Path>,
     http: &HttpClient,
-    progress: &dyn Fn(&str),
+    progress: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<AuditReport> {
     let target = match (args.target, args.root) {
         (Some(_), Some(_)) => return Err(anyhow!("give a TARGET or --root DIR, not both")),

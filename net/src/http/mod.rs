@@ -2,6 +2,7 @@
 
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ureq::ResponseExt;
@@ -17,6 +18,7 @@ pub use proxy::{NoProxy, ProxyServer, ProxySettings};
 pub use range::{ContentRange, ResumeHint};
 pub use sink::DownloadSink;
 
+use crate::pool::RequestGate;
 use crate::NetError;
 
 /// How the client behaves.
@@ -35,6 +37,8 @@ pub struct HttpConfig {
     pub proxies: ProxySettings,
     /// The CA certificates servers must chain to.
     pub roots: TrustRoots,
+    /// Requests in flight at once, across every thread sharing the client (at least 1).
+    pub concurrency: usize,
 }
 
 impl Default for HttpConfig {
@@ -46,9 +50,14 @@ impl Default for HttpConfig {
             offline: false,
             proxies: ProxySettings::default(),
             roots: TrustRoots::default(),
+            concurrency: DEFAULT_CONCURRENCY,
         }
     }
 }
+
+/// Requests in flight at once unless `ENVPACK_HTTP_CONCURRENCY` says otherwise: enough to hide
+/// a far index's latency, few enough not to look like abuse to a mirror.
+pub const DEFAULT_CONCURRENCY: usize = 8;
 
 /// A fully read response.
 #[derive(Debug, Clone)]
@@ -74,6 +83,7 @@ enum Failure {
 pub struct HttpClient {
     agent: Agent,
     config: HttpConfig,
+    gate: Arc<RequestGate>,
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -116,7 +126,17 @@ impl HttpClient {
             per_read: stall,
         };
         let agent = Agent::new(&c.proxies, &c.roots, timeouts);
-        HttpClient { agent, config: c }
+        let gate = Arc::new(RequestGate::new(c.concurrency));
+        HttpClient {
+            agent,
+            config: c,
+            gate,
+        }
+    }
+
+    /// How many requests this client puts in flight at once.
+    pub fn concurrency(&self) -> usize {
+        self.config.concurrency.max(1)
     }
 
     /// The configuration in use.
@@ -177,7 +197,11 @@ impl HttpClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.attempt(url, accept, limit, dest, &mut hint) {
+            // The place is held for one attempt only: a backoff sleep doesn't keep others out.
+            let permit = self.gate.enter();
+            let outcome = self.attempt(url, accept, limit, dest, &mut hint);
+            drop(permit);
+            match outcome {
                 Ok(r) => return Ok(r),
                 Err(Failure::Fatal(e)) => return Err(e),
                 Err(Failure::Transient(e)) => {

@@ -12,7 +12,7 @@ use url::Url;
 use crate::filename::PackageName;
 use crate::metadata::CoreMetadata;
 use crate::PypkgError;
-use envpack_net::{HttpClient, NetError};
+use envpack_net::{parallel_map, HttpClient, NetError, SingleFlight};
 
 /// Content negotiation for project pages: JSON preferred, HTML accepted.
 pub const SIMPLE_ACCEPT: &str =
@@ -76,13 +76,19 @@ pub fn parse_project_page(
     }
 }
 
-/// A simple-repository client that remembers every project page it fetched.
+/// A simple-repository client that remembers every project page it fetched; shared by the
+/// threads of one lock (every platform's resolution), which never fetch the same page twice.
 #[derive(Debug)]
 pub struct SimpleIndex {
     base: Url,
     http: HttpClient,
     pages: Mutex<HashMap<PackageName, Arc<Vec<IndexFile>>>>,
+    /// Pages a prefetch failed to get, handed to the next caller as they failed (failures are
+    /// not memoized: a later call tries again, as it would without the prefetch).
+    failed: Mutex<HashMap<PackageName, PypkgError>>,
+    page_flight: SingleFlight<PackageName>,
     metadata: Mutex<HashMap<Url, Arc<CoreMetadata>>>,
+    metadata_flight: SingleFlight<Url>,
 }
 
 impl SimpleIndex {
@@ -96,7 +102,10 @@ impl SimpleIndex {
             base,
             http,
             pages: Mutex::new(HashMap::new()),
+            failed: Mutex::new(HashMap::new()),
+            page_flight: SingleFlight::new(),
             metadata: Mutex::new(HashMap::new()),
+            metadata_flight: SingleFlight::new(),
         }
     }
 
@@ -112,9 +121,51 @@ impl SimpleIndex {
 
     /// The files of project `name` (fetched once, then memoized).
     pub fn project_files(&self, name: &PackageName) -> Result<Arc<Vec<IndexFile>>, PypkgError> {
-        if let Some(hit) = self.lock_pages().get(name) {
+        if let Some(hit) = guard(&self.pages).get(name) {
             return Ok(hit.clone());
         }
+        self.page_flight.run(name, || {
+            if let Some(e) = guard(&self.failed).remove(name) {
+                return Err(e);
+            }
+            if let Some(hit) = guard(&self.pages).get(name) {
+                return Ok(hit.clone());
+            }
+            let files = self.fetch_page(name)?;
+            guard(&self.pages).insert(name.clone(), files.clone());
+            Ok(files)
+        })
+    }
+
+    /// Fetches the pages of `names` not fetched yet, [`HttpClient::concurrency`] at a time, so
+    /// the resolver's later one-by-one asks are answered from memory.
+    pub fn prefetch(&self, names: &[PackageName]) {
+        let missing: Vec<&PackageName> = {
+            let pages = guard(&self.pages);
+            names.iter().filter(|n| !pages.contains_key(*n)).collect()
+        };
+        if missing.len() < 2 {
+            return;
+        }
+        parallel_map(self.http.concurrency(), &missing, |name| {
+            self.page_flight.run(*name, || {
+                if guard(&self.pages).contains_key(*name) || guard(&self.failed).contains_key(*name)
+                {
+                    return;
+                }
+                match self.fetch_page(name) {
+                    Ok(files) => {
+                        guard(&self.pages).insert((*name).clone(), files);
+                    }
+                    Err(e) => {
+                        guard(&self.failed).insert((*name).clone(), e);
+                    }
+                }
+            })
+        });
+    }
+
+    fn fetch_page(&self, name: &PackageName) -> Result<Arc<Vec<IndexFile>>, PypkgError> {
         let url = self
             .base
             .join(&format!("{name}/"))
@@ -148,30 +199,42 @@ impl SimpleIndex {
             &resp.bytes,
         )?);
         tracing::debug!(project = %name, files = files.len(), "index page");
-        self.lock_pages().insert(name.clone(), files.clone());
         Ok(files)
     }
 
-    /// Metadata already read for the file at `file_url` (shared by every platform's resolution).
+    /// Metadata already read for the file at `file_url`.
     pub fn cached_metadata(&self, file_url: &Url) -> Option<Arc<CoreMetadata>> {
-        self.lock_metadata().get(file_url).cloned()
+        guard(&self.metadata).get(file_url).cloned()
     }
 
-    /// Remembers the metadata of the file at `file_url`.
-    pub fn remember_metadata(&self, file_url: Url, metadata: Arc<CoreMetadata>) {
-        self.lock_metadata().insert(file_url, metadata);
-    }
-
-    fn lock_metadata(&self) -> std::sync::MutexGuard<'_, HashMap<Url, Arc<CoreMetadata>>> {
-        self.metadata.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn lock_pages(&self) -> std::sync::MutexGuard<'_, HashMap<PackageName, Arc<Vec<IndexFile>>>> {
-        // A panic elsewhere can't leave the map half-updated: inserts are single operations.
-        self.pages.lock().unwrap_or_else(|p| p.into_inner())
+    /// The metadata of the file at `file_url`: read by `read` once, then shared by every
+    /// platform's resolution (a second thread asking meanwhile waits for the first read).
+    pub fn metadata(
+        &self,
+        file_url: &Url,
+        read: impl FnOnce() -> Result<CoreMetadata, PypkgError>,
+    ) -> Result<Arc<CoreMetadata>, PypkgError> {
+        if let Some(hit) = self.cached_metadata(file_url) {
+            return Ok(hit);
+        }
+        self.metadata_flight.run(file_url, || {
+            if let Some(hit) = self.cached_metadata(file_url) {
+                return Ok(hit);
+            }
+            let meta = Arc::new(read()?);
+            guard(&self.metadata).insert(file_url.clone(), meta.clone());
+            Ok(meta)
+        })
     }
 }
 
+fn guard<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic elsewhere can't leave a map half-updated: every update is a single operation.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod prefetch_tests;
 #[cfg(test)]
 mod tests {
     use super::*;

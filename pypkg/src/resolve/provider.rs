@@ -105,6 +105,25 @@ impl<'r, 'a> Provider<'r, 'a> {
         }
     }
 
+    /// Fetches the index pages of new dependencies together: pubgrub asks for each in turn, and
+    /// each ask would otherwise wait a full round trip.
+    fn prefetch_pages(&self, deps: &[(Pkg, Ranges<Version>)]) {
+        let known = self.candidates.borrow();
+        let mut names: Vec<PackageName> = deps
+            .iter()
+            .filter_map(|(p, _)| match p {
+                Pkg::Root => None,
+                Pkg::Base(n) | Pkg::Extra(n, _) => Some(n),
+            })
+            .filter(|n| !known.contains_key(*n))
+            .cloned()
+            .collect();
+        drop(known);
+        names.sort();
+        names.dedup();
+        self.resolver.index.prefetch(&names);
+    }
+
     fn candidates(&self, name: &PackageName) -> Result<Rc<Candidates>, PypkgError> {
         if let Some(c) = self.candidates.borrow().get(name) {
             return Ok(c.clone());
@@ -301,24 +320,19 @@ impl<'r, 'a> Provider<'r, 'a> {
     }
 
     fn wheel_metadata(&self, file: &IndexFile) -> Result<Arc<CoreMetadata>, PypkgError> {
-        let index = self.resolver.index;
-        if let Some(m) = index.cached_metadata(&file.url) {
-            return Ok(m);
-        }
-        let meta = match &file.metadata_sha256 {
-            Some(expected) => match self.pep658_metadata(file, *expected) {
-                Ok(m) => m,
-                Err(e @ PypkgError::MetadataDigestMismatch { .. }) => return Err(e),
-                Err(e) => {
-                    tracing::warn!(file = %file.filename, error = %e, "PEP 658 metadata unavailable, downloading the wheel");
-                    self.downloaded_wheel_metadata(file)?
-                }
-            },
-            None => self.downloaded_wheel_metadata(file)?,
-        };
-        let meta = Arc::new(meta);
-        index.remember_metadata(file.url.clone(), meta.clone());
-        Ok(meta)
+        self.resolver
+            .index
+            .metadata(&file.url, || match &file.metadata_sha256 {
+                Some(expected) => match self.pep658_metadata(file, *expected) {
+                    Ok(m) => Ok(m),
+                    Err(e @ PypkgError::MetadataDigestMismatch { .. }) => Err(e),
+                    Err(e) => {
+                        tracing::warn!(file = %file.filename, error = %e, "PEP 658 metadata unavailable, downloading the wheel");
+                        self.downloaded_wheel_metadata(file)
+                    }
+                },
+                None => self.downloaded_wheel_metadata(file),
+            })
     }
 
     fn pep658_metadata(
@@ -512,6 +526,7 @@ impl DependencyProvider for Provider<'_, '_> {
         let (name, extras) = match package {
             Pkg::Root => {
                 let c = self.constraints(self.requirements.iter(), &[])?;
+                self.prefetch_pages(&c);
                 return Ok(Dependencies::Available(
                     c.into_iter().collect::<DependencyConstraints<_, _>>(),
                 ));
@@ -548,6 +563,7 @@ impl DependencyProvider for Provider<'_, '_> {
         if let Pkg::Extra(..) = package {
             c.push((Pkg::Base(name.clone()), Ranges::singleton(version.clone())));
         }
+        self.prefetch_pages(&c);
         Ok(Dependencies::Available(c.into_iter().collect()))
     }
 }

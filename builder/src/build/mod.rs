@@ -10,7 +10,7 @@ use crate::artifact_writer::{package, BuiltArtifact};
 use crate::assemble::{EnvInputs, LayerForm};
 use crate::env_layers::{env_layers, EnvMeta};
 use crate::image::{env_prefix, place_layout, BuiltImage, ImageSettings, ImageWriter};
-use crate::lock::{Lock, LockedFile, LockedPackage, PackageKind};
+use crate::lock::{Lock, LockedPackage, LockedPlatform};
 use envpack_net::Cache;
 use envpack_net::HttpClient;
 use envpack_oci::write_layout_archive;
@@ -19,6 +19,9 @@ use envpack_pypkg::LazyHost;
 use envpack_pypkg::SimpleIndex;
 use envpack_pypkg::WheelInput;
 use envpack_pypkg::{host_platform, Platform};
+use inputs::{Inputs, Sources};
+
+mod inputs;
 
 /// What `envpack build` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,8 +79,8 @@ pub struct BuildOptions<'a> {
     pub cache: &'a Cache,
     /// HTTP client.
     pub http: &'a HttpClient,
-    /// Progress: one line per step.
-    pub progress: &'a dyn Fn(&str),
+    /// Progress: one line per step (called from the threads that gather inputs).
+    pub progress: &'a (dyn Fn(&str) + Sync),
 }
 
 /// What a build wrote.
@@ -139,7 +142,7 @@ pub fn build(lock: &Lock, lock_text: &str, opts: &BuildOptions) -> anyhow::Resul
             (Sink::Image { writer, work }, dir)
         }
     };
-    let prepared = Prepared::new(lock, opts)?;
+    let prepared = Prepared::new(lock, &chosen, opts)?;
     // Base images are pinned in the lock; only images use them.
     let bases = match opts.format {
         OutputFormat::Tarball => Vec::new(),
@@ -157,7 +160,7 @@ pub fn build(lock: &Lock, lock_text: &str, opts: &BuildOptions) -> anyhow::Resul
         let locked = lock
             .platform(&p.name)
             .ok_or_else(|| anyhow!("platform {} is not in the lock", p.name))?;
-        let (archive, wheels) = prepared.fetch_platform(lock, p, opts)?;
+        let (archive, wheels) = prepared.platform_inputs(lock, locked, opts)?;
         let inputs = EnvInputs {
             lock,
             lock_text,
@@ -316,16 +319,16 @@ fn build_host_python(lock: &Lock, host: &str) -> anyhow::Result<crate::lock::Loc
     }
 }
 
-/// What every platform's assembly shares: the mirror, the index and the build host's CPython.
+/// What every platform's assembly shares: the gathered inputs and the build host's CPython.
 struct Prepared {
-    mirror: url::Url,
-    index: Option<SimpleIndex>,
+    inputs: Inputs,
     host: LazyHost,
     host_sha256: envpack_layers::digest::Sha256Digest,
 }
 
 impl Prepared {
-    fn new(lock: &Lock, opts: &BuildOptions) -> anyhow::Result<Self> {
+    /// Gathers the inputs of `chosen` and of the build host's CPython.
+    fn new(lock: &Lock, chosen: &[Platform], opts: &BuildOptions) -> anyhow::Result<Self> {
         let mirror = crate::config::python_mirror(opts.spec_mirror)?;
         // The index is only contacted for files missing from the cache.
         let index = crate::config::index_url(opts.index_flag, opts.spec_index)
@@ -335,161 +338,54 @@ impl Prepared {
         let host_platform = host_platform()
             .ok_or_else(|| anyhow!("this machine is not one of envpack's platforms"))?;
         let host_python = build_host_python(lock, &host_platform.name)?;
+        let locked = chosen
+            .iter()
+            .map(|p| {
+                lock.platform(&p.name)
+                    .ok_or_else(|| anyhow!("platform {} is not in the lock", p.name))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut pythons = vec![&host_python];
+        pythons.extend(locked.iter().map(|l| &l.python));
+        let packages: Vec<&[LockedPackage]> = locked.iter().map(|l| &l.packages[..]).collect();
+        let count: usize = packages.iter().map(|p| p.len()).sum();
         (opts.progress)(&format!(
-            "fetching CPython for the build host ({})",
-            host_platform.name
+            "fetching CPython for {} platform(s) and the build host, and {count} package file(s)",
+            chosen.len()
         ));
-        let host_archive = crate::python::fetch_python(
-            &host_python,
-            &lock.python,
-            &mirror,
-            opts.http,
-            opts.cache,
-        )?;
+        let sources = Sources {
+            lock,
+            mirror: &mirror,
+            index: index.as_ref(),
+        };
+        let inputs = Inputs::gather(&sources, &pythons, &packages, opts)?;
         let host = LazyHost::new(
-            host_archive.path,
+            inputs.path(&host_python.sha256)?.to_path_buf(),
             host_platform,
             &lock.python.version,
             opts.cache,
         );
         Ok(Prepared {
-            mirror,
-            index,
+            inputs,
             host,
             host_sha256: host_python.sha256,
         })
     }
 
-    /// Fetches (cache first) the CPython archive and the wheels of one platform.
-    fn fetch_platform(
+    /// The CPython archive and the wheels of one platform.
+    fn platform_inputs(
         &self,
         lock: &Lock,
-        p: &Platform,
+        locked: &LockedPlatform,
         opts: &BuildOptions,
     ) -> anyhow::Result<(PathBuf, Vec<WheelInput>)> {
-        let locked = lock
-            .platform(&p.name)
-            .ok_or_else(|| anyhow!("platform {} is not in the lock", p.name))?;
-        (opts.progress)(&format!(
-            "fetching CPython and {} packages for {}",
-            locked.packages.len(),
-            p.name
-        ));
-        let archive = crate::python::fetch_python(
-            &locked.python,
-            &lock.python,
-            &self.mirror,
-            opts.http,
-            opts.cache,
-        )
-        .with_context(|| format!("fetching CPython for {}", p.name))?;
-        let mut wheels = Vec::new();
-        for pkg in &locked.packages {
-            let path = wheel_for(pkg, lock, self.index.as_ref(), &self.host, opts)?;
-            let (filename, sha256) = match &pkg.built_wheel {
-                Some(b) => (b.filename.clone(), b.sha256),
-                None => (pkg.filename.clone(), pkg.sha256),
-            };
-            wheels.push(WheelInput {
-                filename,
-                path,
-                sha256,
-            });
-        }
-        Ok((archive.path, wheels))
+        let archive = self.inputs.path(&locked.python.sha256)?.to_path_buf();
+        let wheels = self
+            .inputs
+            .wheels(&locked.packages, lock, &self.host, opts)
+            .with_context(|| format!("the packages of {}", locked.name))?;
+        Ok((archive, wheels))
     }
-}
-
-/// The wheel to install for a pinned package: from the cache, else downloaded (or rebuilt from
-/// its sdist with the pinned build packages), always hash-checked against the lock.
-fn wheel_for(
-    pkg: &LockedPackage,
-    lock: &Lock,
-    index: Option<&SimpleIndex>,
-    host: &LazyHost,
-    opts: &BuildOptions,
-) -> anyhow::Result<PathBuf> {
-    match pkg.kind {
-        PackageKind::Wheel => {
-            fetch_pinned(&pkg.name, &pkg.filename, &pkg.sha256, pkg.size, index, opts)
-        }
-        PackageKind::Sdist => {
-            let built = pkg.built_wheel.as_ref().ok_or_else(|| {
-                anyhow!(
-                    "lock entry for {} is an sdist without built-wheel",
-                    pkg.name
-                )
-            })?;
-            if let Some(path) = opts.cache.get(&built.sha256)? {
-                return Ok(path);
-            }
-            let sdist = fetch_pinned(&pkg.name, &pkg.filename, &pkg.sha256, pkg.size, index, opts)?;
-            let mut pins: Vec<LockedFile> = Vec::new();
-            for req in &pkg.build_requires {
-                let (name, version) = req
-                    .split_once("==")
-                    .ok_or_else(|| anyhow!("bad build-requires entry {req:?} for {}", pkg.name))?;
-                let pin = lock
-                    .build_packages
-                    .iter()
-                    .find(|b| b.name == name && b.version == version)
-                    .ok_or_else(|| {
-                        anyhow!("build package {req} of {} is not in the lock", pkg.name)
-                    })?;
-                fetch_pinned(&pin.name, &pin.filename, &pin.sha256, pin.size, index, opts)?;
-                pins.push(pin.clone());
-            }
-            // Built with the lock's epoch: that is what the locked wheel hash was made with.
-            (opts.progress)(&format!("rebuilding {} from its sdist", pkg.filename));
-            let wheel = crate::sdist::rebuild_pinned(
-                host.get()?,
-                &sdist,
-                &pkg.filename,
-                &pins,
-                lock.epoch,
-                opts.cache,
-            )?;
-            if wheel.sha256 != built.sha256 {
-                bail!(
-                    "rebuilding {} gave {} with {}, but the lock pins {}: the sdist build is not reproducible here",
-                    pkg.filename,
-                    wheel.filename,
-                    wheel.sha256,
-                    built.sha256
-                );
-            }
-            Ok(wheel.path)
-        }
-    }
-}
-
-fn fetch_pinned(
-    name: &str,
-    filename: &str,
-    sha256: &envpack_layers::digest::Sha256Digest,
-    size: u64,
-    index: Option<&SimpleIndex>,
-    opts: &BuildOptions,
-) -> anyhow::Result<PathBuf> {
-    if let Some(path) = opts.cache.get(sha256)? {
-        return Ok(path);
-    }
-    let index = index.ok_or_else(|| {
-        anyhow!("{filename} is not in the cache and no package index is configured (set ENVPACK_INDEX_URL)")
-    })?;
-    let pname: envpack_pypkg::PackageName = name
-        .parse()
-        .map_err(|e| anyhow!("bad package name {name:?}: {e:?}"))?;
-    let files = index.project_files(&pname)?;
-    let file = files
-        .iter()
-        .find(|f| f.filename == filename)
-        .ok_or_else(|| anyhow!("{filename} is not on the index any more (project {name})"))?;
-    let blob = opts
-        .cache
-        .fetch(opts.http, &file.url, Some((*sha256, Some(size))))
-        .with_context(|| format!("downloading {filename}"))?;
-    Ok(blob.path)
 }
 
 #[cfg(test)]

@@ -1,0 +1,214 @@
+//! Concurrency for blocking requests: a scoped map over at most N threads, one-at-a-time work
+//! per key, and the counting gate that bounds how many requests are in flight at once.
+//!
+//! The stack is blocking, so overlap comes from threads. Each caller's fan-out is bounded by its
+//! own `limit`, and [`RequestGate`] (held by every clone of one `HttpClient`) bounds the total:
+//! nested fan-outs (five platforms, each fetching its pages) never put more than the configured
+//! number of requests on the wire.
+
+use std::collections::HashSet;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+/// Runs `work` on every item on at most `limit` threads; the results are in the items' order.
+/// With one item or `limit` 1 it runs on the calling thread.
+pub fn parallel_map<T: Sync, R: Send>(
+    limit: usize,
+    items: &[T],
+    work: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let threads = limit.clamp(1, items.len().max(1));
+    if threads == 1 {
+        return items.iter().map(&work).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let mut slots: Vec<Option<R>> = Vec::with_capacity(items.len());
+    slots.resize_with(items.len(), || None);
+    let slots = Mutex::new(slots);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(item) = items.get(i) else { break };
+                let r = work(item);
+                lock(&slots)[i] = Some(r);
+            });
+        }
+    });
+    // Every index below len was claimed by exactly one thread, and a panicking thread
+    // re-panics out of `scope` above, so every slot is filled here.
+    slots
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section here is a single insert/remove/assign: a panic can't leave a
+    // half-made update behind.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// At most one thread at a time does the work for a key; the others wait and then do theirs,
+/// which finds the first one's result in the caller's memo instead of fetching it again.
+#[derive(Debug)]
+pub struct SingleFlight<K> {
+    busy: Mutex<HashSet<K>>,
+    done: Condvar,
+}
+
+impl<K> Default for SingleFlight<K> {
+    fn default() -> Self {
+        SingleFlight {
+            busy: Mutex::new(HashSet::new()),
+            done: Condvar::new(),
+        }
+    }
+}
+
+impl<K: Eq + Hash + Clone> SingleFlight<K> {
+    /// An empty set of keys.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs `work` once no other thread runs work for `key`.
+    pub fn run<R>(&self, key: &K, work: impl FnOnce() -> R) -> R {
+        let mut busy = lock(&self.busy);
+        while busy.contains(key) {
+            busy = self.done.wait(busy).unwrap_or_else(|p| p.into_inner());
+        }
+        busy.insert(key.clone());
+        drop(busy);
+        let _release = Release { flight: self, key };
+        work()
+    }
+}
+
+/// Frees the key when the work ends, also by a panic, so waiters never hang.
+struct Release<'a, K: Eq + Hash> {
+    flight: &'a SingleFlight<K>,
+    key: &'a K,
+}
+
+impl<K: Eq + Hash> Drop for Release<'_, K> {
+    fn drop(&mut self) {
+        lock(&self.flight.busy).remove(self.key);
+        self.flight.done.notify_all();
+    }
+}
+
+/// A counting gate: at most `limit` holders at once.
+#[derive(Debug)]
+pub(crate) struct RequestGate {
+    limit: usize,
+    held: Mutex<usize>,
+    freed: Condvar,
+}
+
+impl RequestGate {
+    pub(crate) fn new(limit: usize) -> Self {
+        RequestGate {
+            limit: limit.max(1),
+            held: Mutex::new(0),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Waits for a free place; the place is given back when the permit drops.
+    pub(crate) fn enter(&self) -> Permit<'_> {
+        let mut held = lock(&self.held);
+        while *held >= self.limit {
+            held = self.freed.wait(held).unwrap_or_else(|p| p.into_inner());
+        }
+        *held += 1;
+        Permit { gate: self }
+    }
+}
+
+/// One place in a [`RequestGate`].
+pub(crate) struct Permit<'a> {
+    gate: &'a RequestGate,
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        *lock(&self.gate.held) -= 1;
+        self.gate.freed.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn parallel_map_keeps_order_and_bounds_threads() {
+        let items: Vec<u32> = (0..50).collect();
+        let running = AtomicUsize::new(0);
+        let peak = AtomicUsize::new(0);
+        let out = parallel_map(4, &items, |i| {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(2));
+            running.fetch_sub(1, Ordering::SeqCst);
+            i * 2
+        });
+        assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
+        let peak = peak.load(Ordering::SeqCst);
+        assert!((2..=4).contains(&peak), "peak {peak}");
+        assert_eq!(parallel_map(8, &[] as &[u32], |i| *i), Vec::<u32>::new());
+        assert_eq!(parallel_map(0, &[7u32], |i| *i), vec![7]);
+    }
+
+    #[test]
+    fn single_flight_runs_one_key_at_a_time() {
+        let flight = SingleFlight::new();
+        let memo: Mutex<Option<u32>> = Mutex::new(None);
+        let fetches = AtomicUsize::new(0);
+        let out = parallel_map(8, &[(); 8], |_| {
+            flight.run(&"page", || {
+                if let Some(v) = *lock(&memo) {
+                    return v;
+                }
+                fetches.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(20));
+                *lock(&memo) = Some(42);
+                42
+            })
+        });
+        assert_eq!(out, vec![42; 8]);
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn single_flight_frees_a_key_after_a_panic() {
+        let flight = Arc::new(SingleFlight::new());
+        let f = flight.clone();
+        let r = std::thread::spawn(move || f.run(&1, || panic!("boom"))).join();
+        assert!(r.is_err());
+        assert_eq!(flight.run(&1, || 5), 5);
+    }
+
+    #[test]
+    fn gate_bounds_holders() {
+        let gate = RequestGate::new(3);
+        let running = AtomicUsize::new(0);
+        let peak = AtomicUsize::new(0);
+        parallel_map(10, &[(); 30], |_| {
+            let _p = gate.enter();
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(2));
+            running.fetch_sub(1, Ordering::SeqCst);
+        });
+        let peak = peak.load(Ordering::SeqCst);
+        assert!((2..=3).contains(&peak), "peak {peak}");
+    }
+}

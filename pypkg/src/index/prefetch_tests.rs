@@ -1,0 +1,147 @@
+//! Prefetching pages through a real loopback server that holds every request a moment and
+//! records how many were in flight at once.
+
+use super::*;
+use envpack_net::HttpConfig;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// What the server saw.
+#[derive(Default)]
+struct Seen {
+    paths: Mutex<Vec<String>>,
+    in_flight: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+/// Serves `/simple/<name>/` as a one-file page, `/simple/missing/` as 404; each request waits
+/// 100 ms so that requests sent together are seen together.
+fn server() -> (Url, Arc<Seen>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Seen::default());
+    let s = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { break };
+            let seen = s.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                loop {
+                    let mut h = String::new();
+                    if r.read_line(&mut h).unwrap() == 0 || h == "\r\n" {
+                        break;
+                    }
+                }
+                let path = line.split(' ').nth(1).unwrap_or("").to_string();
+                let now = seen.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                seen.peak.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(100));
+                seen.in_flight.fetch_sub(1, Ordering::SeqCst);
+                seen.paths.lock().unwrap().push(path.clone());
+                let resp = if path.contains("missing") {
+                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        .to_string()
+                } else {
+                    let name = path.trim_matches('/').rsplit('/').next().unwrap_or("");
+                    let body = format!(r#"<a href="../../files/{name}-1.0.tar.gz">x</a>"#);
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                };
+                let _ = conn.write_all(resp.as_bytes());
+            });
+        }
+    });
+    let base = Url::parse(&format!("http://127.0.0.1:{port}/simple/")).unwrap();
+    (base, seen)
+}
+
+fn index(base: Url, concurrency: usize) -> SimpleIndex {
+    SimpleIndex::new(
+        base,
+        HttpClient::new(HttpConfig {
+            retries: 0,
+            concurrency,
+            ..HttpConfig::default()
+        }),
+    )
+}
+
+fn names(list: &[&str]) -> Vec<PackageName> {
+    list.iter()
+        .map(|n| PackageName::from_str(n).unwrap())
+        .collect()
+}
+
+#[test]
+fn prefetch_overlaps_requests_up_to_the_limit_and_fetches_each_page_once() {
+    let (base, seen) = server();
+    let idx = index(base, 3);
+    let all = names(&["a", "b", "c", "d", "e", "f", "a", "b"]);
+    idx.prefetch(&all);
+    let peak = seen.peak.load(Ordering::SeqCst);
+    assert!((2..=3).contains(&peak), "peak {peak} with a limit of 3");
+    let mut paths = seen.paths.lock().unwrap().clone();
+    paths.sort();
+    assert_eq!(
+        paths,
+        ["a", "b", "c", "d", "e", "f"].map(|n| format!("/simple/{n}/"))
+    );
+    // The resolver's own asks are answered from memory.
+    for n in &all {
+        assert_eq!(
+            idx.project_files(n).unwrap()[0].filename,
+            format!("{n}-1.0.tar.gz")
+        );
+    }
+    assert_eq!(seen.paths.lock().unwrap().len(), 6);
+}
+
+#[test]
+fn threads_asking_for_one_page_share_one_request() {
+    let (base, seen) = server();
+    let idx = index(base, 8);
+    let name = PackageName::from_str("shared").unwrap();
+    let got = envpack_net::parallel_map(6, &[(); 6], |_| idx.project_files(&name).unwrap());
+    assert!(got.iter().all(|f| f[0].filename == "shared-1.0.tar.gz"));
+    assert_eq!(
+        *seen.paths.lock().unwrap(),
+        vec!["/simple/shared/".to_string()]
+    );
+}
+
+#[test]
+fn a_failed_prefetch_is_reported_once_by_the_next_ask_then_tried_again() {
+    let (base, seen) = server();
+    let idx = index(base, 4);
+    idx.prefetch(&names(&["missing", "ok"]));
+    assert_eq!(seen.paths.lock().unwrap().len(), 2);
+    let missing = PackageName::from_str("missing").unwrap();
+    // The prefetch's own answer, without a new request.
+    assert!(matches!(
+        idx.project_files(&missing),
+        Err(PypkgError::NotFound { .. })
+    ));
+    assert_eq!(seen.paths.lock().unwrap().len(), 2);
+    // Failures aren't memoized: the next ask tries again, as without a prefetch.
+    assert!(idx.project_files(&missing).is_err());
+    assert_eq!(seen.paths.lock().unwrap().len(), 3);
+}
+
+#[test]
+fn the_client_bounds_requests_in_flight_across_threads() {
+    let (base, seen) = server();
+    let idx = index(base, 2);
+    // Six threads, each with its own page: the client's gate lets two through at a time.
+    let all = names(&["p1", "p2", "p3", "p4", "p5", "p6"]);
+    envpack_net::parallel_map(6, &all, |n| idx.project_files(n).unwrap());
+    assert_eq!(seen.peak.load(Ordering::SeqCst), 2);
+    assert_eq!(seen.paths.lock().unwrap().len(), 6);
+}
