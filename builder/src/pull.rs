@@ -114,20 +114,8 @@ impl ImageStore for RegistryStore {
         let m = self
             .client
             .get_manifest(&self.reference.repository, self.reference.target())?;
-        let media_type = if m.media_type.is_empty() {
-            serde_json::from_slice::<serde_json::Value>(&m.bytes)
-                .ok()
-                .and_then(|v| {
-                    v.get("mediaType")
-                        .and_then(|t| t.as_str())
-                        .map(str::to_string)
-                })
-                .unwrap_or_default()
-        } else {
-            m.media_type
-        };
         Ok(Desc {
-            media_type,
+            media_type: envpack_oci::media_type_of(&m.media_type, &m.bytes),
             digest: m.digest,
             size: m.bytes.len() as u64,
         })

@@ -7,18 +7,16 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context};
 use envpack_layers::digest::Sha256Digest;
-use oci_spec::image::{History, MediaType};
-use serde_json::Value;
+use oci_spec::image::MediaType;
 
-use crate::image::restore::select_platform;
 use crate::lock::{Lock, LockedBase};
 use crate::spec::Spec;
 use envpack_net::Cache;
 use envpack_oci::descriptor;
 use envpack_oci::BaseImage;
 use envpack_oci::OciPlatform;
-use envpack_oci::{children, is_index_type, Desc};
 use envpack_oci::{ClientOptions, Reference, RegistryClient};
+use envpack_oci::{ConfigLayers, Desc, Document};
 use envpack_pypkg::Platform;
 
 /// The OCI platform of an envpack platform.
@@ -72,7 +70,7 @@ pub fn resolve_bases(
             None => None,
         };
         let (top_digest, media_type, bytes) = match cached {
-            Some((digest, bytes)) => (digest, doc_media_type("", &bytes), bytes),
+            Some((digest, bytes)) => (digest, String::new(), bytes),
             None => {
                 let c = match clients.entry(r.registry.clone()) {
                     std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
@@ -86,17 +84,12 @@ pub fn resolve_bases(
                 let top = c
                     .get_manifest(&r.repository, r.target())
                     .with_context(|| format!("resolving base image {name}"))?;
-                let media_type = doc_media_type(&top.media_type, &top.bytes);
-                (top.digest, media_type, top.bytes)
+                (top.digest, top.media_type, top.bytes)
             }
         };
-        let doc: Value = serde_json::from_slice(&bytes)
-            .with_context(|| format!("base image {name}: its manifest is not JSON"))?;
-        // As pull_base tells them apart: a Docker list or an OCI index without a mediaType
-        // still has `manifests`.
-        let digest = if is_index_type(&media_type) || doc.get("manifests").is_some() {
-            let index = doc;
-            select_platform(&index, &oci_of(&p))
+        let doc = Document::parse(&media_type, &bytes, &format!("base image {name}"))?;
+        let digest = if doc.index {
+            doc.select_platform(&oci_of(&p))
                 .with_context(|| format!("base image {name} for {}", lp.name))?
                 .digest
         } else {
@@ -118,12 +111,7 @@ fn cached_document(cache: &Cache, digest: &str) -> anyhow::Result<Option<Vec<u8>
     let Some(bytes) = cache.read(&Sha256Digest::parse_prefixed(digest)?)? else {
         return Ok(None);
     };
-    let doc: Value = match serde_json::from_slice(&bytes) {
-        Ok(v) => v,
-        Err(_) => return Ok(None),
-    };
-    let manifest = doc.get("config").is_some() && doc.get("layers").is_some();
-    Ok((manifest || doc.get("manifests").is_some()).then_some(bytes))
+    Ok(Document::parse("", &bytes, digest).is_ok().then_some(bytes))
 }
 
 /// Context for a registry that could not be reached while resolving a base image.
@@ -136,16 +124,6 @@ fn offline_hint(client: &ClientOptions, name: &str, platform: &str) -> String {
     } else {
         format!("resolving base image {name} for {platform}")
     }
-}
-
-fn doc_media_type(header: &str, bytes: &[u8]) -> String {
-    if !header.is_empty() {
-        return header.to_string();
-    }
-    serde_json::from_slice::<Value>(bytes)
-        .ok()
-        .and_then(|v| v.get("mediaType")?.as_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 /// The OCI layer media type for a base layer's (possibly Docker) media type; the bytes stay
@@ -225,40 +203,26 @@ pub fn pull_base(
     };
     let what = format!("base image {}@{}", locked.name, locked.digest);
     let manifest_bytes = fs_err::read(src.blob(&locked.digest, 0, true).context(what.clone())?)?;
-    let manifest: Value =
-        serde_json::from_slice(&manifest_bytes).with_context(|| format!("{what}: manifest"))?;
-    let media_type = doc_media_type("", &manifest_bytes);
-    if is_index_type(&media_type) || manifest.get("manifests").is_some() {
+    let manifest = Document::parse("", &manifest_bytes, &what)?;
+    if manifest.index {
         bail!("{what} is an index; the lock must pin a platform manifest (re-run `envpack lock`)");
     }
-    let (_, blobs) = children(&manifest, &locked.digest)?;
+    let (_, blobs) = manifest.children();
     let (config_desc, layers): (&Desc, &[Desc]) = blobs
         .split_first()
         .ok_or_else(|| anyhow!("{what}: manifest has no config"))?;
     let config_path = src.blob(&config_desc.digest, config_desc.size, false)?;
-    let config: Value = serde_json::from_slice(&fs_err::read(&config_path)?)
-        .with_context(|| format!("{what}: config is not JSON"))?;
-    let s = |k: &str| config.get(k).and_then(Value::as_str).unwrap_or("");
-    if s("os") != platform.os || s("architecture") != platform.arch {
+    let config = ConfigLayers::parse(&fs_err::read(&config_path)?, &format!("{what}: config"))?;
+    if config.os != platform.os || config.architecture != platform.arch {
         bail!(
             "{what} is {}/{}, not {}/{}",
-            s("os"),
-            s("architecture"),
+            config.os,
+            config.architecture,
             platform.os,
             platform.arch
         );
     }
-    let diff_ids: Vec<Sha256Digest> = config
-        .pointer("/rootfs/diff_ids")
-        .and_then(Value::as_array)
-        .ok_or_else(|| anyhow!("{what}: config has no rootfs.diff_ids"))?
-        .iter()
-        .map(|d| {
-            d.as_str()
-                .and_then(|d| Sha256Digest::parse_prefixed(d).ok())
-                .ok_or_else(|| anyhow!("{what}: bad diff_id {d}"))
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let diff_ids = config.diff_ids;
     if diff_ids.len() != layers.len() {
         bail!(
             "{what}: {} diff_ids for {} layers",
@@ -266,20 +230,11 @@ pub fn pull_base(
             layers.len()
         );
     }
-    let history: Vec<History> = match config.get("history") {
-        Some(h) => {
-            serde_json::from_value(h.clone()).with_context(|| format!("{what}: config history"))?
-        }
-        None => Vec::new(),
-    };
+    let history = config.history;
     let path = config
-        .pointer("/config/Env")
-        .and_then(Value::as_array)
-        .and_then(|env| {
-            env.iter()
-                .filter_map(Value::as_str)
-                .find_map(|e| e.strip_prefix("PATH=").map(str::to_string))
-        });
+        .env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH=").map(str::to_string));
     let mut descs = Vec::new();
     let mut files = Vec::new();
     for l in layers {
@@ -315,13 +270,5 @@ mod tests {
         assert!(
             oci_layer_type("application/vnd.oci.image.layer.nondistributable.v1.tar+gzip").is_err()
         );
-        assert_eq!(
-            doc_media_type(
-                "",
-                br#"{"mediaType":"application/vnd.oci.image.index.v1+json"}"#
-            ),
-            "application/vnd.oci.image.index.v1+json"
-        );
-        assert_eq!(doc_media_type("x/y", b"{}"), "x/y");
     }
 }

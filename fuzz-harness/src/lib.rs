@@ -180,8 +180,11 @@ pub fn wheel_metadata(data: &[u8]) {
 /// OCI JSON read from layouts and registries, and the env manifest.
 pub fn oci_json(data: &[u8]) {
     let _ = envpack_layers::manifest::Manifest::parse(data);
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else {
-        return;
-    };
-    let _ = envpack_oci::Desc::from_value(&value, "fuzz");
+    for media_type in ["", "application/vnd.oci.image.index.v1+json"] {
+        if let Ok(doc) = envpack_oci::Document::parse(media_type, data, "fuzz") {
+            let _ = doc.children();
+        }
+    }
+    let _ = envpack_oci::ConfigLayers::parse(data, "fuzz");
+    let _ = envpack_oci::media_type_of("", data);
 }

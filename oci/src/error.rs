@@ -148,6 +148,24 @@ pub enum OciError {
         /// The platforms that were asked for.
         built: String,
     },
+    /// A manifest, index or image config that can't be read.
+    #[error("{what}: {detail}")]
+    BadDocument {
+        /// Which document (its digest, or the file or tag it came from).
+        what: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// An index without a manifest for the platform asked for.
+    #[error(
+        "the image has no {wanted} manifest (it has: {offered}); build the lock with that platform"
+    )]
+    NoSuchPlatform {
+        /// `os/arch` asked for.
+        wanted: String,
+        /// The `os/arch` of each entry that names one.
+        offered: String,
+    },
     /// A layout or archive that is not a valid OCI image layout.
     #[error("OCI layout {what}: {detail}")]
     BadLayout {

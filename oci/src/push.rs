@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::error::{OciError, Result};
-use crate::image::{subject, Desc, LayoutReader};
+use crate::image::{Desc, Document, LayoutReader};
 use crate::registry::{ClientOptions, Mount, Reference, RegistryClient};
 
 /// Choices for a push besides the reference.
@@ -209,12 +209,13 @@ pub fn push_layout(
             client.put_manifest(repo, &desc.digest, &desc.media_type, bytes)?;
             pushed += 1;
         }
-        let doc: Value = serde_json::from_slice(bytes)?;
-        if let Some(s) = subject(&doc) {
+        if let Some(s) = Document::parse(&desc.media_type, bytes, &desc.digest)?.subject {
+            // The entry copies the referrer's own fields as written, annotations included.
+            let raw: Value = serde_json::from_slice(bytes)?;
             referrers
-                .entry(s)
+                .entry(s.digest)
                 .or_default()
-                .push(referrer_entry(desc, &doc));
+                .push(referrer_entry(desc, &raw));
         }
     }
     let mut referrer_tags = Vec::new();

@@ -5,11 +5,11 @@
 use envpack_unpack::staging::MAX_META_FILE;
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use envpack_layers::compress::{decoder, Compression};
 use envpack_layers::digest::{HashingReader, Sha256Digest};
-use serde_json::Value;
+use envpack_oci::{ConfigLayers, Desc, Entry, LayoutReader};
 
 use super::meta::{check_meta, MetaFiles};
 use super::report::AuditReport;
@@ -25,76 +25,39 @@ pub fn is_layout(dir: &Path) -> bool {
     dir.join("oci-layout").is_file() && dir.join("index.json").is_file()
 }
 
-struct Layout {
-    dir: PathBuf,
-}
-
-impl Layout {
-    fn blob_path(&self, digest: &str) -> Result<PathBuf, String> {
-        let d = Sha256Digest::parse_prefixed(digest).map_err(|e| e.to_string())?;
-        Ok(self.dir.join("blobs").join("sha256").join(d.to_hex()))
-    }
-
-    /// The blob of descriptor `d`, checked against its digest and size.
-    fn read_verified(&self, d: &Value) -> Result<Vec<u8>, String> {
-        let digest = d["digest"].as_str().ok_or("descriptor without digest")?;
-        let bytes = fs_err::read(self.blob_path(digest)?).map_err(|e| e.to_string())?;
-        let actual = Sha256Digest::of_bytes(&bytes).to_string();
-        if actual != digest {
-            return Err(format!("blob {digest} hashes to {actual}"));
-        }
-        if d["size"].as_u64() != Some(bytes.len() as u64) {
-            return Err(format!(
-                "blob {digest} is {} bytes, the descriptor says {}",
-                bytes.len(),
-                d["size"]
-            ));
-        }
-        Ok(bytes)
-    }
-}
-
 /// Audits the layout at `dir`; `external` is a lock given on the command line.
 pub fn audit_layout(dir: &Path, external: Option<&Lock>) -> AuditReport {
     let subject = format!("layout {}", dir.display());
     let mut r = AuditReport::new(subject.clone());
-    let layout = Layout {
-        dir: dir.to_path_buf(),
-    };
-    let top: Value = match fs_err::read(dir.join("index.json"))
-        .map_err(|e| e.to_string())
-        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-    {
-        Ok(v) => v,
+    let layout = match LayoutReader::open(dir) {
+        Ok(l) => l,
         Err(e) => {
-            r.find(format!("{subject} index.json"), e);
+            r.find(format!("{subject} index.json"), e.to_string());
             return r;
         }
     };
-    let entries: Vec<Value> = top["manifests"].as_array().cloned().unwrap_or_default();
-    let (referrers, images): (Vec<Value>, Vec<Value>) = entries
-        .into_iter()
-        .partition(|e| e["annotations"][ANNOTATION_SBOM_SUBJECT].is_string());
-    let mut manifests: Vec<Value> = Vec::new();
+    let (referrers, images): (Vec<&Entry>, Vec<&Entry>) = layout
+        .index()
+        .entries
+        .iter()
+        .partition(|e| e.annotations.contains_key(ANNOTATION_SBOM_SUBJECT));
+    let mut manifests: Vec<Desc> = Vec::new();
     for e in images {
-        match e["mediaType"].as_str() {
-            Some(INDEX_TYPE) => match layout
-                .read_verified(&e)
-                .and_then(|b| serde_json::from_slice::<Value>(&b).map_err(|x| x.to_string()))
-            {
-                Ok(idx) => {
-                    manifests.extend(idx["manifests"].as_array().cloned().unwrap_or_default())
-                }
-                Err(err) => r.find(format!("{subject} image index {}", e["digest"]), err),
+        match e.desc.media_type.as_str() {
+            INDEX_TYPE => match layout.read_doc(&e.desc) {
+                Ok((_, idx)) => manifests.extend(idx.entries.into_iter().map(|e| e.desc)),
+                Err(err) => r.find(
+                    format!("{subject} image index {}", e.desc.digest),
+                    err.to_string(),
+                ),
             },
-            Some(MANIFEST_TYPE) => manifests.push(e),
+            MANIFEST_TYPE => manifests.push(e.desc.clone()),
             other => r.note(format!("index.json entry of type {other:?} not audited")),
         }
     }
     for m in &manifests {
         let sboms = audit_manifest(&mut r, &layout, m, external);
-        let digest = m["digest"].as_str().unwrap_or_default();
-        check_referrers(&mut r, &layout, digest, &referrers, &sboms);
+        check_referrers(&mut r, &layout, &m.digest, &referrers, &sboms);
     }
     r
 }
@@ -102,42 +65,43 @@ pub fn audit_layout(dir: &Path, external: Option<&Lock>) -> AuditReport {
 /// Checks one platform manifest; returns the SBOMs found inside its layers.
 fn audit_manifest(
     r: &mut AuditReport,
-    layout: &Layout,
-    desc: &Value,
+    layout: &LayoutReader,
+    desc: &Desc,
     external: Option<&Lock>,
 ) -> MetaFiles {
-    let digest = desc["digest"].as_str().unwrap_or_default().to_string();
-    let item = format!("manifest {digest}");
+    let item = format!("manifest {}", desc.digest);
     let mut meta = MetaFiles {
         origin: item.clone(),
         ..MetaFiles::default()
     };
     r.checked += 1;
-    let manifest: Value = match layout
-        .read_verified(desc)
-        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-    {
-        Ok(v) => v,
+    let manifest = match layout.read_doc(desc) {
+        Ok((_, m)) if !m.index => m,
+        Ok(_) => {
+            r.find(item, "an index where a platform manifest belongs");
+            return meta;
+        }
         Err(e) => {
-            r.find(item, e);
+            r.find(item, e.to_string());
             return meta;
         }
     };
-    let config: Value = match layout
-        .read_verified(&manifest["config"])
-        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-    {
-        Ok(v) => v,
+    let config = manifest
+        .config
+        .as_ref()
+        .ok_or_else(|| "the manifest has no config".to_string())
+        .and_then(|c| {
+            let bytes = layout.read_verified(c).map_err(|e| e.to_string())?;
+            ConfigLayers::parse(&bytes, &c.digest).map_err(|e| e.to_string())
+        });
+    let diff_ids = match config {
+        Ok(c) => c.diff_ids,
         Err(e) => {
             r.find(format!("{item} config"), e);
             return meta;
         }
     };
-    let diff_ids = config["rootfs"]["diff_ids"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let layers = manifest["layers"].as_array().cloned().unwrap_or_default();
+    let layers = &manifest.layers;
     if diff_ids.len() != layers.len() {
         r.find(
             format!("{item} config"),
@@ -146,19 +110,16 @@ fn audit_manifest(
     }
     for (i, l) in layers.iter().enumerate() {
         r.checked += 1;
-        let litem = format!(
-            "{item} layer {i} {}",
-            l["digest"].as_str().unwrap_or_default()
-        );
+        let litem = format!("{item} layer {i} {}", l.digest);
         match scan_layer(layout, l, &mut meta) {
             Ok(diff_id) => {
-                if diff_ids.get(i).and_then(Value::as_str) != Some(diff_id.as_str()) {
+                if diff_ids.get(i) != Some(&diff_id) {
+                    let recorded = diff_ids
+                        .get(i)
+                        .map_or_else(|| "nothing".to_string(), ToString::to_string);
                     r.find(
                         litem,
-                        format!(
-                            "diff_id {diff_id}, the config records {}",
-                            diff_ids.get(i).unwrap_or(&Value::Null)
-                        ),
+                        format!("diff_id {diff_id}, the config records {recorded}"),
                     );
                 }
             }
@@ -172,14 +133,17 @@ fn audit_manifest(
 
 /// Re-hashes a layer blob, decompresses it (checking nothing yet) and gathers the env's meta
 /// files (`…/envs/<slot>/<file>`); returns the diff_id.
-fn scan_layer(layout: &Layout, l: &Value, meta: &mut MetaFiles) -> Result<String, String> {
-    let digest = l["digest"].as_str().ok_or("layer without digest")?;
-    let c = match l["mediaType"].as_str() {
-        Some(t) if t.ends_with("+gzip") => Compression::Gzip,
-        Some(t) if t.ends_with("+zstd") => Compression::Zstd,
+fn scan_layer(
+    layout: &LayoutReader,
+    l: &Desc,
+    meta: &mut MetaFiles,
+) -> Result<Sha256Digest, String> {
+    let c = match l.media_type.as_str() {
+        t if t.ends_with("+gzip") => Compression::Gzip,
+        t if t.ends_with("+zstd") => Compression::Zstd,
         other => return Err(format!("unsupported layer media type {other:?}")),
     };
-    let path = layout.blob_path(digest)?;
+    let path = layout.blob_path(&l.digest).map_err(|e| e.to_string())?;
     let mut compressed = HashingReader::new(fs_err::File::open(&path).map_err(|e| e.to_string())?);
     let mut plain = HashingReader::new(decoder(c, &mut compressed).map_err(|e| e.to_string())?);
     {
@@ -206,38 +170,36 @@ fn scan_layer(layout: &Layout, l: &Value, meta: &mut MetaFiles) -> Result<String
     let (diff_id, _) = plain.finish();
     std::io::copy(&mut compressed, &mut std::io::sink()).map_err(|e| e.to_string())?;
     let (actual, size) = compressed.finish();
-    if actual.to_string() != digest {
+    if actual.to_string() != l.digest {
         return Err(format!("blob hashes to {actual}"));
     }
-    if l["size"].as_u64() != Some(size) {
+    if l.size != size {
         return Err(format!(
             "blob is {size} bytes, the manifest says {}",
-            l["size"]
+            l.size
         ));
     }
-    Ok(diff_id.to_string())
+    Ok(diff_id)
 }
 
 /// Each SBOM format must be attached to `subject` as a referrer whose blob equals the SBOM
 /// inside the image.
 fn check_referrers(
     r: &mut AuditReport,
-    layout: &Layout,
+    layout: &LayoutReader,
     subject: &str,
-    referrers: &[Value],
+    referrers: &[&Entry],
     inside: &MetaFiles,
 ) {
-    let mine: BTreeMap<String, &Value> = referrers
+    let mine: BTreeMap<&str, &Entry> = referrers
         .iter()
-        .filter(|e| e["annotations"][ANNOTATION_SBOM_SUBJECT] == subject)
-        .filter_map(|e| {
-            Some((
-                e["annotations"][ANNOTATION_SBOM_FORMAT]
-                    .as_str()?
-                    .to_string(),
-                e,
-            ))
+        .filter(|e| {
+            e.annotations
+                .get(ANNOTATION_SBOM_SUBJECT)
+                .map(String::as_str)
+                == Some(subject)
         })
+        .filter_map(|e| Some((e.annotations.get(ANNOTATION_SBOM_FORMAT)?.as_str(), *e)))
         .collect();
     for f in SbomFormat::ALL {
         r.checked += 1;
@@ -247,13 +209,15 @@ fn check_referrers(
             continue;
         };
         let result = layout
-            .read_verified(entry)
-            .and_then(|b| serde_json::from_slice::<Value>(&b).map_err(|e| e.to_string()))
-            .and_then(|m| {
-                if m["subject"]["digest"] != subject {
-                    return Err(format!("its subject is {}", m["subject"]["digest"]));
+            .read_doc(&entry.desc)
+            .map_err(|e| e.to_string())
+            .and_then(|(_, m)| {
+                let theirs = m.subject.as_ref().map(|s| s.digest.as_str());
+                if theirs != Some(subject) {
+                    return Err(format!("its subject is {}", theirs.unwrap_or("missing")));
                 }
-                layout.read_verified(&m["layers"][0])
+                let sbom = m.layers.first().ok_or("it has no layer")?;
+                layout.read_verified(sbom).map_err(|e| e.to_string())
             });
         let want = match f {
             SbomFormat::CycloneDx => &inside.cdx,

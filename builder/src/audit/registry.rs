@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use anyhow::{anyhow, Context};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::image::referrer::{
     ANNOTATION_SBOM_FORMAT, ANNOTATION_SBOM_PLATFORM, ANNOTATION_SBOM_SUBJECT,
@@ -15,7 +15,7 @@ use crate::image::restore::ImageStore;
 use crate::pull::RegistryStore;
 use crate::sbom::SbomFormat;
 use envpack_oci::OCI_LAYOUT;
-use envpack_oci::{children, is_manifest_type, Desc};
+use envpack_oci::{is_manifest_type, Desc, Document};
 use envpack_oci::{ClientOptions, Reference, RegistryClient};
 
 /// Audits the image `reference` names: mirrored into a scratch layout under `work`, then
@@ -96,10 +96,7 @@ pub fn mirror_to_layout(
     for (subject, platform) in &platforms {
         for (desc, doc) in fallback_referrers(&mut store, &client, reference, subject)? {
             copy_tree(&mut store, &desc, &blobs, &mut copied, &mut Vec::new())?;
-            let artifact_type = doc
-                .get("artifactType")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
+            let artifact_type = doc.artifact_type.as_deref().unwrap_or_default();
             let Some(format) = SbomFormat::ALL
                 .into_iter()
                 .find(|f| f.media_type() == artifact_type)
@@ -153,19 +150,15 @@ fn copy_tree(
     }
     let bytes = store.read_doc(desc)?;
     fs_err::write(&dest, &bytes)?;
-    let doc: Value = serde_json::from_slice(&bytes)
-        .with_context(|| format!("manifest {} is not JSON", desc.digest))?;
-    let (manifests, parts) = children(&doc, &desc.digest)?;
-    if let Some(list) = doc.get("manifests").and_then(Value::as_array) {
-        for m in list {
-            let digest = m.get("digest").and_then(Value::as_str).unwrap_or_default();
-            let p = &m["platform"];
-            let name = match (p["os"].as_str(), p["architecture"].as_str()) {
-                (Some(os), Some(arch)) => format!("{os}/{arch}"),
-                _ => String::new(),
-            };
-            platforms.push((digest.to_string(), name));
-        }
+    let doc = Document::parse(&desc.media_type, &bytes, &desc.digest)?;
+    let (manifests, parts) = doc.children();
+    for e in &doc.entries {
+        let name = e
+            .platform
+            .as_ref()
+            .map(|p| format!("{}/{}", p.os, p.architecture))
+            .unwrap_or_default();
+        platforms.push((e.desc.digest.clone(), name));
     }
     for m in &manifests {
         copy_tree(store, m, blobs, copied, &mut Vec::new())?;
@@ -182,20 +175,26 @@ fn fallback_referrers(
     client: &RegistryClient,
     reference: &Reference,
     subject: &str,
-) -> anyhow::Result<Vec<(Desc, Value)>> {
+) -> anyhow::Result<Vec<(Desc, Document)>> {
     let tag = envpack_oci::fallback_tag(subject);
     let repo = &reference.repository;
     if client.manifest_digest(repo, &tag)?.is_none() {
         return Ok(Vec::new());
     }
-    let index: Value = serde_json::from_slice(&client.get_manifest(repo, &tag)?.bytes)
-        .with_context(|| format!("{tag} is not JSON"))?;
+    let index = Document::parse(
+        "application/vnd.oci.image.index.v1+json",
+        &client.get_manifest(repo, &tag)?.bytes,
+        &tag,
+    )?;
     let mut out = Vec::new();
-    for m in index["manifests"].as_array().into_iter().flatten() {
-        let desc = Desc::from_value(m, &tag)?;
-        let doc: Value = serde_json::from_slice(&store.read_doc(&desc)?)?;
-        if envpack_oci::subject(&doc).as_deref() == Some(subject) {
-            out.push((desc, doc));
+    for e in index.entries {
+        let doc = Document::parse(
+            &e.desc.media_type,
+            &store.read_doc(&e.desc)?,
+            &e.desc.digest,
+        )?;
+        if doc.subject.as_ref().map(|s| s.digest.as_str()) == Some(subject) {
+            out.push((e.desc, doc));
         }
     }
     Ok(out)

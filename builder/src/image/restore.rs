@@ -27,7 +27,7 @@ use serde_json::Value;
 use super::{env_slot, image_root, ROOT_LAYER};
 use crate::artifact_writer::artifact_name;
 use crate::env_layers::LAYERS;
-use envpack_oci::{children, is_index_type, Desc, OciPlatform};
+use envpack_oci::{ConfigLayers, Desc, Document, OciPlatform};
 
 /// Upper bound on what one image's env layers may decompress to.
 const MAX_ENV_BYTES: u64 = 64 << 30;
@@ -40,80 +40,6 @@ pub trait ImageStore {
     fn read_doc(&mut self, desc: &Desc) -> anyhow::Result<Vec<u8>>;
     /// A local file holding blob `desc` (not yet hashed: the caller hashes it while reading).
     fn blob_file(&mut self, desc: &Desc) -> anyhow::Result<PathBuf>;
-}
-
-/// Whether an index entry's platform object matches `want`.
-pub fn platform_matches(p: &Value, want: &OciPlatform) -> bool {
-    let s = |k: &str| p.get(k).and_then(Value::as_str);
-    if s("os") != Some(want.os.as_str()) || s("architecture") != Some(want.arch.as_str()) {
-        return false;
-    }
-    match (s("variant"), want.variant.as_deref()) {
-        (Some(a), Some(b)) => a == b,
-        _ => true,
-    }
-}
-
-/// Picks the manifest for `want` out of an index.
-pub fn select_platform(index: &Value, want: &OciPlatform) -> anyhow::Result<Desc> {
-    let list = index
-        .get("manifests")
-        .and_then(Value::as_array)
-        .ok_or_else(|| anyhow!("the image index has no manifests list"))?;
-    let mut offered = Vec::new();
-    for m in list {
-        let Some(p) = m.get("platform") else { continue };
-        if platform_matches(p, want) {
-            return Ok(Desc::from_value(m, "image index")?);
-        }
-        let s = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("");
-        offered.push(format!("{}/{}", s("os"), s("architecture")));
-    }
-    bail!(
-        "the image has no {}/{} manifest (it has: {}); build the lock with that platform",
-        want.os,
-        want.arch,
-        if offered.is_empty() {
-            "none".to_string()
-        } else {
-            offered.join(", ")
-        }
-    )
-}
-
-/// Reads `rootfs.diff_ids` and the `created_by` of each history entry that adds a layer.
-fn config_layers(config: &Value) -> anyhow::Result<(Vec<Sha256Digest>, Vec<String>)> {
-    let diff_ids = config
-        .pointer("/rootfs/diff_ids")
-        .and_then(Value::as_array)
-        .ok_or_else(|| anyhow!("image config has no rootfs.diff_ids"))?
-        .iter()
-        .map(|d| {
-            d.as_str()
-                .and_then(|s| Sha256Digest::parse_prefixed(s).ok())
-                .ok_or_else(|| anyhow!("image config has a bad diff_id {d}"))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let history = config
-        .get("history")
-        .and_then(Value::as_array)
-        .map(|h| {
-            h.iter()
-                .filter(|e| {
-                    !e.get("empty_layer")
-                        .and_then(Value::as_bool)
-                        .unwrap_or(false)
-                })
-                .map(|e| {
-                    e.get("created_by")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string()
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok((diff_ids, history))
 }
 
 fn layer_compression(media_type: &str) -> anyhow::Result<Compression> {
@@ -434,31 +360,37 @@ pub fn restore_artifact(
     let mut manifest_desc = top.clone();
     let top_bytes = store.read_doc(&top)?;
     let mut manifest_bytes = top_bytes;
-    if is_index_type(&top.media_type) {
-        let index: Value =
-            serde_json::from_slice(&manifest_bytes).context("image index is not JSON")?;
-        manifest_desc = select_platform(&index, platform)?;
+    let mut manifest = Document::parse(&top.media_type, &manifest_bytes, &top.digest)?;
+    if manifest.index {
+        manifest_desc = manifest.select_platform(platform)?;
         manifest_bytes = store.read_doc(&manifest_desc)?;
+        manifest = Document::parse(
+            &manifest_desc.media_type,
+            &manifest_bytes,
+            &manifest_desc.digest,
+        )?;
+        if manifest.index {
+            bail!(
+                "{} is an index inside an index; an envpack image lists platform manifests",
+                manifest_desc.digest
+            );
+        }
     }
-    let manifest: Value =
-        serde_json::from_slice(&manifest_bytes).context("image manifest is not JSON")?;
-    let (_, blobs) = children(&manifest, &manifest_desc.digest)?;
+    let (_, blobs) = manifest.children();
     let (config_desc, layers) = blobs
         .split_first()
         .ok_or_else(|| anyhow!("manifest {} has no config", manifest_desc.digest))?;
-    let config: Value = serde_json::from_slice(&store.read_doc(config_desc)?)
-        .context("image config is not JSON")?;
-    let s = |k: &str| config.get(k).and_then(Value::as_str).unwrap_or("");
-    if s("os") != platform.os || s("architecture") != platform.arch {
+    let config = ConfigLayers::parse(&store.read_doc(config_desc)?, &config_desc.digest)?;
+    if config.os != platform.os || config.architecture != platform.arch {
         bail!(
             "the image is {}/{}, this host needs {}/{}",
-            s("os"),
-            s("architecture"),
+            config.os,
+            config.architecture,
             platform.os,
             platform.arch
         );
     }
-    let (diff_ids, history) = config_layers(&config)?;
+    let (diff_ids, history) = (config.diff_ids, config.created_by);
     if diff_ids.len() != layers.len() {
         bail!(
             "image config lists {} diff_ids for {} layers",

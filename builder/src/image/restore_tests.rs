@@ -1,51 +1,6 @@
 //! Tests of `restore.rs`, kept beside it so the module itself stays short.
 
 use super::*;
-use serde_json::json;
-
-fn want(arch: &str, variant: Option<&str>) -> OciPlatform {
-    OciPlatform {
-        os: "linux".into(),
-        arch: arch.into(),
-        variant: variant.map(str::to_string),
-    }
-}
-
-#[test]
-fn selects_the_host_platform() {
-    let d = |c: &str| format!("sha256:{}", c.repeat(64));
-    let index = json!({"manifests": [
-        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d("a"), "size": 1, "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
-        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d("b"), "size": 2, "platform": {"os": "linux", "architecture": "amd64"}},
-        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d("c"), "size": 3}
-    ]});
-    assert_eq!(
-        select_platform(&index, &want("amd64", None))
-            .unwrap()
-            .digest,
-        d("b")
-    );
-    assert_eq!(
-        select_platform(&index, &want("arm64", Some("v8")))
-            .unwrap()
-            .digest,
-        d("a")
-    );
-    assert_eq!(
-        select_platform(&index, &want("arm64", None))
-            .unwrap()
-            .digest,
-        d("a")
-    );
-    assert!(select_platform(&index, &want("arm64", Some("v7"))).is_err());
-    let err = select_platform(&index, &want("riscv64", None))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("linux/amd64") && err.contains("linux/arm64"),
-        "{err}"
-    );
-}
 
 #[test]
 fn prefixes() {
@@ -125,14 +80,4 @@ fn unprefixed_copy_is_the_builders_layer_byte_for_byte() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("lies outside"), "{err}");
-}
-
-#[test]
-fn history_counts_only_layers() {
-    let cfg = json!({"rootfs": {"diff_ids": [format!("sha256:{}", "a".repeat(64))]}, "history": [
-        {"created_by": "ENV x", "empty_layer": true}, {"created_by": "envpack: root"}]});
-    let (ids, hist) = config_layers(&cfg).unwrap();
-    assert_eq!(ids.len(), 1);
-    assert_eq!(hist, ["envpack: root"]);
-    assert!(config_layers(&json!({})).is_err());
 }

@@ -5,9 +5,12 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use envpack_layers::digest::Sha256Digest;
-use serde_json::Value;
+use oci_spec::image::OciLayout;
 
+use super::document::Document;
 use crate::error::{OciError, Result};
+
+const INDEX_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 
 /// Largest manifest or index read into memory.
 pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
@@ -50,62 +53,11 @@ fn bad(what: &str, detail: impl Into<String>) -> OciError {
     }
 }
 
-impl Desc {
-    /// Reads a descriptor object.
-    pub fn from_value(v: &Value, what: &str) -> Result<Self> {
-        let media_type = v
-            .get("mediaType")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad(what, "descriptor without mediaType"))?;
-        let digest = v
-            .get("digest")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad(what, "descriptor without digest"))?;
-        Sha256Digest::parse_prefixed(digest)
-            .map_err(|_| bad(what, format!("digest {digest:?} is not sha256:<hex>")))?;
-        let size = v
-            .get("size")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| bad(what, "descriptor without size"))?;
-        Ok(Desc {
-            media_type: media_type.to_string(),
-            digest: digest.to_string(),
-            size,
-        })
-    }
-}
-
-/// The manifests an index lists, or the config and layers a manifest uses.
-pub fn children(doc: &Value, what: &str) -> Result<(Vec<Desc>, Vec<Desc>)> {
-    let list = |key: &str| -> Result<Vec<Desc>> {
-        match doc.get(key) {
-            None | Some(Value::Null) => Ok(Vec::new()),
-            Some(Value::Array(a)) => a.iter().map(|d| Desc::from_value(d, what)).collect(),
-            Some(_) => Err(bad(what, format!("{key} is not a list"))),
-        }
-    };
-    let manifests = list("manifests")?;
-    let mut blobs = Vec::new();
-    if let Some(c) = doc.get("config") {
-        blobs.push(Desc::from_value(c, what)?);
-    }
-    blobs.extend(list("layers")?);
-    Ok((manifests, blobs))
-}
-
-/// The `subject` digest of a manifest (a referrer), if it has one.
-pub fn subject(doc: &Value) -> Option<String> {
-    doc.get("subject")?
-        .get("digest")?
-        .as_str()
-        .map(str::to_string)
-}
-
 /// A layout directory being read.
 #[derive(Debug, Clone)]
 pub struct LayoutReader {
     dir: PathBuf,
-    index: Value,
+    index: Document,
 }
 
 /// Everything reachable from a set of root manifests, in push order.
@@ -121,14 +73,13 @@ impl LayoutReader {
     /// Opens the layout at `dir` (`oci-layout` and `index.json` must exist).
     pub fn open(dir: &Path) -> Result<Self> {
         let layout = fs_err::read(dir.join("oci-layout"))?;
-        let v: Value =
-            serde_json::from_slice(&layout).map_err(|e| bad("oci-layout", e.to_string()))?;
-        if v.get("imageLayoutVersion").and_then(Value::as_str) != Some("1.0.0") {
+        let v = OciLayout::from_reader(layout.as_slice())
+            .map_err(|e| bad("oci-layout", e.to_string()))?;
+        if v.image_layout_version() != "1.0.0" {
             return Err(bad("oci-layout", "imageLayoutVersion is not 1.0.0"));
         }
         let index_bytes = fs_err::read(dir.join("index.json"))?;
-        let index: Value =
-            serde_json::from_slice(&index_bytes).map_err(|e| bad("index.json", e.to_string()))?;
+        let index = Document::parse(INDEX_TYPE, &index_bytes, "OCI layout index.json")?;
         Ok(LayoutReader {
             dir: dir.to_path_buf(),
             index,
@@ -140,23 +91,19 @@ impl LayoutReader {
         &self.dir
     }
 
+    /// `index.json` as read.
+    pub fn index(&self) -> &Document {
+        &self.index
+    }
+
     /// `index.json`'s entries with their `org.opencontainers.image.ref.name`, if any.
     pub fn entries(&self) -> Result<Vec<(Desc, Option<String>)>> {
-        let list = self
+        Ok(self
             .index
-            .get("manifests")
-            .and_then(Value::as_array)
-            .ok_or_else(|| bad("index.json", "no manifests list"))?;
-        list.iter()
-            .map(|d| {
-                let name = d
-                    .get("annotations")
-                    .and_then(|a| a.get("org.opencontainers.image.ref.name"))
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
-                Ok((Desc::from_value(d, "index.json")?, name))
-            })
-            .collect()
+            .entries
+            .iter()
+            .map(|e| (e.desc.clone(), e.ref_name().map(str::to_string)))
+            .collect())
     }
 
     /// The entry tagged `tag`, or the only tagged entry when `tag` is `None`.
@@ -211,7 +158,7 @@ impl LayoutReader {
         let actual = Sha256Digest::of_bytes(&bytes).to_string();
         if actual != desc.digest || bytes.len() as u64 != desc.size {
             return Err(OciError::DigestMismatch {
-                what: path.display().to_string(),
+                what: format!("blob {} ({})", desc.digest, path.display()),
                 expected: format!("{} ({} bytes)", desc.digest, desc.size),
                 actual: format!("{actual} ({} bytes)", bytes.len()),
             });
@@ -220,11 +167,10 @@ impl LayoutReader {
     }
 
     /// Reads and parses a manifest or index.
-    pub fn read_doc(&self, desc: &Desc) -> Result<(Vec<u8>, Value)> {
+    pub fn read_doc(&self, desc: &Desc) -> Result<(Vec<u8>, Document)> {
         let bytes = self.read_verified(desc)?;
-        let v = serde_json::from_slice(&bytes)
-            .map_err(|e| bad(&desc.digest, format!("not JSON: {e}")))?;
-        Ok((bytes, v))
+        let doc = Document::parse(&desc.media_type, &bytes, &desc.digest)?;
+        Ok((bytes, doc))
     }
 
     /// Everything `roots` reach: every blob and every manifest, children first.
@@ -253,7 +199,7 @@ impl LayoutReader {
             return Ok(());
         }
         let (bytes, doc) = self.read_doc(desc)?;
-        let (manifests, blobs) = children(&doc, &desc.digest)?;
+        let (manifests, blobs) = doc.children();
         for m in &manifests {
             self.walk(m, out, seen_blobs, seen_docs, depth + 1)?;
         }
@@ -272,7 +218,7 @@ mod tests {
     use super::*;
     use crate::image::LayoutWriter;
     use oci_spec::image::MediaType;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn put(w: &LayoutWriter, mt: &str, v: &Value) -> Desc {
         let d = w
@@ -306,22 +252,22 @@ mod tests {
         let m1 = put(
             &w,
             mt,
-            &json!({"config": dv(&cfg), "layers": [dv(&layer)], "n": 1}),
+            &json!({"schemaVersion": 2, "config": dv(&cfg), "layers": [dv(&layer)], "n": 1}),
         );
         let m2 = put(
             &w,
             mt,
-            &json!({"config": dv(&cfg), "layers": [dv(&layer)], "n": 2}),
+            &json!({"schemaVersion": 2, "config": dv(&cfg), "layers": [dv(&layer)], "n": 2}),
         );
         let idx = put(
             &w,
             "application/vnd.oci.image.index.v1+json",
-            &json!({"manifests": [dv(&m1), dv(&m2)]}),
+            &json!({"schemaVersion": 2, "manifests": [dv(&m1), dv(&m2)]}),
         );
         let referrer = put(
             &w,
             mt,
-            &json!({"config": dv(&cfg), "layers": [], "subject": dv(&m1)}),
+            &json!({"schemaVersion": 2, "config": dv(&cfg), "layers": [], "subject": dv(&m1)}),
         );
         let mut top = dv(&idx);
         top["annotations"] = json!({"org.opencontainers.image.ref.name": "v1"});
@@ -354,7 +300,7 @@ mod tests {
         let blobs: Vec<&str> = c.blobs.iter().map(|d| d.digest.as_str()).collect();
         assert_eq!(blobs, [&cfg.digest, &layer.digest]);
         let (_, doc) = r.read_doc(&referrer).unwrap();
-        assert_eq!(subject(&doc), Some(m1.digest.clone()));
+        assert_eq!(doc.subject.map(|s| s.digest), Some(m1.digest.clone()));
 
         // A damaged manifest is caught.
         fs_err::write(r.blob_path(&m2.digest).unwrap(), b"{}").unwrap();

@@ -1,9 +1,10 @@
-//! OCI image documents and layouts: configs, manifests and indexes built with oci-spec, the
-//! layout writer, oci-archive writer and reader, and the layout reader.
+//! OCI image documents and layouts: configs, manifests and indexes built with oci-spec, their
+//! read model, the layout writer, oci-archive writer and reader, and the layout reader.
 
 mod archive;
 mod archive_reader;
 mod config;
+mod document;
 mod index;
 mod layout;
 mod layout_reader;
@@ -16,12 +17,13 @@ use oci_spec::image::{Descriptor, History};
 pub use archive::write_layout_archive;
 pub use archive_reader::{extract_layout_archive, is_layout_archive};
 pub use config::{container_env, image_config, LayerRecord, OciPlatform};
+pub use document::{media_type_of, ConfigLayers, Document, Entry, EntryPlatform, REF_NAME};
 pub use index::{
     image_annotations, image_index, image_manifest, layout_index, oci_platform, parse_annotation,
     validate_tag, AnnotationInputs,
 };
 pub use layout::{descriptor, layer_media_type, LayoutWriter, OCI_LAYOUT};
-pub use layout_reader::{children, is_index_type, is_manifest_type, subject, Desc, LayoutReader};
+pub use layout_reader::{is_index_type, is_manifest_type, Desc, LayoutReader};
 
 /// A base image to build on, pinned to a digest and stored locally (see `pull_base`); with
 /// `None` the image is `FROM scratch`.
