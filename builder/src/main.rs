@@ -213,12 +213,13 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             index_url,
         } => {
             let format: OutputFormat = format.parse()?;
-            let compression: Compression = match compression {
-                None => format.default_compression(),
-                Some(c) => c
-                    .parse()
-                    .map_err(|_| anyhow!("--compression must be zstd or gzip, not {c:?}"))?,
-            };
+            let compression: Option<Compression> = compression
+                .as_deref()
+                .map(|c| {
+                    c.parse()
+                        .map_err(|_| anyhow!("--compression must be zstd or gzip, not {c:?}"))
+                })
+                .transpose()?;
             let image = image_settings(tag.clone(), annotations)?;
             let spec = envpack::spec::load(spec)?;
             let (lock_value, lock_text) = read_lock(lock)?;
@@ -228,19 +229,15 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             let built = envpack::build::build(
                 &lock_value,
                 &lock_text,
-                &BuildOptions {
+                &BuildOptions::new(
+                    Some(&spec),
+                    index_url.as_deref(),
+                    (&cache, &http),
+                    &|m| progress.step(m),
                     platforms,
-                    out_dir: out,
-                    format,
-                    image,
-                    compression,
-                    index_flag: index_url.as_deref(),
-                    spec_index: spec.spec.packages.index.as_deref(),
-                    spec_mirror: spec.spec.python.mirror.as_deref(),
-                    cache: &cache,
-                    http: &http,
-                    progress: &|m| progress.step(m),
-                },
+                    out,
+                )
+                .writing(format, image, compression),
             )?;
             if cli.json {
                 let mut v =
@@ -357,19 +354,19 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
                     envpack::build::build(
                         &lock_value,
                         &lock_text,
-                        &BuildOptions {
+                        &BuildOptions::new(
+                            Some(&spec),
+                            index_url.as_deref(),
+                            (&cache, &http),
+                            &|m| progress.step(m),
                             platforms,
-                            out_dir: &out,
-                            format: OutputFormat::Oci,
-                            image: image_settings(reference.tag.clone(), &[])?,
-                            compression: OutputFormat::Oci.default_compression(),
-                            index_flag: index_url.as_deref(),
-                            spec_index: spec.spec.packages.index.as_deref(),
-                            spec_mirror: spec.spec.python.mirror.as_deref(),
-                            cache: &cache,
-                            http: &http,
-                            progress: &|m| progress.step(m),
-                        },
+                            &out,
+                        )
+                        .writing(
+                            OutputFormat::Oci,
+                            image_settings(reference.tag.clone(), &[])?,
+                            None,
+                        ),
                     )?;
                     out
                 }

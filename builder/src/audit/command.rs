@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::anyhow;
 
 use super::report::AuditReport;
-use crate::build::{BuildOptions, OutputFormat};
+use crate::build::BuildOptions;
 use crate::lock::Lock;
 use envpack_net::Cache;
 use envpack_net::HttpClient;
@@ -96,25 +96,14 @@ pub fn run_audit(
         let against = args
             .against
             .map_or_else(|| PathBuf::from("dist"), Path::to_path_buf);
-        let opts = BuildOptions {
-            platforms: args.platforms,
-            out_dir: &against,
-            format: OutputFormat::Tarball,
-            image: crate::image::ImageSettings {
-                tag: None,
-                source: None,
-                revision: None,
-                annotations: Default::default(),
-                base: None,
-            },
-            compression: OutputFormat::Tarball.default_compression(),
-            index_flag: args.index_url,
-            spec_index: spec.as_ref().and_then(|s| s.spec.packages.index.as_deref()),
-            spec_mirror: spec.as_ref().and_then(|s| s.spec.python.mirror.as_deref()),
-            cache: &cache,
-            http,
+        let opts = BuildOptions::new(
+            spec.as_ref(),
+            args.index_url,
+            (&cache, http),
             progress,
-        };
+            args.platforms,
+            &against,
+        );
         progress("rebuilding every platform of the lock");
         return super::rebuild::audit_rebuild(&lock, &lock_text, &opts, &against);
     }

@@ -209,17 +209,8 @@ pub fn audit_rebuild(
     let cache = seeded_cache(lock, opts.cache, &tmp.path().join("cache"))?;
     let out = tmp.path().join("dist");
     let rebuild_opts = BuildOptions {
-        platforms: opts.platforms,
-        out_dir: &out,
         format: crate::build::OutputFormat::Tarball,
-        image: opts.image.clone(),
-        compression: opts.compression,
-        index_flag: opts.index_flag,
-        spec_index: opts.spec_index,
-        spec_mirror: opts.spec_mirror,
-        cache: &cache,
-        http: opts.http,
-        progress: opts.progress,
+        ..opts.redirected(&cache, &out)
     };
     let built = build(lock, lock_text, &rebuild_opts)?;
     for a in &built.artifacts {

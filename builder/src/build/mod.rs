@@ -11,6 +11,7 @@ use crate::assemble::{EnvInputs, LayerForm};
 use crate::env_layers::{env_layers, EnvMeta};
 use crate::image::{env_prefix, place_layout, BuiltImage, ImageSettings, ImageWriter};
 use crate::lock::{Lock, LockedPackage, LockedPlatform};
+use crate::spec::LoadedSpec;
 use envpack_net::Cache;
 use envpack_net::HttpClient;
 use envpack_oci::write_layout_archive;
@@ -81,6 +82,59 @@ pub struct BuildOptions<'a> {
     pub http: &'a HttpClient,
     /// Progress: one line per step (called from the threads that gather inputs).
     pub progress: &'a (dyn Fn(&str) + Sync),
+}
+
+impl<'a> BuildOptions<'a> {
+    /// Tarballs of `platforms` into `out_dir`, from the spec's index and CPython mirror
+    /// (`index_flag` wins over the spec's index).
+    pub fn new(
+        spec: Option<&'a LoadedSpec>,
+        index_flag: Option<&'a str>,
+        fetch: (&'a Cache, &'a HttpClient),
+        progress: &'a (dyn Fn(&str) + Sync),
+        platforms: &'a [String],
+        out_dir: &'a Path,
+    ) -> Self {
+        BuildOptions {
+            platforms,
+            out_dir,
+            format: OutputFormat::Tarball,
+            image: ImageSettings::default(),
+            compression: OutputFormat::Tarball.default_compression(),
+            index_flag,
+            spec_index: spec.and_then(|s| s.spec.packages.index.as_deref()),
+            spec_mirror: spec.and_then(|s| s.spec.python.mirror.as_deref()),
+            cache: fetch.0,
+            http: fetch.1,
+            progress,
+        }
+    }
+
+    /// The same build writing `format` (with `image`'s choices; `compression` or the
+    /// format's default).
+    pub fn writing(
+        self,
+        format: OutputFormat,
+        image: ImageSettings,
+        compression: Option<Compression>,
+    ) -> Self {
+        BuildOptions {
+            format,
+            image,
+            compression: compression.unwrap_or_else(|| format.default_compression()),
+            ..self
+        }
+    }
+
+    /// The same build from another cache into another directory.
+    pub fn redirected(&self, cache: &'a Cache, out_dir: &'a Path) -> Self {
+        BuildOptions {
+            out_dir,
+            cache,
+            image: self.image.clone(),
+            ..*self
+        }
+    }
 }
 
 /// What a build wrote.

@@ -36,7 +36,7 @@ pub fn default_tag(python_version: &str, conan_version: Option<&str>) -> String 
 }
 
 /// Choices for the image besides the lock.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ImageSettings {
     /// Tag in the layout's `index.json` (default: `<python>-conan<conan>`).
     pub tag: Option<String>,
