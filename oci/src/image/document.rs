@@ -112,35 +112,35 @@ impl Document {
                 .map_err(|e| bad(what, format!("not JSON: {e}")))?
                 .manifests
                 .is_some();
-        if index {
+        let (doc, subject, artifact_type) = if index {
             let doc = ImageIndex::from_reader(bytes)
                 .map_err(|e| bad(what, format!("not an image index: {e}")))?;
-            Ok(Document {
+            let entries = doc.manifests().iter().map(|d| entry(d, what));
+            let read = Document {
                 index: true,
-                entries: doc
-                    .manifests()
-                    .iter()
-                    .map(|d| entry(d, what))
-                    .collect::<Result<_>>()?,
-                subject: doc.subject().as_ref().map(|d| desc(d, what)).transpose()?,
-                artifact_type: doc.artifact_type().as_ref().map(|t| t.to_string()),
+                entries: entries.collect::<Result<_>>()?,
                 ..Document::default()
-            })
+            };
+            (read, doc.subject().clone(), doc.artifact_type().clone())
         } else {
             let doc = ImageManifest::from_reader(bytes)
                 .map_err(|e| bad(what, format!("not an image manifest: {e}")))?;
-            Ok(Document {
+            let read = Document {
                 config: Some(desc(doc.config(), what)?),
                 layers: doc
                     .layers()
                     .iter()
                     .map(|d| desc(d, what))
                     .collect::<Result<_>>()?,
-                subject: doc.subject().as_ref().map(|d| desc(d, what)).transpose()?,
-                artifact_type: doc.artifact_type().as_ref().map(|t| t.to_string()),
                 ..Document::default()
-            })
-        }
+            };
+            (read, doc.subject().clone(), doc.artifact_type().clone())
+        };
+        Ok(Document {
+            subject: subject.as_ref().map(|d| desc(d, what)).transpose()?,
+            artifact_type: artifact_type.map(|t| t.to_string()),
+            ..doc
+        })
     }
 
     /// What a document points at: an index's manifests, a manifest's config then layers.
