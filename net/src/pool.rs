@@ -26,15 +26,25 @@ pub fn parallel_map<T: Sync, R: Send>(
     let mut slots: Vec<Option<R>> = Vec::with_capacity(items.len());
     slots.resize_with(items.len(), || None);
     let slots = Mutex::new(slots);
+    let worker = || loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(item) = items.get(i) else { break };
+        let r = work(item);
+        lock(&slots)[i] = Some(r);
+    };
     std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(item) = items.get(i) else { break };
-                let r = work(item);
-                lock(&slots)[i] = Some(r);
-            });
+        for _ in 1..threads {
+            // The main thread's stack size: a resolution that ran on the main thread before
+            // runs on one of these now. A thread that can't be started is one helper fewer;
+            // the calling thread works through whatever is left.
+            let spawned = std::thread::Builder::new()
+                .stack_size(WORKER_STACK)
+                .spawn_scoped(s, worker);
+            if spawned.is_err() {
+                break;
+            }
         }
+        worker();
     });
     // Every index below len was claimed by exactly one thread, and a panicking thread
     // re-panics out of `scope` above, so every slot is filled here.
@@ -45,6 +55,9 @@ pub fn parallel_map<T: Sync, R: Send>(
         .flatten()
         .collect()
 }
+
+/// Stack of each worker thread, as a main thread gets on Linux.
+const WORKER_STACK: usize = 8 << 20;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section here is a single insert/remove/assign: a panic can't leave a
