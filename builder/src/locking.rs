@@ -14,7 +14,7 @@ use crate::lock::{
 use crate::python::SumsMemo;
 use crate::sdist::LockingSdistBuilder;
 use crate::spec::{LoadedSpec, ProfileSource};
-use envpack_net::{parallel_map, Cache, HttpClient, SingleFlight};
+use envpack_net::{try_parallel_map, Cache, HttpClient, SingleFlight};
 use envpack_pypkg::HostPython;
 use envpack_pypkg::SimpleIndex;
 use envpack_pypkg::{host_platform, Platform};
@@ -124,7 +124,7 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<LockOutcome
 
     // The platforms are pinned at once: each downloads its own CPython archive.
     let sums = SumsMemo::default();
-    let pinned = parallel_map(opts.http.concurrency(), &platforms, |p| {
+    let pinned = try_parallel_map(opts.http.concurrency(), &platforms, |p| {
         (opts.progress)(&format!(
             "pinning CPython {} for {}",
             release.version, p.name
@@ -139,10 +139,10 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<LockOutcome
             opts.cache,
         )
         .with_context(|| format!("pinning CPython for {}", p.name))
-    });
+    })?;
     let mut pythons = BTreeMap::new();
     for (p, locked) in platforms.iter().zip(pinned) {
-        pythons.insert(p.name.clone(), locked?);
+        pythons.insert(p.name.clone(), locked);
     }
 
     // The build host's CPython builds the sdists and compiles every platform's bytecode: it is
@@ -221,19 +221,18 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<LockOutcome
         home: &home,
     };
     // Every platform is resolved at once; they share the index's pages and metadata, the
-    // downloads and the sdist builds, each fetched or built once.
-    let done = parallel_map(opts.http.concurrency(), &platforms, |p| {
+    // downloads and the sdist builds, each fetched or built once. A failure stops the
+    // platforms not started yet; the one reported is the first in platform order.
+    let done = try_parallel_map(opts.http.concurrency(), &platforms, |p| {
         let python = pythons
             .get(&p.name)
             .cloned()
             .ok_or_else(|| anyhow!("no CPython pinned for {}", p.name))?;
         lock_platform(&shared, p, python)
-    });
+    })?;
     let mut locked_platforms = Vec::new();
     let mut warnings = Vec::new();
-    // The first failure in platform order, whichever thread met it first.
-    for outcome in done {
-        let (locked, found) = outcome?;
+    for (locked, found) in done {
         locked_platforms.push(locked);
         warnings.extend(found);
     }
@@ -311,7 +310,7 @@ fn lock_platform(
             python_full_version: &sh.release.version,
         })
         .with_context(|| format!("resolving packages for {}", p.name))?;
-    let blobs = parallel_map(opts.http.concurrency(), &resolved, |r| {
+    let blobs = try_parallel_map(opts.http.concurrency(), &resolved, |r| {
         opts.cache
             .fetch(
                 opts.http,
@@ -319,11 +318,10 @@ fn lock_platform(
                 r.file.sha256.map(|sha| (sha, r.file.size)),
             )
             .with_context(|| format!("downloading {}", r.file.filename))
-    });
+    })?;
     let mut warnings = Vec::new();
     let mut packages = Vec::new();
     for (r, blob) in resolved.into_iter().zip(blobs) {
-        let blob = blob?;
         if let Some(note) = &r.newer_needs_target {
             warnings.push(TargetWarning::new(
                 &p.name,

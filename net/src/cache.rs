@@ -29,8 +29,11 @@ pub struct CachedBlob {
 pub struct Cache {
     root: PathBuf,
     /// Downloads in progress, by URL: a second thread asking for the same file waits for the
-    /// first one's blob instead of downloading it again.
+    /// first one, then (the sha256 being known) takes its blob instead of downloading again.
     downloads: Arc<SingleFlight<String>>,
+    /// Corrupt entries being judged, by sha256: only the file there now is ever removed, so a
+    /// thread that hashed a corrupt file can't delete the good one another thread put back.
+    judging: Arc<SingleFlight<Sha256Digest>>,
 }
 
 /// Picks the cache root from the explicit path or the environment, in precedence order.
@@ -65,6 +68,7 @@ impl Cache {
         Ok(Cache {
             root,
             downloads: Arc::new(SingleFlight::new()),
+            judging: Arc::new(SingleFlight::new()),
         })
     }
 
@@ -91,18 +95,47 @@ impl Cache {
     /// entry is deleted and reported absent.
     pub fn read(&self, sha256: &Sha256Digest) -> Result<Option<Vec<u8>>, NetError> {
         let path = self.blob_path(sha256);
-        let bytes = match fs_err::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let actual = Sha256Digest::of_bytes(&bytes);
-        if actual != *sha256 {
-            tracing::warn!(path = %path.display(), expected = %sha256, %actual, "corrupt cache entry removed");
-            fs_err::remove_file(&path)?;
-            return Ok(None);
+        for _ in 0..2 {
+            let bytes = match fs_err::read(&path) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
+            if Sha256Digest::of_bytes(&bytes) == *sha256 {
+                return Ok(Some(bytes));
+            }
+            if self.judge(sha256)?.is_none() {
+                return Ok(None);
+            }
+            // Another thread put a good copy back meanwhile: read that one, checked again.
         }
-        Ok(Some(bytes))
+        Ok(None)
+    }
+
+    /// A blob whose file just hashed wrong: under the key's flight, the file there now is
+    /// hashed again and removed only if it is still wrong (another thread may have removed it
+    /// or put a good copy back meanwhile).
+    fn judge(&self, sha256: &Sha256Digest) -> Result<Option<CachedBlob>, NetError> {
+        let path = self.blob_path(sha256);
+        self.judging.run(sha256, || {
+            if !path.is_file() {
+                return Ok(None);
+            }
+            let (actual, size) = Sha256Digest::of_file(&path)?;
+            if actual == *sha256 {
+                return Ok(Some(CachedBlob {
+                    path: path.clone(),
+                    sha256: actual,
+                    size,
+                }));
+            }
+            tracing::warn!(path = %path.display(), expected = %sha256, %actual, "corrupt cache entry removed");
+            match fs_err::remove_file(&path) {
+                Ok(()) => Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        })
     }
 
     fn get_blob(&self, sha256: &Sha256Digest) -> Result<Option<CachedBlob>, NetError> {
@@ -112,9 +145,7 @@ impl Cache {
         }
         let (actual, size) = Sha256Digest::of_file(&path)?;
         if actual != *sha256 {
-            tracing::warn!(path = %path.display(), expected = %sha256, %actual, "corrupt cache entry removed");
-            fs_err::remove_file(&path)?;
-            return Ok(None);
+            return self.judge(sha256);
         }
         Ok(Some(CachedBlob {
             path,
@@ -380,6 +411,28 @@ mod tests {
         std::fs::write(&blob.path, b"evil").unwrap();
         assert_eq!(cache.get(&sha).unwrap(), None);
         assert!(!blob.path.exists());
+    }
+
+    #[test]
+    fn a_corrupt_entry_is_judged_by_the_file_there_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(Some(&dir.path().join("c"))).unwrap();
+        let src = dir.path().join("a.whl");
+        std::fs::write(&src, b"good bytes").unwrap();
+        let good = cache.insert_file(&src).unwrap();
+        // A thread that hashed a corrupt copy finds a good one put back meanwhile: kept.
+        assert_eq!(cache.judge(&good.sha256).unwrap(), Some(good.clone()));
+        assert_eq!(std::fs::read(&good.path).unwrap(), b"good bytes");
+        // Still corrupt: removed; already removed by another thread: no error either.
+        std::fs::write(&good.path, b"evil").unwrap();
+        assert_eq!(cache.judge(&good.sha256).unwrap(), None);
+        assert!(!good.path.exists());
+        assert_eq!(cache.judge(&good.sha256).unwrap(), None);
+        // Many threads meeting one corrupt entry at once: none fails.
+        cache.insert_file(&src).unwrap();
+        std::fs::write(&good.path, b"evil").unwrap();
+        let seen = crate::parallel_map(8, &[(); 8], |_| cache.get(&good.sha256));
+        assert!(seen.iter().all(|r| matches!(r, Ok(None))), "{seen:?}");
     }
 
     #[test]

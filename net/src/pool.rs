@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 /// Runs `work` on every item on at most `limit` threads; the results are in the items' order.
@@ -18,18 +18,60 @@ pub fn parallel_map<T: Sync, R: Send>(
     items: &[T],
     work: impl Fn(&T) -> R + Sync,
 ) -> Vec<R> {
-    let threads = limit.clamp(1, items.len().max(1));
-    if threads == 1 {
-        return items.iter().map(&work).collect();
+    let never = AtomicBool::new(false);
+    run(limit, items, &never, |item| (work(item), false))
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// [`parallel_map`] for work that can fail: after a failure no item not yet started is
+/// started, and the error returned is the first in the items' order. Items are started in
+/// order, so every item before a failed one has run: the same error comes back whichever
+/// thread failed first.
+pub fn try_parallel_map<T: Sync, R: Send, E: Send>(
+    limit: usize,
+    items: &[T],
+    work: impl Fn(&T) -> Result<R, E> + Sync,
+) -> Result<Vec<R>, E> {
+    let stop = AtomicBool::new(false);
+    let mut out = Vec::with_capacity(items.len());
+    for r in run(limit, items, &stop, |item| {
+        let r = work(item);
+        let failed = r.is_err();
+        (r, failed)
+    }) {
+        match r {
+            Some(r) => out.push(r?),
+            // Skipped after a failure, which comes earlier in the order.
+            None => break,
+        }
     }
+    Ok(out)
+}
+
+/// The pool: each item's outcome in order, `None` for an item skipped once `stop` was set.
+fn run<T: Sync, R: Send>(
+    limit: usize,
+    items: &[T],
+    stop: &AtomicBool,
+    work: impl Fn(&T) -> (R, bool) + Sync,
+) -> Vec<Option<R>> {
+    let threads = limit.clamp(1, items.len().clamp(1, MAX_WORKERS));
     let next = AtomicUsize::new(0);
     let mut slots: Vec<Option<R>> = Vec::with_capacity(items.len());
     slots.resize_with(items.len(), || None);
     let slots = Mutex::new(slots);
     let worker = || loop {
-        let i = next.fetch_add(1, Ordering::Relaxed);
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let i = next.fetch_add(1, Ordering::SeqCst);
         let Some(item) = items.get(i) else { break };
-        let r = work(item);
+        let (r, failed) = work(item);
+        if failed {
+            stop.store(true, Ordering::SeqCst);
+        }
         lock(&slots)[i] = Some(r);
     };
     std::thread::scope(|s| {
@@ -46,18 +88,16 @@ pub fn parallel_map<T: Sync, R: Send>(
         }
         worker();
     });
-    // Every index below len was claimed by exactly one thread, and a panicking thread
-    // re-panics out of `scope` above, so every slot is filled here.
-    slots
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner())
-        .into_iter()
-        .flatten()
-        .collect()
+    // A panicking worker re-panics out of `scope` above; an empty slot was skipped.
+    slots.into_inner().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Stack of each worker thread, as a main thread gets on Linux.
 const WORKER_STACK: usize = 8 << 20;
+
+/// Threads one fan-out starts at most: fan-outs nest (platforms, then each one's pages or
+/// downloads) and the client's gate bounds the requests anyway.
+const MAX_WORKERS: usize = 16;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section here is a single insert/remove/assign: a panic can't leave a
@@ -178,6 +218,31 @@ mod tests {
         assert!((2..=4).contains(&peak), "peak {peak}");
         assert_eq!(parallel_map(8, &[] as &[u32], |i| *i), Vec::<u32>::new());
         assert_eq!(parallel_map(0, &[7u32], |i| *i), vec![7]);
+    }
+
+    #[test]
+    fn try_parallel_map_stops_and_returns_the_first_error_in_order() {
+        let items: Vec<u32> = (0..200).collect();
+        let ran = AtomicUsize::new(0);
+        for limit in [1, 2, 8] {
+            ran.store(0, Ordering::SeqCst);
+            let r: Result<Vec<u32>, String> = try_parallel_map(limit, &items, |i| {
+                ran.fetch_add(1, Ordering::SeqCst);
+                if *i == 40 || *i == 41 {
+                    return Err(format!("item {i}"));
+                }
+                std::thread::sleep(Duration::from_millis(1));
+                Ok(*i)
+            });
+            assert_eq!(r.unwrap_err(), "item 40", "limit {limit}");
+            let ran = ran.load(Ordering::SeqCst);
+            assert!((41..=41 + limit).contains(&ran), "limit {limit}: {ran} ran");
+        }
+        let all: Result<Vec<u32>, String> = try_parallel_map(4, &items, |i| Ok(i + 1));
+        assert_eq!(
+            all.unwrap(),
+            items.iter().map(|i| i + 1).collect::<Vec<_>>()
+        );
     }
 
     #[test]

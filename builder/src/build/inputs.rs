@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
 use envpack_layers::digest::Sha256Digest;
-use envpack_net::parallel_map;
+use envpack_net::try_parallel_map;
 use envpack_pypkg::{LazyHost, SimpleIndex, WheelInput};
 
 use super::BuildOptions;
@@ -59,22 +59,23 @@ impl Inputs {
         opts: &BuildOptions,
     ) -> anyhow::Result<Inputs> {
         let limit = opts.http.concurrency();
+        let mut seen = HashSet::new();
         let built: Vec<&LockedPackage> = platforms
             .iter()
             .flat_map(|p| p.iter())
-            .filter(|p| p.kind == PackageKind::Sdist)
+            .filter(|p| p.kind == PackageKind::Sdist && seen.insert(p.sha256))
             .collect();
-        let cached_built = parallel_map(limit, &built, |pkg| match &pkg.built_wheel {
+        let cached_built = try_parallel_map(limit, &built, |pkg| match &pkg.built_wheel {
             Some(b) => Ok(opts.cache.get(&b.sha256)?.map(|path| (b.sha256, path))),
             None => bail!(
                 "lock entry for {} is an sdist without built-wheel",
                 pkg.name
             ),
-        });
+        })?;
         let mut paths = HashMap::new();
         let mut rebuild = Vec::new();
         for (pkg, hit) in built.iter().zip(cached_built) {
-            match hit? {
+            match hit {
                 Some((sha, path)) => {
                     paths.insert(sha, path);
                 }
@@ -97,9 +98,9 @@ impl Inputs {
         let mut seen = HashSet::new();
         needs.retain(|n| !paths.contains_key(&n.sha256()) && seen.insert(n.sha256()));
 
-        let fetched = parallel_map(limit, &needs, |need| fetch(need, src, opts));
+        let fetched = try_parallel_map(limit, &needs, |need| fetch(need, src, opts))?;
         for (need, path) in needs.iter().zip(fetched) {
-            paths.insert(need.sha256(), path?);
+            paths.insert(need.sha256(), path);
         }
         Ok(Inputs { paths })
     }
@@ -127,9 +128,13 @@ impl Inputs {
                     (&pkg.filename, pkg.sha256, self.path(&pkg.sha256)?.into())
                 }
                 (PackageKind::Sdist, Some(built)) => {
+                    // An earlier platform's rebuild put it in the cache.
                     let path = match self.paths.get(&built.sha256) {
                         Some(p) => p.clone(),
-                        None => self.rebuild(pkg, &built.sha256, lock, host, opts)?,
+                        None => match opts.cache.get(&built.sha256)? {
+                            Some(p) => p,
+                            None => self.rebuild(pkg, &built.sha256, lock, host, opts)?,
+                        },
                     };
                     (&built.filename, built.sha256, path)
                 }
@@ -196,7 +201,7 @@ fn build_pins<'l>(pkg: &LockedPackage, lock: &'l Lock) -> anyhow::Result<Vec<&'l
         .map(|req| {
             let (name, version) = req
                 .split_once("==")
-                .ok_or_else(|| anyhow!("bad build-requires entry {req:?} for {}", pkg.name))?;
+                .ok_or_else(|| anyhow!("bad build-requires entry \"{req}\" for {}", pkg.name))?;
             lock.build_packages
                 .iter()
                 .find(|b| b.name == name && b.version == version)
@@ -233,7 +238,7 @@ fn fetch(need: &Need, src: &Sources, opts: &BuildOptions) -> anyhow::Result<Path
             })?;
             let pname: envpack_pypkg::PackageName = name
                 .parse()
-                .map_err(|e| anyhow!("bad package name {name:?}: {e}"))?;
+                .map_err(|e| anyhow!("bad package name \"{name}\": {e}"))?;
             let files = index.project_files(&pname)?;
             let file = files
                 .iter()

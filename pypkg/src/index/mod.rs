@@ -83,9 +83,9 @@ pub struct SimpleIndex {
     base: Url,
     http: HttpClient,
     pages: Mutex<HashMap<PackageName, Arc<Vec<IndexFile>>>>,
-    /// Pages a prefetch failed to get, handed to the next caller as they failed (failures are
-    /// not memoized: a later call tries again, as it would without the prefetch).
-    failed: Mutex<HashMap<PackageName, PypkgError>>,
+    /// Projects the index answered 404 for, with the page's URL: the answer every later ask
+    /// gets too. Other failures are not remembered: the next ask tries again.
+    missing: Mutex<HashMap<PackageName, Url>>,
     page_flight: SingleFlight<PackageName>,
     metadata: Mutex<HashMap<Url, Arc<CoreMetadata>>>,
     metadata_flight: SingleFlight<Url>,
@@ -102,7 +102,7 @@ impl SimpleIndex {
             base,
             http,
             pages: Mutex::new(HashMap::new()),
-            failed: Mutex::new(HashMap::new()),
+            missing: Mutex::new(HashMap::new()),
             page_flight: SingleFlight::new(),
             metadata: Mutex::new(HashMap::new()),
             metadata_flight: SingleFlight::new(),
@@ -124,17 +124,32 @@ impl SimpleIndex {
         if let Some(hit) = guard(&self.pages).get(name) {
             return Ok(hit.clone());
         }
-        self.page_flight.run(name, || {
-            if let Some(e) = guard(&self.failed).remove(name) {
-                return Err(e);
+        self.page_flight.run(name, || self.page_once(name))
+    }
+
+    /// Inside the page's flight: the memoized answer, else one fetch whose answer (files, or
+    /// a 404) is memoized.
+    fn page_once(&self, name: &PackageName) -> Result<Arc<Vec<IndexFile>>, PypkgError> {
+        if let Some(url) = guard(&self.missing).get(name) {
+            return Err(PypkgError::NotFound {
+                name: name.clone(),
+                url: url.clone(),
+            });
+        }
+        if let Some(hit) = guard(&self.pages).get(name) {
+            return Ok(hit.clone());
+        }
+        match self.fetch_page(name) {
+            Ok(files) => {
+                guard(&self.pages).insert(name.clone(), files.clone());
+                Ok(files)
             }
-            if let Some(hit) = guard(&self.pages).get(name) {
-                return Ok(hit.clone());
+            Err(PypkgError::NotFound { name, url }) => {
+                guard(&self.missing).insert(name.clone(), url.clone());
+                Err(PypkgError::NotFound { name, url })
             }
-            let files = self.fetch_page(name)?;
-            guard(&self.pages).insert(name.clone(), files.clone());
-            Ok(files)
-        })
+            Err(e) => Err(e),
+        }
     }
 
     /// Fetches the pages of `names` not fetched yet, [`HttpClient::concurrency`] at a time, so
@@ -148,20 +163,11 @@ impl SimpleIndex {
             return;
         }
         parallel_map(self.http.concurrency(), &missing, |name| {
-            self.page_flight.run(*name, || {
-                if guard(&self.pages).contains_key(*name) || guard(&self.failed).contains_key(*name)
-                {
-                    return;
-                }
-                match self.fetch_page(name) {
-                    Ok(files) => {
-                        guard(&self.pages).insert((*name).clone(), files);
-                    }
-                    Err(e) => {
-                        guard(&self.failed).insert((*name).clone(), e);
-                    }
-                }
-            })
+            // A failure other than a 404 is left for the resolver's own ask to meet (and
+            // report, for its own platform); this one only logs it.
+            if let Err(e) = self.page_flight.run(*name, || self.page_once(name)) {
+                tracing::debug!(project = %name, error = %e, "prefetching the index page failed");
+            }
         });
     }
 

@@ -47,6 +47,9 @@ fn server() -> (Url, Arc<Seen>) {
                 let resp = if path.contains("missing") {
                     "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
                         .to_string()
+                } else if path.contains("broken") {
+                    "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        .to_string()
                 } else {
                     let name = path.trim_matches('/').rsplit('/').next().unwrap_or("");
                     let body = format!(r#"<a href="../../files/{name}-1.0.tar.gz">x</a>"#);
@@ -118,21 +121,25 @@ fn threads_asking_for_one_page_share_one_request() {
 }
 
 #[test]
-fn a_failed_prefetch_is_reported_once_by_the_next_ask_then_tried_again() {
+fn a_404_is_remembered_and_other_prefetch_failures_are_left_to_the_next_ask() {
     let (base, seen) = server();
     let idx = index(base, 4);
-    idx.prefetch(&names(&["missing", "ok"]));
-    assert_eq!(seen.paths.lock().unwrap().len(), 2);
-    let missing = PackageName::from_str("missing").unwrap();
-    // The prefetch's own answer, without a new request.
-    assert!(matches!(
-        idx.project_files(&missing),
-        Err(PypkgError::NotFound { .. })
-    ));
-    assert_eq!(seen.paths.lock().unwrap().len(), 2);
-    // Failures aren't memoized: the next ask tries again, as without a prefetch.
-    assert!(idx.project_files(&missing).is_err());
+    idx.prefetch(&names(&["missing", "broken", "ok"]));
     assert_eq!(seen.paths.lock().unwrap().len(), 3);
+    // The index said the project doesn't exist: every ask hears that, without asking again.
+    let missing = PackageName::from_str("missing").unwrap();
+    for _ in 0..2 {
+        assert!(matches!(
+            idx.project_files(&missing),
+            Err(PypkgError::NotFound { .. })
+        ));
+    }
+    assert_eq!(seen.paths.lock().unwrap().len(), 3);
+    // A 500 is not remembered: the resolver's ask fetches (and reports) it itself.
+    let broken = PackageName::from_str("broken").unwrap();
+    let e = idx.project_files(&broken).unwrap_err().to_string();
+    assert!(e.contains("500"), "{e}");
+    assert_eq!(seen.paths.lock().unwrap().len(), 4);
 }
 
 #[test]
