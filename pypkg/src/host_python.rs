@@ -23,6 +23,14 @@ pub struct HostPython {
 }
 
 impl HostPython {
+    /// Where this interpreter's processes keep their bytecode (`PYTHONPYCACHEPREFIX`) for as
+    /// long as it is unpacked: shared by every build it runs, so the standard library (which
+    /// the archives carry as sources only) and a build backend are compiled once, not in
+    /// every process. `None` for an installed interpreter.
+    pub fn pycache_prefix(&self) -> Option<PathBuf> {
+        self._dir.as_ref().map(|d| d.path().join("pycache"))
+    }
+
     /// Unpack a locked CPython archive (already hash-checked in the cache) and check it runs.
     pub fn from_archive(
         archive: &std::path::Path,

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Times the download phase of a cold `envpack build`: from its "fetching CPython for …" line
-to its first "assembling" line (every input is gathered before any platform is assembled),
-then stops the build, whose assembly is measured elsewhere. Prints the seconds.
+to the next step's line ("rebuilding … from its sdist" or "assembling …": every input is
+gathered before any wheel is rebuilt or any platform assembled), then stops the build, whose
+later steps are measured elsewhere. Prints the seconds.
 
   download_phase.py ENVPACK_ARG...
 """
@@ -15,12 +16,10 @@ for line in proc.stderr:
     now = time.monotonic()
     if start is None and "fetching CPython for" in line:
         start = now
-    elif "assembling" in line:
+    elif start is not None and ("assembling" in line or "rebuilding" in line):
         proc.kill()
         proc.wait()
-        if start is None:
-            sys.exit("download_phase: no fetching line before the first assembling line")
         print(f"{now - start:.3f}")
         sys.exit(0)
 code = proc.wait()
-sys.exit(f"download_phase: the build ended (exit {code}) before assembling anything")
+sys.exit(f"download_phase: the build ended (exit {code}) without a fetching line and a next step")

@@ -3,12 +3,12 @@
 # downloads, through a loopback proxy that holds every request 50 ms (a far index), against
 # uv pip compile --universal and pip download through the same proxy.
 #
-#   latency.sh WORK RESULTS RUNS ENVPACK PYTHON UV SPEC_DIR
+#   latency.sh WORK RESULTS RUNS ENVPACK PYTHON UV SPEC_DIR WHEELHOUSE
 #
 # ENVPACK_INDEX_URL (the local index) and ENVPACK_PYTHON_MIRROR come from bench.sh; the CPython
 # archives stay file:// (they are copied and hashed, and pip has no counterpart for them).
 set -euo pipefail
-work=$1 results=$2 runs=$3 envpack=$4 python=$5 uv=$6 spec_src=$7
+work=$1 results=$2 runs=$3 envpack=$4 python=$5 uv=$6 spec_src=$7 wheelhouse=$8
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 delay_ms=${BENCH_DELAY_MS:-50}
 log() { echo "bench/latency: $*" >&2; }
@@ -47,8 +47,22 @@ hf "${args[@]}"
 log "9b. a cold build's downloads through the proxy"
 lock=$work/spec/envpack.lock
 ENVPACK_INDEX_URL=$index "$envpack" --quiet --cache-dir "$work/lock-cache" lock --spec "$spec" --out "$lock"
+# The CPython archives come from the file:// mirror, which pip has no counterpart for: they
+# are in the build's cache already (hard links from the lock's), so the phase times the same
+# files pip downloads (each still hashed on use).
+pythons=$(python3 -c '
+import sys, tomllib
+lock = tomllib.load(open(sys.argv[1], "rb"))
+shas = {p["python"]["sha256"] for p in lock["platform"]}
+if "build-python" in lock:
+    shas.add(lock["build-python"]["sha256"])
+print(" ".join(sorted(shas)))' "$lock")
 phase() { # CONCURRENCY: one cold build's download phase, in seconds
   rm -rf "$work/build-cache" "$work/dist"
+  mkdir -p "$work/build-cache/blobs/sha256"
+  for sha in $pythons; do
+    ln "$work/lock-cache/blobs/sha256/$sha" "$work/build-cache/blobs/sha256/$sha"
+  done
   ENVPACK_HTTP_CONCURRENCY=$1 ENVPACK_INDEX_URL=$index python3 "$here/download_phase.py" \
     "$envpack" --cache-dir "$work/build-cache" build --spec "$spec" --lock "$lock" --out "$work/dist"
 }
@@ -57,7 +71,13 @@ for _ in $(seq "$runs"); do
   echo "envpack=$(phase 8)" >>"$results/build-downloads.txt"
   echo "envpack_c1=$(phase 1)" >>"$results/build-downloads.txt"
 done
+# pip prepares an sdist's metadata even for `download`: from a venv holding the build
+# backend (setuptools, wheel, from the local wheelhouse) with --no-build-isolation, so that
+# costs one backend run per sdist and no build-env downloads.
+"$python" -m venv "$work/pip-venv"
+"$work/pip-venv/bin/pip" install --quiet --disable-pip-version-check --no-index \
+  --find-links "$wheelhouse" setuptools wheel
 hf --runs "$runs" --export-json "$results/pip-download.json" --prepare "rm -rf $work/pip-dl" \
   -n "pip download (same files, five platforms)" \
-  "python3 $here/pip_download.py $python $lock $index $work/pip-dl"
+  "python3 $here/pip_download.py $work/pip-venv/bin/python $lock $index $work/pip-dl"
 rm -rf "$work/build-cache" "$work/dist" "$work/lock-cache" "$work/uv-cache" "$work/pip-dl"

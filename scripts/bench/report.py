@@ -126,7 +126,7 @@ def latency_rows(res):
         median = lambda v: sorted(v)[len(v) // 2]
         peer = load_hyperfine(pip)[0]
         for key, label, target in (
-            ("envpack", f"9b. A cold five-platform `envpack build`: its download phase (every CPython archive and package file the lock pins, hash-checked into the cache) vs `pip download --no-deps` of the same files, both through the {delay} ms proxy", 0.5),
+            ("envpack", f"9b. A five-platform `envpack build` with only the CPython archives in its cache: its download phase (every package file the lock pins, hash-checked into the cache) vs `pip download --no-deps` of the same files, both through the {delay} ms proxy", 0.5),
             ("envpack_c1", "9b1. The same download phase with `ENVPACK_HTTP_CONCURRENCY=1`", None),
         ):
             if key in runs:
@@ -301,6 +301,17 @@ def main():
         "- Each Conan gets its own `CONAN_HOME` (the env's launcher uses `ROOT/state/<env-id>/conan-home`).",
         "- Warm build: the cache from the cold build is kept and `--offline` proves nothing is fetched; "
         "the output directory is removed before each run.",
+        "- Rows 9 (`scripts/bench/latency.sh`): every request of both sides goes through `scripts/bench/slow_proxy.py`, "
+        "a loopback reverse proxy in front of the local index that holds each request 50 ms and serves requests "
+        "concurrently (a far index: one round trip per request). 9a: cold caches on both sides; `envpack lock` "
+        "also pins and copies five CPython archives from the `file://` mirror, downloads every chosen file whole "
+        "(the lock records sizes and hashes) and builds the conan and patch-ng sdists into wheels (the lock pins "
+        "the built wheels), where `uv pip compile` prepares only their metadata. 9b: the download phase of a "
+        "five-platform `envpack build` (from its `fetching` progress line to the next step's line, then the "
+        "build is stopped) with only the CPython archives already in its cache, against `pip download --no-deps` "
+        "of the lock's package files, one pip run per platform with its tags plus one for the sdists and build "
+        "packages, each file once (pip prepares the sdists' metadata with the build backend from a venv, "
+        "`--no-build-isolation`). Rows 9a1 and 9b1 are the same with `ENVPACK_HTTP_CONCURRENCY=1`.",
         "- Peak RSS: GNU time `%M` (the largest single process of the command), "
         "maximum over three runs; MB are 10^6 bytes.",
         "",
