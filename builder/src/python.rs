@@ -1,7 +1,7 @@
 //! CPython archives in python-build-standalone layout: naming, `SHA256SUMS`, pinning and fetching.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use envpack_layers::digest::Sha256Digest;
 use url::Url;
@@ -9,7 +9,7 @@ use url::Url;
 use crate::lock::{LockedPython, LockedPythonRelease};
 use crate::spec::PythonFile;
 use envpack_net::{Cache, CachedBlob};
-use envpack_net::{HttpClient, SingleFlight};
+use envpack_net::{HttpClient, Memo};
 use envpack_pypkg::Platform;
 
 /// Errors pinning or fetching CPython.
@@ -91,10 +91,7 @@ pub fn archive_url(
 
 /// The `SHA256SUMS` lists read during one lock, by URL; shared by the platforms pinned at once.
 #[derive(Default)]
-pub struct SumsMemo {
-    lists: Mutex<BTreeMap<String, Arc<BTreeMap<String, Sha256Digest>>>>,
-    flight: SingleFlight<String>,
-}
+pub struct SumsMemo(Memo<String, Arc<BTreeMap<String, Sha256Digest>>>);
 
 impl SumsMemo {
     /// The list at `url`, fetched on first use.
@@ -103,25 +100,10 @@ impl SumsMemo {
         http: &HttpClient,
         url: &Url,
     ) -> Result<Arc<BTreeMap<String, Sha256Digest>>, PythonError> {
-        let memo = || {
-            self.lists
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(url.as_str())
-                .cloned()
-        };
-        self.flight.run(&url.to_string(), || {
-            if let Some(hit) = memo() {
-                return Ok(hit);
-            }
+        self.0.get_or_try(&url.to_string(), || {
             let resp = http.get_bytes(url, None, 4 << 20)?;
             let text = String::from_utf8_lossy(&resp.bytes);
-            let sums = Arc::new(parse_sha256sums(&text, url.as_str())?);
-            self.lists
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(url.to_string(), sums.clone());
-            Ok(sums)
+            Ok(Arc::new(parse_sha256sums(&text, url.as_str())?))
         })
     }
 }

@@ -17,5 +17,5 @@ pub use http::{
     is_certificate_error, Agent, DownloadSink, HttpClient, HttpConfig, HttpResponse, NoProxy,
     ProxyServer, ProxySettings, Timeouts, TrustRoots, DEFAULT_CONCURRENCY,
 };
-pub use pool::{parallel_map, try_parallel_map, SingleFlight};
+pub use pool::{parallel_map, try_parallel_map, Memo, SingleFlight};
 pub use settings::{http_config, http_config_from};

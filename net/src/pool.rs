@@ -6,7 +6,7 @@
 //! nested fan-outs (five platforms, each fetching its pages) never put more than the configured
 //! number of requests on the wire.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -154,6 +154,45 @@ impl<K: Eq + Hash> Drop for Release<'_, K> {
     }
 }
 
+/// Values computed once per key and shared by every thread: a thread asking while another
+/// computes the same key waits for it. Failures are not remembered (the next ask tries again).
+#[derive(Debug)]
+pub struct Memo<K, V> {
+    done: Mutex<HashMap<K, V>>,
+    flight: SingleFlight<K>,
+}
+
+impl<K, V> Default for Memo<K, V> {
+    fn default() -> Self {
+        Memo {
+            done: Mutex::new(HashMap::new()),
+            flight: SingleFlight::default(),
+        }
+    }
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> Memo<K, V> {
+    /// The value for `key`, if computed.
+    pub fn get(&self, key: &K) -> Option<V> {
+        lock(&self.done).get(key).cloned()
+    }
+
+    /// The value for `key`, computed by `make` on first use.
+    pub fn get_or_try<E>(&self, key: &K, make: impl FnOnce() -> Result<V, E>) -> Result<V, E> {
+        if let Some(v) = self.get(key) {
+            return Ok(v);
+        }
+        self.flight.run(key, || {
+            if let Some(v) = self.get(key) {
+                return Ok(v);
+            }
+            let v = make()?;
+            lock(&self.done).insert(key.clone(), v.clone());
+            Ok(v)
+        })
+    }
+}
+
 /// A counting gate: at most `limit` holders at once.
 #[derive(Debug)]
 pub(crate) struct RequestGate {
@@ -272,6 +311,24 @@ mod tests {
         let r = std::thread::spawn(move || f.run(&1, || panic!("boom"))).join();
         assert!(r.is_err());
         assert_eq!(flight.run(&1, || 5), 5);
+    }
+
+    #[test]
+    fn memo_computes_once_and_forgets_failures() {
+        let memo: Memo<&str, u32> = Memo::default();
+        let made = AtomicUsize::new(0);
+        let out = parallel_map(8, &[(); 8], |_| {
+            memo.get_or_try(&"k", || -> Result<u32, ()> {
+                made.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(20));
+                Ok(7)
+            })
+        });
+        assert_eq!(out, vec![Ok(7); 8]);
+        assert_eq!(made.load(Ordering::SeqCst), 1);
+        assert_eq!(memo.get_or_try(&"bad", || Err::<u32, _>("no")), Err("no"));
+        assert_eq!(memo.get(&"bad"), None);
+        assert_eq!(memo.get_or_try(&"bad", || Ok::<_, &str>(1)), Ok(1));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use url::Url;
 use crate::filename::PackageName;
 use crate::metadata::CoreMetadata;
 use crate::PypkgError;
-use envpack_net::{parallel_map, HttpClient, NetError, SingleFlight};
+use envpack_net::{parallel_map, HttpClient, Memo, NetError, SingleFlight};
 
 /// Content negotiation for project pages: JSON preferred, HTML accepted.
 pub const SIMPLE_ACCEPT: &str =
@@ -87,8 +87,7 @@ pub struct SimpleIndex {
     /// gets too. Other failures are not remembered: the next ask tries again.
     missing: Mutex<HashMap<PackageName, Url>>,
     page_flight: SingleFlight<PackageName>,
-    metadata: Mutex<HashMap<Url, Arc<CoreMetadata>>>,
-    metadata_flight: SingleFlight<Url>,
+    metadata: Memo<Url, Arc<CoreMetadata>>,
 }
 
 impl SimpleIndex {
@@ -104,8 +103,7 @@ impl SimpleIndex {
             pages: Mutex::new(HashMap::new()),
             missing: Mutex::new(HashMap::new()),
             page_flight: SingleFlight::new(),
-            metadata: Mutex::new(HashMap::new()),
-            metadata_flight: SingleFlight::new(),
+            metadata: Memo::default(),
         }
     }
 
@@ -210,7 +208,7 @@ impl SimpleIndex {
 
     /// Metadata already read for the file at `file_url`.
     pub fn cached_metadata(&self, file_url: &Url) -> Option<Arc<CoreMetadata>> {
-        guard(&self.metadata).get(file_url).cloned()
+        self.metadata.get(file_url)
     }
 
     /// The metadata of the file at `file_url`: read by `read` once, then shared by every
@@ -220,17 +218,7 @@ impl SimpleIndex {
         file_url: &Url,
         read: impl FnOnce() -> Result<CoreMetadata, PypkgError>,
     ) -> Result<Arc<CoreMetadata>, PypkgError> {
-        if let Some(hit) = self.cached_metadata(file_url) {
-            return Ok(hit);
-        }
-        self.metadata_flight.run(file_url, || {
-            if let Some(hit) = self.cached_metadata(file_url) {
-                return Ok(hit);
-            }
-            let meta = Arc::new(read()?);
-            guard(&self.metadata).insert(file_url.clone(), meta.clone());
-            Ok(meta)
-        })
+        self.metadata.get_or_try(file_url, || read().map(Arc::new))
     }
 }
 
