@@ -14,8 +14,8 @@ use crate::lock::{
 use crate::python::SumsMemo;
 use crate::sdist::LockingSdistBuilder;
 use crate::spec::{LoadedSpec, ProfileSource};
-use envpack_net::{try_parallel_map, Cache, HttpClient, SingleFlight};
-use envpack_pypkg::HostPython;
+use envpack_net::{try_parallel_map, Cache, HttpClient, Memo, SingleFlight};
+use envpack_pypkg::LazyHost;
 use envpack_pypkg::SimpleIndex;
 use envpack_pypkg::{host_platform, Platform};
 use envpack_pypkg::{DistKind, ResolveRequest, Resolver};
@@ -174,12 +174,7 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<LockOutcome
                 .cache
                 .get(&locked.sha256)?
                 .ok_or_else(|| anyhow!("CPython for {} vanished from the cache", h.name))?;
-            Some(HostPython::from_archive(
-                &blob,
-                h,
-                &release.version,
-                opts.cache,
-            )?)
+            Some(LazyHost::new(blob, h, &release.version, opts.cache))
         }
         None => None,
     };
@@ -198,6 +193,7 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<LockOutcome
         epoch,
         records: Mutex::new(BTreeMap::new()),
         building: SingleFlight::new(),
+        envs: Memo::default(),
     });
     let no_host = NoHost {
         host_name: host_platform()
@@ -223,13 +219,29 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<LockOutcome
     // Every platform is resolved at once; they share the index's pages and metadata, the
     // downloads and the sdist builds, each fetched or built once. A failure stops the
     // platforms not started yet; the one reported is the first in platform order.
-    let done = try_parallel_map(opts.http.concurrency(), &platforms, |p| {
-        let python = pythons
-            .get(&p.name)
-            .cloned()
-            .ok_or_else(|| anyhow!("no CPython pinned for {}", p.name))?;
-        lock_platform(&shared, p, python)
+    // The build host's CPython is unpacked, and the standard library its build backends import
+    // compiled, while the resolutions wait on the index: the first sdist build takes it from
+    // there, or waits for it.
+    let done = std::thread::scope(|scope| {
+        if let Some(h) = &host {
+            scope.spawn(|| {
+                if let Ok(h) = h.get() {
+                    h.start_warming();
+                }
+            });
+        }
+        try_parallel_map(opts.http.concurrency(), &platforms, |p| {
+            let python = pythons
+                .get(&p.name)
+                .cloned()
+                .ok_or_else(|| anyhow!("no CPython pinned for {}", p.name))?;
+            lock_platform(&shared, p, python)
+        })
     })?;
+    // The interpreter is checked to run even when no sdist needed it.
+    if let Some(h) = &host {
+        h.get()?;
+    }
     let mut locked_platforms = Vec::new();
     let mut warnings = Vec::new();
     for (locked, found) in done {

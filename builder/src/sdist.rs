@@ -4,16 +4,16 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail, Context};
 use envpack_layers::digest::Sha256Digest;
 
 use crate::lock::LockedFile;
-use envpack_net::{Cache, SingleFlight};
-use envpack_pypkg::HostPython;
+use envpack_net::{Cache, Memo, SingleFlight};
 use envpack_pypkg::{install_wheel, InstallTarget};
 use envpack_pypkg::{BuiltWheel, ResolveRequest, Resolver, SdistBuilder};
+use envpack_pypkg::{HostPython, LazyHost};
 use envpack_pypkg::{IndexFile, SimpleIndex};
 
 /// The PEP 517 fallback when an sdist has no `[build-system]`.
@@ -51,7 +51,7 @@ pub struct SdistRecord {
 /// Builds sdists during `lock`: resolves their build requirements on the index (wheels only).
 pub struct LockingSdistBuilder<'a> {
     /// CPython of the build host.
-    pub host: &'a HostPython,
+    pub host: &'a LazyHost,
     /// Index for build requirements.
     pub index: &'a SimpleIndex,
     /// Cache for downloads and built wheels.
@@ -62,6 +62,9 @@ pub struct LockingSdistBuilder<'a> {
     pub records: Mutex<BTreeMap<Sha256Digest, SdistRecord>>,
     /// Builds under way, by sdist sha256: platforms resolved at once wait for one build.
     pub building: SingleFlight<Sha256Digest>,
+    /// Build environments installed, by their pinned wheels: sdists with the same build
+    /// requirements share one (the hooks only read it; their bytecode goes elsewhere).
+    pub envs: Memo<Vec<Sha256Digest>, Arc<tempfile::TempDir>>,
 }
 
 /// A resolver hook for build requirements, which must all be wheels (no recursive sdist builds).
@@ -119,6 +122,10 @@ impl LockingSdistBuilder<'_> {
         let scratch = self.cache.scratch_dir()?;
         let src = unpack_sdist(sdist_path, &sdist.filename, scratch.path())?;
         let (backend, backend_path, mut requires) = build_system(&src)?;
+        // The wheel hook runs beside the requires hook, in a second copy of the source (each
+        // hook in a fresh process and a tree of its own, as PEP 517 asks), unpacked while the
+        // build requirements are resolved and installed.
+        let early = self.cache.scratch_dir()?;
         let resolver = Resolver {
             index: self.index,
             cache: self.cache,
@@ -135,8 +142,8 @@ impl LockingSdistBuilder<'_> {
             let resolved = resolver
                 .resolve(&ResolveRequest {
                     requirements: &parsed,
-                    platform: &self.host.platform,
-                    python_full_version: &self.host.version,
+                    platform: self.host.platform(),
+                    python_full_version: self.host.version(),
                 })
                 .with_context(|| {
                     format!("resolving the build requirements of {}", sdist.filename)
@@ -159,19 +166,42 @@ impl LockingSdistBuilder<'_> {
                 })
                 .collect()
         };
-        let mut pins = resolve(&requires)?;
-        let env = scratch.path().join("build-env");
-        self.install_pins(&pins, &env)?;
+        let (early_src, env) = std::thread::scope(|s| {
+            let copy = s.spawn(|| unpack_sdist(sdist_path, &sdist.filename, early.path()));
+            let env = resolve(&requires).and_then(|pins| Ok((self.env_for(&pins)?, pins)));
+            (copy.join(), env)
+        });
+        let early_src = early_src
+            .map_err(|_| anyhow!("unpacking {} stopped unexpectedly", sdist.filename))??;
+        let (env, mut pins) = env?;
+        let (_, early_backend_path, _) = build_system(&early_src)?;
+        // Only the hooks need the interpreter itself, which may still be unpacking.
+        let host = self.host.get()?;
         let hook = Hook {
-            host: self.host,
+            host,
             src: &src,
-            env: &env,
+            env: env.path(),
             backend: &backend,
             backend_path: &backend_path,
             epoch: self.epoch,
             scratch: scratch.path(),
         };
-        let dynamic = hook.requires()?;
+        let early_hook = Hook {
+            src: &early_src,
+            backend_path: &early_backend_path,
+            scratch: early.path(),
+            ..hook
+        };
+        // The early wheel is kept when the requires hook wants nothing the env lacks, the
+        // common case, so the two hooks overlap instead of running one after the other.
+        let (dynamic, early_wheel) = std::thread::scope(|s| {
+            let wheel = s.spawn(|| early_hook.build_wheel(self.cache));
+            let dynamic = hook.requires();
+            (dynamic, wheel.join())
+        });
+        let early_wheel =
+            early_wheel.map_err(|_| anyhow!("building {} stopped unexpectedly", sdist.filename))?;
+        let dynamic = dynamic?;
         let have: Vec<String> = pins.iter().map(|p| normalize(&p.name)).collect();
         let missing: Vec<String> = dynamic
             .into_iter()
@@ -182,13 +212,18 @@ impl LockingSdistBuilder<'_> {
                 !have.contains(&normalize(&name))
             })
             .collect();
-        if !missing.is_empty() {
+        let wheel = if missing.is_empty() {
+            early_wheel?
+        } else {
             requires.extend(missing);
             pins = resolve(&requires)?;
-            fs_err::remove_dir_all(&env)?;
-            self.install_pins(&pins, &env)?;
-        }
-        let wheel = hook.build_wheel(self.cache)?;
+            let env = self.env_for(&pins)?;
+            Hook {
+                env: env.path(),
+                ..hook
+            }
+            .build_wheel(self.cache)?
+        };
         self.records
             .lock()
             .map_err(|_| anyhow!("sdist build state poisoned"))?
@@ -204,8 +239,15 @@ impl LockingSdistBuilder<'_> {
 }
 
 impl LockingSdistBuilder<'_> {
-    fn install_pins(&self, pins: &[LockedFile], env: &Path) -> anyhow::Result<()> {
-        install_build_env(self.host, pins, env, self.cache)
+    /// The build environment holding exactly `pins`, installed on first use.
+    fn env_for(&self, pins: &[LockedFile]) -> anyhow::Result<Arc<tempfile::TempDir>> {
+        let key: Vec<Sha256Digest> = pins.iter().map(|p| p.sha256).collect();
+        self.envs.get_or_try(&key, || {
+            let dir = self.cache.scratch_dir()?;
+            let (platform, version) = (self.host.platform(), self.host.version());
+            install_build_env(platform, version, pins, dir.path(), self.cache)?;
+            Ok(Arc::new(dir))
+        })
     }
 }
 
@@ -223,7 +265,7 @@ pub fn rebuild_pinned(
     let src = unpack_sdist(sdist_path, sdist_filename, scratch.path())?;
     let (backend, backend_path, _) = build_system(&src)?;
     let env = scratch.path().join("build-env");
-    install_build_env(host, pins, &env, cache)?;
+    install_build_env(&host.platform, &host.version, pins, &env, cache)?;
     Hook {
         host,
         src: &src,
@@ -237,16 +279,18 @@ pub fn rebuild_pinned(
 }
 
 fn install_build_env(
-    host: &HostPython,
+    platform: &envpack_pypkg::Platform,
+    python_version: &str,
     pins: &[LockedFile],
     env: &Path,
     cache: &Cache,
 ) -> anyhow::Result<()> {
     fs_err::create_dir_all(env)?;
+    let (_, py_minor, _) = envpack_pypkg::parse_python_version(python_version)?;
     let target = InstallTarget {
         env_root: env,
-        platform: &host.platform,
-        py_minor: host.py_minor,
+        platform,
+        py_minor,
     };
     for pin in pins {
         let path = cache.get(&pin.sha256)?.ok_or_else(|| {
@@ -347,6 +391,7 @@ fn build_system(src: &Path) -> anyhow::Result<(String, Vec<PathBuf>, Vec<String>
 }
 
 /// One PEP 517 backend in its isolated build environment.
+#[derive(Clone, Copy)]
 struct Hook<'a> {
     host: &'a HostPython,
     src: &'a Path,

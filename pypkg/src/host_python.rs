@@ -2,6 +2,8 @@
 //! and compiles bytecode for every platform of the lock (bytecode depends only on the version).
 
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 
 use envpack_net::Cache;
 
@@ -20,6 +22,45 @@ pub struct HostPython {
     pub py_minor: u8,
     /// Full version, e.g. "3.12.7".
     pub version: String,
+    /// The process compiling the standard library ahead of the builds, if one was started.
+    warming: Mutex<Option<Child>>,
+}
+
+/// Standard-library modules that PEP 517 backends (setuptools above all) import, compiled
+/// ahead of the first build: the archives carry sources only, and compiling these is about
+/// half of a cold hook's start. A name missing from a version is skipped.
+const BACKEND_STDLIB: &str = "__future__ array ast base64 binascii bisect bz2 calendar \
+    collections collections.abc configparser contextlib copy copyreg csv dataclasses datetime \
+    dis email email._encoded_words email._header_value_parser email._parseaddr \
+    email._policybase email.base64mime email.charset email.encoders email.errors \
+    email.feedparser email.generator email.header email.headerregistry email.iterators \
+    email.message email.parser email.quoprimime email.utils encodings encodings.aliases enum \
+    fcntl fnmatch functools getopt gettext glob hashlib heapq http http.client importlib \
+    importlib.abc importlib.metadata importlib.readers importlib.resources inspect ipaddress \
+    json keyword linecache locale logging lzma numbers opcode operator pathlib pkgutil \
+    platform queue quopri random re shlex shutil signal socket ssl string struct subprocess \
+    sysconfig tarfile tempfile textwrap threading token tokenize tomllib traceback types \
+    typing unicodedata urllib urllib.error urllib.parse urllib.request urllib.response \
+    warnings weakref zipfile";
+
+/// Imports each module named in argv[1] (writing its bytecode under PYTHONPYCACHEPREFIX).
+const WARM_DRIVER: &str = "import importlib, sys
+for name in sys.argv[1].split():
+    try:
+        importlib.import_module(name)
+    except Exception:
+        pass
+";
+
+impl Drop for HostPython {
+    fn drop(&mut self) {
+        // The interpreter's files go with `_dir`: stop the compiling process first.
+        let child = self.warming.get_mut().map(Option::take).unwrap_or(None);
+        if let Some(mut child) = child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 impl HostPython {
@@ -29,6 +70,38 @@ impl HostPython {
     /// every process. `None` for an installed interpreter.
     pub fn pycache_prefix(&self) -> Option<PathBuf> {
         self._dir.as_ref().map(|d| d.path().join("pycache"))
+    }
+
+    /// Starts compiling the standard library modules build backends import into
+    /// [`HostPython::pycache_prefix`], in the background: hooks started meanwhile compile what
+    /// they need themselves, so this only ever saves time. Nothing to do for an installed
+    /// interpreter (its bytecode is there) or when already started.
+    pub fn start_warming(&self) {
+        let Some(prefix) = self.pycache_prefix() else {
+            return;
+        };
+        let Ok(mut warming) = self.warming.lock() else {
+            return;
+        };
+        if warming.is_some() {
+            return;
+        }
+        let mut prefix_option = std::ffi::OsString::from("pycache_prefix=");
+        prefix_option.push(prefix);
+        let started = Command::new(&self.exe)
+            .arg("-I")
+            .arg("-X")
+            .arg(prefix_option)
+            .args(["-c", WARM_DRIVER, BACKEND_STDLIB])
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        match started {
+            Ok(child) => *warming = Some(child),
+            Err(e) => tracing::debug!(error = %e, "compiling the standard library ahead failed"),
+        }
     }
 
     /// Unpack a locked CPython archive (already hash-checked in the cache) and check it runs.
@@ -62,6 +135,7 @@ impl HostPython {
             platform,
             py_minor,
             version: version.to_string(),
+            warming: Mutex::new(None),
         })
     }
 
@@ -76,6 +150,7 @@ impl HostPython {
             platform,
             py_minor,
             version,
+            warming: Mutex::new(None),
         })
     }
 }
@@ -110,6 +185,8 @@ pub struct LazyHost {
     version: String,
     cache: Cache,
     cell: std::sync::OnceLock<HostPython>,
+    /// One unpack at a time: a second caller waits for the first and takes its interpreter.
+    unpacking: Mutex<()>,
 }
 
 impl LazyHost {
@@ -121,11 +198,29 @@ impl LazyHost {
             version: version.to_string(),
             cache: cache.clone(),
             cell: std::sync::OnceLock::new(),
+            unpacking: Mutex::new(()),
         }
     }
 
-    /// The unpacked interpreter (unpacked and checked on the first call).
+    /// The platform the interpreter is for (known before it is unpacked).
+    pub fn platform(&self) -> &Platform {
+        &self.platform
+    }
+
+    /// Its full version, e.g. "3.12.7" (known before it is unpacked).
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The unpacked interpreter (unpacked and checked on the first call; a failure is met
+    /// again by the next call).
     pub fn get(&self) -> Result<&HostPython, PypkgError> {
+        if let Some(host) = self.cell.get() {
+            return Ok(host);
+        }
+        let _one = self.unpacking.lock().map_err(|_| {
+            PypkgError::Internal("the host interpreter's unpacking panicked".into())
+        })?;
         if let Some(host) = self.cell.get() {
             return Ok(host);
         }

@@ -1,6 +1,7 @@
 //! Resolves requirements against a simple index for one platform at a time (pubgrub).
 
 mod candidates;
+mod lookahead;
 mod provider;
 mod ranges;
 

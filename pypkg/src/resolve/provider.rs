@@ -7,24 +7,26 @@ use std::rc::Rc;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use envpack_layers::digest::Sha256Digest;
 use pep440_rs::{Operator, Version};
 use pep508_rs::{MarkerEnvironment, Requirement, VerbatimUrl, VersionOrUrl};
 use pubgrub::{
     Dependencies, DependencyConstraints, DependencyProvider, PackageResolutionStatistics, Ranges,
 };
 
-use super::candidates::{candidate_files, raise_advice, Candidates, FileChoice, TargetNote};
+use super::candidates::{
+    candidate_files, raise_advice, Candidates, FileChoice, TargetNote, VersionFiles,
+};
+use super::lookahead::pep658_metadata;
 use super::ranges::{names_prerelease, specifiers_to_ranges};
 use super::{BuiltWheel, DistKind, Resolver};
 use crate::filename::{parse_wheel_filename, PackageName};
 use crate::index::IndexFile;
-use crate::metadata::{parse_core_metadata, read_wheel_metadata, CoreMetadata};
+use crate::metadata::{read_wheel_metadata, CoreMetadata};
 use crate::tags::{TagRanks, WheelTarget};
 use crate::PypkgError;
 
 /// Largest PEP 658 metadata file accepted.
-const MAX_METADATA_BYTES: u64 = 16 * 1024 * 1024;
+pub(super) const MAX_METADATA_BYTES: u64 = 16 * 1024 * 1024;
 
 /// A node in the resolution graph.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -69,7 +71,7 @@ pub struct Provider<'r, 'a> {
     pub(super) python: Version,
     pub(super) ranks: TagRanks,
     pub(super) target: WheelTarget,
-    candidates: RefCell<HashMap<PackageName, Rc<Candidates>>>,
+    pub(super) candidates: RefCell<HashMap<PackageName, Rc<Candidates>>>,
     /// Per picked (project, version): a newer version only a raised target admits.
     pub(super) notes: RefCell<HashMap<(PackageName, Version), TargetNote>>,
     pub(super) chosen: RefCell<HashMap<(PackageName, Version), Chosen>>,
@@ -105,26 +107,7 @@ impl<'r, 'a> Provider<'r, 'a> {
         }
     }
 
-    /// Fetches the index pages of new dependencies together: pubgrub asks for each in turn, and
-    /// each ask would otherwise wait a full round trip.
-    fn prefetch_pages(&self, deps: &[(Pkg, Ranges<Version>)]) {
-        let known = self.candidates.borrow();
-        let mut names: Vec<PackageName> = deps
-            .iter()
-            .filter_map(|(p, _)| match p {
-                Pkg::Root => None,
-                Pkg::Base(n) | Pkg::Extra(n, _) => Some(n),
-            })
-            .filter(|n| !known.contains_key(*n))
-            .cloned()
-            .collect();
-        drop(known);
-        names.sort();
-        names.dedup();
-        self.resolver.index.prefetch(&names);
-    }
-
-    fn candidates(&self, name: &PackageName) -> Result<Rc<Candidates>, PypkgError> {
+    pub(super) fn candidates(&self, name: &PackageName) -> Result<Rc<Candidates>, PypkgError> {
         if let Some(c) = self.candidates.borrow().get(name) {
             return Ok(c.clone());
         }
@@ -224,18 +207,8 @@ impl<'r, 'a> Provider<'r, 'a> {
         range: &Ranges<Version>,
     ) -> Result<Option<Version>, PypkgError> {
         let all = self.candidates(name)?;
-        let cands = &all.usable;
         let allow_pre = self.allow_pre.borrow().contains(name);
-        let usable = |v: &Version, files: &Vec<FileChoice>| {
-            range.contains(v) && self.best_file(name, v, files).is_some()
-        };
-        // Newest first; pre-releases only when asked for or when nothing else fits (PEP 440).
-        let stable = cands
-            .iter()
-            .rev()
-            .find(|(v, files)| (allow_pre || !v.any_prerelease()) && usable(v, files));
-        let found = stable.or_else(|| cands.iter().rev().find(|(v, files)| usable(v, files)));
-        let Some((v, files)) = found else {
+        let Some((v, best)) = self.newest_fit(name, &all.usable, range) else {
             if let Some((v, r)) = all.newest_raisable(range, None, allow_pre) {
                 let hint = self.raise_hint(name, v, r.needed, &r.filename);
                 self.hints.borrow_mut().insert(name.clone(), hint);
@@ -257,18 +230,40 @@ impl<'r, 'a> Provider<'r, 'a> {
                 .borrow_mut()
                 .insert((name.clone(), v.clone()), note);
         }
-        if let Some(best) = self.best_file(name, v, files) {
-            self.chosen
-                .borrow_mut()
-                .entry((name.clone(), v.clone()))
-                .or_insert_with(|| Chosen {
-                    file: best.file.clone(),
-                    kind: best.kind,
-                    built_wheel: None,
-                    metadata: None,
-                });
-        }
+        self.chosen
+            .borrow_mut()
+            .entry((name.clone(), v.clone()))
+            .or_insert_with(|| Chosen {
+                file: best.file.clone(),
+                kind: best.kind,
+                built_wheel: None,
+                metadata: None,
+            });
         Ok(Some(v.clone()))
+    }
+
+    /// The newest version in `range` with a file to use, and that file; pre-releases only
+    /// when asked for or when nothing else fits (PEP 440).
+    pub(super) fn newest_fit<'c>(
+        &self,
+        name: &PackageName,
+        cands: &'c VersionFiles,
+        range: &Ranges<Version>,
+    ) -> Option<(&'c Version, &'c FileChoice)> {
+        let allow_pre = self.allow_pre.borrow().contains(name);
+        let fit = |(v, files): (&'c Version, &'c Vec<FileChoice>)| {
+            range
+                .contains(v)
+                .then(|| self.best_file(name, v, files))
+                .flatten()
+                .map(|best| (v, best))
+        };
+        let mut newest_first = cands.iter().rev();
+        newest_first
+            .clone()
+            .filter(|(v, _)| allow_pre || !v.any_prerelease())
+            .find_map(fit)
+            .or_else(|| newest_first.find_map(fit))
     }
 
     fn best_file<'f>(
@@ -323,7 +318,7 @@ impl<'r, 'a> Provider<'r, 'a> {
         self.resolver
             .index
             .metadata(&file.url, || match &file.metadata_sha256 {
-                Some(expected) => match self.pep658_metadata(file, *expected) {
+                Some(expected) => match pep658_metadata(self.resolver.index, file, *expected) {
                     Ok(m) => Ok(m),
                     Err(e @ PypkgError::MetadataDigestMismatch { .. }) => Err(e),
                     Err(e) => {
@@ -333,33 +328,6 @@ impl<'r, 'a> Provider<'r, 'a> {
                 },
                 None => self.downloaded_wheel_metadata(file),
             })
-    }
-
-    fn pep658_metadata(
-        &self,
-        file: &IndexFile,
-        expected: Option<Sha256Digest>,
-    ) -> Result<CoreMetadata, PypkgError> {
-        let url = file.metadata_url();
-        let resp = self
-            .resolver
-            .index
-            .http()
-            .get_bytes(&url, None, MAX_METADATA_BYTES)?;
-        if let Some(expected) = expected {
-            let actual = Sha256Digest::of_bytes(&resp.bytes);
-            if actual != expected {
-                return Err(PypkgError::MetadataDigestMismatch {
-                    url: Box::new(url),
-                    expected,
-                    actual,
-                });
-            }
-        }
-        parse_core_metadata(&resp.bytes).map_err(|source| PypkgError::Metadata {
-            file: url.to_string(),
-            source: Box::new(source),
-        })
     }
 
     fn downloaded_wheel_metadata(&self, file: &IndexFile) -> Result<CoreMetadata, PypkgError> {
@@ -526,7 +494,7 @@ impl DependencyProvider for Provider<'_, '_> {
         let (name, extras) = match package {
             Pkg::Root => {
                 let c = self.constraints(self.requirements.iter(), &[])?;
-                self.prefetch_pages(&c);
+                self.look_ahead(&c);
                 return Ok(Dependencies::Available(
                     c.into_iter().collect::<DependencyConstraints<_, _>>(),
                 ));
@@ -563,7 +531,7 @@ impl DependencyProvider for Provider<'_, '_> {
         if let Pkg::Extra(..) = package {
             c.push((Pkg::Base(name.clone()), Ranges::singleton(version.clone())));
         }
-        self.prefetch_pages(&c);
+        self.look_ahead(&c);
         Ok(Dependencies::Available(c.into_iter().collect()))
     }
 }
