@@ -17,6 +17,8 @@ mod requirement;
 mod resolve;
 mod source_archive;
 mod tags;
+#[cfg(test)]
+mod test_server;
 
 pub use bytecode::compile_tree;
 pub use entry_points::{parse_entry_points, EntryPoint, ScriptEntryPoints};

@@ -33,16 +33,24 @@ echo "conan==2.21.0" >"$work/requirements.in"
 echo "delay_ms=$delay_ms" >"$results/latency.txt"
 
 hf() { hyperfine --style basic "$@"; }
-lock_cmd="ENVPACK_INDEX_URL=$index $envpack --quiet --cache-dir $work/lock-cache lock --spec $spec --out $work/lock.toml"
+# Each run gets a new cache directory and nothing is deleted while the group runs (a new CI
+# runner): a cache deleted just before would make every file creation skip the inodes it freed
+# (ext4 without a journal keeps them for 60 s), which is the filesystem's cost, not latency's.
+fresh() { echo "\$(mktemp -d $work/fresh/$1-XXXXXX)"; }
+mkdir -p "$work/fresh"
+lock_cmd="ENVPACK_INDEX_URL=$index $envpack --quiet --cache-dir $(fresh lock) lock --spec $spec --out $work/lock.toml"
 log "9a. cold lock through the proxy"
 args=(--runs "$runs" --export-json "$results/lock-latency.json"
-  --prepare "rm -rf $work/lock-cache" -n "envpack lock (five platforms, cold cache)" "$lock_cmd"
-  --prepare "rm -rf $work/lock-cache" -n "envpack lock, ENVPACK_HTTP_CONCURRENCY=1" "ENVPACK_HTTP_CONCURRENCY=1 $lock_cmd")
+  -n "envpack lock (five platforms, cold cache)" "$lock_cmd"
+  -n "envpack lock, ENVPACK_HTTP_CONCURRENCY=1" "ENVPACK_HTTP_CONCURRENCY=1 $lock_cmd")
 if [[ -n $uv ]]; then
-  args+=(--prepare "rm -rf $work/uv-cache" -n "uv pip compile --universal (cold cache)"
-    "$uv pip compile --quiet --universal --python $python --python-version 3.11 --index-url $index --cache-dir $work/uv-cache $work/requirements.in -o $work/uv-requirements.txt")
+  args+=(-n "uv pip compile --universal (cold cache)"
+    "$uv pip compile --quiet --universal --python $python --python-version 3.11 --index-url $index --cache-dir $(fresh uv) $work/requirements.in -o $work/uv-requirements.txt")
 fi
+sync
+sleep "${BENCH_SETTLE_SECS:-65}"
 hf "${args[@]}"
+rm -rf "$work/fresh"
 
 log "9b. a cold build's downloads through the proxy"
 lock=$work/spec/envpack.lock

@@ -303,7 +303,7 @@ def main():
         "the output directory is removed before each run.",
         "- Rows 9 (`scripts/bench/latency.sh`): every request of both sides goes through `scripts/bench/slow_proxy.py`, "
         "a loopback reverse proxy in front of the local index that holds each request 50 ms and serves requests "
-        "concurrently (a far index: one round trip per request). 9a: cold caches on both sides; `envpack lock` "
+        "concurrently (a far index: one round trip per request). 9a: cold caches on both sides, each run in a new cache directory with nothing deleted while the group runs (after the same 65 s settle as rows 1 and 2); `envpack lock` "
         "also pins and copies five CPython archives from the `file://` mirror, downloads every chosen file whole "
         "(the lock records sizes and hashes) and builds the conan and patch-ng sdists into wheels (the lock pins "
         "the built wheels), where `uv pip compile` prepares only their metadata. 9b: the download phase of a "

@@ -44,19 +44,18 @@ impl Credentials {
 /// `credsStore`, in that order; `None` when it names none, or its helper has none.
 pub fn from_auth_file(bytes: &[u8], path: &Path, registry: &str) -> Result<Option<Credentials>> {
     use docker_credential::{CredentialRetrievalError as E, DockerCredential};
-    let fail = |detail: String| OciError::Credentials {
-        host: registry.to_string(),
-        detail,
-    };
-    match docker_credential::get_credential_from_reader(bytes, registry) {
+    let file = path.display();
+    let detail = match docker_credential::get_credential_from_reader(bytes, registry) {
         Ok(DockerCredential::UsernamePassword(username, secret)) => {
-            Ok(Some(Credentials { username, secret }))
+            return Ok(Some(Credentials { username, secret }))
         }
-        Ok(DockerCredential::IdentityToken(secret)) => Ok(Some(Credentials {
-            username: "<token>".into(),
-            secret,
-        })),
-        Err(E::NoCredentialConfigured) => Ok(None),
+        Ok(DockerCredential::IdentityToken(secret)) => {
+            return Ok(Some(Credentials {
+                username: "<token>".into(),
+                secret,
+            }))
+        }
+        Err(E::NoCredentialConfigured) => return Ok(None),
         Err(E::HelperFailure {
             helper,
             stdout,
@@ -67,40 +66,37 @@ pub fn from_auth_file(bytes: &[u8], path: &Path, registry: &str) -> Result<Optio
             if text.to_ascii_lowercase().contains("credentials not found") {
                 return Ok(None);
             }
-            Err(fail(format!(
-                "{helper} get failed: {} (the helper is named in {})",
-                text.trim(),
-                path.display()
-            )))
+            format!(
+                "{helper} get failed: {} (the helper is named in {file})",
+                text.trim()
+            )
         }
         Err(E::ConfigReadError) => {
             // The crate keeps serde's reason to itself; ask serde again for the message.
-            let reason = serde_json::from_slice::<serde_json::Value>(bytes)
-                .err()
-                .map_or_else(|| "not an auth file object".to_string(), |e| e.to_string());
-            Err(fail(format!(
-                "{} is not a valid auth file: {reason}",
-                path.display()
-            )))
+            let reason = serde_json::from_slice::<serde_json::Value>(bytes).err().map_or_else(
+                || "its entries are not those of an auth file (auths, credHelpers, credsStore)".to_string(),
+                |e| e.to_string(),
+            );
+            format!("{file} is not a valid auth file: {reason}")
         }
-        Err(E::CredentialDecodingError) => Err(fail(format!(
-            "the `auth` field in {} is not base64 of user:password",
-            path.display()
-        ))),
-        Err(E::CredentialMismatchError) => Err(fail(format!(
-            "the `auth` field in {} does not match its `username` and `password`",
-            path.display()
-        ))),
-        Err(E::HelperCommunicationError) => Err(fail(format!(
-            "a credential helper named in {} could not be run (is its docker-credential-<name> on PATH?)",
-            path.display()
-        ))),
-        Err(E::MalformedHelperResponse) => Err(fail(format!(
-            "a credential helper named in {} printed something that is not credentials JSON",
-            path.display()
-        ))),
-        Err(other) => Err(fail(format!("{other} ({})", path.display()))),
-    }
+        Err(E::CredentialDecodingError) => {
+            format!("the `auth` field in {file} is not base64 of user:password")
+        }
+        Err(E::CredentialMismatchError) => {
+            format!("the `auth` field in {file} does not match its `username` and `password`")
+        }
+        Err(E::HelperCommunicationError) => format!(
+            "a credential helper named in {file} could not be run (is its docker-credential-<name> on PATH?)"
+        ),
+        Err(E::MalformedHelperResponse) => format!(
+            "a credential helper named in {file} printed something that is not credentials JSON"
+        ),
+        Err(other) => format!("{other} ({file})"),
+    };
+    Err(OciError::Credentials {
+        host: registry.to_string(),
+        detail,
+    })
 }
 
 /// The auth files to consult, in order.

@@ -1,69 +1,27 @@
-//! Prefetching pages through a real loopback server that holds every request a moment and
-//! records how many were in flight at once.
+//! Prefetching pages through a real loopback server (`crate::test_server`).
 
 use super::*;
+use crate::test_server::{serve, Seen};
 use envpack_net::HttpConfig;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
-/// What the server saw.
-#[derive(Default)]
-struct Seen {
-    paths: Mutex<Vec<String>>,
-    in_flight: AtomicUsize,
-    peak: AtomicUsize,
-}
-
-/// Serves `/simple/<name>/` as a one-file page, `/simple/missing/` as 404; each request waits
-/// 100 ms so that requests sent together are seen together.
+/// Serves `/simple/<name>/` as a one-file page, `/simple/missing/` as 404 and
+/// `/simple/broken/` as 500.
 fn server() -> (Url, Arc<Seen>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen = Arc::new(Seen::default());
-    let s = seen.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { break };
-            let seen = s.clone();
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(conn.try_clone().unwrap());
-                let mut line = String::new();
-                r.read_line(&mut line).unwrap();
-                loop {
-                    let mut h = String::new();
-                    if r.read_line(&mut h).unwrap() == 0 || h == "\r\n" {
-                        break;
-                    }
-                }
-                let path = line.split(' ').nth(1).unwrap_or("").to_string();
-                let now = seen.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-                seen.peak.fetch_max(now, Ordering::SeqCst);
-                std::thread::sleep(Duration::from_millis(100));
-                seen.in_flight.fetch_sub(1, Ordering::SeqCst);
-                seen.paths.lock().unwrap().push(path.clone());
-                let resp = if path.contains("missing") {
-                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                        .to_string()
-                } else if path.contains("broken") {
-                    "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                        .to_string()
-                } else {
-                    let name = path.trim_matches('/').rsplit('/').next().unwrap_or("");
-                    let body = format!(r#"<a href="../../files/{name}-1.0.tar.gz">x</a>"#);
-                    format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    )
-                };
-                let _ = conn.write_all(resp.as_bytes());
-            });
-        }
-    });
-    let base = Url::parse(&format!("http://127.0.0.1:{port}/simple/")).unwrap();
-    (base, seen)
+    serve(
+        |_| true,
+        |path| {
+            if path.contains("missing") {
+                ("404 Not Found", "text/plain", String::new())
+            } else if path.contains("broken") {
+                ("500 Oops", "text/plain", String::new())
+            } else {
+                let name = path.trim_matches('/').rsplit('/').next().unwrap_or("");
+                let body = format!(r#"<a href="../../files/{name}-1.0.tar.gz">x</a>"#);
+                ("200 OK", "text/html", body)
+            }
+        },
+    )
 }
 
 fn index(base: Url, concurrency: usize) -> SimpleIndex {
@@ -89,12 +47,10 @@ fn prefetch_overlaps_requests_up_to_the_limit_and_fetches_each_page_once() {
     let idx = index(base, 3);
     let all = names(&["a", "b", "c", "d", "e", "f", "a", "b"]);
     idx.prefetch(&all);
-    let peak = seen.peak.load(Ordering::SeqCst);
+    let peak = seen.peak();
     assert!((2..=3).contains(&peak), "peak {peak} with a limit of 3");
-    let mut paths = seen.paths.lock().unwrap().clone();
-    paths.sort();
     assert_eq!(
-        paths,
+        seen.sorted_paths(),
         ["a", "b", "c", "d", "e", "f"].map(|n| format!("/simple/{n}/"))
     );
     // The resolver's own asks are answered from memory.
@@ -149,6 +105,6 @@ fn the_client_bounds_requests_in_flight_across_threads() {
     // Six threads, each with its own page: the client's gate lets two through at a time.
     let all = names(&["p1", "p2", "p3", "p4", "p5", "p6"]);
     envpack_net::parallel_map(6, &all, |n| idx.project_files(n).unwrap());
-    assert_eq!(seen.peak.load(Ordering::SeqCst), 2);
+    assert_eq!(seen.peak(), 2);
     assert_eq!(seen.paths.lock().unwrap().len(), 6);
 }

@@ -1,95 +1,39 @@
-//! Looking ahead through a real loopback index that holds every request a moment and records
-//! how many metadata documents were in flight at once.
+//! Looking ahead through a real loopback index (`crate::test_server`).
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use envpack_net::{Cache, HttpClient, HttpConfig};
 use url::Url;
 
 use crate::index::{IndexFile, SimpleIndex};
+use crate::test_server::{project_of, serve, Seen};
 use crate::{platform_by_name, ResolveRequest};
 use crate::{BuiltWheel, Resolver, SdistBuilder};
 
-#[derive(Default)]
-struct Seen {
-    paths: Mutex<Vec<String>>,
-    metadata_in_flight: AtomicUsize,
-    metadata_peak: AtomicUsize,
-}
-
-/// `top` depends on `a`, `b` and `c`, each a wheel with PEP 658 metadata and no dependencies.
+/// `top` depends on `a`, `b` and `c`, each a wheel with PEP 658 metadata and no dependencies;
+/// the metadata documents are the requests counted.
 fn index_server() -> (Url, Arc<Seen>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen = Arc::new(Seen::default());
-    let s = seen.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { break };
-            let seen = s.clone();
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(conn.try_clone().unwrap());
-                let mut line = String::new();
-                r.read_line(&mut line).unwrap();
-                loop {
-                    let mut h = String::new();
-                    if r.read_line(&mut h).unwrap() == 0 || h == "\r\n" {
-                        break;
-                    }
-                }
-                let path = line.split(' ').nth(1).unwrap_or("").to_string();
-                let metadata = path.ends_with(".metadata");
-                if metadata {
-                    let now = seen.metadata_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-                    seen.metadata_peak.fetch_max(now, Ordering::SeqCst);
-                }
-                std::thread::sleep(Duration::from_millis(100));
-                if metadata {
-                    seen.metadata_in_flight.fetch_sub(1, Ordering::SeqCst);
-                }
-                seen.paths.lock().unwrap().push(path.clone());
-                let name = path
-                    .trim_matches('/')
-                    .rsplit('/')
-                    .next()
-                    .unwrap_or("")
-                    .split('-')
-                    .next()
-                    .unwrap_or("")
-                    .to_string();
-                let (kind, body) = if metadata {
-                    let deps = if name == "top" {
-                        "Requires-Dist: a\nRequires-Dist: b>=1\nRequires-Dist: c\n"
-                    } else {
-                        ""
-                    };
-                    (
-                        "text/plain",
-                        format!("Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n{deps}"),
-                    )
+    serve(
+        |path| path.ends_with(".metadata"),
+        |path| {
+            let name = project_of(path);
+            if path.ends_with(".metadata") {
+                let deps = if name == "top" {
+                    "Requires-Dist: a\nRequires-Dist: b>=1\nRequires-Dist: c\n"
                 } else {
-                    (
-                        "text/html",
-                        format!(
-                            r#"<a href="../../files/{name}-1.0-py3-none-any.whl" data-core-metadata="true">w</a>"#
-                        ),
-                    )
+                    ""
                 };
-                let resp = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
+                let body = format!("Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n{deps}");
+                ("200 OK", "text/plain", body)
+            } else {
+                let body = format!(
+                    r#"<a href="../../files/{name}-1.0-py3-none-any.whl" data-core-metadata="true">w</a>"#
                 );
-                let _ = conn.write_all(resp.as_bytes());
-            });
-        }
-    });
-    let base = Url::parse(&format!("http://127.0.0.1:{port}/simple/")).unwrap();
-    (base, seen)
+                ("200 OK", "text/html", body)
+            }
+        },
+    )
 }
 
 struct NoBuilds;
@@ -135,9 +79,7 @@ fn dependencies_metadata_is_fetched_together_and_once() {
     assert_eq!(names, ["a", "b", "c", "top"]);
     // pubgrub asks for a, b and c one after the other; the three documents were already on
     // their way together.
-    assert_eq!(seen.metadata_peak.load(Ordering::SeqCst), 3);
-    let mut paths = seen.paths.lock().unwrap().clone();
-    paths.sort();
+    assert_eq!(seen.peak(), 3);
     let mut want: Vec<String> = ["a", "b", "c", "top"]
         .iter()
         .flat_map(|n| {
@@ -148,5 +90,9 @@ fn dependencies_metadata_is_fetched_together_and_once() {
         })
         .collect();
     want.sort();
-    assert_eq!(paths, want, "each page and document fetched once");
+    assert_eq!(
+        seen.sorted_paths(),
+        want,
+        "each page and document fetched once"
+    );
 }
