@@ -90,9 +90,15 @@ fn registry_requests_follow_the_proxy_variables_and_bad_ones_are_refused() {
         stderr.contains(&format!("via proxy {proxy} (from http_proxy)")),
         "{stderr}"
     );
-    // The HTTPS probe, then the plain-HTTP ping a loopback registry gets, both tunnelled.
-    let connect = format!("CONNECT {registry} HTTP/1.1");
-    assert_eq!(*seen.lock().unwrap(), vec![connect.clone(), connect]);
+    // The HTTPS probe (a tunnel), then the plain-HTTP ping a loopback registry gets (by its
+    // absolute URL).
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![
+            format!("CONNECT {registry} HTTP/1.1"),
+            format!("GET http://{registry}/v2/ HTTP/1.1"),
+        ]
+    );
 
     let mut direct = via.to_vec();
     direct.push(("NO_PROXY", "localhost,127.0.0.1".into()));

@@ -14,8 +14,9 @@ pub use error::NetError;
 #[cfg(any(test, feature = "test-support"))]
 pub use http::test_servers;
 pub use http::{
-    is_certificate_error, Agent, DownloadSink, HttpClient, HttpConfig, HttpResponse, NoProxy,
-    ProxyServer, ProxySettings, Timeouts, TrustRoots, DEFAULT_CONCURRENCY,
+    describe_error, is_certificate_error, Agent, DownloadSink, HttpClient, HttpConfig,
+    HttpResponse, NoProxy, ProxyServer, ProxySettings, SendError, Timeouts, TrustRoots,
+    DEFAULT_CONCURRENCY,
 };
 pub use pool::{parallel_map, try_parallel_map, Memo, SingleFlight};
 pub use settings::{http_config, http_config_from};

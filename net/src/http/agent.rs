@@ -1,13 +1,16 @@
-//! The one ureq agent setup every client uses: proxies, trusted CA roots, timeouts and the
-//! user agent, so index, downloads, CPython and registry traffic all go out the same way.
+//! The one HTTP client setup every request uses (reqwest's blocking client, over rustls with
+//! the ring provider): proxies, trusted CA roots, timeouts and the user agent, so index,
+//! downloads, CPython and registry traffic all go out the same way.
 
+use std::error::Error as StdError;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ureq::http::{Request, Response, Uri};
-use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
-use ureq::{AsSendBody, Body};
+use reqwest::blocking::{Client, RequestBuilder};
+use reqwest::Method;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 
 use super::proxy::{ProxyServer, ProxySettings};
 use crate::NetError;
@@ -26,8 +29,8 @@ pub enum TrustRoots {
         path: PathBuf,
         /// The variable that named it.
         variable: String,
-        /// Its certificates, shared by every agent (ureq pools connections per root set).
-        certs: Arc<Vec<Certificate<'static>>>,
+        /// Its certificates, shared by every client.
+        certs: Arc<Vec<CertificateDer<'static>>>,
     },
 }
 
@@ -40,7 +43,7 @@ impl PartialEq for TrustRoots {
                 TrustRoots::File {
                     path: p, certs: c, ..
                 },
-            ) => path == p && certs.iter().map(|x| x.der()).eq(c.iter().map(|x| x.der())),
+            ) => path == p && certs == c,
             _ => false,
         }
     }
@@ -74,18 +77,54 @@ impl std::fmt::Debug for TrustRoots {
     }
 }
 
+/// The rustls error in `e`'s chain of causes, if there is one (reqwest wraps it in hyper's and
+/// the I/O layer's errors).
+fn rustls_cause<'e>(e: &'e (dyn StdError + 'static)) -> Option<&'e rustls::Error> {
+    causes(e).find_map(|c| c.downcast_ref::<rustls::Error>())
+}
+
+/// `e` and its causes. An `io::Error` wrapping another error is followed into it (its own
+/// `source` skips the wrapped error and goes to that one's cause).
+fn causes<'e>(
+    e: &'e (dyn StdError + 'static),
+) -> impl Iterator<Item = &'e (dyn StdError + 'static)> {
+    std::iter::successors(Some(e), |&cur: &&'e (dyn StdError + 'static)| match cur
+        .downcast_ref::<std::io::Error>()
+    {
+        Some(io) => io
+            .get_ref()
+            .map(|inner| inner as &(dyn StdError + 'static))
+            .or_else(|| cur.source()),
+        None => cur.source(),
+    })
+}
+
 /// Whether `e` is the server's certificate refused (no trusted CA, wrong name, expired):
 /// the server speaks TLS, and trying again cannot help.
-pub fn is_certificate_error(e: &ureq::Error) -> bool {
-    let refused = |r: &rustls::Error| matches!(r, rustls::Error::InvalidCertificate(_));
-    match e {
-        ureq::Error::Rustls(r) => refused(r),
-        ureq::Error::Io(io) => io
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            .is_some_and(refused),
-        _ => false,
+pub fn is_certificate_error(e: &(dyn StdError + 'static)) -> bool {
+    rustls_cause(e).is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)))
+}
+
+/// `e` and its causes in words, each once: reqwest's own line names the URL, which the
+/// caller's message already does, so only the causes are kept when there are any.
+pub fn describe_error(e: &(dyn StdError + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cur in causes(e).skip(1) {
+        let text = cur.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
     }
+    if parts.is_empty() {
+        return e.to_string();
+    }
+    let mut out = parts.join(": ");
+    // hyper's CONNECT tunnel reports a proxy's 407 in words only; say the status as well,
+    // as for every other refusal.
+    if out.contains("proxy authorization required") {
+        out.push_str(" (407 Proxy Authentication Required)");
+    }
+    out
 }
 
 impl TrustRoots {
@@ -111,37 +150,35 @@ impl TrustRoots {
         Ok(TrustRoots::Bundled)
     }
 
-    fn root_certs(&self) -> RootCerts {
+    fn root_store(&self) -> rustls::RootCertStore {
+        let mut store = rustls::RootCertStore::empty();
         match self {
-            TrustRoots::Bundled => RootCerts::WebPki,
-            TrustRoots::File { certs, .. } => RootCerts::Specific(certs.clone()),
+            TrustRoots::Bundled => store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+            TrustRoots::File { certs, .. } => {
+                // Each was checked usable when the bundle was loaded.
+                let (_, _) = store.add_parsable_certificates(certs.iter().cloned());
+            }
         }
+        store
     }
 }
 
-/// The certificates of a PEM bundle, each checked to be usable as a trust anchor (ureq would
-/// skip a broken one silently, and every server would then fail with an unknown issuer).
-fn load_bundle(path: &Path) -> Result<Vec<Certificate<'static>>, String> {
+/// The certificates of a PEM bundle, each checked to be usable as a trust anchor (skipping a
+/// broken one silently would make every server fail later with an unknown issuer).
+fn load_bundle(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let bytes = fs_err::read(path).map_err(|e| e.to_string())?;
     let mut certs = Vec::new();
-    for item in ureq::tls::parse_pem(&bytes) {
-        match item {
-            Ok(PemItem::Certificate(c)) => {
-                let mut store = rustls::RootCertStore::empty();
-                store
-                    .add(rustls::pki_types::CertificateDer::from(c.der().to_vec()))
-                    .map_err(|e| {
-                        format!(
-                            "{}: certificate {} is not usable: {e}",
-                            path.display(),
-                            certs.len() + 1
-                        )
-                    })?;
-                certs.push(c);
-            }
-            Ok(_) => {}
-            Err(e) => return Err(format!("{}: not a PEM file: {e}", path.display())),
-        }
+    for item in CertificateDer::pem_slice_iter(&bytes) {
+        let cert = item.map_err(|e| format!("{}: not a PEM file: {e}", path.display()))?;
+        let mut store = rustls::RootCertStore::empty();
+        store.add(cert.clone()).map_err(|e| {
+            format!(
+                "{}: certificate {} is not usable: {e}",
+                path.display(),
+                certs.len() + 1
+            )
+        })?;
+        certs.push(cert);
     }
     if certs.is_empty() {
         return Err(format!(
@@ -155,24 +192,24 @@ fn load_bundle(path: &Path) -> Result<Vec<Certificate<'static>>, String> {
 /// How long each phase of a request may take (`None` = no limit).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Timeouts {
-    /// The whole request, body included.
+    /// The whole request, body included (enforced by the caller as it reads the body).
     pub global: Option<Duration>,
     /// Connecting (name lookup, proxy CONNECT, TLS handshake).
     pub connect: Option<Duration>,
-    /// From the request sent to the response head.
-    pub response: Option<Duration>,
-    /// Each read of the body.
+    /// Waiting for the response head, and then for each read of the body.
     pub per_read: Option<Duration>,
 }
 
-/// A ureq agent that sends each request through the proxy `ProxySettings` chooses for its
-/// URL; cheap to clone.
+/// A client that sends each request through the proxy `ProxySettings` chooses for its URL
+/// (every redirect hop chooses again); cheap to clone.
 #[derive(Clone)]
 pub struct Agent {
-    agent: ureq::Agent,
+    /// The client, or why it could not be made (reported by every request).
+    client: Result<Client, Arc<str>>,
     proxies: Arc<ProxySettings>,
     /// What a certificate failure was checked against, for its message.
     roots: Arc<str>,
+    timeouts: Timeouts,
 }
 
 impl std::fmt::Debug for Agent {
@@ -183,64 +220,126 @@ impl std::fmt::Debug for Agent {
     }
 }
 
+/// Why a request could not be sent at all.
+#[derive(Debug)]
+pub enum SendError {
+    /// The client could not be made (its TLS setup).
+    Setup(Arc<str>),
+    /// The request failed.
+    Http(reqwest::Error),
+}
+
 impl Agent {
-    /// The agent for `proxies`, `roots` and `timeouts`; statuses are returned, not errors.
+    /// The client for `proxies`, `roots` and `timeouts`; statuses are returned, not errors.
     pub fn new(proxies: &ProxySettings, roots: &TrustRoots, timeouts: Timeouts) -> Agent {
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            // Never ureq's own reading of the proxy variables: each request gets ours.
-            .proxy(None)
-            .tls_config(TlsConfig::builder().root_certs(roots.root_certs()).build())
-            .timeout_global(timeouts.global)
-            .timeout_connect(timeouts.connect)
-            .timeout_recv_response(timeouts.response)
-            .timeout_per_read(timeouts.per_read)
-            .user_agent(concat!("envpack/", env!("CARGO_PKG_VERSION")))
-            .build();
+        let proxies = Arc::new(proxies.clone());
         Agent {
-            agent: config.into(),
-            proxies: Arc::new(proxies.clone()),
+            client: build_client(&proxies, roots, timeouts).map_err(Arc::from),
+            proxies,
             roots: roots.to_string().into(),
+            timeouts,
         }
     }
 
-    fn route(&self, uri: &Uri) -> Option<&ProxyServer> {
+    fn route(&self, url: &reqwest::Url) -> Option<&ProxyServer> {
         self.proxies
-            .for_target(uri.scheme_str()?, uri.host()?, uri.port_u16())
+            .for_target(url.scheme(), url.host_str()?, url.port())
     }
 
     /// How a request to `url` goes out, for messages: `via proxy … (from VAR)` or `None`.
     pub fn route_of(&self, url: &str) -> Option<String> {
-        let uri: Uri = url.parse().ok()?;
-        self.route(&uri).map(|p| format!("via {}", p.describe()))
+        let url = reqwest::Url::parse(url).ok()?;
+        self.route(&url).map(|p| format!("via {}", p.describe()))
     }
 
     /// `e` for a message about `url`: with the proxy it went through, and for a refused
     /// certificate the roots that were trusted.
-    pub fn failure_detail(&self, url: &str, e: &ureq::Error) -> String {
-        let mut detail = e.to_string();
+    pub fn failure_detail(&self, url: &str, e: &SendError) -> String {
+        let mut detail = match e {
+            SendError::Setup(why) => format!("the HTTP client could not be set up: {why}"),
+            SendError::Http(e) => describe_error(e),
+        };
         if let Some(route) = self.route_of(url) {
             detail = format!("{detail} ({route})");
         }
-        if is_certificate_error(e) {
+        if matches!(e, SendError::Http(h) if is_certificate_error(h)) {
             detail = format!("{detail}; trusted: {}", self.roots);
         }
         detail
     }
 
-    /// A GET request to `uri`, routed.
-    pub fn get(&self, uri: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
-        let proxy = uri
-            .parse::<Uri>()
-            .ok()
-            .and_then(|u| self.route(&u).map(|p| p.proxy().clone()));
-        self.agent.get(uri).config().proxy(proxy).build()
+    /// A request to `url` that waits at most `timeout` (`None`: as long as it takes) for its
+    /// head, its upload included, and then for each read of its body.
+    pub fn request(
+        &self,
+        method: Method,
+        url: &str,
+        timeout: Option<Duration>,
+    ) -> Result<RequestBuilder, SendError> {
+        let client = self
+            .client
+            .as_ref()
+            .map_err(|why| SendError::Setup(why.clone()))?;
+        let builder = client.request(method, url);
+        Ok(match timeout {
+            Some(t) => builder.timeout(t),
+            None => builder,
+        })
     }
 
-    /// Runs an `http` crate request, routed.
-    pub fn run(&self, req: Request<impl AsSendBody>) -> Result<Response<Body>, ureq::Error> {
-        let proxy = self.route(req.uri()).map(|p| p.proxy().clone());
-        let req = self.agent.configure_request(req).proxy(proxy).build();
-        self.agent.run(req)
+    /// The stall limit: how long a request may go without progress.
+    pub fn stall(&self) -> Option<Duration> {
+        self.timeouts.per_read
     }
+
+    /// Sends `req`.
+    pub fn send(&self, req: RequestBuilder) -> Result<reqwest::blocking::Response, SendError> {
+        req.send().map_err(SendError::Http)
+    }
+
+    /// The whole-request limit, for the caller reading the body.
+    pub fn global_timeout(&self) -> Option<Duration> {
+        self.timeouts.global
+    }
+}
+
+fn build_client(
+    proxies: &Arc<ProxySettings>,
+    roots: &TrustRoots,
+    timeouts: Timeouts,
+) -> Result<Client, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots.root_store())
+        .with_no_client_auth();
+    // Never reqwest's own reading of the proxy variables: one proxy per scheme, each asking
+    // `for_target` for every connection (redirect hops included), with its credentials
+    // decoded (reqwest would send a URL's percent-encoded user and password as they are).
+    let mut builder = Client::builder().no_proxy();
+    for (scheme, server) in [("http", &proxies.http), ("https", &proxies.https)] {
+        let Some(server) = server else { continue };
+        let chooser = proxies.clone();
+        let mut proxy = reqwest::Proxy::custom(move |url| {
+            if url.scheme() != scheme {
+                return None;
+            }
+            chooser
+                .for_target(url.scheme(), url.host_str()?, url.port())
+                .map(|p| p.url().clone())
+        });
+        if let Some((user, password)) = server.credentials() {
+            proxy = proxy.basic_auth(user, password);
+        }
+        builder = builder.proxy(proxy);
+    }
+    let mut builder = builder
+        .tls_backend_preconfigured(tls)
+        .timeout(None::<Duration>)
+        .user_agent(concat!("envpack/", env!("CARGO_PKG_VERSION")));
+    if let Some(t) = timeouts.connect {
+        builder = builder.connect_timeout(t);
+    }
+    builder.build().map_err(|e| describe_error(&e))
 }

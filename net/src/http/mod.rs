@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ureq::ResponseExt;
 use url::Url;
 
 mod agent;
@@ -13,7 +12,7 @@ mod proxy;
 mod range;
 mod sink;
 
-pub use agent::{is_certificate_error, Agent, Timeouts, TrustRoots};
+pub use agent::{describe_error, is_certificate_error, Agent, SendError, Timeouts, TrustRoots};
 pub use proxy::{NoProxy, ProxyServer, ProxySettings};
 pub use range::{ContentRange, ResumeHint};
 pub use sink::DownloadSink;
@@ -122,7 +121,6 @@ impl HttpClient {
         let timeouts = Timeouts {
             global: secs(c.timeout_secs),
             connect: stall,
-            response: stall,
             per_read: stall,
         };
         let agent = Agent::new(&c.proxies, &c.roots, timeouts);
@@ -250,7 +248,27 @@ impl HttpClient {
         if offset > 0 && resume.is_none() {
             dest.reset().map_err(write_err)?;
         }
-        let mut req = self.agent.get(url.as_str());
+        let started = std::time::Instant::now();
+        let fatal = |detail: String| {
+            Failure::Fatal(NetError::Transport {
+                url: url.clone(),
+                detail,
+                attempts: 1,
+            })
+        };
+        let send_failed = |e: SendError| {
+            let detail = self.agent.failure_detail(url.as_str(), &e);
+            match &e {
+                SendError::Setup(_) => fatal(detail),
+                SendError::Http(h) if is_certificate_error(h) => fatal(detail),
+                SendError::Http(h) if h.is_builder() || h.is_redirect() => fatal(detail),
+                SendError::Http(_) => transport(detail),
+            }
+        };
+        let mut req = self
+            .agent
+            .request(reqwest::Method::GET, url.as_str(), self.agent.stall())
+            .map_err(send_failed)?;
         if let Some(a) = accept {
             req = req.header("Accept", a);
         }
@@ -258,29 +276,7 @@ impl HttpClient {
             tracing::info!(%url, offset, "resuming download");
             req = req.header("Range", range).header("If-Range", if_range);
         }
-        let resp = match req.call() {
-            Ok(r) => r,
-            Err(e) => {
-                let detail = self.agent.failure_detail(url.as_str(), &e);
-                return Err(match e {
-                    _ if is_certificate_error(&e) => Failure::Fatal(NetError::Transport {
-                        url: url.clone(),
-                        detail,
-                        attempts: 1,
-                    }),
-                    ureq::Error::Io(_)
-                    | ureq::Error::Timeout(_)
-                    | ureq::Error::HostNotFound
-                    | ureq::Error::ConnectionFailed
-                    | ureq::Error::Protocol(_) => transport(detail),
-                    _ => Failure::Fatal(NetError::Transport {
-                        url: url.clone(),
-                        detail,
-                        attempts: 1,
-                    }),
-                });
-            }
-        };
+        let resp = self.agent.send(req).map_err(send_failed)?;
         let header = |name: &str| {
             resp.headers()
                 .get(name)
@@ -306,6 +302,13 @@ impl HttpClient {
             }
             _ => false,
         };
+        if status == 407 {
+            // The proxy's answer, not the server's: name the proxy, and don't retry.
+            let route = self.agent.route_of(url.as_str()).unwrap_or_default();
+            return Err(fatal(format!(
+                "407 Proxy Authentication Required ({route})"
+            )));
+        }
         if !(200..300).contains(&status) || (status == 206 && !resumed) {
             let e = NetError::Status {
                 url: url.clone(),
@@ -326,7 +329,7 @@ impl HttpClient {
             header("last-modified").as_deref(),
             header("accept-ranges").as_deref(),
         );
-        let final_url = Url::parse(&resp.get_uri().to_string()).unwrap_or_else(|_| url.clone());
+        let final_url = resp.url().clone();
         let content_type = header("content-type").map(|v| strip_params(&v));
         let expected = header("content-length").and_then(|s| s.trim().parse::<u64>().ok());
         let already = dest.written();
@@ -339,12 +342,36 @@ impl HttpClient {
                 }));
             }
         }
-        let mut body = resp.into_body().into_reader();
+        let mut body = Deadline {
+            inner: resp,
+            until: self.agent.global_timeout().map(|t| (started + t, t)),
+        };
         match copy_body(url, &mut body, dest, expected, remaining_limit) {
             Ok(_) => Ok((content_type, final_url)),
             Err(e) if e.is_transient() => Err(Failure::Transient(e)),
             Err(e) => Err(Failure::Fatal(e)),
         }
+    }
+}
+
+/// A body that fails with `TimedOut` once the whole request's time is up
+/// (`ENVPACK_HTTP_TIMEOUT`); each read's own limit is the stall time.
+struct Deadline<R> {
+    inner: R,
+    until: Option<(std::time::Instant, Duration)>,
+}
+
+impl<R: Read> Read for Deadline<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some((until, limit)) = self.until {
+            if std::time::Instant::now() > until {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("the request took longer than {} s", limit.as_secs()),
+                ));
+            }
+        }
+        self.inner.read(buf)
     }
 }
 

@@ -159,7 +159,7 @@ fn https_goes_through_https_proxy_unless_no_proxy_matches() {
 }
 
 #[test]
-fn plain_http_goes_through_http_proxy_as_a_tunnel() {
+fn plain_http_goes_through_http_proxy_in_absolute_form() {
     let origin = Origin::plain(routes(&[("/simple/pkg/", "text/html", PAGE)]));
     let proxy = ForwardProxy::start(None);
     let url = index(&origin, "http");
@@ -171,9 +171,10 @@ fn plain_http_goes_through_http_proxy_as_a_tunnel() {
     .unwrap();
     assert_eq!(r.bytes, PAGE);
     let carried = proxy.carried.lock().unwrap();
-    // ureq 3 reaches http:// targets through a CONNECT tunnel too, never absolute-form.
+    // An http:// target is asked for by its absolute URL (no tunnel), as curl and pip do.
     assert_eq!(carried.len(), 1);
-    assert_eq!(carried[0].method, "CONNECT");
+    assert_eq!(carried[0].method, "GET");
+    assert_eq!(carried[0].target, url.as_str());
 }
 
 #[test]
@@ -228,6 +229,6 @@ fn a_redirect_hop_to_a_no_proxy_host_goes_direct() {
     );
     let carried = proxy.carried.lock().unwrap();
     assert_eq!(carried.len(), 1);
-    assert_eq!(carried[0].target, format!("localhost:{}", first.port));
+    assert_eq!(carried[0].target, url.as_str());
     assert_eq!(target.count(), 1);
 }

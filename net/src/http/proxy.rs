@@ -1,9 +1,9 @@
 //! Proxy settings from curl's environment variables, and which requests they apply to.
 //!
-//! ureq reads these variables itself when left alone, but with other rules than curl's, pip's
-//! and uv's (`ALL_PROXY` before the scheme's own variable, one proxy for both schemes, a bad
-//! value silently ignored, `NO_PROXY=example.com` not matching subdomains, no IP ranges), so
-//! the agents are built with no proxy and each request is given the one chosen here.
+//! HTTP clients read these variables with rules of their own; envpack follows curl's, pip's and
+//! uv's (the scheme's own variable before `ALL_PROXY`, a bad value an error and never a silent
+//! direct connection, `NO_PROXY=example.com` matching subdomains, IP ranges), so the client
+//! asks [`ProxySettings::for_target`] for every connection, redirect hops included.
 
 use std::net::IpAddr;
 
@@ -19,7 +19,10 @@ const NO_PROXY_VARS: [&str; 2] = ["no_proxy", "NO_PROXY"];
 /// One proxy server, with the variable that named it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ProxyServer {
-    proxy: ureq::Proxy,
+    /// `scheme://host:port`, without credentials.
+    url: url::Url,
+    /// The user and password, percent-decoded.
+    credentials: Option<(String, String)>,
     /// The URL with any password masked, for messages.
     shown: String,
     /// The environment variable it came from.
@@ -27,9 +30,16 @@ pub struct ProxyServer {
 }
 
 impl ProxyServer {
-    /// The ureq proxy to hand to a request.
-    pub fn proxy(&self) -> &ureq::Proxy {
-        &self.proxy
+    /// The proxy's URL, without credentials.
+    pub fn url(&self) -> &url::Url {
+        &self.url
+    }
+
+    /// The user and password to send it (`Proxy-Authorization: Basic`), percent-decoded.
+    pub fn credentials(&self) -> Option<(&str, &str)> {
+        self.credentials
+            .as_ref()
+            .map(|(u, p)| (u.as_str(), p.as_str()))
     }
 
     /// `proxy http://user:***@host:port (from HTTPS_PROXY)`, for messages.
@@ -82,7 +92,7 @@ impl ProxySettings {
         let server = |names: &[&str]| -> Result<Option<ProxyServer>, NetError> {
             first_set(names, env)
                 .map(|(variable, value)| {
-                    parse_proxy(&value, &no_proxy, &variable).map_err(|reason| NetError::Setting {
+                    parse_proxy(&value, &variable).map_err(|reason| NetError::Setting {
                         value: mask_password(&value),
                         variable,
                         reason,
@@ -111,16 +121,15 @@ impl ProxySettings {
 
 /// Parses a proxy URL as curl does: a missing scheme means `http://`; a missing port the
 /// scheme's default (80 or 443, as pip and uv; curl alone assumes 1080).
-fn parse_proxy(value: &str, no_proxy: &NoProxy, variable: &str) -> Result<ProxyServer, String> {
+fn parse_proxy(value: &str, variable: &str) -> Result<ProxyServer, String> {
     let with_scheme = if value.contains("://") {
         value.to_string()
     } else {
         format!("http://{value}")
     };
     let url = url::Url::parse(&with_scheme).map_err(|e| format!("not a proxy URL: {e}"))?;
-    let protocol = match url.scheme() {
-        "http" => ureq::ProxyProtocol::Http,
-        "https" => ureq::ProxyProtocol::Https,
+    match url.scheme() {
+        "http" | "https" => {}
         s if s.starts_with("socks") => {
             return Err(format!(
                 "{s}:// proxies are not supported; envpack talks to http:// and https:// proxies (HTTP CONNECT)"
@@ -141,28 +150,25 @@ fn parse_proxy(value: &str, no_proxy: &NoProxy, variable: &str) -> Result<ProxyS
             .map(|c| c.into_owned())
             .map_err(|_| "the user or password is not UTF-8 once percent-decoded".to_string())
     };
-    let mut builder = ureq::Proxy::builder(protocol).host(host).port(port);
-    if !url.username().is_empty() || url.password().is_some() {
-        builder = builder.username(&decode(url.username())?);
-        if let Some(p) = url.password() {
-            builder = builder.password(&decode(p)?);
-        }
-    }
-    // Redirects are followed inside ureq with the first URL's proxy; giving it the entries it
-    // can express lets each hop still bypass the proxy for NO_PROXY's names, IPs and `*`.
-    for expr in no_proxy.ureq_expressions() {
-        builder = builder.no_proxy(&expr);
-    }
-    let proxy = builder
-        .build()
-        .map_err(|e| format!("not a usable proxy URL: {e}"))?;
+    let credentials = if !url.username().is_empty() || url.password().is_some() {
+        Some((
+            decode(url.username())?,
+            decode(url.password().unwrap_or(""))?,
+        ))
+    } else {
+        None
+    };
+    let mut bare = url.clone();
+    let _ = bare.set_username("");
+    let _ = bare.set_password(None);
     let userinfo = match (url.username(), url.password()) {
         ("", None) => String::new(),
         (user, None) => format!("{user}@"),
         (user, Some(_)) => format!("{user}:***@"),
     };
     Ok(ProxyServer {
-        proxy,
+        url: bare,
+        credentials,
         shown: format!("{}://{userinfo}{host}:{port}", url.scheme()),
         variable: variable.to_string(),
     })
@@ -293,26 +299,6 @@ impl NoProxy {
             Bypass::Ip { addr, port: p } => ip == Some(*addr) && port_ok(p),
             Bypass::Network { addr, bits } => ip.is_some_and(|ip| in_network(ip, *addr, *bits)),
         })
-    }
-
-    /// The entries ureq's own matcher can express (exact host, `.suffix`, `*`), for redirects.
-    fn ureq_expressions(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for e in &self.entries {
-            match e {
-                Bypass::All => out.push("*".to_string()),
-                Bypass::Domain { name, port: None } => {
-                    out.push(name.clone());
-                    out.push(format!(".{name}"));
-                }
-                Bypass::Ip { addr, port: None } => out.push(match addr {
-                    IpAddr::V4(a) => a.to_string(),
-                    IpAddr::V6(a) => format!("[{a}]"),
-                }),
-                Bypass::Domain { .. } | Bypass::Ip { .. } | Bypass::Network { .. } => {}
-            }
-        }
-        out
     }
 }
 

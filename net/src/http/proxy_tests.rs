@@ -20,8 +20,8 @@ fn route(s: &ProxySettings, url: &str) -> String {
     match s.for_target(u.scheme(), u.host_str().unwrap(), u.port()) {
         Some(p) => format!(
             "{}:{} ({})",
-            p.proxy().host(),
-            p.proxy().port(),
+            p.url().host_str().unwrap(),
+            p.url().port_or_known_default().unwrap(),
             p.describe()
                 .rsplit("from ")
                 .next()
@@ -74,10 +74,9 @@ fn default_ports_credentials_and_masking() {
         ("HTTP_PROXY", "http://plain/"),
     ]);
     let p = s.https.as_ref().unwrap();
-    assert_eq!(p.proxy().protocol(), ureq::ProxyProtocol::Https);
-    assert_eq!(p.proxy().port(), 443);
-    assert_eq!(p.proxy().username(), Some("us@er"));
-    assert_eq!(p.proxy().password(), Some("p:ss"));
+    assert_eq!(p.url().as_str(), "https://tls-proxy/");
+    assert_eq!(p.url().port_or_known_default(), Some(443));
+    assert_eq!(p.credentials(), Some(("us@er", "p:ss")));
     let shown = p.describe();
     assert!(
         !shown.contains("p%3Ass") && !shown.contains("p:ss"),
@@ -85,7 +84,10 @@ fn default_ports_credentials_and_masking() {
     );
     assert!(shown.contains("us%40er:***@tls-proxy:443"), "{shown}");
     assert_eq!(format!("{p:?}"), shown);
-    assert_eq!(s.http.as_ref().unwrap().proxy().port(), 80);
+    assert_eq!(
+        s.http.as_ref().unwrap().url().port_or_known_default(),
+        Some(80)
+    );
 }
 
 #[test]
@@ -173,22 +175,19 @@ fn a_bad_no_proxy_entry_is_an_error_naming_the_variable() {
 }
 
 #[test]
-fn redirect_hops_get_the_entries_ureq_can_express() {
-    let list = NoProxy::parse("*.a.test,1.2.3.4,::1,10.0.0.0/8,b.test:80").unwrap();
-    assert_eq!(
-        list.ureq_expressions(),
-        vec!["a.test", ".a.test", "1.2.3.4", "[::1]"]
-    );
-    // ureq compares against the URI's host, which keeps IPv6 brackets.
-    let s = settings(&[("HTTP_PROXY", "p:1"), ("NO_PROXY", "::1,a.test")]);
-    let proxy = s.http.unwrap();
+fn hosts_are_matched_as_urls_give_them() {
+    // The client asks for every hop with the URL's own host, which keeps IPv6 brackets.
+    let s = settings(&[("HTTP_PROXY", "p:1"), ("NO_PROXY", "::1,a.test,10.0.0.0/8")]);
     for (url, bypass) in [
         ("http://[::1]:8/", true),
         ("http://x.a.test/", true),
+        ("http://10.1.2.3/", true),
         ("http://b.test/", false),
+        ("http://[::2]/", false),
     ] {
-        let uri: ureq::http::Uri = url.parse().unwrap();
-        assert_eq!(proxy.proxy().is_no_proxy(&uri), bypass, "{url}");
+        let u = url::Url::parse(url).unwrap();
+        let routed = s.for_target(u.scheme(), u.host_str().unwrap(), u.port());
+        assert_eq!(routed.is_none(), bypass, "{url}");
     }
 }
 

@@ -1,13 +1,15 @@
-//! A blocking client for the OCI distribution API, talking HTTP directly (ureq) so manifests
-//! go out as the exact bytes of the layout and blobs stream from disk.
+//! A blocking client for the OCI distribution API over the one HTTP client setup
+//! (`envpack_net::Agent`), so manifests go out as the exact bytes of the layout and blobs
+//! stream from disk.
 
 use std::io::Read;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use ureq::http::{Method, Request, Response};
-use ureq::{Body, SendBody};
+use envpack_net::SendError;
+use reqwest::blocking::{Body, Response};
+use reqwest::Method;
 use url::Url;
 
 use super::challenge::{parse_challenge, Challenge};
@@ -23,8 +25,13 @@ pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
 /// Media types we accept when asking for a manifest.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 
-/// Shortest wait for a registry's answer once a request is sent.
+/// Shortest wait for a registry's answer to an upload: after the last byte a registry may
+/// take minutes (hashing, moving the blob into storage) before it answers.
 const RESPONSE_WAIT: Duration = Duration::from_secs(600);
+
+/// The slowest upload rate waited for, in bytes per second: an upload's limit grows with its
+/// size, so only one that stalls outright fails.
+const SLOWEST_UPLOAD: u64 = 64 * 1024;
 
 /// How to reach a registry.
 #[derive(Debug, Clone)]
@@ -129,50 +136,64 @@ fn agent(options: &ClientOptions) -> envpack_net::Agent {
     let timeouts = envpack_net::Timeouts {
         global: None,
         connect: options.stall_timeout,
-        // After the last byte of a large upload a registry may take minutes (hashing, moving
-        // the blob into storage) before it answers: never less than RESPONSE_WAIT.
-        response: options.stall_timeout.map(|s| s.max(RESPONSE_WAIT)),
         per_read: options.stall_timeout,
     };
     envpack_net::Agent::new(&options.proxies, &options.roots, timeouts)
 }
 
-pub(super) fn transport(method: &Method, url: &str, e: ureq::Error) -> OciError {
+/// A request's failure as an error; `detail` is the failure in words.
+pub(super) fn transport(method: &Method, url: &str, e: &SendError, detail: String) -> OciError {
     match e {
-        _ if envpack_net::is_certificate_error(&e) => OciError::Certificate {
+        SendError::Http(h) if envpack_net::is_certificate_error(h) => OciError::Certificate {
             what: format!("{method} {url}"),
-            detail: e.to_string(),
+            detail,
         },
-        ureq::Error::Io(_)
-        | ureq::Error::Timeout(_)
-        | ureq::Error::ConnectionFailed
-        | ureq::Error::Protocol(_) => OciError::Transport {
+        SendError::Http(h) if !h.is_builder() && !h.is_redirect() => OciError::Transport {
             method: method.to_string(),
             url: url.to_string(),
-            detail: e.to_string(),
+            detail,
             attempts: 1,
         },
-        other => OciError::Protocol {
+        _ => OciError::Protocol {
             what: format!("{method} {url}"),
-            detail: other.to_string(),
+            detail,
         },
     }
 }
 
-pub(super) fn header<'r>(resp: &'r Response<Body>, name: &str) -> Option<&'r str> {
+pub(super) fn header<'r>(resp: &'r Response, name: &str) -> Option<&'r str> {
     resp.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// At most `limit` bytes of a body; more is an error, as is a read that fails.
+pub(super) fn read_limited(resp: &mut Response, limit: u64, what: &str) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    resp.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| OciError::Transport {
+            method: "GET".into(),
+            url: what.to_string(),
+            detail: format!("reading the body: {e}"),
+            attempts: 1,
+        })?;
+    if bytes.len() as u64 > limit {
+        return Err(OciError::Protocol {
+            what: format!("GET {what}"),
+            detail: format!("the answer is larger than {limit} bytes"),
+        });
+    }
+    Ok(bytes)
+}
+
 /// The start of an error response's body, for messages.
-pub(super) fn error_body(resp: &mut Response<Body>) -> String {
-    let text = resp
-        .body_mut()
-        .with_config()
-        .limit(4096)
-        .lossy_utf8(true)
-        .read_to_string()
-        .unwrap_or_default();
-    text.trim().chars().take(500).collect()
+pub(super) fn error_body(resp: &mut Response) -> String {
+    let mut bytes = Vec::new();
+    let _ = resp.take(4096).read_to_end(&mut bytes);
+    String::from_utf8_lossy(&bytes)
+        .trim()
+        .chars()
+        .take(500)
+        .collect()
 }
 
 impl RegistryClient {
@@ -231,21 +252,9 @@ impl RegistryClient {
     }
 
     /// [`transport`], with the proxy used and, for a TLS refusal, the trusted roots named.
-    fn failed(&self, method: &Method, url: &str, e: ureq::Error) -> OciError {
+    fn failed(&self, method: &Method, url: &str, e: SendError) -> OciError {
         let full = self.agent.failure_detail(url, &e);
-        match transport(method, url, e) {
-            OciError::Transport {
-                method, attempts, ..
-            } => OciError::Transport {
-                method,
-                url: url.to_string(),
-                detail: full,
-                attempts,
-            },
-            OciError::Protocol { what, .. } => OciError::Protocol { what, detail: full },
-            OciError::Certificate { what, .. } => OciError::Certificate { what, detail: full },
-            other => other,
-        }
+        transport(method, url, &e, full)
     }
 
     /// The base URL in use (`https://host/` or `http://host/`).
@@ -256,18 +265,7 @@ impl RegistryClient {
     /// `GET /v2/`: reachable and speaking the distribution API (401 counts: auth comes later).
     fn ping(&self) -> Result<()> {
         let url = self.url("v2/")?;
-        let req = Request::builder()
-            .method(Method::GET)
-            .uri(url.as_str())
-            .body(SendBody::none())
-            .map_err(|e| OciError::Protocol {
-                what: format!("GET {url}"),
-                detail: e.to_string(),
-            })?;
-        let mut resp = self
-            .agent
-            .run(req)
-            .map_err(|e| self.failed(&Method::GET, url.as_str(), e))?;
+        let mut resp = self.get(&url, None)?;
         match resp.status().as_u16() {
             200 | 401 => Ok(()),
             s => Err(OciError::Status {
@@ -279,14 +277,55 @@ impl RegistryClient {
         }
     }
 
+    /// A plain GET of `url`, with `authorization` if given.
+    fn get(&self, url: &Url, authorization: Option<String>) -> Result<Response> {
+        let failed = |e| self.failed(&Method::GET, url.as_str(), e);
+        let mut req = self
+            .agent
+            .request(Method::GET, url.as_str(), self.agent.stall())
+            .map_err(failed)?;
+        if let Some(a) = authorization {
+            req = req.header("Authorization", a);
+        }
+        let resp = self.agent.send(req).map_err(failed)?;
+        self.not_refused_by_proxy(&Method::GET, url, resp)
+    }
+
+    /// `resp`, unless a proxy refused or could not forward it. A plain-HTTP request through a
+    /// proxy gets such an answer as a status, where an HTTPS one gets a failed tunnel: either
+    /// way the error names the proxy. A 407 is not retried; a 502 or 504 is, like a tunnel
+    /// that failed.
+    fn not_refused_by_proxy(
+        &self,
+        method: &Method,
+        url: &Url,
+        mut resp: Response,
+    ) -> Result<Response> {
+        let status = resp.status().as_u16();
+        let Some(route) = self.agent.route_of(url.as_str()) else {
+            return Ok(resp);
+        };
+        match status {
+            407 => Err(OciError::Protocol {
+                what: format!("{method} {url}"),
+                detail: format!("407 Proxy Authentication Required ({route})"),
+            }),
+            502 | 504 => Err(OciError::Transport {
+                method: method.to_string(),
+                url: url.to_string(),
+                detail: format!("HTTP {status} ({route}): {}", error_body(&mut resp)),
+                attempts: 1,
+            }),
+            _ => Ok(resp),
+        }
+    }
+
     /// Whether the host answers plain HTTP at /v2/ (only used to explain a refusal).
     fn plain_answers(&self) -> bool {
-        let url = format!("http://{}/v2/", self.registry);
-        self.agent
-            .get(&url)
-            .call()
-            .map(|r| matches!(r.status().as_u16(), 200 | 401))
-            .unwrap_or(false)
+        Url::parse(&format!("http://{}/v2/", self.registry))
+            .ok()
+            .and_then(|url| self.get(&url, None).ok())
+            .is_some_and(|r| matches!(r.status().as_u16(), 200 | 401))
     }
 
     pub(super) fn url(&self, path: &str) -> Result<Url> {
@@ -308,7 +347,7 @@ impl RegistryClient {
         url: &Url,
         headers: &[(&str, &str)],
         payload: &Payload,
-    ) -> Result<Response<Body>> {
+    ) -> Result<Response> {
         let mut challenged = false;
         loop {
             let mut resp = self.send_raw(&method, url, headers, payload)?;
@@ -364,7 +403,7 @@ impl RegistryClient {
         headers: &[(&str, &str)],
         payload: &Payload,
         ok: &[u16],
-    ) -> Result<Response<Body>> {
+    ) -> Result<Response> {
         let what = format!("{method} {url}");
         self.retry.run(&what, |_| {
             let mut resp = self.send(method.clone(), url, headers, payload)?;
@@ -388,47 +427,42 @@ impl RegistryClient {
         url: &Url,
         headers: &[(&str, &str)],
         payload: &Payload,
-    ) -> Result<Response<Body>> {
-        let mut b = Request::builder().method(method.clone()).uri(url.as_str());
+    ) -> Result<Response> {
+        let failed = |e| self.failed(method, url.as_str(), e);
+        let stall = self.agent.stall();
+        let timeout = match payload {
+            // Uploads: the limit grows with the size and never falls below RESPONSE_WAIT.
+            Payload::File(_, size) => {
+                stall.map(|s| s.max(RESPONSE_WAIT) + Duration::from_secs(size / SLOWEST_UPLOAD))
+            }
+            _ => stall,
+        };
+        let mut req = self
+            .agent
+            .request(method.clone(), url.as_str(), timeout)
+            .map_err(failed)?;
         for (k, v) in headers {
-            b = b.header(*k, *v);
+            req = req.header(*k, *v);
         }
         if let Some(a) = self.authorization.lock().ok().and_then(|g| g.clone()) {
-            b = b.header("Authorization", a);
+            req = req.header("Authorization", a);
         }
-        let bad = |e: ureq::http::Error| OciError::Protocol {
-            what: format!("{method} {url}"),
-            detail: e.to_string(),
-        };
-        let result = match payload {
-            Payload::Empty => {
-                let body = if matches!(*method, Method::GET | Method::HEAD | Method::DELETE) {
-                    SendBody::none()
-                } else {
-                    b = b.header("Content-Length", "0");
-                    SendBody::from_owned_reader(std::io::empty())
-                };
-                self.agent.run(b.body(body).map_err(bad)?)
-            }
-            Payload::Bytes(bytes, content_type) => {
-                b = b
-                    .header("Content-Type", *content_type)
-                    .header("Content-Length", bytes.len().to_string());
-                let mut r: &[u8] = bytes;
-                self.agent
-                    .run(b.body(SendBody::from_reader(&mut r)).map_err(bad)?)
-            }
+        req = match payload {
+            Payload::Empty if matches!(*method, Method::GET | Method::HEAD | Method::DELETE) => req,
+            // A POST or PUT without a body still says so (Content-Length: 0).
+            Payload::Empty => req.body(Vec::new()),
+            Payload::Bytes(bytes, content_type) => req
+                .header("Content-Type", *content_type)
+                .body(bytes.to_vec()),
             Payload::File(path, size) => {
                 let file = fs_err::File::open(path)?;
-                b = b
-                    .header("Content-Type", "application/octet-stream")
-                    .header("Content-Length", size.to_string());
                 let reader = std::io::BufReader::with_capacity(1 << 20, file.take(*size));
-                self.agent
-                    .run(b.body(SendBody::from_owned_reader(reader)).map_err(bad)?)
+                req.header("Content-Type", "application/octet-stream")
+                    .body(Body::sized(reader, *size))
             }
         };
-        result.map_err(|e| self.failed(method, url.as_str(), e))
+        let resp = self.agent.send(req).map_err(failed)?;
+        self.not_refused_by_proxy(method, url, resp)
     }
 
     /// Answers a challenge: Basic sends the credentials, Bearer fetches a token.
@@ -485,13 +519,7 @@ impl RegistryClient {
         }
         let what = format!("GET {url}");
         let token = self.retry.run(&what, |_| {
-            let mut req = self.agent.get(url.as_str());
-            if let Some(c) = &self.credentials {
-                req = req.header("Authorization", c.basic_header());
-            }
-            let mut resp = req
-                .call()
-                .map_err(|e| self.failed(&Method::GET, url.as_str(), e))?;
+            let mut resp = self.get(&url, self.credentials.as_ref().map(|c| c.basic_header()))?;
             let status = resp.status().as_u16();
             if status == 401 || status == 403 {
                 return Err(OciError::Unauthorized {
@@ -512,12 +540,7 @@ impl RegistryClient {
                     body: error_body(&mut resp),
                 });
             }
-            let bytes = resp
-                .body_mut()
-                .with_config()
-                .limit(1 << 20)
-                .read_to_vec()
-                .map_err(|e| transport(&Method::GET, url.as_str(), e))?;
+            let bytes = read_limited(&mut resp, 1 << 20, url.as_str())?;
             let v: serde_json::Value =
                 serde_json::from_slice(&bytes).map_err(|e| OciError::Protocol {
                     what: format!("GET {url}"),

@@ -1,8 +1,10 @@
 //! Talking to OCI registries: references, credentials, and the distribution API.
 //!
-//! The client speaks HTTP directly (ureq, rustls) rather than through `oci-client`: pushes
-//! must send the layout's exact manifest bytes and stream multi-hundred-MB blobs from disk,
-//! and a small sync client keeps both simple and keeps tokio out of the builder.
+//! The distribution API is spoken here over the one HTTP client setup of `envpack-net`
+//! (reqwest), with the same proxies, CA bundle, stall limit and retry count as every other
+//! request. `oci-client` is not used yet: it builds a reqwest client of its own from its own
+//! settings (no per-hop proxy choice, no stall limit on reads, no retries), which would split
+//! the network stack again.
 
 mod challenge;
 mod client;

@@ -50,14 +50,27 @@ fn a_plain_loopback_registry_goes_through_the_proxy_unless_no_proxy_matches() {
         ("http".into(), MANIFEST.to_vec())
     );
     let carried = proxy.count();
-    // The HTTPS probe, the plain ping and the manifest, each tunnelled to the registry.
+    // The HTTPS probe tunnelled to the registry, then the plain ping and the manifest asked
+    // for by their absolute URLs.
     assert_eq!(carried, 3);
-    assert!(proxy
+    let seen: Vec<(String, String)> = proxy
         .carried
         .lock()
         .unwrap()
         .iter()
-        .all(|c| c.method == "CONNECT" && c.target == host));
+        .map(|c| (c.method.clone(), c.target.clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("CONNECT".to_string(), host.clone()),
+            ("GET".to_string(), format!("http://{host}/v2/")),
+            (
+                "GET".to_string(),
+                format!("http://{host}/v2/base/manifests/1")
+            ),
+        ]
+    );
     let answered = registry.count();
     for no_proxy in ["127.0.0.1", &host, "127.0.0.0/8"] {
         let direct = options(&[

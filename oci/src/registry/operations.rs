@@ -5,10 +5,10 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 use envpack_layers::digest::{HashingWriter, Sha256Digest};
-use ureq::http::Method;
+use reqwest::Method;
 
 use super::client::{
-    error_body, header, transport, FetchedManifest, Mount, Payload, RegistryClient,
+    error_body, header, read_limited, FetchedManifest, Mount, Payload, RegistryClient,
     MANIFEST_ACCEPT, MAX_MANIFEST_BYTES,
 };
 use crate::error::{OciError, Result};
@@ -149,12 +149,7 @@ impl RegistryClient {
         let media_type = header(&resp, "content-type")
             .map(|c| c.split(';').next().unwrap_or(c).trim().to_string())
             .unwrap_or_default();
-        let bytes = resp
-            .body_mut()
-            .with_config()
-            .limit(MAX_MANIFEST_BYTES)
-            .read_to_vec()
-            .map_err(|e| transport(&Method::GET, url.as_str(), e))?;
+        let bytes = read_limited(&mut resp, MAX_MANIFEST_BYTES, url.as_str())?;
         let digest = Sha256Digest::of_bytes(&bytes).to_string();
         if reference.starts_with("sha256:") && digest != reference {
             return Err(OciError::DigestMismatch {
@@ -179,11 +174,7 @@ impl RegistryClient {
             let mut resp = self.send_expect(Method::GET, &url, &[], &Payload::Empty, &[200])?;
             let file = fs_err::File::create(dest)?;
             let mut w = HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, file));
-            let mut r = resp
-                .body_mut()
-                .with_config()
-                .limit(size.saturating_add(1))
-                .reader();
+            let mut r = (&mut resp).take(size.saturating_add(1));
             let mut buf = vec![0u8; 1 << 16];
             loop {
                 let n = match r.read(&mut buf) {
