@@ -14,9 +14,9 @@ pub use error::NetError;
 #[cfg(any(test, feature = "test-support"))]
 pub use http::test_servers;
 pub use http::{
-    describe_error, is_certificate_error, Agent, DownloadSink, HttpClient, HttpConfig,
-    HttpResponse, NoProxy, ProxyServer, ProxySettings, SendError, Timeouts, TrustRoots,
-    DEFAULT_CONCURRENCY,
+    describe_error, is_certificate_error, is_proxy_refusal, Agent, DownloadSink, HttpClient,
+    HttpConfig, HttpResponse, NoProxy, ProxyServer, ProxySettings, SendError, Timeouts, TrustRoots,
+    DEFAULT_CONCURRENCY, MAX_REDIRECTS,
 };
 pub use pool::{parallel_map, try_parallel_map, Memo, SingleFlight};
 pub use settings::{http_config, http_config_from};

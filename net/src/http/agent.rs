@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::blocking::{Client, RequestBuilder};
+use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::Method;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
@@ -103,6 +103,12 @@ fn causes<'e>(
 /// the server speaks TLS, and trying again cannot help.
 pub fn is_certificate_error(e: &(dyn StdError + 'static)) -> bool {
     rustls_cause(e).is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)))
+}
+
+/// Whether a proxy refused to open a tunnel for want of credentials (a 407 to `CONNECT`).
+/// hyper-util's tunnel error type is private, so its words are the only sign.
+pub fn is_proxy_refusal(e: &(dyn StdError + 'static)) -> bool {
+    causes(e).any(|c| c.to_string().contains("proxy authorization required"))
 }
 
 /// `e` and its causes in words, each once: reqwest's own line names the URL, which the
@@ -204,7 +210,8 @@ pub struct Timeouts {
 /// (every redirect hop chooses again); cheap to clone.
 #[derive(Clone)]
 pub struct Agent {
-    /// The client, or why it could not be made (reported by every request).
+    /// The client: at most the stall time for a response's head and for each read of its
+    /// body, or why it could not be made (reported by every request).
     client: Result<Client, Arc<str>>,
     proxies: Arc<ProxySettings>,
     /// What a certificate failure was checked against, for its message.
@@ -212,13 +219,8 @@ pub struct Agent {
     timeouts: Timeouts,
 }
 
-impl std::fmt::Debug for Agent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Agent")
-            .field("proxies", &self.proxies)
-            .finish_non_exhaustive()
-    }
-}
+/// Redirects followed for one request, as browsers and curl's default.
+pub const MAX_REDIRECTS: usize = 10;
 
 /// Why a request could not be sent at all.
 #[derive(Debug)]
@@ -227,15 +229,30 @@ pub enum SendError {
     Setup(Arc<str>),
     /// The request failed.
     Http(reqwest::Error),
+    /// A redirect that can't be followed (too many, or to a bad place).
+    Redirect(String),
+}
+
+impl SendError {
+    /// Whether trying again cannot help: the client can't be made, the server's certificate
+    /// is refused, a proxy refused its credentials, the request or a redirect is bad.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            SendError::Setup(_) | SendError::Redirect(_) => true,
+            SendError::Http(h) => is_certificate_error(h) || is_proxy_refusal(h) || h.is_builder(),
+        }
+    }
 }
 
 impl Agent {
     /// The client for `proxies`, `roots` and `timeouts`; statuses are returned, not errors.
     pub fn new(proxies: &ProxySettings, roots: &TrustRoots, timeouts: Timeouts) -> Agent {
         let proxies = Arc::new(proxies.clone());
+        // Without a stall limit the whole-request limit still bounds each wait.
+        let wait = timeouts.per_read.or(timeouts.global);
         Agent {
-            client: build_client(&proxies, roots, timeouts).map_err(Arc::from),
-            proxies,
+            client: build_client(&proxies, roots, timeouts.connect, wait).map_err(Arc::from),
+            proxies: proxies.clone(),
             roots: roots.to_string().into(),
             timeouts,
         }
@@ -258,6 +275,7 @@ impl Agent {
         let mut detail = match e {
             SendError::Setup(why) => format!("the HTTP client could not be set up: {why}"),
             SendError::Http(e) => describe_error(e),
+            SendError::Redirect(why) => why.clone(),
         };
         if let Some(route) = self.route_of(url) {
             detail = format!("{detail} ({route})");
@@ -268,23 +286,15 @@ impl Agent {
         detail
     }
 
-    /// A request to `url` that waits at most `timeout` (`None`: as long as it takes) for its
-    /// head, its upload included, and then for each read of its body.
-    pub fn request(
-        &self,
-        method: Method,
-        url: &str,
-        timeout: Option<Duration>,
-    ) -> Result<RequestBuilder, SendError> {
+    /// A request to `url` that waits at most the stall time for its head and for each read
+    /// of its body. A timeout set on the request instead bounds the whole request, body
+    /// included: right for an upload, wrong for a download of unknown length.
+    pub fn request(&self, method: Method, url: &str) -> Result<RequestBuilder, SendError> {
         let client = self
             .client
             .as_ref()
             .map_err(|why| SendError::Setup(why.clone()))?;
-        let builder = client.request(method, url);
-        Ok(match timeout {
-            Some(t) => builder.timeout(t),
-            None => builder,
-        })
+        Ok(client.request(method, url))
     }
 
     /// The stall limit: how long a request may go without progress.
@@ -292,9 +302,50 @@ impl Agent {
         self.timeouts.per_read
     }
 
-    /// Sends `req`.
-    pub fn send(&self, req: RequestBuilder) -> Result<reqwest::blocking::Response, SendError> {
-        req.send().map_err(SendError::Http)
+    /// Sends `req`, following up to [`MAX_REDIRECTS`] redirects of a GET or HEAD here rather
+    /// than in reqwest: reqwest adds a proxy's credentials once per request and drops them on
+    /// a hop to another host, where each hop must get its own proxy's. `Authorization` is not
+    /// sent to another origin.
+    pub fn send(&self, req: RequestBuilder) -> Result<Response, SendError> {
+        let client = self
+            .client
+            .as_ref()
+            .map_err(|why| SendError::Setup(why.clone()))?;
+        let mut request = req.build().map_err(SendError::Http)?;
+        for _ in 0..=MAX_REDIRECTS {
+            let again = matches!(*request.method(), Method::GET | Method::HEAD)
+                .then(|| request.try_clone())
+                .flatten();
+            let resp = client.execute(request).map_err(SendError::Http)?;
+            let (Some(mut next), true) = (again, resp.status().is_redirection()) else {
+                return Ok(resp);
+            };
+            let Some(location) = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+            else {
+                return Ok(resp);
+            };
+            let target = resp.url().join(location).map_err(|e| {
+                SendError::Redirect(format!("{} redirected to {location:?}: {e}", resp.url()))
+            })?;
+            if !matches!(target.scheme(), "http" | "https") {
+                return Err(SendError::Redirect(format!(
+                    "{} redirected to {target}, which is not http(s)",
+                    resp.url()
+                )));
+            }
+            if target.origin() != resp.url().origin() {
+                next.headers_mut().remove(reqwest::header::AUTHORIZATION);
+                next.headers_mut().remove(reqwest::header::COOKIE);
+            }
+            *next.url_mut() = target;
+            request = next;
+        }
+        Err(SendError::Redirect(format!(
+            "more than {MAX_REDIRECTS} redirects"
+        )))
     }
 
     /// The whole-request limit, for the caller reading the body.
@@ -306,7 +357,8 @@ impl Agent {
 fn build_client(
     proxies: &Arc<ProxySettings>,
     roots: &TrustRoots,
-    timeouts: Timeouts,
+    connect: Option<Duration>,
+    wait: Option<Duration>,
 ) -> Result<Client, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let tls = rustls::ClientConfig::builder_with_provider(provider)
@@ -336,9 +388,14 @@ fn build_client(
     }
     let mut builder = builder
         .tls_backend_preconfigured(tls)
-        .timeout(None::<Duration>)
+        .redirect(reqwest::redirect::Policy::none())
+        .referer(false)
+        // The blocking client's own timeout: the wait for the head, then each read (not the
+        // whole body, unlike a per-request timeout).
+        .timeout(wait)
+        .tcp_keepalive(Duration::from_secs(60))
         .user_agent(concat!("envpack/", env!("CARGO_PKG_VERSION")));
-    if let Some(t) = timeouts.connect {
+    if let Some(t) = connect {
         builder = builder.connect_timeout(t);
     }
     builder.build().map_err(|e| describe_error(&e))

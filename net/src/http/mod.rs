@@ -12,7 +12,10 @@ mod proxy;
 mod range;
 mod sink;
 
-pub use agent::{describe_error, is_certificate_error, Agent, SendError, Timeouts, TrustRoots};
+pub use agent::{
+    describe_error, is_certificate_error, is_proxy_refusal, Agent, SendError, Timeouts, TrustRoots,
+    MAX_REDIRECTS,
+};
 pub use proxy::{NoProxy, ProxyServer, ProxySettings};
 pub use range::{ContentRange, ResumeHint};
 pub use sink::DownloadSink;
@@ -258,16 +261,15 @@ impl HttpClient {
         };
         let send_failed = |e: SendError| {
             let detail = self.agent.failure_detail(url.as_str(), &e);
-            match &e {
-                SendError::Setup(_) => fatal(detail),
-                SendError::Http(h) if is_certificate_error(h) => fatal(detail),
-                SendError::Http(h) if h.is_builder() || h.is_redirect() => fatal(detail),
-                SendError::Http(_) => transport(detail),
+            if e.is_permanent() {
+                fatal(detail)
+            } else {
+                transport(detail)
             }
         };
         let mut req = self
             .agent
-            .request(reqwest::Method::GET, url.as_str(), self.agent.stall())
+            .request(reqwest::Method::GET, url.as_str())
             .map_err(send_failed)?;
         if let Some(a) = accept {
             req = req.header("Accept", a);
@@ -302,9 +304,14 @@ impl HttpClient {
             }
             _ => false,
         };
-        if status == 407 {
-            // The proxy's answer, not the server's: name the proxy, and don't retry.
-            let route = self.agent.route_of(url.as_str()).unwrap_or_default();
+        let final_url = resp.url().clone();
+        if let (407, "http", Some(route)) = (
+            status,
+            final_url.scheme(),
+            self.agent.route_of(final_url.as_str()),
+        ) {
+            // A plain-HTTP request through a proxy gets the proxy's refusal as a status: name
+            // the proxy, and don't retry (a wrong password tried again can lock its account).
             return Err(fatal(format!(
                 "407 Proxy Authentication Required ({route})"
             )));
@@ -329,7 +336,6 @@ impl HttpClient {
             header("last-modified").as_deref(),
             header("accept-ranges").as_deref(),
         );
-        let final_url = resp.url().clone();
         let content_type = header("content-type").map(|v| strip_params(&v));
         let expected = header("content-length").and_then(|s| s.trim().parse::<u64>().ok());
         let already = dest.written();
@@ -390,6 +396,14 @@ fn copy_body(
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // Out of time (a stall, or the whole request's limit): say so, not "truncated".
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                return Err(NetError::Transport {
+                    url: url.clone(),
+                    detail: format!("reading body after {got} bytes: {}", describe_error(&e)),
+                    attempts: 1,
+                })
+            }
             Err(e) => {
                 return Err(match expected {
                     Some(expected) if got < expected => NetError::Truncated {
@@ -399,7 +413,7 @@ fn copy_body(
                     },
                     _ => NetError::Transport {
                         url: url.clone(),
-                        detail: format!("reading body: {e}"),
+                        detail: format!("reading body: {}", describe_error(&e)),
                         attempts: 1,
                     },
                 })

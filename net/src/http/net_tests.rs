@@ -232,3 +232,59 @@ fn a_redirect_hop_to_a_no_proxy_host_goes_direct() {
     assert_eq!(carried[0].target, url.as_str());
     assert_eq!(target.count(), 1);
 }
+
+fn retrying_client(env: &[(&str, &str)]) -> HttpClient {
+    let mut c = crate::http_config_from(false, |k| {
+        env.iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.to_string())
+    })
+    .unwrap();
+    c.retries = 3;
+    c.stall_timeout_secs = 5;
+    HttpClient::new(c)
+}
+
+#[test]
+fn a_proxy_refusing_a_tunnel_is_asked_once() {
+    let origin = Origin::plain(routes(&[("/simple/pkg/", "text/html", PAGE)]));
+    let proxy = ForwardProxy::start(Some("u:right"));
+    let bad = format!("http://u:wrong@127.0.0.1:{}", proxy.port);
+    // An https:// URL: the proxy refuses the CONNECT. Trying a wrong password again could lock
+    // the account, so it is not retried.
+    let e = retrying_client(&[("HTTPS_PROXY", &bad)])
+        .get_bytes(&index(&origin, "https"), None, 1 << 20)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("407"), "{e}");
+    assert!(e.contains("via proxy http://u:***@127.0.0.1"), "{e}");
+    assert_eq!(proxy.count(), 1, "{e}");
+    assert_eq!(origin.count(), 0);
+}
+
+#[test]
+fn every_redirect_hop_through_a_proxy_carries_its_credentials() {
+    let target = Origin::plain(routes(&[(
+        "/files/pkg.tar.gz",
+        "application/x-tar",
+        b"tar",
+    )]));
+    let moved = format!("http://127.0.0.1:{}/files/pkg.tar.gz", target.port);
+    let first = Origin::plain(routes(&[("/pkg", "redirect", moved.as_bytes())]));
+    let proxy = ForwardProxy::start(Some("u:right"));
+    let good = format!("http://u:right@127.0.0.1:{}", proxy.port);
+    let url = Url::parse(&format!("http://localhost:{}/pkg", first.port)).unwrap();
+    let r = retrying_client(&[("HTTP_PROXY", &good)])
+        .get_bytes(&url, None, 1 << 20)
+        .unwrap();
+    assert_eq!(
+        (r.bytes.as_slice(), r.url.as_str()),
+        (&b"tar"[..], moved.as_str())
+    );
+    let carried = proxy.carried.lock().unwrap();
+    let targets: Vec<&str> = carried.iter().map(|c| c.target.as_str()).collect();
+    assert_eq!(targets, [url.as_str(), moved.as_str()]);
+    assert!(carried
+        .iter()
+        .all(|c| c.authorization.as_deref() == Some("Basic dTpyaWdodA==")));
+}

@@ -151,6 +151,62 @@ fn stalled_response_is_retried() {
     assert_eq!(r.bytes, b"late but fine");
 }
 
+/// Serves one response whose body arrives in `pieces` pieces, `gap` apart.
+fn drip(body: &'static [u8], pieces: usize, gap: std::time::Duration) -> Url {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut r = io::BufReader::new(s.try_clone().unwrap());
+        let mut line = String::new();
+        while r.read_line(&mut line).unwrap() > 0 && !line.ends_with("\r\n\r\n") {}
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        for chunk in body.chunks(body.len().div_ceil(pieces)) {
+            std::thread::sleep(gap);
+            s.write_all(chunk).unwrap();
+            s.flush().unwrap();
+        }
+    });
+    Url::parse(&format!("http://127.0.0.1:{port}/x")).unwrap()
+}
+
+#[test]
+fn a_slow_body_that_keeps_coming_outlasts_the_stall_limit() {
+    // Five pieces 400 ms apart: 2 s in all, each piece within the 1 s stall limit. The limit is
+    // on progress, not on the whole body.
+    let url = drip(
+        b"0123456789abcdefghij",
+        5,
+        std::time::Duration::from_millis(400),
+    );
+    let c = HttpClient::new(HttpConfig {
+        retries: 0,
+        timeout_secs: 30,
+        stall_timeout_secs: 1,
+        ..HttpConfig::default()
+    });
+    let r = c.get_bytes(&url, None, 100).unwrap();
+    assert_eq!(r.bytes, b"0123456789abcdefghij");
+    // The whole-request limit still ends a body that keeps coming for too long.
+    let url = drip(
+        b"0123456789abcdefghij",
+        5,
+        std::time::Duration::from_millis(700),
+    );
+    let c = HttpClient::new(HttpConfig {
+        retries: 0,
+        timeout_secs: 2,
+        stall_timeout_secs: 1,
+        ..HttpConfig::default()
+    });
+    let e = c.get_bytes(&url, None, 100).unwrap_err().to_string();
+    assert!(e.contains("longer than 2 s"), "{e}");
+}
+
 #[test]
 fn not_found_fails_at_once_and_names_url() {
     let (url, seen) = serve(vec![status(404), ok("late", "text/plain")]);

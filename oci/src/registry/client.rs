@@ -22,16 +22,15 @@ use crate::error::{OciError, Result};
 /// Largest manifest or index we read (the distribution default limit is 4 MiB).
 pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
 
-/// Media types we accept when asking for a manifest.
-pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
-
-/// Shortest wait for a registry's answer to an upload: after the last byte a registry may
-/// take minutes (hashing, moving the blob into storage) before it answers.
+/// Shortest wait for a registry's answer to a request that changes it: after the last byte
+/// of an upload a registry may take minutes (hashing, moving the blob into storage).
 const RESPONSE_WAIT: Duration = Duration::from_secs(600);
 
-/// The slowest upload rate waited for, in bytes per second: an upload's limit grows with its
-/// size, so only one that stalls outright fails.
+/// The slowest upload rate waited for, in bytes per second.
 const SLOWEST_UPLOAD: u64 = 64 * 1024;
+
+/// Media types we accept when asking for a manifest.
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 
 /// How to reach a registry.
 #[derive(Debug, Clone)]
@@ -148,15 +147,15 @@ pub(super) fn transport(method: &Method, url: &str, e: &SendError, detail: Strin
             what: format!("{method} {url}"),
             detail,
         },
-        SendError::Http(h) if !h.is_builder() && !h.is_redirect() => OciError::Transport {
+        _ if e.is_permanent() => OciError::Protocol {
+            what: format!("{method} {url}"),
+            detail,
+        },
+        _ => OciError::Transport {
             method: method.to_string(),
             url: url.to_string(),
             detail,
             attempts: 1,
-        },
-        _ => OciError::Protocol {
-            what: format!("{method} {url}"),
-            detail,
         },
     }
 }
@@ -173,7 +172,7 @@ pub(super) fn read_limited(resp: &mut Response, limit: u64, what: &str) -> Resul
         .map_err(|e| OciError::Transport {
             method: "GET".into(),
             url: what.to_string(),
-            detail: format!("reading the body: {e}"),
+            detail: format!("reading the body: {}", envpack_net::describe_error(&e)),
             attempts: 1,
         })?;
     if bytes.len() as u64 > limit {
@@ -282,7 +281,7 @@ impl RegistryClient {
         let failed = |e| self.failed(&Method::GET, url.as_str(), e);
         let mut req = self
             .agent
-            .request(Method::GET, url.as_str(), self.agent.stall())
+            .request(Method::GET, url.as_str())
             .map_err(failed)?;
         if let Some(a) = authorization {
             req = req.header("Authorization", a);
@@ -302,7 +301,11 @@ impl RegistryClient {
         mut resp: Response,
     ) -> Result<Response> {
         let status = resp.status().as_u16();
-        let Some(route) = self.agent.route_of(url.as_str()) else {
+        // Through a tunnel (https) these statuses are the registry's own.
+        let Some(route) = (resp.url().scheme() == "http")
+            .then(|| self.agent.route_of(resp.url().as_str()))
+            .flatten()
+        else {
             return Ok(resp);
         };
         match status {
@@ -429,18 +432,23 @@ impl RegistryClient {
         payload: &Payload,
     ) -> Result<Response> {
         let failed = |e| self.failed(method, url.as_str(), e);
-        let stall = self.agent.stall();
-        let timeout = match payload {
-            // Uploads: the limit grows with the size and never falls below RESPONSE_WAIT.
-            Payload::File(_, size) => {
-                stall.map(|s| s.max(RESPONSE_WAIT) + Duration::from_secs(size / SLOWEST_UPLOAD))
-            }
-            _ => stall,
-        };
         let mut req = self
             .agent
-            .request(method.clone(), url.as_str(), timeout)
+            .request(method.clone(), url.as_str())
             .map_err(failed)?;
+        // A request that changes the registry may wait minutes for its answer (a registry
+        // hashes and moves an uploaded blob before it answers); an upload's limit also grows
+        // with its size, so only one that stalls outright fails. (A timeout set here bounds
+        // the whole request, which for these small answers is the wait.)
+        let changes = !matches!(*method, Method::GET | Method::HEAD);
+        if let (true, Some(stall)) = (changes, self.agent.stall()) {
+            let size = match payload {
+                Payload::File(_, size) => *size,
+                _ => 0,
+            };
+            req =
+                req.timeout(stall.max(RESPONSE_WAIT) + Duration::from_secs(size / SLOWEST_UPLOAD));
+        }
         for (k, v) in headers {
             req = req.header(*k, *v);
         }

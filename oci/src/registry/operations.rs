@@ -183,7 +183,10 @@ impl RegistryClient {
                         return Err(OciError::Transport {
                             method: "GET".into(),
                             url: url.to_string(),
-                            detail: format!("reading the body: {e}"),
+                            detail: format!(
+                                "reading the body: {}",
+                                envpack_net::describe_error(&e)
+                            ),
                             attempts: 1,
                         })
                     }
