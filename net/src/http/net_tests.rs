@@ -7,6 +7,10 @@ use super::*;
 const PAGE: &[u8] = b"<a href=\"pkg-1.0.tar.gz\">pkg</a>";
 
 fn client(env: &[(&str, &str)]) -> HttpClient {
+    client_retrying(env, 0)
+}
+
+fn client_retrying(env: &[(&str, &str)], retries: u32) -> HttpClient {
     let env: Vec<(String, String)> = env
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -15,10 +19,30 @@ fn client(env: &[(&str, &str)]) -> HttpClient {
         env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
     })
     .unwrap();
-    c.retries = 0;
+    c.retries = retries;
     c.stall_timeout_secs = 5;
     c.timeout_secs = 20;
     HttpClient::new(c)
+}
+
+/// An origin serving `/files/pkg.tar.gz`, and one whose `/pkg` redirects there: the redirect's
+/// target URL, and the first URL (by name, `localhost`, where the target is by address).
+fn redirect_pair() -> ((Origin, Origin), String, Url) {
+    let target = Origin::plain(routes(&[(
+        "/files/pkg.tar.gz",
+        "application/x-tar",
+        b"tar",
+    )]));
+    let moved = format!("http://127.0.0.1:{}/files/pkg.tar.gz", target.port);
+    let first = Origin::plain(routes(&[("/pkg", "redirect", moved.as_bytes())]));
+    let url = Url::parse(&format!("http://localhost:{}/pkg", first.port)).unwrap();
+    ((target, first), moved, url)
+}
+
+/// Fetches `url` and checks it arrived from `moved`.
+fn follow(c: &HttpClient, url: &Url, moved: &str) {
+    let r = c.get_bytes(url, None, 1 << 20).unwrap();
+    assert_eq!((r.bytes.as_slice(), r.url.as_str()), (&b"tar"[..], moved));
 }
 
 fn index(origin: &Origin, scheme: &str) -> Url {
@@ -211,38 +235,14 @@ fn proxy_credentials_go_as_basic_auth_and_a_refusal_names_the_proxy() {
 
 #[test]
 fn a_redirect_hop_to_a_no_proxy_host_goes_direct() {
-    let target = Origin::plain(routes(&[(
-        "/files/pkg.tar.gz",
-        "application/x-tar",
-        b"tar",
-    )]));
-    let moved = format!("http://127.0.0.1:{}/files/pkg.tar.gz", target.port);
-    let first = Origin::plain(routes(&[("/pkg", "redirect", moved.as_bytes())]));
+    let ((target, _first), moved, url) = redirect_pair();
     let proxy = ForwardProxy::start(None);
-    let url = Url::parse(&format!("http://localhost:{}/pkg", first.port)).unwrap();
-    let r = client(&[("HTTP_PROXY", &proxy.url()), ("NO_PROXY", "127.0.0.1")])
-        .get_bytes(&url, None, 1 << 20)
-        .unwrap();
-    assert_eq!(
-        (r.bytes.as_slice(), r.url.as_str()),
-        (&b"tar"[..], moved.as_str())
-    );
+    let c = client(&[("HTTP_PROXY", &proxy.url()), ("NO_PROXY", "127.0.0.1")]);
+    follow(&c, &url, &moved);
     let carried = proxy.carried.lock().unwrap();
     assert_eq!(carried.len(), 1);
     assert_eq!(carried[0].target, url.as_str());
     assert_eq!(target.count(), 1);
-}
-
-fn retrying_client(env: &[(&str, &str)]) -> HttpClient {
-    let mut c = crate::http_config_from(false, |k| {
-        env.iter()
-            .find(|(n, _)| *n == k)
-            .map(|(_, v)| v.to_string())
-    })
-    .unwrap();
-    c.retries = 3;
-    c.stall_timeout_secs = 5;
-    HttpClient::new(c)
 }
 
 #[test]
@@ -252,7 +252,7 @@ fn a_proxy_refusing_a_tunnel_is_asked_once() {
     let bad = format!("http://u:wrong@127.0.0.1:{}", proxy.port);
     // An https:// URL: the proxy refuses the CONNECT. Trying a wrong password again could lock
     // the account, so it is not retried.
-    let e = retrying_client(&[("HTTPS_PROXY", &bad)])
+    let e = client_retrying(&[("HTTPS_PROXY", &bad)], 3)
         .get_bytes(&index(&origin, "https"), None, 1 << 20)
         .unwrap_err()
         .to_string();
@@ -264,23 +264,10 @@ fn a_proxy_refusing_a_tunnel_is_asked_once() {
 
 #[test]
 fn every_redirect_hop_through_a_proxy_carries_its_credentials() {
-    let target = Origin::plain(routes(&[(
-        "/files/pkg.tar.gz",
-        "application/x-tar",
-        b"tar",
-    )]));
-    let moved = format!("http://127.0.0.1:{}/files/pkg.tar.gz", target.port);
-    let first = Origin::plain(routes(&[("/pkg", "redirect", moved.as_bytes())]));
+    let (_origins, moved, url) = redirect_pair();
     let proxy = ForwardProxy::start(Some("u:right"));
     let good = format!("http://u:right@127.0.0.1:{}", proxy.port);
-    let url = Url::parse(&format!("http://localhost:{}/pkg", first.port)).unwrap();
-    let r = retrying_client(&[("HTTP_PROXY", &good)])
-        .get_bytes(&url, None, 1 << 20)
-        .unwrap();
-    assert_eq!(
-        (r.bytes.as_slice(), r.url.as_str()),
-        (&b"tar"[..], moved.as_str())
-    );
+    follow(&client_retrying(&[("HTTP_PROXY", &good)], 3), &url, &moved);
     let carried = proxy.carried.lock().unwrap();
     let targets: Vec<&str> = carried.iter().map(|c| c.target.as_str()).collect();
     assert_eq!(targets, [url.as_str(), moved.as_str()]);

@@ -183,13 +183,15 @@ fn a_slow_body_that_keeps_coming_outlasts_the_stall_limit() {
         5,
         std::time::Duration::from_millis(400),
     );
-    let c = HttpClient::new(HttpConfig {
-        retries: 0,
-        timeout_secs: 30,
-        stall_timeout_secs: 1,
-        ..HttpConfig::default()
-    });
-    let r = c.get_bytes(&url, None, 100).unwrap();
+    let within = |timeout_secs| {
+        HttpClient::new(HttpConfig {
+            retries: 0,
+            timeout_secs,
+            stall_timeout_secs: 1,
+            ..HttpConfig::default()
+        })
+    };
+    let r = within(30).get_bytes(&url, None, 100).unwrap();
     assert_eq!(r.bytes, b"0123456789abcdefghij");
     // The whole-request limit still ends a body that keeps coming for too long.
     let url = drip(
@@ -197,13 +199,10 @@ fn a_slow_body_that_keeps_coming_outlasts_the_stall_limit() {
         5,
         std::time::Duration::from_millis(700),
     );
-    let c = HttpClient::new(HttpConfig {
-        retries: 0,
-        timeout_secs: 2,
-        stall_timeout_secs: 1,
-        ..HttpConfig::default()
-    });
-    let e = c.get_bytes(&url, None, 100).unwrap_err().to_string();
+    let e = within(2)
+        .get_bytes(&url, None, 100)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("longer than 2 s"), "{e}");
 }
 
