@@ -6,6 +6,7 @@
 //! settings (no per-hop proxy choice, no stall limit on reads, no retries), which would split
 //! the network stack again.
 
+mod auth;
 mod challenge;
 mod client;
 mod credentials;
