@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail, Context};
@@ -63,7 +63,8 @@ pub struct LockingSdistBuilder<'a> {
     /// Builds under way, by sdist sha256: platforms resolved at once wait for one build.
     pub building: SingleFlight<Sha256Digest>,
     /// Build environments installed, by their pinned wheels: sdists with the same build
-    /// requirements share one (the hooks only read it; their bytecode goes elsewhere).
+    /// requirements share one. This assumes a backend only reads its environment, as PEP 517
+    /// backends do (their bytecode goes to the pycache prefix, not into the environment).
     pub envs: Memo<Vec<Sha256Digest>, Arc<tempfile::TempDir>>,
 }
 
@@ -194,14 +195,9 @@ impl LockingSdistBuilder<'_> {
         };
         // The early wheel is kept when the requires hook wants nothing the env lacks, the
         // common case, so the two hooks overlap instead of running one after the other.
-        let (dynamic, early_wheel) = std::thread::scope(|s| {
-            let wheel = s.spawn(|| early_hook.build_wheel(self.cache));
-            let dynamic = hook.requires();
-            (dynamic, wheel.join())
-        });
-        let early_wheel =
-            early_wheel.map_err(|_| anyhow!("building {} stopped unexpectedly", sdist.filename))?;
-        let dynamic = dynamic?;
+        // A failing requires hook stops the early wheel at once (dropping it kills the hook).
+        let early_wheel = early_hook.start_wheel()?;
+        let dynamic = hook.requires()?;
         let have: Vec<String> = pins.iter().map(|p| normalize(&p.name)).collect();
         let missing: Vec<String> = dynamic
             .into_iter()
@@ -213,8 +209,9 @@ impl LockingSdistBuilder<'_> {
             })
             .collect();
         let wheel = if missing.is_empty() {
-            early_wheel?
+            early_wheel.finish(self.cache)?
         } else {
+            drop(early_wheel);
             requires.extend(missing);
             pins = resolve(&requires)?;
             let env = self.env_for(&pins)?;
@@ -456,18 +453,59 @@ impl Hook<'_> {
 
     /// `build_wheel`, with the result put into the cache.
     fn build_wheel(&self, cache: &Cache) -> anyhow::Result<BuiltWheel> {
+        self.start_wheel()?.finish(cache)
+    }
+
+    /// Starts `build_wheel`; the hook runs until [`RunningWheel::finish`] waits for it, or
+    /// is stopped when the handle is dropped.
+    fn start_wheel(&self) -> anyhow::Result<RunningWheel> {
         let out_dir = self.scratch.join("dist");
         fs_err::create_dir_all(&out_dir)?;
-        run_checked(
-            self.command("wheel", &out_dir)?,
-            &format!("build_wheel of {}", self.src.display()),
-        )?;
-        let name = fs_err::read_to_string(out_dir.join(".envpack-built-wheel"))?;
+        let log_path = self.scratch.join("build_wheel.log");
+        let log = fs_err::File::create(&log_path)?;
+        let mut cmd = self.command("wheel", &out_dir)?;
+        // As with the other hooks, only stderr is kept for an error's message.
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log.into_parts().0);
+        let what = format!("build_wheel of {}", self.src.display());
+        let child = cmd.spawn().with_context(|| format!("running {what}"))?;
+        Ok(RunningWheel {
+            child: Some(child),
+            out_dir,
+            log_path,
+            what,
+        })
+    }
+}
+
+/// A `build_wheel` hook under way.
+struct RunningWheel {
+    child: Option<Child>,
+    out_dir: PathBuf,
+    log_path: PathBuf,
+    what: String,
+}
+
+impl RunningWheel {
+    /// Waits for the hook and puts its wheel into the cache.
+    fn finish(mut self, cache: &Cache) -> anyhow::Result<BuiltWheel> {
+        let status = match self.child.take() {
+            Some(mut child) => child
+                .wait()
+                .with_context(|| format!("waiting for {}", self.what))?,
+            None => bail!("{} was already stopped", self.what),
+        };
+        if !status.success() {
+            let log = fs_err::read_to_string(&self.log_path).unwrap_or_default();
+            bail!("{} failed ({status}):\n{}", self.what, tail(&log));
+        }
+        let name = fs_err::read_to_string(self.out_dir.join(".envpack-built-wheel"))?;
         let name = name.trim().to_string();
         if name.contains(['/', '\\']) || !name.ends_with(".whl") {
             bail!("build backend returned an odd wheel name {name:?}");
         }
-        let blob = cache.insert_file(&out_dir.join(&name))?;
+        let blob = cache.insert_file(&self.out_dir.join(&name))?;
         Ok(BuiltWheel {
             filename: name,
             path: blob.path,
@@ -477,13 +515,28 @@ impl Hook<'_> {
     }
 }
 
+impl Drop for RunningWheel {
+    fn drop(&mut self) {
+        // Not waited for: its result isn't wanted (the requires hook failed or asked for
+        // more), so it is stopped now rather than waited out.
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The last 30 lines of a hook's output, for an error.
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().rev().take(30).collect();
+    lines.into_iter().rev().collect::<Vec<_>>().join("\n")
+}
+
 fn run_checked(mut cmd: Command, what: &str) -> anyhow::Result<()> {
     let out = cmd.output().with_context(|| format!("running {what}"))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(30).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        bail!("{what} failed ({}):\n{}", out.status, tail.join("\n"));
+        bail!("{what} failed ({}):\n{}", out.status, tail(&stderr));
     }
     Ok(())
 }

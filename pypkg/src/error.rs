@@ -359,7 +359,7 @@ pub enum PypkgError {
     },
     /// The unpacked CPython does not run here or reports another version.
     #[error(
-        "the locked CPython for {platform} does not run here or is not {version} (got {got:?})"
+        "the locked CPython for {platform} does not run here or is not {version} (it reports \"{got}\")"
     )]
     WrongPython {
         /// The platform.
@@ -368,6 +368,16 @@ pub enum PypkgError {
         version: String,
         /// What the interpreter reported.
         got: String,
+    },
+    /// The build host's CPython failed to unpack or run once; every later use is told so.
+    #[error("the build host's CPython {version} for {platform} can't be used: {reason}")]
+    HostUnusable {
+        /// The host platform.
+        platform: String,
+        /// The locked version.
+        version: String,
+        /// The first failure, with its causes.
+        reason: String,
     },
     /// An interpreter could not be started.
     #[error("running {}", exe.display())]

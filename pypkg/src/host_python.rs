@@ -86,14 +86,14 @@ impl HostPython {
         if warming.is_some() {
             return;
         }
-        let mut prefix_option = std::ffi::OsString::from("pycache_prefix=");
-        prefix_option.push(prefix);
+        // The hooks' own settings (hash seed, no user site), so the bytecode is what a hook
+        // would have written.
         let started = Command::new(&self.exe)
-            .arg("-I")
-            .arg("-X")
-            .arg(prefix_option)
             .args(["-c", WARM_DRIVER, BACKEND_STDLIB])
             .env_clear()
+            .env("PYTHONPYCACHEPREFIX", prefix)
+            .env("PYTHONHASHSEED", "0")
+            .env("PYTHONNOUSERSITE", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -184,9 +184,7 @@ pub struct LazyHost {
     platform: Platform,
     version: String,
     cache: Cache,
-    cell: std::sync::OnceLock<HostPython>,
-    /// One unpack at a time: a second caller waits for the first and takes its interpreter.
-    unpacking: Mutex<()>,
+    cell: std::sync::OnceLock<Result<HostPython, String>>,
 }
 
 impl LazyHost {
@@ -198,7 +196,6 @@ impl LazyHost {
             version: version.to_string(),
             cache: cache.clone(),
             cell: std::sync::OnceLock::new(),
-            unpacking: Mutex::new(()),
         }
     }
 
@@ -212,24 +209,71 @@ impl LazyHost {
         &self.version
     }
 
-    /// The unpacked interpreter (unpacked and checked on the first call; a failure is met
-    /// again by the next call).
+    /// The unpacked interpreter (unpacked and checked on the first call). A failure is
+    /// remembered: every later call reports it without unpacking again.
     pub fn get(&self) -> Result<&HostPython, PypkgError> {
-        if let Some(host) = self.cell.get() {
-            return Ok(host);
-        }
-        let _one = self.unpacking.lock().map_err(|_| {
-            PypkgError::Internal("the host interpreter's unpacking panicked".into())
-        })?;
-        if let Some(host) = self.cell.get() {
-            return Ok(host);
-        }
-        let host = HostPython::from_archive(
-            &self.archive,
-            self.platform.clone(),
-            &self.version,
-            &self.cache,
-        )?;
-        Ok(self.cell.get_or_init(|| host))
+        let unusable = |reason: &String| PypkgError::HostUnusable {
+            platform: self.platform.name.clone(),
+            version: self.version.clone(),
+            reason: reason.clone(),
+        };
+        // One unpack: a second caller blocks here until the first is done, then shares it.
+        let done = self.cell.get_or_init(|| {
+            HostPython::from_archive(
+                &self.archive,
+                self.platform.clone(),
+                &self.version,
+                &self.cache,
+            )
+            .map_err(|e| with_causes(&e))
+        });
+        done.as_ref().map_err(unusable)
+    }
+}
+
+/// `e` and its causes, joined.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_that_cannot_be_used_is_reported_the_same_every_time() {
+        let dir = tempfile::tempdir().unwrap();
+        // An archive without an interpreter in it.
+        let archive = dir.path().join("cpython.tar.gz");
+        let gz = flate2::write::GzEncoder::new(
+            fs_err::File::create(&archive).unwrap(),
+            flate2::Compression::fast(),
+        );
+        let mut tar = tar::Builder::new(gz);
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_size(0);
+        tar.append_data(&mut h, "python/", std::io::empty())
+            .unwrap();
+        tar.into_inner().unwrap().finish().unwrap();
+        let cache = Cache::open(Some(&dir.path().join("cache"))).unwrap();
+        let platform = crate::platform::by_name("linux-x86_64").unwrap();
+        let host = LazyHost::new(archive, platform, "3.11.7", &cache);
+        let first = host.get().err().map(|e| e.to_string()).unwrap();
+        assert!(
+            first.starts_with("the build host's CPython 3.11.7 for linux-x86_64 can't be used: ")
+                && first.contains("has no"),
+            "{first}"
+        );
+        // Remembered: every later use hears the same words.
+        assert_eq!(host.get().err().map(|e| e.to_string()), Some(first));
     }
 }

@@ -39,6 +39,16 @@ pub type Answer = (&'static str, &'static str, String);
 /// Serves `answer(path)` for every request; requests whose path `counted` accepts make up
 /// [`Seen::peak`]. Returns the base URL `http://127.0.0.1:PORT/simple/`.
 pub fn serve(counted: fn(&str) -> bool, answer: fn(&str) -> Answer) -> (Url, Arc<Seen>) {
+    serve_together(counted, answer, 0)
+}
+
+/// Like [`serve`], and a counted request is held until `together` of them are in flight (or
+/// 2 s pass), so requests sent together are seen together however busy the machine is.
+pub fn serve_together(
+    counted: fn(&str) -> bool,
+    answer: fn(&str) -> Answer,
+    together: usize,
+) -> (Url, Arc<Seen>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen = Arc::new(Seen::default());
@@ -62,6 +72,12 @@ pub fn serve(counted: fn(&str) -> bool, answer: fn(&str) -> Answer) -> (Url, Arc
                 if count {
                     let now = seen.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
                     seen.peak.fetch_max(now, Ordering::SeqCst);
+                    let since = std::time::Instant::now();
+                    while seen.in_flight.load(Ordering::SeqCst) < together
+                        && since.elapsed() < Duration::from_secs(2)
+                    {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
                 }
                 std::thread::sleep(Duration::from_millis(100));
                 if count {

@@ -66,7 +66,7 @@ impl Provider<'_, '_> {
         name: &PackageName,
         range: &Ranges<Version>,
     ) -> Option<(IndexFile, Option<Sha256Digest>)> {
-        let all = self.candidates(name).ok()?;
+        let all = self.candidates_unreported(name).ok()?;
         let (_, choice) = self.newest_fit(name, &all.usable, range)?;
         let expected = choice.file.metadata_sha256?;
         (choice.kind == super::DistKind::Wheel).then(|| (choice.file.clone(), expected))

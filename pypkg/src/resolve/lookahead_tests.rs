@@ -7,15 +7,16 @@ use envpack_net::{Cache, HttpClient, HttpConfig};
 use url::Url;
 
 use crate::index::{IndexFile, SimpleIndex};
-use crate::test_server::{project_of, serve, Seen};
+use crate::test_server::{project_of, serve_together, Seen};
 use crate::{platform_by_name, ResolveRequest};
 use crate::{BuiltWheel, Resolver, SdistBuilder};
 
 /// `top` depends on `a`, `b` and `c`, each a wheel with PEP 658 metadata and no dependencies;
-/// the metadata documents are the requests counted.
+/// the dependencies' metadata documents are the requests counted, each held until three are
+/// in flight.
 fn index_server() -> (Url, Arc<Seen>) {
-    serve(
-        |path| path.ends_with(".metadata"),
+    serve_together(
+        |path| path.ends_with(".metadata") && !path.contains("/top-"),
         |path| {
             let name = project_of(path);
             if path.ends_with(".metadata") {
@@ -33,6 +34,7 @@ fn index_server() -> (Url, Arc<Seen>) {
                 ("200 OK", "text/html", body)
             }
         },
+        3,
     )
 }
 

@@ -77,6 +77,8 @@ pub struct Provider<'r, 'a> {
     pub(super) chosen: RefCell<HashMap<(PackageName, Version), Chosen>>,
     allow_pre: RefCell<HashSet<PackageName>>,
     hints: RefCell<BTreeMap<PackageName, String>>,
+    /// Hints about packages only looked at ahead, reported once the resolver asks for them.
+    pending_hints: RefCell<HashMap<PackageName, String>>,
     pinned: RefCell<HashSet<(PackageName, Version)>>,
 }
 
@@ -103,11 +105,26 @@ impl<'r, 'a> Provider<'r, 'a> {
             chosen: RefCell::new(HashMap::new()),
             allow_pre: RefCell::new(HashSet::new()),
             hints: RefCell::new(BTreeMap::new()),
+            pending_hints: RefCell::new(HashMap::new()),
             pinned: RefCell::new(HashSet::new()),
         }
     }
 
-    pub(super) fn candidates(&self, name: &PackageName) -> Result<Rc<Candidates>, PypkgError> {
+    /// `name`'s candidates, for the resolver: why it has none, if so, goes into the report.
+    fn candidates(&self, name: &PackageName) -> Result<Rc<Candidates>, PypkgError> {
+        let c = self.candidates_unreported(name)?;
+        if let Some(hint) = self.pending_hints.borrow_mut().remove(name) {
+            self.hints.borrow_mut().insert(name.clone(), hint);
+        }
+        Ok(c)
+    }
+
+    /// `name`'s candidates, computed once; why it has none is kept aside until the resolver
+    /// itself asks (a look-ahead guess must not add to the report).
+    pub(super) fn candidates_unreported(
+        &self,
+        name: &PackageName,
+    ) -> Result<Rc<Candidates>, PypkgError> {
         if let Some(c) = self.candidates.borrow().get(name) {
             return Ok(c.clone());
         }
@@ -115,7 +132,7 @@ impl<'r, 'a> Provider<'r, 'a> {
             Ok(f) => f,
             // An unknown project simply has no versions; pubgrub explains that in its report.
             Err(PypkgError::NotFound { url, .. }) => {
-                self.hints
+                self.pending_hints
                     .borrow_mut()
                     .insert(name.clone(), format!("{name} is not on the index ({url})"));
                 Arc::new(Vec::new())
@@ -153,7 +170,7 @@ impl<'r, 'a> Provider<'r, 'a> {
                     )
                 }
             };
-            self.hints.borrow_mut().insert(name.clone(), hint);
+            self.pending_hints.borrow_mut().insert(name.clone(), hint);
         }
         self.candidates.borrow_mut().insert(name.clone(), c.clone());
         Ok(c)
