@@ -231,6 +231,8 @@ pub enum SendError {
     Http(reqwest::Error),
     /// A redirect that can't be followed (too many, or to a bad place).
     Redirect(String),
+    /// A proxy answered a plain-HTTP request with 407 (how it goes, for messages).
+    ProxyRefused(String),
 }
 
 impl SendError {
@@ -238,7 +240,7 @@ impl SendError {
     /// is refused, a proxy refused its credentials, the request or a redirect is bad.
     pub fn is_permanent(&self) -> bool {
         match self {
-            SendError::Setup(_) | SendError::Redirect(_) => true,
+            SendError::Setup(_) | SendError::Redirect(_) | SendError::ProxyRefused(_) => true,
             SendError::Http(h) => is_certificate_error(h) || is_proxy_refusal(h) || h.is_builder(),
         }
     }
@@ -276,6 +278,7 @@ impl Agent {
             SendError::Setup(why) => format!("the HTTP client could not be set up: {why}"),
             SendError::Http(e) => describe_error(e),
             SendError::Redirect(why) => why.clone(),
+            SendError::ProxyRefused(_) => "407 Proxy Authentication Required".to_string(),
         };
         if let Some(route) = self.route_of(url) {
             detail = format!("{detail} ({route})");
@@ -317,6 +320,13 @@ impl Agent {
                 .then(|| request.try_clone())
                 .flatten();
             let resp = client.execute(request).map_err(SendError::Http)?;
+            // A plain-HTTP request through a proxy gets the proxy's refusal as a status (an
+            // HTTPS one as a failed tunnel): either way it is the proxy's, not the server's.
+            if resp.status().as_u16() == 407 && resp.url().scheme() == "http" {
+                if let Some(route) = self.route(resp.url()) {
+                    return Err(SendError::ProxyRefused(format!("via {}", route.describe())));
+                }
+            }
             let (Some(mut next), true) = (again, resp.status().is_redirection()) else {
                 return Ok(resp);
             };

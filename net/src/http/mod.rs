@@ -305,17 +305,6 @@ impl HttpClient {
             _ => false,
         };
         let final_url = resp.url().clone();
-        if let (407, "http", Some(route)) = (
-            status,
-            final_url.scheme(),
-            self.agent.route_of(final_url.as_str()),
-        ) {
-            // A plain-HTTP request through a proxy gets the proxy's refusal as a status: name
-            // the proxy, and don't retry (a wrong password tried again can lock its account).
-            return Err(fatal(format!(
-                "407 Proxy Authentication Required ({route})"
-            )));
-        }
         if !(200..300).contains(&status) || (status == 206 && !resumed) {
             let e = NetError::Status {
                 url: url.clone(),

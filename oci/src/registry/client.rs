@@ -287,14 +287,13 @@ impl RegistryClient {
             req = req.header("Authorization", a);
         }
         let resp = self.agent.send(req).map_err(failed)?;
-        self.not_refused_by_proxy(&Method::GET, url, resp)
+        self.not_forwarded_by_proxy(&Method::GET, url, resp)
     }
 
-    /// `resp`, unless a proxy refused or could not forward it. A plain-HTTP request through a
-    /// proxy gets such an answer as a status, where an HTTPS one gets a failed tunnel: either
-    /// way the error names the proxy. A 407 is not retried; a 502 or 504 is, like a tunnel
-    /// that failed.
-    fn not_refused_by_proxy(
+    /// `resp`, unless a proxy could not forward it: a plain-HTTP request through a proxy gets
+    /// that as a 502 or 504, where an HTTPS one gets a failed tunnel. The error names the
+    /// proxy and is retried like a failed tunnel (a proxy's 407 is `Agent::send`'s).
+    fn not_forwarded_by_proxy(
         &self,
         method: &Method,
         url: &Url,
@@ -309,10 +308,6 @@ impl RegistryClient {
             return Ok(resp);
         };
         match status {
-            407 => Err(OciError::Protocol {
-                what: format!("{method} {url}"),
-                detail: format!("407 Proxy Authentication Required ({route})"),
-            }),
             502 | 504 => Err(OciError::Transport {
                 method: method.to_string(),
                 url: url.to_string(),
@@ -470,7 +465,7 @@ impl RegistryClient {
             }
         };
         let resp = self.agent.send(req).map_err(failed)?;
-        self.not_refused_by_proxy(method, url, resp)
+        self.not_forwarded_by_proxy(method, url, resp)
     }
 }
 
