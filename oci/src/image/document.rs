@@ -14,6 +14,10 @@ use super::layout_reader::Desc;
 use crate::error::{OciError, Result};
 use crate::OciPlatform;
 
+/// Largest manifest or index read into memory, from a layout, an archive or a registry (the
+/// distribution spec's default limit is 4 MiB).
+pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+
 /// The annotation that names an entry of a layout's `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 

@@ -7,13 +7,10 @@ use std::path::{Path, PathBuf};
 use envpack_layers::digest::Sha256Digest;
 use oci_spec::image::OciLayout;
 
-use super::document::Document;
+use super::document::{Document, MAX_MANIFEST_BYTES};
 use crate::error::{OciError, Result};
 
 const INDEX_TYPE: &str = "application/vnd.oci.image.index.v1+json";
-
-/// Largest manifest or index read into memory.
-pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
 
 /// Media types that are manifests or indexes (documents that point at other content).
 pub fn is_manifest_type(media_type: &str) -> bool {

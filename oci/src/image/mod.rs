@@ -17,7 +17,9 @@ use oci_spec::image::{Descriptor, History};
 pub use archive::write_layout_archive;
 pub use archive_reader::{extract_layout_archive, is_layout_archive};
 pub use config::{container_env, image_config, LayerRecord, OciPlatform};
-pub use document::{media_type_of, ConfigLayers, Document, Entry, EntryPlatform, REF_NAME};
+pub use document::{
+    media_type_of, ConfigLayers, Document, Entry, EntryPlatform, MAX_MANIFEST_BYTES, REF_NAME,
+};
 pub use index::{
     image_annotations, image_index, image_manifest, layout_index, oci_platform, parse_annotation,
     validate_tag, AnnotationInputs,

@@ -19,9 +19,6 @@ use super::reference::is_loopback_host;
 use super::retry::RetryPolicy;
 use crate::error::{OciError, Result};
 
-/// Largest manifest or index we read (the distribution default limit is 4 MiB).
-pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
-
 /// Shortest wait for a registry's answer to a request that changes it: after the last byte
 /// of an upload a registry may take minutes (hashing, moving the blob into storage).
 const RESPONSE_WAIT: Duration = Duration::from_secs(600);

@@ -136,3 +136,36 @@ fn an_https_registry_is_trusted_through_the_ca_bundle() {
     );
     assert_eq!(registry.count(), 2);
 }
+
+#[test]
+fn a_manifest_larger_than_the_cap_is_refused_not_buffered() {
+    // A hostile or broken registry can answer a manifest GET with any amount of bytes; reading
+    // them all (as a plain `bytes()` would) lets it exhaust memory.
+    let cap = crate::MAX_MANIFEST_BYTES as usize;
+    let mut huge = MANIFEST.to_vec();
+    huge.resize(cap + 1, b' ');
+    let mut r = registry_routes();
+    r.insert(
+        "/v2/base/manifests/1".into(),
+        ("application/vnd.oci.image.manifest.v1+json".into(), huge),
+    );
+    let registry = Origin::plain(r);
+    let host = format!("127.0.0.1:{}", registry.port);
+    let e = pull(&host, &options(&[])).unwrap_err().to_string();
+    assert!(e.contains(&format!("larger than {cap} bytes")), "{e}");
+    assert!(e.contains("/v2/base/manifests/1"), "{e}");
+    // Exactly the cap is still a manifest (whitespace after JSON is allowed).
+    let mut r = registry_routes();
+    let mut at_cap = MANIFEST.to_vec();
+    at_cap.resize(cap, b' ');
+    r.insert(
+        "/v2/base/manifests/1".into(),
+        (
+            "application/vnd.oci.image.manifest.v1+json".into(),
+            at_cap.clone(),
+        ),
+    );
+    let registry = Origin::plain(r);
+    let host = format!("127.0.0.1:{}", registry.port);
+    assert_eq!(pull(&host, &options(&[])).unwrap().1, at_cap);
+}

@@ -9,9 +9,10 @@ use reqwest::Method;
 
 use super::client::{
     error_body, header, read_limited, FetchedManifest, Mount, Payload, RegistryClient,
-    MANIFEST_ACCEPT, MAX_MANIFEST_BYTES,
+    MANIFEST_ACCEPT,
 };
 use crate::error::{OciError, Result};
+use crate::image::MAX_MANIFEST_BYTES;
 
 impl RegistryClient {
     /// `HEAD /v2/<repo>/blobs/<digest>`: whether the repository has the blob.
