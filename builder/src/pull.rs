@@ -49,11 +49,26 @@ impl UnpackSource {
         Reference::parse(arg)
             .map(UnpackSource::Registry)
             .map_err(|e| {
-                anyhow!(
-                    "{arg} is neither an existing file or directory nor an image reference: {e}"
-                )
+                if looks_like_path(arg) {
+                    anyhow!("{arg}: no such file or directory")
+                } else {
+                    anyhow!(
+                        "{arg} is neither an existing file or directory nor an image reference: {e}"
+                    )
+                }
             })
     }
+}
+
+/// Whether an argument that is no image reference was meant as a path: then the missing file is
+/// the whole story, not the reference grammar.
+fn looks_like_path(arg: &str) -> bool {
+    let name = arg.rsplit(['/', '\\']).next().unwrap_or(arg);
+    arg.starts_with(['/', '.', '~'])
+        || arg.contains('\\')
+        || [".tar", ".tar.zst", ".tar.gz", ".tgz"]
+            .iter()
+            .any(|ext| name.ends_with(ext))
 }
 
 /// An image layout as an [`ImageStore`].
@@ -252,9 +267,24 @@ mod tests {
             UnpackSource::Registry(r) => assert_eq!(r.repository, "team/env"),
             other => panic!("{other:?}"),
         }
-        let err = UnpackSource::classify("missing-file.tar")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("neither an existing file"), "{err}");
+        for (arg, want) in [
+            (
+                "missing-file.tar",
+                "missing-file.tar: no such file or directory",
+            ),
+            (
+                "./dist/nope.envpack.tar",
+                "./dist/nope.envpack.tar: no such file or directory",
+            ),
+            ("../layout", "../layout: no such file or directory"),
+            (r"dist\env", r"dist\env: no such file or directory"),
+            (
+                "team-env",
+                "team-env is neither an existing file or directory nor an image reference: ",
+            ),
+        ] {
+            let err = UnpackSource::classify(arg).unwrap_err().to_string();
+            assert!(err.starts_with(want), "{arg}: {err}");
+        }
     }
 }

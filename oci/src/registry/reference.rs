@@ -115,10 +115,43 @@ pub fn is_loopback_host(host: &str) -> bool {
 }
 
 fn looks_like_host(c: &str) -> bool {
-    !c.is_empty()
-        && (c.contains('.') || c.contains(':') || c == "localhost")
-        && c.chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-' | ':' | '[' | ']'))
+    // `[v6]` or `[v6]:port`, else `name` or `name:port`.
+    let (name, port) = match c.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, after)) => {
+                let v6_ok =
+                    !v6.is_empty() && v6.chars().all(|ch| ch.is_ascii_hexdigit() || ch == ':');
+                match after {
+                    "" => return v6_ok,
+                    _ => match after.strip_prefix(':') {
+                        Some(p) => return v6_ok && is_port(p),
+                        None => return false,
+                    },
+                }
+            }
+            None => return false,
+        },
+        None => match c.split_once(':') {
+            Some((n, p)) => (n, Some(p)),
+            None => (c, None),
+        },
+    };
+    if port.is_some_and(|p| !is_port(p)) {
+        return false;
+    }
+    // Each label non-empty, letters, digits and inner hyphens: "." and ".." (paths) are not
+    // hosts, whatever they contain.
+    let labels_ok = name.split('.').all(|l| {
+        !l.is_empty()
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
+    });
+    labels_ok && (name.contains('.') || port.is_some() || name == "localhost")
+}
+
+fn is_port(p: &str) -> bool {
+    !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Checks `sha256:<64 lowercase hex>`.
@@ -249,6 +282,16 @@ mod tests {
             "registry.example/a-/b",
             "registry.example/x@sha256:abc",
             "registry.example/x@md5:00",
+            "./dist/env.tar",
+            "../env/x",
+            "a..b/x",
+            ".example/x",
+            "reg-.example/x",
+            "reg.example:/x",
+            "reg.example:50x/x",
+            "[::1/x",
+            "[zz]:5000/x",
+            "[::1]5000/x",
         ] {
             assert!(Reference::parse(bad).is_err(), "{bad}");
         }
