@@ -20,3 +20,4 @@ pub mod sbom;
 pub mod sdist;
 pub mod spec;
 pub mod target;
+mod toml_place;

@@ -321,7 +321,26 @@ fn lock_platform(
             platform: p,
             python_full_version: &sh.release.version,
         })
-        .with_context(|| format!("resolving packages for {}", p.name))?;
+        .map_err(|e| match e {
+            envpack_pypkg::PypkgError::Unmet { platform, unmet } => {
+                let lines: Vec<String> = unmet
+                    .iter()
+                    .map(|u| {
+                        format!(
+                            "{}: packages.requirements: {}: {} (for {platform})",
+                            sh.spec.requirement_place(u.index),
+                            s.packages
+                                .requirements
+                                .get(u.index)
+                                .unwrap_or(&u.requirement),
+                            u.detail
+                        )
+                    })
+                    .collect();
+                anyhow!("{}", lines.join("\n"))
+            }
+            e => anyhow::Error::new(e).context(format!("resolving packages for {}", p.name)),
+        })?;
     let blobs = try_parallel_map(opts.http.concurrency(), &resolved, |r| {
         opts.cache
             .fetch(

@@ -4,8 +4,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use envpack_layers::digest::Sha256Digest;
-use envpack_pypkg::{parse_python_version, platform_by_name};
 use serde::Deserialize;
+
+use crate::toml_place::line_col;
+
+mod validate;
+use validate::{check_files, validate};
 
 pub use crate::target::PlatformSettings;
 
@@ -26,12 +30,23 @@ pub enum SpecError {
         column: usize,
         message: String,
     },
+    /// There is no spec file where one was looked for.
+    #[error("no spec file {path} in {dir}; name the spec with --spec PATH (the default is envpack.toml in the current directory)")]
+    NotFound { path: String, dir: String },
     /// Too large or not UTF-8.
     #[error(transparent)]
     Input(#[from] crate::input::InputError),
     /// A semantic problem in an otherwise well-formed spec.
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
+    /// A semantic problem at a known place of the spec.
+    #[error("{path}:{line}:{column}: {message}")]
+    InvalidAt {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
 }
 
 /// `[env]`
@@ -190,31 +205,69 @@ pub struct LoadedSpec {
     pub path: PathBuf,
     /// Canonical hash of the parsed spec (comments/formatting don't change it).
     pub hash: Sha256Digest,
+    /// The spec's text, to place errors found later.
+    pub text: String,
 }
 
 impl LoadedSpec {
     /// Directory relative files (profiles, home files) are resolved against.
     pub fn base_dir(&self) -> &Path {
-        self.path.parent().unwrap_or(Path::new("."))
+        dir_of(&self.path)
+    }
+
+    /// `file:line:column` of the `i`th of `packages.requirements` (the file alone if the text
+    /// doesn't say).
+    pub fn requirement_place(&self, i: usize) -> String {
+        use crate::toml_place::{place, Key::*};
+        let file = self.path.display();
+        match place(
+            &self.text,
+            &[Name("packages"), Name("requirements"), Index(i)],
+        ) {
+            Some((line, column)) => format!("{file}:{line}:{column}"),
+            None => file.to_string(),
+        }
+    }
+}
+
+/// The directory of a spec file ("." for a bare file name).
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
     }
 }
 
 /// Read, parse and validate a spec file.
 pub fn load(path: &Path) -> Result<LoadedSpec, SpecError> {
+    if !path.exists() {
+        let dir = dir_of(path);
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+        return Err(SpecError::NotFound {
+            path: path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
+            dir: dir.display().to_string(),
+        });
+    }
     let text = crate::input::read_text(path, crate::input::MAX_SPEC_BYTES, "spec")?;
-    let spec = parse(&text, &path.display().to_string())?;
-    let hash = canonical_hash(&text, &path.display().to_string())?;
+    let origin = path.display().to_string();
+    let spec = parse(&text, &origin)?;
+    check_files(&spec, &text, &origin, dir_of(path))?;
+    let hash = canonical_hash(&text, &origin)?;
     Ok(LoadedSpec {
         spec,
         path: path.to_path_buf(),
         hash,
+        text,
     })
 }
 
 /// Parse and validate spec text; `origin` names it in errors.
 pub fn parse(text: &str, origin: &str) -> Result<Spec, SpecError> {
     let spec: Spec = toml::from_str(text).map_err(|e| toml_error(text, origin, &e))?;
-    validate(&spec, origin)?;
+    validate(&spec, text, origin)?;
     Ok(spec)
 }
 
@@ -227,138 +280,6 @@ pub(crate) fn toml_error(text: &str, origin: &str, e: &toml::de::Error) -> SpecE
         column,
         message: e.message().to_string(),
     }
-}
-
-/// 1-based line and column of a byte offset.
-pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before
-        .rsplit('\n')
-        .next()
-        .map(|l| l.chars().count() + 1)
-        .unwrap_or(1);
-    (line, column)
-}
-
-fn validate(spec: &Spec, origin: &str) -> Result<(), SpecError> {
-    let invalid = |message: String| SpecError::Invalid {
-        path: origin.to_string(),
-        message,
-    };
-    let name = &spec.env.name;
-    if name.is_empty()
-        || name.len() > 64
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-        || name.starts_with('.')
-    {
-        return Err(invalid(format!(
-            "env.name {name:?} must be 1-64 characters of A-Z a-z 0-9 . _ - and not start with '.'"
-        )));
-    }
-    if spec.env.platforms.is_empty() {
-        return Err(invalid("env.platforms is empty".into()));
-    }
-    let mut seen = std::collections::BTreeSet::new();
-    for p in &spec.env.platforms {
-        platform_by_name(p).map_err(|e| invalid(format!("env.platforms: {e}")))?;
-        if !seen.insert(p) {
-            return Err(invalid(format!("env.platforms lists {p:?} twice")));
-        }
-    }
-    for (p, settings) in &spec.platforms {
-        if !spec.env.platforms.contains(p) {
-            return Err(invalid(format!(
-                "platforms.{p}: {p:?} is not in env.platforms"
-            )));
-        }
-        if settings.entries().count() == 0 {
-            return Err(invalid(format!("platforms.{p} sets nothing")));
-        }
-        spec.platform(p).map_err(|e| invalid(e.to_string()))?;
-    }
-    parse_python_version(&spec.python.version).map_err(|e| invalid(e.to_string()))?;
-    if spec.python.build.is_empty()
-        || !spec
-            .python
-            .build
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
-    {
-        return Err(invalid(format!(
-            "python.build {:?} is not a release tag",
-            spec.python.build
-        )));
-    }
-    for (p, f) in &spec.python.files {
-        if !spec.env.platforms.contains(p) {
-            return Err(invalid(format!(
-                "python.files.{p}: {p:?} is not in env.platforms"
-            )));
-        }
-        Sha256Digest::from_hex(&f.sha256)
-            .map_err(|_| invalid(format!("python.files.{p}.sha256 is not 64 hex digits")))?;
-        url::Url::parse(&f.url)
-            .map_err(|e| invalid(format!("python.files.{p}.url {:?}: {e}", f.url)))?;
-    }
-    if spec.packages.requirements.is_empty() {
-        return Err(invalid("packages.requirements is empty".into()));
-    }
-    for r in &spec.packages.requirements {
-        envpack_pypkg::parse_requirement(r)
-            .map_err(|e| invalid(format!("packages.requirements: {r:?}: {e}")))?;
-    }
-    let mut remote_names = std::collections::BTreeSet::new();
-    for r in &spec.conan.remotes {
-        if r.name.is_empty() || !remote_names.insert(&r.name) {
-            return Err(invalid(format!(
-                "conan.remotes: remote name {:?} is empty or repeated",
-                r.name
-            )));
-        }
-        url::Url::parse(&r.url)
-            .map_err(|e| invalid(format!("conan.remotes.{}: url {:?}: {e}", r.name, r.url)))?;
-    }
-    for (name, src) in &spec.conan.profiles {
-        if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
-            return Err(invalid(format!(
-                "conan.profiles: bad profile name {name:?}"
-            )));
-        }
-        if let ProfileSource::PerPlatform(map) = src {
-            for p in map.keys() {
-                if !spec.env.platforms.contains(p) {
-                    return Err(invalid(format!(
-                        "conan.profiles.{name}: {p:?} is not in env.platforms"
-                    )));
-                }
-            }
-        }
-    }
-    match &spec.image.base {
-        None => {}
-        Some(BaseSource::All(r)) => {
-            envpack_oci::Reference::parse(r).map_err(|e| invalid(format!("image.base: {e}")))?;
-        }
-        Some(BaseSource::PerPlatform(map)) => {
-            for (p, r) in map {
-                if !spec.env.platforms.contains(p) {
-                    return Err(invalid(format!(
-                        "image.base.{p}: {p:?} is not in env.platforms"
-                    )));
-                }
-                envpack_oci::Reference::parse(r)
-                    .map_err(|e| invalid(format!("image.base.{p}: {e}")))?;
-            }
-        }
-    }
-    for home_path in spec.conan.home_files.keys() {
-        envpack_layers::tree::validate_rel_path(home_path)
-            .map_err(|e| invalid(format!("conan.home-files: {home_path:?}: {e}")))?;
-    }
-    Ok(())
 }
 
 /// sha256 over the spec's canonical form: the parsed TOML re-serialized as JSON with sorted
@@ -378,10 +299,10 @@ pub fn canonical_hash(text: &str, origin: &str) -> Result<Sha256Digest, SpecErro
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    const GOOD: &str = r#"
+    pub(super) const GOOD: &str = r#"
 [env]
 name = "openssl-devenv"
 platforms = ["linux-x86_64", "windows-x86_64"]
@@ -471,7 +392,7 @@ profiles = { default = "profiles/linux-gcc12", msvc = { windows-x86_64 = "profil
         assert_eq!(p.target_text().as_deref(), Some("glibc 2.28"));
         assert_eq!(
             s.platform("windows-x86_64").unwrap(),
-            platform_by_name("windows-x86_64").unwrap()
+            envpack_pypkg::platform_by_name("windows-x86_64").unwrap()
         );
         for (bad, want) in [
             ("[platforms.linux-x86_64]\nglibc = \"2.5\"", "below 2.17"),
@@ -551,11 +472,5 @@ profiles = { default = "profiles/linux-gcc12", msvc = { windows-x86_64 = "profil
         assert_eq!(a, canonical_hash(&reformatted, "b").unwrap());
         let changed = GOOD.replace("2.21.0", "2.20.0");
         assert_ne!(a, canonical_hash(&changed, "c").unwrap());
-    }
-
-    #[test]
-    fn line_col_counts_from_one() {
-        assert_eq!(line_col("ab\ncd", 0), (1, 1));
-        assert_eq!(line_col("ab\ncd", 4), (2, 2));
     }
 }

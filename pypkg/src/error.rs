@@ -281,6 +281,14 @@ pub enum PypkgError {
         detail: String,
     },
 
+    /// Top-level requirements that nothing on the index meets.
+    #[error("{}", unmet_text(platform, unmet))]
+    Unmet {
+        /// Platform name.
+        platform: String,
+        /// Each requirement and why.
+        unmet: Vec<crate::Unmet>,
+    },
     /// No set of versions satisfies the requirements.
     #[error("no solution for platform {platform}:\n{report}")]
     NoSolution {
@@ -442,4 +450,12 @@ pub enum PypkgError {
     /// Download or cache failure.
     #[error(transparent)]
     Net(#[from] NetError),
+}
+
+fn unmet_text(platform: &str, unmet: &[crate::Unmet]) -> String {
+    let lines: Vec<String> = unmet
+        .iter()
+        .map(|u| format!("{}: {}", u.requirement, u.detail))
+        .collect();
+    format!("for {platform}: {}", lines.join("\n"))
 }

@@ -39,7 +39,7 @@ pub use platform::{
 pub use requirement::parse_requirement;
 pub use resolve::{
     raise_advice, BuiltWheel, DistKind, ResolveRequest, ResolvedPackage, Resolver, SdistBuilder,
-    TargetNote,
+    TargetNote, Unmet,
 };
 pub use source_archive::{extract_sdist, extract_tar_gz};
 pub use tags::{compatible_tags, wheel_priority, TagRanks, WheelTag, WheelTarget};

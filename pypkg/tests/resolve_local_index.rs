@@ -445,7 +445,35 @@ fn resolves_real_wheels_for_linux_and_explains_failures() {
         msg.contains("windows-x86_64") && msg.contains("pyyaml"),
         "{msg}"
     );
-    assert!(msg.contains("hint: none of the 1 files of pyyaml"), "{msg}");
+    // The requirement nothing meets is the headline, in place of pubgrub's derivation.
+    assert!(matches!(e, PypkgError::Unmet { .. }), "{msg}");
+    assert!(
+        msg.contains("pyyaml==6.0.2: none of the 1 files of pyyaml"),
+        "{msg}"
+    );
+    assert!(!msg.contains("Because"), "{msg}");
+
+    // A version the index doesn't have: which index, and what it has nearby.
+    let e = resolver
+        .resolve(&ResolveRequest {
+            requirements: &reqs(&["envpack-demo", "PyYAML==9.9"]),
+            ..req
+        })
+        .unwrap_err();
+    let msg = e.to_string();
+    match &e {
+        PypkgError::Unmet { unmet, .. } => {
+            assert_eq!(unmet.len(), 1, "{msg}");
+            assert_eq!(unmet[0].index, 1, "{msg}");
+        }
+        other => panic!("{other}"),
+    }
+    assert!(
+        msg.starts_with("for linux-x86_64: pyyaml==9.9: no version of pyyaml on the index http://"),
+        "{msg}"
+    );
+    assert!(msg.contains("matches ==9.9; the "), "{msg}");
+    assert!(msg.contains("6.0.2"), "{msg}");
 
     // ...while pure-Python wheels resolve for it, with Windows-only markers active.
     let e = resolver

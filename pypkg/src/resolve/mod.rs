@@ -4,6 +4,7 @@ mod candidates;
 mod lookahead;
 mod provider;
 mod ranges;
+mod unmet;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use crate::PypkgError;
 pub use candidates::{raise_advice, TargetNote};
 use envpack_net::Cache;
 use provider::{Pkg, Provider};
+pub use unmet::Unmet;
 
 /// What to resolve, for which platform and interpreter.
 #[derive(Debug, Clone, Copy)]
@@ -130,7 +132,16 @@ impl Resolver<'_> {
         let solution = match pubgrub::resolve(&provider, Pkg::Root, Version::new([0u64])) {
             Ok(s) => s,
             Err(PubGrubError::NoSolution(tree)) => {
-                let mut report = DefaultStringReporter::report(&tree);
+                let unmet = unmet::unmet_requirements(&provider)?;
+                if !unmet.is_empty() {
+                    return Err(PypkgError::Unmet {
+                        platform: req.platform.name.clone(),
+                        unmet,
+                    });
+                }
+                // pubgrub names the root by its display and its placeholder version.
+                let mut report = DefaultStringReporter::report(&tree)
+                    .replace(&format!("{} 0", Pkg::Root), "the requirements");
                 for hint in provider.hints() {
                     report.push_str("\nhint: ");
                     report.push_str(&hint);

@@ -1,0 +1,327 @@
+//! The checks a spec passes after it parses: names, platforms, versions, URLs, references,
+//! and (when loaded from a file) the files it points at. Every error names the place in the
+//! spec (`file:line:column`) when it can be found.
+
+use std::path::Path;
+
+use envpack_layers::digest::Sha256Digest;
+use envpack_pypkg::{parse_python_version, platform_by_name};
+
+use super::{BaseSource, ProfileSource, Spec, SpecError};
+use crate::toml_place::{place, Key};
+
+pub(super) fn validate(spec: &Spec, text: &str, origin: &str) -> Result<(), SpecError> {
+    let at = |path: &[Key], message: String| invalid_at(text, origin, path, message);
+    use Key::{Index, Name};
+    let name = &spec.env.name;
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        || name.starts_with('.')
+    {
+        return Err(at(
+            &[Name("env"), Name("name")],
+            format!(
+            "env.name {name:?} must be 1-64 characters of A-Z a-z 0-9 . _ - and not start with '.'"
+        ),
+        ));
+    }
+    if spec.env.platforms.is_empty() {
+        return Err(at(
+            &[Name("env"), Name("platforms")],
+            "env.platforms is empty".into(),
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, p) in spec.env.platforms.iter().enumerate() {
+        let here = [Name("env"), Name("platforms"), Index(i)];
+        platform_by_name(p).map_err(|e| at(&here, format!("env.platforms: {e}")))?;
+        if !seen.insert(p) {
+            return Err(at(&here, format!("env.platforms lists {p:?} twice")));
+        }
+    }
+    for (p, settings) in &spec.platforms {
+        let here = [Name("platforms"), Name(p)];
+        if !spec.env.platforms.contains(p) {
+            return Err(at(
+                &here,
+                format!("platforms.{p}: {p:?} is not in env.platforms"),
+            ));
+        }
+        if settings.entries().count() == 0 {
+            return Err(at(&here, format!("platforms.{p} sets nothing")));
+        }
+        spec.platform(p).map_err(|e| at(&here, e.to_string()))?;
+    }
+    parse_python_version(&spec.python.version)
+        .map_err(|e| at(&[Name("python"), Name("version")], e.to_string()))?;
+    if spec.python.build.is_empty()
+        || !spec
+            .python
+            .build
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
+    {
+        return Err(at(
+            &[Name("python"), Name("build")],
+            format!("python.build {:?} is not a release tag", spec.python.build),
+        ));
+    }
+    for (p, f) in &spec.python.files {
+        let here = [Name("python"), Name("files"), Name(p)];
+        if !spec.env.platforms.contains(p) {
+            return Err(at(
+                &here,
+                format!("python.files.{p}: {p:?} is not in env.platforms"),
+            ));
+        }
+        Sha256Digest::from_hex(&f.sha256).map_err(|_| {
+            let here = [here[0], here[1], here[2], Name("sha256")];
+            at(
+                &here,
+                format!("python.files.{p}.sha256 is not 64 hex digits"),
+            )
+        })?;
+        url::Url::parse(&f.url).map_err(|e| {
+            let here = [here[0], here[1], here[2], Name("url")];
+            at(&here, format!("python.files.{p}.url {:?}: {e}", f.url))
+        })?;
+    }
+    if spec.packages.requirements.is_empty() {
+        return Err(at(
+            &[Name("packages"), Name("requirements")],
+            "packages.requirements is empty".into(),
+        ));
+    }
+    for (i, r) in spec.packages.requirements.iter().enumerate() {
+        envpack_pypkg::parse_requirement(r).map_err(|e| {
+            let here = [Name("packages"), Name("requirements"), Index(i)];
+            at(&here, format!("packages.requirements: {r:?}: {e}"))
+        })?;
+    }
+    let mut remote_names = std::collections::BTreeSet::new();
+    for (i, r) in spec.conan.remotes.iter().enumerate() {
+        let here = [Name("conan"), Name("remotes"), Index(i)];
+        if r.name.is_empty() || !remote_names.insert(&r.name) {
+            return Err(at(
+                &here,
+                format!(
+                    "conan.remotes: remote name {:?} is empty or repeated",
+                    r.name
+                ),
+            ));
+        }
+        url::Url::parse(&r.url).map_err(|e| {
+            let here = [here[0], here[1], here[2], Name("url")];
+            at(
+                &here,
+                format!("conan.remotes.{}: url {:?}: {e}", r.name, r.url),
+            )
+        })?;
+    }
+    for (name, src) in &spec.conan.profiles {
+        let here = [Name("conan"), Name("profiles"), Name(name)];
+        if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+            return Err(at(
+                &here,
+                format!("conan.profiles: bad profile name {name:?}"),
+            ));
+        }
+        if let ProfileSource::PerPlatform(map) = src {
+            for p in map.keys() {
+                if !spec.env.platforms.contains(p) {
+                    let here = [here[0], here[1], here[2], Name(p)];
+                    return Err(at(
+                        &here,
+                        format!("conan.profiles.{name}: {p:?} is not in env.platforms"),
+                    ));
+                }
+            }
+        }
+    }
+    match &spec.image.base {
+        None => {}
+        Some(BaseSource::All(r)) => {
+            envpack_oci::Reference::parse(r)
+                .map_err(|e| at(&[Name("image"), Name("base")], format!("image.base: {e}")))?;
+        }
+        Some(BaseSource::PerPlatform(map)) => {
+            for (p, r) in map {
+                let here = [Name("image"), Name("base"), Name(p)];
+                if !spec.env.platforms.contains(p) {
+                    return Err(at(
+                        &here,
+                        format!("image.base.{p}: {p:?} is not in env.platforms"),
+                    ));
+                }
+                envpack_oci::Reference::parse(r)
+                    .map_err(|e| at(&here, format!("image.base.{p}: {e}")))?;
+            }
+        }
+    }
+    for home_path in spec.conan.home_files.keys() {
+        envpack_layers::tree::validate_rel_path(home_path).map_err(|e| {
+            let here = [Name("conan"), Name("home-files"), Name(home_path)];
+            at(&here, format!("conan.home-files: {home_path:?}: {e}"))
+        })?;
+    }
+    Ok(())
+}
+
+/// A semantic error at `path` of the spec, with its line and column when the path is found.
+fn invalid_at(text: &str, origin: &str, path: &[Key], message: String) -> SpecError {
+    match place(text, path) {
+        Some((line, column)) => SpecError::InvalidAt {
+            path: origin.to_string(),
+            line,
+            column,
+            message,
+        },
+        None => SpecError::Invalid {
+            path: origin.to_string(),
+            message,
+        },
+    }
+}
+
+/// The profiles and CONAN_HOME files the spec names: each a relative path to a file under
+/// `base` (the spec's directory), so a typo is reported before anything is resolved.
+pub(super) fn check_files(
+    spec: &Spec,
+    text: &str,
+    origin: &str,
+    base: &Path,
+) -> Result<(), SpecError> {
+    use Key::Name;
+    let mut named: Vec<(Vec<Key>, String, &str)> = Vec::new();
+    for (name, src) in &spec.conan.profiles {
+        match src {
+            ProfileSource::All(f) => named.push((
+                vec![Name("conan"), Name("profiles"), Name(name)],
+                format!("conan.profiles.{name}"),
+                f,
+            )),
+            ProfileSource::PerPlatform(m) => {
+                for (p, f) in m {
+                    named.push((
+                        vec![Name("conan"), Name("profiles"), Name(name), Name(p)],
+                        format!("conan.profiles.{name}.{p}"),
+                        f,
+                    ));
+                }
+            }
+        }
+    }
+    for (path, f) in &spec.conan.home_files {
+        named.push((
+            vec![Name("conan"), Name("home-files"), Name(path)],
+            format!("conan.home-files.{path:?}"),
+            f,
+        ));
+    }
+    let shown = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
+    for (at, what, file) in named {
+        let problem = if envpack_layers::tree::validate_rel_path(file).is_err() {
+            format!(
+                "{what}: {file:?} must be a relative path inside the spec's directory ({})",
+                shown.display()
+            )
+        } else if !base.join(file).is_file() {
+            format!(
+                "{what}: no file {file} (paths are relative to the spec's directory, {})",
+                shown.display()
+            )
+        } else {
+            continue;
+        };
+        return Err(invalid_at(text, origin, &at, problem));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{load, parse, tests::GOOD};
+
+    #[test]
+    fn semantic_errors_carry_line_and_column() {
+        // GOOD begins with a newline: line 2 is `[env]`.
+        let cases = [
+            (
+                GOOD.replace("\"windows-x86_64\"]", "\"plan9-mips\"]"),
+                "s.toml:4:30: env.platforms: unknown platform \"plan9-mips\"",
+            ),
+            (
+                GOOD.replace("\"windows-x86_64\"]", "\"linux-x86_64\"]"),
+                "s.toml:4:30: env.platforms lists \"linux-x86_64\" twice",
+            ),
+            (GOOD.replace("3.12.7", "3.12"), "s.toml:7:11: "),
+            (
+                GOOD.replace("conan==2.21.0", "conan=== ="),
+                "s.toml:11:17: packages.requirements: \"conan=== =\"",
+            ),
+            (
+                GOOD.replace("openssl-devenv", "../evil"),
+                "s.toml:3:8: env.name \"../evil\" must be",
+            ),
+            (
+                GOOD.replace("msvc = { windows-x86_64", "msvc = { macos-arm64"),
+                "s.toml:15:71: conan.profiles.msvc: \"macos-arm64\" is not in env.platforms",
+            ),
+            (
+                GOOD.replace("https://conan.example.org", "no url"),
+                "s.toml:14:44: conan.remotes.openssl-conan: url \"no url/api/conan/openssl\"",
+            ),
+            (
+                format!("{GOOD}\n[platforms.macos-arm64]\nmacos = \"14.0\"\n"),
+                "s.toml:17:11: platforms.macos-arm64: \"macos-arm64\" is not in env.platforms",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = parse(&text, "s.toml").unwrap_err().to_string();
+            assert!(err.starts_with(want), "want {want:?}, got {err}");
+        }
+    }
+
+    #[test]
+    fn files_the_spec_names_must_exist_next_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = dir.path().join("envpack.toml");
+        fs_err::create_dir(dir.path().join("profiles")).unwrap();
+        fs_err::write(dir.path().join("profiles/linux-gcc12"), "[settings]\n").unwrap();
+        let shown = dir.path().display();
+        let cases = [
+            (
+                GOOD.to_string(),
+                format!("envpack.toml:15:74: conan.profiles.msvc.windows-x86_64: no file profiles/msvc (paths are relative to the spec's directory, {shown})"),
+            ),
+            (
+                GOOD.replace("profiles/linux-gcc12", "../outside"),
+                format!("envpack.toml:15:24: conan.profiles.default: \"../outside\" must be a relative path inside the spec's directory ({shown})"),
+            ),
+            (
+                GOOD.replace(", msvc = { windows-x86_64 = \"profiles/msvc\" }", "")
+                    + "[conan.home-files]\n\"settings_user.yml\" = \"conan/settings_user.yml\"\n",
+                format!("envpack.toml:17:23: conan.home-files.\"settings_user.yml\": no file conan/settings_user.yml (paths are relative to the spec's directory, {shown})"),
+            ),
+        ];
+        for (text, want) in cases {
+            fs_err::write(&spec, &text).unwrap();
+            let err = load(&spec).unwrap_err().to_string();
+            let err = err.replacen(&spec.display().to_string(), "envpack.toml", 1);
+            assert_eq!(err, want);
+        }
+        // Every file present: loads.
+        fs_err::write(dir.path().join("profiles/msvc"), "[settings]\n").unwrap();
+        fs_err::write(&spec, GOOD).unwrap();
+        assert!(load(&spec).is_ok());
+        // No spec at all: where it was looked for and how to name one.
+        let err = load(&dir.path().join("nope.toml")).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!("no spec file nope.toml in {shown}; name the spec with --spec PATH (the default is envpack.toml in the current directory)")
+        );
+    }
+}
