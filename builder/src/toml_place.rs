@@ -88,7 +88,7 @@ mod tests {
             (&[N("conan"), N("profiles"), N("default")], Some((6, 24))),
             (
                 &[N("conan"), N("profiles"), N("msvc"), N("windows-x86_64")],
-                Some((6, 58)),
+                Some((6, 57)),
             ),
             // The deepest step that exists: the array itself, the header's key.
             (&[N("env"), N("platforms"), I(7)], Some((3, 13))),

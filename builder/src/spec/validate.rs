@@ -276,7 +276,7 @@ mod tests {
             ),
             (
                 format!("{GOOD}\n[platforms.macos-arm64]\nmacos = \"14.0\"\n"),
-                "s.toml:17:11: platforms.macos-arm64: \"macos-arm64\" is not in env.platforms",
+                "s.toml:17:1: platforms.macos-arm64: \"macos-arm64\" is not in env.platforms",
             ),
         ];
         for (text, want) in cases {
