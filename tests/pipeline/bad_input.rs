@@ -55,6 +55,116 @@ fn bad_specs_fail_with_position_and_no_lock() {
     }
 }
 
+/// Every file under `dir`, relative, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|e| e.path().strip_prefix(dir).unwrap().display().to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_newcomers_mistakes_are_named_at_their_place_and_change_nothing() {
+    let l = locked();
+    let spec = spec_text(&PLATFORMS);
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        (
+            spec.replace("conan==2.21.0", "conan==9.9.9"),
+            vec![
+                "envpack.toml:",
+                ": packages.requirements: conan==9.9.9: no version of conan on the index http://",
+                "matches ==9.9.9; the ",
+                "2.21.0",
+            ],
+        ),
+        (
+            spec.replace("conan==2.21.0", "conna>=1"),
+            vec![": packages.requirements: conna>=1: conna is not on the index (http://"],
+        ),
+        (
+            spec.replace("\"linux-x86_64\"", "\"linux-x86-64\""),
+            vec!["envpack.toml:", ": env.platforms: unknown platform \"linux-x86-64\""],
+        ),
+        (
+            spec.replace("profiles/linux-gcc12", "profiles/linux-gcc13"),
+            vec![
+                ": conan.profiles.default: no file profiles/linux-gcc13 (paths are relative to the spec's directory, ",
+            ],
+        ),
+    ];
+    for (i, (text, wants)) in cases.iter().enumerate() {
+        let dir = l.dir.join(format!("mistake-{i}"));
+        write_spec_dir(&dir, &PLATFORMS);
+        fs_err::write(dir.join("envpack.toml"), text).unwrap();
+        let before = listing(&dir);
+        let out = envpack(&dir, &l.cache, &l.index.url, &l.mirror_url)
+            .arg("lock")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "case {i}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err
+            .lines()
+            .filter(|l| l.starts_with("error: "))
+            .collect::<Vec<_>>();
+        assert_eq!(last.len(), 1, "case {i}: one error line in {err}");
+        let line = last[0];
+        assert!(line.starts_with("error: envpack.toml:"), "case {i}: {line}");
+        for want in wants {
+            assert!(line.contains(want), "case {i}: want {want:?} in {line}");
+        }
+        assert!(
+            !err.contains("Because") && !err.contains("{") && !err.contains("Some("),
+            "{err}"
+        );
+        assert_eq!(listing(&dir), before, "case {i} changed the spec directory");
+    }
+
+    // No spec where one is looked for: where, and how to name one.
+    let empty = l.dir.join("mistake-no-spec");
+    fs_err::create_dir_all(&empty).unwrap();
+    let out = envpack(&empty, &l.cache, &l.index.url, &l.mirror_url)
+        .arg("lock")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!(
+            "no spec file envpack.toml in {}; name the spec with --spec PATH",
+            empty.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        listing(&empty) == vec![String::new()],
+        "{:?}",
+        listing(&empty)
+    );
+
+    // A mistyped artifact path is a missing file, not a lesson in image references, and no
+    // root is made.
+    let out = envpack(&empty, &l.cache, &l.index.url, &l.mirror_url)
+        .args(["unpack", "./dist/nope.envpack.tar", "--root", "R"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("./dist/nope.envpack.tar: no such file or directory"),
+        "{err}"
+    );
+    assert!(!err.contains("registry"), "{err}");
+    assert!(
+        listing(&empty) == vec![String::new()],
+        "{:?}",
+        listing(&empty)
+    );
+}
+
 #[test]
 fn hash_mismatch_in_mirror_is_refused_and_not_cached() {
     let _g = BAD_INPUT.lock().unwrap_or_else(|e| e.into_inner());
