@@ -27,6 +27,21 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
+    /// Write a first envpack.toml and Conan profile for this machine, and say what to run next.
+    Init {
+        /// Where to write them (made if missing).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// The environment's name (default: the directory's).
+        #[arg(long)]
+        name: Option<String>,
+        /// CPython version (default: the newest in a local mirror, else envpack's default).
+        #[arg(long, requires = "python_build", value_name = "VERSION")]
+        python: Option<String>,
+        /// The python-build-standalone release tag of --python.
+        #[arg(long, requires = "python", value_name = "TAG")]
+        python_build: Option<String>,
+    },
     /// Resolve the spec into a lock (CPython, packages for every platform, Conan config).
     Lock {
         /// The spec.

@@ -81,7 +81,8 @@ mod tests {
 
     #[test]
     fn places_values_by_path() {
-        let cases: &[(&[Key], Option<(usize, usize)>)] = &[
+        type Case<'a> = (&'a [Key<'a>], Option<(usize, usize)>);
+        let cases: &[Case] = &[
             (&[N("env"), N("name")], Some((2, 8))),
             (&[N("env"), N("platforms"), I(1)], Some((3, 30))),
             (&[N("env"), N("platforms")], Some((3, 13))),

@@ -301,3 +301,57 @@ fn unknown_platform_is_refused() {
     );
     assert!(!l.dir.join("never").exists());
 }
+
+#[test]
+fn init_writes_a_spec_that_locks_as_it_is_and_is_never_replaced() {
+    let l = locked();
+    let out = envpack(&l.dir, &l.cache, &l.index.url, &l.mirror_url)
+        .args(["init", "first-env"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("packages come from ENVPACK_INDEX_URL"),
+        "{text}"
+    );
+    assert!(
+        text.contains("envpack-unpack dist/first-env-linux-x86_64.envpack.tar"),
+        "{text}"
+    );
+    let dir = l.dir.join("first-env");
+    let spec = fs_err::read_to_string(dir.join("envpack.toml")).unwrap();
+    // The fixture mirror's own release, found by looking into it.
+    assert!(
+        spec.contains("version = \"3.11.7\"\nbuild = \"envpack1\""),
+        "{spec}"
+    );
+    let out = envpack(&dir, &l.cache, &l.index.url, &l.mirror_url)
+        .args(["--json", "lock"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.join("envpack.lock").is_file());
+
+    let before = listing(&dir);
+    let out = envpack(&l.dir, &l.cache, &l.index.url, &l.mirror_url)
+        .args(["init", "first-env"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("envpack.toml already exists"), "{err}");
+    assert_eq!(listing(&dir), before);
+    assert_eq!(
+        fs_err::read_to_string(dir.join("envpack.toml")).unwrap(),
+        spec
+    );
+}

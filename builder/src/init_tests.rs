@@ -1,0 +1,145 @@
+use super::*;
+use envpack_pypkg::platform_by_name;
+
+fn mirror_with(files: &[&str]) -> (tempfile::TempDir, Url) {
+    let dir = tempfile::tempdir().unwrap();
+    for f in files {
+        let p = dir.path().join(f);
+        fs_err::create_dir_all(p.parent().unwrap()).unwrap();
+        fs_err::write(p, b"").unwrap();
+    }
+    let url = Url::from_directory_path(dir.path()).unwrap();
+    (dir, url)
+}
+
+fn request<'a>(dir: &'a Path, mirror: &'a Url, platform: &'a Platform) -> InitRequest<'a> {
+    InitRequest {
+        dir,
+        name: None,
+        python: None,
+        mirror,
+        platform,
+        compiler_version: Some("13".into()),
+    }
+}
+
+#[test]
+fn picks_the_newest_cpython_of_a_local_mirror_for_the_platform() {
+    let linux = platform_by_name("linux-x86_64").unwrap();
+    let (_m, url) = mirror_with(&[
+        "envpack1/cpython-3.11.7+envpack1-x86_64-unknown-linux-gnu-install_only_stripped.tar.gz",
+        "20241016/cpython-3.12.7+20241016-x86_64-unknown-linux-gnu-install_only_stripped.tar.gz",
+        "20241016/cpython-3.13.0+20241016-aarch64-unknown-linux-gnu-install_only_stripped.tar.gz",
+        "20241016/cpython-3.12.10+20241016-x86_64-unknown-linux-gnu-install_only.tar.gz",
+        "20241016/SHA256SUMS",
+    ]);
+    let (v, b, from) = choose_python(&url, &linux).unwrap();
+    assert_eq!((v.as_str(), b.as_str()), ("3.12.7", "20241016"));
+    assert!(from.starts_with("the mirror file://"), "{from}");
+
+    let (_m, empty) = mirror_with(&["x/readme"]);
+    let e = choose_python(&empty, &linux).unwrap_err().to_string();
+    assert!(e.contains("has no CPython for linux-x86_64"), "{e}");
+    assert!(e.contains("--python VERSION --python-build TAG"), "{e}");
+
+    let remote = Url::parse("https://mirror.example/pbs/").unwrap();
+    let (v, b, from) = choose_python(&remote, &linux).unwrap();
+    assert_eq!((v.as_str(), b.as_str()), DEFAULT_PYTHON);
+    assert!(from.contains("was not asked"), "{from}");
+}
+
+#[test]
+fn profiles_follow_the_platform() {
+    let cases = [
+        (
+            "linux-x86_64",
+            Some("13"),
+            "linux-gcc13",
+            "os=Linux\narch=x86_64\ncompiler=gcc\ncompiler.version=13\n",
+        ),
+        (
+            "linux-aarch64",
+            None,
+            "linux-gcc12",
+            "arch=armv8\ncompiler=gcc\ncompiler.version=12\n",
+        ),
+        (
+            "macos-arm64",
+            Some("15"),
+            "macos-apple-clang15",
+            "os=Macos\narch=armv8\ncompiler=apple-clang\n",
+        ),
+        (
+            "windows-x86_64",
+            None,
+            "windows-msvc194",
+            "os=Windows\narch=x86_64\ncompiler=msvc\ncompiler.version=194\n",
+        ),
+    ];
+    for (platform, version, want_name, want_text) in cases {
+        let p = platform_by_name(platform).unwrap();
+        let (name, text) = profile_for(&p, version);
+        assert_eq!(name, want_name);
+        assert!(text.contains(want_text), "{platform}: {text}");
+        assert!(text.ends_with("build_type=Release\n"), "{text}");
+    }
+}
+
+#[test]
+fn writes_a_spec_that_loads_and_refuses_to_overwrite() {
+    let linux = platform_by_name("linux-x86_64").unwrap();
+    let (_m, url) = mirror_with(&[
+        "envpack1/cpython-3.11.7+envpack1-x86_64-unknown-linux-gnu-install_only_stripped.tar.gz",
+    ]);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("my team env");
+    let done = init(&request(&dir, &url, &linux)).unwrap();
+    assert_eq!(done.name, "my-team-env");
+    assert_eq!(done.profile, dir.join("profiles/linux-gcc13"));
+    let loaded = crate::spec::load(&done.spec).unwrap();
+    assert_eq!(loaded.spec.env.platforms, ["linux-x86_64"]);
+    assert_eq!(
+        (
+            loaded.spec.python.version.as_str(),
+            loaded.spec.python.build.as_str()
+        ),
+        ("3.11.7", "envpack1")
+    );
+    let text = fs_err::read_to_string(&done.spec).unwrap();
+    assert!(
+        text.contains("windows-x86_64"),
+        "the others are named: {text}"
+    );
+
+    // Again: refused, and nothing changes.
+    let before = fs_err::read_to_string(&done.spec).unwrap();
+    let e = init(&request(&dir, &url, &linux)).unwrap_err().to_string();
+    assert!(e.contains("envpack.toml already exists"), "{e}");
+    assert_eq!(fs_err::read_to_string(&done.spec).unwrap(), before);
+
+    // A bad name or version is refused before anything is written.
+    let fresh = tmp.path().join("fresh");
+    let bad = InitRequest {
+        name: Some("../x"),
+        ..request(&fresh, &url, &linux)
+    };
+    assert!(init(&bad).unwrap_err().to_string().contains("env.name"));
+    let bad = InitRequest {
+        python: Some(("3", "b")),
+        ..request(&fresh, &url, &linux)
+    };
+    assert!(init(&bad).is_err());
+    assert!(!fresh.exists(), "a refused init made its directory");
+}
+
+#[test]
+fn default_names_come_from_the_directory() {
+    for (dir, want) in [
+        ("/srv/openssl-devenv", "openssl-devenv"),
+        ("/srv/.hidden", "hidden"),
+        ("/", "devenv"),
+        ("/srv/ü", "-"),
+    ] {
+        assert_eq!(default_name(Path::new(dir)), want, "{dir}");
+    }
+}
