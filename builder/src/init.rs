@@ -51,6 +51,38 @@ pub struct Initialized {
     pub python_from: String,
 }
 
+impl Initialized {
+    /// What was written and what to run next, for a person; `index_from_env`: whether
+    /// `ENVPACK_INDEX_URL` is set.
+    pub fn next_steps(&self, index_from_env: bool) -> String {
+        let dir = self
+            .spec
+            .parent()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
+        let cd = match dir.as_str() {
+            "" | "." => String::new(),
+            d => format!("  cd {d}\n"),
+        };
+        let index = if index_from_env {
+            "packages come from ENVPACK_INDEX_URL"
+        } else {
+            "set ENVPACK_INDEX_URL to your package index (or [packages].index in the spec) first"
+        };
+        format!(
+            "wrote {} and {} for {} (CPython {} build {}, from {})\nnext ({index}):\n{cd}  envpack lock\n  envpack build --out dist\n  envpack-unpack dist/{name}-{platform}.envpack.tar --root ~/envs/{name}\n",
+            self.spec.display(),
+            self.profile.display(),
+            self.platform,
+            self.python_version,
+            self.python_build,
+            self.python_from,
+            name = self.name,
+            platform = self.platform,
+        )
+    }
+}
+
 /// Writes `envpack.toml` and one Conan profile into `req.dir`; refuses (changing nothing) if
 /// either exists.
 pub fn init(req: &InitRequest) -> anyhow::Result<Initialized> {

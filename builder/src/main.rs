@@ -158,7 +158,10 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             if cli.json {
                 println!("{}", serde_json::to_string(&done)?);
             } else if !cli.quiet {
-                print!("{}", next_steps(&done));
+                print!(
+                    "{}",
+                    done.next_steps(std::env::var_os("ENVPACK_INDEX_URL").is_some())
+                );
             }
             Ok(())
         }
@@ -581,36 +584,4 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             }
         }
     }
-}
-
-/// What `init` wrote and what to run next, for a person.
-fn next_steps(done: &envpack::init::Initialized) -> String {
-    let spec = done.spec.display();
-    let dir = done
-        .spec
-        .parent()
-        .map(|d| d.display().to_string())
-        .unwrap_or_default();
-    let cd = if dir.is_empty() || dir == "." {
-        String::new()
-    } else {
-        format!("  cd {dir}\n")
-    };
-    let index = if std::env::var_os("ENVPACK_INDEX_URL").is_some() {
-        "packages come from ENVPACK_INDEX_URL".to_string()
-    } else {
-        "set ENVPACK_INDEX_URL to your package index (or [packages].index in the spec) first"
-            .to_string()
-    };
-    format!(
-        "wrote {spec} and {} for {} (CPython {} build {}, from {})\nnext ({index}):\n{cd}  envpack lock\n  envpack build --out dist\n  envpack-unpack dist/{}-{}.envpack.tar --root ~/envs/{}\n",
-        done.profile.display(),
-        done.platform,
-        done.python_version,
-        done.python_build,
-        done.python_from,
-        done.name,
-        done.platform,
-        done.name,
-    )
 }
