@@ -42,6 +42,17 @@ pub enum Command {
         #[arg(long, requires = "python", value_name = "TAG")]
         python_build: Option<String>,
     },
+    /// Print the shell completion script of envpack (bash, zsh, fish, powershell, elvish).
+    Completions {
+        /// The shell.
+        shell: envpack_unpack::cli_docs::Shell,
+    },
+    /// Write the man pages of envpack (envpack.1, envpack-<command>.1).
+    Man {
+        /// The directory to write them into (made if missing), e.g. ~/.local/share/man/man1.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Resolve the spec into a lock (CPython, packages for every platform, Conan config).
     Lock {
         /// The spec.

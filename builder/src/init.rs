@@ -83,6 +83,25 @@ impl Initialized {
     }
 }
 
+/// [`init`] for this machine: its platform and compiler, and the CPython mirror in effect.
+pub fn init_for_this_machine(
+    dir: &Path,
+    name: Option<&str>,
+    python: Option<(&str, &str)>,
+) -> anyhow::Result<Initialized> {
+    let platform = envpack_pypkg::host_platform()
+        .ok_or_else(|| anyhow!("this machine is none of envpack's platforms"))?;
+    let mirror = crate::config::python_mirror(None)?;
+    init(&InitRequest {
+        dir,
+        name,
+        python,
+        mirror: &mirror,
+        compiler_version: detect_compiler_version(&platform),
+        platform: &platform,
+    })
+}
+
 /// Writes `envpack.toml` and one Conan profile into `req.dir`; refuses (changing nothing) if
 /// either exists.
 pub fn init(req: &InitRequest) -> anyhow::Result<Initialized> {

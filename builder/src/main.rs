@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Context};
+use clap::CommandFactory as _;
 use envpack::build::{BuildOptions, OutputFormat};
 use envpack::image::ImageSettings;
 use envpack::lock::Lock;
@@ -138,23 +139,28 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
 
 fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
     match &cli.command {
+        Command::Completions { shell } => {
+            envpack_unpack::cli_docs::completions(Cli::command(), *shell, &mut std::io::stdout())
+                .context("writing the completion script")?;
+            Ok(())
+        }
+        Command::Man { out } => {
+            let files = envpack_unpack::cli_docs::man_pages(Cli::command(), out)?;
+            if cli.json {
+                println!("{}", serde_json::json!({ "man_pages": files }));
+            } else if !cli.quiet {
+                println!("wrote {} man pages into {}", files.len(), out.display());
+            }
+            Ok(())
+        }
         Command::Init {
             dir,
             name,
             python,
             python_build,
         } => {
-            let platform = envpack_pypkg::host_platform()
-                .ok_or_else(|| anyhow!("this machine is none of envpack's platforms"))?;
-            let mirror = envpack::config::python_mirror(None)?;
-            let done = envpack::init::init(&envpack::init::InitRequest {
-                dir,
-                name: name.as_deref(),
-                python: python.as_deref().zip(python_build.as_deref()),
-                mirror: &mirror,
-                compiler_version: envpack::init::detect_compiler_version(&platform),
-                platform: &platform,
-            })?;
+            let python = python.as_deref().zip(python_build.as_deref());
+            let done = envpack::init::init_for_this_machine(dir, name.as_deref(), python)?;
             if cli.json {
                 println!("{}", serde_json::to_string(&done)?);
             } else if !cli.quiet {

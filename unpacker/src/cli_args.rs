@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use envpack_unpack::cli_docs::Shell;
 pub use envpack_unpack::root_args::DEFAULT_TIMEOUT;
 use envpack_unpack::root_args::{DoctorArgs, RepairArgs, RootArg};
 
@@ -59,6 +60,17 @@ enum Command {
     /// Fix what doctor finds from the kept (or given) artifact, then check again (exit 0
     /// healthy, 1 not repaired, 2 error).
     Repair(RepairArgs),
+    /// Print the shell completion script of envpack-unpack.
+    Completions {
+        /// The shell.
+        shell: Shell,
+    },
+    /// Write the man pages of envpack-unpack (envpack-unpack.1, envpack-unpack-<command>.1).
+    Man {
+        /// The directory to write them into (made if missing), e.g. ~/.local/share/man/man1.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 /// The earlier grammar, hidden from `--help`.
@@ -109,6 +121,10 @@ pub enum Action {
     Doctor(DoctorArgs),
     /// Repair a root.
     Repair(RepairArgs),
+    /// Print a completion script.
+    Completions(Shell),
+    /// Write the man pages into a directory.
+    Man(PathBuf),
 }
 
 impl Action {
@@ -187,6 +203,8 @@ impl Command {
             Command::Rollback(a) => Action::Rollback(a.root.clone()),
             Command::Doctor(a) => Action::Doctor(a.clone()),
             Command::Repair(a) => Action::Repair(a.clone()),
+            Command::Completions { shell } => Action::Completions(*shell),
+            Command::Man { out } => Action::Man(out.clone()),
         })
     }
 }

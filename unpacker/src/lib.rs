@@ -2,6 +2,7 @@
 //! root (`ROOT/envs/<env-id>`, `ROOT/current`, `ROOT/bin` shims, `ROOT/state`).
 //! Minimal by design: no async runtime, no HTTP client.
 
+pub mod cli_docs;
 pub mod current_link;
 pub mod doctor;
 pub mod durability;

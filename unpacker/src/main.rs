@@ -34,7 +34,20 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli, action: &Action) -> anyhow::Result<ExitCode> {
+    use clap::CommandFactory as _;
     match action {
+        Action::Completions(shell) => {
+            envpack_unpack::cli_docs::completions(Cli::command(), *shell, &mut std::io::stdout())
+                .context("writing the completion script")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Action::Man(dir) => {
+            let files = envpack_unpack::cli_docs::man_pages(Cli::command(), dir)?;
+            print_result(cli, &files, || {
+                format!("wrote {} man pages into {}", files.len(), dir.display())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Action::Doctor(args) => {
             let report = envpack_unpack::doctor(&args.root, &args.options())
                 .with_context(|| format!("checking {}", args.root.display()))?;
