@@ -205,7 +205,7 @@ fi
 # Where a warm build spends its time: its progress lines, stamped as they arrive.
 rm -rf "$w/dist"
 "$envpack" --offline --cache-dir "$cache" build --spec "$spec" --lock "$lock" --platform "$platform" \
-  --out "$w/dist" 2>&1 >/dev/null | python3 scripts/bench/timestamp.py >"$results/build-phases.txt"
+  --out "$w/dist" 2>&1 | python3 scripts/bench/timestamp.py >"$results/build-phases.txt"
 
 # --- 3o. warm OCI build vs warm tarball build --------------------------------------------
 # One pipeline: the image reads its prefixed cpython/packages layers from the layer cache too

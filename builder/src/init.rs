@@ -51,6 +51,16 @@ pub struct Initialized {
     pub python_from: String,
 }
 
+/// `s` as one shell word: as it is when nothing in it needs quoting, else in single quotes.
+fn shell_word(s: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:=@%,".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 impl Initialized {
     /// What was written and what to run next, for a person; `index_from_env`: whether
     /// `ENVPACK_INDEX_URL` is set.
@@ -62,7 +72,12 @@ impl Initialized {
             .unwrap_or_default();
         let cd = match dir.as_str() {
             "" | "." => String::new(),
-            d => format!("  cd {d}\n"),
+            d => format!("  cd {}\n", shell_word(d)),
+        };
+        let root = if self.platform.starts_with("windows") {
+            format!("%USERPROFILE%\\envs\\{}", self.name)
+        } else {
+            format!("~/envs/{}", shell_word(&self.name))
         };
         let index = if index_from_env {
             "packages come from ENVPACK_INDEX_URL"
@@ -70,7 +85,7 @@ impl Initialized {
             "set ENVPACK_INDEX_URL to your package index (or [packages].index in the spec) first"
         };
         format!(
-            "wrote {} and {} for {} (CPython {} build {}, from {})\nnext ({index}):\n{cd}  envpack lock\n  envpack build --out dist\n  envpack-unpack dist/{name}-{platform}.envpack.tar --root ~/envs/{name}\n",
+            "wrote {} and {} for {} (CPython {} build {}, from {})\nnext ({index}):\n{cd}  envpack lock\n  envpack build --out dist\n  envpack-unpack dist/{name}-{platform}.envpack.tar --root {root}\n",
             self.spec.display(),
             self.profile.display(),
             self.platform,
@@ -118,14 +133,32 @@ pub fn init(req: &InitRequest) -> anyhow::Result<Initialized> {
     let profile_rel = format!("profiles/{profile_name}");
     let spec = spec_text(&name, req.platform, &version, &build, &from, &profile_rel);
     // The text must be a spec envpack accepts, whatever the inputs were.
-    crate::spec::parse(&spec, "envpack.toml").map_err(|e| anyhow!("{e}"))?;
+    crate::spec::parse(&spec, "envpack.toml").map_err(|e| match e {
+        crate::spec::SpecError::Invalid { message, .. }
+        | crate::spec::SpecError::InvalidAt { message, .. }
+        | crate::spec::SpecError::Parse { message, .. } => {
+            anyhow!("{message} (given to init or found in the mirror; nothing was written)")
+        }
+        e => anyhow!("{e}"),
+    })?;
 
     let spec_path = req.dir.join("envpack.toml");
     let profile_path = req.dir.join(&profile_rel);
     for p in [&spec_path, &profile_path] {
         if p.symlink_metadata().is_ok() {
-            bail!("{} already exists; init writes a new spec only where there is none (edit it, or init another directory)", p.display());
+            bail!(
+                "{} already exists; init never replaces a file (edit it, or init another directory)",
+                p.display()
+            );
         }
+    }
+    let profiles = req.dir.join("profiles");
+    if profiles.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+        bail!(
+            "{} is not a directory (a link is not followed: the profile must be written inside {})",
+            profiles.display(),
+            req.dir.display()
+        );
     }
     let made = make_dirs(req.dir)?;
     let written = write_new(&profile_path, &profile).and_then(|()| {
@@ -224,9 +257,18 @@ fn choose_python(mirror: &Url, platform: &Platform) -> anyhow::Result<(String, S
             else {
                 continue;
             };
+            // A release candidate or a short version is no default for a newcomer, and a tag
+            // that isn't its directory's name would not be found there by lock.
+            let in_its_dir = build.file_name().to_str() == Some(tag);
+            if !in_its_dir || parse_python_version(version).is_err() {
+                continue;
+            }
             let Ok(v) = version.parse::<pep440_rs::Version>() else {
                 continue;
             };
+            if v.any_prerelease() {
+                continue;
+            }
             if best
                 .as_ref()
                 .is_none_or(|(bv, bt, _)| (&v, tag) > (bv, bt.as_str()))
@@ -311,14 +353,14 @@ fn spec_text(
 # every key.
 
 [env]
-name = "{name}"
+name = {q_name}
 # Add platforms to build for from any machine: {others}.
-platforms = ["{host}"]
+platforms = [{q_host}]
 
 [python]
 # A python-build-standalone release (from {from}).
-version = "{version}"
-build = "{build}"
+version = {q_version}
+build = {q_build}
 
 [packages]
 requirements = ["conan==2.21.0"]
@@ -331,12 +373,23 @@ requirements = ["conan==2.21.0"]
 
 [conan.profiles]
 # Files next to this spec; add a per-platform table for other platforms:
-# default = {{ {host} = "{profile}", windows-x86_64 = "profiles/windows-msvc194" }}
-default = "{profile}"
+# default = {{ {host} = {q_profile}, windows-x86_64 = "profiles/windows-msvc194" }}
+default = {q_profile}
 "#,
         host = platform.name,
         others = others.join(", "),
+        q_name = quoted(name),
+        q_host = quoted(&platform.name),
+        q_version = quoted(version),
+        q_build = quoted(build),
+        q_profile = quoted(profile),
     )
+}
+
+/// `s` as a TOML basic string, quotes and control characters escaped: what the user or a
+/// mirror's file names give can't add keys to the spec.
+fn quoted(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
 }
 
 /// Creates `dir` and its missing parents; returns the ones it made, outermost first.

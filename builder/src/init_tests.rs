@@ -32,6 +32,10 @@ fn picks_the_newest_cpython_of_a_local_mirror_for_the_platform() {
         "20241016/cpython-3.13.0+20241016-aarch64-unknown-linux-gnu-install_only_stripped.tar.gz",
         "20241016/cpython-3.12.10+20241016-x86_64-unknown-linux-gnu-install_only.tar.gz",
         "20241016/SHA256SUMS",
+        // Never chosen: a release candidate, a short version, a tag not its directory's.
+        "20250101/cpython-3.14.0rc1+20250101-x86_64-unknown-linux-gnu-install_only_stripped.tar.gz",
+        "20250101/cpython-3.13+20250101-x86_64-unknown-linux-gnu-install_only_stripped.tar.gz",
+        "envpack1/cpython-3.13.1+other-x86_64-unknown-linux-gnu-install_only_stripped.tar.gz",
     ]);
     let (v, b, from) = choose_python(&url, &linux).unwrap();
     assert_eq!((v.as_str(), b.as_str()), ("3.12.7", "20241016"));
@@ -110,6 +114,18 @@ fn writes_a_spec_that_loads_and_refuses_to_overwrite() {
         text.contains("windows-x86_64"),
         "the others are named: {text}"
     );
+    let next = done.next_steps(false);
+    assert!(
+        next.contains(&format!("  cd '{}'\n  envpack lock\n", dir.display())),
+        "{next}"
+    );
+    assert!(next.contains("set ENVPACK_INDEX_URL"), "{next}");
+    assert!(
+        next.ends_with(
+            "envpack-unpack dist/my-team-env-linux-x86_64.envpack.tar --root ~/envs/my-team-env\n"
+        ),
+        "{next}"
+    );
 
     // Again: refused, and nothing changes.
     let before = fs_err::read_to_string(&done.spec).unwrap();
@@ -129,7 +145,39 @@ fn writes_a_spec_that_loads_and_refuses_to_overwrite() {
         ..request(&fresh, &url, &linux)
     };
     assert!(init(&bad).is_err());
+    // Quotes and newlines can't add keys to the spec: they are refused as what they are.
+    for (name, python) in [
+        (Some("x\" # "), None),
+        (
+            None,
+            Some(("3.12.7", "20241016\"\n[image]\nbase = \"evil.example/x:1")),
+        ),
+    ] {
+        let bad = InitRequest {
+            name,
+            python,
+            ..request(&fresh, &url, &linux)
+        };
+        let e = init(&bad).unwrap_err().to_string();
+        assert!(
+            e.ends_with("(given to init or found in the mirror; nothing was written)"),
+            "{e}"
+        );
+        assert!(e.contains("env.name") || e.contains("python.build"), "{e}");
+    }
     assert!(!fresh.exists(), "a refused init made its directory");
+    // A `profiles` that is a link is not followed out of the directory.
+    #[cfg(unix)]
+    {
+        let linked = tmp.path().join("linked");
+        fs_err::create_dir(&linked).unwrap();
+        std::os::unix::fs::symlink(tmp.path(), linked.join("profiles")).unwrap();
+        let e = init(&request(&linked, &url, &linux))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("profiles is not a directory"), "{e}");
+        assert!(!linked.join("envpack.toml").exists());
+    }
 }
 
 #[test]

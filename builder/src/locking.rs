@@ -446,9 +446,8 @@ impl envpack_pypkg::SdistBuilder for NoHost {
 
 /// Read a UTF-8 text file next to the spec and pin it.
 fn pin_file(spec: &LoadedSpec, name: &str, source: &str) -> anyhow::Result<LockedConanFile> {
-    envpack_layers::tree::validate_rel_path(source)
-        .with_context(|| format!("{name}: {source:?} must be a relative path next to the spec"))?;
-    let path = spec.base_dir().join(source);
+    let path =
+        crate::spec::spec_file(spec.base_dir(), source).map_err(|e| anyhow!("{name}: {e}"))?;
     let content = crate::input::read_text(
         &path,
         crate::input::MAX_CONFIG_FILE_BYTES,

@@ -223,14 +223,14 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             } else if !cli.quiet {
                 progress.done();
                 for p in &lock.platforms {
-                    eprintln!(
+                    println!(
                         "locked {}: CPython {} + {} packages",
                         p.name,
                         lock.python.version,
                         p.packages.len()
                     );
                 }
-                eprintln!("wrote {}", out.display());
+                println!("wrote {}", out.display());
             }
             Ok(())
         }
@@ -282,18 +282,18 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             } else if !cli.quiet {
                 progress.done();
                 if let Some(image) = &built.image {
-                    eprintln!(
+                    println!(
                         "built image {} (tag {}, {})",
                         image.path.display(),
                         image.tag,
                         image.digest
                     );
                     for p in &image.platforms {
-                        eprintln!("  {} {} env-id {}", p.platform, p.manifest_digest, p.env_id);
+                        println!("  {} {} env-id {}", p.platform, p.manifest_digest, p.env_id);
                     }
                 }
                 for a in &built.artifacts {
-                    eprintln!(
+                    println!(
                         "built {} ({}, {} bytes)\n  env-id {}",
                         a.path.display(),
                         a.sha256,
@@ -344,13 +344,13 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             } else if !cli.quiet {
                 progress.done();
                 if outcome.already_current {
-                    eprintln!(
+                    println!(
                         "{} is already current in {}",
                         outcome.env_id,
                         root.display()
                     );
                 } else {
-                    eprintln!("{} is now current in {}", outcome.env_id, root.display());
+                    println!("{} is now current in {}", outcome.env_id, root.display());
                 }
             }
             Ok(())
@@ -421,7 +421,7 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string(&report)?);
             } else if !cli.quiet {
                 progress.done();
-                eprintln!(
+                println!(
                     "pushed {} ({}): {} blobs uploaded ({} bytes), {} mounted, {} already there",
                     report.reference,
                     report.digest,
@@ -459,7 +459,7 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
                         println!("{}", serde_json::json!({ "sboms": paths }));
                     } else if !cli.quiet {
                         for p in paths {
-                            eprintln!("wrote {}", p.display());
+                            println!("wrote {}", p.display());
                         }
                     }
                 }
@@ -575,7 +575,7 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             }
             if report.differences.is_empty() {
                 if !cli.quiet && !cli.json {
-                    eprintln!(
+                    println!(
                         "ok: {} ({} entries checked)",
                         report.env_id, report.files_checked
                     );

@@ -46,16 +46,17 @@ impl UnpackSource {
                 return Ok(UnpackSource::Layout(dir.into(), Some(tag.to_string())));
             }
         }
+        // Checked before the reference grammar: `dist.v2/env.envpack.tar` is also a valid
+        // reference (host `dist.v2`), and a typo must not become a request to that host.
+        if looks_like_path(arg) {
+            return Err(anyhow!("{arg}: no such file or directory"));
+        }
         Reference::parse(arg)
             .map(UnpackSource::Registry)
             .map_err(|e| {
-                if looks_like_path(arg) {
-                    anyhow!("{arg}: no such file or directory")
-                } else {
-                    anyhow!(
-                        "{arg} is neither an existing file or directory nor an image reference: {e}"
-                    )
-                }
+                anyhow!(
+                    "{arg} is neither an existing file or directory nor an image reference: {e}"
+                )
             })
     }
 }
@@ -277,6 +278,10 @@ mod tests {
                 "./dist/nope.envpack.tar: no such file or directory",
             ),
             ("../layout", "../layout: no such file or directory"),
+            (
+                "dist.v2/env.envpack.tar",
+                "dist.v2/env.envpack.tar: no such file or directory",
+            ),
             (r"dist\env", r"dist\env: no such file or directory"),
             (
                 "team-env",

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::toml_place::line_col;
 
 mod validate;
+pub use validate::spec_file;
 use validate::{check_files, validate};
 
 pub use crate::target::PlatformSettings;

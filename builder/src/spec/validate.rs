@@ -221,24 +221,41 @@ pub(super) fn check_files(
             f,
         ));
     }
-    let shown = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
     for (at, what, file) in named {
-        let problem = if envpack_layers::tree::validate_rel_path(file).is_err() {
-            format!(
-                "{what}: {file:?} must be a relative path inside the spec's directory ({})",
-                shown.display()
-            )
-        } else if !base.join(file).is_file() {
-            format!(
-                "{what}: no file {file} (paths are relative to the spec's directory, {})",
-                shown.display()
-            )
-        } else {
-            continue;
-        };
-        return Err(invalid_at(text, origin, &at, problem));
+        if let Err(problem) = spec_file(base, file) {
+            return Err(invalid_at(text, origin, &at, format!("{what}: {problem}")));
+        }
     }
     Ok(())
+}
+
+/// The file a spec names by `rel`, relative to the spec's directory `base`: it must be a file
+/// and, with every link followed, still inside that directory, so a spec (say, from a cloned
+/// repository) can't pull `~/.ssh/id_rsa` into a lock through `profiles/x -> ~/.ssh/id_rsa`.
+pub fn spec_file(base: &Path, rel: &str) -> Result<std::path::PathBuf, String> {
+    let shown = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
+    let shown = shown.display();
+    if envpack_layers::tree::validate_rel_path(rel).is_err() {
+        return Err(format!(
+            "{rel:?} must be a relative path inside the spec's directory ({shown})"
+        ));
+    }
+    let path = base.join(rel);
+    if !path.is_file() {
+        return Err(format!(
+            "no file {rel} (paths are relative to the spec's directory, {shown})"
+        ));
+    }
+    let inside = match (fs_err::canonicalize(&path), fs_err::canonicalize(base)) {
+        (Ok(target), Ok(dir)) => target.starts_with(&dir).then_some(target),
+        _ => None,
+    };
+    match inside {
+        Some(_) => Ok(path),
+        None => Err(format!(
+            "{rel} leads outside the spec's directory ({shown}) through a link; copy the file in instead"
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -312,6 +329,24 @@ mod tests {
             let err = load(&spec).unwrap_err().to_string();
             let err = err.replacen(&spec.display().to_string(), "envpack.toml", 1);
             assert_eq!(err, want);
+        }
+        // A link that leads out of the spec's directory is refused, one that stays is fine.
+        #[cfg(unix)]
+        {
+            let outside = tempfile::tempdir().unwrap();
+            fs_err::write(outside.path().join("secret"), "KEY").unwrap();
+            std::os::unix::fs::symlink(
+                outside.path().join("secret"),
+                dir.path().join("profiles/msvc"),
+            )
+            .unwrap();
+            fs_err::write(&spec, GOOD).unwrap();
+            let err = load(&spec).unwrap_err().to_string();
+            assert!(err.contains("conan.profiles.msvc.windows-x86_64: profiles/msvc leads outside the spec's directory"), "{err}");
+            fs_err::remove_file(dir.path().join("profiles/msvc")).unwrap();
+            std::os::unix::fs::symlink("linux-gcc12", dir.path().join("profiles/msvc")).unwrap();
+            assert!(load(&spec).is_ok());
+            fs_err::remove_file(dir.path().join("profiles/msvc")).unwrap();
         }
         // Every file present: loads.
         fs_err::write(dir.path().join("profiles/msvc"), "[settings]\n").unwrap();

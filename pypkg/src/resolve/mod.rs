@@ -141,7 +141,7 @@ impl Resolver<'_> {
                 }
                 // pubgrub names the root by its display and its placeholder version.
                 let mut report = DefaultStringReporter::report(&tree)
-                    .replace(&format!("{} 0", Pkg::Root), "the requirements");
+                    .replace(&format!("{} 0", Pkg::Root), "the environment");
                 for hint in provider.hints() {
                     report.push_str("\nhint: ");
                     report.push_str(&hint);

@@ -42,7 +42,7 @@ pub enum Pkg {
 impl fmt::Display for Pkg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Pkg::Root => f.write_str("the requirements"),
+            Pkg::Root => f.write_str("the environment"),
             Pkg::Base(n) => write!(f, "{n}"),
             Pkg::Extra(n, e) => write!(f, "{n}[{e}]"),
         }
@@ -424,13 +424,13 @@ impl<'r, 'a> Provider<'r, 'a> {
         )
     }
 
-    /// Explanations for projects that had no usable files, for failure reports.
     /// Why `name` has no usable candidates, if that was found (reported or not).
     pub(super) fn why_none(&self, name: &PackageName) -> Option<String> {
         let reported = self.hints.borrow().get(name).cloned();
         reported.or_else(|| self.pending_hints.borrow().get(name).cloned())
     }
 
+    /// Explanations for projects that had no usable files, for failure reports.
     pub(super) fn hints(&self) -> Vec<String> {
         self.hints.borrow().values().cloned().collect()
     }

@@ -3,13 +3,17 @@
 //! which requirement, which index, and the versions it does have nearest to the one asked for.
 //! Deeper conflicts keep pubgrub's derivation report.
 
-use pep440_rs::Version;
+use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
+
+use pep440_rs::{Version, VersionSpecifiers};
 use pep508_rs::VersionOrUrl;
+use pubgrub::Ranges;
 
 use super::provider::Provider;
 use super::ranges::specifiers_to_ranges;
-use crate::filename::PackageName;
-use crate::PypkgError;
+use crate::filename::{parse_dist_filename, DistFilename, PackageName};
+use crate::{IndexFile, PypkgError};
 
 /// Versions listed on each side of the one asked for.
 const NEAREST: usize = 3;
@@ -34,27 +38,59 @@ pub(super) fn unmet_requirements(provider: &Provider) -> Result<Vec<Unmet>, Pypk
             continue;
         }
         let name = PackageName::from(&req.name);
-        let Some(VersionOrUrl::VersionSpecifier(spec)) = &req.version_or_url else {
-            continue;
+        let (range, spec) = match &req.version_or_url {
+            None => (Ranges::full(), None),
+            Some(VersionOrUrl::VersionSpecifier(s)) => (specifiers_to_ranges(s), Some(s)),
+            Some(VersionOrUrl::Url(_)) => continue,
         };
-        let range = specifiers_to_ranges(spec);
         let cands = provider.candidates_unreported(&name)?;
         if provider.newest_fit(&name, &cands.usable, &range).is_some()
             || cands.newest_raisable(&range, None, true).is_some()
         {
             continue;
         }
-        let versions: Vec<&Version> = cands.usable.keys().collect();
-        let detail = if versions.is_empty() {
-            provider.why_none(&name).unwrap_or_else(|| {
-                format!("nothing of {name} on the index {index} can be installed here")
-            })
-        } else {
-            let asked = spec.iter().next().map(|s| s.version().clone());
-            format!(
-                "no version of {name} on the index {index} matches {spec}; {}",
-                nearest(&versions, asked.as_ref())
-            )
+        let files = match provider.resolver.index.project_files(&name) {
+            Ok(f) => f,
+            Err(PypkgError::NotFound { .. }) => Default::default(),
+            Err(e) => return Err(e),
+        };
+        let blocked = why_not(&name, &range, &files, &provider.python);
+        // Versions a requirement could name instead: those with a file that isn't yanked.
+        let usable: Vec<&Version> = cands
+            .usable
+            .iter()
+            .filter(|(_, fs)| fs.iter().any(|f| f.file.yanked.is_none()))
+            .map(|(v, _)| v)
+            .collect();
+        let wanted = match spec {
+            Some(s) => format!("matches {s}"),
+            None => "can be used".to_string(),
+        };
+        let detail = match (blocked.is_empty(), usable.is_empty()) {
+            (true, true) => provider.why_none(&name).unwrap_or_else(|| {
+                format!("nothing of {name} on the index {index} can be used here")
+            }),
+            (true, false) => format!(
+                "no version of {name} on the index {index} {wanted}; {}",
+                nearest(
+                    &usable,
+                    spec.and_then(|s| s.iter().next()).map(|s| s.version())
+                )
+            ),
+            (false, _) => {
+                let mut d = format!(
+                    "no usable version of {name} on the index {index} {wanted}: {}",
+                    blocked.join("; ")
+                );
+                if !usable.is_empty() {
+                    d.push_str("; ");
+                    d.push_str(&nearest(
+                        &usable,
+                        spec.and_then(|s| s.iter().next()).map(|s| s.version()),
+                    ));
+                }
+                d
+            }
         };
         out.push(Unmet {
             index: i,
@@ -63,6 +99,72 @@ pub(super) fn unmet_requirements(provider: &Provider) -> Result<Vec<Unmet>, Pypk
         });
     }
     Ok(out)
+}
+
+/// Why the versions in `range` that the index has can't be used, newest first (at most 3):
+/// yanked, a Requires-Python this interpreter doesn't meet, or wheels only for other platforms.
+fn why_not(
+    name: &PackageName,
+    range: &Ranges<Version>,
+    files: &[IndexFile],
+    python: &Version,
+) -> Vec<String> {
+    #[derive(Default)]
+    struct Seen {
+        yanked: Option<String>,
+        python: Option<String>,
+        platforms: BTreeSet<String>,
+        other: bool,
+    }
+    let mut by_version: BTreeMap<Version, Seen> = BTreeMap::new();
+    for f in files {
+        let Some(parsed) = parse_dist_filename(&f.filename) else {
+            continue;
+        };
+        if parsed.name() != name || !range.contains(parsed.version()) {
+            continue;
+        }
+        let seen = by_version.entry(parsed.version().clone()).or_default();
+        let needs = f
+            .requires_python
+            .as_ref()
+            .filter(|rp| VersionSpecifiers::from_str(rp).is_ok_and(|s| !s.contains(python)));
+        if let Some(rp) = needs {
+            seen.python = Some(rp.clone());
+        } else if let Some(reason) = &f.yanked {
+            seen.yanked = Some(reason.clone());
+        } else if let DistFilename::Wheel(w) = &parsed {
+            seen.platforms
+                .extend(w.tags.iter().map(|t| t.platform.clone()));
+        } else {
+            seen.other = true;
+        }
+    }
+    by_version
+        .iter()
+        .rev()
+        .take(3)
+        .map(|(v, seen)| match seen {
+            Seen {
+                yanked: Some(r), ..
+            } if r.is_empty() => format!("{v} is yanked"),
+            Seen {
+                yanked: Some(r), ..
+            } => format!("{v} is yanked ({r})"),
+            Seen {
+                python: Some(rp), ..
+            } => format!("{v} needs Python {rp} (this is {python})"),
+            Seen {
+                platforms,
+                other: false,
+                ..
+            } if !platforms.is_empty() => {
+                let list: Vec<&str> = platforms.iter().map(String::as_str).take(6).collect();
+                format!("{v} has wheels only for {}", list.join(", "))
+            }
+            _ => format!("{v} has no file usable here"),
+        })
+        .collect()
 }
 
 /// "the nearest there are A, B, C (N versions in all)": up to [`NEAREST`] on each side of
@@ -85,7 +187,47 @@ fn nearest(versions: &[&Version], asked: Option<&Version>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::str::FromStr;
+
+    fn file(name: &str, yanked: Option<&str>, requires_python: Option<&str>) -> IndexFile {
+        IndexFile {
+            filename: name.into(),
+            url: url::Url::parse(&format!("http://index.invalid/{name}")).unwrap(),
+            sha256: None,
+            size: None,
+            requires_python: requires_python.map(Into::into),
+            yanked: yanked.map(Into::into),
+            metadata_sha256: None,
+        }
+    }
+
+    #[test]
+    fn says_why_each_matching_version_is_unusable() {
+        let files = [
+            file("foo-2.0.tar.gz", Some("broken build"), None),
+            file("foo-2.1-py3-none-any.whl", None, Some(">=3.13")),
+            file("foo-2.2-cp311-cp311-macosx_11_0_arm64.whl", None, None),
+            file("foo-2.2-cp311-cp311-win_amd64.whl", None, None),
+            file("foo-2.3.tar.gz", Some(""), None),
+            file("foo-1.0.tar.gz", None, None),
+            file("bar-2.5.tar.gz", None, None),
+        ];
+        let name = PackageName::from_str("foo").unwrap();
+        let range = Ranges::higher_than(Version::from_str("2").unwrap());
+        let python = Version::from_str("3.11.7").unwrap();
+        assert_eq!(
+            why_not(&name, &range, &files, &python),
+            [
+                "2.3 is yanked",
+                "2.2 has wheels only for macosx_11_0_arm64, win_amd64",
+                "2.1 needs Python >=3.13 (this is 3.11.7)",
+            ]
+        );
+        let only_old = Ranges::strictly_lower_than(Version::from_str("2").unwrap());
+        assert_eq!(
+            why_not(&name, &only_old, &files, &python),
+            ["1.0 has no file usable here"]
+        );
+    }
 
     #[test]
     fn nearest_versions_surround_the_one_asked_for() {
