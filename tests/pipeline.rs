@@ -12,6 +12,8 @@ use envpack_e2e::*;
 mod bad_input;
 #[path = "pipeline/formats.rs"]
 mod formats;
+#[path = "pipeline/progress.rs"]
+mod progress;
 #[path = "pipeline/toml_like.rs"]
 mod toml_like;
 

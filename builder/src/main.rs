@@ -14,8 +14,10 @@ use envpack_net::Cache;
 use envpack_net::HttpClient;
 
 mod cli_args;
+mod cli_progress;
 
 use cli_args::{Cli, Command};
+use cli_progress::Progress;
 use envpack_unpack::root_args::{self, RootArg};
 
 fn main() -> ExitCode {
@@ -58,44 +60,16 @@ fn init_tracing(quiet: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(cli_progress::LogWriter::default)
         .with_ansi(std::env::var_os("NO_COLOR").is_none())
         .without_time()
         .try_init();
 }
 
-/// Progress lines: a spinner on a terminal, plain lines otherwise, nothing with --quiet.
-struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-    quiet: bool,
-}
-
-impl Progress {
-    fn new(quiet: bool) -> Self {
-        use std::io::IsTerminal;
-        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
-            let b = indicatif::ProgressBar::new_spinner();
-            b.enable_steady_tick(std::time::Duration::from_millis(120));
-            b
-        });
-        Progress { bar, quiet }
-    }
-    fn step(&self, msg: &str) {
-        match &self.bar {
-            Some(b) => b.set_message(msg.to_string()),
-            None if !self.quiet => eprintln!("envpack: {msg}"),
-            None => {}
-        }
-    }
-    fn done(&self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        }
-    }
-}
-
-fn http(cli: &Cli) -> anyhow::Result<HttpClient> {
-    Ok(HttpClient::new(envpack_net::http_config(cli.offline)?))
+fn http(cli: &Cli, progress: &Progress) -> anyhow::Result<HttpClient> {
+    let client = HttpClient::new(envpack_net::http_config(cli.offline)?);
+    progress.watch(client.meter());
+    Ok(client)
 }
 
 /// Registry settings from the same `ENVPACK_HTTP_*` and `--offline` as every other request.
@@ -178,7 +152,7 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
         } => {
             let spec = envpack::spec::load(spec)?;
             let cache = Cache::open(cli.cache_dir.as_deref())?;
-            let http = http(cli)?;
+            let http = http(cli, progress)?;
             let previous = out
                 .exists()
                 .then(|| read_lock(out))
@@ -258,7 +232,7 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             let (lock_value, lock_text) = read_lock(lock)?;
             envpack::locking::check_fresh(&spec, &lock_value, lock)?;
             let cache = Cache::open(cli.cache_dir.as_deref())?;
-            let http = http(cli)?;
+            let http = http(cli, progress)?;
             let built = envpack::build::build(
                 &lock_value,
                 &lock_text,
@@ -382,7 +356,7 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
                     let spec = envpack::spec::load(spec)?;
                     let (lock_value, lock_text) = read_lock(lock)?;
                     envpack::locking::check_fresh(&spec, &lock_value, lock)?;
-                    let http = http(cli)?;
+                    let http = http(cli, progress)?;
                     let out = scratch.path().join("layout");
                     envpack::build::build(
                         &lock_value,
@@ -477,7 +451,7 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             index_url,
             insecure,
         } => {
-            let http = http(cli)?;
+            let http = http(cli, progress)?;
             let args = envpack::audit::command::AuditArgs {
                 target: target.as_deref(),
                 root: root.as_deref(),

@@ -5,6 +5,7 @@
 mod cache;
 mod error;
 mod http;
+mod meter;
 mod pool;
 mod settings;
 
@@ -18,5 +19,6 @@ pub use http::{
     HttpConfig, HttpResponse, NoProxy, ProxyServer, ProxySettings, SendError, Timeouts, TrustRoots,
     DEFAULT_CONCURRENCY, MAX_REDIRECTS,
 };
+pub use meter::Meter;
 pub use pool::{parallel_map, try_parallel_map, Memo, SingleFlight};
 pub use settings::{http_config, http_config_from};

@@ -35,6 +35,13 @@ impl Need<'_> {
             Need::Package { sha256, .. } => *sha256,
         }
     }
+
+    fn size(&self) -> u64 {
+        match self {
+            Need::Python(p) => p.size,
+            Need::Package { size, .. } => *size,
+        }
+    }
 }
 
 /// Where the gathered files are, by sha256.
@@ -98,6 +105,20 @@ impl Inputs {
         let mut seen = HashSet::new();
         needs.retain(|n| !paths.contains_key(&n.sha256()) && seen.insert(n.sha256()));
 
+        let missing: Vec<u64> = needs
+            .iter()
+            .filter(|n| !matches!(opts.cache.get(&n.sha256()), Ok(Some(_))))
+            .map(Need::size)
+            .collect();
+        if !missing.is_empty() {
+            let bytes: u64 = missing.iter().sum();
+            opts.http.meter().expect(bytes);
+            (opts.progress)(&format!(
+                "downloading {} file(s), {:.1} MB",
+                missing.len(),
+                bytes as f64 / 1e6
+            ));
+        }
         let fetched = try_parallel_map(limit, &needs, |need| fetch(need, src, opts))?;
         for (need, path) in needs.iter().zip(fetched) {
             paths.insert(need.sha256(), path);

@@ -86,6 +86,7 @@ pub struct HttpClient {
     agent: Agent,
     config: HttpConfig,
     gate: Arc<RequestGate>,
+    meter: crate::Meter,
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -132,7 +133,13 @@ impl HttpClient {
             agent,
             config: c,
             gate,
+            meter: crate::Meter::default(),
         }
+    }
+
+    /// The counts of what this client's downloads (not `get_bytes`) have received.
+    pub fn meter(&self) -> &crate::Meter {
+        &self.meter
     }
 
     /// How many requests this client puts in flight at once.
@@ -169,6 +176,10 @@ impl HttpClient {
     /// with a range request when the server allows it (strong validator + `Accept-Ranges`),
     /// otherwise `dest` is reset and the download starts over.
     pub fn download(&self, url: &Url, dest: &mut dyn DownloadSink) -> Result<u64, NetError> {
+        let dest = &mut sink::Metered {
+            inner: dest,
+            meter: &self.meter,
+        };
         if url.scheme() == "file" {
             let path = file_path(url)?;
             let mut f = fs_err::File::open(&path).map_err(|source| NetError::File {

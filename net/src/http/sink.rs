@@ -19,3 +19,30 @@ impl DownloadSink for Vec<u8> {
         Ok(())
     }
 }
+
+/// A sink that counts what reaches it on a [`crate::Meter`].
+pub(super) struct Metered<'a> {
+    pub inner: &'a mut dyn DownloadSink,
+    pub meter: &'a crate::Meter,
+}
+
+impl Write for Metered<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.meter.received(n as u64);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl DownloadSink for Metered<'_> {
+    fn written(&self) -> u64 {
+        self.inner.written()
+    }
+    fn reset(&mut self) -> io::Result<()> {
+        self.meter.taken_back(self.inner.written());
+        self.inner.reset()
+    }
+}
