@@ -8,6 +8,30 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 log() { echo "test.sh: $*" >&2; }
 
+# The fast loops (documented in the README's "Tests"):
+#   scripts/test.sh --quick [ARGS]        unit tests of every crate: no apt, no fixtures
+#   scripts/test.sh --suite NAME [ARGS]   one end-to-end suite (tests/NAME.rs) against the
+#                                         fixtures an earlier full run made
+case ${1:-} in
+  --quick)
+    shift
+    log "unit tests (cargo test --workspace --lib --bins $*)"
+    exec cargo test --workspace --lib --bins "$@"
+    ;;
+  --suite)
+    [[ $# -ge 2 ]] || { log "--suite needs a NAME (one of: $(cd tests && ls ./*.rs | sed 's|./||; s|\.rs$||' | grep -v '^support$' | tr '\n' ' '))"; exit 2; }
+    suite=$2
+    shift 2
+    [[ -f tests/$suite.rs ]] || { log "no suite tests/$suite.rs"; exit 2; }
+    export ENVPACK_FIXTURES=${ENVPACK_FIXTURES:-${XDG_CACHE_HOME:-$HOME/.cache}/envpack-fixtures}
+    [[ -d $ENVPACK_FIXTURES/index ]] || { log "no fixtures in $ENVPACK_FIXTURES: run scripts/test.sh once"; exit 2; }
+    export ENVPACK_REQUIRE_FIXTURES=1 ENVPACK_TEST_CONAN=$ENVPACK_FIXTURES/conan-venv/bin/conan \
+      ENVPACK_SBOM_TOOLS=$ENVPACK_FIXTURES/sbom-tools
+    cargo build --workspace
+    exec cargo test -p envpack-e2e --test "$suite" "$@"
+    ;;
+esac
+
 # Tools the tests shell out to, as Debian package:command.
 needed=(patchelf:patchelf zstd:zstd tar:tar fish:fish zsh:zsh skopeo:skopeo umoci:umoci
         docker-registry:docker-registry podman:podman runc:runc buildah:buildah
