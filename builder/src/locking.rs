@@ -341,6 +341,16 @@ fn lock_platform(
             }
             e => anyhow::Error::new(e).context(format!("resolving packages for {}", p.name)),
         })?;
+    let to_fetch = resolved
+        .iter()
+        .map(|r| (r.file.sha256, r.file.size.unwrap_or(0)));
+    if let Some((count, bytes)) = opts.cache.announce_downloads(opts.http, to_fetch) {
+        let mb = bytes as f64 / 1e6;
+        (opts.progress)(&format!(
+            "downloading {count} file(s) for {}, {mb:.1} MB",
+            p.name
+        ));
+    }
     let blobs = try_parallel_map(opts.http.concurrency(), &resolved, |r| {
         opts.cache
             .fetch(

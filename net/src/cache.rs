@@ -85,6 +85,27 @@ impl Cache {
         self.root.join("tmp")
     }
 
+    /// Of `files` (sha256 if known, size), the ones not stored yet: announced to `http`'s
+    /// meter as bytes to come; returns how many and their bytes, `None` when all are stored.
+    /// Presence is not checked here (`fetch` does that): this only sizes a progress bar.
+    pub fn announce_downloads(
+        &self,
+        http: &HttpClient,
+        files: impl IntoIterator<Item = (Option<Sha256Digest>, u64)>,
+    ) -> Option<(usize, u64)> {
+        let (mut count, mut bytes) = (0, 0);
+        for (sha, size) in files {
+            if sha.is_none_or(|s| !self.blob_path(&s).is_file()) {
+                count += 1;
+                bytes += size;
+            }
+        }
+        (count > 0).then(|| {
+            http.meter().expect(bytes);
+            (count, bytes)
+        })
+    }
+
     /// The verified blob with `sha256`, if present; a corrupt entry is deleted and reported absent.
     pub fn get(&self, sha256: &Sha256Digest) -> Result<Option<PathBuf>, NetError> {
         Ok(self.get_blob(sha256)?.map(|b| b.path))
@@ -397,6 +418,14 @@ mod tests {
             .unwrap();
         assert_eq!((blob.sha256, blob.size), (sha, 11));
         assert_eq!(std::fs::read(&blob.path).unwrap(), b"wheel bytes");
+        // The download went through the client's meter; a stored file is not announced again.
+        assert_eq!(http.meter().progress(), (11, 0));
+        let other = Sha256Digest::of_bytes(b"other");
+        let announced =
+            cache.announce_downloads(&http, [(Some(sha), 11), (Some(other), 5), (None, 7)]);
+        assert_eq!(announced, Some((2, 12)));
+        assert_eq!(http.meter().progress(), (11, 12));
+        assert_eq!(cache.announce_downloads(&http, [(Some(sha), 11)]), None);
         // A hit needs no source at all.
         std::fs::remove_file(&src).unwrap();
         assert_eq!(

@@ -105,19 +105,10 @@ impl Inputs {
         let mut seen = HashSet::new();
         needs.retain(|n| !paths.contains_key(&n.sha256()) && seen.insert(n.sha256()));
 
-        let missing: Vec<u64> = needs
-            .iter()
-            .filter(|n| !matches!(opts.cache.get(&n.sha256()), Ok(Some(_))))
-            .map(Need::size)
-            .collect();
-        if !missing.is_empty() {
-            let bytes: u64 = missing.iter().sum();
-            opts.http.meter().expect(bytes);
-            (opts.progress)(&format!(
-                "downloading {} file(s), {:.1} MB",
-                missing.len(),
-                bytes as f64 / 1e6
-            ));
+        let to_fetch = needs.iter().map(|n| (Some(n.sha256()), n.size()));
+        if let Some((count, bytes)) = opts.cache.announce_downloads(opts.http, to_fetch) {
+            let mb = bytes as f64 / 1e6;
+            (opts.progress)(&format!("downloading {count} file(s), {mb:.1} MB"));
         }
         let fetched = try_parallel_map(limit, &needs, |need| fetch(need, src, opts))?;
         for (need, path) in needs.iter().zip(fetched) {
