@@ -43,9 +43,10 @@ impl Progress {
     /// Progress on stderr, a bar if it is a terminal; none at all when `quiet`.
     pub fn new(quiet: bool) -> Self {
         use std::io::IsTerminal;
+        // Drawn from the first step on: a command that has no steps (verify, init, man)
+        // leaves no spinner above its result.
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
-            let b = ProgressBar::new_spinner();
-            b.enable_steady_tick(Duration::from_millis(120));
+            let b = ProgressBar::hidden();
             let _ = SHOWN.set(b.clone());
             b
         });
@@ -79,6 +80,11 @@ impl Progress {
     pub fn step(&self, msg: &str) {
         match &self.bar {
             Some(b) => {
+                if b.is_hidden() {
+                    b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                    b.set_style(ProgressStyle::default_spinner());
+                    b.enable_steady_tick(Duration::from_millis(120));
+                }
                 b.set_message(msg.to_string());
                 // A step that starts downloads shows the bar at once, however short they are.
                 if let Some(m) = self.meter.get() {

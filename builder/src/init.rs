@@ -51,11 +51,19 @@ pub struct Initialized {
     pub python_from: String,
 }
 
-/// `s` as one shell word: as it is when nothing in it needs quoting, else in single quotes.
-fn shell_word(s: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:=@%,".contains(c);
-    if !s.is_empty() && s.chars().all(plain) {
+/// `s` as one word of a POSIX shell, or of PowerShell on Windows: as it is when nothing in it
+/// needs quoting, else in single quotes; a leading `-` gets `./` so it isn't read as an option.
+fn shell_word(s: &str, windows: bool) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:=@%,\\".contains(c);
+    let s = if s.starts_with('-') {
+        format!("./{s}")
+    } else {
         s.to_string()
+    };
+    if !s.is_empty() && s.chars().all(plain) && (windows || !s.contains('\\')) {
+        s
+    } else if windows {
+        format!("'{}'", s.replace('\'', "''"))
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
     }
@@ -65,6 +73,8 @@ impl Initialized {
     /// What was written and what to run next, for a person; `index_from_env`: whether
     /// `ENVPACK_INDEX_URL` is set.
     pub fn next_steps(&self, index_from_env: bool) -> String {
+        // On Windows the lines are PowerShell's.
+        let windows = self.platform.starts_with("windows");
         let dir = self
             .spec
             .parent()
@@ -72,12 +82,13 @@ impl Initialized {
             .unwrap_or_default();
         let cd = match dir.as_str() {
             "" | "." => String::new(),
-            d => format!("  cd {}\n", shell_word(d)),
+            d => format!("  cd {}\n", shell_word(d, windows)),
         };
-        let root = if self.platform.starts_with("windows") {
-            format!("%USERPROFILE%\\envs\\{}", self.name)
+        // The name is a spec name (letters, digits, `.`, `_`, `-`): it needs no quoting.
+        let root = if windows {
+            format!("$env:USERPROFILE\\envs\\{}", self.name)
         } else {
-            format!("~/envs/{}", shell_word(&self.name))
+            format!("~/envs/{}", self.name)
         };
         let index = if index_from_env {
             "packages come from ENVPACK_INDEX_URL"
@@ -219,7 +230,7 @@ fn default_name(dir: &Path) -> String {
         .take(64)
         .collect();
     let clean = clean.trim_start_matches('.').to_string();
-    if clean.is_empty() {
+    if !clean.chars().any(|c| c.is_ascii_alphanumeric()) {
         "devenv".into()
     } else {
         clean
@@ -260,7 +271,10 @@ fn choose_python(mirror: &Url, platform: &Platform) -> anyhow::Result<(String, S
             // A release candidate or a short version is no default for a newcomer, and a tag
             // that isn't its directory's name would not be found there by lock.
             let in_its_dir = build.file_name().to_str() == Some(tag);
-            if !in_its_dir || parse_python_version(version).is_err() {
+            let tag_ok = tag
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+            if !in_its_dir || !tag_ok || parse_python_version(version).is_err() {
                 continue;
             }
             let Ok(v) = version.parse::<pep440_rs::Version>() else {

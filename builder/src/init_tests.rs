@@ -36,6 +36,7 @@ fn picks_the_newest_cpython_of_a_local_mirror_for_the_platform() {
         "20250101/cpython-3.14.0rc1+20250101-x86_64-unknown-linux-gnu-install_only_stripped.tar.gz",
         "20250101/cpython-3.13+20250101-x86_64-unknown-linux-gnu-install_only_stripped.tar.gz",
         "envpack1/cpython-3.13.1+other-x86_64-unknown-linux-gnu-install_only_stripped.tar.gz",
+        "bad tag/cpython-3.15.0+bad tag-x86_64-unknown-linux-gnu-install_only_stripped.tar.gz",
     ]);
     let (v, b, from) = choose_python(&url, &linux).unwrap();
     assert_eq!((v.as_str(), b.as_str()), ("3.12.7", "20241016"));
@@ -186,8 +187,40 @@ fn default_names_come_from_the_directory() {
         ("/srv/openssl-devenv", "openssl-devenv"),
         ("/srv/.hidden", "hidden"),
         ("/", "devenv"),
-        ("/srv/ü", "-"),
+        ("/srv/ü", "devenv"),
+        ("/srv/ü-2", "--2"),
     ] {
         assert_eq!(default_name(Path::new(dir)), want, "{dir}");
     }
+}
+
+#[test]
+fn next_step_words_are_quoted_for_their_shell() {
+    let cases = [
+        ("plain/dir-1.0", false, "plain/dir-1.0"),
+        ("my dir", false, "'my dir'"),
+        ("it's", false, "'it'\\''s'"),
+        ("-P", false, "./-P"),
+        ("$(rm -rf ~)", false, "'$(rm -rf ~)'"),
+        ("a\\b", false, "'a\\b'"),
+        (r"C:\work\proj", true, r"C:\work\proj"),
+        (r"C:\my work\it's", true, r"'C:\my work\it''s'"),
+    ];
+    for (word, windows, want) in cases {
+        assert_eq!(shell_word(word, windows), want, "{word}");
+    }
+    let done = Initialized {
+        spec: PathBuf::from(r"C:\work\team\envpack.toml"),
+        profile: PathBuf::from(r"C:\work\team\profiles\windows-msvc194"),
+        platform: "windows-x86_64".into(),
+        name: "team".into(),
+        python_version: "3.12.7".into(),
+        python_build: "20241016".into(),
+        python_from: "x".into(),
+    };
+    let next = done.next_steps(true);
+    assert!(
+        next.contains("--root $env:USERPROFILE\\envs\\team\n"),
+        "{next}"
+    );
 }

@@ -345,9 +345,9 @@ fn lock_platform(
         .iter()
         .map(|r| (r.file.sha256, r.file.size.unwrap_or(0)));
     if let Some((count, bytes)) = opts.cache.announce_downloads(opts.http, to_fetch) {
-        let mb = bytes as f64 / 1e6;
+        let mib = bytes as f64 / f64::from(1 << 20);
         (opts.progress)(&format!(
-            "downloading {count} file(s) for {}, {mb:.1} MB",
+            "downloading {count} file(s) for {}, {mib:.1} MiB",
             p.name
         ));
     }

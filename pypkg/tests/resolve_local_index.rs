@@ -449,7 +449,7 @@ fn resolves_real_wheels_for_linux_and_explains_failures() {
     assert!(matches!(e, PypkgError::Unmet { .. }), "{msg}");
     assert!(
         msg.contains("pyyaml==6.0.2: no usable version of pyyaml on the index http://")
-            && msg.contains("matches ==6.0.2: 6.0.2 has wheels only for manylinux"),
+            && msg.contains("matches ==6.0.2: 6.0.2 has only wheels tagged cp311-cp311-manylinux"),
         "{msg}"
     );
     assert!(!msg.contains("Because"), "{msg}");

@@ -107,8 +107,8 @@ impl Inputs {
 
         let to_fetch = needs.iter().map(|n| (Some(n.sha256()), n.size()));
         if let Some((count, bytes)) = opts.cache.announce_downloads(opts.http, to_fetch) {
-            let mb = bytes as f64 / 1e6;
-            (opts.progress)(&format!("downloading {count} file(s), {mb:.1} MB"));
+            let mib = bytes as f64 / f64::from(1 << 20);
+            (opts.progress)(&format!("downloading {count} file(s), {mib:.1} MiB"));
         }
         let fetched = try_parallel_map(limit, &needs, |need| fetch(need, src, opts))?;
         for (need, path) in needs.iter().zip(fetched) {

@@ -246,15 +246,16 @@ pub fn spec_file(base: &Path, rel: &str) -> Result<std::path::PathBuf, String> {
             "no file {rel} (paths are relative to the spec's directory, {shown})"
         ));
     }
-    let inside = match (fs_err::canonicalize(&path), fs_err::canonicalize(base)) {
-        (Ok(target), Ok(dir)) => target.starts_with(&dir).then_some(target),
-        _ => None,
-    };
-    match inside {
-        Some(_) => Ok(path),
-        None => Err(format!(
+    let (target, dir) = fs_err::canonicalize(&path)
+        .and_then(|t| Ok((t, fs_err::canonicalize(base)?)))
+        .map_err(|e| format!("{rel}: {e}"))?;
+    // The resolved path is what gets read, so a link swapped after this check isn't followed.
+    if target.starts_with(&dir) {
+        Ok(target)
+    } else {
+        Err(format!(
             "{rel} leads outside the spec's directory ({shown}) through a link; copy the file in instead"
-        )),
+        ))
     }
 }
 

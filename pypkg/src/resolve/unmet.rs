@@ -102,7 +102,7 @@ pub(super) fn unmet_requirements(provider: &Provider) -> Result<Vec<Unmet>, Pypk
 }
 
 /// Why the versions in `range` that the index has can't be used, newest first (at most 3):
-/// yanked, a Requires-Python this interpreter doesn't meet, or wheels only for other platforms.
+/// yanked, a Requires-Python this interpreter doesn't meet, or only wheels whose tags don't fit.
 fn why_not(
     name: &PackageName,
     range: &Ranges<Version>,
@@ -113,7 +113,7 @@ fn why_not(
     struct Seen {
         yanked: Option<String>,
         python: Option<String>,
-        platforms: BTreeSet<String>,
+        tags: BTreeSet<String>,
         other: bool,
     }
     let mut by_version: BTreeMap<Version, Seen> = BTreeMap::new();
@@ -134,8 +134,8 @@ fn why_not(
         } else if let Some(reason) = &f.yanked {
             seen.yanked = Some(reason.clone());
         } else if let DistFilename::Wheel(w) = &parsed {
-            seen.platforms
-                .extend(w.tags.iter().map(|t| t.platform.clone()));
+            // The whole tag: the interpreter or ABI can be what doesn't fit, not the platform.
+            seen.tags.extend(w.tags.iter().map(ToString::to_string));
         } else {
             seen.other = true;
         }
@@ -155,12 +155,13 @@ fn why_not(
                 python: Some(rp), ..
             } => format!("{v} needs Python {rp} (this is {python})"),
             Seen {
-                platforms,
-                other: false,
-                ..
-            } if !platforms.is_empty() => {
-                let list: Vec<&str> = platforms.iter().map(String::as_str).take(6).collect();
-                format!("{v} has wheels only for {}", list.join(", "))
+                tags, other: false, ..
+            } if !tags.is_empty() => {
+                let list: Vec<&str> = tags.iter().map(String::as_str).take(6).collect();
+                format!(
+                    "{v} has only wheels tagged {} (none fits here)",
+                    list.join(", ")
+                )
             }
             _ => format!("{v} has no file usable here"),
         })
@@ -218,7 +219,7 @@ mod tests {
             why_not(&name, &range, &files, &python),
             [
                 "2.3 is yanked",
-                "2.2 has wheels only for macosx_11_0_arm64, win_amd64",
+                "2.2 has only wheels tagged cp311-cp311-macosx_11_0_arm64, cp311-cp311-win_amd64 (none fits here)",
                 "2.1 needs Python >=3.13 (this is 3.11.7)",
             ]
         );
