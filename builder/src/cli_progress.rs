@@ -113,7 +113,6 @@ fn show(bar: &ProgressBar, meter: &Meter, was_bar: bool) -> bool {
     if downloading {
         if !was_bar {
             bar.set_style(bytes_style());
-            bar.set_length(expected);
         }
         bar.set_length(expected);
         bar.set_position(received);

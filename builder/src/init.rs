@@ -54,7 +54,7 @@ pub struct Initialized {
 /// `s` as one word of a POSIX shell, or of PowerShell on Windows: as it is when nothing in it
 /// needs quoting, else in single quotes; a leading `-` gets `./` so it isn't read as an option.
 fn shell_word(s: &str, windows: bool) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:=@%,\\".contains(c);
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:=%\\".contains(c);
     let s = if s.starts_with('-') {
         format!("./{s}")
     } else {
