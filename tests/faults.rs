@@ -25,11 +25,12 @@ fn example_copy(tmp: &Path) -> PathBuf {
     for name in ["envpack.toml", "envpack.lock"] {
         fs_err::copy(src.join(name), dir.join(name)).unwrap();
     }
-    std::os::unix::fs::symlink(
-        src.join("profiles").canonicalize().unwrap(),
-        dir.join("profiles"),
-    )
-    .unwrap();
+    // Copied, not linked: a spec's files must be inside its directory.
+    fs_err::create_dir_all(dir.join("profiles")).unwrap();
+    for entry in fs_err::read_dir(src.join("profiles")).unwrap() {
+        let entry = entry.unwrap();
+        fs_err::copy(entry.path(), dir.join("profiles").join(entry.file_name())).unwrap();
+    }
     dir
 }
 
