@@ -330,15 +330,7 @@ fn init_writes_a_spec_that_locks_as_it_is_and_is_never_replaced() {
         spec.contains("version = \"3.11.7\"\nbuild = \"envpack1\""),
         "{spec}"
     );
-    let out = envpack(&dir, &l.cache, &l.index.url, &l.mirror_url)
-        .args(["--json", "lock"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run(envpack(&dir, &l.cache, &l.index.url, &l.mirror_url).args(["--json", "lock"]));
     assert!(dir.join("envpack.lock").is_file());
 
     let before = listing(&dir);
