@@ -220,13 +220,7 @@ fn default_name(dir: &Path) -> String {
         .unwrap_or_default();
     let clean: String = base
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                c
-            } else {
-                '-'
-            }
-        })
+        .map(|c| if crate::spec::is_name_char(c) { c } else { '-' })
         .take(64)
         .collect();
     let clean = clean.trim_start_matches('.').to_string();
@@ -271,10 +265,8 @@ fn choose_python(mirror: &Url, platform: &Platform) -> anyhow::Result<(String, S
             // A release candidate or a short version is no default for a newcomer, and a tag
             // that isn't its directory's name would not be found there by lock.
             let in_its_dir = build.file_name().to_str() == Some(tag);
-            let tag_ok = tag
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-            if !in_its_dir || !tag_ok || parse_python_version(version).is_err() {
+            let usable = crate::spec::is_release_tag(tag) && parse_python_version(version).is_ok();
+            if !in_its_dir || !usable {
                 continue;
             }
             let Ok(v) = version.parse::<pep440_rs::Version>() else {

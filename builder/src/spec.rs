@@ -9,8 +9,8 @@ use serde::Deserialize;
 use crate::toml_place::line_col;
 
 mod validate;
-pub use validate::spec_file;
 use validate::{check_files, validate};
+pub use validate::{is_name_char, is_release_tag, spec_file};
 
 pub use crate::target::PlatformSettings;
 

@@ -10,15 +10,23 @@ use envpack_pypkg::{parse_python_version, platform_by_name};
 use super::{BaseSource, ProfileSource, Spec, SpecError};
 use crate::toml_place::{place, Key};
 
+/// A character env names and CPython release tags may have: letters, digits, `.`, `_`, `-`.
+pub fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
+}
+
+/// Whether `tag` can be `[python].build`: a release tag of [`is_name_char`]s.
+pub fn is_release_tag(tag: &str) -> bool {
+    !tag.is_empty() && tag.chars().all(is_name_char)
+}
+
 pub(super) fn validate(spec: &Spec, text: &str, origin: &str) -> Result<(), SpecError> {
     let at = |path: &[Key], message: String| invalid_at(text, origin, path, message);
     use Key::{Index, Name};
     let name = &spec.env.name;
     if name.is_empty()
         || name.len() > 64
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        || !name.chars().all(is_name_char)
         || name.starts_with('.')
     {
         return Err(at(
@@ -57,13 +65,7 @@ pub(super) fn validate(spec: &Spec, text: &str, origin: &str) -> Result<(), Spec
     }
     parse_python_version(&spec.python.version)
         .map_err(|e| at(&[Name("python"), Name("version")], e.to_string()))?;
-    if spec.python.build.is_empty()
-        || !spec
-            .python
-            .build
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
-    {
+    if !is_release_tag(&spec.python.build) {
         return Err(at(
             &[Name("python"), Name("build")],
             format!("python.build {:?} is not a release tag", spec.python.build),

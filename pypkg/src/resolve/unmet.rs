@@ -66,16 +66,14 @@ pub(super) fn unmet_requirements(provider: &Provider) -> Result<Vec<Unmet>, Pypk
             Some(s) => format!("matches {s}"),
             None => "can be used".to_string(),
         };
+        let asked = spec.and_then(|s| s.iter().next()).map(|s| s.version());
         let detail = match (blocked.is_empty(), usable.is_empty()) {
             (true, true) => provider.why_none(&name).unwrap_or_else(|| {
                 format!("nothing of {name} on the index {index} can be used here")
             }),
             (true, false) => format!(
                 "no version of {name} on the index {index} {wanted}; {}",
-                nearest(
-                    &usable,
-                    spec.and_then(|s| s.iter().next()).map(|s| s.version())
-                )
+                nearest(&usable, asked)
             ),
             (false, _) => {
                 let mut d = format!(
@@ -84,10 +82,7 @@ pub(super) fn unmet_requirements(provider: &Provider) -> Result<Vec<Unmet>, Pypk
                 );
                 if !usable.is_empty() {
                     d.push_str("; ");
-                    d.push_str(&nearest(
-                        &usable,
-                        spec.and_then(|s| s.iter().next()).map(|s| s.version()),
-                    ));
+                    d.push_str(&nearest(&usable, asked));
                 }
                 d
             }
