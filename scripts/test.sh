@@ -35,7 +35,7 @@ esac
 # Tools the tests shell out to, as Debian package:command.
 needed=(patchelf:patchelf zstd:zstd tar:tar fish:fish zsh:zsh skopeo:skopeo umoci:umoci
         docker-registry:docker-registry podman:podman runc:runc buildah:buildah
-        debootstrap:debootstrap uidmap:newuidmap slirp4netns:slirp4netns)
+        debootstrap:debootstrap uidmap:newuidmap slirp4netns:slirp4netns minisign:minisign)
 missing=()
 for entry in "${needed[@]}"; do
   command -v "${entry#*:}" >/dev/null || missing+=("${entry%%:*}")

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use envpack_unpack::root_args::{DoctorArgs, RepairArgs, RootArg};
+use envpack_unpack::root_args::{DoctorArgs, RepairArgs, RootArg, SignatureArgs, TrustArgs};
 
 /// Build reproducible, hermetic developer/CI environments from one lockfile.
 #[derive(Parser)]
@@ -94,6 +94,25 @@ pub enum Command {
         /// Package index (overrides ENVPACK_INDEX_URL and the spec).
         #[arg(long)]
         index_url: Option<String>,
+        /// Sign every artifact with this secret key (ARTIFACT.minisig beside it).
+        #[arg(long, value_name = "KEY")]
+        sign: Option<PathBuf>,
+    },
+    /// Make an ed25519 signing key pair: KEY (secret, unencrypted, mode 0600) and KEY's .pub.
+    Keygen {
+        /// The secret key file to write (`ci.key` also writes `ci.pub`); never replaced.
+        #[arg(long, value_name = "KEY")]
+        out: PathBuf,
+    },
+    /// Sign artifacts (minisign format, ARTIFACT.minisig beside each).
+    Sign {
+        /// The artifacts.
+        #[arg(required = true)]
+        artifacts: Vec<PathBuf>,
+        /// The secret key (from `envpack keygen` or `minisign -G`; an encrypted one takes its
+        /// password from ENVPACK_KEY_PASSWORD).
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
     },
     /// Verify an artifact and restore it into a root (ROOT/envs/<id>, ROOT/current, ROOT/bin).
     Unpack {
@@ -112,6 +131,8 @@ pub enum Command {
         /// Allow plain HTTP to a registry that is not on a loopback address.
         #[arg(long)]
         insecure: bool,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
     /// Show a root's current and previous environments.
     Status(RootArg),
@@ -154,13 +175,16 @@ pub enum Command {
     /// Fix what doctor finds from the artifact, then check again (exit 0 healthy, 1 not
     /// repaired, 2 error).
     Repair(RepairArgs),
-    /// Re-hash an unpacked root against its manifest, or check every digest of an artifact.
+    /// Re-hash an unpacked root against its manifest, or check every digest (and, with
+    /// --trust, the signature) of an artifact.
     Verify {
         /// An artifact to check.
         artifact: Option<PathBuf>,
         /// A root to check (default without an ARTIFACT: ENVPACK_ROOT).
         #[arg(long, conflicts_with = "artifact")]
         root: Option<PathBuf>,
+        #[command(flatten)]
+        signature: SignatureArgs,
     },
     /// Write the SBOM (CycloneDX 1.6 or SPDX 2.3 JSON) of a platform of the lock.
     Sbom {

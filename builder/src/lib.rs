@@ -19,6 +19,7 @@ pub mod pull_base;
 pub mod python;
 pub mod sbom;
 pub mod sdist;
+pub mod signing;
 pub mod spec;
 pub mod target;
 mod toml_place;

@@ -15,6 +15,7 @@ use envpack_net::HttpClient;
 
 mod cli_args;
 mod cli_progress;
+mod cli_sign;
 
 use cli_args::{Cli, Command};
 use cli_progress::Progress;
@@ -40,7 +41,7 @@ fn main() -> ExitCode {
 /// A command line that parses but asks for nothing that can be done (exit 2).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-struct Usage(&'static str);
+pub(crate) struct Usage(pub(crate) &'static str);
 
 /// The error and its causes, through the reporter both binaries share.
 fn report_error(err: &anyhow::Error, json: bool) {
@@ -218,8 +219,17 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             tag,
             annotations,
             index_url,
+            sign,
         } => {
             let format: OutputFormat = format.parse()?;
+            // Read before the build, so a bad key costs nothing.
+            let key = match sign {
+                Some(_) if format != OutputFormat::Tarball => {
+                    return Err(Usage("--sign signs tarball artifacts (--format tarball); sign an image's tarball build, or its platforms' artifacts").into())
+                }
+                Some(k) => Some(envpack::signing::load_signing_key(k)?),
+                None => None,
+            };
             let compression: Option<Compression> = compression
                 .as_deref()
                 .map(|c| {
@@ -246,9 +256,26 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
                 )
                 .writing(format, image, compression),
             )?;
+            let signed = match &key {
+                Some(key) => {
+                    progress.step("signing");
+                    let paths: Vec<PathBuf> =
+                        built.artifacts.iter().map(|a| a.path.clone()).collect();
+                    cli_sign::sign_built(key, &paths)?
+                }
+                None => {
+                    // A signature left from an earlier build would name another artifact.
+                    for a in &built.artifacts {
+                        let stale = envpack_trust::signature_path(&a.path);
+                        if stale.exists() {
+                            fs_err::remove_file(&stale)?;
+                        }
+                    }
+                    Vec::new()
+                }
+            };
             if cli.json {
-                let mut v =
-                    serde_json::json!({"artifacts": built.artifacts, "warnings": built.warnings});
+                let mut v = serde_json::json!({"artifacts": built.artifacts, "warnings": built.warnings, "signed": signed});
                 if let Some(image) = &built.image {
                     v["image"] = serde_json::to_value(image)?;
                 }
@@ -275,6 +302,9 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
                         a.env_id
                     );
                 }
+                for s in &signed {
+                    println!("  signed with key {}: {}", s.key_id, s.signature.display());
+                }
             }
             Ok(())
         }
@@ -284,6 +314,7 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             no_keep_artifact,
             rollback,
             insecure,
+            trust,
         } => {
             let outcome = if *rollback {
                 envpack_unpack::rollback(root)?
@@ -299,8 +330,14 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
                 let prepared =
                     envpack::pull::prepare_artifact(&source, cli.cache_dir.as_deref(), &client)
                         .with_context(|| format!("reading {arg}"))?;
+                let trust = trust.options();
+                let is_image = !matches!(source, envpack::pull::UnpackSource::Artifact(_));
+                if is_image && trust.signature.is_none() && !trust.trust.is_empty() {
+                    return Err(Usage("--trust checks an artifact's signature, and images carry none yet: unpack the signed tarball, or give its signature with --signature").into());
+                }
                 let opts = envpack_unpack::unpack::UnpackOptions {
                     keep_artifact: !no_keep_artifact,
+                    trust,
                 };
                 envpack_unpack::unpack::unpack_with(
                     &prepared.path,
@@ -528,40 +565,12 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             }
             std::process::exit(if report.repaired { 0 } else { 1 })
         }
-        Command::Verify { artifact, root } => {
-            let env_root = std::env::var_os("ENVPACK_ROOT").map(PathBuf::from);
-            let report = match (artifact, root.as_ref().or(env_root.as_ref())) {
-                (Some(a), _) => envpack_unpack::verify_artifact(a)?,
-                (None, Some(r)) => envpack_unpack::verify_root(r)?,
-                (None, None) => {
-                    return Err(Usage("give an ARTIFACT or --root DIR to verify").into())
-                }
-            };
-            if cli.json {
-                println!(
-                    "{}",
-                    serde_json::json!({"env_id": report.env_id, "files_checked": report.files_checked, "differences": report.differences})
-                );
-            } else {
-                for d in &report.differences {
-                    println!("{d}");
-                }
-            }
-            if report.differences.is_empty() {
-                if !cli.quiet && !cli.json {
-                    println!(
-                        "ok: {} ({} entries checked)",
-                        report.env_id, report.files_checked
-                    );
-                }
-                Ok(())
-            } else {
-                Err(anyhow!(
-                    "{} differences found in {}",
-                    report.differences.len(),
-                    report.env_id
-                ))
-            }
-        }
+        Command::Verify {
+            artifact,
+            root,
+            signature,
+        } => cli_sign::verify(cli, artifact.as_deref(), root.as_deref(), signature),
+        Command::Keygen { out } => cli_sign::keygen(cli, out),
+        Command::Sign { artifacts, key } => cli_sign::sign(cli, artifacts, key),
     }
 }

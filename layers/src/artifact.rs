@@ -190,6 +190,8 @@ fn sync_dir(dir: &Path) {
 pub struct ArtifactReader {
     path: PathBuf,
     index: ArtifactIndex,
+    /// Digest of the index member's bytes as stored.
+    index_digest: Sha256Digest,
     lock: Vec<u8>,
     /// (offset, size) of each layer's blob, parallel to `index.layers`.
     ranges: Vec<(u64, u64)>,
@@ -247,6 +249,7 @@ impl ArtifactReader {
             )));
         }
         let index = ArtifactIndex::from_json(&index_bytes)?;
+        let index_digest = Sha256Digest::of_bytes(&index_bytes);
         let lock_digest = Sha256Digest::of_bytes(&lock);
         if lock_digest != index.lock_sha256 {
             return Err(LayersError::DigestMismatch {
@@ -286,6 +289,7 @@ impl ArtifactReader {
         Ok(ArtifactReader {
             path: path.to_path_buf(),
             index,
+            index_digest,
             lock,
             ranges,
         })
@@ -294,6 +298,12 @@ impl ArtifactReader {
     /// The parsed index.
     pub fn index(&self) -> &ArtifactIndex {
         &self.index
+    }
+
+    /// Digest of the index member as stored: it pins the lock and every layer, so a signature
+    /// over it covers the whole artifact.
+    pub fn index_digest(&self) -> &Sha256Digest {
+        &self.index_digest
     }
 
     /// The lock bytes (digest already checked).

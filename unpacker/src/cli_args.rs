@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use envpack_unpack::cli_docs::Shell;
 pub use envpack_unpack::root_args::DEFAULT_TIMEOUT;
-use envpack_unpack::root_args::{DoctorArgs, RepairArgs, RootArg};
+use envpack_unpack::root_args::{DoctorArgs, RepairArgs, RootArg, SignatureArgs, TrustArgs};
+use envpack_unpack::TrustOptions;
 
 /// Verify a portable envpack artifact and restore it into a symlinked root.
 #[derive(Debug, Parser)]
@@ -41,14 +42,19 @@ enum Command {
         /// Do not keep a copy of the artifact in the root (repair then needs it given).
         #[arg(long)]
         no_keep_artifact: bool,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
-    /// Re-hash a root's current env against its manifest, or check every digest of an artifact.
+    /// Re-hash a root's current env against its manifest, or check every digest (and, with
+    /// --trust, the signature) of an artifact.
     Verify {
         /// An artifact to check.
         artifact: Option<PathBuf>,
         /// A root to check (default without an ARTIFACT: ENVPACK_ROOT).
         #[arg(long, conflicts_with = "artifact")]
         root: Option<PathBuf>,
+        #[command(flatten)]
+        signature: SignatureArgs,
     },
     /// Show the root's current and previous environments.
     Status(RootArg),
@@ -108,11 +114,12 @@ pub enum Action {
         artifact: PathBuf,
         root: PathBuf,
         keep_artifact: bool,
+        trust: TrustOptions,
     },
     /// Verify a root's current env.
     VerifyRoot(PathBuf),
-    /// Verify an artifact.
-    VerifyArtifact(PathBuf),
+    /// Verify an artifact (and its signature by one of the keys, if any are given).
+    VerifyArtifact(PathBuf, SignatureArgs),
     /// Show a root.
     Status(PathBuf),
     /// Roll a root back.
@@ -187,14 +194,23 @@ impl Command {
                 artifact,
                 root,
                 no_keep_artifact,
+                trust,
             } => Action::Unpack {
                 artifact: artifact.clone(),
                 root: root.clone(),
                 keep_artifact: !no_keep_artifact,
+                trust: trust.options(),
             },
             Command::Verify {
-                artifact: Some(a), ..
-            } => Action::VerifyArtifact(a.clone()),
+                artifact: Some(a),
+                signature,
+                ..
+            } => Action::VerifyArtifact(a.clone(), signature.clone()),
+            Command::Verify { signature, .. }
+                if !signature.trust.is_empty() || signature.signature.is_some() =>
+            {
+                return Err("--trust and --signature check an ARTIFACT; give one".to_string())
+            }
             Command::Verify { root, .. } => match root.clone().or(env_root) {
                 Some(r) => Action::VerifyRoot(r),
                 None => return Err(VERIFY_NEEDS.to_string()),
@@ -268,7 +284,7 @@ impl Legacy {
         if self.verify {
             return match (&given_root, &self.artifact) {
                 (Some(r), _) => Ok(Action::VerifyRoot(r.clone())),
-                (None, Some(a)) => Ok(Action::VerifyArtifact(a.clone())),
+                (None, Some(a)) => Ok(Action::VerifyArtifact(a.clone(), SignatureArgs::default())),
                 (None, None) => Err(VERIFY_NEEDS.to_string()),
             };
         }
@@ -277,6 +293,7 @@ impl Legacy {
                 artifact: artifact.clone(),
                 root: root()?,
                 keep_artifact: !self.no_keep_artifact,
+                trust: TrustOptions::default(),
             }),
             None => Err(
                 "no command given: try `envpack-unpack unpack ARTIFACT --root DIR` (see --help)"

@@ -32,6 +32,7 @@ fn unpack(artifact: &str, root: &str, keep_artifact: bool) -> Action {
         artifact: p(artifact),
         root: p(root),
         keep_artifact,
+        trust: TrustOptions::default(),
     }
 }
 
@@ -52,7 +53,7 @@ fn both_grammars_give_the_same_action() {
         (
             &["verify", "a.tar"],
             &["--verify", "a.tar"],
-            Action::VerifyArtifact(p("a.tar")),
+            Action::VerifyArtifact(p("a.tar"), SignatureArgs::default()),
         ),
         (
             &["verify", "--root", "R"],
@@ -140,7 +141,7 @@ fn envpack_root_stands_in_for_root() {
     // An artifact wins over ENVPACK_ROOT for verify, in the new grammar...
     assert_eq!(
         parse(&["verify", "a.tar"], Some("E")),
-        Ok(Action::VerifyArtifact(p("a.tar")))
+        Ok(Action::VerifyArtifact(p("a.tar"), SignatureArgs::default()))
     );
     // ...while the earlier one verified the root whenever one was set, as it always did.
     assert_eq!(

@@ -11,6 +11,49 @@ pub enum UnpackError {
     /// Reading, verifying or extracting the artifact failed.
     #[error(transparent)]
     Layers(#[from] envpack_layers::LayersError),
+    /// A key or signature could not be read, or the signature does not hold.
+    #[error(transparent)]
+    Trust(#[from] envpack_trust::TrustError),
+    /// A signature is required and there is none.
+    #[error(
+        "{} is not signed: {why} requires a signature and there is none at {} (sign it with \
+         `envpack sign`, or give the signature's place with --signature)",
+        artifact.display(), signature.display()
+    )]
+    Unsigned {
+        /// The artifact.
+        artifact: PathBuf,
+        /// Where the signature was looked for.
+        signature: PathBuf,
+        /// What asked for it ("--trust", "the root").
+        why: String,
+    },
+    /// A validly signed env that was signed before the current one: a replay of an older
+    /// artifact is refused unless asked for.
+    #[error(
+        "{env_id} was signed {}, before the current env {current} (signed at {current_signed}); \
+         refusing to go back to an older environment (a replayed artifact?). Pass \
+         --allow-downgrade if this is intended, or use `rollback`",
+        signed.map_or("without a timestamp".to_string(), |t| format!("at {t}"))
+    )]
+    Downgrade {
+        /// The env of the artifact.
+        env_id: String,
+        /// When the artifact was signed.
+        signed: Option<u64>,
+        /// The current env.
+        current: String,
+        /// When the current env was signed.
+        current_signed: u64,
+    },
+    /// The root requires signatures by its keys and the artifact's does not hold.
+    #[error("root {} requires signatures by its trusted keys: {source}", root.display())]
+    RootRequiresSignature {
+        /// The root.
+        root: PathBuf,
+        /// Why the signature is not one of them.
+        source: envpack_trust::TrustError,
+    },
     /// The root directory cannot be used.
     #[error("root {path}: {reason}")]
     BadRoot {

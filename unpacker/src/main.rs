@@ -81,15 +81,28 @@ fn run(cli: &Cli, action: &Action) -> anyhow::Result<ExitCode> {
             &envpack_unpack::verify_root(root)
                 .with_context(|| format!("verifying {}", root.display()))?,
         ),
-        Action::VerifyArtifact(artifact) => verified(
-            cli,
-            &envpack_unpack::verify_artifact(artifact)
-                .with_context(|| format!("verifying {}", artifact.display()))?,
-        ),
+        Action::VerifyArtifact(artifact, sig) => {
+            let opts = envpack_unpack::TrustOptions {
+                trust: sig.trust.clone(),
+                signature: sig.signature.clone(),
+                ..Default::default()
+            };
+            let mut report = envpack_unpack::verify_artifact(artifact)
+                .with_context(|| format!("verifying {}", artifact.display()))?;
+            if !opts.trust.is_empty() {
+                let v = envpack_unpack::signature_check::verify_signature(artifact, &opts)
+                    .with_context(|| {
+                        format!("verifying the signature of {}", artifact.display())
+                    })?;
+                report.signature = Some(envpack_unpack::signature_check::signature_text(&v));
+            }
+            verified(cli, &report)
+        }
         Action::Unpack {
             artifact,
             root,
             keep_artifact,
+            trust,
         } => {
             let quiet = cli.quiet || cli.json;
             let progress = |event: ProgressEvent| {
@@ -99,6 +112,7 @@ fn run(cli: &Cli, action: &Action) -> anyhow::Result<ExitCode> {
             };
             let opts = envpack_unpack::unpack::UnpackOptions {
                 keep_artifact: *keep_artifact,
+                trust: trust.clone(),
             };
             let outcome = envpack_unpack::unpack::unpack_with(artifact, root, &progress, &opts)
                 .with_context(|| {
@@ -133,6 +147,10 @@ fn verify_text(report: &VerifyReport) -> String {
         report.files_checked,
         report.differences.len()
     );
+    if let Some(sig) = &report.signature {
+        out.push('\n');
+        out.push_str(sig);
+    }
     for d in &report.differences {
         out.push_str("\n  ");
         out.push_str(d);

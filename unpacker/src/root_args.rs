@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::{DoctorOptions, RepairOptions, RootStatus, UnpackOutcome};
+use crate::{DoctorOptions, RepairOptions, RootStatus, TrustOptions, UnpackOutcome};
 
 /// Seconds a command run by doctor or repair may take unless told otherwise.
 pub const DEFAULT_TIMEOUT: u64 = 120;
@@ -16,6 +16,44 @@ pub struct RootArg {
     /// The root.
     #[arg(long, env = "ENVPACK_ROOT")]
     pub root: PathBuf,
+}
+
+/// Which signature an artifact must carry (`unpack`, `verify`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct SignatureArgs {
+    /// Require a signature by this public key (minisign format, from `envpack keygen` or
+    /// `minisign -G`; repeatable: any one of them).
+    #[arg(long, value_name = "KEY.pub")]
+    pub trust: Vec<PathBuf>,
+    /// The artifact's signature (default: the artifact's path with `.minisig`).
+    #[arg(long, value_name = "FILE")]
+    pub signature: Option<PathBuf>,
+}
+
+/// The signature flags of `unpack`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct TrustArgs {
+    #[command(flatten)]
+    pub signature: SignatureArgs,
+    /// Make the root require a signature by the --trust keys on every later unpack.
+    #[arg(long, requires = "trust")]
+    pub require_signature: bool,
+    /// Accept an env signed earlier than the current one (refused by default: a replayed
+    /// older artifact is a rollback attack).
+    #[arg(long)]
+    pub allow_downgrade: bool,
+}
+
+impl TrustArgs {
+    /// What the unpack is told.
+    pub fn options(&self) -> TrustOptions {
+        TrustOptions {
+            trust: self.signature.trust.clone(),
+            signature: self.signature.signature.clone(),
+            require_signature: self.require_signature,
+            allow_downgrade: self.allow_downgrade,
+        }
+    }
 }
 
 /// The arguments of `doctor`.

@@ -139,6 +139,30 @@ fn is_link_refusal(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::Other
 }
 
+/// Replaces `dir/name` atomically (temp file, fsync, rename, directory fsync); `shown` is the
+/// directory's path for errors.
+pub fn replace_file(dir: &Dir, name: &str, bytes: &[u8], shown: &Path) -> Result<(), UnpackError> {
+    use std::io::Write as _;
+    let tmp = format!("{name}.tmp");
+    let path = shown.join(name);
+    let io = |e: std::io::Error| {
+        UnpackError::Io(std::io::Error::new(
+            e.kind(),
+            format!("writing {}: {e}", path.display()),
+        ))
+    };
+    {
+        let mut opts = cap_std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        let mut file = dir.open_with(&tmp, &opts).map_err(io)?;
+        file.write_all(bytes).map_err(io)?;
+        file.sync_all().map_err(io)?;
+    }
+    dir.rename(&tmp, dir, name).map_err(io)?;
+    sync_dir(dir)?;
+    Ok(())
+}
+
 /// Flushes a directory's entries through its handle (a no-op where that is not possible).
 pub fn sync_dir(dir: &Dir) -> std::io::Result<()> {
     #[cfg(unix)]

@@ -1,7 +1,6 @@
 //! The root record `ROOT/.envpack/root.json`: which env is current, which was before, and a
 //! short history of switches.
 
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -126,24 +125,12 @@ impl RootRecord {
     /// Replaces the root's record atomically (temp file, fsync, rename) through the
     /// `ROOT/.envpack` handle.
     pub fn store_in(&self, dirs: &crate::root_dirs::RootDirs) -> Result<(), UnpackError> {
-        const TMP: &str = "root.json.tmp";
-        let path = dirs.layout.record_file();
-        let io = |e: std::io::Error| {
-            UnpackError::Io(std::io::Error::new(
-                e.kind(),
-                format!("writing {}: {e}", path.display()),
-            ))
-        };
-        {
-            let mut opts = cap_std::fs::OpenOptions::new();
-            opts.write(true).create(true).truncate(true);
-            let mut file = dirs.meta.open_with(TMP, &opts).map_err(io)?;
-            file.write_all(&self.to_bytes()).map_err(io)?;
-            file.sync_all().map_err(io)?;
-        }
-        dirs.meta.rename(TMP, &dirs.meta, "root.json").map_err(io)?;
-        crate::root_dirs::sync_dir(&dirs.meta)?;
-        Ok(())
+        crate::root_dirs::replace_file(
+            &dirs.meta,
+            "root.json",
+            &self.to_bytes(),
+            &dirs.layout.meta_dir(),
+        )
     }
 }
 

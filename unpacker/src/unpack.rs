@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use envpack_layers::artifact::ArtifactReader;
+use envpack_trust::{TrustedKeys, Verified};
 use serde::Serialize;
 
 use crate::current_link::{read_current, switch_current};
@@ -14,7 +15,9 @@ use crate::root_dirs::RootDirs;
 use crate::root_lock::RootLock;
 use crate::root_record::{RootRecord, SwitchAction};
 use crate::root_setup::prepare_root;
+use crate::root_trust::RootTrust;
 use crate::scratch::{clean_leftovers, Scratch};
+use crate::signature_check::{check_signature, read_signature, Depth, TrustOptions};
 use crate::staging::{extract_artifact, extract_meta, meta_layer_index};
 
 /// What an unpack or rollback did.
@@ -29,17 +32,20 @@ pub struct UnpackOutcome {
 }
 
 /// Options of [`unpack_with`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnpackOptions {
     /// Keep a copy (hard link when possible) of the artifact in the root, as the source
     /// `repair` restores damaged files from.
     pub keep_artifact: bool,
+    /// What the artifact's signature must be.
+    pub trust: TrustOptions,
 }
 
 impl Default for UnpackOptions {
     fn default() -> Self {
         UnpackOptions {
             keep_artifact: true,
+            trust: TrustOptions::default(),
         }
     }
 }
@@ -61,7 +67,7 @@ pub fn unpack_with(
     progress: &dyn Fn(ProgressEvent),
     opts: &UnpackOptions,
 ) -> Result<UnpackOutcome, UnpackError> {
-    let outcome = unpack_locked(artifact, root, progress)?;
+    let outcome = unpack_locked(artifact, root, progress, &opts.trust)?;
     if opts.keep_artifact {
         // The env is in place already; a root without the copy is only harder to repair.
         let layout = crate::root_setup::open_root(root)?;
@@ -81,25 +87,30 @@ fn unpack_locked(
     artifact: &Path,
     root: &Path,
     progress: &dyn Fn(ProgressEvent),
+    trust: &TrustOptions,
 ) -> Result<UnpackOutcome, UnpackError> {
-    // Opened first: an artifact that is missing or not one must not leave a new root behind.
+    // Opened and, when asked, its signature checked first: an artifact that is missing, not
+    // one or not signed as asked must not leave a new root behind.
     let reader = ArtifactReader::open(artifact)?;
-    let layout = prepare_root(root)?;
-    let _lock = RootLock::acquire(&layout)?;
-    let dirs = RootDirs::open(&layout)?;
-    clean_leftovers(&dirs)?;
-
+    let signed = Signed::check_asked(&reader, trust)?;
     let env_id = reader.index().env_id.clone();
     validate_env_id(&env_id)?;
     let meta = meta_layer_index(&reader, artifact)?;
     // Every blob is checked even when the env is already present, so a damaged artifact is
-    // never reported as a successful no-op.
+    // never reported as a successful no-op; and before the root is made, so it leaves none.
     progress(ProgressEvent::VerifyingLayers {
         count: reader.index().layers.len(),
     });
     reader.verify_layers()?;
     crate::env_info::check_index_against_env_info(&reader, meta, artifact)?;
+
+    let layout = prepare_root(root)?;
+    let _lock = RootLock::acquire(&layout)?;
+    let dirs = RootDirs::open(&layout)?;
+    let signed = signed.check_root(&reader, &dirs)?;
+    clean_leftovers(&dirs)?;
     let current = read_current(&layout)?;
+    let trust_after = signed.trust_after(&env_id, current.as_deref(), &dirs)?;
     let env_dir = layout.env_dir(&env_id);
     let scratch = Scratch::new(&dirs)?;
     let mut created_env = false;
@@ -111,6 +122,9 @@ fn unpack_locked(
         check_existing_env(&reader, meta, &env_dir, &scratch)?;
         if current.as_deref() == Some(env_id.as_str()) {
             tracing::info!(env_id, "already current; nothing to do");
+            if let Some(t) = &trust_after {
+                t.store_in(&dirs)?;
+            }
             let record = RootRecord::load(&layout.record_file())?;
             if record.current.as_deref() != Some(env_id.as_str()) {
                 // A run killed between the link switch and the record write; finish it.
@@ -141,8 +155,16 @@ fn unpack_locked(
         created_env = true;
     }
 
+    if let Some(t) = &trust_after {
+        t.store_in(&dirs)?;
+    }
     let switched = activate_env(&dirs, &env_id, &scratch, progress);
     if let Err(e) = switched {
+        if trust_after.is_some() {
+            if let Err(undo) = signed.before.store_in(&dirs) {
+                tracing::warn!("could not restore the root's trust record: {undo}");
+            }
+        }
         if created_env {
             // Move the new env back into scratch so it disappears with it.
             if let Err(undo) = dirs.envs.rename(&env_id, scratch.dir(), "undo-env") {
@@ -260,4 +282,98 @@ fn check_existing_env(
     }
     tracing::info!(path = %env_dir.display(), "env already present; switching to it");
     Ok(())
+}
+
+/// The signature checks of one unpack, in the order they run.
+struct Signed<'a> {
+    opts: &'a TrustOptions,
+    asked: TrustedKeys,
+    signature: Option<envpack_trust::Signature>,
+    verified: Option<Verified>,
+    /// The root's trust record as it was.
+    before: RootTrust,
+}
+
+impl<'a> Signed<'a> {
+    /// Checks the signature against the `--trust` keys, before the root is touched.
+    fn check_asked(reader: &ArtifactReader, opts: &'a TrustOptions) -> Result<Self, UnpackError> {
+        let asked = TrustedKeys::load(&opts.trust)?;
+        if opts.require_signature && asked.is_empty() {
+            return Err(envpack_trust::TrustError::BadKey {
+                what: "--require-signature".into(),
+                detail: "needs the keys to require: give them with --trust KEY.pub".into(),
+            }
+            .into());
+        }
+        let signature = read_signature(reader.path(), opts)?;
+        let verified = if asked.is_empty() {
+            None
+        } else {
+            let file = opts.signature_path(reader.path());
+            Some(check_signature(
+                &asked,
+                signature.as_ref(),
+                reader,
+                &file,
+                "--trust",
+                Depth::Claims,
+            )?)
+        };
+        Ok(Signed {
+            opts,
+            asked,
+            signature,
+            verified,
+            before: RootTrust::default(),
+        })
+    }
+
+    /// Checks the signature against the keys the root requires, if it requires any.
+    fn check_root(mut self, reader: &ArtifactReader, dirs: &RootDirs) -> Result<Self, UnpackError> {
+        self.before = RootTrust::load(dirs)?;
+        let required = self.before.required()?;
+        if !required.is_empty() {
+            let file = self.opts.signature_path(reader.path());
+            let verified = check_signature(
+                &required,
+                self.signature.as_ref(),
+                reader,
+                &file,
+                "the root (it requires signatures by its keys)",
+                Depth::Claims,
+            )
+            .map_err(|e| match e {
+                UnpackError::Trust(source) => UnpackError::RootRequiresSignature {
+                    root: dirs.layout.root.clone(),
+                    source,
+                },
+                e => e,
+            })?;
+            self.verified = Some(verified);
+        }
+        Ok(self)
+    }
+
+    /// Refuses an env signed before the current one, and gives the root's trust record to
+    /// write before the switch (None: it stays as it is).
+    fn trust_after(
+        &self,
+        env_id: &str,
+        current: Option<&str>,
+        dirs: &RootDirs,
+    ) -> Result<Option<RootTrust>, UnpackError> {
+        let mut after = self.before.clone();
+        if let Some(v) = &self.verified {
+            if !self.opts.allow_downgrade {
+                self.before.check_not_older(env_id, current, v)?;
+            }
+            after.signed_env(env_id, v, &|id| {
+                id == env_id || dirs.envs.symlink_metadata(id).is_ok()
+            });
+        }
+        if self.opts.require_signature {
+            after.require(&self.asked);
+        }
+        Ok((after != self.before).then_some(after))
+    }
 }

@@ -39,6 +39,7 @@ pub fn verify_artifact(artifact: &Path) -> Result<VerifyReport, UnpackError> {
                 env_id,
                 files_checked: 0,
                 differences,
+                signature: None,
             });
         }
     };
@@ -67,6 +68,7 @@ pub fn verify_artifact(artifact: &Path) -> Result<VerifyReport, UnpackError> {
             env_id,
             files_checked,
             differences,
+            signature: None,
         });
     }
     for entry in &manifest.entries {
@@ -81,6 +83,7 @@ pub fn verify_artifact(artifact: &Path) -> Result<VerifyReport, UnpackError> {
         env_id,
         files_checked,
         differences,
+        signature: None,
     })
 }
 

@@ -22,6 +22,9 @@ pub struct VerifyReport {
     pub files_checked: usize,
     /// One readable line per finding.
     pub differences: Vec<String>,
+    /// The signature check's result, when one was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// Re-hashes the current env against its manifest and checks `current`, `root.json` and the
@@ -39,6 +42,7 @@ pub fn verify_root(root: &Path) -> Result<VerifyReport, UnpackError> {
             env_id,
             files_checked: 0,
             differences,
+            signature: None,
         });
     }
     let manifest = env_manifest(&env_dir)?;
@@ -63,6 +67,7 @@ pub fn verify_root(root: &Path) -> Result<VerifyReport, UnpackError> {
         env_id,
         files_checked: manifest.entries.len(),
         differences,
+        signature: None,
     })
 }
 

@@ -43,6 +43,9 @@ pub enum FindingClass {
     ActivationBroken,
     /// Running the env's tools changed the env tree.
     EnvChangedByUse,
+    /// The root requires signatures but its current env has no verified one (it was made
+    /// current some other way, or the trust record was damaged).
+    UnsignedCurrent,
 }
 
 impl FindingClass {
@@ -67,6 +70,7 @@ impl FindingClass {
             FindingClass::ToolMismatch => "tool_mismatch",
             FindingClass::ActivationBroken => "activation_broken",
             FindingClass::EnvChangedByUse => "env_changed_by_use",
+            FindingClass::UnsignedCurrent => "unsigned_current",
         }
     }
 }

@@ -48,6 +48,7 @@ pub fn doctor(root: &Path, opts: &DoctorOptions) -> Result<DoctorReport, UnpackE
     let (artifact, artifact_manifest) = root_checks::check_artifact(&layout, &env_id);
     let tree = tree_check::check_tree(&layout, &env_id, artifact_manifest.as_deref())?;
     let mut checks = vec![current, tree.check, artifact];
+    checks.push(root_checks::check_trust(&layout, &env_id));
     checks.push(root_checks::check_shims(
         &layout,
         &env_id,

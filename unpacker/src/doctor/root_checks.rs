@@ -285,6 +285,58 @@ pub fn check_state_writable(layout: &RootLayout, env_id: &str) -> Check {
     }
 }
 
+/// Check `root.trust`: which keys the root requires, and who signed the current env.
+pub fn check_trust(layout: &RootLayout, env_id: &str) -> Check {
+    const ID: &str = "root.trust";
+    let trust = match crate::root_trust::RootTrust::read(&layout.root) {
+        Ok(t) => t,
+        Err(e) => {
+            return Check::from_findings(
+                ID,
+                "the trust record cannot be read",
+                vec![Finding::at(
+                    FindingClass::UnsignedCurrent,
+                    ".envpack/trust.json",
+                    e.to_string(),
+                )],
+            )
+        }
+    };
+    let policy = match trust.required() {
+        Ok(keys) if !keys.is_empty() => format!(
+            "requires signatures by key {}",
+            keys.keys()
+                .iter()
+                .map(|k| k.id.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        _ => "requires no signature (checked only with --trust)".to_owned(),
+    };
+    let signed = trust.signed.get(env_id);
+    let current = match signed {
+        Some(s) => format!(
+            "current env signed by key {}{}",
+            s.key_id,
+            s.timestamp.map_or(String::new(), |t| format!(" at {t}"))
+        ),
+        None => "current env unpacked without a signature check".to_owned(),
+    };
+    let evidence = format!("{policy}; {current}");
+    if trust.required_keys.is_empty() || signed.is_some() {
+        Check::pass(ID, evidence)
+    } else {
+        Check::from_findings(
+            ID,
+            evidence,
+            vec![Finding::general(
+                FindingClass::UnsignedCurrent,
+                format!("{env_id} is current but no signature of it was checked; unpack a signed artifact"),
+            )],
+        )
+    }
+}
+
 /// Check `artifact.kept`: the kept artifact is there and verifies; returns its manifest bytes.
 pub fn check_artifact(layout: &RootLayout, env_id: &str) -> (Check, Option<Vec<u8>>) {
     const ID: &str = "artifact.kept";

@@ -1,0 +1,131 @@
+//! The trust commands of the `envpack` command line: `keygen`, `sign`, `build --sign`, and
+//! `verify` (whose `--trust` checks a signature besides every digest).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::anyhow;
+use envpack::signing::{self, SignedArtifact};
+use envpack_unpack::root_args::SignatureArgs;
+
+use crate::cli_args::Cli;
+
+/// `envpack keygen --out KEY`.
+pub fn keygen(cli: &Cli, out: &Path) -> anyhow::Result<()> {
+    let files = signing::keygen(out)?;
+    if cli.json {
+        println!("{}", serde_json::to_string(&files)?);
+    } else if !cli.quiet {
+        println!(
+            "wrote {} (secret: keep it out of reach) and {} (key {})\n  sign:   envpack sign ARTIFACT --key {}\n  verify: envpack-unpack unpack ARTIFACT --root ROOT --trust {}",
+            files.secret.display(),
+            files.public.display(),
+            files.key_id,
+            files.secret.display(),
+            files.public.display()
+        );
+    }
+    Ok(())
+}
+
+/// Signs each artifact with the key file `key`; every signature is written only after every
+/// artifact was found to be one, so a typo signs nothing.
+pub fn sign(cli: &Cli, artifacts: &[PathBuf], key: &Path) -> anyhow::Result<()> {
+    let key = signing::load_signing_key(key)?;
+    for a in artifacts {
+        envpack_layers::artifact::ArtifactReader::open(a).map_err(|e| {
+            anyhow!(
+                "{}: {e} (only envpack artifacts are signed here)",
+                a.display()
+            )
+        })?;
+    }
+    let signed = artifacts
+        .iter()
+        .map(|a| signing::sign_artifact(a, &key, None))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    report_signed(cli, &signed)
+}
+
+/// Signs what a build wrote.
+pub fn sign_built(
+    key: &envpack_trust::SigningKey,
+    artifacts: &[PathBuf],
+) -> anyhow::Result<Vec<SignedArtifact>> {
+    artifacts
+        .iter()
+        .map(|a| signing::sign_artifact(a, key, None))
+        .collect()
+}
+
+/// Prints the signatures written.
+pub fn report_signed(cli: &Cli, signed: &[SignedArtifact]) -> anyhow::Result<()> {
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::to_string(&serde_json::json!({ "signed": signed }))?
+        );
+    } else if !cli.quiet {
+        for s in signed {
+            println!(
+                "signed {} with key {}: {}",
+                s.artifact.display(),
+                s.key_id,
+                s.signature.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `envpack verify [ARTIFACT | --root DIR] [--trust KEY.pub] [--signature FILE]`.
+pub fn verify(
+    cli: &Cli,
+    artifact: Option<&Path>,
+    root: Option<&Path>,
+    signature: &SignatureArgs,
+) -> anyhow::Result<()> {
+    let env_root = std::env::var_os("ENVPACK_ROOT").map(PathBuf::from);
+    let checks_signature = !signature.trust.is_empty();
+    let mut report = match (artifact, root.or(env_root.as_deref())) {
+        (Some(a), _) => envpack_unpack::verify_artifact(a)?,
+        (None, _) if checks_signature || signature.signature.is_some() => {
+            return Err(crate::Usage("--trust and --signature check an ARTIFACT; give one").into())
+        }
+        (None, Some(r)) => envpack_unpack::verify_root(r)?,
+        (None, None) => return Err(crate::Usage("give an ARTIFACT or --root DIR to verify").into()),
+    };
+    if let (Some(a), true) = (artifact, checks_signature) {
+        let opts = envpack_unpack::TrustOptions {
+            trust: signature.trust.clone(),
+            signature: signature.signature.clone(),
+            ..Default::default()
+        };
+        let v = envpack_unpack::signature_check::verify_signature(a, &opts)
+            .map_err(|e| anyhow!("the signature of {}: {e}", a.display()))?;
+        report.signature = Some(envpack_unpack::signature_check::signature_text(&v));
+    }
+    if cli.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        for d in &report.differences {
+            println!("{d}");
+        }
+    }
+    if !report.differences.is_empty() {
+        return Err(anyhow!(
+            "{} differences found in {}",
+            report.differences.len(),
+            report.env_id
+        ));
+    }
+    if !cli.quiet && !cli.json {
+        println!(
+            "ok: {} ({} entries checked)",
+            report.env_id, report.files_checked
+        );
+        if let Some(s) = &report.signature {
+            println!("{s}");
+        }
+    }
+    Ok(())
+}

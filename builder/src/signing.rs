@@ -1,0 +1,196 @@
+//! Keys and signatures for artifacts: `envpack keygen`, `envpack sign`, `build --sign`.
+//!
+//! Key files are minisign's (the `minisign` crate writes and decrypts them, so keys from
+//! `minisign -G` work too); signatures are made by `envpack_trust` so that they are
+//! deterministic and carry the artifact's index digest in their trusted comment.
+
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context};
+use envpack_layers::artifact::ArtifactReader;
+use envpack_trust::{Claims, SigningKey};
+use serde::Serialize;
+
+/// Environment variable holding the password of an encrypted secret key.
+pub const PASSWORD_VAR: &str = "ENVPACK_KEY_PASSWORD";
+
+/// The files `keygen` wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyFiles {
+    /// The secret key (unencrypted, mode 0600).
+    pub secret: PathBuf,
+    /// The public key, for `--trust` and `minisign -p`.
+    pub public: PathBuf,
+    /// The key id, as minisign prints it.
+    pub key_id: String,
+}
+
+/// Where the public key of the secret key file `secret` goes: `ci.key` → `ci.pub`,
+/// anything else gets `.pub` added.
+pub fn public_key_path(secret: &Path) -> PathBuf {
+    match secret.extension() {
+        Some(e) if e == "key" => secret.with_extension("pub"),
+        _ => {
+            let mut name = secret.as_os_str().to_owned();
+            name.push(".pub");
+            PathBuf::from(name)
+        }
+    }
+}
+
+/// Makes a new ed25519 key pair: `secret` and its public key beside it. Refuses to replace
+/// either file.
+pub fn keygen(secret: &Path) -> anyhow::Result<KeyFiles> {
+    let public = public_key_path(secret);
+    for p in [secret, &public] {
+        if p.symlink_metadata().is_ok() {
+            bail!("{} exists; keygen never replaces a key", p.display());
+        }
+    }
+    let pair = minisign::KeyPair::generate_unencrypted_keypair()
+        .map_err(|e| anyhow!("generating a key: {e}"))?;
+    let sk_text = pair
+        .sk
+        .to_box(Some(
+            "envpack secret key (unencrypted: keep it out of reach)",
+        ))
+        .map_err(|e| anyhow!("encoding the secret key: {e}"))?
+        .to_string();
+    let signing = SigningKey::from_minisign_bytes(&pair.sk.to_bytes(), "the new key")?;
+    let pk = signing.public_key();
+    write_new(secret, sk_text.as_bytes(), true)?;
+    if let Err(e) = write_new(&public, pk.to_box().as_bytes(), false) {
+        let _ = fs_err::remove_file(secret);
+        return Err(e);
+    }
+    Ok(KeyFiles {
+        secret: secret.to_path_buf(),
+        public,
+        key_id: pk.id.to_string(),
+    })
+}
+
+fn write_new(path: &Path, bytes: &[u8], secret: bool) -> anyhow::Result<()> {
+    let mut opts = fs_err::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    if secret {
+        use fs_err::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = secret;
+    let mut f = opts.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Reads a minisign secret key file; an encrypted one (`minisign -G` without `-W`) is
+/// decrypted with the password in ENVPACK_KEY_PASSWORD.
+pub fn load_signing_key(path: &Path) -> anyhow::Result<SigningKey> {
+    let mut text = String::new();
+    fs_err::File::open(path)?
+        .take(4097)
+        .read_to_string(&mut text)
+        .with_context(|| format!("reading {}", path.display()))?;
+    if text.len() > 4096 || !text.starts_with("untrusted comment:") {
+        bail!(
+            "{}: not a minisign secret key (make one with `envpack keygen --out KEY`)",
+            path.display()
+        );
+    }
+    let boxed = || minisign::SecretKeyBox::from_string(&text);
+    let encrypted = text
+        .lines()
+        .nth(1)
+        .and_then(|l| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(l.trim())
+                .ok()
+        })
+        .is_some_and(|b| b.get(2..4) != Some(&[0, 0][..]));
+    let sk = if encrypted {
+        let password = std::env::var(PASSWORD_VAR).map_err(|_| {
+            anyhow!(
+                "{} is encrypted: set {PASSWORD_VAR} to its password",
+                path.display()
+            )
+        })?;
+        boxed()
+            .and_then(|b| b.into_secret_key(Some(password)))
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?
+    } else {
+        boxed()
+            .and_then(|b| b.into_unencrypted_secret_key())
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?
+    };
+    Ok(SigningKey::from_minisign_bytes(
+        &sk.to_bytes(),
+        &path.display().to_string(),
+    )?)
+}
+
+/// A written signature.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignedArtifact {
+    /// The artifact.
+    pub artifact: PathBuf,
+    /// Its signature file.
+    pub signature: PathBuf,
+    /// The signing key's id.
+    pub key_id: String,
+    /// The signing time in the signature.
+    pub timestamp: u64,
+}
+
+/// Signs the artifact at `artifact` into `out` (default: `ARTIFACT.minisig`), replacing an
+/// earlier signature atomically. The time signed is SOURCE_DATE_EPOCH when set (so a
+/// reproducible build signs to the same bytes), else now; unpack refuses an env signed
+/// earlier than the current one.
+pub fn sign_artifact(
+    artifact: &Path,
+    key: &SigningKey,
+    out: Option<&Path>,
+) -> anyhow::Result<SignedArtifact> {
+    let reader = ArtifactReader::open(artifact).with_context(|| {
+        format!(
+            "{} is not an envpack artifact (to sign another file, use minisign)",
+            artifact.display()
+        )
+    })?;
+    let timestamp = sign_time();
+    let claims = Claims {
+        timestamp: Some(timestamp),
+        file: artifact
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned()),
+        index: Some(reader.index_digest().to_string()),
+        env_id: Some(reader.index().env_id.clone()),
+    };
+    let sig = key.sign_file(artifact, &claims)?;
+    let signature = out.map_or_else(
+        || envpack_trust::signature_path(artifact),
+        Path::to_path_buf,
+    );
+    crate::atomic::write_file(&signature, sig.to_text().as_bytes())?;
+    Ok(SignedArtifact {
+        artifact: artifact.to_path_buf(),
+        signature,
+        key_id: sig.key_id.to_string(),
+        timestamp,
+    })
+}
+
+fn sign_time() -> u64 {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        })
+}

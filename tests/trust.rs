@@ -1,0 +1,629 @@
+//! Signatures end to end, on the real fixture env: `envpack keygen`, `sign` and
+//! `build --sign`; Debian's `minisign` verifying ours and signing for us; the unpacker refusing
+//! every hostile signature before it writes a byte; a root that requires signatures; a
+//! replayed older env; `verify --trust`; doctor's trust check.
+
+#![cfg(unix)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use envpack_e2e::unpacked::built;
+use envpack_e2e::*;
+
+/// Signed when A is signed (envpack sign), and when B is built with --sign.
+const A_TIME: &str = "1700000000";
+const B_TIME: &str = "1700000500";
+
+struct Keys {
+    /// envpack keygen: the key that signs A and B.
+    k1: PathBuf,
+    /// envpack keygen: a second key nobody trusts.
+    k2: PathBuf,
+    /// minisign -G -W: minisign's own key.
+    m: PathBuf,
+}
+
+struct Fixture {
+    work: PathBuf,
+    keys: Keys,
+    /// The fixture env, signed by k1 at A_TIME.
+    a: PathBuf,
+    /// Another env (another profile), built with `--sign k1` at B_TIME.
+    b: PathBuf,
+}
+
+fn pubkey(key: &Path) -> PathBuf {
+    key.with_extension("pub")
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        require_minisign();
+        let base = built();
+        let work = process_dir("envpack-trust-");
+        fs_err::create_dir_all(&work).unwrap();
+        let keygen = |name: &str| {
+            let key = work.join(format!("{name}.key"));
+            run(Command::new(envpack_bin())
+                .args(["keygen", "--out"])
+                .arg(&key));
+            key
+        };
+        let (k1, k2) = (keygen("k1"), keygen("k2"));
+        let m = work.join("m.key");
+        run(Command::new("minisign")
+            .args(["-G", "-W", "-f", "-p"])
+            .arg(pubkey(&m))
+            .arg("-s")
+            .arg(&m));
+
+        let a = work.join("a/openssl-devenv-linux-x86_64.envpack.tar");
+        fs_err::create_dir_all(a.parent().unwrap()).unwrap();
+        fs_err::copy(&base.artifact, &a).unwrap();
+        run(Command::new(envpack_bin())
+            .env("SOURCE_DATE_EPOCH", A_TIME)
+            .arg("sign")
+            .arg(&a)
+            .arg("--key")
+            .arg(&k1));
+
+        // B: the same spec with another default profile, so another env id.
+        let spec_dir = work.join("b-spec");
+        fs_err::create_dir_all(spec_dir.join("profiles")).unwrap();
+        fs_err::copy(base.work.join("envpack.toml"), spec_dir.join("envpack.toml")).unwrap();
+        fs_err::write(
+            spec_dir.join("profiles/linux-gcc12"),
+            "[settings]\nos=Linux\narch=x86_64\ncompiler=gcc\ncompiler.version=12\ncompiler.libcxx=libstdc++11\nbuild_type=Debug\n",
+        )
+        .unwrap();
+        let index = IndexServer::start(&index_dir(), &[]);
+        let mirror = format!("file://{}", python_mirror().display());
+        let cache = base.work.join("cache");
+        run(envpack_cmd(&spec_dir, &cache, &index.url, &mirror).arg("lock"));
+        run(envpack_cmd(&spec_dir, &cache, &index.url, &mirror)
+            .env("SOURCE_DATE_EPOCH", B_TIME)
+            .args(["build", "--platform", "linux-x86_64", "--sign"])
+            .arg(&k1)
+            .arg("--out")
+            .arg(work.join("b")));
+        let b = work.join("b/openssl-devenv-linux-x86_64.envpack.tar");
+        Fixture {
+            work,
+            keys: Keys { k1, k2, m },
+            a,
+            b,
+        }
+    })
+}
+
+fn require_minisign() {
+    if Command::new("minisign").arg("-v").output().is_err() {
+        panic!("minisign is not installed (scripts/test.sh installs it: apt-get install minisign)");
+    }
+}
+
+fn unpack(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    let mut cmd = Command::new(unpack_bin());
+    cmd.arg("unpack");
+    for a in args {
+        cmd.arg(a);
+    }
+    cmd.output().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Every path of a tree with its type and content (or link target), for "nothing changed".
+fn snapshot(root: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    if !root.exists() {
+        return out;
+    }
+    for e in walkdir::WalkDir::new(root).sort_by_file_name() {
+        let e = e.unwrap();
+        let rel = e.path().strip_prefix(root).unwrap().display().to_string();
+        let t = e.file_type();
+        let what = if t.is_symlink() {
+            format!("link {}", fs_err::read_link(e.path()).unwrap().display())
+        } else if t.is_dir() {
+            "dir".to_owned()
+        } else {
+            format!("file {}", sha256_file(e.path()))
+        };
+        out.insert(rel, what);
+    }
+    out
+}
+
+/// A copy of `artifact` under `dir` with `sig` (text) as its `.minisig`.
+fn with_signature(dir: &Path, artifact: &Path, sig: Option<&str>) -> PathBuf {
+    fs_err::create_dir_all(dir).unwrap();
+    let copy = dir.join(artifact.file_name().unwrap());
+    fs_err::copy(artifact, &copy).unwrap();
+    if let Some(sig) = sig {
+        fs_err::write(envpack_trust::signature_path(&copy), sig).unwrap();
+    }
+    copy
+}
+
+fn sig_text(artifact: &Path) -> String {
+    fs_err::read_to_string(envpack_trust::signature_path(artifact)).unwrap()
+}
+
+#[test]
+fn minisign_verifies_envpack_signatures_and_envpack_verifies_minisigns() {
+    let f = fixture();
+    // Ours, checked by Debian's minisign: the whole file and the trusted comment.
+    for art in [&f.a, &f.b] {
+        let out = run(Command::new("minisign")
+            .arg("-Vm")
+            .arg(art)
+            .arg("-p")
+            .arg(pubkey(&f.keys.k1)));
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(said.contains("envpack-index:sha256:"), "{said}");
+    }
+    // Signing is deterministic: the same artifact, key and time give the same bytes.
+    let again = with_signature(&f.work.join("again"), &f.a, None);
+    run(Command::new(envpack_bin())
+        .env("SOURCE_DATE_EPOCH", A_TIME)
+        .arg("sign")
+        .arg(&again)
+        .arg("--key")
+        .arg(&f.keys.k1));
+    assert_eq!(sig_text(&again), sig_text(&f.a));
+
+    // minisign's, checked by envpack: no envpack claims, so the whole file is checked.
+    let theirs = with_signature(&f.work.join("theirs"), &f.a, None);
+    run(Command::new("minisign")
+        .args(["-S", "-s"])
+        .arg(&f.keys.m)
+        .arg("-m")
+        .arg(&theirs));
+    let root = f.work.join("root-minisign");
+    let out = unpack(&[&theirs, &"--root", &root, &"--trust", &pubkey(&f.keys.m)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(Command::new(envpack_bin())
+        .arg("verify")
+        .arg(&theirs)
+        .arg("--trust")
+        .arg(pubkey(&f.keys.m)));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("signature: good (file)"), "{said}");
+    // And the same file, once changed after signing, is refused by both.
+    let changed = with_signature(&f.work.join("changed"), &theirs, Some(&sig_text(&theirs)));
+    flip_byte_in_last_blob(&changed);
+    let out = unpack(&[
+        &changed,
+        &"--root",
+        &f.work.join("root-changed"),
+        &"--trust",
+        &pubkey(&f.keys.m),
+    ]);
+    assert!(
+        stderr(&out).contains("does not verify: the artifact"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!f.work.join("root-changed").exists());
+    let out = Command::new("minisign")
+        .arg("-Vm")
+        .arg(&changed)
+        .arg("-p")
+        .arg(pubkey(&f.keys.m))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+/// Flips one byte near the end of the artifact (inside the last layer blob).
+fn flip_byte_in_last_blob(artifact: &Path) {
+    let mut bytes = fs_err::read(artifact).unwrap();
+    // The tar ends with two zero blocks and padding; step back over them into the blob.
+    let mut i = bytes.len() - 1;
+    while bytes[i] == 0 {
+        i -= 1;
+    }
+    bytes[i] ^= 0x55;
+    fs_err::write(artifact, bytes).unwrap();
+}
+
+/// The signature of `artifact` edited: `edit` gets the parsed signature.
+fn edited(artifact: &Path, edit: impl Fn(&mut envpack_trust::Signature)) -> String {
+    let mut sig = envpack_trust::Signature::parse(&sig_text(artifact), "sig").unwrap();
+    edit(&mut sig);
+    sig.to_text()
+}
+
+#[test]
+fn every_hostile_signature_is_refused_before_the_root_is_touched() {
+    let f = fixture();
+    let k1 = pubkey(&f.keys.k1);
+    let k2_signed = with_signature(&f.work.join("k2-signed"), &f.a, None);
+    run(Command::new(envpack_bin())
+        .arg("sign")
+        .arg(&k2_signed)
+        .arg("--key")
+        .arg(&f.keys.k2));
+    let good = sig_text(&f.a);
+    let lines: Vec<&str> = good.lines().collect();
+    let k1_id = envpack_trust::Signature::parse(&good, "a").unwrap().key_id;
+    let legacy = with_signature(&f.work.join("legacy"), &f.a, None);
+    run(Command::new("minisign")
+        .args(["-S", "-l", "-s"])
+        .arg(&f.keys.m)
+        .arg("-m")
+        .arg(&legacy));
+    let other_file = f.work.join("other-file");
+    fs_err::write(&other_file, b"not the artifact").unwrap();
+    run(Command::new("minisign")
+        .args(["-S", "-s"])
+        .arg(&f.keys.m)
+        .arg("-m")
+        .arg(&other_file));
+    let not_a_key = f.work.join("not-a-key.pub");
+    fs_err::write(&not_a_key, "hello\n").unwrap();
+
+    struct Case {
+        name: &'static str,
+        artifact: PathBuf,
+        extra: Vec<PathBuf>,
+        want: &'static str,
+    }
+    let case = |name: &'static str, sig: Option<String>, want: &'static str| Case {
+        name,
+        artifact: with_signature(&f.work.join(format!("case-{name}")), &f.a, sig.as_deref()),
+        extra: vec!["--trust".into(), k1.clone()],
+        want,
+    };
+    let mut flipped_sig = envpack_trust::Signature::parse(&good, "a").unwrap();
+    flipped_sig.file_signature[0] ^= 1;
+    let mut cases = vec![
+        case(
+            "unsigned",
+            None,
+            "is not signed: --trust requires a signature",
+        ),
+        case("empty-signature", Some(String::new()), "lines, expected 4"),
+        case(
+            "truncated-signature",
+            Some(lines[..2].join("\n")),
+            "lines, expected 4",
+        ),
+        case(
+            "truncated-global-signature",
+            Some(good[..good.len() - 30].to_owned()),
+            "line 4 is not base64",
+        ),
+        case(
+            "signature-bit-flip",
+            Some(flipped_sig.to_text()),
+            "does not verify: the trusted comment",
+        ),
+        case(
+            "global-signature-bit-flip",
+            Some(edited(&f.a, |s| s.global_signature[5] ^= 0x80)),
+            "does not verify: the trusted comment",
+        ),
+        case(
+            "edited-timestamp",
+            Some(edited(&f.a, |s| {
+                s.trusted_comment = s
+                    .trusted_comment
+                    .replace("timestamp:1700000000", "timestamp:1900000000")
+            })),
+            "does not verify: the trusted comment",
+        ),
+        case(
+            "signed-by-an-untrusted-key",
+            Some(sig_text(&k2_signed)),
+            "which is not trusted",
+        ),
+        case(
+            "untrusted-key-claiming-the-trusted-id",
+            Some(edited(&k2_signed, |s| s.key_id = k1_id)),
+            "does not verify",
+        ),
+        case(
+            "signature-of-another-artifact",
+            Some(sig_text(&f.b)),
+            "the signature is for another artifact",
+        ),
+        case(
+            "minisign-signature-of-another-file",
+            Some(sig_text(&other_file)),
+            "which is not trusted",
+        ),
+        case(
+            "oversized-signature",
+            Some(format!("{good}{}", "x".repeat(20 << 10))),
+            "more than",
+        ),
+        case(
+            "garbage-signature",
+            Some("untrusted comment: x\n!!!\ntrusted comment: y\n!!!\n".into()),
+            "line 2 is not base64",
+        ),
+    ];
+    // The same, with the key that did sign them but the artifact changed after signing.
+    let tampered = with_signature(&f.work.join("case-tampered"), &f.a, Some(&good));
+    flip_byte_in_last_blob(&tampered);
+    cases.push(Case {
+        name: "artifact-changed-after-signing",
+        artifact: tampered,
+        extra: vec!["--trust".into(), k1.clone()],
+        want: "sha256 mismatch for layer",
+    });
+    let m_trust = vec!["--trust".into(), pubkey(&f.keys.m)];
+    cases.push(Case {
+        name: "legacy-signature",
+        artifact: legacy,
+        extra: m_trust.clone(),
+        want: "legacy signature",
+    });
+    cases.push(Case {
+        name: "minisign-signature-of-another-file-with-its-key",
+        artifact: with_signature(
+            &f.work.join("case-mother"),
+            &f.a,
+            Some(&sig_text(&other_file)),
+        ),
+        extra: m_trust,
+        want: "does not verify: the artifact",
+    });
+    cases.push(Case {
+        name: "missing-signature-file",
+        artifact: f.a.clone(),
+        extra: vec![
+            "--trust".into(),
+            k1.clone(),
+            "--signature".into(),
+            f.work.join("nowhere.minisig"),
+        ],
+        want: "nowhere.minisig",
+    });
+    cases.push(Case {
+        name: "not-a-public-key",
+        artifact: f.a.clone(),
+        extra: vec!["--trust".into(), not_a_key],
+        want: "not-a-key.pub: the key line is not base64",
+    });
+    assert!(cases.len() >= 15);
+
+    for c in &cases {
+        for existing in [false, true] {
+            let root = f.work.join(format!("root-{}-{existing}", c.name));
+            if existing {
+                let out = unpack(&[&f.b, &"--root", &root]);
+                assert!(out.status.success(), "{}", stderr(&out));
+            }
+            let before = snapshot(&root);
+            let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&c.artifact, &"--root", &root];
+            for e in &c.extra {
+                args.push(e);
+            }
+            let out = unpack(&args);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(1), "{}: {err}", c.name);
+            assert!(
+                err.contains(c.want),
+                "{}: want {:?} in:\n{err}",
+                c.name,
+                c.want
+            );
+            assert!(
+                !err.contains("Some(") && !err.contains("{ "),
+                "{}: {err}",
+                c.name
+            );
+            assert_eq!(snapshot(&root), before, "{}: the root changed", c.name);
+        }
+    }
+}
+
+#[test]
+fn a_root_that_requires_signatures_refuses_unsigned_and_older_envs() {
+    let f = fixture();
+    let k1 = pubkey(&f.keys.k1);
+    let k2 = pubkey(&f.keys.k2);
+    let root = f.work.join("root-policy");
+    // The first signed unpack makes the root remember k1.
+    let out = unpack(&[
+        &f.a,
+        &"--root",
+        &root,
+        &"--trust",
+        &k1,
+        &"--require-signature",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // An unsigned artifact without --trust: refused by the root itself.
+    let unsigned = with_signature(&f.work.join("policy-unsigned"), &f.b, None);
+    let before = snapshot(&root);
+    let out = unpack(&[&unsigned, &"--root", &root]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("is not signed: the root (it requires signatures by its keys)"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&root), before);
+    // Signed by k2 and "trusted" on the command line: the root still wants k1.
+    let by_k2 = with_signature(&f.work.join("policy-k2"), &f.b, None);
+    run(Command::new(envpack_bin())
+        .arg("sign")
+        .arg(&by_k2)
+        .arg("--key")
+        .arg(&f.keys.k2));
+    let out = unpack(&[&by_k2, &"--root", &root, &"--trust", &k2]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("requires signatures by its trusted keys: signed by key"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&root), before);
+
+    // B (signed later) goes in without --trust: the root checks it.
+    let out = unpack(&[&f.b, &"--root", &root]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A again (a validly signed, older env): a replay, refused...
+    let before = snapshot(&root);
+    let out = unpack(&[&f.a, &"--root", &root]);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("was signed at {A_TIME}, before the current env"))
+            && err.contains("--allow-downgrade"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&root), before);
+    // ...unless asked for.
+    let out = unpack(&[&f.a, &"--root", &root, &"--allow-downgrade"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // doctor says what the root requires and who signed current.
+    let out = Command::new(unpack_bin())
+        .args(["doctor", "--json", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "root.trust")
+        .unwrap();
+    assert_eq!(check["status"], "pass", "{check:#}");
+    let key_id = envpack_trust::Signature::parse(&sig_text(&f.a), "a")
+        .unwrap()
+        .key_id
+        .to_string();
+    assert_eq!(
+        check["evidence"],
+        format!(
+            "requires signatures by key {key_id}; current env signed by key {key_id} at {A_TIME}"
+        )
+    );
+
+    // verify --trust in both binaries: the whole file, by the trusted key.
+    for bin in [envpack_bin(), unpack_bin()] {
+        let out = run(Command::new(&bin)
+            .arg("verify")
+            .arg(&f.b)
+            .arg("--trust")
+            .arg(&k1));
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            said.contains(&format!(
+                "signature: good (artifact and index), by trusted key {key_id}, signed at {B_TIME}"
+            )),
+            "{said}"
+        );
+        let out = Command::new(&bin)
+            .arg("verify")
+            .arg(&f.b)
+            .arg("--trust")
+            .arg(&k2)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(stderr(&out).contains("not trusted"), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn keygen_never_replaces_a_key_and_sign_refuses_what_is_not_an_artifact() {
+    let f = fixture();
+    let before = fs_err::read(&f.keys.k1).unwrap();
+    let out = Command::new(envpack_bin())
+        .args(["keygen", "--out"])
+        .arg(&f.keys.k1)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("exists; keygen never replaces a key"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(fs_err::read(&f.keys.k1).unwrap(), before);
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = fs_err::metadata(&f.keys.k1).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let not_artifact = f.work.join("notes.txt");
+    fs_err::write(&not_artifact, "hello").unwrap();
+    let out = Command::new(envpack_bin())
+        .arg("sign")
+        .arg(&f.a)
+        .arg(&not_artifact)
+        .arg("--key")
+        .arg(&f.keys.k1)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("notes.txt"), "{}", stderr(&out));
+    assert!(!envpack_trust::signature_path(&not_artifact).exists());
+
+    // A secret key minisign encrypted: its password comes from ENVPACK_KEY_PASSWORD.
+    let enc = f.work.join("enc.key");
+    let mut child = Command::new("minisign")
+        .args(["-G", "-f", "-p"])
+        .arg(pubkey(&enc))
+        .arg("-s")
+        .arg(&enc)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"hunter2\nhunter2\n").unwrap();
+    }
+    assert!(child.wait().unwrap().success());
+    let art = with_signature(&f.work.join("enc"), &f.a, None);
+    let out = Command::new(envpack_bin())
+        .arg("sign")
+        .arg(&art)
+        .arg("--key")
+        .arg(&enc)
+        .env_remove("ENVPACK_KEY_PASSWORD")
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&out).contains("is encrypted: set ENVPACK_KEY_PASSWORD"),
+        "{}",
+        stderr(&out)
+    );
+    let out = Command::new(envpack_bin())
+        .arg("sign")
+        .arg(&art)
+        .arg("--key")
+        .arg(&enc)
+        .env("ENVPACK_KEY_PASSWORD", "wrong")
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&out).to_lowercase().contains("wrong password"),
+        "{}",
+        stderr(&out)
+    );
+    run(Command::new(envpack_bin())
+        .arg("sign")
+        .arg(&art)
+        .arg("--key")
+        .arg(&enc)
+        .env("ENVPACK_KEY_PASSWORD", "hunter2"));
+    run(Command::new("minisign")
+        .arg("-Vm")
+        .arg(&art)
+        .arg("-p")
+        .arg(pubkey(&enc)));
+}

@@ -1,0 +1,157 @@
+//! The root's trust record `ROOT/.envpack/trust.json`: the keys every unpack must be signed by
+//! (none: signatures are checked only when asked for), and who signed each env and when, which
+//! is what refuses a replayed older env.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use envpack_trust::{PublicKey, TrustedKeys, Verified};
+use serde::{Deserialize, Serialize};
+
+use crate::error::UnpackError;
+use crate::root_dirs::RootDirs;
+
+const SCHEMA: u32 = 1;
+const FILE: &str = "trust.json";
+
+/// Contents of `trust.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RootTrust {
+    /// Format version.
+    pub schema: u32,
+    /// Public keys (minisign base64 lines) an artifact must be signed by; empty: no policy.
+    #[serde(default)]
+    pub required_keys: Vec<String>,
+    /// env id → its verified signature.
+    #[serde(default)]
+    pub signed: BTreeMap<String, SignedEnv>,
+}
+
+/// A verified signature of an env.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedEnv {
+    /// The signing key's id.
+    pub key_id: String,
+    /// When it was signed, as the signature says.
+    pub timestamp: Option<u64>,
+}
+
+impl RootTrust {
+    /// Reads the root's record through its `.envpack` handle, not following a link planted
+    /// in its place; a missing file is an empty record.
+    pub fn load(dirs: &RootDirs) -> Result<Self, UnpackError> {
+        let path = dirs.layout.meta_dir().join(FILE);
+        match crate::root_dirs::open_file_no_follow(&dirs.meta, FILE) {
+            Ok(f) => Self::read_from(f, &path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::empty()),
+            Err(e) => Err(UnpackError::at(e, &path)),
+        }
+    }
+
+    /// Reads the record of the root at `root` without opening the root for writing (doctor).
+    pub fn read(root: &Path) -> Result<Self, UnpackError> {
+        let path = Self::path(root);
+        match fs_err::File::open(&path) {
+            Ok(f) => Self::read_from(f.into_parts().0, &path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::empty()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn read_from(f: std::fs::File, path: &Path) -> Result<Self, UnpackError> {
+        let bad = |detail: String| UnpackError::RootRecord {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(f, 1 << 20), &mut bytes)
+            .map_err(|e| UnpackError::at(e, path))?;
+        let trust: RootTrust = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+        if trust.schema != SCHEMA {
+            return Err(bad(format!("schema {} is not supported", trust.schema)));
+        }
+        trust.required().map_err(|e| bad(e.to_string()))?;
+        Ok(trust)
+    }
+
+    fn empty() -> Self {
+        RootTrust {
+            schema: SCHEMA,
+            ..RootTrust::default()
+        }
+    }
+
+    /// The keys the root requires (empty: it requires none).
+    pub fn required(&self) -> Result<TrustedKeys, envpack_trust::TrustError> {
+        let keys = self
+            .required_keys
+            .iter()
+            .map(|k| PublicKey::parse(k, "a required key of the root"))
+            .collect::<Result<_, _>>()?;
+        Ok(TrustedKeys::new(keys))
+    }
+
+    /// Adds `keys` to the required ones.
+    pub fn require(&mut self, keys: &TrustedKeys) {
+        for k in keys.keys() {
+            let line = k.to_base64();
+            if !self.required_keys.contains(&line) {
+                self.required_keys.push(line);
+            }
+        }
+    }
+
+    /// Notes who signed `env_id`, forgetting envs no longer in the root.
+    pub fn signed_env(&mut self, env_id: &str, verified: &Verified, envs: &dyn Fn(&str) -> bool) {
+        self.signed.retain(|id, _| envs(id));
+        self.signed.insert(
+            env_id.to_owned(),
+            SignedEnv {
+                key_id: verified.key_id.to_string(),
+                timestamp: verified.claims.timestamp,
+            },
+        );
+    }
+
+    /// Refuses `verified` for `env_id` if it was signed before the current env was.
+    pub fn check_not_older(
+        &self,
+        env_id: &str,
+        current: Option<&str>,
+        verified: &Verified,
+    ) -> Result<(), UnpackError> {
+        let Some(current) = current.filter(|c| *c != env_id) else {
+            return Ok(());
+        };
+        let Some(SignedEnv {
+            timestamp: Some(was),
+            ..
+        }) = self.signed.get(current)
+        else {
+            return Ok(());
+        };
+        match verified.claims.timestamp {
+            Some(t) if t >= *was => Ok(()),
+            signed => Err(UnpackError::Downgrade {
+                env_id: env_id.to_owned(),
+                signed,
+                current: current.to_owned(),
+                current_signed: *was,
+            }),
+        }
+    }
+
+    /// Replaces the record atomically.
+    pub fn store_in(&self, dirs: &RootDirs) -> Result<(), UnpackError> {
+        let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
+        bytes.push(b'\n');
+        crate::root_dirs::replace_file(&dirs.meta, FILE, &bytes, &dirs.layout.meta_dir())
+    }
+
+    /// Where the record lives in the root at `root`.
+    pub fn path(root: &Path) -> std::path::PathBuf {
+        crate::layout::RootLayout::new(root).meta_dir().join(FILE)
+    }
+}

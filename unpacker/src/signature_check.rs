@@ -1,0 +1,133 @@
+//! Checking an artifact's signature before anything of it is written.
+//!
+//! An envpack signature's trusted comment names the digest of the artifact's index, and the
+//! index pins the lock and every layer blob (all re-hashed before extraction), so checking
+//! the comment's signature and that digest is as strong as checking the whole file, without
+//! reading the file a second time. A signature without that claim (`minisign -S`) is checked
+//! over the whole file.
+
+use std::path::{Path, PathBuf};
+
+use envpack_layers::artifact::ArtifactReader;
+use envpack_trust::{Claims, Signature, TrustError, TrustedKeys, Verified};
+
+use crate::error::UnpackError;
+
+/// What the caller asks of the artifact's signature.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustOptions {
+    /// Public key files whose signature is accepted (`--trust`); none: the root's own keys,
+    /// if it requires signatures.
+    pub trust: Vec<PathBuf>,
+    /// The signature file (default: the artifact's path with `.minisig`).
+    pub signature: Option<PathBuf>,
+    /// Make the root require signatures by the `trust` keys from now on.
+    pub require_signature: bool,
+    /// Accept an env signed earlier than the current one.
+    pub allow_downgrade: bool,
+}
+
+impl TrustOptions {
+    /// The signature file to read for `artifact`.
+    pub fn signature_path(&self, artifact: &Path) -> PathBuf {
+        self.signature
+            .clone()
+            .unwrap_or_else(|| envpack_trust::signature_path(artifact))
+    }
+}
+
+/// Reads the artifact's signature: `Ok(None)` when there is none at the default place (a
+/// `--signature` that names a missing file is an error).
+pub fn read_signature(
+    artifact: &Path,
+    opts: &TrustOptions,
+) -> Result<Option<Signature>, UnpackError> {
+    let path = opts.signature_path(artifact);
+    match Signature::read(&path) {
+        Ok(sig) => Ok(Some(sig)),
+        Err(TrustError::Io(e))
+            if e.kind() == std::io::ErrorKind::NotFound && opts.signature.is_none() =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// How much of a signature is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// The trusted comment's signature when its claims pin the index, else the whole file
+    /// (what unpack does).
+    Claims,
+    /// The file's signature and the comment's, always (what `verify --trust` does).
+    WholeFile,
+}
+
+/// Checks `sig` over the artifact `reader` opened with `keys`; `why` says where the keys come
+/// from ("--trust", "the root") for the unsigned case.
+pub fn check_signature(
+    keys: &TrustedKeys,
+    sig: Option<&Signature>,
+    reader: &ArtifactReader,
+    signature_file: &Path,
+    why: &str,
+    depth: Depth,
+) -> Result<Verified, UnpackError> {
+    let sig = sig.ok_or_else(|| UnpackError::Unsigned {
+        artifact: reader.path().to_path_buf(),
+        signature: signature_file.to_path_buf(),
+        why: why.to_owned(),
+    })?;
+    let pinned = Claims::parse(&sig.trusted_comment)?.index.is_some();
+    let verified = if pinned && depth == Depth::Claims {
+        keys.verify_claims(sig)?
+    } else {
+        keys.verify_file(sig, reader.path())?
+    };
+    if let Some(signed) = &verified.claims.index {
+        let actual = reader.index_digest().to_string();
+        if *signed != actual {
+            return Err(TrustError::OtherArtifact {
+                signed: signed.clone(),
+                actual,
+            }
+            .into());
+        }
+    }
+    Ok(verified)
+}
+
+/// Checks an artifact's signature with the `opts.trust` keys, the whole file and its claims
+/// (`verify --trust`).
+pub fn verify_signature(artifact: &Path, opts: &TrustOptions) -> Result<Verified, UnpackError> {
+    let reader = ArtifactReader::open(artifact)?;
+    let keys = TrustedKeys::load(&opts.trust)?;
+    let sig = read_signature(artifact, opts)?;
+    let file = opts.signature_path(artifact);
+    check_signature(
+        &keys,
+        sig.as_ref(),
+        &reader,
+        &file,
+        "--trust",
+        Depth::WholeFile,
+    )
+}
+
+/// One line about a verified signature.
+pub fn signature_text(v: &Verified) -> String {
+    let when = v
+        .claims
+        .timestamp
+        .map_or(String::new(), |t| format!(", signed at {t}"));
+    let what = if v.claims.index.is_some() {
+        "artifact and index"
+    } else {
+        "file"
+    };
+    format!(
+        "signature: good ({what}), by trusted key {}{when}",
+        v.key_id
+    )
+}
