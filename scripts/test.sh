@@ -66,6 +66,15 @@ if [[ ! -f $wheels_c/.stamp ]]; then
     -d "$wheels_c" PyYAML==6.0.2 Jinja2==3.1.6 MarkupSafe==3.0.2 colorama==0.4.6 wheel==0.45.1
   touch "$wheels_c/.stamp"
 fi
+# Real wheels of versions with published advisories, for the vulnerability gate
+# (tests/vulns.rs); their dependencies come from the wheelhouse above.
+vuln_wheels="$ENVPACK_FIXTURES/vuln-wheels"
+if [[ ! -f $vuln_wheels/.stamp ]]; then
+  log "wheels with known advisories for the vulnerability gate"
+  "$python" -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+    -d "$vuln_wheels" requests==2.31.0 idna==3.6 Jinja2==3.1.4 urllib3==2.2.1
+  touch "$vuln_wheels/.stamp"
+fi
 # 57 popular real requirements per platform (and cmake 4.x), with their dependencies, for the differential test
 # against pip (tests/pip_differential.rs); ~700 MB, re-downloaded only when the pinned
 # lists in scripts/fixtures/differential/ change.

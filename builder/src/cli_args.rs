@@ -231,5 +231,16 @@ pub enum Command {
         /// Allow plain HTTP for a registry that is not on loopback.
         #[arg(long)]
         insecure: bool,
+        /// Instead: check the lock's packages and CPython against this OSV snapshot (a
+        /// directory of records or an all.zip), offline.
+        #[arg(long, value_name = "DB", conflicts_with_all = ["rebuild", "root"])]
+        vulns: Option<PathBuf>,
+        /// With --vulns: the lowest severity that fails (none, low, medium, high, critical);
+        /// a vulnerability of unknown severity fails every gate but none.
+        #[arg(long, value_name = "SEVERITY", default_value = "low", requires = "vulns")]
+        fail_on: String,
+        /// With --vulns: also write the findings as SARIF 2.1.0 to FILE.
+        #[arg(long, value_name = "FILE", requires = "vulns")]
+        sarif: Option<PathBuf>,
     },
 }

@@ -15,7 +15,7 @@ use envpack_net::HttpClient;
 
 mod cli_args;
 mod cli_progress;
-mod cli_sign;
+mod cli_trust;
 
 use cli_args::{Cli, Command};
 use cli_progress::Progress;
@@ -261,7 +261,7 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
                     progress.step("signing");
                     let paths: Vec<PathBuf> =
                         built.artifacts.iter().map(|a| a.path.clone()).collect();
-                    cli_sign::sign_built(key, &paths)?
+                    cli_trust::sign_built(key, &paths)?
                 }
                 None => {
                     // A signature left from an earlier build would name another artifact.
@@ -487,7 +487,20 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             platforms,
             index_url,
             insecure,
+            vulns,
+            fail_on,
+            sarif,
         } => {
+            if let Some(db) = vulns {
+                return cli_trust::audit_vulns(
+                    cli,
+                    db,
+                    lock.as_deref(),
+                    target.as_deref(),
+                    fail_on,
+                    sarif.as_deref(),
+                );
+            }
             let http = http(cli, progress)?;
             let args = envpack::audit::command::AuditArgs {
                 target: target.as_deref(),
@@ -569,8 +582,8 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             artifact,
             root,
             signature,
-        } => cli_sign::verify(cli, artifact.as_deref(), root.as_deref(), signature),
-        Command::Keygen { out } => cli_sign::keygen(cli, out),
-        Command::Sign { artifacts, key } => cli_sign::sign(cli, artifacts, key),
+        } => cli_trust::verify(cli, artifact.as_deref(), root.as_deref(), signature),
+        Command::Keygen { out } => cli_trust::keygen(cli, out),
+        Command::Sign { artifacts, key } => cli_trust::sign(cli, artifacts, key),
     }
 }

@@ -1,5 +1,5 @@
-//! The trust commands of the `envpack` command line: `keygen`, `sign`, `build --sign`, and
-//! `verify` (whose `--trust` checks a signature besides every digest).
+//! The trust commands of the `envpack` command line: `keygen`, `sign`, `build --sign`,
+//! `verify` (whose `--trust` checks a signature besides every digest) and `audit --vulns`.
 
 use std::path::{Path, PathBuf};
 
@@ -128,4 +128,55 @@ pub fn verify(
         }
     }
     Ok(())
+}
+
+/// `envpack audit --vulns DB [--lock L | TARGET] [--fail-on S] [--sarif FILE]`.
+pub fn audit_vulns(
+    cli: &Cli,
+    db: &Path,
+    lock: Option<&Path>,
+    target: Option<&Path>,
+    fail_on: &str,
+    sarif: Option<&Path>,
+) -> anyhow::Result<()> {
+    let gate: envpack::vulns::Gate = fail_on.parse().map_err(|e: String| anyhow!(e))?;
+    let (lock, shown) = match (lock, target) {
+        (Some(l), _) => (envpack::lock::read(l)?.0, l.display().to_string()),
+        (None, Some(t)) => {
+            let reader = envpack_layers::artifact::ArtifactReader::open(t)
+                .map_err(|e| anyhow!("{e} (with --vulns, TARGET is an artifact; or give --lock)"))?;
+            let text = String::from_utf8_lossy(reader.lock_bytes()).into_owned();
+            let shown = format!("{}!envpack.lock", t.display());
+            (envpack::lock::Lock::parse(&text, &shown)?, shown)
+        }
+        (None, None) => {
+            let l = Path::new("envpack.lock");
+            (envpack::lock::read(l)?.0, l.display().to_string())
+        }
+    };
+    let database = envpack::vulns::Database::open(db)?;
+    let report = envpack::vulns::check_lock(&lock, &database, gate);
+    if let Some(path) = sarif {
+        let doc = envpack::vulns::to_sarif(&report, &shown);
+        envpack::atomic::write_file(path, format!("{doc:#}\n").as_bytes())?;
+    }
+    if cli.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else if !cli.quiet || report.failed {
+        print!("{}", report.to_text());
+    }
+    if report.failed {
+        // The report is the result (also under --json, where a second, error object would
+        // break a reader of stdout); the exit code is the gate.
+        eprintln!(
+            "error: {} in {shown} fail the gate --fail-on {fail_on}",
+            plural(report.findings.len(), "vulnerability", "vulnerabilities")
+        );
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
