@@ -65,7 +65,7 @@ fn fixture() -> &'static Fixture {
         fs_err::create_dir_all(a.parent().unwrap()).unwrap();
         fs_err::copy(&base.artifact, &a).unwrap();
         run(Command::new(envpack_bin())
-            .env("SOURCE_DATE_EPOCH", A_TIME)
+            .env("ENVPACK_SIGN_TIME", A_TIME)
             .arg("sign")
             .arg(&a)
             .arg("--key")
@@ -85,7 +85,7 @@ fn fixture() -> &'static Fixture {
         let cache = base.work.join("cache");
         run(envpack_cmd(&spec_dir, &cache, &index.url, &mirror).arg("lock"));
         run(envpack_cmd(&spec_dir, &cache, &index.url, &mirror)
-            .env("SOURCE_DATE_EPOCH", B_TIME)
+            .env("ENVPACK_SIGN_TIME", B_TIME)
             .args(["build", "--platform", "linux-x86_64", "--sign"])
             .arg(&k1)
             .arg("--out")
@@ -172,7 +172,7 @@ fn minisign_verifies_envpack_signatures_and_envpack_verifies_minisigns() {
     // Signing is deterministic: the same artifact, key and time give the same bytes.
     let again = with_signature(&f.work.join("again"), &f.a, None);
     run(Command::new(envpack_bin())
-        .env("SOURCE_DATE_EPOCH", A_TIME)
+        .env("ENVPACK_SIGN_TIME", A_TIME)
         .arg("sign")
         .arg(&again)
         .arg("--key")
@@ -477,14 +477,99 @@ fn a_root_that_requires_signatures_refuses_unsigned_and_older_envs() {
     let out = unpack(&[&f.a, &"--root", &root]);
     let err = stderr(&out);
     assert!(
-        err.contains(&format!("was signed at {A_TIME}, before the current env"))
-            && err.contains("--allow-downgrade"),
+        err.contains(&format!(
+            "was signed at {A_TIME}, before the newest env this root accepted (signed at {B_TIME})"
+        )) && err.contains("--allow-downgrade"),
         "{err}"
     );
     assert_eq!(snapshot(&root), before);
     // ...unless asked for.
     let out = unpack(&[&f.a, &"--root", &root, &"--allow-downgrade"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    // Replaying current itself with an older signature must not lower the mark either.
+    let old_b = with_signature(&f.work.join("policy-old-b"), &f.b, None);
+    run(Command::new(envpack_bin())
+        .env("ENVPACK_SIGN_TIME", "1600000000")
+        .arg("sign")
+        .arg(&old_b)
+        .arg("--key")
+        .arg(&f.keys.k1));
+    let out = unpack(&[&old_b, &"--root", &root]);
+    assert!(
+        stderr(&out).contains("was signed at 1600000000, before the newest"),
+        "{}",
+        stderr(&out)
+    );
+
+    // repair takes no artifact for an env but the one verified at unpack: the same env
+    // built with other compression (same env id, another index) is refused.
+    let gz_dir = f.work.join("gz");
+    let base = built();
+    let index = IndexServer::start(&index_dir(), &[]);
+    let mirror = format!("file://{}", python_mirror().display());
+    run(
+        envpack_cmd(&base.work, &base.work.join("cache"), &index.url, &mirror)
+            .args([
+                "build",
+                "--platform",
+                "linux-x86_64",
+                "--compression",
+                "gzip",
+                "--out",
+            ])
+            .arg(&gz_dir),
+    );
+    let gz = gz_dir.join("openssl-devenv-linux-x86_64.envpack.tar");
+    let env_of = |art: &Path| -> String {
+        let out = run(Command::new(unpack_bin())
+            .arg("verify")
+            .arg(art)
+            .arg("--json"));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["env_id"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(
+        env_of(&gz),
+        env_of(&f.a),
+        "the gzip build must be the same env"
+    );
+    // Damage that repair must restore from an artifact.
+    let activate = fs_err::canonicalize(root.join("current"))
+        .unwrap()
+        .join("activate");
+    fs_err::remove_file(&activate).unwrap();
+    let before = snapshot(&root);
+    let out = Command::new(unpack_bin())
+        .args(["repair", "--root"])
+        .arg(&root)
+        .arg("--artifact")
+        .arg(&gz)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(
+        said.contains("cannot stand in for the env: its index is sha256:"),
+        "{said}"
+    );
+    let after = snapshot(&root);
+    let changed: Vec<_> = after
+        .iter()
+        // Doctor's own logs, and what running Conan writes into its state dir, are expected.
+        .filter(|(k, v)| {
+            before.get(*k) != Some(v)
+                && !k.starts_with(".envpack/doctor")
+                && !k.starts_with("state/")
+        })
+        .collect();
+    assert!(changed.is_empty(), "repair changed {changed:?}");
+    // The artifact that was verified does repair it.
+    run(Command::new(unpack_bin())
+        .args(["repair", "--root"])
+        .arg(&root)
+        .arg("--artifact")
+        .arg(&f.a));
+    assert!(activate.is_file());
 
     // doctor says what the root requires and who signed current.
     let out = Command::new(unpack_bin())
@@ -626,4 +711,58 @@ fn keygen_never_replaces_a_key_and_sign_refuses_what_is_not_an_artifact() {
         .arg(&art)
         .arg("-p")
         .arg(pubkey(&enc)));
+}
+
+#[test]
+fn unsigned_time_or_unchecked_signature_is_refused() {
+    let f = fixture();
+    // A root that accepted A (signed at A_TIME) refuses a signature that carries no time.
+    let root = f.work.join("root-no-time");
+    let out = unpack(&[&f.a, &"--root", &root, &"--trust", &pubkey(&f.keys.k1)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let timeless = with_signature(&f.work.join("timeless"), &f.b, None);
+    run(Command::new("minisign")
+        .args(["-S", "-t", "built by hand", "-s"])
+        .arg(&f.keys.m)
+        .arg("-m")
+        .arg(&timeless));
+    let before = snapshot(&root);
+    let out = unpack(&[&timeless, &"--root", &root, &"--trust", &pubkey(&f.keys.m)]);
+    assert!(
+        stderr(&out).contains("was signed without a timestamp, before the newest"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(snapshot(&root), before);
+
+    // --signature with no key to check it by is an error, not a silent pass.
+    let fresh = f.work.join("root-sig-only");
+    let out = unpack(&[
+        &f.a,
+        &"--root",
+        &fresh,
+        &"--signature",
+        &envpack_trust::signature_path(&f.a),
+    ]);
+    assert!(
+        stderr(&out).contains("--signature: names a signature to check, but there is no key"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!fresh.exists());
+    for bin in [envpack_bin(), unpack_bin()] {
+        let out = Command::new(bin)
+            .arg("verify")
+            .arg(&f.a)
+            .arg("--signature")
+            .arg(envpack_trust::signature_path(&f.a))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("--signature needs --trust"),
+            "{}",
+            stderr(&out)
+        );
+    }
 }

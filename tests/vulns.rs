@@ -78,7 +78,11 @@ fn vulnerable_lock(work: &Path) -> PathBuf {
 fn clean_lock(work: &Path) -> PathBuf {
     let index = IndexServer::start(&index_dir(), &[]);
     let dir = work.join("clean");
-    write_fixture_spec_dir(&dir, &["linux-x86_64"], "[settings]\nos=Linux\narch=x86_64\n");
+    write_fixture_spec_dir(
+        &dir,
+        &["linux-x86_64"],
+        "[settings]\nos=Linux\narch=x86_64\n",
+    );
     let mirror = format!("file://{}", python_mirror().display());
     run(envpack_cmd(&dir, &work.join("cache"), &index.url, &mirror).arg("lock"));
     dir.join("envpack.lock")
@@ -111,7 +115,11 @@ fn ids(report: &Value) -> Vec<(String, String, String, String)> {
         .map(|f| {
             (
                 f["id"].as_str().unwrap().to_owned(),
-                format!("{} {}", f["package"].as_str().unwrap(), f["version"].as_str().unwrap()),
+                format!(
+                    "{} {}",
+                    f["package"].as_str().unwrap(),
+                    f["version"].as_str().unwrap()
+                ),
                 f["fixed"].as_str().unwrap_or("-").to_owned(),
                 f["severity"].as_str().unwrap().to_owned(),
             )
@@ -125,11 +133,19 @@ fn a_lock_of_vulnerable_versions_fails_the_gate_and_a_clean_one_passes() {
     fs_err::create_dir_all(&work).unwrap();
     let lock = vulnerable_lock(&work);
     let all_zip = work.join("all.zip");
-    zip_of(&[records().join("pypi"), records().join("cpython")], &all_zip);
+    zip_of(
+        &[records().join("pypi"), records().join("cpython")],
+        &all_zip,
+    );
 
     for db in [records().join("pypi"), all_zip.clone()] {
         let out = audit(&work, &[&"--vulns", &db, &"--lock", &lock, &"--json"]);
-        assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let report = json_of(&out);
         let mut found = ids(&report);
         found.retain(|(_, p, _, _)| !p.starts_with("cpython"));
@@ -156,20 +172,56 @@ fn a_lock_of_vulnerable_versions_fails_the_gate_and_a_clean_one_passes() {
     }
 
     // The same as text, and the gate: medium findings pass --fail-on high.
-    let out = audit(&work, &[&"--vulns", &records().join("pypi"), &"--lock", &lock]);
+    let out = audit(
+        &work,
+        &[&"--vulns", &records().join("pypi"), &"--lock", &lock],
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("MEDIUM GHSA-9wx4-h78v-vm56 (CVE-2024-35195): requests 2.31.0, fixed in 2.32.0, severity medium"),
         "{text}"
     );
-    assert!(text.contains("newest modified 2025-01-08T16:05:00Z"), "{text}");
-    assert!(text.contains("5 vulnerabilities; --fail-on low: FAILED"), "{text}");
-    let out = audit(&work, &[&"--vulns", &records().join("pypi"), &"--lock", &lock, &"--fail-on", &"high"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        text.contains("newest modified 2025-01-08T16:05:00Z"),
+        "{text}"
+    );
+    assert!(
+        text.contains("5 vulnerabilities; --fail-on low: FAILED"),
+        "{text}"
+    );
+    let out = audit(
+        &work,
+        &[
+            &"--vulns",
+            &records().join("pypi"),
+            &"--lock",
+            &lock,
+            &"--fail-on",
+            &"high",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     // SARIF for code scanning: one result per finding, in the lock.
     let sarif = work.join("vulns.sarif");
-    let out = audit(&work, &[&"--vulns", &records().join("pypi"), &"--lock", &lock, &"--sarif", &sarif, &"--fail-on", &"none"]);
+    let out = audit(
+        &work,
+        &[
+            &"--vulns",
+            &records().join("pypi"),
+            &"--lock",
+            &lock,
+            &"--sarif",
+            &sarif,
+            &"--fail-on",
+            &"none",
+        ],
+    );
     assert_eq!(out.status.code(), Some(0));
     let doc: Value = serde_json::from_str(&fs_err::read_to_string(&sarif).unwrap()).unwrap();
     assert_eq!(doc["version"], "2.1.0");
@@ -191,12 +243,37 @@ fn a_lock_of_vulnerable_versions_fails_the_gate_and_a_clean_one_passes() {
 
     // The clean fixture lock passes the package advisories.
     let clean = clean_lock(&work);
-    let out = audit(&work, &[&"--vulns", &records().join("pypi"), &"--lock", &clean, &"--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = audit(
+        &work,
+        &[
+            &"--vulns",
+            &records().join("pypi"),
+            &"--lock",
+            &clean,
+            &"--json",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report = json_of(&out);
     assert_eq!(report["findings"], serde_json::json!([]));
-    let checked: Vec<&str> = report["checked"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-    for pkg in ["requests 2.34.2", "idna 3.20", "jinja2 3.1.6", "urllib3 2.8.0", "cpython 3.11.7"] {
+    let checked: Vec<&str> = report["checked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for pkg in [
+        "requests 2.34.2",
+        "idna 3.20",
+        "jinja2 3.1.6",
+        "urllib3 2.8.0",
+        "cpython 3.11.7",
+    ] {
         assert!(checked.contains(&pkg), "{pkg} not in {checked:?}");
     }
     let _ = fs_err::remove_dir_all(&work);
@@ -207,7 +284,18 @@ fn cpython_is_checked_against_its_own_records() {
     let work = process_dir("envpack-vulns-py-");
     fs_err::create_dir_all(&work).unwrap();
     let lock = clean_lock(&work);
-    let out = audit(&work, &[&"--vulns", &records().join("cpython"), &"--lock", &lock, &"--json", &"--fail-on", &"critical"]);
+    let out = audit(
+        &work,
+        &[
+            &"--vulns",
+            &records().join("cpython"),
+            &"--lock",
+            &lock,
+            &"--json",
+            &"--fail-on",
+            &"critical",
+        ],
+    );
     // No severity in CPython's records: unknown fails every gate but none.
     assert_eq!(out.status.code(), Some(1));
     let report = json_of(&out);
@@ -222,8 +310,21 @@ fn cpython_is_checked_against_its_own_records() {
     );
     let unevaluated = report["unevaluated"].as_array().unwrap();
     assert_eq!(unevaluated.len(), 1, "{report:#}");
-    assert!(unevaluated[0].as_str().unwrap().starts_with("PSF-0000-CVE-2024-6232 (cpython 3.11.7): only git commit ranges"));
-    let out = audit(&work, &[&"--vulns", &records().join("cpython"), &"--lock", &lock, &"--fail-on", &"none"]);
+    assert!(unevaluated[0]
+        .as_str()
+        .unwrap()
+        .starts_with("PSF-0000-CVE-2024-6232 (cpython 3.11.7): only git commit ranges"));
+    let out = audit(
+        &work,
+        &[
+            &"--vulns",
+            &records().join("cpython"),
+            &"--lock",
+            &lock,
+            &"--fail-on",
+            &"none",
+        ],
+    );
     assert_eq!(out.status.code(), Some(0));
     let _ = fs_err::remove_dir_all(&work);
 }
@@ -234,14 +335,35 @@ fn a_broken_database_or_gate_is_a_clear_error() {
     fs_err::create_dir_all(work.join("db")).unwrap();
     let lock = repo_root().join("lockfiles/local-devenv/envpack.lock");
     let cases: Vec<(Vec<String>, &str)> = vec![
-        (vec!["--vulns".into(), work.join("nowhere").display().to_string()], "OSV directory or all.zip"),
-        (vec!["--vulns".into(), work.join("db").display().to_string()], "no OSV records (.json) found"),
-        (vec!["--vulns".into(), records().display().to_string(), "--fail-on".into(), "severe".into()], "--fail-on must be none, low, medium, high or critical"),
-        (vec!["--vulns".into(), lock.display().to_string()], "is not a zip (an OSV all.zip) or a directory"),
+        (
+            vec!["--vulns".into(), work.join("nowhere").display().to_string()],
+            "OSV directory or all.zip",
+        ),
+        (
+            vec!["--vulns".into(), work.join("db").display().to_string()],
+            "no OSV records (.json) found",
+        ),
+        (
+            vec![
+                "--vulns".into(),
+                records().display().to_string(),
+                "--fail-on".into(),
+                "severe".into(),
+            ],
+            "--fail-on must be none, low, medium, high or critical",
+        ),
+        (
+            vec!["--vulns".into(), lock.display().to_string()],
+            "is not a zip (an OSV all.zip) or a directory",
+        ),
     ];
     for (args, want) in &cases {
         let mut cmd = Command::new(envpack_bin());
-        cmd.current_dir(&work).arg("audit").args(args).arg("--lock").arg(&lock);
+        cmd.current_dir(&work)
+            .arg("audit")
+            .args(args)
+            .arg("--lock")
+            .arg(&lock);
         let out = cmd.output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");

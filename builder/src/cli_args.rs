@@ -126,7 +126,7 @@ pub enum Command {
         #[arg(long)]
         no_keep_artifact: bool,
         /// The earlier spelling of `envpack rollback` (kept for one release).
-        #[arg(long, conflicts_with = "artifact", hide = true)]
+        #[arg(long, conflicts_with_all = ["artifact", "trust", "signature", "require_signature", "allow_downgrade"], hide = true)]
         rollback: bool,
         /// Allow plain HTTP to a registry that is not on a loopback address.
         #[arg(long)]
@@ -237,7 +237,12 @@ pub enum Command {
         vulns: Option<PathBuf>,
         /// With --vulns: the lowest severity that fails (none, low, medium, high, critical);
         /// a vulnerability of unknown severity fails every gate but none.
-        #[arg(long, value_name = "SEVERITY", default_value = "low", requires = "vulns")]
+        #[arg(
+            long,
+            value_name = "SEVERITY",
+            default_value = "low",
+            requires = "vulns"
+        )]
         fail_on: String,
         /// With --vulns: also write the findings as SARIF 2.1.0 to FILE.
         #[arg(long, value_name = "FILE", requires = "vulns")]

@@ -86,6 +86,11 @@ pub fn verify(
 ) -> anyhow::Result<()> {
     let env_root = std::env::var_os("ENVPACK_ROOT").map(PathBuf::from);
     let checks_signature = !signature.trust.is_empty();
+    if signature.signature.is_some() && !checks_signature {
+        return Err(
+            crate::Usage("--signature needs --trust KEY.pub: the key to check it with").into(),
+        );
+    }
     let mut report = match (artifact, root.or(env_root.as_deref())) {
         (Some(a), _) => envpack_unpack::verify_artifact(a)?,
         (None, _) if checks_signature || signature.signature.is_some() => {
@@ -143,8 +148,9 @@ pub fn audit_vulns(
     let (lock, shown) = match (lock, target) {
         (Some(l), _) => (envpack::lock::read(l)?.0, l.display().to_string()),
         (None, Some(t)) => {
-            let reader = envpack_layers::artifact::ArtifactReader::open(t)
-                .map_err(|e| anyhow!("{e} (with --vulns, TARGET is an artifact; or give --lock)"))?;
+            let reader = envpack_layers::artifact::ArtifactReader::open(t).map_err(|e| {
+                anyhow!("{e} (with --vulns, TARGET is an artifact; or give --lock)")
+            })?;
             let text = String::from_utf8_lossy(reader.lock_bytes()).into_owned();
             let shown = format!("{}!envpack.lock", t.display());
             (envpack::lock::Lock::parse(&text, &shown)?, shown)

@@ -22,5 +22,5 @@ pub mod sdist;
 pub mod signing;
 pub mod spec;
 pub mod target;
-pub mod vulns;
 mod toml_place;
+pub mod vulns;

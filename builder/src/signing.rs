@@ -60,6 +60,11 @@ pub fn keygen(secret: &Path) -> anyhow::Result<KeyFiles> {
     let signing = SigningKey::from_minisign_bytes(&pair.sk.to_bytes(), "the new key")?;
     let pk = signing.public_key();
     write_new(secret, sk_text.as_bytes(), true)?;
+    #[cfg(not(unix))]
+    tracing::warn!(
+        "{} takes the permissions of its folder here: keep it in a folder only you can read",
+        secret.display()
+    );
     if let Err(e) = write_new(&public, pk.to_box().as_bytes(), false) {
         let _ = fs_err::remove_file(secret);
         return Err(e);
@@ -147,9 +152,9 @@ pub struct SignedArtifact {
 }
 
 /// Signs the artifact at `artifact` into `out` (default: `ARTIFACT.minisig`), replacing an
-/// earlier signature atomically. The time signed is SOURCE_DATE_EPOCH when set (so a
-/// reproducible build signs to the same bytes), else now; unpack refuses an env signed
-/// earlier than the current one.
+/// earlier signature atomically. The time signed is now, or ENVPACK_SIGN_TIME (seconds since
+/// the epoch) to sign reproducibly; not SOURCE_DATE_EPOCH, which a reproducible CI pins for
+/// every build, and a root refuses an env signed before the newest it accepted.
 pub fn sign_artifact(
     artifact: &Path,
     key: &SigningKey,
@@ -161,7 +166,7 @@ pub fn sign_artifact(
             artifact.display()
         )
     })?;
-    let timestamp = sign_time();
+    let timestamp = sign_time()?;
     let claims = Claims {
         timestamp: Some(timestamp),
         file: artifact
@@ -184,13 +189,16 @@ pub fn sign_artifact(
     })
 }
 
-fn sign_time() -> u64 {
-    std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs())
-        })
+/// The variable that pins the signing time.
+pub const SIGN_TIME_VAR: &str = "ENVPACK_SIGN_TIME";
+
+fn sign_time() -> anyhow::Result<u64> {
+    match std::env::var(SIGN_TIME_VAR) {
+        Ok(v) => v.trim().parse().map_err(|_| {
+            anyhow!("{SIGN_TIME_VAR}={v:?} is not a time in seconds since the Unix epoch")
+        }),
+        Err(_) => Ok(std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())),
+    }
 }

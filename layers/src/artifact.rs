@@ -192,6 +192,8 @@ pub struct ArtifactReader {
     index: ArtifactIndex,
     /// Digest of the index member's bytes as stored.
     index_digest: Sha256Digest,
+    /// (offset, size) of the index member's bytes in the file.
+    index_range: (u64, u64),
     lock: Vec<u8>,
     /// (offset, size) of each layer's blob, parallel to `index.layers`.
     ranges: Vec<(u64, u64)>,
@@ -202,6 +204,10 @@ impl ArtifactReader {
     pub fn open(path: &Path) -> Result<Self> {
         let bad =
             |detail: String| LayersError::format(format!("artifact {}", path.display()), detail);
+        // Checked before opening: a FIFO or a device would block the read.
+        if !fs_err::metadata(path)?.is_file() {
+            return Err(bad("not a regular file".into()));
+        }
         let file = fs_err::File::open(path)?;
         // Guarded like the layers: an outer PAX header is otherwise read whole into memory.
         let mut archive = tar::Archive::new(crate::tar_guard::TarGuard::new(file));
@@ -250,6 +256,7 @@ impl ArtifactReader {
         }
         let index = ArtifactIndex::from_json(&index_bytes)?;
         let index_digest = Sha256Digest::of_bytes(&index_bytes);
+        let index_range = (members[0].1, members[0].2);
         let lock_digest = Sha256Digest::of_bytes(&lock);
         if lock_digest != index.lock_sha256 {
             return Err(LayersError::DigestMismatch {
@@ -290,6 +297,7 @@ impl ArtifactReader {
             path: path.to_path_buf(),
             index,
             index_digest,
+            index_range,
             lock,
             ranges,
         })
@@ -304,6 +312,11 @@ impl ArtifactReader {
     /// over it covers the whole artifact.
     pub fn index_digest(&self) -> &Sha256Digest {
         &self.index_digest
+    }
+
+    /// Where the index member's bytes are in the file: (offset, size).
+    pub fn index_range(&self) -> (u64, u64) {
+        self.index_range
     }
 
     /// The lock bytes (digest already checked).

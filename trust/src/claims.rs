@@ -1,10 +1,13 @@
 //! What an envpack signature says, in its trusted comment.
 //!
 //! minisign's trusted comment is free text covered by the signature; minisign itself writes
-//! `timestamp:N<TAB>file:NAME<TAB>hashed`. envpack keeps that and adds
-//! `envpack-index:sha256:HEX` (the digest of the artifact's index member, which pins the lock
-//! and every layer) and `envpack-env:ID`. Fields are `key:value` separated by tabs; a repeated
-//! envpack field makes the comment unreadable rather than letting either copy win.
+//! `timestamp:N<TAB>file:NAME<TAB>hashed`, with the file name as it is. envpack's comment starts
+//! with the marker field `envpack:1`, then minisign's fields, then `envpack-index:sha256:HEX`
+//! (the digest of the artifact's index member, which pins the lock and every layer) and
+//! `envpack-env:ID`. Only a comment that starts with the marker has envpack claims: in
+//! minisign's own comment a file named `x<TAB>envpack-index:sha256:…` would otherwise forge
+//! one. Fields are `key:value` separated by tabs; a repeated field makes the comment
+//! unreadable rather than letting either copy win.
 
 use crate::error::TrustError;
 
@@ -12,6 +15,7 @@ const INDEX: &str = "envpack-index";
 const ENV: &str = "envpack-env";
 const TIMESTAMP: &str = "timestamp";
 const FILE: &str = "file";
+const MARKER: &str = "envpack:1";
 
 /// The claims of a signature's trusted comment.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -34,7 +38,18 @@ impl Claims {
             detail,
         };
         let mut claims = Claims::default();
-        for field in comment.split('\t') {
+        let mut fields = comment.split('\t');
+        if comment.split('\t').next() != Some(MARKER) {
+            // minisign's own comment: only its leading timestamp is read.
+            if let Some(t) = fields.next().and_then(|f| f.strip_prefix("timestamp:")) {
+                claims.timestamp = Some(
+                    t.parse()
+                        .map_err(|_| bad(format!("timestamp {t:?} is not a number")))?,
+                );
+            }
+            return Ok(claims);
+        }
+        for field in fields.skip(1) {
             let Some((key, value)) = field.split_once(':') else {
                 continue;
             };
@@ -69,7 +84,7 @@ impl Claims {
 
     /// The trusted comment for these claims, minisign's fields first.
     pub fn to_comment(&self) -> String {
-        let mut fields = Vec::new();
+        let mut fields = vec![MARKER.to_owned()];
         if let Some(t) = self.timestamp {
             fields.push(format!("{TIMESTAMP}:{t}"));
         }
@@ -121,7 +136,7 @@ mod tests {
         let text = c.to_comment();
         assert_eq!(
             text,
-            format!("timestamp:1700000000\tfile:devenv-linux-x86_64.envpack.tar\thashed\tenvpack-index:{DIGEST}\tenvpack-env:devenv-0123")
+            format!("envpack:1\ttimestamp:1700000000\tfile:devenv-linux-x86_64.envpack.tar\thashed\tenvpack-index:{DIGEST}\tenvpack-env:devenv-0123")
         );
         assert_eq!(Claims::parse(&text).unwrap(), c);
     }
@@ -130,9 +145,13 @@ mod tests {
     fn minisigns_own_comments_read_as_claims_without_an_index() {
         let c = Claims::parse("timestamp:1555779966\tfile:test\thashed").unwrap();
         assert_eq!(c.timestamp, Some(1_555_779_966));
-        assert_eq!(c.file.as_deref(), Some("test"));
         assert_eq!(c.index, None);
         assert_eq!(Claims::parse("anything at all").unwrap(), Claims::default());
+        // minisign writes the file name unescaped: a name cannot smuggle in a claim.
+        let forged = format!("timestamp:1\tfile:x\thashed\tenvpack-index:{DIGEST}");
+        assert_eq!(Claims::parse(&forged).unwrap().index, None);
+        let forged = format!("timestamp:1\tfile:x\tenvpack:1\tenvpack-index:{DIGEST}");
+        assert_eq!(Claims::parse(&forged).unwrap().index, None);
     }
 
     #[test]
@@ -160,7 +179,12 @@ mod tests {
             ("envpack-env:a\tenvpack-env:b", "envpack-env is given twice"),
         ];
         for (comment, want) in table {
-            let err = Claims::parse(comment).unwrap_err().to_string();
+            let comment = if comment.starts_with("timestamp:soon") {
+                comment.to_string()
+            } else {
+                format!("{MARKER}\t{comment}")
+            };
+            let err = Claims::parse(&comment).unwrap_err().to_string();
             assert!(err.contains(want), "{comment:?}: {err}");
         }
     }

@@ -61,7 +61,7 @@ impl SigningKey {
     /// Signs `file` (prehashed, as minisign does by default) with `claims` as the trusted
     /// comment. ed25519 is deterministic: the same file, key and claims give the same bytes.
     pub fn sign_file(&self, file: &Path, claims: &Claims) -> Result<Signature, TrustError> {
-        let hash = blake2b512_of(file)?;
+        let hash = blake2b512_of(file, &mut |_, _| {})?;
         Ok(self.sign_prehash(&hash, claims))
     }
 
@@ -80,17 +80,23 @@ impl SigningKey {
     }
 }
 
-/// BLAKE2b-512 of a file, streamed.
-pub(crate) fn blake2b512_of(file: &Path) -> Result<Vec<u8>, TrustError> {
+/// BLAKE2b-512 of a file, streamed; `seen` gets each chunk with its offset.
+pub(crate) fn blake2b512_of(
+    file: &Path,
+    seen: &mut dyn FnMut(u64, &[u8]),
+) -> Result<Vec<u8>, TrustError> {
     let mut f = fs_err::File::open(file)?;
     let mut hasher = blake2::Blake2b512::new();
     let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0u64;
     loop {
         let n = f.read(&mut buf)?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
+        seen(at, &buf[..n]);
+        at += n as u64;
     }
     Ok(hasher.finalize().to_vec())
 }

@@ -66,6 +66,17 @@ impl TrustedKeys {
 
     /// Checks the whole signature over `file`: the file's signature, then the comment's.
     pub fn verify_file(&self, sig: &Signature, file: &Path) -> Result<Verified, TrustError> {
+        self.verify_file_with(sig, file, &mut |_, _| {})
+    }
+
+    /// [`TrustedKeys::verify_file`], handing every chunk read (with its offset) to `seen`, so
+    /// a caller can check that what it parsed from the file is what was hashed.
+    pub fn verify_file_with(
+        &self,
+        sig: &Signature,
+        file: &Path,
+        seen: &mut dyn FnMut(u64, &[u8]),
+    ) -> Result<Verified, TrustError> {
         if sig.algorithm == SignatureAlgorithm::Legacy {
             return Err(TrustError::BadSignature {
                 what: file.display().to_string(),
@@ -74,7 +85,7 @@ impl TrustedKeys {
                     .into(),
             });
         }
-        let hash = blake2b512_of(file)?;
+        let hash = blake2b512_of(file, seen)?;
         self.with_key(sig, |key| {
             check(key, &hash, &sig.file_signature, "the artifact")?;
             check(
@@ -132,6 +143,13 @@ fn check(key: &PublicKey, message: &[u8], sig: &[u8; 64], what: &str) -> Result<
 pub(crate) fn read_small(path: &Path, max: u64) -> Result<String, TrustError> {
     use std::io::Read as _;
     let mut text = String::new();
+    // Checked before opening: a FIFO or a device would block the read.
+    if !fs_err::metadata(path)?.is_file() {
+        return Err(TrustError::BadKey {
+            what: path.display().to_string(),
+            detail: "not a regular file".into(),
+        });
+    }
     let file = fs_err::File::open(path)?;
     file.take(max + 1)
         .read_to_string(&mut text)

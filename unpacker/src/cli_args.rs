@@ -201,6 +201,11 @@ impl Command {
                 keep_artifact: !no_keep_artifact,
                 trust: trust.options(),
             },
+            Command::Verify { signature, .. }
+                if signature.signature.is_some() && signature.trust.is_empty() =>
+            {
+                return Err("--signature needs --trust KEY.pub: the key to check it with".into())
+            }
             Command::Verify {
                 artifact: Some(a),
                 signature,

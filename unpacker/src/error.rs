@@ -31,9 +31,9 @@ pub enum UnpackError {
     /// A validly signed env that was signed before the current one: a replay of an older
     /// artifact is refused unless asked for.
     #[error(
-        "{env_id} was signed {}, before the current env {current} (signed at {current_signed}); \
-         refusing to go back to an older environment (a replayed artifact?). Pass \
-         --allow-downgrade if this is intended, or use `rollback`",
+        "{env_id} was signed {}, before the newest env this root accepted (signed at \
+         {newest}); refusing to go back to an older environment (a replayed artifact?). Pass \
+         --allow-downgrade if this is intended",
         signed.map_or("without a timestamp".to_string(), |t| format!("at {t}"))
     )]
     Downgrade {
@@ -41,10 +41,8 @@ pub enum UnpackError {
         env_id: String,
         /// When the artifact was signed.
         signed: Option<u64>,
-        /// The current env.
-        current: String,
-        /// When the current env was signed.
-        current_signed: u64,
+        /// The newest signing time the root accepted.
+        newest: u64,
     },
     /// The root requires signatures by its keys and the artifact's does not hold.
     #[error("root {} requires signatures by its trusted keys: {source}", root.display())]

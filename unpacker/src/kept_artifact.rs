@@ -83,9 +83,12 @@ pub fn replace_kept(
     Ok(())
 }
 
-/// Opens `artifact` and proves it is `env_id`'s: the env id matches, every layer blob matches
-/// its digest and the index agrees with the env's `envpack.json`. The error says why not.
-pub fn open_verified(artifact: &Path, env_id: &str) -> Result<ArtifactReader, String> {
+/// Opens `artifact` and proves it is `env_id`'s as the root at `root` unpacked it: the env id
+/// matches, the index is the one verified at unpack (required where the root requires
+/// signatures: else an unsigned artifact handed to `repair` would rewrite a signed env),
+/// every layer blob matches its digest and the index agrees with the env's `envpack.json`.
+/// The error says why not.
+pub fn open_verified(artifact: &Path, env_id: &str, root: &Path) -> Result<ArtifactReader, String> {
     if !artifact.is_file() {
         return Err(format!("{} does not exist", artifact.display()));
     }
@@ -97,6 +100,10 @@ pub fn open_verified(artifact: &Path, env_id: &str) -> Result<ArtifactReader, St
             reader.index().env_id
         ));
     }
+    crate::root_trust::RootTrust::read(root)
+        .map_err(|e| e.to_string())?
+        .check_index(env_id, &reader.index_digest().to_string())
+        .map_err(|e| format!("{} cannot stand in for the env: {e}", artifact.display()))?;
     reader.verify_layers().map_err(|e| e.to_string())?;
     let meta = meta_layer_index(&reader, artifact).map_err(|e| e.to_string())?;
     crate::env_info::check_index_against_env_info(&reader, meta, artifact)
@@ -149,9 +156,11 @@ mod tests {
             "v1",
             "an existing copy stays"
         );
-        assert!(open_verified(&dir.path().join("none.tar"), "e1")
-            .unwrap_err()
-            .contains("does not exist"));
-        assert!(open_verified(&artifact, "e1").is_err());
+        assert!(
+            open_verified(&dir.path().join("none.tar"), "e1", &layout.root)
+                .unwrap_err()
+                .contains("does not exist")
+        );
+        assert!(open_verified(&artifact, "e1", &layout.root).is_err());
     }
 }

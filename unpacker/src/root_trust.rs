@@ -23,19 +23,28 @@ pub struct RootTrust {
     /// Public keys (minisign base64 lines) an artifact must be signed by; empty: no policy.
     #[serde(default)]
     pub required_keys: Vec<String>,
-    /// env id → its verified signature.
+    /// The newest signing time of any env this root accepted: an env signed before it is a
+    /// replay and refused. It only ever goes up.
     #[serde(default)]
-    pub signed: BTreeMap<String, SignedEnv>,
+    pub newest_signed: Option<u64>,
+    /// env id → what was verified of it when it was unpacked.
+    #[serde(default)]
+    pub envs: BTreeMap<String, EnvTrust>,
 }
 
-/// A verified signature of an env.
+/// What was verified of an env when it was unpacked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SignedEnv {
-    /// The signing key's id.
-    pub key_id: String,
+pub struct EnvTrust {
+    /// `sha256:…` of the artifact's index: the only artifact `repair` and the kept copy may
+    /// be, whoever hands it over later.
+    pub index: String,
+    /// The trusted key that signed it, when a signature was checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
     /// When it was signed, as the signature says.
-    pub timestamp: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_at: Option<u64>,
 }
 
 impl RootTrust {
@@ -103,43 +112,68 @@ impl RootTrust {
         }
     }
 
-    /// Notes who signed `env_id`, forgetting envs no longer in the root.
-    pub fn signed_env(&mut self, env_id: &str, verified: &Verified, envs: &dyn Fn(&str) -> bool) {
-        self.signed.retain(|id, _| envs(id));
-        self.signed.insert(
-            env_id.to_owned(),
-            SignedEnv {
-                key_id: verified.key_id.to_string(),
-                timestamp: verified.claims.timestamp,
-            },
-        );
+    /// Whether the root requires signatures.
+    pub fn requires_signature(&self) -> bool {
+        !self.required_keys.is_empty()
     }
 
-    /// Refuses `verified` for `env_id` if it was signed before the current env was.
-    pub fn check_not_older(
-        &self,
+    /// Notes what was verified of `env_id` (its index, and its signature if one was checked),
+    /// forgetting envs no longer in the root. An unsigned unpack of the same artifact keeps
+    /// the signature noted before.
+    pub fn note_env(
+        &mut self,
         env_id: &str,
-        current: Option<&str>,
-        verified: &Verified,
-    ) -> Result<(), UnpackError> {
-        let Some(current) = current.filter(|c| *c != env_id) else {
-            return Ok(());
-        };
-        let Some(SignedEnv {
-            timestamp: Some(was),
-            ..
-        }) = self.signed.get(current)
-        else {
+        index: &str,
+        verified: Option<&Verified>,
+        envs: &dyn Fn(&str) -> bool,
+    ) {
+        self.envs.retain(|id, _| envs(id));
+        let kept = self
+            .envs
+            .get(env_id)
+            .filter(|e| e.index == index && verified.is_none())
+            .cloned();
+        let entry = kept.unwrap_or_else(|| EnvTrust {
+            index: index.to_owned(),
+            key_id: verified.map(|v| v.key_id.to_string()),
+            signed_at: verified.and_then(|v| v.claims.timestamp),
+        });
+        self.envs.insert(env_id.to_owned(), entry);
+        if let Some(t) = verified.and_then(|v| v.claims.timestamp) {
+            self.newest_signed = Some(self.newest_signed.map_or(t, |n| n.max(t)));
+        }
+    }
+
+    /// Refuses `verified` for `env_id` if it was signed before the newest env this root
+    /// accepted (or carries no time while the root has one).
+    pub fn check_not_older(&self, env_id: &str, verified: &Verified) -> Result<(), UnpackError> {
+        let Some(newest) = self.newest_signed else {
             return Ok(());
         };
         match verified.claims.timestamp {
-            Some(t) if t >= *was => Ok(()),
+            Some(t) if t >= newest => Ok(()),
             signed => Err(UnpackError::Downgrade {
                 env_id: env_id.to_owned(),
                 signed,
-                current: current.to_owned(),
-                current_signed: *was,
+                newest,
             }),
+        }
+    }
+
+    /// Checks that `index` is the index verified when `env_id` was unpacked. A root that
+    /// requires signatures accepts no artifact for an env it has no verified index of.
+    pub fn check_index(&self, env_id: &str, index: &str) -> Result<(), String> {
+        match self.envs.get(env_id) {
+            Some(e) if e.index == index => Ok(()),
+            Some(e) => Err(format!(
+                "its index is {index}, not the {} verified when {env_id} was unpacked",
+                e.index
+            )),
+            None if self.requires_signature() => Err(format!(
+                "the root requires signatures and no verified index of {env_id} is recorded; \
+                 unpack a signed artifact of it instead"
+            )),
+            None => Ok(()),
         }
     }
 

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use envpack_layers::artifact::ArtifactReader;
 use envpack_trust::{Claims, Signature, TrustError, TrustedKeys, Verified};
 
+use sha2::Digest as _;
+
 use crate::error::UnpackError;
 
 /// What the caller asks of the artifact's signature.
@@ -83,7 +85,23 @@ pub fn check_signature(
     let verified = if pinned && depth == Depth::Claims {
         keys.verify_claims(sig)?
     } else {
-        keys.verify_file(sig, reader.path())?
+        // The file is read again to hash it: the index in what was hashed must be the index
+        // that was parsed, or a file swapped between the two reads would pass as signed.
+        let (at, len) = reader.index_range();
+        let mut index = sha2::Sha256::new();
+        let v = keys.verify_file_with(sig, reader.path(), &mut |offset, chunk| {
+            let start = at.saturating_sub(offset).min(chunk.len() as u64) as usize;
+            let end = (at + len).saturating_sub(offset).min(chunk.len() as u64) as usize;
+            index.update(&chunk[start..end]);
+        })?;
+        let hashed = format!("sha256:{}", hex::encode(index.finalize()));
+        if hashed != reader.index_digest().to_string() {
+            return Err(UnpackError::BadArtifact {
+                path: reader.path().to_path_buf(),
+                detail: "it changed while it was being read".into(),
+            });
+        }
+        v
     };
     if let Some(signed) = &verified.claims.index {
         let actual = reader.index_digest().to_string();

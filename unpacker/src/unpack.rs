@@ -92,7 +92,7 @@ fn unpack_locked(
     // Opened and, when asked, its signature checked first: an artifact that is missing, not
     // one or not signed as asked must not leave a new root behind.
     let reader = ArtifactReader::open(artifact)?;
-    let signed = Signed::check_asked(&reader, trust)?;
+    let signed = Signed::check_asked(&reader, root, trust)?;
     let env_id = reader.index().env_id.clone();
     validate_env_id(&env_id)?;
     let meta = meta_layer_index(&reader, artifact)?;
@@ -110,7 +110,7 @@ fn unpack_locked(
     let signed = signed.check_root(&reader, &dirs)?;
     clean_leftovers(&dirs)?;
     let current = read_current(&layout)?;
-    let trust_after = signed.trust_after(&env_id, current.as_deref(), &dirs)?;
+    let trust_after = signed.trust_after(&env_id, &reader, &dirs)?;
     let env_dir = layout.env_dir(&env_id);
     let scratch = Scratch::new(&dirs)?;
     let mut created_env = false;
@@ -296,14 +296,35 @@ struct Signed<'a> {
 
 impl<'a> Signed<'a> {
     /// Checks the signature against the `--trust` keys, before the root is touched.
-    fn check_asked(reader: &ArtifactReader, opts: &'a TrustOptions) -> Result<Self, UnpackError> {
+    fn check_asked(
+        reader: &ArtifactReader,
+        root: &Path,
+        opts: &'a TrustOptions,
+    ) -> Result<Self, UnpackError> {
         let asked = TrustedKeys::load(&opts.trust)?;
-        if opts.require_signature && asked.is_empty() {
-            return Err(envpack_trust::TrustError::BadKey {
-                what: "--require-signature".into(),
-                detail: "needs the keys to require: give them with --trust KEY.pub".into(),
+        let usage = |what: &str, detail: &str| -> UnpackError {
+            envpack_trust::TrustError::BadKey {
+                what: what.into(),
+                detail: detail.into(),
             }
-            .into());
+            .into()
+        };
+        if opts.require_signature && asked.is_empty() {
+            return Err(usage(
+                "--require-signature",
+                "needs the keys to require: give them with --trust KEY.pub",
+            ));
+        }
+        // A signature named with no key to check it by would be silently ignored.
+        if opts.signature.is_some()
+            && asked.is_empty()
+            && !RootTrust::read(root)?.requires_signature()
+        {
+            return Err(usage(
+                "--signature",
+                "names a signature to check, but there is no key to check it with: give \
+                 --trust KEY.pub (or unpack into a root that requires signatures)",
+            ));
         }
         let signature = read_signature(reader.path(), opts)?;
         let verified = if asked.is_empty() {
@@ -354,23 +375,26 @@ impl<'a> Signed<'a> {
         Ok(self)
     }
 
-    /// Refuses an env signed before the current one, and gives the root's trust record to
-    /// write before the switch (None: it stays as it is).
+    /// Refuses an env signed before the newest one the root accepted, and gives the root's
+    /// trust record to write before the switch (None: it stays as it is).
     fn trust_after(
         &self,
         env_id: &str,
-        current: Option<&str>,
+        reader: &ArtifactReader,
         dirs: &RootDirs,
     ) -> Result<Option<RootTrust>, UnpackError> {
         let mut after = self.before.clone();
         if let Some(v) = &self.verified {
             if !self.opts.allow_downgrade {
-                self.before.check_not_older(env_id, current, v)?;
+                self.before.check_not_older(env_id, v)?;
             }
-            after.signed_env(env_id, v, &|id| {
-                id == env_id || dirs.envs.symlink_metadata(id).is_ok()
-            });
         }
+        after.note_env(
+            env_id,
+            &reader.index_digest().to_string(),
+            self.verified.as_ref(),
+            &|id| id == env_id || dirs.envs.symlink_metadata(id).is_ok(),
+        );
         if self.opts.require_signature {
             after.require(&self.asked);
         }

@@ -88,9 +88,9 @@ impl FromStr for Gate {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "none" => Ok(Gate::None),
-            _ => Severity::from_word(s)
-                .map(Gate::At)
-                .ok_or_else(|| format!("--fail-on must be none, low, medium, high or critical, not {s:?}")),
+            _ => Severity::from_word(s).map(Gate::At).ok_or_else(|| {
+                format!("--fail-on must be none, low, medium, high or critical, not {s:?}")
+            }),
         }
     }
 }
@@ -179,7 +179,9 @@ pub fn check_lock(lock: &Lock, db: &Database, gate: Gate) -> VulnReport {
             let Some(name) = subject_of(record, affected) else {
                 continue;
             };
-            for ((n, version), (shown, platforms)) in subjects.range((name.clone(), String::new())..) {
+            for ((n, version), (shown, platforms)) in
+                subjects.range((name.clone(), String::new())..)
+            {
                 if *n != name {
                     break;
                 }
@@ -195,14 +197,14 @@ pub fn check_lock(lock: &Lock, db: &Database, gate: Gate) -> VulnReport {
                         platforms: platforms.clone(),
                     }),
                     Ok(None) => {}
-                    Err(why) => unevaluated.push(format!("{} ({shown} {version}): {why}", record.id)),
+                    Err(why) => {
+                        unevaluated.push(format!("{} ({shown} {version}): {why}", record.id))
+                    }
                 }
             }
         }
     }
-    findings.sort_by(|a, b| {
-        (b.severity, &a.package, &a.id).cmp(&(a.severity, &b.package, &b.id))
-    });
+    findings.sort_by(|a, b| (b.severity, &a.package, &a.id).cmp(&(a.severity, &b.package, &b.id)));
     findings.dedup_by(|a, b| a.id == b.id && a.package == b.package && a.version == b.version);
     unevaluated.sort();
     unevaluated.dedup();
@@ -240,14 +242,13 @@ fn affects(affected: &Affected, version: &str) -> Result<Option<Option<String>>,
     let v = Version::from_str(version)
         .map_err(|_| format!("the locked version {version:?} is not a PEP 440 version"))?;
     if ranges::listed(&affected.versions, &v, version) {
-        let fixed = affected
-            .ranges
-            .iter()
-            .filter(|r| r.kind != "GIT")
-            .find_map(|r| match ranges::evaluate(&r.events, &v) {
-                Ok(Verdict::Affected(f)) => f,
-                _ => None,
-            });
+        let fixed =
+            affected.ranges.iter().filter(|r| r.kind != "GIT").find_map(
+                |r| match ranges::evaluate(&r.events, &v) {
+                    Ok(Verdict::Affected(f)) => f,
+                    _ => None,
+                },
+            );
         return Ok(Some(fixed));
     }
     let mut evaluable = !affected.versions.is_empty();

@@ -119,8 +119,9 @@ pub struct Database {
 impl Database {
     /// Reads every `.json` record of a directory (recursively) or of a `.zip`.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let meta = fs_err::metadata(path)
-            .with_context(|| "the vulnerability database (--vulns) must be an OSV directory or all.zip")?;
+        let meta = fs_err::metadata(path).with_context(|| {
+            "the vulnerability database (--vulns) must be an OSV directory or all.zip"
+        })?;
         let mut db = Database {
             source: path.to_path_buf(),
             records: BTreeMap::new(),
@@ -135,8 +136,12 @@ impl Database {
             }
         } else {
             let file = fs_err::File::open(path)?;
-            let mut zip = zip::ZipArchive::new(file)
-                .with_context(|| format!("{} is not a zip (an OSV all.zip) or a directory", path.display()))?;
+            let mut zip = zip::ZipArchive::new(file).with_context(|| {
+                format!(
+                    "{} is not a zip (an OSV all.zip) or a directory",
+                    path.display()
+                )
+            })?;
             for i in 0..zip.len() {
                 let entry = zip
                     .by_index(i)

@@ -100,30 +100,73 @@ mod tests {
         let fixed = |v: &str| Verdict::Affected(Some(v.to_owned()));
         // (events, version, verdict)
         let table: Vec<(Vec<Event>, &str, Verdict)> = vec![
-            (vec![ev("i", "0"), ev("f", "2.32.0")], "2.31.0", fixed("2.32.0")),
-            (vec![ev("i", "0"), ev("f", "2.32.0")], "2.32.0", Verdict::Clear),
-            (vec![ev("i", "0"), ev("f", "2.32.0")], "2.32.0rc1", fixed("2.32.0")),
+            (
+                vec![ev("i", "0"), ev("f", "2.32.0")],
+                "2.31.0",
+                fixed("2.32.0"),
+            ),
+            (
+                vec![ev("i", "0"), ev("f", "2.32.0")],
+                "2.32.0",
+                Verdict::Clear,
+            ),
+            (
+                vec![ev("i", "0"), ev("f", "2.32.0")],
+                "2.32.0rc1",
+                fixed("2.32.0"),
+            ),
             // Unordered events, two spans (urllib3's CVE-2024-37891 shape).
             (
-                vec![ev("f", "2.2.2"), ev("i", "2.0.0"), ev("f", "1.26.19"), ev("i", "0")],
+                vec![
+                    ev("f", "2.2.2"),
+                    ev("i", "2.0.0"),
+                    ev("f", "1.26.19"),
+                    ev("i", "0"),
+                ],
                 "1.26.18",
                 fixed("1.26.19"),
             ),
             (
-                vec![ev("i", "0"), ev("f", "1.26.19"), ev("i", "2.0.0"), ev("f", "2.2.2")],
+                vec![
+                    ev("i", "0"),
+                    ev("f", "1.26.19"),
+                    ev("i", "2.0.0"),
+                    ev("f", "2.2.2"),
+                ],
                 "1.26.20",
                 Verdict::Clear,
             ),
             (
-                vec![ev("i", "0"), ev("f", "1.26.19"), ev("i", "2.0.0"), ev("f", "2.2.2")],
+                vec![
+                    ev("i", "0"),
+                    ev("f", "1.26.19"),
+                    ev("i", "2.0.0"),
+                    ev("f", "2.2.2"),
+                ],
                 "2.2.1",
                 fixed("2.2.2"),
             ),
-            (vec![ev("i", "3.0.0"), ev("f", "3.1.5")], "2.11.3", Verdict::Clear),
-            (vec![ev("i", "1.0"), ev("l", "1.4")], "1.4", Verdict::Affected(None)),
-            (vec![ev("i", "1.0"), ev("l", "1.4")], "1.4.1", Verdict::Clear),
+            (
+                vec![ev("i", "3.0.0"), ev("f", "3.1.5")],
+                "2.11.3",
+                Verdict::Clear,
+            ),
+            (
+                vec![ev("i", "1.0"), ev("l", "1.4")],
+                "1.4",
+                Verdict::Affected(None),
+            ),
+            (
+                vec![ev("i", "1.0"), ev("l", "1.4")],
+                "1.4.1",
+                Verdict::Clear,
+            ),
             (vec![ev("i", "0")], "99", Verdict::Affected(None)),
-            (vec![ev("i", "0"), ev("x", "5")], "6", Verdict::Affected(None)),
+            (
+                vec![ev("i", "0"), ev("x", "5")],
+                "6",
+                Verdict::Affected(None),
+            ),
             (vec![], "1.0", Verdict::Clear),
             // PEP 440 order, not text order.
             (vec![ev("i", "0"), ev("f", "3.10")], "3.9", fixed("3.10")),
@@ -133,7 +176,10 @@ mod tests {
             let got = evaluate(&events, &Version::from_str(v).unwrap()).unwrap();
             assert_eq!(got, want, "{v} in {events:?}");
         }
-        let err = evaluate(&[ev("f", "not-a-version")], &Version::from_str("1").unwrap());
+        let err = evaluate(
+            &[ev("f", "not-a-version")],
+            &Version::from_str("1").unwrap(),
+        );
         assert!(err.unwrap_err().contains("not-a-version"));
     }
 

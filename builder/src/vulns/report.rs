@@ -22,7 +22,9 @@ pub fn to_text(r: &VulnReport) -> String {
         let fixed = f
             .fixed
             .as_deref()
-            .map_or("no fixed version named".to_owned(), |v| format!("fixed in {v}"));
+            .map_or("no fixed version named".to_owned(), |v| {
+                format!("fixed in {v}")
+            });
         out.push_str(&format!(
             "{} {}{aliases}: {} {}, {fixed}, severity {}{}\n",
             f.severity.as_str().to_uppercase(),
@@ -30,7 +32,9 @@ pub fn to_text(r: &VulnReport) -> String {
             f.package,
             f.version,
             f.severity.as_str(),
-            f.summary.as_deref().map_or(String::new(), |s| format!(": {s}"))
+            f.summary
+                .as_deref()
+                .map_or(String::new(), |s| format!(": {s}"))
         ));
     }
     for u in &r.unevaluated {
@@ -43,7 +47,11 @@ pub fn to_text(r: &VulnReport) -> String {
     out.push_str(&format!(
         "{} {}; --fail-on {gate}: {}\n",
         r.findings.len(),
-        if r.findings.len() == 1 { "vulnerability" } else { "vulnerabilities" },
+        if r.findings.len() == 1 {
+            "vulnerability"
+        } else {
+            "vulnerabilities"
+        },
         if r.failed { "FAILED" } else { "passed" }
     ));
     out

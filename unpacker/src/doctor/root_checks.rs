@@ -313,12 +313,14 @@ pub fn check_trust(layout: &RootLayout, env_id: &str) -> Check {
         ),
         _ => "requires no signature (checked only with --trust)".to_owned(),
     };
-    let signed = trust.signed.get(env_id);
+    let signed = trust
+        .envs
+        .get(env_id)
+        .and_then(|e| e.key_id.as_ref().map(|k| (k, e.signed_at)));
     let current = match signed {
-        Some(s) => format!(
-            "current env signed by key {}{}",
-            s.key_id,
-            s.timestamp.map_or(String::new(), |t| format!(" at {t}"))
+        Some((key, at)) => format!(
+            "current env signed by key {key}{}",
+            at.map_or(String::new(), |t| format!(" at {t}"))
         ),
         None => "current env unpacked without a signature check".to_owned(),
     };
@@ -342,7 +344,7 @@ pub fn check_artifact(layout: &RootLayout, env_id: &str) -> (Check, Option<Vec<u
     const ID: &str = "artifact.kept";
     let path = kept_artifact_path(layout, env_id);
     let rel = format!(".envpack/artifacts/{env_id}.envpack.tar");
-    let verified = open_verified(&path, env_id)
+    let verified = open_verified(&path, env_id, &layout.root)
         .and_then(|r| artifact_manifest_bytes(&r).map_err(|e| e.to_string()));
     match verified {
         Ok(bytes) => (

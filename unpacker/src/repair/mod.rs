@@ -220,11 +220,11 @@ fn choose_artifact(
 ) -> Result<(Option<envpack_layers::artifact::ArtifactReader>, PathBuf), String> {
     let kept = kept_artifact_path(layout, env_id);
     if let Some(given) = &opts.artifact {
-        return open_verified(given, env_id)
+        return open_verified(given, env_id, &layout.root)
             .map(|r| (Some(r), given.clone()))
             .map_err(|e| format!("--artifact {} cannot be used: {e}", given.display()));
     }
-    match open_verified(&kept, env_id) {
+    match open_verified(&kept, env_id, &layout.root) {
         Ok(r) => Ok((Some(r), kept)),
         Err(e) if plan.needs_artifact() => Err(format!(
             "the copy of the artifact kept in the root is unusable ({e}); pass --artifact FILE \
