@@ -26,7 +26,7 @@ case ${1:-} in
     export ENVPACK_FIXTURES=${ENVPACK_FIXTURES:-${XDG_CACHE_HOME:-$HOME/.cache}/envpack-fixtures}
     [[ -d $ENVPACK_FIXTURES/index ]] || { log "no fixtures in $ENVPACK_FIXTURES: run scripts/test.sh once"; exit 2; }
     export ENVPACK_REQUIRE_FIXTURES=1 ENVPACK_TEST_CONAN=$ENVPACK_FIXTURES/conan-venv/bin/conan \
-      ENVPACK_SBOM_TOOLS=$ENVPACK_FIXTURES/sbom-tools
+      ENVPACK_SBOM_TOOLS=$ENVPACK_FIXTURES/sbom-tools ENVPACK_DSSE_TOOLS=$ENVPACK_FIXTURES/dsse-tools
     cargo build --workspace
     exec cargo test -p envpack-e2e --test "$suite" "$@"
     ;;
@@ -97,6 +97,15 @@ if [[ ! -x $sbom_tools/bin/pyspdxtools ]]; then
     "cyclonedx-python-lib[json-validation]==11.12.0" "spdx-tools==0.8.5"
 fi
 export ENVPACK_SBOM_TOOLS="$sbom_tools"
+# securesystemslib (DSSE, ed25519), the independent check of envpack's signed provenance.
+dsse_tools="$ENVPACK_FIXTURES/dsse-tools"
+if [[ ! -x $dsse_tools/bin/python ]] || ! "$dsse_tools/bin/python" -c "import securesystemslib.dsse, cryptography" 2>/dev/null; then
+  log "DSSE verifier (securesystemslib)"
+  rm -rf "$dsse_tools"
+  "$python" -m venv "$dsse_tools"
+  "$dsse_tools/bin/pip" install --quiet --disable-pip-version-check "securesystemslib[crypto]==1.3.0"
+fi
+export ENVPACK_DSSE_TOOLS="$dsse_tools"
 export ENVPACK_REQUIRE_FIXTURES=1
 export ENVPACK_TEST_CONAN="$conan_venv/bin/conan"
 

@@ -67,10 +67,11 @@ pub fn report_signed(cli: &Cli, signed: &[SignedArtifact]) -> anyhow::Result<()>
     } else if !cli.quiet {
         for s in signed {
             println!(
-                "signed {} with key {}: {}",
+                "signed {} with key {}: {}, {}",
                 s.artifact.display(),
                 s.key_id,
-                s.signature.display()
+                s.signature.display(),
+                s.provenance.display()
             );
         }
     }
@@ -107,7 +108,7 @@ pub fn verify(
         };
         let v = envpack_unpack::signature_check::verify_signature(a, &opts)
             .map_err(|e| anyhow!("the signature of {}: {e}", a.display()))?;
-        report.signature = Some(envpack_unpack::signature_check::signature_text(&v));
+        report.signature = Some(v);
     }
     if cli.json {
         println!("{}", serde_json::to_string(&report)?);

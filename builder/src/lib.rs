@@ -14,6 +14,7 @@ pub mod input;
 pub mod layer_cache;
 pub mod lock;
 pub mod locking;
+pub mod provenance;
 pub mod pull;
 pub mod pull_base;
 pub mod python;

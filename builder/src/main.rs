@@ -266,9 +266,13 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
                 None => {
                     // A signature left from an earlier build would name another artifact.
                     for a in &built.artifacts {
-                        let stale = envpack_trust::signature_path(&a.path);
-                        if stale.exists() {
-                            fs_err::remove_file(&stale)?;
+                        for stale in [
+                            envpack_trust::signature_path(&a.path),
+                            envpack_trust::intoto::provenance_path(&a.path),
+                        ] {
+                            if stale.exists() {
+                                fs_err::remove_file(&stale)?;
+                            }
                         }
                     }
                     Vec::new()
@@ -303,7 +307,12 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
                     );
                 }
                 for s in &signed {
-                    println!("  signed with key {}: {}", s.key_id, s.signature.display());
+                    println!(
+                        "  signed with key {}: {}, {}",
+                        s.key_id,
+                        s.signature.display(),
+                        s.provenance.display()
+                    );
                 }
             }
             Ok(())

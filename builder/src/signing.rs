@@ -145,6 +145,8 @@ pub struct SignedArtifact {
     pub artifact: PathBuf,
     /// Its signature file.
     pub signature: PathBuf,
+    /// Its signed SLSA provenance (`ARTIFACT.intoto.jsonl`).
+    pub provenance: PathBuf,
     /// The signing key's id.
     pub key_id: String,
     /// The signing time in the signature.
@@ -181,9 +183,11 @@ pub fn sign_artifact(
         Path::to_path_buf,
     );
     crate::atomic::write_file(&signature, sig.to_text().as_bytes())?;
+    let provenance = crate::provenance::write_provenance(artifact, key)?;
     Ok(SignedArtifact {
         artifact: artifact.to_path_buf(),
         signature,
+        provenance,
         key_id: sig.key_id.to_string(),
         timestamp,
     })

@@ -50,6 +50,11 @@ impl SigningKey {
         }
     }
 
+    /// The ed25519 key itself, to sign other messages with (DSSE).
+    pub(crate) fn ed25519(&self) -> &ed25519_dalek::SigningKey {
+        &self.key
+    }
+
     /// The matching public key.
     pub fn public_key(&self) -> PublicKey {
         PublicKey {

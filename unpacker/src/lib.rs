@@ -13,6 +13,7 @@ pub mod fault;
 pub mod kept_artifact;
 pub mod layout;
 pub mod progress;
+pub mod provenance_check;
 pub mod repair;
 pub mod rollback;
 pub mod root_args;

@@ -94,7 +94,7 @@ fn run(cli: &Cli, action: &Action) -> anyhow::Result<ExitCode> {
                     .with_context(|| {
                         format!("verifying the signature of {}", artifact.display())
                     })?;
-                report.signature = Some(envpack_unpack::signature_check::signature_text(&v));
+                report.signature = Some(v);
             }
             verified(cli, &report)
         }

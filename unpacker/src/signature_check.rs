@@ -116,21 +116,29 @@ pub fn check_signature(
     Ok(verified)
 }
 
-/// Checks an artifact's signature with the `opts.trust` keys, the whole file and its claims
-/// (`verify --trust`).
-pub fn verify_signature(artifact: &Path, opts: &TrustOptions) -> Result<Verified, UnpackError> {
+/// Checks an artifact's signature with the `opts.trust` keys, the whole file and its claims,
+/// and its provenance when there is one (`verify --trust`); returns the report's lines.
+pub fn verify_signature(artifact: &Path, opts: &TrustOptions) -> Result<String, UnpackError> {
     let reader = ArtifactReader::open(artifact)?;
     let keys = TrustedKeys::load(&opts.trust)?;
     let sig = read_signature(artifact, opts)?;
     let file = opts.signature_path(artifact);
-    check_signature(
+    let v = check_signature(
         &keys,
         sig.as_ref(),
         &reader,
         &file,
         "--trust",
         Depth::WholeFile,
-    )
+    )?;
+    let provenance = crate::provenance_check::check_provenance(artifact, &keys)?;
+    Ok(match provenance {
+        Some(p) => format!("{}\n{p}", signature_text(&v)),
+        None => format!(
+            "{}\nprovenance: none beside the artifact",
+            signature_text(&v)
+        ),
+    })
 }
 
 /// One line about a verified signature.
