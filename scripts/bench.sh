@@ -266,6 +266,12 @@ hf --runs "$runs" --export-json "$results/audit.json" \
   -n "envpack audit --root" "$envpack --quiet audit --root $c/root" \
   -n "sha256sum over the same files" "cd $env_tree && xargs -0 sha256sum <$audit_list >/dev/null"
 
+# --- 10. what signing and checking a signature cost -----------------------------------------
+log "10. signatures"
+settle
+bash scripts/bench/trust.sh "$envpack" "$unpack" "$cache" "$spec" "$lock" "$platform" "$artifact" \
+  "$work/trust" "$results" "$runs"
+
 # --- 7. push an image layout to a local registry vs skopeo copy -----------------------------
 log "7. push"
 "${ep[@]}" --offline build --spec "$spec" --lock "$lock" --platform "$platform" --format oci \

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context};
-use envpack_layers::artifact::{write_artifact, ArtifactIndex};
+use envpack_layers::artifact::ArtifactIndex;
 use envpack_layers::digest::Sha256Digest;
 use envpack_layers::layer::LayerDesc;
 
@@ -24,10 +24,19 @@ pub struct BuiltArtifact {
     pub size: u64,
     /// Layer digests.
     pub layers: Vec<LayerDesc>,
+    /// Its signature and provenance, when the build signs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed: Option<crate::signing::SignedArtifact>,
 }
 
-/// Write the artifact of `env` (its layers made unprefixed) into `out_dir`.
-pub fn package(env: &EnvLayers, meta: &EnvMeta, out_dir: &Path) -> anyhow::Result<BuiltArtifact> {
+/// Write the artifact of `env` (its layers made unprefixed) into `out_dir`; with `sign`, its
+/// bytes are hashed for the signature on another thread as they are written.
+pub fn package(
+    env: &EnvLayers,
+    meta: &EnvMeta,
+    out_dir: &Path,
+    sign: Option<&envpack_trust::SigningKey>,
+) -> anyhow::Result<BuiltArtifact> {
     let layers: Vec<LayerDesc> = env.files.iter().map(|f| f.desc.clone()).collect();
     let layer_files: Vec<PathBuf> = env.files.iter().map(|f| f.path.clone()).collect();
     let index = ArtifactIndex {
@@ -41,9 +50,33 @@ pub fn package(env: &EnvLayers, meta: &EnvMeta, out_dir: &Path) -> anyhow::Resul
         layers: layers.clone(),
     };
     let out = out_dir.join(artifact_name(meta.name, meta.platform));
-    let (sha, size) = write_artifact(&out, &index, meta.lock_bytes, &layer_files, meta.epoch)
-        .with_context(|| format!("writing {}", out.display()))?;
+    let mut prehash = sign.map(|_| envpack_trust::Prehasher::spawn());
+    let (sha, size) = envpack_layers::artifact::write_artifact_observed(
+        &out,
+        &index,
+        meta.lock_bytes,
+        &layer_files,
+        meta.epoch,
+        &mut |chunk| {
+            if let Some(p) = prehash.as_mut() {
+                p.update(chunk);
+            }
+        },
+    )
+    .with_context(|| format!("writing {}", out.display()))?;
+    let signed = match (sign, prehash) {
+        (Some(key), Some(p)) => Some(crate::signing::sign_written(
+            &out,
+            key,
+            &p.finish()?,
+            &index,
+            meta.lock_bytes,
+            &sha.to_hex(),
+        )?),
+        _ => None,
+    };
     Ok(BuiltArtifact {
+        signed,
         platform: meta.platform.to_string(),
         env_id: env.env_id.clone(),
         path: out,

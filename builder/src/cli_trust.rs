@@ -41,20 +41,9 @@ pub fn sign(cli: &Cli, artifacts: &[PathBuf], key: &Path) -> anyhow::Result<()> 
     }
     let signed = artifacts
         .iter()
-        .map(|a| signing::sign_artifact(a, &key, None))
+        .map(|a| signing::sign_artifact(a, &key))
         .collect::<anyhow::Result<Vec<_>>>()?;
     report_signed(cli, &signed)
-}
-
-/// Signs what a build wrote.
-pub fn sign_built(
-    key: &envpack_trust::SigningKey,
-    artifacts: &[PathBuf],
-) -> anyhow::Result<Vec<SignedArtifact>> {
-    artifacts
-        .iter()
-        .map(|a| signing::sign_artifact(a, key, None))
-        .collect()
 }
 
 /// Prints the signatures written.

@@ -1,6 +1,6 @@
 //! The `envpack` command line.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Context};
@@ -254,32 +254,30 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
                     platforms,
                     out,
                 )
-                .writing(format, image, compression),
+                .writing(format, image, compression)
+                .signed_with(key.as_ref()),
             )?;
-            let signed = match &key {
-                Some(key) => {
-                    progress.step("signing");
-                    let paths: Vec<PathBuf> =
-                        built.artifacts.iter().map(|a| a.path.clone()).collect();
-                    cli_trust::sign_built(key, &paths)?
-                }
-                None => {
-                    // A signature left from an earlier build would name another artifact.
-                    for a in &built.artifacts {
-                        for stale in [
-                            envpack_trust::signature_path(&a.path),
-                            envpack_trust::intoto::provenance_path(&a.path),
-                        ] {
-                            if stale.exists() {
-                                fs_err::remove_file(&stale)?;
-                            }
+            let signed: Vec<&envpack::signing::SignedArtifact> = built
+                .artifacts
+                .iter()
+                .filter_map(|a| a.signed.as_ref())
+                .collect();
+            if key.is_none() {
+                // A signature left from an earlier build would name another artifact.
+                for a in &built.artifacts {
+                    for stale in [
+                        envpack_trust::signature_path(&a.path),
+                        envpack_trust::intoto::provenance_path(&a.path),
+                    ] {
+                        if stale.exists() {
+                            fs_err::remove_file(&stale)?;
                         }
                     }
-                    Vec::new()
                 }
-            };
+            }
             if cli.json {
-                let mut v = serde_json::json!({"artifacts": built.artifacts, "warnings": built.warnings, "signed": signed});
+                let mut v =
+                    serde_json::json!({"artifacts": built.artifacts, "warnings": built.warnings});
                 if let Some(image) = &built.image {
                     v["image"] = serde_json::to_value(image)?;
                 }

@@ -7,7 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use envpack_layers::artifact::ArtifactReader;
+use envpack_layers::artifact::{ArtifactIndex, ArtifactReader};
+use envpack_layers::digest::Sha256Digest;
 use envpack_trust::{Envelope, SigningKey};
 use serde_json::{json, Value};
 
@@ -59,10 +60,16 @@ pub fn resolved_dependencies(lock: &Lock, platform: &str) -> Vec<Value> {
     deps.iter().map(|(n, d)| dependency(n, d)).collect()
 }
 
-/// The statement for the artifact `reader` (file name `name`, file digest `sha256_hex`).
-pub fn statement(reader: &ArtifactReader, name: &str, sha256_hex: &str) -> anyhow::Result<Value> {
-    let index = reader.index();
-    let text = String::from_utf8_lossy(reader.lock_bytes()).into_owned();
+/// The statement for an artifact (file name `name`, file digest `sha256_hex`) with this
+/// index and lock.
+pub fn statement(
+    index: &ArtifactIndex,
+    index_digest: &Sha256Digest,
+    lock_bytes: &[u8],
+    name: &str,
+    sha256_hex: &str,
+) -> anyhow::Result<Value> {
+    let text = String::from_utf8_lossy(lock_bytes).into_owned();
     let lock = Lock::parse(&text, &format!("{name}!envpack.lock"))?;
     let mut deps = vec![dependency("envpack.lock", &index.lock_sha256.to_hex())];
     deps.extend(resolved_dependencies(&lock, &index.platform));
@@ -89,22 +96,42 @@ pub fn statement(reader: &ArtifactReader, name: &str, sha256_hex: &str) -> anyho
                     "version": { "envpack": index.envpack_version },
                 },
                 "metadata": { "invocationId": index.env_id },
-                "byproducts": [{ "name": "envpack-artifact.json", "digest": digest(&reader.index_digest().to_hex()) }],
+                "byproducts": [{ "name": "envpack-artifact.json", "digest": digest(&index_digest.to_hex()) }],
             },
         },
     }))
 }
 
-/// Writes the signed provenance of `artifact` beside it; returns its path.
-pub fn write_provenance(artifact: &Path, key: &SigningKey) -> anyhow::Result<PathBuf> {
-    let reader = ArtifactReader::open(artifact)?;
+/// What a provenance is made from: the artifact's index (and its stored bytes' digest), its
+/// lock and the artifact file's digest.
+pub struct ArtifactFacts<'a> {
+    /// The index.
+    pub index: &'a ArtifactIndex,
+    /// sha256 of the index member as stored.
+    pub index_digest: Sha256Digest,
+    /// The lock member.
+    pub lock_bytes: &'a [u8],
+    /// sha256 of the artifact file, hex.
+    pub sha256_hex: String,
+}
+
+/// Writes the signed provenance of the artifact at `artifact` beside it; returns its path.
+pub fn write_provenance_of(
+    artifact: &Path,
+    key: &SigningKey,
+    facts: &ArtifactFacts,
+) -> anyhow::Result<PathBuf> {
     let name = artifact
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let (sha, _) = envpack_layers::digest::Sha256Digest::of_file(artifact)
-        .with_context(|| format!("hashing {}", artifact.display()))?;
-    let statement = statement(&reader, &name, &sha.to_hex())?;
+    let statement = statement(
+        facts.index,
+        &facts.index_digest,
+        facts.lock_bytes,
+        &name,
+        &facts.sha256_hex,
+    )?;
     let payload = envpack_layers::canonical::to_canonical_vec(&statement)
         .context("serializing the provenance")?;
     let envelope = Envelope::sign(key, PAYLOAD_TYPE, &payload);
@@ -114,4 +141,18 @@ pub fn write_provenance(artifact: &Path, key: &SigningKey) -> anyhow::Result<Pat
     let path = provenance_path(artifact);
     crate::atomic::write_file(&path, &line)?;
     Ok(path)
+}
+
+/// Writes the signed provenance of the artifact file `artifact` beside it; returns its path.
+pub fn write_provenance(artifact: &Path, key: &SigningKey) -> anyhow::Result<PathBuf> {
+    let reader = ArtifactReader::open(artifact)?;
+    let (sha, _) = Sha256Digest::of_file(artifact)
+        .with_context(|| format!("hashing {}", artifact.display()))?;
+    let facts = ArtifactFacts {
+        index: reader.index(),
+        index_digest: *reader.index_digest(),
+        lock_bytes: reader.lock_bytes(),
+        sha256_hex: sha.to_hex(),
+    };
+    write_provenance_of(artifact, key, &facts)
 }

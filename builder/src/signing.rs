@@ -153,43 +153,84 @@ pub struct SignedArtifact {
     pub timestamp: u64,
 }
 
-/// Signs the artifact at `artifact` into `out` (default: `ARTIFACT.minisig`), replacing an
-/// earlier signature atomically. The time signed is now, or ENVPACK_SIGN_TIME (seconds since
-/// the epoch) to sign reproducibly; not SOURCE_DATE_EPOCH, which a reproducible CI pins for
-/// every build, and a root refuses an env signed before the newest it accepted.
-pub fn sign_artifact(
-    artifact: &Path,
-    key: &SigningKey,
-    out: Option<&Path>,
-) -> anyhow::Result<SignedArtifact> {
+/// Signs the artifact at `artifact` into `ARTIFACT.minisig` and writes its signed provenance
+/// beside it, replacing earlier ones atomically. The time signed is now, or ENVPACK_SIGN_TIME
+/// (seconds since the epoch) to sign reproducibly; not SOURCE_DATE_EPOCH, which a
+/// reproducible CI pins for every build, and a root refuses an env signed before the newest it
+/// accepted.
+pub fn sign_artifact(artifact: &Path, key: &SigningKey) -> anyhow::Result<SignedArtifact> {
     let reader = ArtifactReader::open(artifact).with_context(|| {
         format!(
             "{} is not an envpack artifact (to sign another file, use minisign)",
             artifact.display()
         )
     })?;
-    let timestamp = sign_time()?;
-    let claims = Claims {
-        timestamp: Some(timestamp),
+    let claims = claims_for(artifact, reader.index_digest(), &reader.index().env_id)?;
+    let sig = key.sign_file(artifact, &claims)?;
+    let (sha, _) = envpack_layers::digest::Sha256Digest::of_file(artifact)
+        .with_context(|| format!("hashing {}", artifact.display()))?;
+    let facts = crate::provenance::ArtifactFacts {
+        index: reader.index(),
+        index_digest: *reader.index_digest(),
+        lock_bytes: reader.lock_bytes(),
+        sha256_hex: sha.to_hex(),
+    };
+    write_signed(artifact, key, &sig, &claims, &facts)
+}
+
+/// Signs an artifact the build just wrote, from the BLAKE2b-512 computed as it was written
+/// (no second read of the file).
+pub fn sign_written(
+    artifact: &Path,
+    key: &SigningKey,
+    prehash: &[u8],
+    index: &envpack_layers::artifact::ArtifactIndex,
+    lock_bytes: &[u8],
+    sha256_hex: &str,
+) -> anyhow::Result<SignedArtifact> {
+    let index_digest = envpack_layers::digest::Sha256Digest::of_bytes(&index.to_canonical_json());
+    let claims = claims_for(artifact, &index_digest, &index.env_id)?;
+    let sig = key.sign_prehashed(prehash, &claims);
+    let facts = crate::provenance::ArtifactFacts {
+        index,
+        index_digest,
+        lock_bytes,
+        sha256_hex: sha256_hex.to_owned(),
+    };
+    write_signed(artifact, key, &sig, &claims, &facts)
+}
+
+fn claims_for(
+    artifact: &Path,
+    index_digest: &envpack_layers::digest::Sha256Digest,
+    env_id: &str,
+) -> anyhow::Result<Claims> {
+    Ok(Claims {
+        timestamp: Some(sign_time()?),
         file: artifact
             .file_name()
             .map(|n| n.to_string_lossy().into_owned()),
-        index: Some(reader.index_digest().to_string()),
-        env_id: Some(reader.index().env_id.clone()),
-    };
-    let sig = key.sign_file(artifact, &claims)?;
-    let signature = out.map_or_else(
-        || envpack_trust::signature_path(artifact),
-        Path::to_path_buf,
-    );
+        index: Some(index_digest.to_string()),
+        env_id: Some(env_id.to_owned()),
+    })
+}
+
+fn write_signed(
+    artifact: &Path,
+    key: &SigningKey,
+    sig: &envpack_trust::Signature,
+    claims: &Claims,
+    facts: &crate::provenance::ArtifactFacts,
+) -> anyhow::Result<SignedArtifact> {
+    let signature = envpack_trust::signature_path(artifact);
     crate::atomic::write_file(&signature, sig.to_text().as_bytes())?;
-    let provenance = crate::provenance::write_provenance(artifact, key)?;
+    let provenance = crate::provenance::write_provenance_of(artifact, key, facts)?;
     Ok(SignedArtifact {
         artifact: artifact.to_path_buf(),
         signature,
         provenance,
         key_id: sig.key_id.to_string(),
-        timestamp,
+        timestamp: claims.timestamp.unwrap_or(0),
     })
 }
 

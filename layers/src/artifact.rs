@@ -97,6 +97,19 @@ pub fn write_artifact(
     layer_files: &[PathBuf],
     epoch: u64,
 ) -> Result<(Sha256Digest, u64)> {
+    write_artifact_observed(out, index, lock, layer_files, epoch, &mut |_| {})
+}
+
+/// [`write_artifact`], handing every chunk written, in order, to `observe` (a signer hashes
+/// the artifact as it is written instead of reading it again).
+pub fn write_artifact_observed(
+    out: &Path,
+    index: &ArtifactIndex,
+    lock: &[u8],
+    layer_files: &[PathBuf],
+    epoch: u64,
+    observe: &mut dyn FnMut(&[u8]),
+) -> Result<(Sha256Digest, u64)> {
     if layer_files.len() != index.layers.len() {
         return Err(LayersError::format(
             "artifact",
@@ -125,7 +138,11 @@ pub fn write_artifact(
         .unwrap_or("artifact")
         .to_string();
     let (temp, file) = TempFile::create(&dir, &stem)?;
-    let mut w = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
+    let tee = Tee {
+        inner: file,
+        observe,
+    };
+    let mut w = HashingWriter::new(BufWriter::with_capacity(1 << 20, tee));
 
     let json = index.to_canonical_json();
     for (name, bytes) in [(INDEX_NAME, &json[..]), (LOCK_NAME, lock)] {
@@ -167,12 +184,30 @@ pub fn write_artifact(
     let (digest, size, buffered) = w.into_parts();
     let file = buffered
         .into_inner()
-        .map_err(|e| LayersError::Io(e.into_error()))?;
+        .map_err(|e| LayersError::Io(e.into_error()))?
+        .inner;
     file.sync_all()?;
     drop(file);
     temp.persist(out)?;
     sync_dir(&dir);
     Ok((digest, size))
+}
+
+/// A writer that shows what goes through it to `observe` (below the buffer: big chunks).
+struct Tee<'a, W> {
+    inner: W,
+    observe: &'a mut dyn FnMut(&[u8]),
+}
+
+impl<W: Write> Write for Tee<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        (self.observe)(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Makes the rename durable; best effort because not every platform can open directories.

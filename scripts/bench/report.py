@@ -134,6 +134,19 @@ def latency_rows(res):
     return rows
 
 
+def trust_rows(res):
+    """Rows 10a-10b (scripts/bench/trust.sh): signing in a warm build, checking at unpack."""
+    rows = []
+    for name, label in (
+        ("trust-build.json", "10a. Warm-cache `envpack build --sign` (signature and signed provenance written) vs the same build unsigned"),
+        ("trust-unpack.json", "10b. `envpack-unpack --trust` of a signed artifact (signature checked before anything is written) vs the same unpack unchecked; new directory per run"),
+    ):
+        if (res / name).exists():
+            r = load_hyperfine(res / name)
+            rows.append(time_row(label, r[0], r[1], 1.05, "≤ 1.05"))
+    return rows
+
+
 def main():
     res = Path(sys.argv[1])
     out = Path(sys.argv[2])
@@ -225,6 +238,7 @@ def main():
         )
     )
     rows.extend(latency_rows(res))
+    rows.extend(trust_rows(res))
     rows = [r for r in rows if r is not None]
 
     lines = [
@@ -312,6 +326,9 @@ def main():
         "of the lock's package files, one pip run per platform with its tags plus one for the sdists and build "
         "packages, each file once (pip prepares the sdists' metadata with the build backend from a venv, "
         "`--no-build-isolation`). Rows 9a1 and 9b1 are the same with `ENVPACK_HTTP_CONCURRENCY=1`.",
+        "- Rows 10 (`scripts/bench/trust.sh`): 10a signs with a key from `envpack keygen` (the `.minisig` over "
+        "the whole artifact and the DSSE-signed provenance beside it), the output directory removed before each "
+        "run; 10b unpacks an artifact signed by `envpack sign` with and without `--trust`, a new directory per run.",
         "- Peak RSS: GNU time `%M` (the largest single process of the command), "
         "maximum over three runs; MB are 10^6 bytes.",
         "",
@@ -325,6 +342,7 @@ def main():
     groups = (
         [unpack_fresh] + optional("unpack-1core.json") + [unpack, boot_fresh, boot, build]
         + optional("build-oci.json") + [conan, audit] + optional("pull.json")
+        + optional("trust-build.json") + optional("trust-unpack.json")
     )
     for group in groups:
         lines += details(group)

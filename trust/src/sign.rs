@@ -70,6 +70,11 @@ impl SigningKey {
         Ok(self.sign_prehash(&hash, claims))
     }
 
+    /// Signs a file already hashed with [`Prehasher`] (as it was written).
+    pub fn sign_prehashed(&self, hash: &[u8], claims: &Claims) -> Signature {
+        self.sign_prehash(hash, claims)
+    }
+
     fn sign_prehash(&self, hash: &[u8], claims: &Claims) -> Signature {
         let file_signature = self.key.sign(hash).to_bytes();
         let mut sig = Signature {
@@ -82,6 +87,48 @@ impl SigningKey {
         };
         sig.global_signature = self.key.sign(&sig.global_message()).to_bytes();
         sig
+    }
+}
+
+/// BLAKE2b-512 (minisign's prehash) of bytes fed in order, computed on a thread of its own so
+/// a writer can hash what it writes at no cost to its own thread.
+pub struct Prehasher {
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    handle: Option<std::thread::JoinHandle<Vec<u8>>>,
+}
+
+impl Prehasher {
+    /// Starts the hashing thread.
+    pub fn spawn() -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
+        let handle = std::thread::spawn(move || {
+            let mut hasher = blake2::Blake2b512::new();
+            for chunk in rx {
+                hasher.update(&chunk);
+            }
+            hasher.finalize().to_vec()
+        });
+        Prehasher {
+            tx: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    /// Feeds the next bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        if let Some(tx) = &self.tx {
+            // A send fails only if the thread is gone; finish() then reports it.
+            let _ = tx.send(bytes.to_vec());
+        }
+    }
+
+    /// The hash of everything fed.
+    pub fn finish(mut self) -> Result<Vec<u8>, TrustError> {
+        drop(self.tx.take());
+        self.handle
+            .take()
+            .and_then(|h| h.join().ok())
+            .ok_or_else(|| TrustError::Io(std::io::Error::other("the hashing thread failed")))
     }
 }
 

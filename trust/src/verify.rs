@@ -236,6 +236,23 @@ mod tests {
     }
 
     #[test]
+    fn signing_what_was_hashed_as_written_is_signing_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let f = file(dir.path(), &body);
+        let mut pre = crate::Prehasher::spawn();
+        for chunk in body.chunks(777_777) {
+            pre.update(chunk);
+        }
+        let claims = Claims::default();
+        let sig = key(3).sign_prehashed(&pre.finish().unwrap(), &claims);
+        assert_eq!(sig, key(3).sign_file(&f, &claims).unwrap());
+        TrustedKeys::new(vec![key(3).public_key()])
+            .verify_file(&sig, &f)
+            .unwrap();
+    }
+
+    #[test]
     fn oversized_signature_files_are_not_read() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.minisig");

@@ -82,6 +82,8 @@ pub struct BuildOptions<'a> {
     pub http: &'a HttpClient,
     /// Progress: one line per step (called from the threads that gather inputs).
     pub progress: &'a (dyn Fn(&str) + Sync),
+    /// Sign each tarball artifact as it is written (with its provenance).
+    pub sign: Option<&'a envpack_trust::SigningKey>,
 }
 
 impl<'a> BuildOptions<'a> {
@@ -107,7 +109,13 @@ impl<'a> BuildOptions<'a> {
             cache: fetch.0,
             http: fetch.1,
             progress,
+            sign: None,
         }
+    }
+
+    /// The same build signing every tarball artifact with `key` as it is written.
+    pub fn signed_with(self, key: Option<&'a envpack_trust::SigningKey>) -> Self {
+        BuildOptions { sign: key, ..self }
     }
 
     /// The same build writing `format` (with `image`'s choices; `compression` or the
@@ -258,7 +266,7 @@ pub fn build(lock: &Lock, lock_text: &str, opts: &BuildOptions) -> anyhow::Resul
                 let env = env_layers(&inputs, &meta, &form, staging.path(), layer_work.path())?;
                 found(&p.name, &env.warnings);
                 (opts.progress)(&format!("writing the artifact for {}", p.name));
-                let artifact = package(&env, &meta, opts.out_dir)?;
+                let artifact = package(&env, &meta, opts.out_dir, opts.sign)?;
                 crate::sbom::write_beside(&artifact.path, staging.path())?;
                 out.push(artifact);
             }
