@@ -233,16 +233,12 @@ pub enum Command {
         insecure: bool,
         /// Instead: check the lock's packages and CPython against this OSV snapshot (a
         /// directory of records or an all.zip), offline.
-        #[arg(long, value_name = "DB", conflicts_with_all = ["rebuild", "root"])]
+        #[arg(long, value_name = "DB", conflicts_with_all = ["rebuild", "root", "against", "platforms", "index_url", "insecure", "spec"])]
         vulns: Option<PathBuf>,
-        /// With --vulns: the lowest severity that fails (none, low, medium, high, critical);
-        /// a vulnerability of unknown severity fails every gate but none.
-        #[arg(
-            long,
-            value_name = "SEVERITY",
-            default_value = "low",
-            requires = "vulns"
-        )]
+        /// With --vulns: the lowest severity that fails; a vulnerability of unknown severity,
+        /// or a record that cannot be evaluated, fails every gate but none.
+        #[arg(long, value_name = "SEVERITY", default_value = "low", requires = "vulns",
+              value_parser = ["none", "low", "medium", "high", "critical"], ignore_case = true)]
         fail_on: String,
         /// With --vulns: also write the findings as SARIF 2.1.0 to FILE.
         #[arg(long, value_name = "FILE", requires = "vulns")]

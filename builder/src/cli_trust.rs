@@ -39,9 +39,14 @@ pub fn sign(cli: &Cli, artifacts: &[PathBuf], key: &Path) -> anyhow::Result<()> 
             )
         })?;
     }
-    let signed = artifacts
+    // Every signature is made before any is written.
+    let prepared = artifacts
         .iter()
         .map(|a| signing::sign_artifact(a, &key))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let signed = prepared
+        .into_iter()
+        .map(signing::Prepared::write)
         .collect::<anyhow::Result<Vec<_>>>()?;
     report_signed(cli, &signed)
 }
@@ -95,8 +100,12 @@ pub fn verify(
             signature: signature.signature.clone(),
             ..Default::default()
         };
-        let v = envpack_unpack::signature_check::verify_signature(a, &opts)
-            .map_err(|e| anyhow!("the signature of {}: {e}", a.display()))?;
+        let v = envpack_unpack::signature_check::verify_signature(a, &opts).map_err(|e| {
+            anyhow!(
+                "checking the signature and provenance of {}: {e}",
+                a.display()
+            )
+        })?;
         report.signature = Some(v);
     }
     if cli.json {
@@ -134,7 +143,11 @@ pub fn audit_vulns(
     fail_on: &str,
     sarif: Option<&Path>,
 ) -> anyhow::Result<()> {
-    let gate: envpack::vulns::Gate = fail_on.parse().map_err(|e: String| anyhow!(e))?;
+    let gate: envpack::vulns::Gate = fail_on
+        .to_ascii_lowercase()
+        .parse()
+        .map_err(|e: String| anyhow!(e))?;
+    let lock_file = lock.or(target).unwrap_or(Path::new("envpack.lock"));
     let (lock, shown) = match (lock, target) {
         (Some(l), _) => (envpack::lock::read(l)?.0, l.display().to_string()),
         (None, Some(t)) => {
@@ -153,7 +166,12 @@ pub fn audit_vulns(
     let database = envpack::vulns::Database::open(db)?;
     let report = envpack::vulns::check_lock(&lock, &database, gate);
     if let Some(path) = sarif {
-        let doc = envpack::vulns::to_sarif(&report, &shown);
+        // SARIF wants a URI: the lock file's (an artifact's, for the lock inside one).
+        let uri = fs_err::canonicalize(lock_file)
+            .ok()
+            .and_then(|p| url::Url::from_file_path(p).ok())
+            .map_or_else(|| shown.clone(), String::from);
+        let doc = envpack::vulns::to_sarif(&report, &uri);
         envpack::atomic::write_file(path, format!("{doc:#}\n").as_bytes())?;
     }
     if cli.json {
@@ -164,8 +182,15 @@ pub fn audit_vulns(
     if report.failed {
         // The report is the result (also under --json, where a second, error object would
         // break a reader of stdout); the exit code is the gate.
+        let unevaluated = match report.unevaluated.len() {
+            0 => String::new(),
+            n => format!(
+                " and {}",
+                plural(n, "record not evaluated", "records not evaluated")
+            ),
+        };
         eprintln!(
-            "error: {} in {shown} fail the gate --fail-on {fail_on}",
+            "error: {}{unevaluated} in {shown} fail the gate --fail-on {fail_on}",
             plural(report.findings.len(), "vulnerability", "vulnerabilities")
         );
         std::process::exit(1);

@@ -4,10 +4,10 @@
 //! `envpack sign` can add it to any artifact; canonical JSON with no clock in it, so the same
 //! artifact and key give the same bytes.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
-use envpack_layers::artifact::{ArtifactIndex, ArtifactReader};
+use envpack_layers::artifact::ArtifactIndex;
 use envpack_layers::digest::Sha256Digest;
 use envpack_trust::{Envelope, SigningKey};
 use serde_json::{json, Value};
@@ -115,12 +115,12 @@ pub struct ArtifactFacts<'a> {
     pub sha256_hex: String,
 }
 
-/// Writes the signed provenance of the artifact at `artifact` beside it; returns its path.
-pub fn write_provenance_of(
+/// The signed provenance of the artifact at `artifact`: one DSSE envelope and a newline.
+pub fn provenance_line(
     artifact: &Path,
     key: &SigningKey,
     facts: &ArtifactFacts,
-) -> anyhow::Result<PathBuf> {
+) -> anyhow::Result<Vec<u8>> {
     let name = artifact
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -138,21 +138,5 @@ pub fn write_provenance_of(
     let mut line = envpack_layers::canonical::to_canonical_vec(&envelope)
         .context("serializing the provenance envelope")?;
     line.push(b'\n');
-    let path = provenance_path(artifact);
-    crate::atomic::write_file(&path, &line)?;
-    Ok(path)
-}
-
-/// Writes the signed provenance of the artifact file `artifact` beside it; returns its path.
-pub fn write_provenance(artifact: &Path, key: &SigningKey) -> anyhow::Result<PathBuf> {
-    let reader = ArtifactReader::open(artifact)?;
-    let (sha, _) = Sha256Digest::of_file(artifact)
-        .with_context(|| format!("hashing {}", artifact.display()))?;
-    let facts = ArtifactFacts {
-        index: reader.index(),
-        index_digest: *reader.index_digest(),
-        lock_bytes: reader.lock_bytes(),
-        sha256_hex: sha.to_hex(),
-    };
-    write_provenance_of(artifact, key, &facts)
+    Ok(line)
 }

@@ -153,12 +153,12 @@ pub struct SignedArtifact {
     pub timestamp: u64,
 }
 
-/// Signs the artifact at `artifact` into `ARTIFACT.minisig` and writes its signed provenance
-/// beside it, replacing earlier ones atomically. The time signed is now, or ENVPACK_SIGN_TIME
+/// Signs the artifact at `artifact` (`ARTIFACT.minisig`) and makes its signed provenance, to
+/// write beside it with [`Prepared::write`], replacing earlier ones atomically. The time signed is now, or ENVPACK_SIGN_TIME
 /// (seconds since the epoch) to sign reproducibly; not SOURCE_DATE_EPOCH, which a
 /// reproducible CI pins for every build, and a root refuses an env signed before the newest it
 /// accepted.
-pub fn sign_artifact(artifact: &Path, key: &SigningKey) -> anyhow::Result<SignedArtifact> {
+pub fn sign_artifact(artifact: &Path, key: &SigningKey) -> anyhow::Result<Prepared> {
     let reader = ArtifactReader::open(artifact).with_context(|| {
         format!(
             "{} is not an envpack artifact (to sign another file, use minisign)",
@@ -175,7 +175,7 @@ pub fn sign_artifact(artifact: &Path, key: &SigningKey) -> anyhow::Result<Signed
         lock_bytes: reader.lock_bytes(),
         sha256_hex: sha.to_hex(),
     };
-    write_signed(artifact, key, &sig, &claims, &facts)
+    prepare(artifact, key, &sig, &claims, &facts)
 }
 
 /// Signs an artifact the build just wrote, from the BLAKE2b-512 computed as it was written
@@ -197,7 +197,7 @@ pub fn sign_written(
         lock_bytes,
         sha256_hex: sha256_hex.to_owned(),
     };
-    write_signed(artifact, key, &sig, &claims, &facts)
+    prepare(artifact, key, &sig, &claims, &facts)?.write()
 }
 
 fn claims_for(
@@ -215,20 +215,44 @@ fn claims_for(
     })
 }
 
-fn write_signed(
+/// A signature and provenance made, not yet written.
+pub struct Prepared {
+    artifact: PathBuf,
+    signature: Vec<u8>,
+    provenance: Vec<u8>,
+    key_id: String,
+    timestamp: u64,
+}
+
+impl Prepared {
+    /// Writes the signature and the provenance (each atomically) beside the artifact.
+    pub fn write(self) -> anyhow::Result<SignedArtifact> {
+        let signature = envpack_trust::signature_path(&self.artifact);
+        let provenance = crate::provenance::provenance_path(&self.artifact);
+        crate::atomic::write_file(&signature, &self.signature)?;
+        crate::atomic::write_file(&provenance, &self.provenance)?;
+        Ok(SignedArtifact {
+            artifact: self.artifact,
+            signature,
+            provenance,
+            key_id: self.key_id,
+            timestamp: self.timestamp,
+        })
+    }
+}
+
+/// Both files in memory first: a provenance that can't be made leaves no new signature.
+fn prepare(
     artifact: &Path,
     key: &SigningKey,
     sig: &envpack_trust::Signature,
     claims: &Claims,
     facts: &crate::provenance::ArtifactFacts,
-) -> anyhow::Result<SignedArtifact> {
-    let signature = envpack_trust::signature_path(artifact);
-    crate::atomic::write_file(&signature, sig.to_text().as_bytes())?;
-    let provenance = crate::provenance::write_provenance_of(artifact, key, facts)?;
-    Ok(SignedArtifact {
+) -> anyhow::Result<Prepared> {
+    Ok(Prepared {
         artifact: artifact.to_path_buf(),
-        signature,
-        provenance,
+        signature: sig.to_text().into_bytes(),
+        provenance: crate::provenance::provenance_line(artifact, key, facts)?,
         key_id: sig.key_id.to_string(),
         timestamp: claims.timestamp.unwrap_or(0),
     })

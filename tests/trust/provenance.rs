@@ -148,6 +148,37 @@ fn provenance_is_a_signed_slsa_statement_of_the_artifact_and_its_inputs() {
         ("not-json", "{\n".to_owned(), "not a DSSE envelope"),
         ("empty", "\n".to_owned(), "no envelope in it"),
     ];
+    // Stripped: envpack writes a provenance with every signature, so none is an error.
+    let stripped = with_signature(&f.work.join("prov-stripped"), &f.a, Some(&sig_text(&f.a)));
+    let out = Command::new(envpack_bin())
+        .arg("verify")
+        .arg(&stripped)
+        .arg("--trust")
+        .arg(pubkey(&f.keys.k1))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("missing: envpack signed this artifact"),
+        "{}",
+        stderr(&out)
+    );
+    // Other attestations in the bundle are left alone.
+    let bundle = with_signature(&f.work.join("prov-bundle"), &f.a, Some(&sig_text(&f.a)));
+    let b_line = fs_err::read_to_string(envpack_trust::intoto::provenance_path(&f.b)).unwrap();
+    fs_err::write(
+        envpack_trust::intoto::provenance_path(&bundle),
+        format!("{a_prov}{b_line}"),
+    )
+    .unwrap();
+    let out = run(Command::new(unpack_bin())
+        .arg("verify")
+        .arg(&bundle)
+        .arg("--trust")
+        .arg(pubkey(&f.keys.k1)));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("; 1 other lines left alone"), "{said}");
+
     for (name, prov, want) in cases {
         let art = with_signature(
             &f.work.join(format!("prov-{name}")),

@@ -13,7 +13,7 @@ use crate::verify::TrustedKeys;
 
 /// A DSSE envelope.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Envelope {
     /// The payload's media type, e.g. `application/vnd.in-toto+json`.
     pub payload_type: String,
@@ -25,9 +25,10 @@ pub struct Envelope {
 
 /// One signature of an envelope.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct EnvelopeSignature {
-    /// The signing key's id (the minisign key id, as minisign prints it).
+    /// The signing key's id (the minisign key id, as minisign prints it); DSSE makes it a
+    /// hint, so an empty one means "try every trusted key".
+    #[serde(default)]
     pub keyid: String,
     /// ed25519 over the PAE, base64.
     pub sig: String,
@@ -47,6 +48,14 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
 
 fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
+}
+
+/// DSSE allows standard or URL-safe base64, padded or not.
+fn decode_any(text: &str) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|e| e.decode(text).ok())
 }
 
 impl Envelope {
@@ -69,20 +78,20 @@ impl Envelope {
             what: "provenance envelope".into(),
             detail: detail.to_owned(),
         };
-        let payload = b64()
-            .decode(&self.payload)
-            .map_err(|_| bad("its payload is not base64"))?;
+        let payload = decode_any(&self.payload).ok_or_else(|| bad("its payload is not base64"))?;
         let message = pae(&self.payload_type, &payload);
         let mut named = Vec::new();
         for s in &self.signatures {
-            let Ok(sig) = b64().decode(&s.sig) else {
+            let Some(sig) = decode_any(&s.sig) else {
                 continue;
             };
             let Ok(sig) = <[u8; 64]>::try_from(sig.as_slice()) else {
                 continue;
             };
             let sig = ed25519_dalek::Signature::from_bytes(&sig);
-            for key in keys.keys().iter().filter(|k| k.id.to_string() == s.keyid) {
+            let named_by =
+                |k: &&crate::PublicKey| s.keyid.is_empty() || k.id.to_string() == s.keyid;
+            for key in keys.keys().iter().filter(named_by) {
                 named.push(key.id.to_string());
                 if key.key.verify_strict(&message, &sig).is_ok() {
                     return Ok((key.id, payload));

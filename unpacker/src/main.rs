@@ -92,7 +92,10 @@ fn run(cli: &Cli, action: &Action) -> anyhow::Result<ExitCode> {
             if !opts.trust.is_empty() {
                 let v = envpack_unpack::signature_check::verify_signature(artifact, &opts)
                     .with_context(|| {
-                        format!("verifying the signature of {}", artifact.display())
+                        format!(
+                            "checking the signature and provenance of {}",
+                            artifact.display()
+                        )
                     })?;
                 report.signature = Some(v);
             }

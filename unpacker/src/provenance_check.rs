@@ -44,51 +44,80 @@ pub fn check_provenance(
     }
     let reader = ArtifactReader::open(artifact)?;
     let (file_digest, _) = envpack_layers::digest::Sha256Digest::of_file(artifact)?;
-    let mut checked = 0;
-    let mut summary = String::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let envelope: Envelope =
-            serde_json::from_str(line).map_err(|e| bad(format!("not a DSSE envelope: {e}")))?;
-        let (key, payload) = envelope.verify(keys)?;
-        if envelope.payload_type != PAYLOAD_TYPE {
-            return Err(bad(format!(
-                "payload type {:?}, not {PAYLOAD_TYPE:?}",
-                envelope.payload_type
-            )));
+    let mut good = None;
+    let mut others: Vec<String> = Vec::new();
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let line_no = n + 1;
+        let envelope: Envelope = match serde_json::from_str(line) {
+            Ok(e) => e,
+            Err(e) => {
+                others.push(format!("line {line_no}: not a DSSE envelope ({e})"));
+                continue;
+            }
+        };
+        let (key, payload) = match envelope.verify(keys) {
+            Ok(v) => v,
+            Err(e) => {
+                others.push(format!("line {line_no}: {e}"));
+                continue;
+            }
+        };
+        let statement: Option<Value> = (envelope.payload_type == PAYLOAD_TYPE)
+            .then(|| serde_json::from_slice(&payload).ok())
+            .flatten();
+        let Some(statement) = statement.filter(is_slsa_statement) else {
+            others.push(format!("line {line_no}: not an in-toto SLSA provenance"));
+            continue;
+        };
+        if !names_file(&statement, &file_digest.to_hex()) {
+            others.push(format!(
+                "line {line_no}: the provenance of another artifact (no subject has this file's sha256)"
+            ));
+            continue;
         }
-        let statement: Value = serde_json::from_slice(&payload)
-            .map_err(|e| bad(format!("its statement is not JSON: {e}")))?;
-        let inputs = check_statement(&statement, &reader, &file_digest.to_hex()).map_err(bad)?;
-        checked += 1;
-        summary = format!("provenance: good (SLSA v1, {inputs} inputs), by trusted key {key}");
+        // Signed by a trusted key, about this very file: it must agree with it.
+        let inputs = check_statement(&statement, &reader)
+            .map_err(|e| bad(format!("line {line_no}: {e}")))?;
+        good = Some(format!(
+            "provenance: good (SLSA v1, {inputs} inputs), by trusted key {key}"
+        ));
     }
-    if checked == 0 {
-        return Err(bad("no envelope in it".into()));
+    match good {
+        Some(g) if others.is_empty() => Ok(Some(g)),
+        Some(g) => Ok(Some(format!(
+            "{g}; {} other lines left alone",
+            others.len()
+        ))),
+        None if others.is_empty() => Err(bad("no envelope in it".into())),
+        None => Err(bad(format!(
+            "no provenance of this artifact signed by a trusted key: {}",
+            others.join("; ")
+        ))),
     }
-    Ok(Some(summary))
 }
 
-/// Checks the statement's types, subject, lock and index against the artifact; returns how
-/// many inputs it lists.
-fn check_statement(s: &Value, reader: &ArtifactReader, file_hex: &str) -> Result<usize, String> {
+fn is_slsa_statement(s: &Value) -> bool {
     let str_at = |ptr: &str| s.pointer(ptr).and_then(Value::as_str).unwrap_or_default();
-    if str_at("/_type") != STATEMENT_TYPE || str_at("/predicateType") != PREDICATE_TYPE {
-        return Err(format!(
-            "not an in-toto statement with a SLSA provenance predicate ({:?}, {:?})",
-            str_at("/_type"),
-            str_at("/predicateType")
-        ));
-    }
-    let subjects = s.pointer("/subject").and_then(Value::as_array);
-    let names_this = subjects.is_some_and(|subs| {
-        subs.iter()
-            .any(|sub| sub.pointer("/digest/sha256").and_then(Value::as_str) == Some(file_hex))
-    });
-    if !names_this {
-        return Err(format!(
-            "it is the provenance of another artifact: no subject has this file's sha256 {file_hex}"
-        ));
-    }
+    str_at("/_type") == STATEMENT_TYPE && str_at("/predicateType") == PREDICATE_TYPE
+}
+
+fn names_file(s: &Value, file_hex: &str) -> bool {
+    s.pointer("/subject")
+        .and_then(Value::as_array)
+        .is_some_and(|subs| {
+            subs.iter()
+                .any(|sub| sub.pointer("/digest/sha256").and_then(Value::as_str) == Some(file_hex))
+        })
+}
+
+/// Checks a trusted statement about this file against the artifact's lock and index; returns
+/// how many inputs it lists.
+fn check_statement(s: &Value, reader: &ArtifactReader) -> Result<usize, String> {
+    let str_at = |ptr: &str| s.pointer(ptr).and_then(Value::as_str).unwrap_or_default();
     let lock = str_at("/predicate/buildDefinition/externalParameters/lock/sha256");
     if lock != reader.index().lock_sha256.to_hex() {
         return Err(format!(

@@ -134,6 +134,15 @@ pub fn verify_signature(artifact: &Path, opts: &TrustOptions) -> Result<String, 
     let provenance = crate::provenance_check::check_provenance(artifact, &keys)?;
     Ok(match provenance {
         Some(p) => format!("{}\n{p}", signature_text(&v)),
+        // envpack writes one with every signature: its absence is a stripped provenance.
+        None if v.claims.index.is_some() => {
+            return Err(UnpackError::BadArtifact {
+                path: envpack_trust::intoto::provenance_path(artifact),
+                detail: "missing: envpack signed this artifact, and writes its provenance with \
+                         every signature"
+                    .into(),
+            })
+        }
         None => format!(
             "{}\nprovenance: none beside the artifact",
             signature_text(&v)

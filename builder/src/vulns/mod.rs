@@ -44,13 +44,27 @@ impl Severity {
         })
     }
 
+    /// The band of a CVSS v3 or v4 base vector; a v3 vector missing any base metric is not
+    /// scored (it would score too low).
     fn from_cvss(scores: &[SeverityScore]) -> Option<Self> {
         scores.iter().find_map(|s| {
-            if s.kind != "CVSS_V3" {
-                return None;
-            }
-            let base = cvss::v3::Base::from_str(&s.score).ok()?;
-            Some(match base.score().severity() {
+            let band = match s.kind.as_str() {
+                "CVSS_V3" => {
+                    let complete = ["AV:", "AC:", "PR:", "UI:", "S:", "C:", "I:", "A:"]
+                        .iter()
+                        .all(|m| s.score.split('/').any(|part| part.starts_with(m)));
+                    if !complete {
+                        return None;
+                    }
+                    cvss::v3::Base::from_str(&s.score).ok()?.score().severity()
+                }
+                "CVSS_V4" => cvss::v4::Vector::from_str(&s.score)
+                    .ok()?
+                    .score()
+                    .severity(),
+                _ => return None,
+            };
+            Some(match band {
                 cvss::Severity::None => return None,
                 cvss::Severity::Low => Severity::Low,
                 cvss::Severity::Medium => Severity::Medium,
@@ -138,8 +152,11 @@ pub struct VulnReport {
     pub checked: Vec<String>,
     /// The vulnerabilities, most severe first.
     pub findings: Vec<VulnFinding>,
-    /// Records about a locked package that could not be evaluated, with the reason.
+    /// Records about a locked package that could not be evaluated, with the reason; they fail
+    /// every gate but none, as an unknown severity does.
     pub unevaluated: Vec<String>,
+    /// What the database does not cover (no records for PyPI, or none for CPython).
+    pub notes: Vec<String>,
     /// The gate.
     pub fail_on: Gate,
     /// Whether the gate fails.
@@ -174,9 +191,20 @@ pub fn check_lock(lock: &Lock, db: &Database, gate: Gate) -> VulnReport {
     );
     let mut findings = Vec::new();
     let mut unevaluated = Vec::new();
+    let (mut pypi_records, mut cpython_records) = (0usize, 0usize);
     for record in db.records.values().filter(|r| r.withdrawn.is_none()) {
-        for affected in &record.affected {
-            let Some(name) = subject_of(record, affected) else {
+        let names: Vec<Option<String>> = record
+            .affected
+            .iter()
+            .map(|a| subject_of(record, a))
+            .collect();
+        if names.iter().flatten().any(|n| n == CPYTHON) {
+            cpython_records += 1;
+        } else if names.iter().any(Option::is_some) {
+            pypi_records += 1;
+        }
+        for (affected, name) in record.affected.iter().zip(names) {
+            let Some(name) = name else {
                 continue;
             };
             for ((n, version), (shown, platforms)) in
@@ -204,11 +232,19 @@ pub fn check_lock(lock: &Lock, db: &Database, gate: Gate) -> VulnReport {
             }
         }
     }
+    let mut findings = merge_aliases(findings);
     findings.sort_by(|a, b| (b.severity, &a.package, &a.id).cmp(&(a.severity, &b.package, &b.id)));
-    findings.dedup_by(|a, b| a.id == b.id && a.package == b.package && a.version == b.version);
     unevaluated.sort();
     unevaluated.dedup();
-    let failed = findings.iter().any(|f| gate.fails(f.severity));
+    let mut notes = Vec::new();
+    if pypi_records == 0 {
+        notes.push("the database has no PyPI records: the packages were not checked".to_owned());
+    }
+    if cpython_records == 0 {
+        notes.push("the database has no CPython records: CPython was not checked".to_owned());
+    }
+    let failed = findings.iter().any(|f| gate.fails(f.severity))
+        || (gate != Gate::None && !unevaluated.is_empty());
     VulnReport {
         database: db.source.display().to_string(),
         records: db.records.len(),
@@ -219,9 +255,56 @@ pub fn check_lock(lock: &Lock, db: &Database, gate: Gate) -> VulnReport {
             .collect(),
         findings,
         unevaluated,
+        notes,
         fail_on: gate,
         failed,
     }
+}
+
+/// One finding per vulnerability of a package version: records that name each other (a GHSA
+/// and the PYSEC with it as alias) are one, with the highest severity any of them gives and
+/// every id, so an unrated copy neither doubles the count nor fails a gate the rated one
+/// passes. (The same record can also come once per `affected` entry.)
+fn merge_aliases(findings: Vec<VulnFinding>) -> Vec<VulnFinding> {
+    let ids = |x: &VulnFinding| -> Vec<String> {
+        std::iter::once(x.id.clone())
+            .chain(x.aliases.iter().cloned())
+            .collect()
+    };
+    let mut merged: Vec<VulnFinding> = Vec::new();
+    for f in findings {
+        let mine = ids(&f);
+        let same = merged.iter_mut().find(|m| {
+            m.package == f.package
+                && m.version == f.version
+                && ids(m).iter().any(|i| mine.contains(i))
+        });
+        let Some(m) = same else {
+            merged.push(f);
+            continue;
+        };
+        let known = |s: Severity| (s != Severity::Unknown).then_some(s);
+        m.severity = match (known(m.severity), known(f.severity)) {
+            (Some(a), Some(b)) => a.max(b),
+            (a, b) => a.or(b).unwrap_or(Severity::Unknown),
+        };
+        for i in mine {
+            if i != m.id && !m.aliases.contains(&i) {
+                m.aliases.push(i);
+            }
+        }
+        m.fixed = m.fixed.take().or(f.fixed);
+        m.summary = m.summary.take().or(f.summary);
+        for p in f.platforms {
+            if !m.platforms.contains(&p) {
+                m.platforms.push(p);
+            }
+        }
+    }
+    for m in &mut merged {
+        m.aliases.sort();
+    }
+    merged
 }
 
 /// Which locked name an `affected` entry is about: a PyPI package, or CPython (records with
@@ -251,17 +334,23 @@ fn affects(affected: &Affected, version: &str) -> Result<Option<Option<String>>,
             );
         return Ok(Some(fixed));
     }
-    let mut evaluable = !affected.versions.is_empty();
+    // Every range counts (affected by any is affected): one range that can't be read does not
+    // hide another that says affected.
+    let mut evaluated = !affected.versions.is_empty();
+    let mut error = None;
     for range in affected.ranges.iter().filter(|r| r.kind != "GIT") {
-        evaluable = true;
-        if let Verdict::Affected(fixed) = ranges::evaluate(&range.events, &v)? {
-            return Ok(Some(fixed));
+        match ranges::evaluate(&range.events, &v) {
+            Ok(Verdict::Affected(fixed)) => return Ok(Some(fixed)),
+            Ok(Verdict::Clear) => evaluated = true,
+            Err(e) => error = Some(e),
         }
     }
-    if evaluable {
-        Ok(None)
-    } else {
-        Err("only git commit ranges, which need the project's history; not evaluated".into())
+    match error {
+        Some(e) => Err(e),
+        None if evaluated => Ok(None),
+        None => {
+            Err("only git commit ranges, which need the project's history; not evaluated".into())
+        }
     }
 }
 
@@ -283,5 +372,76 @@ impl VulnReport {
     /// The report as lines of text.
     pub fn to_text(&self) -> String {
         report::to_text(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(id: &str, aliases: &[&str], severity: Severity) -> VulnFinding {
+        VulnFinding {
+            id: id.into(),
+            aliases: aliases.iter().map(|a| a.to_string()).collect(),
+            package: "idna".into(),
+            version: "3.6".into(),
+            fixed: None,
+            severity,
+            summary: None,
+            platforms: vec!["linux-x86_64".into()],
+        }
+    }
+
+    #[test]
+    fn records_that_name_each_other_are_one_finding_with_the_known_severity() {
+        let merged = merge_aliases(vec![
+            finding("GHSA-1", &["CVE-1"], Severity::Medium),
+            finding("PYSEC-1", &["CVE-1", "GHSA-1"], Severity::Unknown),
+            finding("GHSA-2", &[], Severity::Low),
+            finding("GHSA-1", &["CVE-1"], Severity::Medium),
+        ]);
+        assert_eq!(merged.len(), 2, "{merged:?}");
+        assert_eq!(merged[0].severity, Severity::Medium);
+        assert_eq!(merged[0].aliases, ["CVE-1", "PYSEC-1"]);
+        assert!(!Gate::At(Severity::High).fails(merged[0].severity));
+    }
+
+    #[test]
+    fn severities_come_from_words_and_complete_cvss_vectors() {
+        let v = |kind: &str, score: &str| SeverityScore {
+            kind: kind.into(),
+            score: score.into(),
+        };
+        let table = [
+            (
+                v("CVSS_V3", "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"),
+                Some(Severity::Critical),
+            ),
+            (
+                v("CVSS_V3", "CVSS:3.1/AV:N/AC:H/PR:N/UI:R/S:C/C:H/I:N/A:N"),
+                Some(Severity::Medium),
+            ),
+            // Missing base metrics would score too low: not scored.
+            (v("CVSS_V3", "CVSS:3.1/C:H/I:H/A:H"), None),
+            (
+                v(
+                    "CVSS_V4",
+                    "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N",
+                ),
+                Some(Severity::Critical),
+            ),
+            (v("CVSS_V2", "AV:N/AC:L/Au:N/C:P/I:P/A:P"), None),
+        ];
+        for (score, want) in table {
+            assert_eq!(
+                Severity::from_cvss(std::slice::from_ref(&score)),
+                want,
+                "{score:?}"
+            );
+        }
+        assert_eq!(Severity::from_word("MODERATE"), Some(Severity::Medium));
+        assert_eq!("none".parse::<Gate>(), Ok(Gate::None));
+        assert!(Gate::At(Severity::Critical).fails(Severity::Unknown));
+        assert!(!Gate::None.fails(Severity::Critical));
     }
 }

@@ -13,6 +13,8 @@ use serde::Deserialize;
 
 /// Largest record read (the biggest real ones are a few hundred KiB).
 const MAX_RECORD_BYTES: u64 = 8 << 20;
+/// Largest snapshot read, all records together (PyPI's whole all.zip is ~1 GiB unpacked less).
+const MAX_TOTAL_BYTES: u64 = 4 << 30;
 
 /// One OSV record.
 #[derive(Debug, Clone, Deserialize)]
@@ -112,8 +114,10 @@ pub struct Event {
 pub struct Database {
     /// Where it was read from.
     pub source: PathBuf,
-    /// Every record, by id (the last file wins for a repeated id).
+    /// Every record, by id (of a repeated id, the most recently modified copy).
     pub records: BTreeMap<String, Record>,
+    /// Bytes read so far.
+    read: u64,
 }
 
 impl Database {
@@ -125,6 +129,7 @@ impl Database {
         let mut db = Database {
             source: path.to_path_buf(),
             records: BTreeMap::new(),
+            read: 0,
         };
         if meta.is_dir() {
             for entry in walkdir::WalkDir::new(path).sort_by_file_name() {
@@ -167,12 +172,23 @@ impl Database {
         if bytes.len() as u64 > MAX_RECORD_BYTES {
             bail!("{shown}: larger than {MAX_RECORD_BYTES} bytes; not an OSV record");
         }
+        self.read += bytes.len() as u64;
+        if self.read > MAX_TOTAL_BYTES {
+            bail!("{shown}: the snapshot holds more than {MAX_TOTAL_BYTES} bytes of records; not an OSV snapshot");
+        }
         let record: Record = serde_json::from_slice(&bytes)
             .map_err(|e| anyhow!("{shown}: not an OSV record: {e}"))?;
         if record.id.is_empty() {
             bail!("{shown}: not an OSV record: no id");
         }
-        self.records.insert(record.id.clone(), record);
+        // A stale copy of a record (an older export beside the new one) must not replace it.
+        let newer = self
+            .records
+            .get(&record.id)
+            .is_none_or(|old| time_key(&record.modified) >= time_key(&old.modified));
+        if newer {
+            self.records.insert(record.id.clone(), record);
+        }
         Ok(())
     }
 
@@ -182,8 +198,16 @@ impl Database {
             .values()
             .map(|r| r.modified.as_str())
             .filter(|m| !m.is_empty())
-            .max()
+            .max_by_key(|m| time_key(m))
     }
+}
+
+/// An RFC 3339 UTC time (as OSV writes them, `…Z`) as a comparable key: the seconds, then the
+/// fraction padded, so `…00Z` sorts before `…00.5Z`.
+fn time_key(t: &str) -> (String, String) {
+    let t = t.trim_end_matches('Z');
+    let (secs, frac) = t.split_once('.').unwrap_or((t, ""));
+    (secs.to_owned(), format!("{frac:0<9}"))
 }
 
 fn is_json(name: &str) -> bool {

@@ -20,6 +20,8 @@ pub enum Verdict {
 /// The verdict of `events` (an ECOSYSTEM or SEMVER range, compared as PEP 440 versions) for
 /// `version`; an event whose version does not parse is an error naming it.
 pub fn evaluate(events: &[Event], version: &Version) -> Result<Verdict, String> {
+    // A local version (`2.1.0+cpu`) is its public version's build: it has its advisories.
+    let version = &version.clone().without_local();
     let parse = |v: &str| {
         if v == "0" {
             return Ok(None);
@@ -45,8 +47,13 @@ pub fn evaluate(events: &[Event], version: &Version) -> Result<Verdict, String> 
             points.push((parse(v)?, Kind::LastAffected, v));
         }
     }
-    // None ("0") sorts first.
-    points.sort_by(|a, b| a.0.cmp(&b.0));
+    // None ("0") sorts first; at one version an end comes before a start, so the order of
+    // the record's events doesn't change the verdict, and a re-introduction wins.
+    let rank = |k: &Kind| match k {
+        Kind::Fixed | Kind::LastAffected => 0,
+        Kind::Introduced => 1,
+    };
+    points.sort_by(|a, b| a.0.cmp(&b.0).then(rank(&a.1).cmp(&rank(&b.1))));
     let mut affected = false;
     for (at, kind, _) in &points {
         let at_or_below = at.as_ref().is_none_or(|at| at <= version);
@@ -73,6 +80,7 @@ pub fn evaluate(events: &[Event], version: &Version) -> Result<Verdict, String> 
 /// Whether `version` is one of the listed `versions` (compared as PEP 440 versions, and as
 /// text so `v3.11.7`-style tags match too).
 pub fn listed(versions: &[String], version: &Version, raw: &str) -> bool {
+    let version = &version.clone().without_local();
     versions.iter().any(|v| {
         let v = v.strip_prefix('v').unwrap_or(v);
         v == raw || Version::from_str(v).is_ok_and(|v| v == *version)
@@ -168,6 +176,23 @@ mod tests {
                 Verdict::Affected(None),
             ),
             (vec![], "1.0", Verdict::Clear),
+            // Equal versions: the same verdict whatever the events' order.
+            (
+                vec![ev("i", "0"), ev("f", "2.0"), ev("i", "2.0"), ev("f", "2.1")],
+                "2.0",
+                fixed("2.1"),
+            ),
+            (
+                vec![ev("i", "2.0"), ev("f", "2.1"), ev("f", "2.0"), ev("i", "0")],
+                "2.0",
+                fixed("2.1"),
+            ),
+            // A local version is its public version.
+            (
+                vec![ev("i", "1.0"), ev("l", "2.1.0")],
+                "2.1.0+cpu",
+                Verdict::Affected(None),
+            ),
             // PEP 440 order, not text order.
             (vec![ev("i", "0"), ev("f", "3.10")], "3.9", fixed("3.10")),
             (vec![ev("i", "0"), ev("f", "3.7")], "3.6", fixed("3.7")),
@@ -189,5 +214,7 @@ mod tests {
         assert!(listed(&["3.11.6".into(), "v3.11.7".into()], &v, "3.11.7"));
         assert!(listed(&["3.11.07".into()], &v, "3.11.7"));
         assert!(!listed(&["3.11.70".into()], &v, "3.11.7"));
+        let local = Version::from_str("2.1.0+cpu").unwrap();
+        assert!(listed(&["2.1.0".into()], &local, "2.1.0+cpu"));
     }
 }

@@ -38,14 +38,21 @@ pub fn to_text(r: &VulnReport) -> String {
         ));
     }
     for u in &r.unevaluated {
-        out.push_str(&format!("not evaluated: {u}\n"));
+        out.push_str(&format!("NOT EVALUATED {u}\n"));
+    }
+    for n in &r.notes {
+        out.push_str(&format!("note: {n}\n"));
     }
     let gate = match r.fail_on {
         super::Gate::None => "none".to_owned(),
         super::Gate::At(s) => s.as_str().to_owned(),
     };
+    let unevaluated = match r.unevaluated.len() {
+        0 => String::new(),
+        n => format!(", {n} not evaluated (they fail every gate but none)"),
+    };
     out.push_str(&format!(
-        "{} {}; --fail-on {gate}: {}\n",
+        "{} {}{unevaluated}; --fail-on {gate}: {}\n",
         r.findings.len(),
         if r.findings.len() == 1 {
             "vulnerability"
@@ -63,10 +70,22 @@ pub fn to_sarif(r: &VulnReport, lock_uri: &str) -> serde_json::Value {
     let mut seen = std::collections::BTreeSet::new();
     for f in &r.findings {
         if seen.insert(f.id.clone()) {
+            // GitHub code scanning reads `security-severity` (a CVSS-like score) and the tag.
+            let score = match f.severity {
+                Severity::Critical => "9.5",
+                Severity::High => "8.0",
+                Severity::Medium | Severity::Unknown => "5.5",
+                Severity::Low => "2.0",
+            };
             rules.push(json!({
                 "id": f.id,
                 "shortDescription": {"text": f.summary.clone().unwrap_or_else(|| f.id.clone())},
-                "properties": {"aliases": f.aliases, "severity": f.severity.as_str()},
+                "properties": {
+                    "aliases": f.aliases,
+                    "severity": f.severity.as_str(),
+                    "security-severity": score,
+                    "tags": ["security", "vulnerability"],
+                },
             }));
         }
     }
