@@ -189,3 +189,66 @@ impl RootTrust {
         crate::layout::RootLayout::new(root).meta_dir().join(FILE)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envpack_trust::{Claims, KeyId};
+
+    fn verified(at: Option<u64>) -> Verified {
+        Verified {
+            key_id: KeyId([1; 8]),
+            claims: Claims {
+                timestamp: at,
+                ..Claims::default()
+            },
+        }
+    }
+
+    #[test]
+    fn the_newest_signed_time_only_goes_up_and_refuses_older_or_timeless() {
+        let mut t = RootTrust::empty();
+        let all = |_: &str| true;
+        t.note_env("a", "sha256:a", Some(&verified(Some(200))), &all);
+        assert_eq!(t.newest_signed, Some(200));
+        // (signed at, accepted)
+        for (at, ok) in [
+            (Some(200), true),
+            (Some(300), true),
+            (Some(199), false),
+            (None, false),
+        ] {
+            assert_eq!(t.check_not_older("b", &verified(at)).is_ok(), ok, "{at:?}");
+        }
+        t.note_env("b", "sha256:b", Some(&verified(Some(100))), &all);
+        assert_eq!(
+            t.newest_signed,
+            Some(200),
+            "an allowed downgrade does not lower it"
+        );
+        // An unsigned unpack of the same artifact keeps what was verified of it.
+        t.note_env("a", "sha256:a", None, &all);
+        assert_eq!(t.envs["a"].key_id.as_deref(), Some("0101010101010101"));
+        // Envs gone from the root are forgotten.
+        t.note_env("c", "sha256:c", None, &|id| id != "b");
+        assert!(!t.envs.contains_key("b"));
+    }
+
+    #[test]
+    fn only_the_verified_index_may_stand_in_for_an_env() {
+        let mut t = RootTrust::empty();
+        t.note_env("a", "sha256:a", None, &|_| true);
+        assert!(t.check_index("a", "sha256:a").is_ok());
+        assert!(t
+            .check_index("a", "sha256:b")
+            .unwrap_err()
+            .contains("not the sha256:a"));
+        // No record and no policy: nothing to hold it to.
+        assert!(t.check_index("z", "sha256:z").is_ok());
+        t.required_keys.push("key".into());
+        assert!(t
+            .check_index("z", "sha256:z")
+            .unwrap_err()
+            .contains("requires signatures"));
+    }
+}
