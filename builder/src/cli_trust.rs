@@ -80,27 +80,17 @@ pub fn verify(
     signature: &SignatureArgs,
 ) -> anyhow::Result<()> {
     let env_root = std::env::var_os("ENVPACK_ROOT").map(PathBuf::from);
-    let checks_signature = !signature.trust.is_empty();
-    if signature.signature.is_some() && !checks_signature {
-        return Err(
-            crate::Usage("--signature needs --trust KEY.pub: the key to check it with").into(),
-        );
-    }
+    let trust = signature.verify_options().map_err(crate::Usage)?;
     let mut report = match (artifact, root.or(env_root.as_deref())) {
         (Some(a), _) => envpack_unpack::verify_artifact(a)?,
-        (None, _) if checks_signature || signature.signature.is_some() => {
+        (None, _) if trust.is_some() => {
             return Err(crate::Usage("--trust and --signature check an ARTIFACT; give one").into())
         }
         (None, Some(r)) => envpack_unpack::verify_root(r)?,
         (None, None) => return Err(crate::Usage("give an ARTIFACT or --root DIR to verify").into()),
     };
-    if let (Some(a), true) = (artifact, checks_signature) {
-        let opts = envpack_unpack::TrustOptions {
-            trust: signature.trust.clone(),
-            signature: signature.signature.clone(),
-            ..Default::default()
-        };
-        let v = envpack_unpack::signature_check::verify_signature(a, &opts).map_err(|e| {
+    if let (Some(a), Some(opts)) = (artifact, &trust) {
+        let v = envpack_unpack::signature_check::verify_signature(a, opts).map_err(|e| {
             anyhow!(
                 "checking the signature and provenance of {}: {e}",
                 a.display()
@@ -149,7 +139,6 @@ pub fn audit_vulns(
         .map_err(|e: String| anyhow!(e))?;
     let lock_file = lock.or(target).unwrap_or(Path::new("envpack.lock"));
     let (lock, shown) = match (lock, target) {
-        (Some(l), _) => (envpack::lock::read(l)?.0, l.display().to_string()),
         (None, Some(t)) => {
             let reader = envpack_layers::artifact::ArtifactReader::open(t).map_err(|e| {
                 anyhow!("{e} (with --vulns, TARGET is an artifact; or give --lock)")
@@ -158,10 +147,10 @@ pub fn audit_vulns(
             let shown = format!("{}!envpack.lock", t.display());
             (envpack::lock::Lock::parse(&text, &shown)?, shown)
         }
-        (None, None) => {
-            let l = Path::new("envpack.lock");
-            (envpack::lock::read(l)?.0, l.display().to_string())
-        }
+        _ => (
+            envpack::lock::read(lock_file)?.0,
+            lock_file.display().to_string(),
+        ),
     };
     let database = envpack::vulns::Database::open(db)?;
     let report = envpack::vulns::check_lock(&lock, &database, gate);

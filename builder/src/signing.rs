@@ -4,7 +4,7 @@
 //! `minisign -G` work too); signatures are made by `envpack_trust` so that they are
 //! deterministic and carry the artifact's index digest in their trusted comment.
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
@@ -95,12 +95,8 @@ fn write_new(path: &Path, bytes: &[u8], secret: bool) -> anyhow::Result<()> {
 /// Reads a minisign secret key file; an encrypted one (`minisign -G` without `-W`) is
 /// decrypted with the password in ENVPACK_KEY_PASSWORD.
 pub fn load_signing_key(path: &Path) -> anyhow::Result<SigningKey> {
-    let mut text = String::new();
-    fs_err::File::open(path)?
-        .take(4097)
-        .read_to_string(&mut text)
-        .with_context(|| format!("reading {}", path.display()))?;
-    if text.len() > 4096 || !text.starts_with("untrusted comment:") {
+    let text = crate::input::read_text(path, 4096, "secret key")?;
+    if !text.starts_with("untrusted comment:") {
         bail!(
             "{}: not a minisign secret key (make one with `envpack keygen --out KEY`)",
             path.display()
@@ -166,14 +162,17 @@ pub fn sign_artifact(artifact: &Path, key: &SigningKey) -> anyhow::Result<Prepar
         )
     })?;
     let claims = claims_for(artifact, reader.index_digest(), &reader.index().env_id)?;
-    let sig = key.sign_file(artifact, &claims)?;
-    let (sha, _) = envpack_layers::digest::Sha256Digest::of_file(artifact)
-        .with_context(|| format!("hashing {}", artifact.display()))?;
+    // One read for both digests: the signature's BLAKE2b and the provenance's sha256.
+    let mut sha = <sha2::Sha256 as sha2::Digest>::new();
+    let prehash = envpack_trust::prehash_file(artifact, &mut |_, chunk| {
+        sha2::Digest::update(&mut sha, chunk)
+    })?;
+    let sig = key.sign_prehashed(&prehash, &claims);
     let facts = crate::provenance::ArtifactFacts {
         index: reader.index(),
         index_digest: *reader.index_digest(),
         lock_bytes: reader.lock_bytes(),
-        sha256_hex: sha.to_hex(),
+        sha256_hex: hex::encode(sha2::Digest::finalize(sha)),
     };
     prepare(artifact, key, &sig, &claims, &facts)
 }

@@ -16,7 +16,7 @@ pub use boxes::{KeyId, PublicKey, Signature, SignatureAlgorithm, MAX_SIGNATURE_B
 pub use claims::Claims;
 pub use dsse::{pae, Envelope, EnvelopeSignature};
 pub use error::TrustError;
-pub use sign::{Prehasher, SigningKey};
+pub use sign::{prehash_file, Prehasher, SigningKey};
 pub use verify::{TrustedKeys, Verified};
 
 /// The in-toto and SLSA names an envpack provenance uses.

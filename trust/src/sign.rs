@@ -66,16 +66,12 @@ impl SigningKey {
     /// Signs `file` (prehashed, as minisign does by default) with `claims` as the trusted
     /// comment. ed25519 is deterministic: the same file, key and claims give the same bytes.
     pub fn sign_file(&self, file: &Path, claims: &Claims) -> Result<Signature, TrustError> {
-        let hash = blake2b512_of(file, &mut |_, _| {})?;
-        Ok(self.sign_prehash(&hash, claims))
+        let hash = prehash_file(file, &mut |_, _| {})?;
+        Ok(self.sign_prehashed(&hash, claims))
     }
 
-    /// Signs a file already hashed with [`Prehasher`] (as it was written).
+    /// Signs a file already hashed ([`Prehasher`] as it was written, or [`prehash_file`]).
     pub fn sign_prehashed(&self, hash: &[u8], claims: &Claims) -> Signature {
-        self.sign_prehash(hash, claims)
-    }
-
-    fn sign_prehash(&self, hash: &[u8], claims: &Claims) -> Signature {
         let file_signature = self.key.sign(hash).to_bytes();
         let mut sig = Signature {
             algorithm: SignatureAlgorithm::Prehashed,
@@ -132,11 +128,9 @@ impl Prehasher {
     }
 }
 
-/// BLAKE2b-512 of a file, streamed; `seen` gets each chunk with its offset.
-pub(crate) fn blake2b512_of(
-    file: &Path,
-    seen: &mut dyn FnMut(u64, &[u8]),
-) -> Result<Vec<u8>, TrustError> {
+/// BLAKE2b-512 (minisign's prehash) of a file, streamed; `seen` gets each chunk with its
+/// offset, so a caller can hash or check the same bytes in the same read.
+pub fn prehash_file(file: &Path, seen: &mut dyn FnMut(u64, &[u8])) -> Result<Vec<u8>, TrustError> {
     let mut f = fs_err::File::open(file)?;
     let mut hasher = blake2::Blake2b512::new();
     let mut buf = vec![0u8; 1 << 20];

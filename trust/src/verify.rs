@@ -7,7 +7,7 @@ use ed25519_dalek::Signature as Ed25519Signature;
 use crate::boxes::{KeyId, PublicKey, Signature, SignatureAlgorithm};
 use crate::claims::Claims;
 use crate::error::TrustError;
-use crate::sign::blake2b512_of;
+use crate::sign::prehash_file;
 
 /// The keys a signature may come from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -85,7 +85,7 @@ impl TrustedKeys {
                     .into(),
             });
         }
-        let hash = blake2b512_of(file, seen)?;
+        let hash = prehash_file(file, seen)?;
         self.with_key(sig, |key| {
             check(key, &hash, &sig.file_signature, "the artifact")?;
             check(

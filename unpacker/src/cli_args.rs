@@ -118,8 +118,8 @@ pub enum Action {
     },
     /// Verify a root's current env.
     VerifyRoot(PathBuf),
-    /// Verify an artifact (and its signature by one of the keys, if any are given).
-    VerifyArtifact(PathBuf, SignatureArgs),
+    /// Verify an artifact (and its signature, when asked).
+    VerifyArtifact(PathBuf, Option<TrustOptions>),
     /// Show a root.
     Status(PathBuf),
     /// Roll a root back.
@@ -201,16 +201,11 @@ impl Command {
                 keep_artifact: !no_keep_artifact,
                 trust: trust.options(),
             },
-            Command::Verify { signature, .. }
-                if signature.signature.is_some() && signature.trust.is_empty() =>
-            {
-                return Err("--signature needs --trust KEY.pub: the key to check it with".into())
-            }
             Command::Verify {
                 artifact: Some(a),
                 signature,
                 ..
-            } => Action::VerifyArtifact(a.clone(), signature.clone()),
+            } => Action::VerifyArtifact(a.clone(), signature.verify_options()?),
             Command::Verify { signature, .. }
                 if !signature.trust.is_empty() || signature.signature.is_some() =>
             {
@@ -289,7 +284,7 @@ impl Legacy {
         if self.verify {
             return match (&given_root, &self.artifact) {
                 (Some(r), _) => Ok(Action::VerifyRoot(r.clone())),
-                (None, Some(a)) => Ok(Action::VerifyArtifact(a.clone(), SignatureArgs::default())),
+                (None, Some(a)) => Ok(Action::VerifyArtifact(a.clone(), None)),
                 (None, None) => Err(VERIFY_NEEDS.to_string()),
             };
         }

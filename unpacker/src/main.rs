@@ -81,16 +81,11 @@ fn run(cli: &Cli, action: &Action) -> anyhow::Result<ExitCode> {
             &envpack_unpack::verify_root(root)
                 .with_context(|| format!("verifying {}", root.display()))?,
         ),
-        Action::VerifyArtifact(artifact, sig) => {
-            let opts = envpack_unpack::TrustOptions {
-                trust: sig.trust.clone(),
-                signature: sig.signature.clone(),
-                ..Default::default()
-            };
+        Action::VerifyArtifact(artifact, trust) => {
             let mut report = envpack_unpack::verify_artifact(artifact)
                 .with_context(|| format!("verifying {}", artifact.display()))?;
-            if !opts.trust.is_empty() {
-                let v = envpack_unpack::signature_check::verify_signature(artifact, &opts)
+            if let Some(opts) = trust {
+                let v = envpack_unpack::signature_check::verify_signature(artifact, opts)
                     .with_context(|| {
                         format!(
                             "checking the signature and provenance of {}",

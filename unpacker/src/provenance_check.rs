@@ -3,7 +3,6 @@
 //! subject is this artifact file and whose lock and index are this artifact's.
 
 use std::io::Read as _;
-use std::path::Path;
 
 use envpack_layers::artifact::ArtifactReader;
 use envpack_trust::intoto::{provenance_path, PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE};
@@ -15,13 +14,14 @@ use crate::error::UnpackError;
 /// Largest provenance file read.
 const MAX_PROVENANCE_BYTES: u64 = 8 << 20;
 
-/// Checks the provenance beside `artifact` with `keys`; `Ok(None)` when there is none.
-/// Returns one line for the report.
+/// Checks the provenance beside the artifact `reader` (whose file has sha256 `file_hex`)
+/// with `keys`; `Ok(None)` when there is none. Returns one line for the report.
 pub fn check_provenance(
-    artifact: &Path,
+    reader: &ArtifactReader,
     keys: &TrustedKeys,
+    file_hex: &str,
 ) -> Result<Option<String>, UnpackError> {
-    let path = provenance_path(artifact);
+    let path = provenance_path(reader.path());
     let bad = |detail: String| UnpackError::BadArtifact {
         path: path.clone(),
         detail,
@@ -42,8 +42,6 @@ pub fn check_provenance(
     if text.len() as u64 > MAX_PROVENANCE_BYTES {
         return Err(bad(format!("more than {MAX_PROVENANCE_BYTES} bytes")));
     }
-    let reader = ArtifactReader::open(artifact)?;
-    let (file_digest, _) = envpack_layers::digest::Sha256Digest::of_file(artifact)?;
     let mut good = None;
     let mut others: Vec<String> = Vec::new();
     for (n, line) in text
@@ -73,15 +71,15 @@ pub fn check_provenance(
             others.push(format!("line {line_no}: not an in-toto SLSA provenance"));
             continue;
         };
-        if !names_file(&statement, &file_digest.to_hex()) {
+        if !names_file(&statement, file_hex) {
             others.push(format!(
                 "line {line_no}: the provenance of another artifact (no subject has this file's sha256)"
             ));
             continue;
         }
         // Signed by a trusted key, about this very file: it must agree with it.
-        let inputs = check_statement(&statement, &reader)
-            .map_err(|e| bad(format!("line {line_no}: {e}")))?;
+        let inputs =
+            check_statement(&statement, reader).map_err(|e| bad(format!("line {line_no}: {e}")))?;
         good = Some(format!(
             "provenance: good (SLSA v1, {inputs} inputs), by trusted key {key}"
         ));

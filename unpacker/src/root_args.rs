@@ -44,6 +44,22 @@ pub struct TrustArgs {
     pub allow_downgrade: bool,
 }
 
+impl SignatureArgs {
+    /// The signature check `verify` is asked for: none without `--trust`; a `--signature`
+    /// with no key to check it by is refused rather than ignored.
+    pub fn verify_options(&self) -> Result<Option<TrustOptions>, &'static str> {
+        match (self.trust.is_empty(), &self.signature) {
+            (true, Some(_)) => Err("--signature needs --trust KEY.pub: the key to check it with"),
+            (true, None) => Ok(None),
+            (false, _) => Ok(Some(TrustOptions {
+                trust: self.trust.clone(),
+                signature: self.signature.clone(),
+                ..TrustOptions::default()
+            })),
+        }
+    }
+}
+
 impl TrustArgs {
     /// What the unpack is told.
     pub fn options(&self) -> TrustOptions {

@@ -76,23 +76,37 @@ pub fn check_signature(
     why: &str,
     depth: Depth,
 ) -> Result<Verified, UnpackError> {
+    check(keys, sig, reader, signature_file, why, depth).map(|(v, _)| v)
+}
+
+/// [`check_signature`], with the artifact file's sha256 when the whole file was read.
+fn check(
+    keys: &TrustedKeys,
+    sig: Option<&Signature>,
+    reader: &ArtifactReader,
+    signature_file: &Path,
+    why: &str,
+    depth: Depth,
+) -> Result<(Verified, Option<String>), UnpackError> {
     let sig = sig.ok_or_else(|| UnpackError::Unsigned {
         artifact: reader.path().to_path_buf(),
         signature: signature_file.to_path_buf(),
         why: why.to_owned(),
     })?;
     let pinned = Claims::parse(&sig.trusted_comment)?.index.is_some();
-    let verified = if pinned && depth == Depth::Claims {
-        keys.verify_claims(sig)?
+    let (verified, file_sha256) = if pinned && depth == Depth::Claims {
+        (keys.verify_claims(sig)?, None)
     } else {
         // The file is read again to hash it: the index in what was hashed must be the index
         // that was parsed, or a file swapped between the two reads would pass as signed.
         let (at, len) = reader.index_range();
         let mut index = sha2::Sha256::new();
+        let mut whole = sha2::Sha256::new();
         let v = keys.verify_file_with(sig, reader.path(), &mut |offset, chunk| {
             let start = at.saturating_sub(offset).min(chunk.len() as u64) as usize;
             let end = (at + len).saturating_sub(offset).min(chunk.len() as u64) as usize;
             index.update(&chunk[start..end]);
+            whole.update(chunk);
         })?;
         let hashed = format!("sha256:{}", hex::encode(index.finalize()));
         if hashed != reader.index_digest().to_string() {
@@ -101,7 +115,7 @@ pub fn check_signature(
                 detail: "it changed while it was being read".into(),
             });
         }
-        v
+        (v, Some(hex::encode(whole.finalize())))
     };
     if let Some(signed) = &verified.claims.index {
         let actual = reader.index_digest().to_string();
@@ -113,7 +127,7 @@ pub fn check_signature(
             .into());
         }
     }
-    Ok(verified)
+    Ok((verified, file_sha256))
 }
 
 /// Checks an artifact's signature with the `opts.trust` keys, the whole file and its claims,
@@ -123,7 +137,7 @@ pub fn verify_signature(artifact: &Path, opts: &TrustOptions) -> Result<String, 
     let keys = TrustedKeys::load(&opts.trust)?;
     let sig = read_signature(artifact, opts)?;
     let file = opts.signature_path(artifact);
-    let v = check_signature(
+    let (v, sha) = check(
         &keys,
         sig.as_ref(),
         &reader,
@@ -131,7 +145,10 @@ pub fn verify_signature(artifact: &Path, opts: &TrustOptions) -> Result<String, 
         "--trust",
         Depth::WholeFile,
     )?;
-    let provenance = crate::provenance_check::check_provenance(artifact, &keys)?;
+    // The provenance is checked against the bytes the signature was checked over (the
+    // whole-file check always hashes them).
+    let sha = sha.unwrap_or_default();
+    let provenance = crate::provenance_check::check_provenance(&reader, &keys, &sha)?;
     Ok(match provenance {
         Some(p) => format!("{}\n{p}", signature_text(&v)),
         // envpack writes one with every signature: its absence is a stripped provenance.
