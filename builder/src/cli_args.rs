@@ -15,6 +15,10 @@ pub struct Cli {
     /// Never touch the network; everything must be in the cache.
     #[arg(long, global = true)]
     pub offline: bool,
+    /// Take every input from this bundle (made by `envpack bundle`): it is the package index,
+    /// the CPython mirror and the base images, and implies --offline.
+    #[arg(long, global = true, value_name = "DIR", env = "ENVPACK_BUNDLE")]
+    pub bundle: Option<PathBuf>,
     /// Print machine-readable JSON results on stdout.
     #[arg(long, global = true)]
     pub json: bool,
@@ -97,6 +101,25 @@ pub enum Command {
         /// Sign every artifact with this secret key (ARTIFACT.minisig beside it).
         #[arg(long, value_name = "KEY")]
         sign: Option<PathBuf>,
+    },
+    /// Write every input of the lock (CPython, wheels, sdists, build packages, base images)
+    /// with the spec into a directory (or DIR.tar) that `--bundle` builds from with no network.
+    Bundle {
+        /// The spec (checked against the lock's spec hash).
+        #[arg(long, default_value = "envpack.toml")]
+        spec: PathBuf,
+        /// The lock.
+        #[arg(long, default_value = "envpack.lock")]
+        lock: PathBuf,
+        /// Platforms to bundle (default: all in the lock).
+        #[arg(long = "platform", value_name = "PLATFORM")]
+        platforms: Vec<String>,
+        /// A directory (an earlier bundle there is replaced), or a file ending in .tar.
+        #[arg(long)]
+        out: PathBuf,
+        /// Package index to fetch missing files from (overrides ENVPACK_INDEX_URL and the spec).
+        #[arg(long)]
+        index_url: Option<String>,
     },
     /// Make an ed25519 signing key pair: KEY (secret, unencrypted, mode 0600) and KEY's .pub.
     Keygen {

@@ -3,8 +3,71 @@
 //! Precedence for the package index: `--index-url` > `ENVPACK_INDEX_URL` > `[packages].index` >
 //! `PIP_INDEX_URL` > `UV_INDEX_URL`. The environment beats the spec so a mirror can be swapped
 //! without editing the spec (which would make the lock stale).
+//!
+//! A bundle (`--bundle DIR` or `ENVPACK_BUNDLE`, made by `envpack bundle`) beats all of them:
+//! it is the index (`DIR/simple/`), the CPython mirror (`DIR/python/`, explicitly pinned
+//! archives included) and the base images (`DIR/oci/`), and `--index-url` beside it is refused.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use url::Url;
+
+/// The bundle given with `--bundle` (the CLI sets it once, before any command runs).
+static BUNDLE_FLAG: OnceLock<PathBuf> = OnceLock::new();
+
+/// The process environment, with `--bundle` standing in for `ENVPACK_BUNDLE`.
+fn process_env(key: &str) -> Option<String> {
+    if key == "ENVPACK_BUNDLE" {
+        if let Some(dir) = BUNDLE_FLAG.get() {
+            return Some(dir.display().to_string());
+        }
+    }
+    std::env::var(key).ok()
+}
+
+/// Makes `dir` this process's bundle; it must be a directory `envpack bundle` wrote.
+pub fn use_bundle(dir: &std::path::Path) -> Result<(), ConfigError> {
+    let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    check_bundle(&abs)?;
+    // Set once per process; a second call keeps the first (the CLI calls it once).
+    let _ = BUNDLE_FLAG.set(abs);
+    Ok(())
+}
+
+fn check_bundle(dir: &std::path::Path) -> Result<(), ConfigError> {
+    if dir.join(crate::bundle::SUMS_FILE).is_file() && dir.join("simple").is_dir() {
+        Ok(())
+    } else {
+        Err(ConfigError::NotABundle(dir.to_path_buf()))
+    }
+}
+
+/// The bundle in use, if any (`--bundle`, else `ENVPACK_BUNDLE`).
+pub fn bundle() -> Result<Option<PathBuf>, ConfigError> {
+    bundle_from(&process_env)
+}
+
+fn bundle_from(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<PathBuf>, ConfigError> {
+    match env("ENVPACK_BUNDLE").filter(|s| !s.trim().is_empty()) {
+        Some(dir) => {
+            let dir = std::path::absolute(dir.trim()).unwrap_or_else(|_| dir.trim().into());
+            check_bundle(&dir)?;
+            Ok(Some(dir))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The bundle's subdirectory `sub` as a `file://` directory URL.
+fn bundle_url(dir: &std::path::Path, sub: &str) -> Result<Url, ConfigError> {
+    parse_dir_url("the bundle", &dir.join(sub).display().to_string())
+}
+
+/// The OCI image layout that serves base images by digest: the bundle's `oci/`, if any.
+pub fn base_layout() -> Result<Option<PathBuf>, ConfigError> {
+    Ok(bundle()?.map(|b| b.join("oci")).filter(|d| d.is_dir()))
+}
 
 /// The public python-build-standalone release location, used when nothing else is configured.
 pub const DEFAULT_PYTHON_MIRROR: &str =
@@ -16,6 +79,12 @@ pub enum ConfigError {
     /// No index anywhere.
     #[error("no package index configured: set ENVPACK_INDEX_URL (or [packages].index in the spec, or PIP_INDEX_URL) to a PEP 503/691 simple index such as https://mirror.example/simple/")]
     NoIndex,
+    /// `--bundle` / `ENVPACK_BUNDLE` names something else.
+    #[error("{} is not a bundle written by `envpack bundle` (it needs SHA256SUMS and simple/)", .0.display())]
+    NotABundle(PathBuf),
+    /// `--index-url` and a bundle at once.
+    #[error("--index-url and a bundle (--bundle / ENVPACK_BUNDLE) both name the index; give one")]
+    IndexAndBundle,
     /// A configured URL does not parse.
     #[error("{source_name} {value:?} is not a URL: {error}")]
     BadUrl {
@@ -56,7 +125,19 @@ fn parse_dir_url(origin: &str, value: &str) -> Result<Url, ConfigError> {
 
 /// The package index to resolve and fetch from.
 pub fn index_url(flag: Option<&str>, spec_index: Option<&str>) -> Result<Url, ConfigError> {
-    index_url_from(flag, spec_index, &|k| std::env::var(k).ok())
+    index_url_from(flag, spec_index, &process_env)
+}
+
+/// `index_url`, or none when nothing names an index (any other problem is an error).
+pub fn index_url_if_any(
+    flag: Option<&str>,
+    spec_index: Option<&str>,
+) -> Result<Option<Url>, ConfigError> {
+    match index_url(flag, spec_index) {
+        Ok(url) => Ok(Some(url)),
+        Err(ConfigError::NoIndex) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// `index_url` with an injectable environment (for tests).
@@ -65,6 +146,12 @@ pub fn index_url_from(
     spec_index: Option<&str>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Url, ConfigError> {
+    if let Some(dir) = bundle_from(env)? {
+        if flag.is_some_and(|f| !f.trim().is_empty()) {
+            return Err(ConfigError::IndexAndBundle);
+        }
+        return bundle_url(&dir, "simple");
+    }
     let (origin, value) = first(&[
         ("--index-url", flag.map(str::to_string)),
         ("ENVPACK_INDEX_URL", env("ENVPACK_INDEX_URL")),
@@ -78,7 +165,7 @@ pub fn index_url_from(
 
 /// The CPython mirror: `ENVPACK_PYTHON_MIRROR` > `[python].mirror` > the public release location.
 pub fn python_mirror(spec_mirror: Option<&str>) -> Result<Url, ConfigError> {
-    python_mirror_from(spec_mirror, &|k| std::env::var(k).ok())
+    python_mirror_from(spec_mirror, &process_env)
 }
 
 /// `python_mirror` with an injectable environment (for tests).
@@ -86,6 +173,9 @@ pub fn python_mirror_from(
     spec_mirror: Option<&str>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Url, ConfigError> {
+    if let Some(dir) = bundle_from(env)? {
+        return bundle_url(&dir, "python");
+    }
     let (origin, value) = first(&[
         ("ENVPACK_PYTHON_MIRROR", env("ENVPACK_PYTHON_MIRROR")),
         ("[python].mirror", spec_mirror.map(str::to_string)),
@@ -171,6 +261,30 @@ mod tests {
             let got = index_url_from(*flag, *spec, &env_of(env)).unwrap();
             assert_eq!(got.as_str(), *want);
         }
+    }
+
+    #[test]
+    fn a_bundle_is_the_index_and_the_mirror_and_refuses_a_second_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = dir.path().to_path_buf();
+        let value = b.display().to_string();
+        let env = move |k: &str| match k {
+            "ENVPACK_BUNDLE" => Some(value.clone()),
+            "ENVPACK_INDEX_URL" => Some("http://env/".into()),
+            "ENVPACK_PYTHON_MIRROR" => Some("http://mirror/".into()),
+            _ => None,
+        };
+        // Not a bundle yet: named, not ignored.
+        let err = index_url_from(None, None, &env).unwrap_err().to_string();
+        assert!(err.contains("is not a bundle"), "{err}");
+        std::fs::create_dir(b.join("simple")).unwrap();
+        std::fs::write(b.join(crate::bundle::SUMS_FILE), "").unwrap();
+        let index = index_url_from(None, Some("http://spec/"), &env).unwrap();
+        assert_eq!(index, Url::from_directory_path(b.join("simple")).unwrap());
+        let mirror = python_mirror_from(Some("http://spec/"), &env).unwrap();
+        assert_eq!(mirror, Url::from_directory_path(b.join("python")).unwrap());
+        let err = index_url_from(Some("http://flag/"), None, &env).unwrap_err();
+        assert!(matches!(err, ConfigError::IndexAndBundle), "{err}");
     }
 
     #[test]

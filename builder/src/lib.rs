@@ -5,6 +5,7 @@ pub mod assemble;
 pub mod atomic;
 pub mod audit;
 pub mod build;
+pub mod bundle;
 pub mod conan_home;
 pub mod config;
 pub mod env_layers;

@@ -8,12 +8,12 @@ use clap::CommandFactory as _;
 use envpack::build::{BuildOptions, OutputFormat};
 use envpack::image::ImageSettings;
 use envpack::lock::Lock;
-use envpack::locking::LockOptions;
 use envpack_layers::compress::Compression;
 use envpack_net::Cache;
 use envpack_net::HttpClient;
 
 mod cli_args;
+mod cli_inputs;
 mod cli_progress;
 mod cli_trust;
 
@@ -67,16 +67,19 @@ fn init_tracing(quiet: bool) {
         .try_init();
 }
 
-fn http(cli: &Cli, progress: &Progress) -> anyhow::Result<HttpClient> {
-    let client = HttpClient::new(envpack_net::http_config(cli.offline)?);
+pub(crate) fn http(cli: &Cli, progress: &Progress) -> anyhow::Result<HttpClient> {
+    let client = HttpClient::new(envpack_net::http_config(offline(cli))?);
     progress.watch(client.meter());
     Ok(client)
 }
 
 /// Registry settings from the same `ENVPACK_HTTP_*` and `--offline` as every other request.
-fn registry_options(cli: &Cli, insecure: bool) -> anyhow::Result<envpack_oci::ClientOptions> {
+pub(crate) fn registry_options(
+    cli: &Cli,
+    insecure: bool,
+) -> anyhow::Result<envpack_oci::ClientOptions> {
     Ok(envpack_oci::ClientOptions::from_http(
-        &envpack_net::http_config(cli.offline)?,
+        &envpack_net::http_config(offline(cli))?,
         insecure,
     ))
 }
@@ -101,11 +104,19 @@ fn image_settings(tag: Option<String>, flags: &[String]) -> anyhow::Result<Image
     })
 }
 
-fn read_lock(path: &Path) -> anyhow::Result<(Lock, String)> {
+/// `--offline`, which a bundle implies: it holds every input.
+fn offline(cli: &Cli) -> bool {
+    cli.offline || cli.bundle.is_some()
+}
+
+pub(crate) fn read_lock(path: &Path) -> anyhow::Result<(Lock, String)> {
     Ok(envpack::lock::read(path)?)
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
+    if let Some(dir) = &cli.bundle {
+        envpack::config::use_bundle(dir)?;
+    }
     let progress = Progress::new(cli.quiet || cli.json);
     let result = dispatch(cli, &progress);
     progress.done();
@@ -150,65 +161,21 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             spec,
             out,
             index_url,
-        } => {
-            let spec = envpack::spec::load(spec)?;
-            let cache = Cache::open(cli.cache_dir.as_deref())?;
-            let http = http(cli, progress)?;
-            let previous = out
-                .exists()
-                .then(|| read_lock(out))
-                .transpose()
-                .ok()
-                .flatten();
-            let envpack::locking::LockOutcome { lock, warnings } = envpack::locking::lock(
-                &spec,
-                &LockOptions {
-                    index_flag: index_url.as_deref(),
-                    cache: &cache,
-                    http: &http,
-                    previous: previous.as_ref().map(|(l, _)| l),
-                    progress: &|m| progress.step(m),
-                },
-            )?;
-            let bases = envpack::pull_base::resolve_bases(
-                &spec.spec,
-                &lock,
-                previous.as_ref().map(|(l, _)| l),
-                &cache,
-                &registry_options(cli, false)?,
-            )?;
-            envpack::locking::write_lock_with_bases(&lock, &bases, out)?;
-            let summary: Vec<serde_json::Value> = lock
-                .platforms
-                .iter()
-                .map(|p| serde_json::json!({"platform": p.name, "packages": p.packages.len(), "python": p.python.filename}))
-                .collect();
-            // Warnings go to stderr even with --json (which also carries them) or --quiet.
-            if !warnings.is_empty() {
-                progress.done();
-            }
-            for w in &warnings {
-                eprintln!("warning: {}", w.message);
-            }
-            if cli.json {
-                println!(
-                    "{}",
-                    serde_json::json!({"lock": out, "platforms": summary, "warnings": warnings})
-                );
-            } else if !cli.quiet {
-                progress.done();
-                for p in &lock.platforms {
-                    println!(
-                        "locked {}: CPython {} + {} packages",
-                        p.name,
-                        lock.python.version,
-                        p.packages.len()
-                    );
-                }
-                println!("wrote {}", out.display());
-            }
-            Ok(())
-        }
+        } => cli_inputs::lock(cli, progress, spec, out, index_url.as_deref()),
+        Command::Bundle {
+            spec,
+            lock,
+            platforms,
+            out,
+            index_url,
+        } => cli_inputs::bundle(
+            cli,
+            progress,
+            (spec, lock),
+            platforms,
+            out,
+            index_url.as_deref(),
+        ),
         Command::Build {
             spec,
             lock,
@@ -518,7 +485,7 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
                 against: against.as_deref(),
                 platforms,
                 index_url: index_url.as_deref(),
-                offline: cli.offline,
+                offline: offline(cli),
                 insecure: *insecure,
             };
             let report =

@@ -144,6 +144,8 @@ struct BlobSource<'a> {
     reference: Reference,
     options: &'a ClientOptions,
     client: Option<RegistryClient>,
+    /// A bundle's image layout, which then serves every blob (no registry is asked).
+    layout: Option<PathBuf>,
 }
 
 impl BlobSource<'_> {
@@ -167,6 +169,17 @@ impl BlobSource<'_> {
         if let Some(p) = self.cache.get(&sha)? {
             return Ok(p);
         }
+        if let Some(layout) = &self.layout {
+            let path = layout.join("blobs/sha256").join(sha.to_hex());
+            if !path.is_file() {
+                bail!(
+                    "base blob {digest} of {} is not in the bundle's image layout {}",
+                    self.reference,
+                    layout.display()
+                );
+            }
+            return self.cached(&path, &sha, digest);
+        }
         let scratch = self.cache.scratch_dir()?;
         let tmp = scratch.path().join("blob");
         let repo = self.reference.repository.clone();
@@ -176,8 +189,18 @@ impl BlobSource<'_> {
         } else {
             self.client()?.get_blob_to(&repo, digest, size, &tmp)?;
         }
-        let cached = self.cache.insert_file(&tmp)?;
-        if cached.sha256 != sha {
+        self.cached(&tmp, &sha, digest)
+    }
+
+    /// Copies `file` into the cache, which must hash it to `sha`.
+    fn cached(
+        &self,
+        file: &std::path::Path,
+        sha: &Sha256Digest,
+        digest: &str,
+    ) -> anyhow::Result<PathBuf> {
+        let cached = self.cache.insert_file(file)?;
+        if cached.sha256 != *sha {
             bail!(
                 "base blob {digest} hashed to {} in the cache",
                 cached.sha256
@@ -200,6 +223,7 @@ pub fn pull_base(
         reference,
         options,
         client: None,
+        layout: crate::config::base_layout()?,
     };
     let what = format!("base image {}@{}", locked.name, locked.digest);
     let manifest_bytes = fs_err::read(src.blob(&locked.digest, 0, true).context(what.clone())?)?;

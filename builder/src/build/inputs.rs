@@ -16,7 +16,7 @@ use super::BuildOptions;
 use crate::lock::{Lock, LockedFile, LockedPackage, LockedPython, PackageKind};
 
 /// One file to gather.
-enum Need<'a> {
+pub(crate) enum Need<'a> {
     /// A CPython archive, from the mirror.
     Python(&'a LockedPython),
     /// A package file, from the index.
@@ -44,16 +44,51 @@ impl Need<'_> {
     }
 }
 
+/// Where files missing from the cache come from: the mirror and the index `opts` name.
+pub(crate) struct Origins {
+    mirror: url::Url,
+    index: Option<SimpleIndex>,
+    bundled: bool,
+}
+
+impl Origins {
+    /// The configured origins; a misconfigured index is an error even before it is needed.
+    pub fn new(opts: &BuildOptions) -> anyhow::Result<Origins> {
+        let mirror = crate::config::python_mirror(opts.spec_mirror)?;
+        // Only contacted for files missing from the cache.
+        let index = crate::config::index_url_if_any(opts.index_flag, opts.spec_index)?
+            .map(|u| SimpleIndex::new(u, opts.http.clone()));
+        let bundled = crate::config::bundle()?.is_some();
+        Ok(Origins {
+            mirror,
+            index,
+            bundled,
+        })
+    }
+
+    /// What `lock`'s files are gathered from.
+    pub fn sources<'a>(&'a self, lock: &'a Lock) -> Sources<'a> {
+        Sources {
+            lock,
+            mirror: &self.mirror,
+            index: self.index.as_ref(),
+            bundled: self.bundled,
+        }
+    }
+}
+
 /// Where the gathered files are, by sha256.
 pub(super) struct Inputs {
     paths: HashMap<Sha256Digest, PathBuf>,
 }
 
 /// What gathering reads from: the lock's release, the mirror and the index.
-pub(super) struct Sources<'a> {
+pub(crate) struct Sources<'a> {
     pub lock: &'a Lock,
     pub mirror: &'a url::Url,
     pub index: Option<&'a SimpleIndex>,
+    /// Whether a bundle serves the mirror, explicitly pinned CPython archives included.
+    pub bundled: bool,
 }
 
 impl Inputs {
@@ -197,7 +232,12 @@ impl Inputs {
     }
 }
 
-fn package_need<'a>(name: &'a str, filename: &'a str, sha256: Sha256Digest, size: u64) -> Need<'a> {
+pub(crate) fn package_need<'a>(
+    name: &'a str,
+    filename: &'a str,
+    sha256: Sha256Digest,
+    size: u64,
+) -> Need<'a> {
     Need::Package {
         name,
         filename,
@@ -206,8 +246,29 @@ fn package_need<'a>(name: &'a str, filename: &'a str, sha256: Sha256Digest, size
     }
 }
 
+/// Every file of `needs`, from the cache or downloaded and checked against its pin, by
+/// sha256: what `envpack bundle` copies (a build gathers less, see [`Inputs::gather`]).
+pub(crate) fn fetch_all(
+    needs: &[Need],
+    src: &Sources,
+    opts: &BuildOptions,
+) -> anyhow::Result<HashMap<Sha256Digest, PathBuf>> {
+    let to_fetch = needs.iter().map(|n| (Some(n.sha256()), n.size()));
+    if let Some((count, bytes)) = opts.cache.announce_downloads(opts.http, to_fetch) {
+        let mib = bytes as f64 / f64::from(1 << 20);
+        (opts.progress)(&format!("downloading {count} file(s), {mib:.1} MiB"));
+    }
+    let fetched = try_parallel_map(opts.http.concurrency(), needs, |need| {
+        fetch(need, src, opts)
+    })?;
+    Ok(needs.iter().map(|n| n.sha256()).zip(fetched).collect())
+}
+
 /// The lock's build packages an sdist is rebuilt with.
-fn build_pins<'l>(pkg: &LockedPackage, lock: &'l Lock) -> anyhow::Result<Vec<&'l LockedFile>> {
+pub(crate) fn build_pins<'l>(
+    pkg: &LockedPackage,
+    lock: &'l Lock,
+) -> anyhow::Result<Vec<&'l LockedFile>> {
     pkg.build_requires
         .iter()
         .map(|req| {
@@ -226,6 +287,17 @@ fn build_pins<'l>(pkg: &LockedPackage, lock: &'l Lock) -> anyhow::Result<Vec<&'l
 fn fetch(need: &Need, src: &Sources, opts: &BuildOptions) -> anyhow::Result<PathBuf> {
     match need {
         Need::Python(locked) => {
+            // A bundle holds an explicitly pinned archive under the mirror's name for it.
+            let unpinned;
+            let locked = if src.bundled && locked.url.is_some() {
+                unpinned = LockedPython {
+                    url: None,
+                    ..(*locked).clone()
+                };
+                &unpinned
+            } else {
+                *locked
+            };
             let blob = crate::python::fetch_python(
                 locked,
                 &src.lock.python,

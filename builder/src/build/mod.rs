@@ -17,10 +17,10 @@ use envpack_net::HttpClient;
 use envpack_oci::write_layout_archive;
 use envpack_pypkg::InstallWarning;
 use envpack_pypkg::LazyHost;
-use envpack_pypkg::SimpleIndex;
 use envpack_pypkg::WheelInput;
 use envpack_pypkg::{host_platform, Platform};
-use inputs::{Inputs, Sources};
+use inputs::Inputs;
+pub(crate) use inputs::{build_pins, fetch_all, package_need, Need, Origins};
 
 mod inputs;
 
@@ -179,6 +179,8 @@ enum Sink {
 pub fn build(lock: &Lock, lock_text: &str, opts: &BuildOptions) -> anyhow::Result<BuildOutput> {
     let chosen = choose_platforms(lock, opts)?;
     let epoch = crate::config::epoch(lock.epoch);
+    // Inputs first: a configuration or download failure leaves no output directory behind.
+    let prepared = Prepared::new(lock, &chosen, opts)?;
     let (mut sink, work_dir) = match opts.format {
         OutputFormat::Tarball => {
             crate::artifact_writer::prepare_out_dir(opts.out_dir)?;
@@ -204,7 +206,6 @@ pub fn build(lock: &Lock, lock_text: &str, opts: &BuildOptions) -> anyhow::Resul
             (Sink::Image { writer, work }, dir)
         }
     };
-    let prepared = Prepared::new(lock, &chosen, opts)?;
     // Base images are pinned in the lock; only images use them.
     let bases = match opts.format {
         OutputFormat::Tarball => Vec::new(),
@@ -391,11 +392,7 @@ struct Prepared {
 impl Prepared {
     /// Gathers the inputs of `chosen` and of the build host's CPython.
     fn new(lock: &Lock, chosen: &[Platform], opts: &BuildOptions) -> anyhow::Result<Self> {
-        let mirror = crate::config::python_mirror(opts.spec_mirror)?;
-        // The index is only contacted for files missing from the cache.
-        let index = crate::config::index_url(opts.index_flag, opts.spec_index)
-            .ok()
-            .map(|u| SimpleIndex::new(u, opts.http.clone()));
+        let origins = Origins::new(opts)?;
 
         let host_platform = host_platform()
             .ok_or_else(|| anyhow!("this machine is not one of envpack's platforms"))?;
@@ -415,12 +412,7 @@ impl Prepared {
             "fetching CPython for {} platform(s) and the build host, and {count} package file(s)",
             chosen.len()
         ));
-        let sources = Sources {
-            lock,
-            mirror: &mirror,
-            index: index.as_ref(),
-        };
-        let inputs = Inputs::gather(&sources, &pythons, &packages, opts)?;
+        let inputs = Inputs::gather(&origins.sources(lock), &pythons, &packages, opts)?;
         let host = LazyHost::new(
             inputs.path(&host_python.sha256)?.to_path_buf(),
             host_platform,
