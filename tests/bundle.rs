@@ -299,6 +299,42 @@ fn bad_input_leaves_nothing_and_keeps_an_earlier_bundle() {
     );
     assert!(!w.parent().unwrap().join("certifi-").exists());
 
+    // A tar path holding something else is refused and left as it was.
+    let notes = w.join("notes.tar");
+    fs_err::write(&notes, "mine").unwrap();
+    let err = failed(&bundle_into(&notes));
+    assert!(
+        err.contains("is not an earlier bundle of that name"),
+        "{err}"
+    );
+    assert_eq!(fs_err::read_to_string(&notes).unwrap(), "mine");
+
+    // An endless file planted in a bundle is cut off at its pinned size: nothing is built.
+    let planted = w.join("planted");
+    run(Command::new("cp").arg("-a").arg(&earlier).arg(&planted));
+    let wheel = fs_err::read_dir(planted.join("files"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("certifi-"))
+        .unwrap();
+    fs_err::remove_file(&wheel).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &wheel).unwrap();
+    let err = failed(
+        &cut_off(&w.join("cache-planted"))
+            .arg("--bundle")
+            .arg(&planted)
+            .args(["build", "--spec"])
+            .arg(planted.join("spec/envpack.toml"))
+            .arg("--lock")
+            .arg(planted.join("spec/envpack.lock"))
+            .arg("--out")
+            .arg(w.join("planted-dist"))
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("longer than the"), "{err}");
+    assert!(!w.join("planted-dist").exists());
+
     // --bundle names a bundle or fails; it is the only index.
     let err = failed(
         &cut_off(&w.join("c"))

@@ -339,4 +339,37 @@ fn podman_runs_conan_from_the_image_on_a_pinned_base() {
         remotes.contains("openssl-conan: https://conan.example.org/api/conan/openssl"),
         "{remotes}"
     );
+
+    // A bundle carries the base image as an OCI layout that skopeo reads; with the registry
+    // and the index gone and an empty cache, a build from it makes the same image.
+    let bundle = work.join("bundle");
+    run(envpack_cmd(&spec, &cache, &index.url, &mirror)
+        .args(["bundle", "--out"])
+        .arg(&bundle));
+    let inspected: Value = serde_json::from_slice(
+        &run(Command::new("skopeo")
+            .arg("inspect")
+            .arg(format!("oci:{}:linux-x86_64", bundle.join("oci").display())))
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(inspected["Digest"], base_digest.as_str(), "{inspected}");
+    drop(reg);
+    drop(index);
+    let dead = "http://127.0.0.1:9/";
+    let again = json_of(&run(envpack_cmd(
+        &spec,
+        &work.join("cache-empty"),
+        dead,
+        dead,
+    )
+    .arg("--bundle")
+    .arg(&bundle)
+    .args(["--json", "build", "--format", "oci", "--out"])
+    .arg(work.join("img-again"))
+    .arg("--spec")
+    .arg(bundle.join("spec/envpack.toml"))
+    .arg("--lock")
+    .arg(bundle.join("spec/envpack.lock"))));
+    assert_eq!(again["image"]["digest"], image["digest"], "{again}");
 }

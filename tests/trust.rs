@@ -15,6 +15,8 @@ use envpack_e2e::*;
 
 #[path = "trust/hostile.rs"]
 mod hostile;
+#[path = "trust/images.rs"]
+mod images;
 #[path = "trust/policy.rs"]
 mod policy;
 #[path = "trust/provenance.rs"]

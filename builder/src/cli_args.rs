@@ -98,7 +98,8 @@ pub enum Command {
         /// Package index (overrides ENVPACK_INDEX_URL and the spec).
         #[arg(long)]
         index_url: Option<String>,
-        /// Sign every artifact with this secret key (ARTIFACT.minisig beside it).
+        /// Sign every artifact with this secret key (ARTIFACT.minisig and its provenance beside
+        /// it; an image gets both as referrers of each platform manifest).
         #[arg(long, value_name = "KEY")]
         sign: Option<PathBuf>,
     },
@@ -127,9 +128,10 @@ pub enum Command {
         #[arg(long, value_name = "KEY")]
         out: PathBuf,
     },
-    /// Sign artifacts (minisign format, ARTIFACT.minisig beside each).
+    /// Sign artifacts (minisign format, ARTIFACT.minisig beside each) and OCI image layouts
+    /// (a signature and a provenance referrer for each platform manifest).
     Sign {
-        /// The artifacts.
+        /// The artifacts and image layout directories.
         #[arg(required = true)]
         artifacts: Vec<PathBuf>,
         /// The secret key (from `envpack keygen` or `minisign -G`; an encrypted one takes its

@@ -119,16 +119,27 @@ pub fn bundle(
         );
     } else if !cli.quiet {
         let mib = report.bytes as f64 / f64::from(1 << 20);
-        let dir = if report.path.extension().is_some_and(|e| e == "tar") {
-            format!("DIR (after `tar -xf {}`)", path.display())
-        } else {
-            path.display().to_string()
-        };
         println!(
-            "wrote the bundle {}: {} files, {mib:.1} MiB\n  rebuild with no network: envpack --bundle {dir} build --spec {dir}/spec/envpack.toml --lock {dir}/spec/envpack.lock\n  check it: cd {dir} && sha256sum -c SHA256SUMS",
+            "wrote the bundle {}: {} files, {mib:.1} MiB",
             path.display(),
             report.files
         );
+        let dir = match report.path.extension().is_some_and(|e| e == "tar") {
+            true => {
+                let stem = report.path.with_extension("");
+                let name = stem.file_name().map(PathBuf::from).unwrap_or_default();
+                println!(
+                    "  carry it, then: tar -xf {} (gives {}/)",
+                    path.display(),
+                    name.display()
+                );
+                name
+            }
+            false => report.path.clone(),
+        };
+        let d = dir.display();
+        println!("  check it: (cd {d} && sha256sum -c SHA256SUMS)");
+        println!("  rebuild with no network: envpack --bundle {d} build --spec {d}/spec/envpack.toml --lock {d}/spec/envpack.lock");
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
+use envpack::image::referrer::SignedImage;
 use envpack::signing::{self, SignedArtifact};
 use envpack_unpack::root_args::SignatureArgs;
 
@@ -27,19 +28,25 @@ pub fn keygen(cli: &Cli, out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Signs each artifact with the key file `key`; every signature is written only after every
-/// artifact was found to be one, so a typo signs nothing.
-pub fn sign(cli: &Cli, artifacts: &[PathBuf], key: &Path) -> anyhow::Result<()> {
+/// Signs each artifact and each image layout with the key file `key`; every argument is
+/// checked before anything is signed, so a typo signs nothing.
+pub fn sign(cli: &Cli, paths: &[PathBuf], key: &Path) -> anyhow::Result<()> {
     let key = signing::load_signing_key(key)?;
-    for a in artifacts {
+    let (layouts, artifacts): (Vec<&PathBuf>, Vec<&PathBuf>) = paths
+        .iter()
+        .partition(|p| envpack::image_signing::is_layout(p));
+    for a in &artifacts {
         envpack_layers::artifact::ArtifactReader::open(a).map_err(|e| {
             anyhow!(
-                "{}: {e} (only envpack artifacts are signed here)",
+                "{}: {e} (only envpack artifacts and OCI image layouts are signed here)",
                 a.display()
             )
         })?;
     }
-    // Every signature is made before any is written.
+    for l in &layouts {
+        envpack_oci::LayoutReader::open(l)?.tagged(None)?;
+    }
+    // Every artifact's signature is made before any is written.
     let prepared = artifacts
         .iter()
         .map(|a| signing::sign_artifact(a, &key))
@@ -48,16 +55,38 @@ pub fn sign(cli: &Cli, artifacts: &[PathBuf], key: &Path) -> anyhow::Result<()> 
         .into_iter()
         .map(signing::Prepared::write)
         .collect::<anyhow::Result<Vec<_>>>()?;
-    report_signed(cli, &signed)
+    let mut images = Vec::new();
+    for l in layouts {
+        let parent = match l.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let scratch = tempfile::Builder::new()
+            .prefix(".envpack-sign-")
+            .tempdir_in(&parent)
+            .map_err(|e| anyhow!("creating a work dir in {}: {e}", parent.display()))?;
+        images.extend(envpack::image_signing::sign_layout(
+            l,
+            None,
+            &key,
+            scratch.path(),
+        )?);
+    }
+    report_signed(cli, &signed, &images)
 }
 
 /// Prints the signatures written.
-pub fn report_signed(cli: &Cli, signed: &[SignedArtifact]) -> anyhow::Result<()> {
+pub fn report_signed(
+    cli: &Cli,
+    signed: &[SignedArtifact],
+    images: &[SignedImage],
+) -> anyhow::Result<()> {
     if cli.json {
-        println!(
-            "{}",
-            serde_json::to_string(&serde_json::json!({ "signed": signed }))?
-        );
+        let mut v = serde_json::json!({ "signed": signed });
+        if !images.is_empty() {
+            v["images"] = serde_json::to_value(images)?;
+        }
+        println!("{}", serde_json::to_string(&v)?);
     } else if !cli.quiet {
         for s in signed {
             println!(
@@ -66,6 +95,12 @@ pub fn report_signed(cli: &Cli, signed: &[SignedArtifact]) -> anyhow::Result<()>
                 s.key_id,
                 s.signature.display(),
                 s.provenance.display()
+            );
+        }
+        for s in images {
+            println!(
+                "signed {} {} (env {}) with key {}: signature and provenance referrers",
+                s.platform, s.manifest, s.env_id, s.key_id
             );
         }
     }

@@ -59,14 +59,17 @@ fn bundle_from(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<PathBuf>, 
     }
 }
 
-/// The bundle's subdirectory `sub` as a `file://` directory URL.
+/// The bundle's subdirectory `sub` as a `file://` directory URL (a path with `#`, `?` or `%`
+/// in it stays that path).
 fn bundle_url(dir: &std::path::Path, sub: &str) -> Result<Url, ConfigError> {
-    parse_dir_url("the bundle", &dir.join(sub).display().to_string())
+    let path = dir.join(sub);
+    Url::from_directory_path(&path).map_err(|()| ConfigError::NotABundle(path))
 }
 
-/// The OCI image layout that serves base images by digest: the bundle's `oci/`, if any.
+/// The OCI image layout that serves base images by digest when a bundle is in use (the
+/// bundle's `oci/`, which then is the only source: a base missing from it is an error).
 pub fn base_layout() -> Result<Option<PathBuf>, ConfigError> {
-    Ok(bundle()?.map(|b| b.join("oci")).filter(|d| d.is_dir()))
+    Ok(bundle()?.map(|b| b.join("oci")))
 }
 
 /// The public python-build-standalone release location, used when nothing else is configured.

@@ -10,6 +10,7 @@ pub mod conan_home;
 pub mod config;
 pub mod env_layers;
 pub mod image;
+pub mod image_signing;
 pub mod init;
 pub mod input;
 pub mod layer_cache;

@@ -191,9 +191,6 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             let format: OutputFormat = format.parse()?;
             // Read before the build, so a bad key costs nothing.
             let key = match sign {
-                Some(_) if format != OutputFormat::Tarball => {
-                    return Err(Usage("--sign signs tarball artifacts (--format tarball); sign an image's tarball build, or its platforms' artifacts").into())
-                }
                 Some(k) => Some(envpack::signing::load_signing_key(k)?),
                 None => None,
             };
@@ -261,6 +258,9 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
                     for p in &image.platforms {
                         println!("  {} {} env-id {}", p.platform, p.manifest_digest, p.env_id);
                     }
+                    for s in &image.signatures {
+                        println!("  signed {} with key {} (referrers)", s.manifest, s.key_id);
+                    }
                 }
                 for a in &built.artifacts {
                     println!(
@@ -305,9 +305,11 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
                     envpack::pull::prepare_artifact(&source, cli.cache_dir.as_deref(), &client)
                         .with_context(|| format!("reading {arg}"))?;
                 let trust = trust.options();
-                let is_image = !matches!(source, envpack::pull::UnpackSource::Artifact(_));
-                if is_image && trust.signature.is_none() && !trust.trust.is_empty() {
-                    return Err(Usage("--trust checks an artifact's signature, and images carry none yet: unpack the signed tarball, or give its signature with --signature").into());
+                if let Some(r) = &prepared.restored {
+                    let found = envpack_trust::signature_path(&prepared.path).exists();
+                    if !trust.trust.is_empty() && trust.signature.is_none() && !found {
+                        anyhow::bail!("{arg} carries no envpack signature for its manifest {}: --trust needs one (sign the layout with `envpack sign LAYOUT --key KEY`, or build it with --sign, and push it again)", r.manifest_digest);
+                    }
                 }
                 let opts = envpack_unpack::unpack::UnpackOptions {
                     keep_artifact: !no_keep_artifact,

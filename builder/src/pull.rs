@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context};
 
+use crate::image::referrer::find_signature;
 use crate::image::restore::{restore_artifact, ImageStore, RestoredArtifact};
 use envpack_oci::OciPlatform;
 use envpack_oci::{extract_layout_archive, is_layout_archive};
 use envpack_oci::{ClientOptions, Reference, RegistryClient};
-use envpack_oci::{Desc, LayoutReader};
+use envpack_oci::{Desc, Document, LayoutReader};
 
 /// What `envpack unpack` was given.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +99,25 @@ impl ImageStore for LayoutStore {
     fn blob_file(&mut self, desc: &Desc) -> anyhow::Result<PathBuf> {
         Ok(self.reader.blob_path(&desc.digest)?)
     }
+    fn referrers(&mut self, subject: &str) -> anyhow::Result<Vec<(Desc, Document)>> {
+        let entries: Vec<Desc> = self
+            .reader
+            .index()
+            .entries
+            .iter()
+            .filter(|e| envpack_oci::is_manifest_type(&e.desc.media_type))
+            .map(|e| e.desc.clone())
+            .collect();
+        let mut out = Vec::new();
+        for desc in entries {
+            let bytes = self.reader.read_verified(&desc)?;
+            let doc = Document::parse(&desc.media_type, &bytes, &desc.digest)?;
+            if doc.subject.as_ref().is_some_and(|s| s.digest == subject) {
+                out.push((desc, doc));
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// A registry repository as an [`ImageStore`]; blobs download into `downloads`.
@@ -163,6 +183,29 @@ impl ImageStore for RegistryStore {
         }
         Ok(dest)
     }
+    fn referrers(&mut self, subject: &str) -> anyhow::Result<Vec<(Desc, Document)>> {
+        let tag = envpack_oci::fallback_tag(subject);
+        let repo = self.reference.repository.clone();
+        if self.client.manifest_digest(&repo, &tag)?.is_none() {
+            return Ok(Vec::new());
+        }
+        let listed = self.client.get_manifest(&repo, &tag)?;
+        let index = Document::parse(
+            "application/vnd.oci.image.index.v1+json",
+            &listed.bytes,
+            &tag,
+        )?;
+        let mut out = Vec::new();
+        for e in index.entries {
+            let doc =
+                Document::parse(&e.desc.media_type, &self.read_doc(&e.desc)?, &e.desc.digest)?;
+            // The tag is the registry's to rewrite: only a document naming the subject counts.
+            if doc.subject.as_ref().is_some_and(|s| s.digest == subject) {
+                out.push((e.desc, doc));
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// The OCI platform of the machine we run on.
@@ -188,21 +231,35 @@ pub fn artifact_from_source(
         UnpackSource::Artifact(_) => return Ok(None),
         UnpackSource::Layout(dir, tag) => {
             let mut store = LayoutStore::open(dir, tag.clone())?;
-            restore_artifact(&mut store, &platform, work)
+            restore_signed(&mut store, &platform, work)
         }
         UnpackSource::Archive(file) => {
             let layout = work.join("layout");
             extract_layout_archive(file, &layout)
                 .with_context(|| format!("reading {}", file.display()))?;
             let mut store = LayoutStore::open(&layout, None)?;
-            restore_artifact(&mut store, &platform, work)
+            restore_signed(&mut store, &platform, work)
         }
         UnpackSource::Registry(r) => {
             let mut store = RegistryStore::connect(r.clone(), client, &work.join("downloads"))?;
-            restore_artifact(&mut store, &platform, work)
+            restore_signed(&mut store, &platform, work)
         }
     };
     restored.map(Some)
+}
+
+/// Restores the artifact of `platform` and puts the signature the image carries for it (if
+/// any) beside it, where the unpacker looks for a tarball's.
+fn restore_signed(
+    store: &mut dyn ImageStore,
+    platform: &OciPlatform,
+    work: &Path,
+) -> anyhow::Result<RestoredArtifact> {
+    let restored = restore_artifact(store, platform, work)?;
+    if let Some(sig) = find_signature(store, &restored.manifest_digest)? {
+        fs_err::write(envpack_trust::signature_path(&restored.path), sig)?;
+    }
+    Ok(restored)
 }
 
 /// An artifact ready for the unpacker, with the scratch space it lives in (removed on drop).

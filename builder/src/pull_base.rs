@@ -171,11 +171,26 @@ impl BlobSource<'_> {
         }
         if let Some(layout) = &self.layout {
             let path = layout.join("blobs/sha256").join(sha.to_hex());
-            if !path.is_file() {
+            // A plain file of the size the manifest gives (a manifest: at most the size any
+            // manifest may have), so a planted link or an endless file is never copied in.
+            let plain = fs_err::symlink_metadata(&path).ok().filter(|m| m.is_file());
+            let Some(meta) = plain else {
                 bail!(
-                    "base blob {digest} of {} is not in the bundle's image layout {}",
+                    "base blob {digest} of {} is not in the bundle's image layout {} (as a plain file)",
                     self.reference,
                     layout.display()
+                );
+            };
+            let fits = if manifest {
+                meta.len() <= envpack_oci::MAX_MANIFEST_BYTES
+            } else {
+                meta.len() == size
+            };
+            if !fits {
+                bail!(
+                    "base blob {digest} in {} is {} bytes, not the size its manifest gives",
+                    layout.display(),
+                    meta.len()
                 );
             }
             return self.cached(&path, &sha, digest);

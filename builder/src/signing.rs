@@ -224,6 +224,21 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// The signature file's bytes (minisign format).
+    pub fn signature_bytes(&self) -> &[u8] {
+        &self.signature
+    }
+
+    /// The provenance: one DSSE envelope line of an in-toto bundle.
+    pub fn provenance_bytes(&self) -> &[u8] {
+        &self.provenance
+    }
+
+    /// The signing key's id and the time signed.
+    pub fn signer(&self) -> (&str, u64) {
+        (&self.key_id, self.timestamp)
+    }
+
     /// Writes the signature and the provenance (each atomically) beside the artifact.
     pub fn write(self) -> anyhow::Result<SignedArtifact> {
         let signature = envpack_trust::signature_path(&self.artifact);

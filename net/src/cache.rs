@@ -197,7 +197,10 @@ impl Cache {
             if let Some(hit) = hit()? {
                 return Ok(hit);
             }
-            let tmp = self.download_once(http, url)?;
+            // A pinned size bounds the body: a source that sends more (or never stops, like
+            // a `file://` link to /dev/zero) is cut off there instead of filling the disk.
+            let limit = expect.and_then(|(_, size)| size);
+            let tmp = self.download_once(http, url, limit)?;
             self.verify_and_commit(url, tmp, expect)
         })
     }
@@ -216,9 +219,14 @@ impl Cache {
             })
     }
 
-    fn download_once(&self, http: &HttpClient, url: &Url) -> Result<Downloaded, NetError> {
+    fn download_once(
+        &self,
+        http: &HttpClient,
+        url: &Url,
+        limit: Option<u64>,
+    ) -> Result<Downloaded, NetError> {
         let tmp = self.temp_file("dl-")?;
-        let mut sink = FileSink::new(tmp);
+        let mut sink = FileSink::new(tmp, limit);
         http.download(url, &mut sink)?;
         Ok(sink.finish()?)
     }
@@ -311,14 +319,17 @@ struct FileSink {
     file: io::BufWriter<tempfile::NamedTempFile>,
     hasher: sha2::Sha256,
     len: u64,
+    /// The most bytes accepted (the pinned size).
+    limit: Option<u64>,
 }
 
 impl FileSink {
-    fn new(tmp: tempfile::NamedTempFile) -> Self {
+    fn new(tmp: tempfile::NamedTempFile, limit: Option<u64>) -> Self {
         FileSink {
             file: io::BufWriter::with_capacity(1 << 20, tmp),
             hasher: sha2::Sha256::new(),
             len: 0,
+            limit,
         }
     }
 
@@ -340,6 +351,12 @@ impl FileSink {
 
 impl Write for FileSink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(limit) = self.limit.filter(|l| self.len + buf.len() as u64 > *l) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the body is longer than the {limit} bytes its pin says"),
+            ));
+        }
         let n = self.file.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.len += n as u64;

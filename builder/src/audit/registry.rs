@@ -16,7 +16,7 @@ use crate::pull::RegistryStore;
 use crate::sbom::SbomFormat;
 use envpack_oci::OCI_LAYOUT;
 use envpack_oci::{is_manifest_type, Desc, Document};
-use envpack_oci::{ClientOptions, Reference, RegistryClient};
+use envpack_oci::{ClientOptions, Reference};
 
 /// Audits the image `reference` names: mirrored into a scratch layout under `work`, then
 /// checked like a layout; findings name the reference, not the scratch path.
@@ -72,8 +72,6 @@ pub fn mirror_to_layout(
     fs_err::create_dir_all(&blobs)?;
     fs_err::write(dir.join("oci-layout"), OCI_LAYOUT)?;
     let mut store = RegistryStore::connect(reference.clone(), options, &dir.join("downloads"))?;
-    let scope = format!("repository:{}:pull", reference.repository);
-    let client = RegistryClient::connect(&reference.registry, options, vec![scope])?;
     let mut copied = BTreeSet::new();
     let top = store.top()?;
     let mut platforms: Vec<(String, String)> = Vec::new();
@@ -94,7 +92,7 @@ pub fn mirror_to_layout(
     })];
     let mut referrers = 0;
     for (subject, platform) in &platforms {
-        for (desc, doc) in fallback_referrers(&mut store, &client, reference, subject)? {
+        for (desc, doc) in store.referrers(subject)? {
             copy_tree(&mut store, &desc, &blobs, &mut copied, &mut Vec::new())?;
             let artifact_type = doc.artifact_type.as_deref().unwrap_or_default();
             let Some(format) = SbomFormat::ALL
@@ -167,35 +165,4 @@ fn copy_tree(
         copy_tree(store, b, blobs, copied, platforms)?;
     }
     Ok(())
-}
-
-/// The referrer manifests of `subject` listed under its `sha256-<hex>` tag (none if absent).
-fn fallback_referrers(
-    store: &mut RegistryStore,
-    client: &RegistryClient,
-    reference: &Reference,
-    subject: &str,
-) -> anyhow::Result<Vec<(Desc, Document)>> {
-    let tag = envpack_oci::fallback_tag(subject);
-    let repo = &reference.repository;
-    if client.manifest_digest(repo, &tag)?.is_none() {
-        return Ok(Vec::new());
-    }
-    let index = Document::parse(
-        "application/vnd.oci.image.index.v1+json",
-        &client.get_manifest(repo, &tag)?.bytes,
-        &tag,
-    )?;
-    let mut out = Vec::new();
-    for e in index.entries {
-        let doc = Document::parse(
-            &e.desc.media_type,
-            &store.read_doc(&e.desc)?,
-            &e.desc.digest,
-        )?;
-        if doc.subject.as_ref().map(|s| s.digest.as_str()) == Some(subject) {
-            out.push((e.desc, doc));
-        }
-    }
-    Ok(out)
 }

@@ -82,7 +82,8 @@ pub struct BuildOptions<'a> {
     pub http: &'a HttpClient,
     /// Progress: one line per step (called from the threads that gather inputs).
     pub progress: &'a (dyn Fn(&str) + Sync),
-    /// Sign each tarball artifact as it is written (with its provenance).
+    /// Sign each tarball artifact as it is written (with its provenance), or each platform
+    /// manifest of an image (as referrers).
     pub sign: Option<&'a envpack_trust::SigningKey>,
 }
 
@@ -303,6 +304,15 @@ pub fn build(lock: &Lock, lock_text: &str, opts: &BuildOptions) -> anyhow::Resul
         }),
         Sink::Image { writer, work } => {
             let mut image = writer.finish()?;
+            if let Some(key) = opts.sign {
+                (opts.progress)("signing the image");
+                image.signatures = crate::image_signing::sign_layout(
+                    &image.path,
+                    Some(&image.tag),
+                    key,
+                    work.path(),
+                )?;
+            }
             if opts.format == OutputFormat::OciArchive {
                 (opts.progress)("writing the oci-archive");
                 let (sha, _) = write_layout_archive(&image.path, opts.out_dir, epoch)

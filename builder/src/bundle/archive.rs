@@ -53,3 +53,32 @@ pub(super) fn write_tar(dir: &Path, top: &str, epoch: u64, out: &Path) -> anyhow
     f.sync_all()?;
     Ok(())
 }
+
+/// Whether the tar at `path` is a bundle under the top directory `top`: its first entry is
+/// `top/` and it holds `top/SHA256SUMS` (only headers are read).
+pub(super) fn is_bundle_tar(path: &Path, top: &str) -> anyhow::Result<bool> {
+    let file = fs_err::File::open(path)?;
+    let mut tar = tar::Archive::new(std::io::BufReader::new(file));
+    let Ok(entries) = tar.entries() else {
+        return Ok(false);
+    };
+    let (dir, sums) = (format!("{top}/"), format!("{top}/{}", super::SUMS_FILE));
+    let mut first = true;
+    for entry in entries {
+        let Ok(entry) = entry else {
+            return Ok(false);
+        };
+        let name = match entry.path() {
+            Ok(p) => p.to_string_lossy().into_owned(),
+            Err(_) => return Ok(false),
+        };
+        if first && name != dir && name != top {
+            return Ok(false);
+        }
+        first = false;
+        if name == sums {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, bail};
 use envpack_layers::digest::Sha256Digest;
 
 use crate::build::{build_pins, fetch_all, package_need, BuildOptions, Need, Origins};
@@ -21,6 +21,7 @@ use crate::spec::LoadedSpec;
 mod archive;
 mod bases;
 mod pages;
+mod place;
 
 /// The list of every file's sha256 at the top of a bundle (what marks a directory as one).
 pub const SUMS_FILE: &str = "SHA256SUMS";
@@ -58,35 +59,37 @@ enum Source {
 /// Writes the bundle of `req.lock`'s platforms `opts.platforms` (all when empty).
 pub fn bundle(req: &BundleRequest, opts: &BuildOptions) -> anyhow::Result<BundleReport> {
     let as_tar = req.out.extension().is_some_and(|e| e == "tar");
-    check_destination(req.out, as_tar)?;
+    let top = place::check_destination(req.out, as_tar)?;
     let lock = req.lock;
     let chosen = chosen_platforms(lock, opts.platforms)?;
-    let mut plan: BTreeMap<String, Source> = BTreeMap::new();
-    let mut needs: Vec<Need> = Vec::new();
+    let mut plan = Plan::default();
 
-    // CPython: the chosen platforms', the build host's of the lock, and this host's when the
-    // lock has it, so the sdists can be rebuilt where the bundle was made.
-    let mut pythons: Vec<&LockedPython> = chosen.iter().map(|p| &p.python).collect();
+    // CPython of every platform of the lock and its [build-python], whichever platforms are
+    // chosen: a build needs the build host's, and the bundle must not depend on where it was
+    // made. A mirror serves `<build>/<name>` decoded from its URL form, so an explicit pin's
+    // `%2B` is stored as `+`.
+    let mut pythons: Vec<&LockedPython> = lock.platforms.iter().map(|p| &p.python).collect();
     let build_python = lock.build_python.as_ref().map(|b| b.python());
     pythons.extend(build_python.as_ref());
-    let host = envpack_pypkg::host_platform().and_then(|h| lock.platform(&h.name));
-    pythons.extend(host.map(|p| &p.python));
     let release = &lock.python.build;
     check_component("the lock's python build", release)?;
     let mut python_sums = Vec::new();
     for py in pythons {
-        check_component("CPython archive", &py.filename)?;
-        let at = format!("python/{release}/{}", py.filename);
-        if claim(&mut plan, &at, py.sha256)? {
-            python_sums.push((py.filename.clone(), py.sha256));
-            needs.push(Need::Python(py));
+        let name = percent_encoding::percent_decode_str(&py.filename)
+            .decode_utf8()
+            .map_err(|_| anyhow!("CPython archive name {} is not UTF-8 decoded", py.filename))?
+            .into_owned();
+        check_component("CPython archive", &name)?;
+        if plan.claim(format!("python/{release}/{name}"), py.sha256)? {
+            python_sums.push((name, py.sha256));
+            plan.needs.push(Need::Python(py));
         }
     }
     let sums = pages::sha256sums(python_sums.iter().map(|(f, s)| (f.as_str(), *s)));
-    plan.insert(format!("python/{release}/SHA256SUMS"), Source::Text(sums));
+    plan.text(format!("python/{release}/SHA256SUMS"), sums)?;
 
     // Packages: every file of the chosen platforms, and every build package of an sdist.
-    let mut projects: BTreeMap<String, Vec<(String, Sha256Digest)>> = BTreeMap::new();
+    let mut projects: BTreeMap<String, Vec<(&str, Sha256Digest)>> = BTreeMap::new();
     for p in &chosen {
         for pkg in &p.packages {
             let pins = build_pins(pkg, lock)?;
@@ -99,51 +102,42 @@ pub fn bundle(req: &BundleRequest, opts: &BuildOptions) -> anyhow::Result<Bundle
                 let project: envpack_pypkg::PackageName = name
                     .parse()
                     .map_err(|e| anyhow!("bad package name \"{name}\" in the lock: {e}"))?;
-                if claim(&mut plan, &format!("files/{filename}"), sha)? {
+                if plan.claim(format!("files/{filename}"), sha)? {
                     projects
                         .entry(project.to_string())
                         .or_default()
-                        .push((filename.clone(), sha));
-                    needs.push(package_need(name, filename, sha, size));
+                        .push((filename, sha));
+                    plan.needs.push(package_need(name, filename, sha, size));
                 }
             }
         }
     }
     let names: Vec<&str> = projects.keys().map(String::as_str).collect();
-    plan.insert(
-        "simple/index.html".into(),
-        Source::Text(pages::root_page(&names)),
-    );
-    for (project, files) in &projects {
-        let mut files: Vec<(&str, Sha256Digest)> =
-            files.iter().map(|(f, s)| (f.as_str(), *s)).collect();
+    plan.text("simple/index.html".into(), pages::root_page(&names))?;
+    for (project, files) in &mut projects {
         files.sort();
-        let page = pages::project_page(project, &files);
-        plan.insert(format!("simple/{project}/index.html"), Source::Text(page));
+        let page = pages::project_page(project, files);
+        plan.text(format!("simple/{project}/index.html"), page)?;
     }
-
     spec_files(&mut plan, req, lock)?;
+    plan.check_case_collisions()?;
 
+    // Everything is fetched, and every base pulled, before the first directory is made.
     let origins = Origins::new(opts)?;
-    (opts.progress)(&format!("gathering {} file(s) of the lock", needs.len()));
-    let gathered = fetch_all(&needs, &origins.sources(lock), opts)?;
+    (opts.progress)(&format!(
+        "gathering {} file(s) of the lock",
+        plan.needs.len()
+    ));
+    let gathered = fetch_all(&plan.needs, &origins.sources(lock), opts)?;
+    let pulled = bases::pull(lock, &chosen, opts)?;
 
-    let parent = match req.out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    fs_err::create_dir_all(&parent)?;
-    let work = tempfile::Builder::new()
-        .prefix(".envpack-bundle-")
-        .tempdir_in(&parent)
-        .with_context(|| format!("creating a work dir in {}", parent.display()))?;
+    let work = place::work_dir(req.out)?;
     let dir = work.path().join("bundle");
     fs_err::create_dir_all(&dir)?;
-
     (opts.progress)("writing the bundle");
     let mut sums: Vec<(String, Sha256Digest)> = Vec::new();
     let (mut files, mut bytes) = (0usize, 0u64);
-    for (rel, source) in &plan {
+    for (rel, source) in &plan.files {
         let dest = dir.join(rel);
         if let Some(p) = dest.parent() {
             fs_err::create_dir_all(p)?;
@@ -164,8 +158,7 @@ pub fn bundle(req: &BundleRequest, opts: &BuildOptions) -> anyhow::Result<Bundle
             }
         }
     }
-    let base_files = bases::write_layout(&dir.join("oci"), lock, &chosen, opts)?;
-    for (rel, sha, size) in base_files {
+    for (rel, sha, size) in bases::write_layout(&dir.join("oci"), &pulled)? {
         files += 1;
         bytes += size;
         sums.push((rel, sha));
@@ -175,15 +168,10 @@ pub fn bundle(req: &BundleRequest, opts: &BuildOptions) -> anyhow::Result<Bundle
 
     if as_tar {
         let tmp = work.path().join("bundle.tar");
-        let top = req
-            .out
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .ok_or_else(|| anyhow!("{} has no usable file name", req.out.display()))?;
-        archive::write_tar(&dir, top, lock.epoch, &tmp)?;
+        archive::write_tar(&dir, &top, lock.epoch, &tmp)?;
         fs_err::rename(&tmp, req.out)?;
     } else {
-        replace_dir(&dir, req.out, work.path())?;
+        place::replace_dir(&dir, req.out, work)?;
     }
     Ok(BundleReport {
         path: req.out.to_path_buf(),
@@ -197,16 +185,46 @@ fn check_component(what: &str, name: &str) -> anyhow::Result<()> {
     pages::check_component(what, name).map_err(anyhow::Error::msg)
 }
 
-/// Records that `at` holds the input `sha`; false when it already does (two platforms share
-/// it), an error when another input wants the same name.
-fn claim(plan: &mut BTreeMap<String, Source>, at: &str, sha: Sha256Digest) -> anyhow::Result<bool> {
-    match plan.get(at) {
-        None => {
-            plan.insert(at.to_string(), Source::Input(sha));
-            Ok(true)
+/// What the bundle will hold, by path, and the inputs to gather for it.
+#[derive(Default)]
+struct Plan<'l> {
+    files: BTreeMap<String, Source>,
+    needs: Vec<Need<'l>>,
+}
+
+impl Plan<'_> {
+    /// Records that `at` holds the input `sha`; false when it already does (two platforms
+    /// share it), an error when another file wants the same path.
+    fn claim(&mut self, at: String, sha: Sha256Digest) -> anyhow::Result<bool> {
+        match self.files.get(&at) {
+            None => {
+                self.files.insert(at, Source::Input(sha));
+                Ok(true)
+            }
+            Some(Source::Input(had)) if *had == sha => Ok(false),
+            Some(_) => bail!("the lock pins two different files named {at}"),
         }
-        Some(Source::Input(had)) if *had == sha => Ok(false),
-        Some(_) => bail!("the lock pins two different files named {at}"),
+    }
+
+    /// Records generated text at `at`, which nothing else may claim.
+    fn text(&mut self, at: String, text: String) -> anyhow::Result<()> {
+        if self.files.contains_key(&at) {
+            bail!("the lock names a file {at}, which the bundle writes itself");
+        }
+        self.files.insert(at, Source::Text(text));
+        Ok(())
+    }
+
+    /// Two paths that differ only in case are one file on macOS and Windows: refused, so a
+    /// bundle made on Linux stays whole wherever it is copied.
+    fn check_case_collisions(&self) -> anyhow::Result<()> {
+        let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+        for path in self.files.keys() {
+            if let Some(other) = seen.insert(path.to_lowercase(), path) {
+                bail!("the bundle would hold {other} and {path}, which are one file where case is not told apart");
+            }
+        }
+        Ok(())
     }
 }
 
@@ -236,19 +254,9 @@ fn chosen_platforms<'l>(
 
 /// The spec, the lock, and every profile and home file the spec names (from the lock's pinned
 /// content), under `spec/`: a spec directory `build --spec DIR/spec/envpack.toml` accepts.
-fn spec_files(
-    plan: &mut BTreeMap<String, Source>,
-    req: &BundleRequest,
-    lock: &Lock,
-) -> anyhow::Result<()> {
-    plan.insert(
-        "spec/envpack.toml".into(),
-        Source::Text(req.spec.text.clone()),
-    );
-    plan.insert(
-        "spec/envpack.lock".into(),
-        Source::Text(req.lock_text.to_string()),
-    );
+fn spec_files(plan: &mut Plan, req: &BundleRequest, lock: &Lock) -> anyhow::Result<()> {
+    plan.text("spec/envpack.toml".into(), req.spec.text.clone())?;
+    plan.text("spec/envpack.lock".into(), req.lock_text.to_string())?;
     for p in &lock.platforms {
         for f in p.profiles.iter().chain(&p.home_files) {
             if Sha256Digest::of_bytes(f.content.as_bytes()) != f.sha256 {
@@ -257,62 +265,16 @@ fn spec_files(
                     f.source
                 );
             }
-            let rel = f.source.replace('\\', "/");
-            for part in rel.split('/') {
+            for part in f.source.split('/') {
                 check_component("a spec file's path part", part)?;
             }
-            let at = format!("spec/{rel}");
-            match plan.get(&at) {
+            let at = format!("spec/{}", f.source);
+            match plan.files.get(&at) {
                 Some(Source::Text(t)) if *t == f.content => {}
                 Some(_) => bail!("the lock gives {} two different contents", f.source),
-                None => {
-                    plan.insert(at, Source::Text(f.content.clone()));
-                }
+                None => plan.text(at, f.content.clone())?,
             }
         }
-    }
-    Ok(())
-}
-
-/// Refuses a destination that is something other than an earlier bundle, before any work.
-fn check_destination(out: &Path, as_tar: bool) -> anyhow::Result<()> {
-    let Ok(meta) = fs_err::symlink_metadata(out) else {
-        return Ok(());
-    };
-    if as_tar {
-        if !meta.is_file() {
-            bail!(
-                "{} exists and is not a file; choose another --out",
-                out.display()
-            );
-        }
-        return Ok(());
-    }
-    let empty = meta.is_dir() && fs_err::read_dir(out)?.next().is_none();
-    let earlier =
-        meta.is_dir() && out.join(SUMS_FILE).is_file() && out.join("spec/envpack.lock").is_file();
-    if !(empty || earlier) {
-        bail!(
-            "{} exists and is not an earlier bundle (no {SUMS_FILE} and spec/envpack.lock); remove it or choose another --out",
-            out.display()
-        );
-    }
-    Ok(())
-}
-
-/// Puts the finished `dir` at `out`, moving an earlier bundle there aside first and
-/// deleting it only once the new one is in place.
-fn replace_dir(dir: &Path, out: &Path, work: &Path) -> anyhow::Result<()> {
-    if fs_err::symlink_metadata(out).is_ok() {
-        let old = work.join("replaced");
-        fs_err::rename(out, &old)?;
-        if let Err(e) = fs_err::rename(dir, out) {
-            // Put the earlier bundle back before reporting.
-            let _ = fs_err::rename(&old, out);
-            return Err(e.into());
-        }
-    } else {
-        fs_err::rename(dir, out)?;
     }
     Ok(())
 }

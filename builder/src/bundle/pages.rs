@@ -27,7 +27,8 @@ pub fn check_component(what: &str, name: &str) -> Result<(), String> {
             .any(|c| c == '/' || c == '\\' || c == ':' || c.is_control());
     if bad {
         return Err(format!(
-            "{what} {name:?} is not a plain file name (no separators, `..`, drive letters or control characters)"
+            "{what} \"{}\" is not a plain file name (no separators, `..`, drive letters or control characters)",
+            name.escape_debug()
         ));
     }
     Ok(())

@@ -78,6 +78,9 @@ pub struct BuiltImage {
     pub archive_sha256: Option<String>,
     /// Per platform, sorted by name.
     pub platforms: Vec<PlatformImage>,
+    /// The platform manifests signed (`build --sign`), with their signature referrers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub signatures: Vec<referrer::SignedImage>,
 }
 
 /// The root's directory inside the image, without the leading '/': `opt/envpack/<name>`.
@@ -284,6 +287,7 @@ impl ImageWriter {
             digest,
             archive_sha256: None,
             platforms: self.platforms,
+            signatures: Vec::new(),
         })
     }
 }

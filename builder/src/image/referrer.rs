@@ -24,6 +24,82 @@ pub const ANNOTATION_SBOM_PLATFORM: &str = "dev.envpack.sbom.platform";
 /// `index.json` annotation: digest of the subject manifest.
 pub const ANNOTATION_SBOM_SUBJECT: &str = "dev.envpack.sbom.subject";
 
+/// `artifactType` of a referrer holding an envpack signature (minisign format) of the artifact
+/// its subject manifest restores to.
+pub const SIGNATURE_TYPE: &str = "application/vnd.dev.envpack.signature.v1+minisign";
+/// `artifactType` of a referrer holding the signed SLSA provenance of that artifact.
+pub const PROVENANCE_TYPE: &str = "application/vnd.in-toto+json";
+/// Media type of the provenance referrer's layer: a DSSE envelope.
+pub const DSSE_LAYER_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
+/// `index.json` annotation: the manifest a signature or provenance referrer is about.
+pub const ANNOTATION_SIGNED_SUBJECT: &str = "dev.envpack.signature.subject";
+/// `index.json` annotation: the platform (`os/arch`) of that manifest.
+pub const ANNOTATION_SIGNED_PLATFORM: &str = "dev.envpack.signature.platform";
+
+/// One platform manifest signed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SignedImage {
+    /// `os/arch` of the manifest.
+    pub platform: String,
+    /// The platform manifest's digest.
+    pub manifest: String,
+    /// The env id of the artifact it restores to.
+    pub env_id: String,
+    /// The signing key's id.
+    pub key_id: String,
+    /// The signing time in the signature.
+    pub timestamp: u64,
+}
+
+/// The envpack signature an image carries for its platform manifest `subject`: the text of
+/// its signature referrer's layer (the newest signing time when there are several), or none.
+pub fn find_signature(
+    store: &mut dyn crate::image::restore::ImageStore,
+    subject: &str,
+) -> anyhow::Result<Option<Vec<u8>>> {
+    let mut found: Vec<(u64, String, Vec<u8>)> = Vec::new();
+    for (desc, doc) in store.referrers(subject)? {
+        if doc.artifact_type.as_deref() != Some(SIGNATURE_TYPE) {
+            continue;
+        }
+        let layer = doc.layers.first().ok_or_else(|| {
+            anyhow::anyhow!(
+                "signature referrer {} of {subject} has no layer",
+                desc.digest
+            )
+        })?;
+        if layer.size > envpack_trust::MAX_SIGNATURE_BYTES {
+            anyhow::bail!(
+                "signature referrer {} of {subject}: its layer is {} bytes, more than a signature",
+                desc.digest,
+                layer.size
+            );
+        }
+        let bytes = store.read_doc(layer)?;
+        let text = String::from_utf8_lossy(&bytes);
+        // Anyone who can push may add a referrer: one that isn't a signature is passed over
+        // (the one chosen is still verified against the trusted keys before anything is written).
+        let sig = match envpack_trust::Signature::parse(
+            &text,
+            &format!("signature referrer {}", desc.digest),
+        ) {
+            Ok(sig) => sig,
+            Err(e) => {
+                tracing::warn!("passing over signature referrer {}: {e}", desc.digest);
+                continue;
+            }
+        };
+        let time = envpack_trust::Claims::parse(&sig.trusted_comment)
+            .ok()
+            .and_then(|c| c.timestamp)
+            .unwrap_or(0);
+        found.push((time, desc.digest.clone(), bytes));
+    }
+    // Newest first; equal times by digest, so every reader picks the same one.
+    found.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    Ok(found.into_iter().next().map(|(_, _, bytes)| bytes))
+}
+
 /// One referrer written into the layout, waiting to be listed in `index.json`.
 #[derive(Debug, Clone)]
 pub struct SbomReferrer {
@@ -35,9 +111,10 @@ pub struct SbomReferrer {
     pub descriptor: Descriptor,
 }
 
-/// The artifact manifest of `sbom` (already described by `blob`) about `subject`.
+/// The artifact manifest of type `artifact_type` holding `blob` (already stored) about
+/// `subject`.
 pub fn artifact_manifest(
-    format: SbomFormat,
+    artifact_type: &str,
     blob: &Descriptor,
     subject: &Descriptor,
     empty: &Descriptor,
@@ -47,7 +124,7 @@ pub fn artifact_manifest(
     json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "artifactType": format.media_type(),
+        "artifactType": artifact_type,
         "config": plain(empty),
         "layers": [plain(blob)],
         "subject": plain(subject),
@@ -70,7 +147,7 @@ pub fn attach_sboms(
     for format in SbomFormat::ALL {
         let bytes = fs_err::read(tree.join(format.tree_file()))?;
         let blob = layout.put_bytes(MediaType::Other(format.media_type().into()), &bytes)?;
-        let manifest = artifact_manifest(format, &blob, subject, &empty, &created);
+        let manifest = artifact_manifest(format.media_type(), &blob, subject, &empty, &created);
         let mut d = layout.put_json(MediaType::ImageManifest, &manifest)?;
         d.set_artifact_type(Some(MediaType::from(format.media_type())));
         let mut a = HashMap::new();

@@ -40,6 +40,10 @@ pub trait ImageStore {
     fn read_doc(&mut self, desc: &Desc) -> anyhow::Result<Vec<u8>>;
     /// A local file holding blob `desc` (not yet hashed: the caller hashes it while reading).
     fn blob_file(&mut self, desc: &Desc) -> anyhow::Result<PathBuf>;
+    /// The referrer manifests whose `subject` is the manifest `subject` (each digest-checked),
+    /// with their parsed documents: a layout's `index.json` entries, a registry's
+    /// `sha256-<hex>` fallback tag.
+    fn referrers(&mut self, subject: &str) -> anyhow::Result<Vec<(Desc, Document)>>;
 }
 
 fn layer_compression(media_type: &str) -> anyhow::Result<Compression> {
