@@ -13,6 +13,8 @@ use std::sync::OnceLock;
 use envpack_e2e::unpacked::built;
 use envpack_e2e::*;
 
+#[path = "trust/audit.rs"]
+mod audit;
 #[path = "trust/hostile.rs"]
 mod hostile;
 #[path = "trust/images.rs"]

@@ -256,9 +256,14 @@ pub enum Command {
         /// Allow plain HTTP for a registry that is not on loopback.
         #[arg(long)]
         insecure: bool,
+        /// Check the signature and provenance of the ARTIFACT (or, with --rebuild, of each
+        /// artifact in --against) with this public key, and the provenance against the lock
+        /// (repeatable: any of them).
+        #[arg(long = "trust", value_name = "KEY.pub")]
+        trust: Vec<std::path::PathBuf>,
         /// Instead: check the lock's packages and CPython against this OSV snapshot (a
         /// directory of records or an all.zip), offline.
-        #[arg(long, value_name = "DB", conflicts_with_all = ["rebuild", "root", "against", "platforms", "index_url", "insecure", "spec"])]
+        #[arg(long, value_name = "DB", conflicts_with_all = ["rebuild", "root", "against", "platforms", "index_url", "insecure", "spec", "trust"])]
         vulns: Option<PathBuf>,
         /// With --vulns: the lowest severity that fails; a vulnerability of unknown severity,
         /// or a record that cannot be evaluated, fails every gate but none.

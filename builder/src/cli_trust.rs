@@ -28,8 +28,9 @@ pub fn keygen(cli: &Cli, out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Signs each artifact and each image layout with the key file `key`; every argument is
-/// checked before anything is signed, so a typo signs nothing.
+/// Signs each artifact and each image layout with the key file `key`; every signature is
+/// made before any is written, so a typo or a layout that is not an envpack image signs
+/// nothing.
 pub fn sign(cli: &Cli, paths: &[PathBuf], key: &Path) -> anyhow::Result<()> {
     let key = signing::load_signing_key(key)?;
     let (layouts, artifacts): (Vec<&PathBuf>, Vec<&PathBuf>) = paths
@@ -46,16 +47,12 @@ pub fn sign(cli: &Cli, paths: &[PathBuf], key: &Path) -> anyhow::Result<()> {
     for l in &layouts {
         envpack_oci::LayoutReader::open(l)?.tagged(None)?;
     }
-    // Every artifact's signature is made before any is written.
+    // Every signature is made before any is written.
     let prepared = artifacts
         .iter()
         .map(|a| signing::sign_artifact(a, &key))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let signed = prepared
-        .into_iter()
-        .map(signing::Prepared::write)
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut images = Vec::new();
+    let mut layouts_prepared = Vec::new();
     for l in layouts {
         let parent = match l.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -65,12 +62,20 @@ pub fn sign(cli: &Cli, paths: &[PathBuf], key: &Path) -> anyhow::Result<()> {
             .prefix(".envpack-sign-")
             .tempdir_in(&parent)
             .map_err(|e| anyhow!("creating a work dir in {}: {e}", parent.display()))?;
-        images.extend(envpack::image_signing::sign_layout(
+        layouts_prepared.push(envpack::image_signing::prepare_layout(
             l,
             None,
             &key,
             scratch.path(),
         )?);
+    }
+    let signed = prepared
+        .into_iter()
+        .map(signing::Prepared::write)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut images = Vec::new();
+    for l in layouts_prepared {
+        images.extend(l.write()?);
     }
     report_signed(cli, &signed, &images)
 }

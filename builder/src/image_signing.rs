@@ -6,9 +6,10 @@
 //! What is signed is the portable artifact the platform's image restores to
 //! (`image::restore`): `unpack IMAGE` rebuilds exactly that artifact before anything is
 //! written and checks the signature beside it as it checks a tarball's — the same trusted
-//! keys, root policy, newest-signed mark and recorded index. The restore checks every layer
-//! against the manifest's digests and the config's diff_ids, so the signature covers the image
-//! as pulled; the provenance's subject is that artifact's sha256.
+//! keys, root policy, newest-signed mark and recorded index. The restore checks each env layer
+//! against the manifest's digest and the config's diff_id, so the signature covers what
+//! `unpack` installs (not the base layers, the root layer or the config); the provenance's
+//! subject is that artifact's sha256.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -21,8 +22,9 @@ use oci_spec::image::{Descriptor, MediaType};
 use serde_json::Value;
 
 use crate::image::referrer::{
-    artifact_manifest, SignedImage, ANNOTATION_SIGNED_PLATFORM, ANNOTATION_SIGNED_SUBJECT,
-    DSSE_LAYER_TYPE, EMPTY_CONFIG, EMPTY_MEDIA_TYPE, PROVENANCE_TYPE, SIGNATURE_TYPE,
+    artifact_manifest, SignedImage, ANNOTATION_SIGNED_KEY, ANNOTATION_SIGNED_PLATFORM,
+    ANNOTATION_SIGNED_SUBJECT, DSSE_LAYER_TYPE, EMPTY_CONFIG, EMPTY_MEDIA_TYPE, PROVENANCE_TYPE,
+    SIGNATURE_TYPE,
 };
 use crate::image::restore::restore_artifact;
 use crate::pull::LayoutStore;
@@ -37,14 +39,51 @@ struct Made {
 }
 
 /// Signs every platform manifest of the image tagged `tag` (the layout's only tag when none)
-/// in the layout `dir`, replacing envpack signatures made before for the same manifests.
-/// Every signature is made before the layout changes; `index.json` is replaced atomically.
+/// in the layout `dir`, replacing the signatures this key made before for the same manifests.
 pub fn sign_layout(
     dir: &Path,
     tag: Option<&str>,
     key: &envpack_trust::SigningKey,
     scratch: &Path,
 ) -> anyhow::Result<Vec<SignedImage>> {
+    prepare_layout(dir, tag, key, scratch)?.write()
+}
+
+/// The signatures of one layout, made and not yet written.
+pub struct PreparedLayout {
+    dir: std::path::PathBuf,
+    made: Vec<Made>,
+}
+
+impl PreparedLayout {
+    /// Stores the referrers and replaces `index.json` atomically.
+    pub fn write(self) -> anyhow::Result<Vec<SignedImage>> {
+        write_referrers(&self.dir, &self.made)?;
+        Ok(self
+            .made
+            .into_iter()
+            .map(|m| {
+                let (key_id, timestamp) = m.prepared.signer();
+                SignedImage {
+                    platform: m.platform,
+                    manifest: m.manifest.digest,
+                    env_id: m.env_id,
+                    key_id: key_id.to_string(),
+                    timestamp,
+                }
+            })
+            .collect())
+    }
+}
+
+/// Makes the signature and provenance of every platform manifest of the image tagged `tag`
+/// in `dir` (restoring each platform's artifact under `scratch`), changing nothing yet.
+pub fn prepare_layout(
+    dir: &Path,
+    tag: Option<&str>,
+    key: &envpack_trust::SigningKey,
+    scratch: &Path,
+) -> anyhow::Result<PreparedLayout> {
     let reader = LayoutReader::open(dir)?;
     let (top, tag) = reader.tagged(tag)?;
     let (_, top_doc) = reader.read_doc(&top)?;
@@ -99,6 +138,8 @@ pub fn sign_layout(
             );
         }
         let prepared = sign_artifact(&restored.path, key)?;
+        // The restored env is as big as the env: gone before the next platform's.
+        fs_err::remove_dir_all(&work)?;
         made.push(Made {
             platform: name,
             manifest,
@@ -106,20 +147,10 @@ pub fn sign_layout(
             prepared,
         });
     }
-    write_referrers(dir, &made)?;
-    Ok(made
-        .into_iter()
-        .map(|m| {
-            let (key_id, timestamp) = m.prepared.signer();
-            SignedImage {
-                platform: m.platform,
-                manifest: m.manifest.digest,
-                env_id: m.env_id,
-                key_id: key_id.to_string(),
-                timestamp,
-            }
-        })
-        .collect())
+    Ok(PreparedLayout {
+        dir: dir.to_path_buf(),
+        made,
+    })
 }
 
 /// Stores both referrers of every manifest and lists them in `index.json`, in place of the
@@ -153,6 +184,10 @@ fn write_referrers(dir: &Path, made: &[Made]) -> anyhow::Result<()> {
                     m.manifest.digest.clone(),
                 ),
                 (ANNOTATION_SIGNED_PLATFORM.to_string(), m.platform.clone()),
+                (
+                    ANNOTATION_SIGNED_KEY.to_string(),
+                    m.prepared.signer().0.to_string(),
+                ),
             ])));
             entries.push(serde_json::to_value(&d)?);
         }
@@ -160,7 +195,10 @@ fn write_referrers(dir: &Path, made: &[Made]) -> anyhow::Result<()> {
     let path = dir.join("index.json");
     let mut index: Value = serde_json::from_slice(&fs_err::read(&path)?)
         .with_context(|| format!("{} is not JSON", path.display()))?;
-    let signed: BTreeSet<&str> = made.iter().map(|m| m.manifest.digest.as_str()).collect();
+    let signed: BTreeSet<(&str, &str)> = made
+        .iter()
+        .map(|m| (m.manifest.digest.as_str(), m.prepared.signer().0))
+        .collect();
     let list = index
         .get_mut("manifests")
         .and_then(Value::as_array_mut)
@@ -171,19 +209,23 @@ fn write_referrers(dir: &Path, made: &[Made]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether `entry` is an envpack signature or provenance of one of the `signed` manifests.
-fn replaced(entry: &Value, signed: &BTreeSet<&str>) -> bool {
+/// Whether `entry` is an envpack signature or provenance of one of the `signed` manifests by
+/// the same key (another key's signature of it stays: several keys may sign one image).
+fn replaced(entry: &Value, signed: &BTreeSet<(&str, &str)>) -> bool {
     let ours = matches!(
         entry.get("artifactType").and_then(Value::as_str),
         Some(SIGNATURE_TYPE) | Some(PROVENANCE_TYPE)
     );
-    let subject = entry
-        .pointer(&format!(
-            "/annotations/{}",
-            ANNOTATION_SIGNED_SUBJECT.replace('/', "~1")
-        ))
-        .and_then(Value::as_str);
-    ours && subject.is_some_and(|s| signed.contains(s))
+    let note = |key: &str| {
+        entry
+            .get("annotations")
+            .and_then(|a| a.get(key))
+            .and_then(Value::as_str)
+    };
+    match (note(ANNOTATION_SIGNED_SUBJECT), note(ANNOTATION_SIGNED_KEY)) {
+        (Some(subject), Some(key)) => ours && signed.contains(&(subject, key)),
+        _ => false,
+    }
 }
 
 /// Whether `dir` is an OCI image layout (what `sign` signs as an image).
@@ -197,13 +239,23 @@ mod tests {
 
     #[test]
     fn only_envpack_signatures_of_resigned_manifests_are_replaced() {
-        let signed = BTreeSet::from(["sha256:aa"]);
-        let entry = |t: &str, s: &str| serde_json::json!({"artifactType": t, "annotations": {ANNOTATION_SIGNED_SUBJECT: s}});
-        assert!(replaced(&entry(SIGNATURE_TYPE, "sha256:aa"), &signed));
-        assert!(replaced(&entry(PROVENANCE_TYPE, "sha256:aa"), &signed));
-        assert!(!replaced(&entry(SIGNATURE_TYPE, "sha256:bb"), &signed));
+        let signed = BTreeSet::from([("sha256:aa", "K1")]);
+        let entry = |t: &str, s: &str, k: &str| serde_json::json!({"artifactType": t, "annotations": {ANNOTATION_SIGNED_SUBJECT: s, ANNOTATION_SIGNED_KEY: k}});
+        assert!(replaced(&entry(SIGNATURE_TYPE, "sha256:aa", "K1"), &signed));
+        assert!(replaced(
+            &entry(PROVENANCE_TYPE, "sha256:aa", "K1"),
+            &signed
+        ));
         assert!(!replaced(
-            &entry("application/spdx+json", "sha256:aa"),
+            &entry(SIGNATURE_TYPE, "sha256:aa", "K2"),
+            &signed
+        ));
+        assert!(!replaced(
+            &entry(SIGNATURE_TYPE, "sha256:bb", "K1"),
+            &signed
+        ));
+        assert!(!replaced(
+            &entry("application/spdx+json", "sha256:aa", "K1"),
             &signed
         ));
         assert!(!replaced(

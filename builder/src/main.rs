@@ -301,10 +301,16 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
                     progress.step(&format!("fetching {arg}"));
                 }
                 let client = registry_options(cli, *insecure)?;
-                let prepared =
-                    envpack::pull::prepare_artifact(&source, cli.cache_dir.as_deref(), &client)
-                        .with_context(|| format!("reading {arg}"))?;
                 let trust = trust.options();
+                // An image may carry several signatures: the one a --trust key verifies is used.
+                let keys = envpack_trust::TrustedKeys::load(&trust.trust)?;
+                let prepared = envpack::pull::prepare_artifact(
+                    &source,
+                    cli.cache_dir.as_deref(),
+                    &client,
+                    &keys,
+                )
+                .with_context(|| format!("reading {arg}"))?;
                 if let Some(r) = &prepared.restored {
                     let found = envpack_trust::signature_path(&prepared.path).exists();
                     if !trust.trust.is_empty() && trust.signature.is_none() && !found {
@@ -463,6 +469,7 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             platforms,
             index_url,
             insecure,
+            trust,
             vulns,
             fail_on,
             sarif,
@@ -489,6 +496,7 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
                 index_url: index_url.as_deref(),
                 offline: offline(cli),
                 insecure: *insecure,
+                trust,
             };
             let report =
                 envpack::audit::command::run_audit(&args, cli.cache_dir.as_deref(), &http, &|m| {

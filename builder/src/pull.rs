@@ -110,10 +110,17 @@ impl ImageStore for LayoutStore {
             .collect();
         let mut out = Vec::new();
         for desc in entries {
-            let bytes = self.reader.read_verified(&desc)?;
-            let doc = Document::parse(&desc.media_type, &bytes, &desc.digest)?;
-            if doc.subject.as_ref().is_some_and(|s| s.digest == subject) {
-                out.push((desc, doc));
+            let doc = self
+                .reader
+                .read_verified(&desc)
+                .and_then(|b| Document::parse(&desc.media_type, &b, &desc.digest));
+            match doc {
+                Ok(doc) if doc.subject.as_ref().is_some_and(|s| s.digest == subject) => {
+                    out.push((desc, doc))
+                }
+                Ok(_) => {}
+                // One damaged entry doesn't hide the others (or block an unsigned unpack).
+                Err(e) => tracing::warn!("passing over index.json entry {}: {e}", desc.digest),
             }
         }
         Ok(out)
@@ -184,29 +191,48 @@ impl ImageStore for RegistryStore {
         Ok(dest)
     }
     fn referrers(&mut self, subject: &str) -> anyhow::Result<Vec<(Desc, Document)>> {
-        let tag = envpack_oci::fallback_tag(subject);
         let repo = self.reference.repository.clone();
-        if self.client.manifest_digest(&repo, &tag)?.is_none() {
-            return Ok(Vec::new());
-        }
-        let listed = self.client.get_manifest(&repo, &tag)?;
-        let index = Document::parse(
-            "application/vnd.oci.image.index.v1+json",
-            &listed.bytes,
-            &tag,
-        )?;
+        // The referrers API where the registry has one, else the `sha256-<hex>` fallback tag.
+        let listed = match self.client.get_referrers(&repo, subject)? {
+            Some(bytes) => bytes,
+            None => {
+                let tag = envpack_oci::fallback_tag(subject);
+                if self.client.manifest_digest(&repo, &tag)?.is_none() {
+                    return Ok(Vec::new());
+                }
+                self.client.get_manifest(&repo, &tag)?.bytes
+            }
+        };
+        let what = format!("the referrers of {subject}");
+        let index = Document::parse("application/vnd.oci.image.index.v1+json", &listed, &what)?;
         let mut out = Vec::new();
-        for e in index.entries {
-            let doc =
-                Document::parse(&e.desc.media_type, &self.read_doc(&e.desc)?, &e.desc.digest)?;
-            // The tag is the registry's to rewrite: only a document naming the subject counts.
-            if doc.subject.as_ref().is_some_and(|s| s.digest == subject) {
-                out.push((e.desc, doc));
+        // Anyone who can push may add entries: only manifests are fetched (each at most a
+        // manifest's size), at most MAX_REFERRERS of them, and one that fails is passed over.
+        let entries = index
+            .entries
+            .into_iter()
+            .filter(|e| envpack_oci::is_manifest_type(&e.desc.media_type))
+            .filter(|e| e.desc.size <= envpack_oci::MAX_MANIFEST_BYTES)
+            .take(MAX_REFERRERS);
+        for e in entries {
+            let doc = self
+                .read_doc(&e.desc)
+                .and_then(|b| Ok(Document::parse(&e.desc.media_type, &b, &e.desc.digest)?));
+            match doc {
+                // The list is the registry's to write: only a document naming the subject counts.
+                Ok(doc) if doc.subject.as_ref().is_some_and(|s| s.digest == subject) => {
+                    out.push((e.desc, doc))
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("passing over a referrer of {subject}: {e:#}"),
             }
         }
         Ok(out)
     }
 }
+
+/// The most referrers of one manifest read from a registry.
+const MAX_REFERRERS: usize = 256;
 
 /// The OCI platform of the machine we run on.
 pub fn host_oci_platform() -> anyhow::Result<OciPlatform> {
@@ -225,24 +251,25 @@ pub fn artifact_from_source(
     source: &UnpackSource,
     work: &Path,
     client: &ClientOptions,
+    keys: &envpack_trust::TrustedKeys,
 ) -> anyhow::Result<Option<RestoredArtifact>> {
     let platform = host_oci_platform()?;
     let restored = match source {
         UnpackSource::Artifact(_) => return Ok(None),
         UnpackSource::Layout(dir, tag) => {
             let mut store = LayoutStore::open(dir, tag.clone())?;
-            restore_signed(&mut store, &platform, work)
+            restore_signed(&mut store, &platform, work, keys)
         }
         UnpackSource::Archive(file) => {
             let layout = work.join("layout");
             extract_layout_archive(file, &layout)
                 .with_context(|| format!("reading {}", file.display()))?;
             let mut store = LayoutStore::open(&layout, None)?;
-            restore_signed(&mut store, &platform, work)
+            restore_signed(&mut store, &platform, work, keys)
         }
         UnpackSource::Registry(r) => {
             let mut store = RegistryStore::connect(r.clone(), client, &work.join("downloads"))?;
-            restore_signed(&mut store, &platform, work)
+            restore_signed(&mut store, &platform, work, keys)
         }
     };
     restored.map(Some)
@@ -254,10 +281,17 @@ fn restore_signed(
     store: &mut dyn ImageStore,
     platform: &OciPlatform,
     work: &Path,
+    keys: &envpack_trust::TrustedKeys,
 ) -> anyhow::Result<RestoredArtifact> {
     let restored = restore_artifact(store, platform, work)?;
-    if let Some(sig) = find_signature(store, &restored.manifest_digest)? {
-        fs_err::write(envpack_trust::signature_path(&restored.path), sig)?;
+    // Not finding one is not an error here: the unpacker decides whether one is needed.
+    match find_signature(store, &restored.manifest_digest, keys) {
+        Ok(Some(sig)) => fs_err::write(envpack_trust::signature_path(&restored.path), sig)?,
+        Ok(None) => {}
+        Err(e) => tracing::warn!(
+            "could not list the signatures of {}: {e:#}",
+            restored.manifest_digest
+        ),
     }
     Ok(restored)
 }
@@ -278,6 +312,7 @@ pub fn prepare_artifact(
     source: &UnpackSource,
     cache_dir: Option<&Path>,
     client: &ClientOptions,
+    keys: &envpack_trust::TrustedKeys,
 ) -> anyhow::Result<PreparedArtifact> {
     if let UnpackSource::Artifact(p) = source {
         return Ok(PreparedArtifact {
@@ -287,7 +322,7 @@ pub fn prepare_artifact(
         });
     }
     let work = envpack_net::Cache::open(cache_dir)?.scratch_dir()?;
-    let restored = artifact_from_source(source, work.path(), client)?
+    let restored = artifact_from_source(source, work.path(), client, keys)?
         .ok_or_else(|| anyhow!("no image in the source"))?;
     Ok(PreparedArtifact {
         path: restored.path.clone(),

@@ -124,6 +124,24 @@ fn signed_images_unpack_with_trust_from_a_layout_and_a_registry() {
         fs_err::read(signed.join("index.json")).unwrap()
     );
 
+    // A second key co-signs (later): both signatures stay, and each key's holder gets theirs.
+    run(Command::new(envpack_bin())
+        .env("ENVPACK_SIGN_TIME", "1700002000")
+        .arg("sign")
+        .arg(&later)
+        .arg("--key")
+        .arg(&f.keys.k2));
+    let both = referrers(&later, "application/vnd.dev.envpack.signature.v1+minisign");
+    assert_eq!(both.len(), 2, "{}", index_json(&later));
+    for key in [&f.keys.k1, &f.keys.k2] {
+        let r = work.join(format!(
+            "root-cosigned-{}",
+            key.file_stem().unwrap().to_string_lossy()
+        ));
+        let out = envpack_unpack(later.to_str().unwrap(), &r, &[&"--trust", &pubkey(key)]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+
     // From the layout: trusted key in; another key, or no signature, refused with nothing made.
     let root = work.join("root-layout");
     let out = envpack_unpack(

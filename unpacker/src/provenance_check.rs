@@ -15,12 +15,13 @@ use crate::error::UnpackError;
 const MAX_PROVENANCE_BYTES: u64 = 8 << 20;
 
 /// Checks the provenance beside the artifact `reader` (whose file has sha256 `file_hex`)
-/// with `keys`; `Ok(None)` when there is none. Returns one line for the report.
+/// with `keys`; `Ok(None)` when there is none. Returns one line for the report and the
+/// trusted statement about this file.
 pub fn check_provenance(
     reader: &ArtifactReader,
     keys: &TrustedKeys,
     file_hex: &str,
-) -> Result<Option<String>, UnpackError> {
+) -> Result<Option<(String, Value)>, UnpackError> {
     let path = provenance_path(reader.path());
     let bad = |detail: String| UnpackError::BadArtifact {
         path: path.clone(),
@@ -80,15 +81,16 @@ pub fn check_provenance(
         // Signed by a trusted key, about this very file: it must agree with it.
         let inputs =
             check_statement(&statement, reader).map_err(|e| bad(format!("line {line_no}: {e}")))?;
-        good = Some(format!(
-            "provenance: good (SLSA v1, {inputs} inputs), by trusted key {key}"
+        good = Some((
+            format!("provenance: good (SLSA v1, {inputs} inputs), by trusted key {key}"),
+            statement,
         ));
     }
     match good {
         Some(g) if others.is_empty() => Ok(Some(g)),
-        Some(g) => Ok(Some(format!(
-            "{g}; {} other lines left alone",
-            others.len()
+        Some((g, s)) => Ok(Some((
+            format!("{g}; {} other lines left alone", others.len()),
+            s,
         ))),
         None if others.is_empty() => Err(bad("no envelope in it".into())),
         None => Err(bad(format!(
@@ -119,7 +121,7 @@ fn check_statement(s: &Value, reader: &ArtifactReader) -> Result<usize, String> 
     let lock = str_at("/predicate/buildDefinition/externalParameters/lock/sha256");
     if lock != reader.index().lock_sha256.to_hex() {
         return Err(format!(
-            "it names lock sha256 {lock:?}, the artifact's is {}",
+            "it names lock sha256 \"{lock}\", the artifact's is {}",
             reader.index().lock_sha256.to_hex()
         ));
     }

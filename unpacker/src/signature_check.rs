@@ -133,6 +133,15 @@ fn check(
 /// Checks an artifact's signature with the `opts.trust` keys, the whole file and its claims,
 /// and its provenance when there is one (`verify --trust`); returns the report's lines.
 pub fn verify_signature(artifact: &Path, opts: &TrustOptions) -> Result<String, UnpackError> {
+    Ok(verify_signed_statement(artifact, opts)?.0)
+}
+
+/// [`verify_signature`], also returning the trusted provenance statement about the file (none
+/// for a plain minisign signature without one).
+pub fn verify_signed_statement(
+    artifact: &Path,
+    opts: &TrustOptions,
+) -> Result<(String, Option<serde_json::Value>), UnpackError> {
     let reader = ArtifactReader::open(artifact)?;
     let keys = TrustedKeys::load(&opts.trust)?;
     let sig = read_signature(artifact, opts)?;
@@ -150,7 +159,7 @@ pub fn verify_signature(artifact: &Path, opts: &TrustOptions) -> Result<String, 
     let sha = sha.unwrap_or_default();
     let provenance = crate::provenance_check::check_provenance(&reader, &keys, &sha)?;
     Ok(match provenance {
-        Some(p) => format!("{}\n{p}", signature_text(&v)),
+        Some((p, statement)) => (format!("{}\n{p}", signature_text(&v)), Some(statement)),
         // envpack writes one with every signature: its absence is a stripped provenance.
         None if v.claims.index.is_some() => {
             return Err(UnpackError::BadArtifact {
@@ -160,9 +169,12 @@ pub fn verify_signature(artifact: &Path, opts: &TrustOptions) -> Result<String, 
                     .into(),
             })
         }
-        None => format!(
-            "{}\nprovenance: none beside the artifact",
-            signature_text(&v)
+        None => (
+            format!(
+                "{}\nprovenance: none beside the artifact",
+                signature_text(&v)
+            ),
+            None,
         ),
     })
 }

@@ -33,6 +33,8 @@ pub struct AuditArgs<'a> {
     pub offline: bool,
     /// `--insecure`: plain HTTP for a non-loopback registry.
     pub insecure: bool,
+    /// `--trust KEY.pub`: check signatures and provenance with these keys.
+    pub trust: &'a [PathBuf],
 }
 
 fn read_lock(path: &Path) -> anyhow::Result<(Lock, String)> {
@@ -56,8 +58,33 @@ pub fn run_audit(
                 "--rebuild compares with --against DIR, not with a TARGET"
             ));
         }
-        let external = args.lock.map(read_lock).transpose()?.map(|(l, _)| l);
+        let held = args.lock.map(read_lock).transpose()?;
+        let external = held.as_ref().map(|(l, _)| l.clone());
         progress(&format!("auditing {}", target.display()));
+        if !args.trust.is_empty() {
+            if !target.is_file() {
+                return Err(anyhow!(
+                    "--trust checks a signed artifact file (or, with --rebuild, the artifacts in --against); {} is not one",
+                    target.display()
+                ));
+            }
+            let mut report = super::audit_target(target, external.as_ref());
+            let lock =
+                held.as_ref()
+                    .zip(args.lock)
+                    .map(|((lock, text), path)| super::signed::HeldLock {
+                        lock,
+                        text,
+                        origin: path.display().to_string(),
+                    });
+            report.merge(super::signed::audit_signed(
+                target,
+                args.trust,
+                lock.as_ref(),
+                None,
+            ));
+            return Ok(report);
+        }
         if !target.exists() {
             if let Some(reference) = target
                 .to_str()
@@ -105,7 +132,17 @@ pub fn run_audit(
             &against,
         );
         progress("rebuilding every platform of the lock");
-        return super::rebuild::audit_rebuild(&lock, &lock_text, &opts, &against);
+        let held = super::signed::HeldLock {
+            lock: &lock,
+            text: &lock_text,
+            origin: lock_path.display().to_string(),
+        };
+        return super::rebuild::audit_rebuild(&held, &opts, &against, args.trust);
+    }
+    if !args.trust.is_empty() {
+        return Err(anyhow!(
+            "--trust checks a signed ARTIFACT, or with --rebuild the artifacts in --against; give one"
+        ));
     }
     let mut report = AuditReport::new(lock_path.display().to_string());
     match &spec {

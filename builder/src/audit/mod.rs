@@ -10,6 +10,7 @@ pub mod pins;
 pub mod rebuild;
 pub mod registry;
 pub mod report;
+pub mod signed;
 pub mod tree;
 
 pub use report::{AuditReport, Finding};

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use envpack_layers::artifact::ArtifactReader;
 use envpack_layers::digest::Sha256Digest;
@@ -12,6 +12,7 @@ use envpack_layers::tree::{EntryKind, TreeEntry};
 use sha2::Digest as _;
 
 use super::report::AuditReport;
+use super::signed::{audit_signed, HeldLock};
 use crate::artifact_writer::artifact_name;
 use crate::build::{build, BuildOptions};
 use crate::lock::Lock;
@@ -194,14 +195,17 @@ pub fn compare_artifacts(previous: &Path, rebuilt: &Path) -> AuditReport {
     r
 }
 
-/// Rebuilds every platform of `lock` (tarball format, `opts.out_dir` ignored: a temp dir is
-/// used) and compares each artifact with the one of the same name in `against`.
+/// Rebuilds every platform of `held.lock` (tarball format, `opts.out_dir` ignored: a temp dir
+/// is used) and compares each artifact with the one of the same name in `against`; with
+/// `trust` keys, each of those must be signed with a provenance of this lock, about the very
+/// file the rebuild gives.
 pub fn audit_rebuild(
-    lock: &Lock,
-    lock_text: &str,
+    held: &HeldLock,
     opts: &BuildOptions,
     against: &Path,
+    trust: &[PathBuf],
 ) -> anyhow::Result<AuditReport> {
+    let (lock, lock_text) = (held.lock, held.text);
     let mut r = AuditReport::new(format!("rebuild against {}", against.display()));
     // A fresh cache holding only the pinned downloads: every layer is rebuilt, nothing is
     // taken from the layer cache, and nothing needs the network that was cached before.
@@ -224,6 +228,9 @@ pub fn audit_rebuild(
             continue;
         }
         r.merge(compare_artifacts(&previous, &a.path));
+        if !trust.is_empty() {
+            r.merge(audit_signed(&previous, trust, Some(held), Some(&a.path)));
+        }
     }
     Ok(r)
 }

@@ -33,6 +33,8 @@ pub const PROVENANCE_TYPE: &str = "application/vnd.in-toto+json";
 pub const DSSE_LAYER_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
 /// `index.json` annotation: the manifest a signature or provenance referrer is about.
 pub const ANNOTATION_SIGNED_SUBJECT: &str = "dev.envpack.signature.subject";
+/// `index.json` annotation: the id of the key that signed it.
+pub const ANNOTATION_SIGNED_KEY: &str = "dev.envpack.signature.key";
 /// `index.json` annotation: the platform (`os/arch`) of that manifest.
 pub const ANNOTATION_SIGNED_PLATFORM: &str = "dev.envpack.signature.platform";
 
@@ -51,41 +53,52 @@ pub struct SignedImage {
     pub timestamp: u64,
 }
 
-/// The envpack signature an image carries for its platform manifest `subject`: the text of
-/// its signature referrer's layer (the newest signing time when there are several), or none.
+/// The envpack signature an image carries for its platform manifest `subject`: the text of a
+/// signature referrer's layer, or none. Of several, the newest that one of `keys` verifies
+/// (the newest of all when no key is given, or none verifies: the unpacker then says why).
+/// Referrers that are not readable signatures are passed over with a warning: anyone who can
+/// push may add one, and it must not hide a good one or block an unsigned unpack.
 pub fn find_signature(
     store: &mut dyn crate::image::restore::ImageStore,
     subject: &str,
-) -> anyhow::Result<Option<Vec<u8>>> {
-    let mut found: Vec<(u64, String, Vec<u8>)> = Vec::new();
+    keys: &envpack_trust::TrustedKeys,
+) -> anyhow::Result<Option<String>> {
+    let mut found: Vec<(u64, String, envpack_trust::Signature, String)> = Vec::new();
     for (desc, doc) in store.referrers(subject)? {
         if doc.artifact_type.as_deref() != Some(SIGNATURE_TYPE) {
             continue;
         }
-        let layer = doc.layers.first().ok_or_else(|| {
-            anyhow::anyhow!(
-                "signature referrer {} of {subject} has no layer",
-                desc.digest
-            )
-        })?;
+        let skip =
+            |why: String| tracing::warn!("passing over signature referrer {}: {why}", desc.digest);
+        let Some(layer) = doc.layers.first() else {
+            skip("it has no layer".into());
+            continue;
+        };
         if layer.size > envpack_trust::MAX_SIGNATURE_BYTES {
-            anyhow::bail!(
-                "signature referrer {} of {subject}: its layer is {} bytes, more than a signature",
-                desc.digest,
+            skip(format!(
+                "its layer is {} bytes, more than a signature",
                 layer.size
-            );
+            ));
+            continue;
         }
-        let bytes = store.read_doc(layer)?;
-        let text = String::from_utf8_lossy(&bytes);
-        // Anyone who can push may add a referrer: one that isn't a signature is passed over
-        // (the one chosen is still verified against the trusted keys before anything is written).
+        let text = match store.read_doc(layer).map(String::from_utf8) {
+            Ok(Ok(text)) => text,
+            Ok(Err(_)) => {
+                skip("its layer is not UTF-8 text".into());
+                continue;
+            }
+            Err(e) => {
+                skip(e.to_string());
+                continue;
+            }
+        };
         let sig = match envpack_trust::Signature::parse(
             &text,
             &format!("signature referrer {}", desc.digest),
         ) {
             Ok(sig) => sig,
             Err(e) => {
-                tracing::warn!("passing over signature referrer {}: {e}", desc.digest);
+                skip(e.to_string());
                 continue;
             }
         };
@@ -93,11 +106,15 @@ pub fn find_signature(
             .ok()
             .and_then(|c| c.timestamp)
             .unwrap_or(0);
-        found.push((time, desc.digest.clone(), bytes));
+        found.push((time, desc.digest.clone(), sig, text));
     }
     // Newest first; equal times by digest, so every reader picks the same one.
     found.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-    Ok(found.into_iter().next().map(|(_, _, bytes)| bytes))
+    let verified = found
+        .iter()
+        .position(|(_, _, sig, _)| !keys.is_empty() && keys.verify_claims(sig).is_ok());
+    let pick = verified.unwrap_or(0);
+    Ok(found.into_iter().nth(pick).map(|(_, _, _, text)| text))
 }
 
 /// One referrer written into the layout, waiting to be listed in `index.json`.

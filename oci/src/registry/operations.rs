@@ -220,6 +220,27 @@ impl RegistryClient {
         result
     }
 
+    /// The referrers index the registry's referrers API gives for `digest` in `repo`, or none
+    /// when the registry has no such API (a 404, as distribution 2.8 answers).
+    pub fn get_referrers(&self, repo: &str, digest: &str) -> Result<Option<Vec<u8>>> {
+        let url = self.url(&format!("v2/{repo}/referrers/{digest}"))?;
+        let mut resp = self.send_expect(
+            Method::GET,
+            &url,
+            &[("Accept", "application/vnd.oci.image.index.v1+json")],
+            &Payload::Empty,
+            &[200, 404],
+        )?;
+        if resp.status().as_u16() == 404 {
+            return Ok(None);
+        }
+        Ok(Some(read_limited(
+            &mut resp,
+            MAX_MANIFEST_BYTES,
+            url.as_str(),
+        )?))
+    }
+
     /// Whether the registry serves the referrers API for `repo` (distribution 2.8 doesn't).
     pub fn referrers_api(&self, repo: &str, digest: &str) -> Result<bool> {
         let url = self.url(&format!("v2/{repo}/referrers/{digest}"))?;
