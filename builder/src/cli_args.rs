@@ -131,7 +131,8 @@ pub enum Command {
     /// Sign artifacts (minisign format, ARTIFACT.minisig beside each) and OCI image layouts
     /// (a signature and a provenance referrer for each platform manifest).
     Sign {
-        /// The artifacts and image layout directories.
+        /// The artifacts, image layouts (DIR or DIR:TAG) and images in a registry
+        /// (HOST[:PORT]/REPO:TAG: fetched, signed and the signatures pushed back).
         #[arg(required = true)]
         artifacts: Vec<PathBuf>,
         /// The secret key (from `envpack keygen` or `minisign -G`; an encrypted one takes its

@@ -28,54 +28,90 @@ pub fn keygen(cli: &Cli, out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Signs each artifact and each image layout with the key file `key`; every signature is
-/// made before any is written, so a typo or a layout that is not an envpack image signs
-/// nothing.
+/// Signs each artifact, image layout and image reference with the key file `key`; every
+/// signature is made before any is written or pushed, so a typo, or a layout or image that is
+/// not an envpack image, signs nothing.
 pub fn sign(cli: &Cli, paths: &[PathBuf], key: &Path) -> anyhow::Result<()> {
+    use envpack::pull::UnpackSource;
     let key = signing::load_signing_key(key)?;
-    let (layouts, artifacts): (Vec<&PathBuf>, Vec<&PathBuf>) = paths
-        .iter()
-        .partition(|p| envpack::image_signing::is_layout(p));
-    for a in &artifacts {
-        envpack_layers::artifact::ArtifactReader::open(a).map_err(|e| {
-            anyhow!(
-                "{}: {e} (only envpack artifacts and OCI image layouts are signed here)",
-                a.display()
-            )
-        })?;
-    }
-    for l in &layouts {
-        envpack_oci::LayoutReader::open(l)?.tagged(None)?;
+    let mut artifacts = Vec::new();
+    let mut layouts: Vec<(PathBuf, Option<String>)> = Vec::new();
+    let mut references = Vec::new();
+    for p in paths {
+        let source = match p.to_str() {
+            Some(arg) => UnpackSource::classify(arg)?,
+            None => UnpackSource::Artifact(p.clone()),
+        };
+        match source {
+            UnpackSource::Artifact(a) => {
+                envpack_layers::artifact::ArtifactReader::open(&a).map_err(|e| {
+                    anyhow!(
+                        "{}: {e} (envpack artifacts, OCI image layouts and image references are signed here)",
+                        a.display()
+                    )
+                })?;
+                artifacts.push(a);
+            }
+            UnpackSource::Layout(dir, tag) => layouts.push((dir, tag)),
+            UnpackSource::Archive(file) => {
+                return Err(anyhow!(
+                    "{}: an oci-archive is signed as it is built (build --format oci-archive --sign KEY); or sign its layout (build --format oci)",
+                    file.display()
+                ))
+            }
+            UnpackSource::Registry(r) if r.tag.is_none() => {
+                return Err(anyhow!(
+                    "{r}: sign an image by tag (HOST/REPO:TAG), so the signed image can be pushed back under it"
+                ))
+            }
+            UnpackSource::Registry(r) => references.push(r),
+        }
     }
     // Every signature is made before any is written.
     let prepared = artifacts
         .iter()
         .map(|a| signing::sign_artifact(a, &key))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut layouts_prepared = Vec::new();
-    for l in layouts {
-        let parent = match l.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let scratch = tempfile::Builder::new()
-            .prefix(".envpack-sign-")
-            .tempdir_in(&parent)
-            .map_err(|e| anyhow!("creating a work dir in {}: {e}", parent.display()))?;
-        layouts_prepared.push(envpack::image_signing::prepare_layout(
-            l,
+    let cache = envpack_net::Cache::open(cli.cache_dir.as_deref())?;
+    let scratch = cache.scratch_dir()?;
+    let mut images_prepared = Vec::new();
+    for (i, (dir, tag)) in layouts.iter().enumerate() {
+        let work = scratch.path().join(format!("layout-{i}"));
+        images_prepared.push((
             None,
-            &key,
-            scratch.path(),
-        )?);
+            envpack::image_signing::prepare_layout(dir, tag.as_deref(), &key, &work)?,
+        ));
+    }
+    let options = crate::registry_options(cli, false)?;
+    for (i, r) in references.iter().enumerate() {
+        // The image (and its referrers) copied into a layout, digest-checked, signed there and
+        // pushed back: only the new referrers are uploaded.
+        let layout = scratch.path().join(format!("image-{i}"));
+        envpack::audit::registry::mirror_to_layout(r, &options, &layout)
+            .map_err(|e| anyhow!("fetching {r}: {e:#}"))?;
+        let work = scratch.path().join(format!("image-{i}-work"));
+        images_prepared.push((
+            Some((r, layout.clone())),
+            envpack::image_signing::prepare_layout(&layout, None, &key, &work)?,
+        ));
     }
     let signed = prepared
         .into_iter()
         .map(signing::Prepared::write)
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut images = Vec::new();
-    for l in layouts_prepared {
-        images.extend(l.write()?);
+    for (push, layout) in images_prepared {
+        images.extend(layout.write()?);
+        if let Some((reference, dir)) = push {
+            let reader = envpack_oci::LayoutReader::open(&dir)?;
+            let push = envpack_oci::PushOptions {
+                client: options.clone(),
+                mount_from: None,
+                jobs: 4,
+            };
+            envpack_oci::push_layout(&reader, reference, &push)
+                .map_err(|e| anyhow!("pushing the signatures to {reference}: {e}"))?;
+        }
     }
     report_signed(cli, &signed, &images)
 }

@@ -28,7 +28,7 @@ use crate::image::referrer::{
 };
 use crate::image::restore::restore_artifact;
 use crate::pull::LayoutStore;
-use crate::signing::{sign_artifact, Prepared};
+use crate::signing::{sign_restored, Prepared};
 
 /// A platform manifest of the layout with the signature and provenance made for it.
 struct Made {
@@ -137,7 +137,8 @@ pub fn prepare_layout(
                 manifest.digest
             );
         }
-        let prepared = sign_artifact(&restored.path, key)?;
+        let hex = manifest.digest.trim_start_matches("sha256:").to_string();
+        let prepared = sign_restored(&restored.path, key, Some((format!("{tag} ({name})"), hex)))?;
         // The restored env is as big as the env: gone before the next platform's.
         fs_err::remove_dir_all(&work)?;
         made.push(Made {

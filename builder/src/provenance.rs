@@ -60,22 +60,27 @@ pub fn resolved_dependencies(lock: &Lock, platform: &str) -> Vec<Value> {
     deps.iter().map(|(n, d)| dependency(n, d)).collect()
 }
 
-/// The statement for an artifact (file name `name`, file digest `sha256_hex`) with this
-/// index and lock.
+/// The statement for an artifact (file name `name`, file digest `sha256_hex`, and the image
+/// manifest it was restored from, if any: name and digest) with this index and lock.
 pub fn statement(
     index: &ArtifactIndex,
     index_digest: &Sha256Digest,
     lock_bytes: &[u8],
     name: &str,
     sha256_hex: &str,
+    manifest: Option<&(String, String)>,
 ) -> anyhow::Result<Value> {
     let text = String::from_utf8_lossy(lock_bytes).into_owned();
     let lock = Lock::parse(&text, &format!("{name}!envpack.lock"))?;
     let mut deps = vec![dependency("envpack.lock", &index.lock_sha256.to_hex())];
     deps.extend(resolved_dependencies(&lock, &index.platform));
+    let mut subject = vec![json!({ "name": name, "digest": digest(sha256_hex) })];
+    if let Some((m_name, m_hex)) = manifest {
+        subject.push(json!({ "name": m_name, "digest": digest(m_hex) }));
+    }
     Ok(json!({
         "_type": STATEMENT_TYPE,
-        "subject": [{ "name": name, "digest": digest(sha256_hex) }],
+        "subject": subject,
         "predicateType": PREDICATE_TYPE,
         "predicate": {
             "buildDefinition": {
@@ -113,6 +118,9 @@ pub struct ArtifactFacts<'a> {
     pub lock_bytes: &'a [u8],
     /// sha256 of the artifact file, hex.
     pub sha256_hex: String,
+    /// The image manifest the artifact was restored from (a name and its sha256 hex): a
+    /// second subject of an image's provenance.
+    pub manifest: Option<(String, String)>,
 }
 
 /// The signed provenance of the artifact at `artifact`: one DSSE envelope and a newline.
@@ -131,6 +139,7 @@ pub fn provenance_line(
         facts.lock_bytes,
         &name,
         &facts.sha256_hex,
+        facts.manifest.as_ref(),
     )?;
     let payload = envpack_layers::canonical::to_canonical_vec(&statement)
         .context("serializing the provenance")?;

@@ -155,6 +155,16 @@ pub struct SignedArtifact {
 /// reproducible CI pins for every build, and a root refuses an env signed before the newest it
 /// accepted.
 pub fn sign_artifact(artifact: &Path, key: &SigningKey) -> anyhow::Result<Prepared> {
+    sign_restored(artifact, key, None)
+}
+
+/// [`sign_artifact`] for an artifact restored from an image: the image manifest (a name and
+/// its sha256 hex) is a second subject of the provenance.
+pub fn sign_restored(
+    artifact: &Path,
+    key: &SigningKey,
+    manifest: Option<(String, String)>,
+) -> anyhow::Result<Prepared> {
     let reader = ArtifactReader::open(artifact).with_context(|| {
         format!(
             "{} is not an envpack artifact (to sign another file, use minisign)",
@@ -173,6 +183,7 @@ pub fn sign_artifact(artifact: &Path, key: &SigningKey) -> anyhow::Result<Prepar
         index_digest: *reader.index_digest(),
         lock_bytes: reader.lock_bytes(),
         sha256_hex: hex::encode(sha2::Digest::finalize(sha)),
+        manifest,
     };
     prepare(artifact, key, &sig, &claims, &facts)
 }
@@ -195,6 +206,7 @@ pub fn sign_written(
         index_digest,
         lock_bytes,
         sha256_hex: sha256_hex.to_owned(),
+        manifest: None,
     };
     prepare(artifact, key, &sig, &claims, &facts)?.write()
 }

@@ -94,6 +94,18 @@ fn signed_images_unpack_with_trust_from_a_layout_and_a_registry() {
     ))
     .unwrap();
     assert_eq!(envelope["payloadType"], "application/vnd.in-toto+json");
+    // Signed by k1; its subjects are the restored artifact and the platform manifest.
+    let parsed: envpack_trust::Envelope = serde_json::from_value(envelope.clone()).unwrap();
+    let keys = envpack_trust::TrustedKeys::load(&[pubkey(&f.keys.k1)]).unwrap();
+    let (_, payload) = parsed.verify(&keys).unwrap();
+    let statement: Value = serde_json::from_slice(&payload).unwrap();
+    let subjects = statement["subject"].as_array().unwrap();
+    assert_eq!(subjects.len(), 2, "{statement}");
+    assert!(subjects[0]["name"]
+        .as_str()
+        .unwrap()
+        .ends_with(".envpack.tar"));
+    assert_eq!(subjects[1]["digest"]["sha256"], &manifest[7..]);
     assert_eq!(
         prov["layers"][0]["mediaType"],
         "application/vnd.dsse.envelope.v1+json"
@@ -226,5 +238,15 @@ fn signed_images_unpack_with_trust_from_a_layout_and_a_registry() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("requires"), "{}", stderr(&out));
     assert_eq!(snapshot(&strict), before);
+
+    // `envpack sign REF` signs an image where it is: fetched, signed, its referrers pushed.
+    run(Command::new(envpack_bin())
+        .arg("--cache-dir")
+        .arg(&cache)
+        .env("ENVPACK_SIGN_TIME", "1700003000")
+        .args(["sign", &other_ref, "--key"])
+        .arg(&f.keys.k1));
+    let out = envpack_unpack(&other_ref, &strict, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
     let _ = fs_err::remove_dir_all(&work);
 }
