@@ -355,7 +355,7 @@ fn spec_text(
         .collect();
     format!(
         r#"# An envpack environment, written by `envpack init` for {host}.
-# Next: `envpack lock`, then `envpack build --out dist`. The README's "The spec" section lists
+# Next: `envpack lock`, then `envpack build --out dist`. envpack's docs/spec-and-lock.md lists
 # every key.
 
 [env]
