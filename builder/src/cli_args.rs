@@ -16,8 +16,8 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub offline: bool,
     /// Take every input from this bundle (made by `envpack bundle`): it is the package index,
-    /// the CPython mirror and the base images, and implies --offline.
-    #[arg(long, global = true, value_name = "DIR", env = "ENVPACK_BUNDLE")]
+    /// the CPython mirror and the base images, and implies --offline (also: ENVPACK_BUNDLE).
+    #[arg(long, global = true, value_name = "DIR")]
     pub bundle: Option<PathBuf>,
     /// Print machine-readable JSON results on stdout.
     #[arg(long, global = true)]
@@ -27,6 +27,20 @@ pub struct Cli {
     pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The spec, its lock and the platforms of it a command works on.
+#[derive(clap::Args)]
+pub struct LockedInputs {
+    /// The spec (checked against the lock's spec hash).
+    #[arg(long, default_value = "envpack.toml")]
+    pub spec: PathBuf,
+    /// The lock.
+    #[arg(long, default_value = "envpack.lock")]
+    pub lock: PathBuf,
+    /// Platforms (default: all in the lock).
+    #[arg(long = "platform", value_name = "PLATFORM")]
+    pub platforms: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -71,15 +85,8 @@ pub enum Command {
     },
     /// Build the lock's platforms: portable artifacts, an OCI image layout or an oci-archive.
     Build {
-        /// The spec (checked against the lock's spec hash).
-        #[arg(long, default_value = "envpack.toml")]
-        spec: PathBuf,
-        /// The lock.
-        #[arg(long, default_value = "envpack.lock")]
-        lock: PathBuf,
-        /// Platforms to build (default: all in the lock).
-        #[arg(long = "platform", value_name = "PLATFORM")]
-        platforms: Vec<String>,
+        #[command(flatten)]
+        inputs: LockedInputs,
         /// Output: a directory (tarball, oci) or a file (oci-archive).
         #[arg(long, default_value = "dist")]
         out: PathBuf,
@@ -106,15 +113,8 @@ pub enum Command {
     /// Write every input of the lock (CPython, wheels, sdists, build packages, base images)
     /// with the spec into a directory (or DIR.tar) that `--bundle` builds from with no network.
     Bundle {
-        /// The spec (checked against the lock's spec hash).
-        #[arg(long, default_value = "envpack.toml")]
-        spec: PathBuf,
-        /// The lock.
-        #[arg(long, default_value = "envpack.lock")]
-        lock: PathBuf,
-        /// Platforms to bundle (default: all in the lock).
-        #[arg(long = "platform", value_name = "PLATFORM")]
-        platforms: Vec<String>,
+        #[command(flatten)]
+        inputs: LockedInputs,
         /// A directory (an earlier bundle there is replaced), or a file ending in .tar.
         #[arg(long)]
         out: PathBuf,

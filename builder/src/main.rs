@@ -17,7 +17,7 @@ mod cli_inputs;
 mod cli_progress;
 mod cli_trust;
 
-use cli_args::{Cli, Command};
+use cli_args::{Cli, Command, LockedInputs};
 use cli_progress::Progress;
 use envpack_unpack::root_args::{self, RootArg};
 
@@ -106,7 +106,15 @@ fn image_settings(tag: Option<String>, flags: &[String]) -> anyhow::Result<Image
 
 /// `--offline`, which a bundle implies: it holds every input.
 fn offline(cli: &Cli) -> bool {
-    cli.offline || cli.bundle.is_some()
+    cli.offline || bundle(cli).is_some()
+}
+
+/// `--bundle DIR`, else a non-empty `ENVPACK_BUNDLE`.
+fn bundle(cli: &Cli) -> Option<std::path::PathBuf> {
+    cli.bundle
+        .clone()
+        .or_else(|| std::env::var_os("ENVPACK_BUNDLE").map(Into::into))
+        .filter(|d: &std::path::PathBuf| !d.as_os_str().is_empty())
 }
 
 pub(crate) fn read_lock(path: &Path) -> anyhow::Result<(Lock, String)> {
@@ -114,8 +122,8 @@ pub(crate) fn read_lock(path: &Path) -> anyhow::Result<(Lock, String)> {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
-    if let Some(dir) = &cli.bundle {
-        envpack::config::use_bundle(dir)?;
+    if let Some(dir) = bundle(cli) {
+        envpack::config::use_bundle(&dir)?;
     }
     let progress = Progress::new(cli.quiet || cli.json);
     let result = dispatch(cli, &progress);
@@ -163,9 +171,12 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             index_url,
         } => cli_inputs::lock(cli, progress, spec, out, index_url.as_deref()),
         Command::Bundle {
-            spec,
-            lock,
-            platforms,
+            inputs:
+                LockedInputs {
+                    spec,
+                    lock,
+                    platforms,
+                },
             out,
             index_url,
         } => cli_inputs::bundle(
@@ -177,9 +188,12 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             index_url.as_deref(),
         ),
         Command::Build {
-            spec,
-            lock,
-            platforms,
+            inputs:
+                LockedInputs {
+                    spec,
+                    lock,
+                    platforms,
+                },
             out,
             format,
             compression,

@@ -243,14 +243,6 @@ impl RegistryClient {
 
     /// Whether the registry serves the referrers API for `repo` (distribution 2.8 doesn't).
     pub fn referrers_api(&self, repo: &str, digest: &str) -> Result<bool> {
-        let url = self.url(&format!("v2/{repo}/referrers/{digest}"))?;
-        let resp = self.send_expect(
-            Method::GET,
-            &url,
-            &[("Accept", "application/vnd.oci.image.index.v1+json")],
-            &Payload::Empty,
-            &[200, 404],
-        )?;
-        Ok(resp.status().as_u16() == 200)
+        Ok(self.get_referrers(repo, digest)?.is_some())
     }
 }
