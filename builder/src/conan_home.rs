@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use envpack_layers::shown_name;
 use envpack_pypkg::check_member_path;
 use envpack_pypkg::GeneratedFile;
 
@@ -26,7 +27,7 @@ pub struct ConanRemote {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConanHomeError {
     /// A profile or extra file path is not a safe relative path.
-    #[error("conan home file {path:?}: {why}")]
+    #[error("conan home file \"{}\": {why}", shown_name(.path))]
     UnsafePath {
         /// The path as given.
         path: String,
@@ -34,10 +35,10 @@ pub enum ConanHomeError {
         why: &'static str,
     },
     /// Two inputs produce the same file.
-    #[error("conan home file {0:?} is given twice (or clashes with a generated file)")]
+    #[error("conan home file \"{}\" is given twice (or clashes with a generated file)", shown_name(.0))]
     Duplicate(String),
     /// A remote is unusable.
-    #[error("conan remote {name:?}: {why}")]
+    #[error("conan remote \"{}\": {why}", shown_name(.name))]
     Remote {
         /// Remote name.
         name: String,
@@ -45,7 +46,7 @@ pub enum ConanHomeError {
         why: &'static str,
     },
     /// The Conan version string is unusable.
-    #[error("conan version {0:?} is not a plain version string")]
+    #[error("conan version \"{}\" is not a plain version string", shown_name(.0))]
     Version(String),
 }
 
@@ -332,5 +333,38 @@ mod tests {
             fs_err::read(home.join("remotes.json")).unwrap(),
             ours.contents
         );
+    }
+
+    /// Every variant's message, word for word: a changed message fails here first.
+    #[test]
+    fn messages_table() {
+        let cases: Vec<(ConanHomeError, &str)> = vec![
+            (
+                ConanHomeError::UnsafePath {
+                    path: "../global.conf".into(),
+                    why: "leaves the directory",
+                },
+                "conan home file \"../global.conf\": leaves the directory",
+            ),
+            (
+                ConanHomeError::Duplicate("profiles/default".into()),
+                "conan home file \"profiles/default\" is given twice (or clashes with a \
+                 generated file)",
+            ),
+            (
+                ConanHomeError::Remote {
+                    name: "conan\tcenter".into(),
+                    why: "the URL is empty",
+                },
+                "conan remote \"conan\\tcenter\": the URL is empty",
+            ),
+            (
+                ConanHomeError::Version("2.21 beta".into()),
+                "conan version \"2.21 beta\" is not a plain version string",
+            ),
+        ];
+        for (err, want) in cases {
+            assert_eq!(err.to_string(), want);
+        }
     }
 }

@@ -89,7 +89,7 @@ pub enum ConfigError {
     #[error("--index-url and a bundle (--bundle / ENVPACK_BUNDLE) both name the index; give one")]
     IndexAndBundle,
     /// A configured URL does not parse.
-    #[error("{source_name} {value:?} is not a URL: {error}")]
+    #[error("{source_name} \"{}\" is not a URL: {error}", envpack_layers::shown_name(.value))]
     BadUrl {
         source_name: String,
         value: String,
@@ -308,5 +308,39 @@ mod tests {
         assert_eq!(m.as_str(), "http://spec/m/");
         let m = python_mirror_from(None, &env_of(&[])).unwrap();
         assert!(m.as_str().starts_with(DEFAULT_PYTHON_MIRROR));
+    }
+
+    /// Every variant's message, word for word: a changed message fails here first.
+    #[test]
+    fn messages_table() {
+        let cases: Vec<(ConfigError, &str)> = vec![
+            (
+                ConfigError::NoIndex,
+                "no package index configured: set ENVPACK_INDEX_URL (or [packages].index in the \
+                 spec, or PIP_INDEX_URL) to a PEP 503/691 simple index such as \
+                 https://mirror.example/simple/",
+            ),
+            (
+                ConfigError::NotABundle(PathBuf::from("/media/usb/bundle")),
+                "/media/usb/bundle is not a bundle written by `envpack bundle` (it needs \
+                 SHA256SUMS and simple/)",
+            ),
+            (
+                ConfigError::IndexAndBundle,
+                "--index-url and a bundle (--bundle / ENVPACK_BUNDLE) both name the index; give \
+                 one",
+            ),
+            (
+                ConfigError::BadUrl {
+                    source_name: "ENVPACK_INDEX_URL".into(),
+                    value: "http://\n".into(),
+                    error: url::ParseError::EmptyHost,
+                },
+                "ENVPACK_INDEX_URL \"http://\\n\" is not a URL: empty host",
+            ),
+        ];
+        for (err, want) in cases {
+            assert_eq!(err.to_string(), want);
+        }
     }
 }

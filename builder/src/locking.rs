@@ -183,7 +183,10 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<LockOutcome
         .packages
         .requirements
         .iter()
-        .map(|r| envpack_pypkg::parse_requirement(r).map_err(|e| anyhow!("{r:?}: {e}")))
+        .map(|r| {
+            envpack_pypkg::parse_requirement(r)
+                .map_err(|e| anyhow!("\"{}\": {e}", envpack_layers::shown_name(r)))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
 
     let host_builder = host.as_ref().map(|h| LockingSdistBuilder {

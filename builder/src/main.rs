@@ -211,8 +211,12 @@ fn dispatch(cli: &Cli, progress: &Progress) -> anyhow::Result<()> {
             let compression: Option<Compression> = compression
                 .as_deref()
                 .map(|c| {
-                    c.parse()
-                        .map_err(|_| anyhow!("--compression must be zstd or gzip, not {c:?}"))
+                    c.parse().map_err(|_| {
+                        anyhow!(
+                            "--compression must be zstd or gzip, not \"{}\"",
+                            envpack_layers::shown_name(c)
+                        )
+                    })
                 })
                 .transpose()?;
             let image = image_settings(tag.clone(), annotations)?;

@@ -35,7 +35,7 @@ pub enum PythonError {
     #[error(transparent)]
     Net(#[from] envpack_net::NetError),
     /// A bad URL.
-    #[error("bad CPython URL {0:?}: {1}")]
+    #[error("bad CPython URL \"{}\": {}", envpack_layers::shown_name(.0), .1)]
     Url(String, url::ParseError),
 }
 
@@ -220,5 +220,47 @@ mod tests {
             archive_url(&locked, &rel, &mirror).unwrap().as_str(),
             "file:///srv/pbs/20241016/cpython-3.12.7+20241016-x86_64-unknown-linux-gnu-install_only_stripped.tar.gz"
         );
+    }
+
+    /// Every variant's message, word for word: a changed message fails here first.
+    #[test]
+    fn messages_table() {
+        let cases: Vec<(PythonError, &str)> = vec![
+            (
+                PythonError::NotInSums {
+                    sums_url: "https://mirror.example/20241016/SHA256SUMS".into(),
+                    filename: "cpython-3.12.7+20241016-x86_64-unknown-linux-gnu-install_only_stripped.tar.gz".into(),
+                    version: "3.12.7".into(),
+                    build: "20241016".into(),
+                    platform: "linux-x86_64".into(),
+                },
+                "https://mirror.example/20241016/SHA256SUMS has no entry for \
+                 cpython-3.12.7+20241016-x86_64-unknown-linux-gnu-install_only_stripped.tar.gz: \
+                 is python 3.12.7 build 20241016 published for linux-x86_64?",
+            ),
+            (
+                PythonError::BadSums {
+                    url: "https://mirror.example/20241016/SHA256SUMS".into(),
+                    line: 3,
+                    detail: "not a sha256".into(),
+                },
+                "https://mirror.example/20241016/SHA256SUMS: line 3: not a sha256",
+            ),
+            (
+                PythonError::Net(envpack_net::NetError::NoLocation),
+                "no cache directory: pass --cache-dir or set ENVPACK_CACHE_DIR, XDG_CACHE_HOME or \
+                 HOME",
+            ),
+            (
+                PythonError::Url(
+                    "mirror/20241016".into(),
+                    url::ParseError::RelativeUrlWithoutBase,
+                ),
+                "bad CPython URL \"mirror/20241016\": relative URL without a base",
+            ),
+        ];
+        for (err, want) in cases {
+            assert_eq!(err.to_string(), want);
+        }
     }
 }

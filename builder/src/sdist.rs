@@ -136,8 +136,13 @@ impl LockingSdistBuilder<'_> {
             let parsed = reqs
                 .iter()
                 .map(|r| {
-                    envpack_pypkg::parse_requirement(r)
-                        .map_err(|e| anyhow!("build requirement {r:?} of {}: {e}", sdist.filename))
+                    envpack_pypkg::parse_requirement(r).map_err(|e| {
+                        anyhow!(
+                            "build requirement \"{}\" of {}: {e}",
+                            envpack_layers::shown_name(r),
+                            sdist.filename
+                        )
+                    })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let resolved = resolver
@@ -379,8 +384,15 @@ fn build_system(src: &Path) -> anyhow::Result<(String, Vec<PathBuf>, Vec<String>
             let rel = v
                 .as_str()
                 .ok_or_else(|| anyhow!("backend-path entries must be strings"))?;
-            envpack_layers::tree::validate_rel_path(rel.trim_start_matches("./"))
-                .with_context(|| format!("{}: backend-path {rel:?}", pyproject.display()))?;
+            envpack_layers::tree::validate_rel_path(rel.trim_start_matches("./")).with_context(
+                || {
+                    format!(
+                        "{}: backend-path \"{}\"",
+                        pyproject.display(),
+                        envpack_layers::shown_name(rel)
+                    )
+                },
+            )?;
             backend_path.push(src.join(rel));
         }
     }
@@ -503,7 +515,10 @@ impl RunningWheel {
         let name = fs_err::read_to_string(self.out_dir.join(".envpack-built-wheel"))?;
         let name = name.trim().to_string();
         if name.contains(['/', '\\']) || !name.ends_with(".whl") {
-            bail!("build backend returned an odd wheel name {name:?}");
+            bail!(
+                "build backend returned an odd wheel name \"{}\"",
+                envpack_layers::shown_name(&name)
+            );
         }
         let blob = cache.insert_file(&self.out_dir.join(&name))?;
         Ok(BuiltWheel {

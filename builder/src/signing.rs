@@ -290,7 +290,10 @@ pub const SIGN_TIME_VAR: &str = "ENVPACK_SIGN_TIME";
 fn sign_time() -> anyhow::Result<u64> {
     match std::env::var(SIGN_TIME_VAR) {
         Ok(v) => v.trim().parse().map_err(|_| {
-            anyhow!("{SIGN_TIME_VAR}={v:?} is not a time in seconds since the Unix epoch")
+            anyhow!(
+                "{SIGN_TIME_VAR}=\"{}\" is not a time in seconds since the Unix epoch",
+                envpack_layers::shown_name(&v)
+            )
         }),
         Err(_) => Ok(std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

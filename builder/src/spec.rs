@@ -474,4 +474,66 @@ profiles = { default = "profiles/linux-gcc12", msvc = { windows-x86_64 = "profil
         let changed = GOOD.replace("2.21.0", "2.20.0");
         assert_ne!(a, canonical_hash(&changed, "c").unwrap());
     }
+
+    /// Every variant's message, word for word: a changed message fails here first.
+    #[test]
+    fn messages_table() {
+        let cases: Vec<(SpecError, &str)> = vec![
+            (
+                SpecError::Io(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "envpack.toml: No such file or directory",
+                )),
+                "envpack.toml: No such file or directory",
+            ),
+            (
+                SpecError::Parse {
+                    path: "envpack.toml".into(),
+                    line: 3,
+                    column: 7,
+                    message: "expected `=`".into(),
+                },
+                "envpack.toml:3:7: expected `=`",
+            ),
+            (
+                SpecError::NotFound {
+                    path: "envpack.toml".into(),
+                    dir: "/work/proj".into(),
+                },
+                "no spec file envpack.toml in /work/proj; name the spec with --spec PATH (the \
+                 default is envpack.toml in the current directory)",
+            ),
+            (
+                SpecError::Input(crate::input::InputError::TooLarge {
+                    path: "envpack.toml".into(),
+                    limit: 1048576,
+                    what: "spec",
+                }),
+                "envpack.toml: larger than the 1048576 bytes allowed for a spec; is this the \
+                 right file?",
+            ),
+            (
+                SpecError::Invalid {
+                    path: "envpack.toml".into(),
+                    message: "env.platforms is empty".into(),
+                },
+                "envpack.toml: env.platforms is empty",
+            ),
+            (
+                SpecError::InvalidAt {
+                    path: "envpack.toml".into(),
+                    line: 2,
+                    column: 8,
+                    message: "env.name \"a b\" must be 1-64 characters of A-Z a-z 0-9 . _ - and \
+                              not start with '.'"
+                        .into(),
+                },
+                "envpack.toml:2:8: env.name \"a b\" must be 1-64 characters of A-Z a-z 0-9 . _ - \
+                 and not start with '.'",
+            ),
+        ];
+        for (err, want) in cases {
+            assert_eq!(err.to_string(), want);
+        }
+    }
 }

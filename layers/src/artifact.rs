@@ -260,7 +260,10 @@ impl ArtifactReader {
             let name = String::from_utf8(entry.path_bytes().into_owned())
                 .map_err(|_| bad(format!("member {i} has a non-UTF-8 name")))?;
             if entry.header().entry_type() != tar::EntryType::Regular {
-                return Err(bad(format!("member {name:?} is not a regular file")));
+                return Err(bad(format!(
+                    "member \"{}\" is not a regular file",
+                    crate::shown_name(&name)
+                )));
             }
             let size = entry.size();
             let limit = match i {
@@ -271,8 +274,9 @@ impl ArtifactReader {
             if let Some((want, max, buf)) = limit {
                 if name != want {
                     return Err(bad(format!(
-                        "member {} is {name:?}, expected {want:?}",
-                        i + 1
+                        "member {} is \"{}\", expected \"{want}\"",
+                        i + 1,
+                        crate::shown_name(&name)
                     )));
                 }
                 if size > max {
@@ -312,7 +316,10 @@ impl ArtifactReader {
         for ((name, _, size), (digest, want_size)) in found.iter().zip(&blobs) {
             let want = format!("{BLOBS_DIR}{}", digest.to_hex());
             if *name != want {
-                return Err(bad(format!("member {name:?} where {want:?} was expected")));
+                return Err(bad(format!(
+                    "member \"{}\" where \"{want}\" was expected",
+                    crate::shown_name(name)
+                )));
             }
             if size != want_size {
                 return Err(bad(format!(
@@ -394,7 +401,11 @@ impl ArtifactReader {
             Sha256Digest::of_reader(self.blob(i)?).map_err(|e| with_path(e, &self.path))?;
         if actual != l.digest || n != l.size {
             return Err(LayersError::DigestMismatch {
-                what: format!("layer {i} {:?} in {}", l.name, self.path.display()),
+                what: format!(
+                    "layer {i} \"{}\" in {}",
+                    crate::shown_name(&l.name),
+                    self.path.display()
+                ),
                 expected: l.digest,
                 actual,
             });
@@ -414,8 +425,8 @@ impl ArtifactReader {
                 } else {
                     LayersError::format(
                         format!(
-                            "layer {i} {:?} in {}",
-                            self.index.layers[i].name,
+                            "layer {i} \"{}\" in {}",
+                            crate::shown_name(&self.index.layers[i].name),
                             self.path.display()
                         ),
                         format!("cannot be decompressed: {e}"),
@@ -451,7 +462,11 @@ impl ArtifactReader {
             expected_len: l.uncompressed_size,
             read_so_far: 0,
             over_limit: false,
-            what: format!("layer {i} {:?} in {}", l.name, self.path.display()),
+            what: format!(
+                "layer {i} \"{}\" in {}",
+                crate::shown_name(&l.name),
+                self.path.display()
+            ),
         })
     }
 }

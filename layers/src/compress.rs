@@ -64,7 +64,10 @@ impl FromStr for Compression {
             "none" => Ok(Compression::None),
             _ => Err(LayersError::format(
                 "compression",
-                format!("{s:?} (expected \"zstd\", \"gzip\" or \"none\")"),
+                format!(
+                    "\"{}\" (expected \"zstd\", \"gzip\" or \"none\")",
+                    crate::shown_name(s)
+                ),
             )),
         }
     }

@@ -58,12 +58,19 @@ impl Sha256Digest {
         {
             return Err(LayersError::format(
                 "sha256 digest",
-                format!("{s:?} is not 64 lowercase hex digits"),
+                format!(
+                    "\"{}\" is not 64 lowercase hex digits",
+                    crate::shown_name(s)
+                ),
             ));
         }
         let mut out = [0u8; 32];
-        hex::decode_to_slice(s, &mut out)
-            .map_err(|e| LayersError::format("sha256 digest", format!("{s:?}: {e}")))?;
+        hex::decode_to_slice(s, &mut out).map_err(|e| {
+            LayersError::format(
+                "sha256 digest",
+                format!("\"{}\": {e}", crate::shown_name(s)),
+            )
+        })?;
         Ok(Sha256Digest(out))
     }
 
@@ -73,7 +80,10 @@ impl Sha256Digest {
             Some(hex) => Self::from_hex(hex),
             None => Err(LayersError::format(
                 "sha256 digest",
-                format!("{s:?} does not start with \"sha256:\""),
+                format!(
+                    "\"{}\" does not start with \"sha256:\"",
+                    crate::shown_name(s)
+                ),
             )),
         }
     }

@@ -149,4 +149,87 @@ mod tests {
             "{short}"
         );
     }
+
+    /// Every variant's message, word for word: a changed message fails here first.
+    #[test]
+    fn messages_table() {
+        let a = Sha256Digest::of_bytes(b"a");
+        let b = Sha256Digest::of_bytes(b"b");
+        let json = serde_json::from_str::<serde_json::Value>("{").unwrap_err();
+        let cases: Vec<(LayersError, &str)> = vec![
+            (
+                LayersError::Io(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "env/manifest: No such file or directory",
+                )),
+                "env/manifest: No such file or directory",
+            ),
+            (
+                LayersError::Rejected {
+                    entry: "../etc/passwd\n".into(),
+                    rule: "path leaves the tree",
+                },
+                "archive entry ../etc/passwd\\n rejected: path leaves the tree",
+            ),
+            (
+                LayersError::BadLink {
+                    path: "lib/loop".into(),
+                    detail: "the link loops".into(),
+                },
+                "link lib/loop: the link loops",
+            ),
+            (
+                LayersError::ManifestMismatch {
+                    path: "bin/python3".into(),
+                    detail: "size 10, the manifest says 12".into(),
+                },
+                "bin/python3: does not match the manifest: size 10, the manifest says 12",
+            ),
+            (
+                LayersError::DigestMismatch {
+                    what: "layer 0 \"python\"".into(),
+                    expected: a,
+                    actual: b,
+                },
+                "sha256 mismatch for layer 0 \"python\": expected \
+                 sha256:ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb, \
+                 got sha256:3e23e8160039594a33894f6564e1b1348bbd7a0088d42c4acb73eeaed59c009d",
+            ),
+            (
+                LayersError::format("manifest", "line 3: bad size \"x\""),
+                "invalid manifest: line 3: bad size \"x\"",
+            ),
+            (
+                LayersError::InvalidPath {
+                    path: "a//b".into(),
+                    reason: "empty path component",
+                },
+                "invalid path a//b: empty path component",
+            ),
+            (
+                LayersError::Changed {
+                    path: "lib/x.py".into(),
+                    detail: "size 3 -> 4".into(),
+                },
+                "lib/x.py: changed while being packed (size 3 -> 4); rebuild the environment",
+            ),
+            (
+                LayersError::UnsupportedFileType {
+                    path: "run/sock".into(),
+                    kind: "socket",
+                },
+                "run/sock: unsupported file type socket",
+            ),
+            (
+                LayersError::Json {
+                    what: "artifact index".into(),
+                    source: json,
+                },
+                "artifact index: EOF while parsing an object at line 1 column 1",
+            ),
+        ];
+        for (err, want) in cases {
+            assert_eq!(err.to_string(), want);
+        }
+    }
 }

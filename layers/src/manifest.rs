@@ -57,7 +57,7 @@ impl Manifest {
         if lines.next() != Some(MANIFEST_HEADER) {
             return Err(LayersError::format(
                 "manifest",
-                format!("line 1: expected {MANIFEST_HEADER:?}"),
+                format!("line 1: expected \"{MANIFEST_HEADER}\""),
             ));
         }
         let mut entries: Vec<TreeEntry> = Vec::new();
@@ -70,8 +70,9 @@ impl Manifest {
             if let Some(prev) = entries.last() {
                 if prev.path.as_bytes() >= entry.path.as_bytes() {
                     return Err(err(format!(
-                        "{:?} is a duplicate or out of order (after {:?})",
-                        entry.path, prev.path
+                        "\"{}\" is a duplicate or out of order (after \"{}\")",
+                        crate::shown_name(&entry.path),
+                        crate::shown_name(&prev.path)
                     )));
                 }
             }
@@ -111,14 +112,17 @@ fn parse_line(line: &str) -> std::result::Result<TreeEntry, String> {
         ));
     };
     if let Some(reason) = rel_path_problem(path) {
-        return Err(format!("path {path:?}: {reason}"));
+        return Err(format!("path \"{}\": {reason}", crate::shown_name(path)));
     }
     let path = path.to_string();
     let need_dash = |name: &str, v: &str| {
         if v == "-" {
             Ok(())
         } else {
-            Err(format!("{name} must be '-' for type {ty}, found {v:?}"))
+            Err(format!(
+                "{name} must be '-' for type {ty}, found \"{}\"",
+                crate::shown_name(v)
+            ))
         }
     };
     let kind = match ty {
@@ -127,7 +131,10 @@ fn parse_line(line: &str) -> std::result::Result<TreeEntry, String> {
             need_dash("sha256", sha)?;
             need_dash("link target", target)?;
             if mode != "0755" {
-                return Err(format!("directory mode must be 0755, found {mode:?}"));
+                return Err(format!(
+                    "directory mode must be 0755, found \"{}\"",
+                    crate::shown_name(mode)
+                ));
             }
             EntryKind::Dir
         }
@@ -136,17 +143,22 @@ fn parse_line(line: &str) -> std::result::Result<TreeEntry, String> {
             let executable = match mode {
                 "0755" => true,
                 "0644" => false,
-                _ => return Err(format!("file mode must be 0755 or 0644, found {mode:?}")),
+                _ => {
+                    return Err(format!(
+                        "file mode must be 0755 or 0644, found \"{}\"",
+                        crate::shown_name(mode)
+                    ))
+                }
             };
             if size.is_empty()
                 || !size.bytes().all(|b| b.is_ascii_digit())
                 || (size.len() > 1 && size.starts_with('0'))
             {
-                return Err(format!("bad size {size:?}"));
+                return Err(format!("bad size \"{}\"", crate::shown_name(size)));
             }
             let size: u64 = size
                 .parse()
-                .map_err(|e| format!("bad size {size:?}: {e}"))?;
+                .map_err(|e| format!("bad size \"{}\": {e}", crate::shown_name(size)))?;
             let sha256 = Sha256Digest::from_hex(sha).map_err(|e| e.to_string())?;
             EntryKind::File {
                 size,
@@ -158,16 +170,28 @@ fn parse_line(line: &str) -> std::result::Result<TreeEntry, String> {
             need_dash("size", size)?;
             need_dash("sha256", sha)?;
             if mode != "0777" {
-                return Err(format!("symlink mode must be 0777, found {mode:?}"));
+                return Err(format!(
+                    "symlink mode must be 0777, found \"{}\"",
+                    crate::shown_name(mode)
+                ));
             }
             if let Some(reason) = link_target_problem(&path, target) {
-                return Err(format!("symlink {path:?} -> {target:?}: {reason}"));
+                return Err(format!(
+                    "symlink \"{}\" -> \"{}\": {reason}",
+                    crate::shown_name(&path),
+                    crate::shown_name(target)
+                ));
             }
             EntryKind::Symlink {
                 target: target.to_string(),
             }
         }
-        _ => return Err(format!("unknown entry type {ty:?} (expected d, f or l)")),
+        _ => {
+            return Err(format!(
+                "unknown entry type \"{}\" (expected d, f or l)",
+                crate::shown_name(ty)
+            ))
+        }
     };
     Ok(TreeEntry { path, kind })
 }

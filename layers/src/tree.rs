@@ -222,7 +222,7 @@ pub(crate) fn walk(
                 continue;
             }
             if let Some(reason) = rel_path_problem(&rel) {
-                on_bad_name(format!("{rel:?}: {reason}"))?;
+                on_bad_name(format!("\"{}\": {reason}", crate::shown_name(&rel)))?;
                 continue;
             }
             let meta = fs_err::symlink_metadata(item.path())?;

@@ -6,6 +6,7 @@ use std::io;
 use std::path::PathBuf;
 
 use envpack_layers::digest::Sha256Digest;
+use envpack_layers::shown_name;
 use envpack_net::NetError;
 use pep440_rs::Version;
 use url::Url;
@@ -16,11 +17,11 @@ use crate::filename::PackageName;
 #[derive(Debug, thiserror::Error)]
 pub enum PypkgError {
     /// A string that is not a valid project name.
-    #[error("invalid package name {0:?}: use letters, digits, '-', '_' or '.', starting and ending with a letter or digit")]
+    #[error("invalid package name \"{}\": use letters, digits, '-', '_' or '.', starting and ending with a letter or digit", shown_name(.0))]
     InvalidPackageName(String),
 
     /// No platform of that name.
-    #[error("unknown platform {name:?}; valid platforms: {valid}")]
+    #[error("unknown platform \"{}\"; valid platforms: {valid}", shown_name(.name))]
     UnknownPlatform {
         /// The requested name.
         name: String,
@@ -46,7 +47,7 @@ pub enum PypkgError {
         detail: String,
     },
     /// A Python version string is malformed.
-    #[error("invalid python version {version:?}: {detail}")]
+    #[error("invalid python version \"{}\": {detail}", shown_name(.version))]
     PythonVersion {
         /// The offending version.
         version: String,
@@ -54,7 +55,7 @@ pub enum PypkgError {
         detail: String,
     },
     /// A CPython version that is not a full `3.Y.Z`.
-    #[error("python.version {0:?} must be a full CPython 3 version like \"3.12.7\"")]
+    #[error("python.version \"{}\" must be a full CPython 3 version like \"3.12.7\"", shown_name(.0))]
     CpythonVersion(String),
 
     /// Core metadata that is not UTF-8.
@@ -91,7 +92,7 @@ pub enum PypkgError {
     },
 
     /// An `entry_points.txt` line is neither a section, a comment nor `key = value`.
-    #[error("entry_points.txt line {line}: cannot parse {text:?}")]
+    #[error("entry_points.txt line {line}: cannot parse \"{}\"", shown_name(.text))]
     EntryPointsSyntax {
         /// 1-based line number.
         line: usize,
@@ -99,7 +100,7 @@ pub enum PypkgError {
         text: String,
     },
     /// A script name that could escape the scripts dir or is otherwise unusable.
-    #[error("entry_points.txt line {line}: unsafe script name {name:?}")]
+    #[error("entry_points.txt line {line}: unsafe script name \"{}\"", shown_name(.name))]
     EntryPointsUnsafeName {
         /// 1-based line number.
         line: usize,
@@ -107,7 +108,7 @@ pub enum PypkgError {
         name: String,
     },
     /// An entry point's object reference is not `module:attr` with Python identifiers.
-    #[error("entry_points.txt line {line}: bad object reference {value:?} (expected module:attr)")]
+    #[error("entry_points.txt line {line}: bad object reference \"{}\" (expected module:attr)", shown_name(.value))]
     EntryPointsReference {
         /// 1-based line number.
         line: usize,
@@ -115,7 +116,7 @@ pub enum PypkgError {
         value: String,
     },
     /// The same script name appears twice in `entry_points.txt`.
-    #[error("entry_points.txt: script {0:?} defined twice")]
+    #[error("entry_points.txt: script \"{}\" defined twice", shown_name(.0))]
     EntryPointsDuplicate(String),
 
     /// An archive entry was rejected or the archive is malformed.
@@ -183,7 +184,7 @@ pub enum PypkgError {
         limit: u64,
     },
     /// A wheel member path could escape the install dir or is not portable.
-    #[error("{wheel}: unsafe member path {member:?}: {why}")]
+    #[error("{wheel}: unsafe member path \"{}\": {why}", shown_name(.member))]
     WheelUnsafePath {
         /// The wheel.
         wheel: PathBuf,
@@ -199,7 +200,7 @@ pub enum PypkgError {
         wheel: PathBuf,
     },
     /// A wheel member is a symlink.
-    #[error("{wheel}: member {member:?} is a symlink; wheels may not contain links")]
+    #[error("{wheel}: member \"{}\" is a symlink; wheels may not contain links", shown_name(.member))]
     WheelSymlink {
         /// The wheel.
         wheel: PathBuf,
@@ -347,7 +348,8 @@ pub enum PypkgError {
     },
     /// Direct URL requirements are not supported (a lock pins index files).
     #[error(
-        "requirement {requirement:?} uses a direct URL; only index requirements are supported"
+        "requirement \"{}\" uses a direct URL; only index requirements are supported",
+        shown_name(.requirement)
     )]
     UrlRequirement {
         /// The requirement.
@@ -459,3 +461,7 @@ fn unmet_text(platform: &str, unmet: &[crate::Unmet]) -> String {
         .collect();
     format!("for {platform}: {}", lines.join("\n"))
 }
+
+#[cfg(test)]
+#[path = "error_tests.rs"]
+mod tests;

@@ -150,7 +150,10 @@ pub fn read_wheel_metadata(wheel: &Path) -> Result<CoreMetadata, PypkgError> {
         [] => return Err(wheel_err("no *.dist-info/METADATA".into())),
         many => {
             let Some(w) = expected else {
-                return Err(wheel_err(format!("several METADATA files: {many:?}")));
+                return Err(wheel_err(format!(
+                    "several METADATA files: {}",
+                    shown_list(many)
+                )));
             };
             many.iter()
                 .find(|c| {
@@ -163,8 +166,10 @@ pub fn read_wheel_metadata(wheel: &Path) -> Result<CoreMetadata, PypkgError> {
                 .cloned()
                 .ok_or_else(|| {
                     wheel_err(format!(
-                        "no METADATA for {}-{} among {many:?}",
-                        w.name, w.version
+                        "no METADATA for {}-{} among {}",
+                        w.name,
+                        w.version,
+                        shown_list(many)
                     ))
                 })?
         }
@@ -184,6 +189,15 @@ pub fn read_wheel_metadata(wheel: &Path) -> Result<CoreMetadata, PypkgError> {
         .read_to_end(&mut bytes)
         .map_err(|e| wheel_err(format!("{entry}: {e}")))?;
     parse_core_metadata(&bytes).map_err(|e| wheel_err(format!("{entry}: {e}")))
+}
+
+/// Member names for a message: each quoted and escaped, joined with commas.
+fn shown_list(names: &[String]) -> String {
+    let quoted: Vec<String> = names
+        .iter()
+        .map(|n| format!("\"{}\"", envpack_layers::shown_name(n)))
+        .collect();
+    quoted.join(", ")
 }
 
 #[cfg(test)]

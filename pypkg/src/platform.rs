@@ -1,5 +1,6 @@
 //! Target platforms: the data in `platforms/*.toml`, embedded at compile time.
 
+use envpack_layers::shown_name;
 use serde::Deserialize;
 
 use crate::tags::{self, WheelTag, WheelTarget};
@@ -127,8 +128,12 @@ fn parse_platform(file: &str, text: &str) -> Result<Platform, PypkgError> {
     let raw: RawPlatform = toml::from_str(text).map_err(|e| data_err(e.to_string()))?;
     let version = |field: &str, v: Option<&String>| -> Result<(u32, u32), PypkgError> {
         let v = v.ok_or_else(|| data_err(format!("[wheel] needs `{field}`")))?;
-        parse_major_minor(v)
-            .ok_or_else(|| data_err(format!("[wheel] {field} = {v:?} is not MAJOR.MINOR")))
+        parse_major_minor(v).ok_or_else(|| {
+            data_err(format!(
+                "[wheel] {field} = \"{}\" is not MAJOR.MINOR",
+                shown_name(v)
+            ))
+        })
     };
     let w = &raw.wheel;
     let wheel = match w.kind.as_str() {
@@ -149,7 +154,12 @@ fn parse_platform(file: &str, text: &str) -> Result<Platform, PypkgError> {
         "windows" => WheelTarget::Windows {
             arch: w.arch.clone(),
         },
-        other => return Err(data_err(format!("unknown [wheel] kind {other:?}"))),
+        other => {
+            return Err(data_err(format!(
+                "unknown [wheel] kind \"{}\"",
+                shown_name(other)
+            )))
+        }
     };
     Ok(Platform {
         name: raw.name,
@@ -267,17 +277,24 @@ impl Platform {
         }
         let v = parse_major_minor(value).ok_or_else(|| {
             err(format!(
-                "{value:?} is not MAJOR.MINOR (e.g. \"{}.{}\")",
-                minimum.0, minimum.1
+                "\"{}\" is not MAJOR.MINOR (e.g. \"{}.{}\")",
+                shown_name(value),
+                minimum.0,
+                minimum.1
             ))
         })?;
         if key == "glibc" && v.0 != 2 {
-            return Err(err(format!("{value:?}: glibc versions are 2.x")));
+            return Err(err(format!(
+                "\"{}\": glibc versions are 2.x",
+                shown_name(value)
+            )));
         }
         if v < minimum {
             return Err(err(format!(
-                "{value:?} is below {}.{}, the oldest {key} the pinned CPython build supports",
-                minimum.0, minimum.1
+                "\"{}\" is below {}.{}, the oldest {key} the pinned CPython build supports",
+                shown_name(value),
+                minimum.0,
+                minimum.1
             )));
         }
         let mut out = self.clone();

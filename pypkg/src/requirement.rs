@@ -11,6 +11,7 @@
 
 use std::str::FromStr;
 
+use envpack_layers::shown_name;
 use pep508_rs::{Requirement, VerbatimUrl};
 
 /// Parses one PEP 508 requirement; the error says what is wrong.
@@ -20,7 +21,9 @@ pub fn parse_requirement(text: &str) -> Result<Requirement<VerbatimUrl>, String>
         .find(|c| !c.is_ascii() || (c.is_ascii_control() && *c != '\t'))
     {
         return Err(format!(
-            "{text:?}: character {c:?} is not allowed in a requirement (ASCII text only)"
+            "\"{}\": character '{}' is not allowed in a requirement (ASCII text only)",
+            shown_name(text),
+            shown_name(c.encode_utf8(&mut [0; 4]))
         ));
     }
     let name = leading_name(text);
@@ -38,7 +41,12 @@ pub fn parse_requirement(text: &str) -> Result<Requirement<VerbatimUrl>, String>
     let parsed = std::panic::catch_unwind(|| {
         Requirement::<VerbatimUrl>::from_str(text).map_err(|e| e.to_string())
     });
-    parsed.unwrap_or_else(|_| Err(format!("{text:?}: not a valid PEP 508 requirement")))
+    parsed.unwrap_or_else(|_| {
+        Err(format!(
+            "\"{}\": not a valid PEP 508 requirement",
+            shown_name(text)
+        ))
+    })
 }
 
 /// The name-like run (letters, digits, `.`, `-`, `_`) at the start of `s`, after spaces.
@@ -53,7 +61,9 @@ fn leading_name(s: &str) -> String {
 fn check_name_ends(text: &str, what: &str, name: &str) -> Result<(), String> {
     match name.chars().last().filter(|c| !c.is_ascii_alphanumeric()) {
         Some(last) => Err(format!(
-            "{text:?}: the {what} name {name:?} ends with {last:?} (a name must start and end with a letter or digit)"
+            "\"{}\": the {what} name \"{}\" ends with '{last}' (a name must start and end with a letter or digit)",
+            shown_name(text),
+            shown_name(name)
         )),
         None => Ok(()),
     }

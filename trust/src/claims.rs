@@ -17,6 +17,19 @@ const TIMESTAMP: &str = "timestamp";
 const FILE: &str = "file";
 const MARKER: &str = "envpack:1";
 
+/// A value from a comment as messages show it: control characters escaped (`\n`, `\u{1b}`).
+fn shown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The claims of a signature's trusted comment.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Claims {
@@ -44,7 +57,7 @@ impl Claims {
             if let Some(t) = fields.next().and_then(|f| f.strip_prefix("timestamp:")) {
                 claims.timestamp = Some(
                     t.parse()
-                        .map_err(|_| bad(format!("timestamp {t:?} is not a number")))?,
+                        .map_err(|_| bad(format!("timestamp \"{}\" is not a number", shown(t))))?,
                 );
             }
             return Ok(claims);
@@ -55,9 +68,9 @@ impl Claims {
             };
             let slot = match key {
                 TIMESTAMP => {
-                    let t = value
-                        .parse()
-                        .map_err(|_| bad(format!("timestamp {value:?} is not a number")))?;
+                    let t = value.parse().map_err(|_| {
+                        bad(format!("timestamp \"{}\" is not a number", shown(value)))
+                    })?;
                     set(&mut claims.timestamp, t, key)
                 }
                 FILE => set(&mut claims.file, value.to_owned(), key),
@@ -69,7 +82,8 @@ impl Claims {
                             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
                     {
                         return Err(bad(format!(
-                            "{INDEX} {value:?} is not sha256:<64 hex digits>"
+                            "{INDEX} \"{}\" is not sha256:<64 hex digits>",
+                            shown(value)
                         )));
                     }
                     set(&mut claims.index, value.to_owned(), key)

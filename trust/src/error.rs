@@ -53,3 +53,63 @@ pub enum TrustError {
         actual: String,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every variant's message, word for word: a changed message fails here first.
+    #[test]
+    fn messages_table() {
+        let cases: Vec<(TrustError, &str)> = vec![
+            (
+                TrustError::Io(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "keys/ci.pub: No such file or directory",
+                )),
+                "keys/ci.pub: No such file or directory",
+            ),
+            (
+                TrustError::BadKey {
+                    what: "keys/ci.pub".into(),
+                    detail: "not a minisign public key".into(),
+                },
+                "keys/ci.pub: not a minisign public key",
+            ),
+            (
+                TrustError::BadSignature {
+                    what: "env.tar.minisig".into(),
+                    detail: "truncated".into(),
+                },
+                "signature env.tar.minisig: truncated",
+            ),
+            (
+                TrustError::UntrustedKey {
+                    key_id: "0123456789ABCDEF".into(),
+                    trusted: vec!["1111111111111111".into(), "2222222222222222".into()],
+                },
+                "signed by key 0123456789ABCDEF, which is not trusted (trusted: \
+                 1111111111111111, 2222222222222222)",
+            ),
+            (
+                TrustError::Invalid {
+                    key_id: "0123456789ABCDEF".into(),
+                    what: "the artifact".into(),
+                },
+                "the signature by key 0123456789ABCDEF does not verify: the artifact or its \
+                 signature was changed after signing",
+            ),
+            (
+                TrustError::OtherArtifact {
+                    signed: "sha256:aa".into(),
+                    actual: "sha256:bb".into(),
+                },
+                "the signature is for another artifact: it signs index sha256:aa, this \
+                 artifact's index is sha256:bb",
+            ),
+        ];
+        for (err, want) in cases {
+            assert_eq!(err.to_string(), want);
+        }
+    }
+}

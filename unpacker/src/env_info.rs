@@ -87,7 +87,7 @@ pub fn index_disagreement(
     for (field, want) in strings {
         if let Some(got) = info.get(field) {
             if got.as_str() != Some(want.as_str()) {
-                return Some((field.into(), format!("{want:?}"), got.to_string()));
+                return Some((field.into(), Value::from(want).to_string(), got.to_string()));
             }
         }
     }

@@ -61,7 +61,7 @@ pub enum UnpackError {
         reason: String,
     },
     /// The artifact's env id cannot be used as a directory name.
-    #[error("invalid env id {id:?}: {reason}")]
+    #[error("invalid env id \"{}\": {reason}", envpack_layers::shown_name(.id))]
     InvalidEnvId {
         /// The id as found in the artifact.
         id: String,
@@ -126,5 +126,132 @@ impl UnpackError {
             e.kind(),
             format!("{}: {e}", path.display()),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every variant's message, word for word: a changed message fails here first.
+    #[test]
+    fn messages_table() {
+        let p = PathBuf::from;
+        let bad_sig = || envpack_trust::TrustError::BadSignature {
+            what: "env.tar.minisig".into(),
+            detail: "truncated".into(),
+        };
+        let cases: Vec<(UnpackError, &str)> = vec![
+            (
+                UnpackError::Io(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "/r/envs: No such file or directory",
+                )),
+                "/r/envs: No such file or directory",
+            ),
+            (
+                UnpackError::Layers(envpack_layers::LayersError::format(
+                    "manifest",
+                    "line 2: bad size \"x\"",
+                )),
+                "invalid manifest: line 2: bad size \"x\"",
+            ),
+            (
+                UnpackError::Trust(bad_sig()),
+                "signature env.tar.minisig: truncated",
+            ),
+            (
+                UnpackError::Unsigned {
+                    artifact: p("env.tar"),
+                    signature: p("env.tar.minisig"),
+                    why: "--trust".into(),
+                },
+                "env.tar is not signed: --trust requires a signature and there is none at \
+                 env.tar.minisig (sign it with `envpack sign`, or give the signature's place \
+                 with --signature)",
+            ),
+            (
+                UnpackError::Downgrade {
+                    env_id: "demo-1a2b".into(),
+                    signed: Some(100),
+                    newest: 200,
+                },
+                "demo-1a2b was signed at 100, before the newest env this root accepted (signed \
+                 at 200); refusing to go back to an older environment (a replayed artifact?). \
+                 Pass --allow-downgrade if this is intended",
+            ),
+            (
+                UnpackError::Downgrade {
+                    env_id: "demo-1a2b".into(),
+                    signed: None,
+                    newest: 200,
+                },
+                "demo-1a2b was signed without a timestamp, before the newest env this root \
+                 accepted (signed at 200); refusing to go back to an older environment (a \
+                 replayed artifact?). Pass --allow-downgrade if this is intended",
+            ),
+            (
+                UnpackError::RootRequiresSignature {
+                    root: p("/r"),
+                    source: bad_sig(),
+                },
+                "root /r requires signatures by its trusted keys: signature env.tar.minisig: \
+                 truncated",
+            ),
+            (
+                UnpackError::BadRoot {
+                    path: p("/r/envs"),
+                    reason: "is a file; remove it".into(),
+                },
+                "root /r/envs: is a file; remove it",
+            ),
+            (
+                UnpackError::InvalidEnvId {
+                    id: "../x\n".into(),
+                    reason: "contains '/'",
+                },
+                "invalid env id \"../x\\n\": contains '/'",
+            ),
+            (
+                UnpackError::BadArtifact {
+                    path: p("env.tar"),
+                    detail: "its last layer must be named \"meta\"".into(),
+                },
+                "artifact env.tar: its last layer must be named \"meta\"",
+            ),
+            (
+                UnpackError::MissingEntries {
+                    count: 3,
+                    examples: vec!["bin/python3".into(), "lib/a\tb".into()],
+                },
+                "3 manifest entries are missing from the artifact's layers, e.g. bin/python3, \
+                 lib/a\\tb",
+            ),
+            (
+                UnpackError::EnvMismatch {
+                    path: p("/r/envs/demo-1a2b"),
+                },
+                "/r/envs/demo-1a2b already exists but its manifest differs from the artifact's; \
+                 remove that directory (it is not current) and unpack again",
+            ),
+            (
+                UnpackError::RootRecord {
+                    path: p("/r/root.json"),
+                    detail: "not JSON".into(),
+                },
+                "root record /r/root.json: not JSON",
+            ),
+            (
+                UnpackError::NoCurrent { root: p("/r") },
+                "root /r has no current environment; unpack an artifact first",
+            ),
+            (
+                UnpackError::NoPrevious { root: p("/r") },
+                "root /r has no previous environment to roll back to",
+            ),
+        ];
+        for (err, want) in cases {
+            assert_eq!(err.to_string(), want);
+        }
     }
 }

@@ -128,7 +128,7 @@ pub fn artifact_manifest_bytes(reader: &ArtifactReader) -> Result<Vec<u8>, Unpac
     }
     Err(UnpackError::BadArtifact {
         path: reader.path().to_path_buf(),
-        detail: format!("its meta layer has no {MANIFEST_FILE:?} file"),
+        detail: format!("its meta layer has no \"{MANIFEST_FILE}\" file"),
     })
 }
 

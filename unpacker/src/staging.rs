@@ -27,7 +27,7 @@ pub fn meta_layer_index(reader: &ArtifactReader, artifact: &Path) -> Result<usiz
         Some(l) if l.name == META_LAYER => Ok(layers.len() - 1),
         _ => Err(UnpackError::BadArtifact {
             path: artifact.to_path_buf(),
-            detail: format!("its last layer must be named {META_LAYER:?}"),
+            detail: format!("its last layer must be named \"{META_LAYER}\""),
         }),
     }
 }
@@ -42,13 +42,14 @@ fn extract_one(
     opts: &ExtractOptions,
 ) -> Result<Vec<TreeEntry>, LayersError> {
     let name = &reader.index().layers[i].name;
+    let quoted = format!("\"{}\"", envpack_layers::shown_name(name));
     let in_layer = |e: LayersError| match e {
         // Malformed tar headers carry no entry name; say at least which layer broke.
-        LayersError::Io(io) if !io.to_string().contains(&format!("{name:?}")) => {
+        LayersError::Io(io) if !io.to_string().contains(&quoted) => {
             LayersError::Io(std::io::Error::new(
                 io.kind(),
                 format!(
-                    "layer {i} {name:?}: {}",
+                    "layer {i} {quoted}: {}",
                     envpack_layers::shown_name(&io.to_string())
                 ),
             ))
@@ -178,8 +179,10 @@ pub fn extract_artifact(
             return Err(UnpackError::BadArtifact {
                 path: artifact.to_path_buf(),
                 detail: format!(
-                    "entries {first:?} and {second:?} collide on the case-insensitive \
-                     filesystems of {platform} targets"
+                    "entries \"{}\" and \"{}\" collide on the case-insensitive \
+                     filesystems of {platform} targets",
+                    envpack_layers::shown_name(&first),
+                    envpack_layers::shown_name(&second)
                 ),
             });
         }

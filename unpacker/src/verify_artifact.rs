@@ -167,7 +167,7 @@ impl LayerCheck<'_> {
                 }
             }
             t => {
-                self.note(&path, format!("unsupported entry type {t:?}"));
+                self.note(&path, format!("unsupported entry type {}", type_name(t)));
                 return Ok(());
             }
         };
@@ -196,5 +196,16 @@ impl LayerCheck<'_> {
             Some(_) => {}
         }
         Ok(())
+    }
+}
+
+/// A tar entry type for a message: its kind in words, or its type byte.
+fn type_name(t: tar::EntryType) -> String {
+    match t {
+        tar::EntryType::Link => "hard link".into(),
+        tar::EntryType::Char => "character device".into(),
+        tar::EntryType::Block => "block device".into(),
+        tar::EntryType::Fifo => "fifo".into(),
+        other => format!("'{}'", char::from(other.as_byte()).escape_default()),
     }
 }

@@ -52,7 +52,10 @@ pub fn audit_layout(dir: &Path, external: Option<&Lock>) -> AuditReport {
                 ),
             },
             MANIFEST_TYPE => manifests.push(e.desc.clone()),
-            other => r.note(format!("index.json entry of type {other:?} not audited")),
+            other => r.note(format!(
+                "index.json entry of type \"{}\" not audited",
+                envpack_layers::shown_name(other)
+            )),
         }
     }
     for m in &manifests {
@@ -141,7 +144,12 @@ fn scan_layer(
     let c = match l.media_type.as_str() {
         t if t.ends_with("+gzip") => Compression::Gzip,
         t if t.ends_with("+zstd") => Compression::Zstd,
-        other => return Err(format!("unsupported layer media type {other:?}")),
+        other => {
+            return Err(format!(
+                "unsupported layer media type \"{}\"",
+                envpack_layers::shown_name(other)
+            ))
+        }
     };
     let path = layout.blob_path(&l.digest).map_err(|e| e.to_string())?;
     let mut compressed = HashingReader::new(fs_err::File::open(&path).map_err(|e| e.to_string())?);

@@ -8,7 +8,7 @@ use envpack_layers::digest::Sha256Digest;
 use serde_json::Value;
 
 use super::report::AuditReport;
-use crate::lock::{Lock, LockedPlatform};
+use crate::lock::{Lock, LockedPackage, LockedPlatform, PackageKind};
 use crate::sbom::{licenses_from_cyclonedx, SbomFormat, SbomInputs, SbomModel};
 
 /// The meta files of one env, as found (absent ones are findings).
@@ -101,7 +101,10 @@ pub fn check_meta(m: &MetaFiles, external: Option<&Lock>) -> (AuditReport, MetaF
     let Some(locked) = lock.platform(&platform) else {
         r.find(
             at("envpack.json"),
-            format!("platform {platform:?} is not in the tree's lock"),
+            format!(
+                "platform \"{}\" is not in the tree's lock",
+                envpack_layers::shown_name(&platform)
+            ),
         );
         return (r, facts);
     };
@@ -296,7 +299,9 @@ fn compare_locks(r: &mut AuditReport, tree: &Lock, ext: &Lock, platform: &str) {
                 item,
                 format!("sha256: tree {}, given lock {}", tp.sha256, ep.sha256),
             ),
-            Some(tp) if tp != ep => r.find(item, format!("differs: tree has {tp:?}")),
+            Some(tp) if tp != ep => {
+                r.find(item, format!("differs: {}", package_differences(tp, ep)))
+            }
             Some(_) => {}
         }
     }
@@ -324,6 +329,51 @@ fn compare_locks(r: &mut AuditReport, tree: &Lock, ext: &Lock, platform: &str) {
             );
         }
     }
+}
+
+/// The fields in which two pins of one package differ (sha256 aside, compared first), as
+/// `field: tree X, given lock Y`, `; `-separated.
+fn package_differences(tree: &LockedPackage, given: &LockedPackage) -> String {
+    let kind = |k: PackageKind| match k {
+        PackageKind::Wheel => "wheel".to_string(),
+        PackageKind::Sdist => "sdist".to_string(),
+    };
+    let built = |b: &LockedPackage| {
+        b.built_wheel.as_ref().map_or_else(
+            || "none".to_string(),
+            |w| format!("{} (sha256 {}, {} bytes)", w.filename, w.sha256, w.size),
+        )
+    };
+    let list = |l: &[String]| {
+        if l.is_empty() {
+            "none".to_string()
+        } else {
+            l.join(", ")
+        }
+    };
+    let fields = [
+        ("version", tree.version.clone(), given.version.clone()),
+        ("filename", tree.filename.clone(), given.filename.clone()),
+        ("size", tree.size.to_string(), given.size.to_string()),
+        ("kind", kind(tree.kind), kind(given.kind)),
+        ("built-wheel", built(tree), built(given)),
+        (
+            "build-requires",
+            list(&tree.build_requires),
+            list(&given.build_requires),
+        ),
+        (
+            "dependencies",
+            list(&tree.dependencies),
+            list(&given.dependencies),
+        ),
+    ];
+    let differing: Vec<String> = fields
+        .into_iter()
+        .filter(|(_, t, g)| t != g)
+        .map(|(field, t, g)| format!("{field}: tree {t}, given lock {g}"))
+        .collect();
+    differing.join("; ")
 }
 
 #[cfg(test)]

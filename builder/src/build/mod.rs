@@ -42,7 +42,10 @@ impl std::str::FromStr for OutputFormat {
             "tarball" => Ok(OutputFormat::Tarball),
             "oci" => Ok(OutputFormat::Oci),
             "oci-archive" => Ok(OutputFormat::OciArchive),
-            _ => bail!("--format must be tarball, oci or oci-archive, not {s:?}"),
+            _ => bail!(
+                "--format must be tarball, oci or oci-archive, not \"{}\"",
+                envpack_layers::shown_name(s)
+            ),
         }
     }
 }

@@ -222,7 +222,10 @@ fn copy_unprefixed(
                 let exec = if mode & 0o111 != 0 { 0o755 } else { 0o644 };
                 file_header(rel, entry.size(), exec, epoch)?
             }
-            other => bail!("env layer entry {path}: unsupported type {other:?}"),
+            other => bail!(
+                "env layer entry {path}: unsupported type (tar type byte {})",
+                other.as_byte()
+            ),
         };
         out.write_all(&header)?;
         if ty == tar::EntryType::Regular {

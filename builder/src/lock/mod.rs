@@ -359,8 +359,12 @@ fn checked_bases(mut bases: Vec<LockedBase>, origin: &str) -> Result<Vec<LockedB
 /// Lock files write file hashes as bare hex (the key already says sha256).
 fn hex_digest<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Sha256Digest, D::Error> {
     let s = String::deserialize(d)?;
-    Sha256Digest::from_hex(&s)
-        .map_err(|_| serde::de::Error::custom(format!("{s:?} is not a sha256 (64 hex digits)")))
+    Sha256Digest::from_hex(&s).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "\"{}\" is not a sha256 (64 hex digits)",
+            envpack_layers::shown_name(&s)
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ pub enum SbomError {
     #[error(transparent)]
     Lock(#[from] crate::spec::SpecError),
     /// `--format` names no format we write.
-    #[error("unknown SBOM format {0:?}: use cyclonedx or spdx")]
+    #[error("unknown SBOM format \"{}\": use cyclonedx or spdx", envpack_layers::shown_name(.0))]
     UnknownFormat(String),
 }
 

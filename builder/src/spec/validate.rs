@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use envpack_layers::digest::Sha256Digest;
+use envpack_layers::shown_name;
 use envpack_pypkg::{parse_python_version, platform_by_name};
 
 use super::{BaseSource, ProfileSource, Spec, SpecError};
@@ -32,8 +33,9 @@ pub(super) fn validate(spec: &Spec, text: &str, origin: &str) -> Result<(), Spec
         return Err(at(
             &[Name("env"), Name("name")],
             format!(
-            "env.name {name:?} must be 1-64 characters of A-Z a-z 0-9 . _ - and not start with '.'"
-        ),
+                "env.name \"{}\" must be 1-64 characters of A-Z a-z 0-9 . _ - and not start with '.'",
+                shown_name(name)
+            ),
         ));
     }
     if spec.env.platforms.is_empty() {
@@ -47,7 +49,10 @@ pub(super) fn validate(spec: &Spec, text: &str, origin: &str) -> Result<(), Spec
         let here = [Name("env"), Name("platforms"), Index(i)];
         platform_by_name(p).map_err(|e| at(&here, format!("env.platforms: {e}")))?;
         if !seen.insert(p) {
-            return Err(at(&here, format!("env.platforms lists {p:?} twice")));
+            return Err(at(
+                &here,
+                format!("env.platforms lists \"{}\" twice", shown_name(p)),
+            ));
         }
     }
     for (p, settings) in &spec.platforms {
@@ -55,7 +60,10 @@ pub(super) fn validate(spec: &Spec, text: &str, origin: &str) -> Result<(), Spec
         if !spec.env.platforms.contains(p) {
             return Err(at(
                 &here,
-                format!("platforms.{p}: {p:?} is not in env.platforms"),
+                format!(
+                    "platforms.{p}: \"{}\" is not in env.platforms",
+                    shown_name(p)
+                ),
             ));
         }
         if settings.entries().count() == 0 {
@@ -68,7 +76,10 @@ pub(super) fn validate(spec: &Spec, text: &str, origin: &str) -> Result<(), Spec
     if !is_release_tag(&spec.python.build) {
         return Err(at(
             &[Name("python"), Name("build")],
-            format!("python.build {:?} is not a release tag", spec.python.build),
+            format!(
+                "python.build \"{}\" is not a release tag",
+                shown_name(&spec.python.build)
+            ),
         ));
     }
     for (p, f) in &spec.python.files {
@@ -76,7 +87,10 @@ pub(super) fn validate(spec: &Spec, text: &str, origin: &str) -> Result<(), Spec
         if !spec.env.platforms.contains(p) {
             return Err(at(
                 &here,
-                format!("python.files.{p}: {p:?} is not in env.platforms"),
+                format!(
+                    "python.files.{p}: \"{}\" is not in env.platforms",
+                    shown_name(p)
+                ),
             ));
         }
         Sha256Digest::from_hex(&f.sha256).map_err(|_| {
@@ -88,7 +102,10 @@ pub(super) fn validate(spec: &Spec, text: &str, origin: &str) -> Result<(), Spec
         })?;
         url::Url::parse(&f.url).map_err(|e| {
             let here = [here[0], here[1], here[2], Name("url")];
-            at(&here, format!("python.files.{p}.url {:?}: {e}", f.url))
+            at(
+                &here,
+                format!("python.files.{p}.url \"{}\": {e}", shown_name(&f.url)),
+            )
         })?;
     }
     if spec.packages.requirements.is_empty() {
@@ -100,7 +117,10 @@ pub(super) fn validate(spec: &Spec, text: &str, origin: &str) -> Result<(), Spec
     for (i, r) in spec.packages.requirements.iter().enumerate() {
         envpack_pypkg::parse_requirement(r).map_err(|e| {
             let here = [Name("packages"), Name("requirements"), Index(i)];
-            at(&here, format!("packages.requirements: {r:?}: {e}"))
+            at(
+                &here,
+                format!("packages.requirements: \"{}\": {e}", shown_name(r)),
+            )
         })?;
     }
     let mut remote_names = std::collections::BTreeSet::new();
@@ -110,8 +130,8 @@ pub(super) fn validate(spec: &Spec, text: &str, origin: &str) -> Result<(), Spec
             return Err(at(
                 &here,
                 format!(
-                    "conan.remotes: remote name {:?} is empty or repeated",
-                    r.name
+                    "conan.remotes: remote name \"{}\" is empty or repeated",
+                    shown_name(&r.name)
                 ),
             ));
         }
@@ -119,7 +139,11 @@ pub(super) fn validate(spec: &Spec, text: &str, origin: &str) -> Result<(), Spec
             let here = [here[0], here[1], here[2], Name("url")];
             at(
                 &here,
-                format!("conan.remotes.{}: url {:?}: {e}", r.name, r.url),
+                format!(
+                    "conan.remotes.{}: url \"{}\": {e}",
+                    r.name,
+                    shown_name(&r.url)
+                ),
             )
         })?;
     }
@@ -128,7 +152,7 @@ pub(super) fn validate(spec: &Spec, text: &str, origin: &str) -> Result<(), Spec
         if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
             return Err(at(
                 &here,
-                format!("conan.profiles: bad profile name {name:?}"),
+                format!("conan.profiles: bad profile name \"{}\"", shown_name(name)),
             ));
         }
         if let ProfileSource::PerPlatform(map) = src {
@@ -137,7 +161,10 @@ pub(super) fn validate(spec: &Spec, text: &str, origin: &str) -> Result<(), Spec
                     let here = [here[0], here[1], here[2], Name(p)];
                     return Err(at(
                         &here,
-                        format!("conan.profiles.{name}: {p:?} is not in env.platforms"),
+                        format!(
+                            "conan.profiles.{name}: \"{}\" is not in env.platforms",
+                            shown_name(p)
+                        ),
                     ));
                 }
             }
@@ -155,7 +182,10 @@ pub(super) fn validate(spec: &Spec, text: &str, origin: &str) -> Result<(), Spec
                 if !spec.env.platforms.contains(p) {
                     return Err(at(
                         &here,
-                        format!("image.base.{p}: {p:?} is not in env.platforms"),
+                        format!(
+                            "image.base.{p}: \"{}\" is not in env.platforms",
+                            shown_name(p)
+                        ),
                     ));
                 }
                 envpack_oci::Reference::parse(r)
@@ -166,7 +196,10 @@ pub(super) fn validate(spec: &Spec, text: &str, origin: &str) -> Result<(), Spec
     for home_path in spec.conan.home_files.keys() {
         envpack_layers::tree::validate_rel_path(home_path).map_err(|e| {
             let here = [Name("conan"), Name("home-files"), Name(home_path)];
-            at(&here, format!("conan.home-files: {home_path:?}: {e}"))
+            at(
+                &here,
+                format!("conan.home-files: \"{}\": {e}", shown_name(home_path)),
+            )
         })?;
     }
     Ok(())
@@ -219,7 +252,7 @@ pub(super) fn check_files(
     for (path, f) in &spec.conan.home_files {
         named.push((
             vec![Name("conan"), Name("home-files"), Name(path)],
-            format!("conan.home-files.{path:?}"),
+            format!("conan.home-files.\"{}\"", shown_name(path)),
             f,
         ));
     }
@@ -239,7 +272,8 @@ pub fn spec_file(base: &Path, rel: &str) -> Result<std::path::PathBuf, String> {
     let shown = shown.display();
     if envpack_layers::tree::validate_rel_path(rel).is_err() {
         return Err(format!(
-            "{rel:?} must be a relative path inside the spec's directory ({shown})"
+            "\"{}\" must be a relative path inside the spec's directory ({shown})",
+            shown_name(rel)
         ));
     }
     let path = base.join(rel);

@@ -103,7 +103,10 @@ impl FromStr for Gate {
         match s {
             "none" => Ok(Gate::None),
             _ => Severity::from_word(s).map(Gate::At).ok_or_else(|| {
-                format!("--fail-on must be none, low, medium, high or critical, not {s:?}")
+                format!(
+                    "--fail-on must be none, low, medium, high or critical, not \"{}\"",
+                    envpack_layers::shown_name(s)
+                )
             }),
         }
     }
@@ -322,8 +325,12 @@ fn subject_of(record: &Record, affected: &Affected) -> Option<String> {
 /// Whether `version` is affected (with its fix, if named); Err when nothing in the entry can
 /// be evaluated for it.
 fn affects(affected: &Affected, version: &str) -> Result<Option<Option<String>>, String> {
-    let v = Version::from_str(version)
-        .map_err(|_| format!("the locked version {version:?} is not a PEP 440 version"))?;
+    let v = Version::from_str(version).map_err(|_| {
+        format!(
+            "the locked version \"{}\" is not a PEP 440 version",
+            envpack_layers::shown_name(version)
+        )
+    })?;
     if ranges::listed(&affected.versions, &v, version) {
         let fixed =
             affected.ranges.iter().filter(|r| r.kind != "GIT").find_map(

@@ -26,9 +26,12 @@ pub fn evaluate(events: &[Event], version: &Version) -> Result<Verdict, String> 
         if v == "0" {
             return Ok(None);
         }
-        Version::from_str(v)
-            .map(Some)
-            .map_err(|_| format!("version {v:?} in a range is not a PEP 440 version"))
+        Version::from_str(v).map(Some).map_err(|_| {
+            format!(
+                "version \"{}\" in a range is not a PEP 440 version",
+                envpack_layers::shown_name(v)
+            )
+        })
     };
     enum Kind {
         Introduced,

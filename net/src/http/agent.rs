@@ -338,7 +338,11 @@ impl Agent {
                 return Ok(resp);
             };
             let target = resp.url().join(location).map_err(|e| {
-                SendError::Redirect(format!("{} redirected to {location:?}: {e}", resp.url()))
+                SendError::Redirect(format!(
+                    "{} redirected to \"{}\": {e}",
+                    resp.url(),
+                    envpack_layers::shown_name(location)
+                ))
             })?;
             if !matches!(target.scheme(), "http" | "https") {
                 return Err(SendError::Redirect(format!(

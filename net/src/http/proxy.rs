@@ -7,6 +7,8 @@
 
 use std::net::IpAddr;
 
+use envpack_layers::shown_name as shown;
+
 use crate::NetError;
 
 /// Where a request for `http://` URLs looks for its proxy, first non-empty wins.
@@ -211,7 +213,7 @@ fn split_port(entry: &str) -> Result<(&str, Option<u16>), String> {
         Some((host, port)) if !host.contains(':') => port
             .parse::<u16>()
             .map(|p| (host, Some(p)))
-            .map_err(|_| format!("{entry:?}: {port:?} is not a port")),
+            .map_err(|_| format!("\"{}\": \"{}\" is not a port", shown(entry), shown(port))),
         _ => Ok((entry, None)),
     }
 }
@@ -233,15 +235,21 @@ impl NoProxy {
             return Ok(Bypass::All);
         }
         if let Some((addr, bits)) = raw.split_once('/') {
-            let addr: IpAddr = addr
-                .parse()
-                .map_err(|_| format!("{raw:?}: {addr:?} is not an IP address"))?;
+            let addr: IpAddr = addr.parse().map_err(|_| {
+                format!(
+                    "\"{}\": \"{}\" is not an IP address",
+                    shown(raw),
+                    shown(addr)
+                )
+            })?;
             let max = if addr.is_ipv4() { 32 } else { 128 };
             let bits = bits
                 .parse::<u8>()
                 .ok()
                 .filter(|b| *b <= max)
-                .ok_or_else(|| format!("{raw:?}: the prefix length must be 0 to {max}"))?;
+                .ok_or_else(|| {
+                    format!("\"{}\": the prefix length must be 0 to {max}", shown(raw))
+                })?;
             return Ok(Bypass::Network { addr, bits });
         }
         if let Ok(addr) = raw.parse::<IpAddr>() {
@@ -250,16 +258,22 @@ impl NoProxy {
         if let Some(rest) = raw.strip_prefix('[') {
             let (addr, after) = rest
                 .split_once(']')
-                .ok_or_else(|| format!("{raw:?}: unclosed '['"))?;
-            let addr: IpAddr = addr
-                .parse()
-                .map_err(|_| format!("{raw:?}: {addr:?} is not an IP address"))?;
+                .ok_or_else(|| format!("\"{}\": unclosed '['", shown(raw)))?;
+            let addr: IpAddr = addr.parse().map_err(|_| {
+                format!(
+                    "\"{}\": \"{}\" is not an IP address",
+                    shown(raw),
+                    shown(addr)
+                )
+            })?;
             let port = match after {
                 "" => None,
                 p => Some(
                     p.strip_prefix(':')
                         .and_then(|p| p.parse::<u16>().ok())
-                        .ok_or_else(|| format!("{raw:?}: {p:?} is not ':port'"))?,
+                        .ok_or_else(|| {
+                            format!("\"{}\": \"{}\" is not ':port'", shown(raw), shown(p))
+                        })?,
                 ),
             };
             return Ok(Bypass::Ip { addr, port });
@@ -274,7 +288,10 @@ impl NoProxy {
             .trim_end_matches('.')
             .to_ascii_lowercase();
         if name.is_empty() || name.contains(['*', '/', '@']) {
-            return Err(format!("{raw:?} is not a host name, IP address or network"));
+            return Err(format!(
+                "\"{}\" is not a host name, IP address or network",
+                shown(raw)
+            ));
         }
         Ok(Bypass::Domain { name, port })
     }

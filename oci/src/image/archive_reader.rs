@@ -32,7 +32,8 @@ pub fn extract_layout_archive(archive: &Path, dest: &Path) -> Result<()> {
         let name = String::from_utf8_lossy(&raw).into_owned();
         let rel = member_path(&name).ok_or_else(|| {
             bad(format!(
-                "member {name:?} is not part of an OCI image layout"
+                "member \"{}\" is not part of an OCI image layout",
+                envpack_layers::shown_name(&name)
             ))
         })?;
         let kind = entry.header().entry_type();
@@ -40,7 +41,10 @@ pub fn extract_layout_archive(archive: &Path, dest: &Path) -> Result<()> {
             continue;
         }
         if !kind.is_file() || rel.is_empty() || rel == "blobs" || rel == "blobs/sha256" {
-            return Err(bad(format!("member {name:?} must be a regular file")));
+            return Err(bad(format!(
+                "member \"{}\" must be a regular file",
+                envpack_layers::shown_name(&name)
+            )));
         }
         let out = dest.join(&rel);
         let mut f = fs_err::File::create(&out)?;

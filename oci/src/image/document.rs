@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use envpack_layers::digest::Sha256Digest;
+use envpack_layers::shown_name;
 use oci_spec::image::{Descriptor, History, ImageConfiguration, ImageIndex, ImageManifest};
 use serde::Deserialize;
 
@@ -207,8 +208,12 @@ impl ConfigLayers {
             .diff_ids()
             .iter()
             .map(|d| {
-                Sha256Digest::parse_prefixed(d)
-                    .map_err(|_| bad(what, format!("diff_id {d:?} is not sha256:<hex>")))
+                Sha256Digest::parse_prefixed(d).map_err(|_| {
+                    bad(
+                        what,
+                        format!("diff_id \"{}\" is not sha256:<hex>", shown_name(d)),
+                    )
+                })
             })
             .collect::<Result<_>>()?;
         let created_by = c
@@ -235,8 +240,12 @@ impl ConfigLayers {
 
 fn desc(d: &Descriptor, what: &str) -> Result<Desc> {
     let digest = d.digest().to_string();
-    Sha256Digest::parse_prefixed(&digest)
-        .map_err(|_| bad(what, format!("digest {digest:?} is not sha256:<hex>")))?;
+    Sha256Digest::parse_prefixed(&digest).map_err(|_| {
+        bad(
+            what,
+            format!("digest \"{}\" is not sha256:<hex>", shown_name(&digest)),
+        )
+    })?;
     Ok(Desc {
         media_type: d.media_type().to_string(),
         digest,

@@ -137,8 +137,15 @@ impl LayoutReader {
 
     /// Path of blob `digest`.
     pub fn blob_path(&self, digest: &str) -> Result<PathBuf> {
-        let d = Sha256Digest::parse_prefixed(digest)
-            .map_err(|_| bad("blob", format!("digest {digest:?} is not sha256:<hex>")))?;
+        let d = Sha256Digest::parse_prefixed(digest).map_err(|_| {
+            bad(
+                "blob",
+                format!(
+                    "digest \"{}\" is not sha256:<hex>",
+                    envpack_layers::shown_name(digest)
+                ),
+            )
+        })?;
         Ok(self.dir.join("blobs").join("sha256").join(d.to_hex()))
     }
 

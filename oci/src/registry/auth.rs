@@ -27,7 +27,10 @@ impl RegistryClient {
             other => {
                 return Err(OciError::Protocol {
                     what: format!("authenticating to {}", self.registry),
-                    detail: format!("unsupported auth scheme {other:?}"),
+                    detail: format!(
+                        "unsupported auth scheme \"{}\"",
+                        envpack_layers::shown_name(other)
+                    ),
                 })
             }
         };
@@ -44,7 +47,10 @@ impl RegistryClient {
         })?;
         let mut url = Url::parse(realm).map_err(|e| OciError::Protocol {
             what: format!("authenticating to {}", self.registry),
-            detail: format!("bad token realm {realm:?}: {e}"),
+            detail: format!(
+                "bad token realm \"{}\": {e}",
+                envpack_layers::shown_name(realm)
+            ),
         })?;
         {
             let mut q = url.query_pairs_mut();

@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use envpack_layers::shown_name;
+
 use crate::error::{OciError, Result};
 
 /// A parsed, validated image reference.
@@ -51,7 +53,8 @@ impl Reference {
         if let Some(t) = &tag {
             if let Some(reason) = tag_problem(t) {
                 return Err(bad(&format!(
-                    "invalid image tag {t:?}: {reason}; use letters, digits, '_', '.', '-' (at most 128, not starting with '.' or '-')"
+                    "invalid image tag \"{}\": {reason}; use letters, digits, '_', '.', '-' (at most 128, not starting with '.' or '-')",
+                    shown_name(t)
                 )));
             }
         }
@@ -163,7 +166,8 @@ pub fn check_digest(d: &str) -> std::result::Result<(), String> {
             Ok(())
         }
         _ => Err(format!(
-            "digest {d:?} is not sha256:<64 lowercase hex digits>"
+            "digest \"{}\" is not sha256:<64 lowercase hex digits>",
+            shown_name(d)
         )),
     }
 }
@@ -187,7 +191,8 @@ fn check_repository(repo: &str) -> std::result::Result<(), String> {
             && !comp.contains("_.");
         if !ok {
             return Err(format!(
-                "repository component {comp:?} must be lowercase letters and digits joined by '.', '_', '__' or '-'"
+                "repository component \"{}\" must be lowercase letters and digits joined by '.', '_', '__' or '-'",
+                shown_name(comp)
             ));
         }
     }

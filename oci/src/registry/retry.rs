@@ -44,7 +44,7 @@ impl RetryPolicy {
                 Ok(v) => return Ok(v),
                 Err(e) if e.is_transient() && attempt <= self.retries => {
                     let pause = self.delay(attempt - 1);
-                    tracing::warn!("{what}: {e}; retrying in {pause:?}");
+                    tracing::warn!("{what}: {e}; retrying in {:.1}s", pause.as_secs_f64());
                     std::thread::sleep(pause);
                 }
                 Err(OciError::Transport {

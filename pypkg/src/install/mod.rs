@@ -311,7 +311,12 @@ impl SchemeDirs {
             "scripts" => (format!("{}/{path}", self.scripts), true),
             "headers" => (format!("{}/{}/{path}", self.headers, contents.name), false),
             "data" => (format!("{}/{path}", self.data), false),
-            other => return Err(bad(format!("{member}: unknown .data scheme {other:?}"))),
+            other => {
+                return Err(bad(format!(
+                    "{member}: unknown .data scheme \"{}\"",
+                    envpack_layers::shown_name(other)
+                )))
+            }
         })
     }
 }

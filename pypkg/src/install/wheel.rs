@@ -274,10 +274,14 @@ pub fn read_wheel(wheel: &Path, filename: &str) -> Result<WheelContents, PypkgEr
     match purelib.as_deref() {
         Some("true") | Some("false") => {}
         other => {
+            let got = match other {
+                Some(v) => format!("got \"{}\"", envpack_layers::shown_name(v)),
+                None => "it is missing".to_string(),
+            };
             return Err(PypkgError::WheelLayout {
                 wheel: w(),
-                why: format!("WHEEL Root-Is-Purelib must be true or false, got {other:?}"),
-            })
+                why: format!("WHEEL Root-Is-Purelib must be true or false, {got}"),
+            });
         }
     }
     let metadata = parse_headers(&meta_text("METADATA")?);
@@ -344,7 +348,10 @@ fn check_wheel_version(wheel: &Path, meta: &BTreeMap<String, String>) -> Result<
     if major != "1" || !version.split('.').all(|p| p.parse::<u32>().is_ok()) {
         return Err(PypkgError::WheelLayout {
             wheel: wheel.to_path_buf(),
-            why: format!("unsupported Wheel-Version {version:?} (need 1.x)"),
+            why: format!(
+                "unsupported Wheel-Version \"{}\" (need 1.x)",
+                envpack_layers::shown_name(version)
+            ),
         });
     }
     if version != "1.0" {
@@ -368,7 +375,11 @@ fn check_names_agree(
         if normalize_name(got) != want {
             return Err(PypkgError::WheelLayout {
                 wheel: wheel.to_path_buf(),
-                why: format!("{what} names {got:?} but METADATA names {name:?}"),
+                why: format!(
+                    "{what} names \"{}\" but METADATA names \"{}\"",
+                    envpack_layers::shown_name(got),
+                    envpack_layers::shown_name(name)
+                ),
             });
         }
     }

@@ -126,14 +126,18 @@ pub fn activation_problems(vars: &ActivatedVars, env_bin: &Path, conan_home: &Pa
     match vars.path.first() {
         Some(first) if same_path(Path::new(first), env_bin) => {}
         first => out.push(format!(
-            "PATH starts with {first:?}, expected {}",
+            "PATH starts with {}, expected {}",
+            first.map_or_else(
+                || "nothing".to_string(),
+                |f| format!("\"{}\"", envpack_layers::shown_name(f))
+            ),
             env_bin.display()
         )),
     }
     if !same_path(Path::new(&vars.conan_home), conan_home) {
         out.push(format!(
-            "CONAN_HOME is {:?}, expected {}",
-            vars.conan_home,
+            "CONAN_HOME is \"{}\", expected {}",
+            envpack_layers::shown_name(&vars.conan_home),
             conan_home.display()
         ));
     }

@@ -7,7 +7,7 @@ use envpack_layers::manifest::Manifest;
 use crate::current_link::read_current;
 use crate::doctor::finding::{Finding, FindingClass};
 use crate::doctor::report::Check;
-use crate::doctor::tool_checks::remotes_of;
+use crate::doctor::tool_checks::{remotes_of, remotes_text};
 use crate::error::UnpackError;
 use crate::kept_artifact::{artifact_manifest_bytes, kept_artifact_path, open_verified};
 use crate::layout::RootLayout;
@@ -213,7 +213,11 @@ pub fn check_state(layout: &RootLayout, env_id: &str) -> Result<Check, UnpackErr
             (Ok(w), Ok(g)) if w != g => findings.push(Finding::at(
                 FindingClass::StaleState,
                 format!("{rel_home}/remotes.json"),
-                format!("remotes {g:?} differ from the pinned {w:?}"),
+                format!(
+                    "remotes {} differ from the pinned {}",
+                    remotes_text(&g),
+                    remotes_text(&w)
+                ),
             )),
             (Ok(_), Err(e)) => findings.push(Finding::at(
                 FindingClass::StaleState,

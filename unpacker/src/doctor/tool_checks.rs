@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use envpack_layers::shown_name;
 use serde_json::Value;
 
 use crate::doctor::finding::{Finding, FindingClass};
@@ -52,6 +53,26 @@ pub fn parse_conan_version(stdout: &str) -> Option<String> {
 
 /// One remote as pinned: name, url, verify_ssl, in order.
 pub type Remote = (String, String, bool);
+
+/// Remotes for a message: `"name" url` each (`verify_ssl off` noted), comma-separated.
+pub fn remotes_text(remotes: &[Remote]) -> String {
+    if remotes.is_empty() {
+        return "none".into();
+    }
+    let shown: Vec<String> = remotes
+        .iter()
+        .map(|(name, url, verify)| {
+            let off = if *verify { "" } else { " (verify_ssl off)" };
+            format!("\"{}\" {}{off}", shown_name(name), shown_name(url))
+        })
+        .collect();
+    shown.join(", ")
+}
+
+/// `"text"`, quoted and escaped, or `none` when there is no text.
+fn quoted_or(text: Option<&str>, none: &str) -> String {
+    text.map_or_else(|| none.to_string(), |t| format!("\"{}\"", shown_name(t)))
+}
 
 /// The remotes of a `remotes.json` (`{"remotes": [...]}`) or of `conan remote list
 /// --format=json` (`[...]`, disabled remotes left out, as Conan would not use them).
@@ -112,7 +133,12 @@ pub fn profile_mismatches(template: &str, shown: &str) -> Vec<String> {
         .into_iter()
         .filter_map(|(k, want)| {
             let got = host.get(&k).and_then(Value::as_str);
-            (got != Some(want.as_str())).then(|| format!("{k}: expected {want}, resolved {got:?}"))
+            (got != Some(want.as_str())).then(|| {
+                format!(
+                    "{k}: expected {want}, resolved {}",
+                    quoted_or(got, "nothing")
+                )
+            })
         })
         .collect()
 }
@@ -197,7 +223,10 @@ impl ToolChecks<'_> {
         let problem = match pinned {
             _ if !out.success() => Some(format!("python did not run: {}", out.describe())),
             None => Some(format!("{ENV_INFO_FILE} pins no python.version")),
-            Some(want) if want != got => Some(format!("expected Python {want}, got {got:?}")),
+            Some(want) if want != got => Some(format!(
+                "expected Python {want}, got \"{}\"",
+                shown_name(got)
+            )),
             Some(_) => None,
         };
         tool_check(ID, evidence, problem, FindingClass::ToolMismatch)
@@ -212,9 +241,10 @@ impl ToolChecks<'_> {
         let problem = match (pinned, got) {
             _ if !out.success() => Some(format!("conan did not run: {}", out.describe())),
             (None, _) => Some(format!("{ENV_INFO_FILE} pins no conan_version")),
-            (Some(want), got) if Some(want) != got.as_deref() => {
-                Some(format!("expected Conan {want}, got {got:?}"))
-            }
+            (Some(want), got) if Some(want) != got.as_deref() => Some(format!(
+                "expected Conan {want}, got {}",
+                quoted_or(got.as_deref(), "no version")
+            )),
             _ => None,
         };
         tool_check(ID, evidence, problem, FindingClass::ToolMismatch)
@@ -236,12 +266,19 @@ impl ToolChecks<'_> {
         let spec = self.conan(&["remote", "list", "--format=json"]);
         let out = self.run(ID, spec.clone());
         let listed = remotes_of(out.stdout.as_bytes());
-        let names: Vec<&str> = pinned.iter().map(|r| r.0.as_str()).collect();
-        let evidence = Self::evidence(&spec, &out, &format!("pinned {names:?}"));
+        let names: Vec<String> = pinned
+            .iter()
+            .map(|r| format!("\"{}\"", shown_name(&r.0)))
+            .collect();
+        let evidence = Self::evidence(&spec, &out, &format!("pinned {}", names.join(", ")));
         let problem = match listed {
             _ if !out.success() => Some(format!("conan remote list failed: {}", out.describe())),
             Err(e) => Some(format!("unreadable output: {e}")),
-            Ok(l) if l != pinned => Some(format!("conan lists {l:?}, the lock pins {pinned:?}")),
+            Ok(l) if l != pinned => Some(format!(
+                "conan lists {}, the lock pins {}",
+                remotes_text(&l),
+                remotes_text(&pinned)
+            )),
             Ok(_) => None,
         };
         let path = format!("state/{}/conan-home/remotes.json", self.env_id);
