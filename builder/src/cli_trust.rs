@@ -104,6 +104,21 @@ pub fn sign(cli: &Cli, paths: &[PathBuf], key: &Path) -> anyhow::Result<()> {
         images.extend(layout.write()?);
         if let Some((reference, dir)) = push {
             let reader = envpack_oci::LayoutReader::open(&dir)?;
+            // The push re-puts the tag: refuse if it moved to another image since it was
+            // fetched, rather than move it back.
+            let (top, _) = reader.tagged(None)?;
+            let scope = format!("repository:{}:pull", reference.repository);
+            let client =
+                envpack_oci::RegistryClient::connect(&reference.registry, &options, vec![scope])?;
+            let tag = reference.tag.as_deref().unwrap_or_default();
+            let now = client.manifest_digest(&reference.repository, tag)?;
+            if now.as_deref() != Some(top.digest.as_str()) {
+                return Err(anyhow!(
+                    "{reference} names {} now, not the image that was signed ({}): nothing pushed for it; sign it again",
+                    now.as_deref().unwrap_or("nothing"),
+                    top.digest
+                ));
+            }
             let push = envpack_oci::PushOptions {
                 client: options.clone(),
                 mount_from: None,

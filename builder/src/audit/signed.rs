@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use envpack_layers::digest::Sha256Digest;
+use envpack_layers::shown_name;
 use envpack_unpack::TrustOptions;
 use serde_json::Value;
 
@@ -93,15 +94,33 @@ fn finish(
             .unwrap_or_default()
             .to_string()
     };
-    let platform = at("/predicate/buildDefinition/externalParameters/platform");
+    // The platform whose inputs are expected is the artifact's own, never the statement's.
+    let platform = match envpack_layers::artifact::ArtifactReader::open(artifact) {
+        Ok(reader) => reader.index().platform.clone(),
+        Err(e) => {
+            r.find(name.clone(), e.to_string());
+            return r;
+        }
+    };
+    let named_platform = at("/predicate/buildDefinition/externalParameters/platform");
+    r.checked += 3;
+    if named_platform != platform {
+        r.find(
+            format!("provenance of {name}"),
+            format!(
+                "names platform \"{}\", the artifact is {platform}",
+                shown_name(&named_platform)
+            ),
+        );
+    }
     let lock_hex = Sha256Digest::of_bytes(held.text.as_bytes()).to_hex();
-    r.checked += 2;
     let named_lock = at("/predicate/buildDefinition/externalParameters/lock/sha256");
     if named_lock != lock_hex {
         r.find(
             format!("provenance of {name}"),
             format!(
-                "names lock sha256 {named_lock}, {} is {lock_hex}",
+                "names lock sha256 \"{}\", {} is {lock_hex}",
+                shown_name(&named_lock),
                 held.origin
             ),
         );
@@ -111,14 +130,19 @@ fn finish(
         r.find(
             format!("provenance of {name}"),
             format!(
-                "names spec sha256 {named_spec}, {} was made from {}",
+                "names spec sha256 \"{}\", {} was made from {}",
+                shown_name(&named_spec),
                 held.origin,
                 held.lock.spec_hash.to_hex()
             ),
         );
     }
-    let listed = dependencies(statement.pointer("/predicate/buildDefinition/resolvedDependencies"));
-    let mut want = dependencies(Some(&Value::Array(
+    let (listed, bad) =
+        dependencies(statement.pointer("/predicate/buildDefinition/resolvedDependencies"));
+    for problem in bad {
+        r.find(format!("provenance of {name}"), problem);
+    }
+    let (mut want, _) = dependencies(Some(&Value::Array(
         crate::provenance::resolved_dependencies(held.lock, &platform),
     )));
     want.insert("envpack.lock".into(), lock_hex);
@@ -131,14 +155,14 @@ fn finish(
             ),
             Some(got) if got != sha => r.find(
                 format!("provenance of {name}: input {dep}"),
-                format!("sha256 {got}, {} pins {sha}", held.origin),
+                format!("sha256 \"{}\", {} pins {sha}", shown_name(got), held.origin),
             ),
             Some(_) => {}
         }
     }
     for dep in listed.keys().filter(|d| !want.contains_key(*d)) {
         r.find(
-            format!("provenance of {name}: input {dep}"),
+            format!("provenance of {name}: input \"{}\"", shown_name(dep)),
             format!(
                 "listed, but {} has no such input for {platform}",
                 held.origin
@@ -146,18 +170,22 @@ fn finish(
         );
     }
     if let Some(rebuilt) = rebuilt {
+        // The signature was checked over the whole of `artifact`: the rebuild must be it.
         r.checked += 1;
-        let subject = at("/subject/0/digest/sha256");
-        match fs_err::File::open(rebuilt).map(Sha256Digest::of_reader) {
-            Ok(Ok((sha, _))) if sha.to_hex() == subject => {}
-            Ok(Ok((sha, _))) => r.find(
+        let hash = |p: &Path| fs_err::File::open(p).map(Sha256Digest::of_reader);
+        match (hash(artifact), hash(rebuilt)) {
+            (Ok(Ok((signed, _))), Ok(Ok((sha, _)))) if signed == sha => {}
+            (Ok(Ok((signed, _))), Ok(Ok((sha, _)))) => r.find(
                 format!("rebuild of {name}"),
                 format!(
-                    "sha256 {}, the signed provenance is about {subject}",
-                    sha.to_hex()
+                    "sha256 {}, the signed provenance is about {}",
+                    sha.to_hex(),
+                    signed.to_hex()
                 ),
             ),
-            Ok(Err(e)) | Err(e) => r.find(format!("rebuild of {name}"), e.to_string()),
+            (Ok(Err(e)) | Err(e), _) | (_, Ok(Err(e)) | Err(e)) => {
+                r.find(format!("rebuild of {name}"), e.to_string())
+            }
         }
     }
     r
@@ -172,15 +200,29 @@ fn own_lock(artifact: &Path) -> Result<(Lock, String), String> {
     Ok((lock, text))
 }
 
-/// A provenance's resource descriptors, name → sha256.
-fn dependencies(list: Option<&Value>) -> BTreeMap<String, String> {
-    list.and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|d| {
-            let name = d.get("name")?.as_str()?;
-            let sha = d.pointer("/digest/sha256")?.as_str()?;
-            Some((name.to_string(), sha.to_string()))
-        })
-        .collect()
+/// A provenance's resource descriptors, name → sha256, and what is wrong with the list (an
+/// entry without a name or sha256, a name given twice): a list that can't be read whole is
+/// not one that matches.
+fn dependencies(list: Option<&Value>) -> (BTreeMap<String, String>, Vec<String>) {
+    let mut out = BTreeMap::new();
+    let mut bad = Vec::new();
+    let Some(items) = list.and_then(Value::as_array) else {
+        return (
+            out,
+            vec!["resolvedDependencies is missing or not a list".into()],
+        );
+    };
+    for (i, d) in items.iter().enumerate() {
+        let name = d.get("name").and_then(Value::as_str);
+        let sha = d.pointer("/digest/sha256").and_then(Value::as_str);
+        match (name, sha) {
+            (Some(name), Some(sha)) => {
+                if out.insert(name.to_string(), sha.to_string()).is_some() {
+                    bad.push(format!("input \"{}\" is listed twice", shown_name(name)));
+                }
+            }
+            _ => bad.push(format!("input {} has no name or no sha256", i + 1)),
+        }
+    }
+    (out, bad)
 }
