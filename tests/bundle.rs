@@ -297,7 +297,15 @@ fn bad_input_leaves_nothing_and_keeps_an_earlier_bundle() {
         "a work dir was left: {:?}",
         listing(&w)
     );
-    assert!(!w.parent().unwrap().join("certifi-").exists());
+    // The climbing name pointed two levels above files/ of a bundle in `w`: nothing there.
+    for dir in [&w, w.parent().unwrap()] {
+        let climbed: Vec<String> = fs_err::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|e| e.starts_with("certifi-"))
+            .collect();
+        assert!(climbed.is_empty(), "{}: {climbed:?}", dir.display());
+    }
 
     // A tar path holding something else is refused and left as it was.
     let notes = w.join("notes.tar");

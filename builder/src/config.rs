@@ -26,13 +26,28 @@ fn process_env(key: &str) -> Option<String> {
     std::env::var(key).ok()
 }
 
-/// Makes `dir` this process's bundle; it must be a directory `envpack bundle` wrote.
-pub fn use_bundle(dir: &std::path::Path) -> Result<(), ConfigError> {
-    let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
-    check_bundle(&abs)?;
+/// Settles this process's bundle once, before any command runs: `flag` (`--bundle`), else a
+/// non-empty `ENVPACK_BUNDLE`; it must be a directory `envpack bundle` wrote. Returns whether
+/// there is one.
+pub fn init_bundle(flag: Option<&std::path::Path>) -> Result<bool, ConfigError> {
+    let dir = match flag {
+        Some(dir) => {
+            let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+            check_bundle(&abs)?;
+            Some(abs)
+        }
+        None => bundle_from(&|k| std::env::var(k).ok())?,
+    };
     // Set once per process; a second call keeps the first (the CLI calls it once).
-    let _ = BUNDLE_FLAG.set(abs);
-    Ok(())
+    if let Some(dir) = dir {
+        let _ = BUNDLE_FLAG.set(dir);
+    }
+    Ok(bundle_in_use())
+}
+
+/// Whether [`init_bundle`] found a bundle.
+pub fn bundle_in_use() -> bool {
+    BUNDLE_FLAG.get().is_some()
 }
 
 fn check_bundle(dir: &std::path::Path) -> Result<(), ConfigError> {

@@ -229,11 +229,6 @@ fn replaced(entry: &Value, signed: &BTreeSet<(&str, &str)>) -> bool {
     }
 }
 
-/// Whether `dir` is an OCI image layout (what `sign` signs as an image).
-pub fn is_layout(dir: &Path) -> bool {
-    dir.join("oci-layout").is_file() && dir.join("index.json").is_file()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -106,15 +106,7 @@ fn image_settings(tag: Option<String>, flags: &[String]) -> anyhow::Result<Image
 
 /// `--offline`, which a bundle implies: it holds every input.
 fn offline(cli: &Cli) -> bool {
-    cli.offline || bundle(cli).is_some()
-}
-
-/// `--bundle DIR`, else a non-empty `ENVPACK_BUNDLE`.
-fn bundle(cli: &Cli) -> Option<std::path::PathBuf> {
-    cli.bundle
-        .clone()
-        .or_else(|| std::env::var_os("ENVPACK_BUNDLE").map(Into::into))
-        .filter(|d: &std::path::PathBuf| !d.as_os_str().is_empty())
+    cli.offline || envpack::config::bundle_in_use()
 }
 
 pub(crate) fn read_lock(path: &Path) -> anyhow::Result<(Lock, String)> {
@@ -122,9 +114,7 @@ pub(crate) fn read_lock(path: &Path) -> anyhow::Result<(Lock, String)> {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
-    if let Some(dir) = bundle(cli) {
-        envpack::config::use_bundle(&dir)?;
-    }
+    envpack::config::init_bundle(cli.bundle.as_deref())?;
     let progress = Progress::new(cli.quiet || cli.json);
     let result = dispatch(cli, &progress);
     progress.done();

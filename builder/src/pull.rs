@@ -105,25 +105,12 @@ impl ImageStore for LayoutStore {
             .index()
             .entries
             .iter()
-            .filter(|e| envpack_oci::is_manifest_type(&e.desc.media_type))
             .map(|e| e.desc.clone())
             .collect();
-        let mut out = Vec::new();
-        for desc in entries {
-            let doc = self
-                .reader
-                .read_verified(&desc)
-                .and_then(|b| Document::parse(&desc.media_type, &b, &desc.digest));
-            match doc {
-                Ok(doc) if doc.subject.as_ref().is_some_and(|s| s.digest == subject) => {
-                    out.push((desc, doc))
-                }
-                Ok(_) => {}
-                // One damaged entry doesn't hide the others (or block an unsigned unpack).
-                Err(e) => tracing::warn!("passing over index.json entry {}: {e}", desc.digest),
-            }
-        }
-        Ok(out)
+        let reader = &self.reader;
+        Ok(naming_subject(entries, subject, |d| {
+            Ok(reader.read_verified(d)?)
+        }))
     }
 }
 
@@ -205,34 +192,48 @@ impl ImageStore for RegistryStore {
         };
         let what = format!("the referrers of {subject}");
         let index = Document::parse("application/vnd.oci.image.index.v1+json", &listed, &what)?;
-        let mut out = Vec::new();
-        // Anyone who can push may add entries: only manifests are fetched (each at most a
-        // manifest's size), at most MAX_REFERRERS of them, and one that fails is passed over.
-        let entries = index
+        // Anyone who can push may add entries: at most MAX_REFERRERS are read.
+        let entries: Vec<Desc> = index
             .entries
             .into_iter()
-            .filter(|e| envpack_oci::is_manifest_type(&e.desc.media_type))
-            .filter(|e| e.desc.size <= envpack_oci::MAX_MANIFEST_BYTES)
-            .take(MAX_REFERRERS);
-        for e in entries {
-            let doc = self
-                .read_doc(&e.desc)
-                .and_then(|b| Ok(Document::parse(&e.desc.media_type, &b, &e.desc.digest)?));
-            match doc {
-                // The list is the registry's to write: only a document naming the subject counts.
-                Ok(doc) if doc.subject.as_ref().is_some_and(|s| s.digest == subject) => {
-                    out.push((e.desc, doc))
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!("passing over a referrer of {subject}: {e:#}"),
-            }
-        }
-        Ok(out)
+            .map(|e| e.desc)
+            .take(MAX_REFERRERS)
+            .collect();
+        Ok(naming_subject(entries, subject, |d| self.read_doc(d)))
     }
 }
 
 /// The most referrers of one manifest read from a registry.
 const MAX_REFERRERS: usize = 256;
+
+/// The manifests among `listed` whose `subject` is `subject`, each read with `read` (digest-
+/// checked by it) and parsed. Only manifest entries of at most a manifest's size are read; one
+/// that can't be read or parsed is passed over with a warning, so a damaged entry neither hides
+/// the others nor blocks an unpack that needs none of them.
+fn naming_subject(
+    listed: Vec<Desc>,
+    subject: &str,
+    mut read: impl FnMut(&Desc) -> anyhow::Result<Vec<u8>>,
+) -> Vec<(Desc, Document)> {
+    let mut out = Vec::new();
+    for desc in listed {
+        if !envpack_oci::is_manifest_type(&desc.media_type)
+            || desc.size > envpack_oci::MAX_MANIFEST_BYTES
+        {
+            continue;
+        }
+        let doc =
+            read(&desc).and_then(|b| Ok(Document::parse(&desc.media_type, &b, &desc.digest)?));
+        match doc {
+            Ok(doc) if doc.subject.as_ref().is_some_and(|s| s.digest == subject) => {
+                out.push((desc, doc))
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("passing over referrer {} of {subject}: {e:#}", desc.digest),
+        }
+    }
+    out
+}
 
 /// The OCI platform of the machine we run on.
 pub fn host_oci_platform() -> anyhow::Result<OciPlatform> {

@@ -56,18 +56,22 @@ fn audit_trust_holds_the_signed_provenance_against_the_lock_and_the_rebuild() {
 
     // The rebuild is the file the provenance is about; a signed artifact of another build in
     // --against is named.
+    let spec = b.work.join("envpack.toml");
+    let rebuild_against = |dir: &Path| {
+        audit(&[
+            &"--rebuild",
+            &"--against",
+            &dir,
+            &"--trust",
+            &k1,
+            &"--lock",
+            &lock,
+            &"--spec",
+            &spec,
+        ])
+    };
     let against = f.a.parent().unwrap();
-    let out = audit(&[
-        &"--rebuild",
-        &"--against",
-        &against,
-        &"--trust",
-        &k1,
-        &"--lock",
-        &lock,
-        &"--spec",
-        &b.work.join("envpack.toml"),
-    ]);
+    let out = rebuild_against(against);
     assert!(
         out.status.success(),
         "{}{}",
@@ -90,17 +94,7 @@ fn audit_trust_holds_the_signed_provenance_against_the_lock_and_the_rebuild() {
     ] {
         fs_err::copy(from, to).unwrap();
     }
-    let out = audit(&[
-        &"--rebuild",
-        &"--against",
-        &wrong,
-        &"--trust",
-        &k1,
-        &"--lock",
-        &lock,
-        &"--spec",
-        &b.work.join("envpack.toml"),
-    ]);
+    let out = rebuild_against(&wrong);
     assert_eq!(out.status.code(), Some(1));
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("the signed provenance is about"), "{said}");

@@ -133,15 +133,25 @@ fn check(
 /// Checks an artifact's signature with the `opts.trust` keys, the whole file and its claims,
 /// and its provenance when there is one (`verify --trust`); returns the report's lines.
 pub fn verify_signature(artifact: &Path, opts: &TrustOptions) -> Result<String, UnpackError> {
-    Ok(verify_signed_statement(artifact, opts)?.0)
+    Ok(verify_signed_statement(artifact, opts)?.text)
 }
 
-/// [`verify_signature`], also returning the trusted provenance statement about the file (none
-/// for a plain minisign signature without one).
+/// What [`verify_signed_statement`] found good.
+pub struct SignedStatement {
+    /// The report lines (signature, provenance).
+    pub text: String,
+    /// The trusted provenance statement about the file (none for a plain minisign signature
+    /// without one).
+    pub statement: Option<serde_json::Value>,
+    /// sha256 (hex) of the bytes the signature was checked over.
+    pub sha256_hex: String,
+}
+
+/// [`verify_signature`], also returning the trusted statement and the file's sha256.
 pub fn verify_signed_statement(
     artifact: &Path,
     opts: &TrustOptions,
-) -> Result<(String, Option<serde_json::Value>), UnpackError> {
+) -> Result<SignedStatement, UnpackError> {
     let reader = ArtifactReader::open(artifact)?;
     let keys = TrustedKeys::load(&opts.trust)?;
     let sig = read_signature(artifact, opts)?;
@@ -156,9 +166,9 @@ pub fn verify_signed_statement(
     )?;
     // The provenance is checked against the bytes the signature was checked over (the
     // whole-file check always hashes them).
-    let sha = sha.unwrap_or_default();
-    let provenance = crate::provenance_check::check_provenance(&reader, &keys, &sha)?;
-    Ok(match provenance {
+    let sha256_hex = sha.unwrap_or_default();
+    let provenance = crate::provenance_check::check_provenance(&reader, &keys, &sha256_hex)?;
+    let (text, statement) = match provenance {
         Some((p, statement)) => (format!("{}\n{p}", signature_text(&v)), Some(statement)),
         // envpack writes one with every signature: its absence is a stripped provenance.
         None if v.claims.index.is_some() => {
@@ -176,6 +186,11 @@ pub fn verify_signed_statement(
             ),
             None,
         ),
+    };
+    Ok(SignedStatement {
+        text,
+        statement,
+        sha256_hex,
     })
 }
 

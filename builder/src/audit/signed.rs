@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use envpack_layers::artifact::ArtifactReader;
 use envpack_layers::digest::Sha256Digest;
 use envpack_layers::shown_name;
 use envpack_unpack::TrustOptions;
@@ -40,16 +41,24 @@ pub fn audit_signed(
         trust: keys.to_vec(),
         ..TrustOptions::default()
     };
-    let statement = match envpack_unpack::signature_check::verify_signed_statement(artifact, &opts)
-    {
-        Ok((_, Some(s))) => s,
-        Ok((_, None)) => {
-            r.find(
-                format!("provenance of {}", artifact.display()),
-                "none: the signature is good, but nothing signed says how it was built",
-            );
+    let verified = match envpack_unpack::signature_check::verify_signed_statement(artifact, &opts) {
+        Ok(v) => v,
+        Err(e) => {
+            r.find(item, e.to_string());
             return r;
         }
+    };
+    let Some(statement) = verified.statement else {
+        r.find(
+            format!("provenance of {}", artifact.display()),
+            "none: the signature is good, but nothing signed says how it was built",
+        );
+        return r;
+    };
+    // Read once more for what the statement is held against: the artifact's platform, and
+    // its own lock when the auditor gives none.
+    let reader = match ArtifactReader::open(artifact) {
+        Ok(reader) => reader,
         Err(e) => {
             r.find(item, e.to_string());
             return r;
@@ -60,10 +69,14 @@ pub fn audit_signed(
     let held = match held {
         Some(h) => h,
         None => {
-            own = match own_lock(artifact) {
-                Ok(o) => o,
+            let text = String::from_utf8_lossy(reader.lock_bytes()).into_owned();
+            own = match Lock::parse(&text, "the artifact's envpack.lock") {
+                Ok(lock) => (lock, text),
                 Err(e) => {
-                    r.find(format!("{} envpack.lock", artifact.display()), e);
+                    r.find(
+                        format!("{} envpack.lock", artifact.display()),
+                        e.to_string(),
+                    );
                     return r;
                 }
             };
@@ -76,17 +89,30 @@ pub fn audit_signed(
             &own_held
         }
     };
-    finish(r, &statement, held, artifact, rebuilt)
+    let signed = Signed {
+        artifact,
+        platform: &reader.index().platform,
+        sha256_hex: &verified.sha256_hex,
+    };
+    finish(r, &statement, held, &signed, rebuilt)
+}
+
+/// The artifact whose signature was found good.
+struct Signed<'a> {
+    artifact: &'a Path,
+    platform: &'a str,
+    /// sha256 of the bytes the signature was checked over.
+    sha256_hex: &'a str,
 }
 
 fn finish(
     mut r: AuditReport,
     statement: &Value,
     held: &HeldLock,
-    artifact: &Path,
+    signed: &Signed,
     rebuilt: Option<&Path>,
 ) -> AuditReport {
-    let name = artifact.display().to_string();
+    let name = signed.artifact.display().to_string();
     let at = |p: &str| {
         statement
             .pointer(p)
@@ -95,13 +121,7 @@ fn finish(
             .to_string()
     };
     // The platform whose inputs are expected is the artifact's own, never the statement's.
-    let platform = match envpack_layers::artifact::ArtifactReader::open(artifact) {
-        Ok(reader) => reader.index().platform.clone(),
-        Err(e) => {
-            r.find(name.clone(), e.to_string());
-            return r;
-        }
-    };
+    let platform = signed.platform;
     let named_platform = at("/predicate/buildDefinition/externalParameters/platform");
     r.checked += 3;
     if named_platform != platform {
@@ -143,7 +163,7 @@ fn finish(
         r.find(format!("provenance of {name}"), problem);
     }
     let (mut want, _) = dependencies(Some(&Value::Array(
-        crate::provenance::resolved_dependencies(held.lock, &platform),
+        crate::provenance::resolved_dependencies(held.lock, platform),
     )));
     want.insert("envpack.lock".into(), lock_hex);
     for (dep, sha) in &want {
@@ -170,34 +190,22 @@ fn finish(
         );
     }
     if let Some(rebuilt) = rebuilt {
-        // The signature was checked over the whole of `artifact`: the rebuild must be it.
+        // The signature was checked over the whole artifact: the rebuild must be that file.
         r.checked += 1;
-        let hash = |p: &Path| fs_err::File::open(p).map(Sha256Digest::of_reader);
-        match (hash(artifact), hash(rebuilt)) {
-            (Ok(Ok((signed, _))), Ok(Ok((sha, _)))) if signed == sha => {}
-            (Ok(Ok((signed, _))), Ok(Ok((sha, _)))) => r.find(
+        match fs_err::File::open(rebuilt).map(Sha256Digest::of_reader) {
+            Ok(Ok((sha, _))) if sha.to_hex() == signed.sha256_hex => {}
+            Ok(Ok((sha, _))) => r.find(
                 format!("rebuild of {name}"),
                 format!(
                     "sha256 {}, the signed provenance is about {}",
                     sha.to_hex(),
-                    signed.to_hex()
+                    signed.sha256_hex
                 ),
             ),
-            (Ok(Err(e)) | Err(e), _) | (_, Ok(Err(e)) | Err(e)) => {
-                r.find(format!("rebuild of {name}"), e.to_string())
-            }
+            Ok(Err(e)) | Err(e) => r.find(format!("rebuild of {name}"), e.to_string()),
         }
     }
     r
-}
-
-/// The lock inside the artifact.
-fn own_lock(artifact: &Path) -> Result<(Lock, String), String> {
-    let reader =
-        envpack_layers::artifact::ArtifactReader::open(artifact).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(reader.lock_bytes()).into_owned();
-    let lock = Lock::parse(&text, "the artifact's envpack.lock").map_err(|e| e.to_string())?;
-    Ok((lock, text))
 }
 
 /// A provenance's resource descriptors, name → sha256, and what is wrong with the list (an

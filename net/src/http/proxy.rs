@@ -231,17 +231,18 @@ impl NoProxy {
     }
 
     fn parse_entry(raw: &str) -> Result<Bypass, String> {
+        let not_ip = |addr: &str| {
+            format!(
+                "\"{}\": \"{}\" is not an IP address",
+                shown(raw),
+                shown(addr)
+            )
+        };
         if raw == "*" {
             return Ok(Bypass::All);
         }
         if let Some((addr, bits)) = raw.split_once('/') {
-            let addr: IpAddr = addr.parse().map_err(|_| {
-                format!(
-                    "\"{}\": \"{}\" is not an IP address",
-                    shown(raw),
-                    shown(addr)
-                )
-            })?;
+            let addr: IpAddr = addr.parse().map_err(|_| not_ip(addr))?;
             let max = if addr.is_ipv4() { 32 } else { 128 };
             let bits = bits
                 .parse::<u8>()
@@ -259,13 +260,7 @@ impl NoProxy {
             let (addr, after) = rest
                 .split_once(']')
                 .ok_or_else(|| format!("\"{}\": unclosed '['", shown(raw)))?;
-            let addr: IpAddr = addr.parse().map_err(|_| {
-                format!(
-                    "\"{}\": \"{}\" is not an IP address",
-                    shown(raw),
-                    shown(addr)
-                )
-            })?;
+            let addr: IpAddr = addr.parse().map_err(|_| not_ip(addr))?;
             let port = match after {
                 "" => None,
                 p => Some(
