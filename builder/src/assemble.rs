@@ -45,6 +45,8 @@ pub struct EnvInputs<'a> {
     pub epoch: u64,
     /// The cache (downloads and layers).
     pub cache: &'a Cache,
+    /// The lock's Conan sources (hash-checked), by sha256.
+    pub conan_sources: &'a [(Sha256Digest, std::path::PathBuf)],
 }
 
 /// How a writer stores a layer: under which directory and with which compression.
@@ -306,15 +308,17 @@ pub fn config_files(
     staging: &Path,
 ) -> anyhow::Result<()> {
     let platform = inputs.platform;
-    let remotes: Vec<ConanRemote> = inputs
-        .lock
-        .conan_remotes
-        .iter()
-        .map(|r| ConanRemote {
+    let lock = inputs.lock;
+    // The env's own recipes come first, so they win over a team remote's of the same name.
+    let local = (!lock.conan_recipes.is_empty()).then(crate::conan_recipes::local_remote);
+    let remotes: Vec<ConanRemote> = local
+        .into_iter()
+        .chain(lock.conan_remotes.iter().map(|r| ConanRemote {
             name: r.name.clone(),
             url: r.url.clone(),
             verify_ssl: r.verify_ssl,
-        })
+            remote_type: None,
+        }))
         .collect();
     let profiles: Vec<(String, Vec<u8>)> = inputs
         .locked
@@ -328,8 +332,16 @@ pub fn config_files(
         .iter()
         .map(|p| (p.name.clone(), p.content.clone().into_bytes()))
         .collect();
-    let mut generated =
-        conan_home_files(&remotes, &profiles, conan_version.unwrap_or("none"), &extra)?;
+    let mut generated = conan_home_files(
+        &remotes,
+        &profiles,
+        conan_version.unwrap_or("none"),
+        &extra,
+        !lock.conan_sources.is_empty(),
+    )?;
+    generated.extend(
+        crate::conan_recipes::index_files(&lock.conan_recipes).map_err(anyhow::Error::msg)?,
+    );
     generated.extend(envpack_pypkg::env_bin_launchers(
         platform,
         py_minor(inputs.lock)?,
@@ -353,6 +365,13 @@ pub fn config_files(
     }
     for f in &generated {
         write_generated(staging, f)?;
+    }
+    for (sha256, from) in inputs.conan_sources {
+        let to = staging.join(crate::conan_recipes::source_cache_path(sha256));
+        if let Some(parent) = to.parent() {
+            fs_err::create_dir_all(parent)?;
+        }
+        fs_err::copy(from, &to)?;
     }
     Ok(())
 }

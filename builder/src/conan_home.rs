@@ -21,6 +21,10 @@ pub struct ConanRemote {
     pub url: String,
     /// Whether TLS certificates are verified.
     pub verify_ssl: bool,
+    /// `local-recipes-index` for a folder of recipes (its url then relative to the env's root,
+    /// made absolute when the state is seeded); `None` for a Conan server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_type: Option<&'static str>,
 }
 
 /// Why the Conan home template could not be generated.
@@ -59,14 +63,20 @@ const GLOBAL_CONF: &str =
     "# Written by envpack: package storage lives inside this (writable) CONAN_HOME.\n\
 core.cache:storage_path={{conan_home_folder}}/p\n";
 
+/// Where Conan finds the pinned sources, inside whichever home is in use (it writes lock and
+/// metadata files beside them, so the read-only template can't serve them itself).
+const DOWNLOAD_CACHE: &str = "core.sources:download_cache={{conan_home_folder}}/sources-cache\n";
+
 /// Files of the Conan home template, paths relative to the env root, sorted; the Conan
-/// version is recorded in global.conf's header comment.
+/// version is recorded in global.conf's header comment. With `download_cache`, global.conf
+/// points Conan's source download cache at `sources-cache/` of the home.
 /// An extra `global.conf` is appended to the generated one, so its settings win.
 pub fn conan_home_files(
     remotes: &[ConanRemote],
     profiles: &[(String, Vec<u8>)],
     conan_version: &str,
     extra: &[(String, Vec<u8>)],
+    download_cache: bool,
 ) -> Result<Vec<GeneratedFile>, ConanHomeError> {
     if conan_version.is_empty()
         || !conan_version
@@ -77,7 +87,11 @@ pub fn conan_home_files(
     }
     let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     files.insert("remotes.json".into(), remotes_json(remotes)?.into_bytes());
-    let global_conf = format!("# CONAN_HOME template for Conan {conan_version}.\n{GLOBAL_CONF}");
+    let mut global_conf =
+        format!("# CONAN_HOME template for Conan {conan_version}.\n{GLOBAL_CONF}");
+    if download_cache {
+        global_conf.push_str(DOWNLOAD_CACHE);
+    }
     files.insert("global.conf".into(), global_conf.into_bytes());
     for (name, data) in profiles {
         check_path(name)?;
@@ -185,6 +199,7 @@ mod tests {
             name: name.into(),
             url: url.into(),
             verify_ssl,
+            remote_type: None,
         }
     }
 
@@ -195,15 +210,20 @@ mod tests {
     #[test]
     fn remotes_json_matches_conan_bytes() {
         // What Conan 2.21 itself wrote for `conan remote add` with these values.
-        let want = "{\n \"remotes\": [\n  {\n   \"name\": \"center\",\n   \"url\": \"https://conan.example/v2\",\n   \"verify_ssl\": true\n  },\n  {\n   \"name\": \"caf\\u00e9\",\n   \"url\": \"http://127.0.0.1:9300\",\n   \"verify_ssl\": false\n  }\n ]\n}";
+        let want = "{\n \"remotes\": [\n  {\n   \"name\": \"center\",\n   \"url\": \"https://conan.example/v2\",\n   \"verify_ssl\": true\n  },\n  {\n   \"name\": \"caf\\u00e9\",\n   \"url\": \"http://127.0.0.1:9300\",\n   \"verify_ssl\": false\n  },\n  {\n   \"name\": \"envpack-recipes\",\n   \"url\": \"conan-recipes\",\n   \"verify_ssl\": true,\n   \"remote_type\": \"local-recipes-index\"\n  }\n ]\n}";
         let files = conan_home_files(
             &[
                 remote("center", "https://conan.example/v2", true),
                 remote("café", "http://127.0.0.1:9300", false),
+                ConanRemote {
+                    remote_type: Some("local-recipes-index"),
+                    ..remote("envpack-recipes", "conan-recipes", true)
+                },
             ],
             &[],
             "2.21.0",
             &[],
+            false,
         )
         .unwrap();
         assert_eq!(
@@ -229,6 +249,7 @@ mod tests {
                     b"core:non_interactive=True\n".to_vec(),
                 ),
             ],
+            false,
         )
         .unwrap();
         let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
@@ -255,22 +276,22 @@ mod tests {
         let p = |n: &str| vec![(n.to_string(), Vec::new())];
         for bad in ["../x", "/etc/x", "a\\b", "C:x", "a/", "", "a/../b", "a\nb"] {
             assert!(
-                conan_home_files(&[], &[], "2.21.0", &p(bad)).is_err(),
+                conan_home_files(&[], &[], "2.21.0", &p(bad), false).is_err(),
                 "{bad:?}"
             );
             assert!(
-                conan_home_files(&[], &p(bad), "2.21.0", &[]).is_err(),
+                conan_home_files(&[], &p(bad), "2.21.0", &[], false).is_err(),
                 "{bad:?}"
             );
         }
         assert_eq!(
-            conan_home_files(&[], &[], "2.21.0", &p("remotes.json")),
+            conan_home_files(&[], &[], "2.21.0", &p("remotes.json"), false),
             Err(ConanHomeError::Duplicate("remotes.json".into()))
         );
-        assert!(conan_home_files(&[], &[], "2.21.0\n", &[]).is_err());
+        assert!(conan_home_files(&[], &[], "2.21.0\n", &[], false).is_err());
         let dup = [remote("a", "http://x", true), remote("a", "http://y", true)];
-        assert!(conan_home_files(&dup, &[], "2.21.0", &[]).is_err());
-        assert!(conan_home_files(&[remote("a", "", true)], &[], "2.21.0", &[]).is_err());
+        assert!(conan_home_files(&dup, &[], "2.21.0", &[], false).is_err());
+        assert!(conan_home_files(&[remote("a", "", true)], &[], "2.21.0", &[], false).is_err());
     }
 
     /// With ENVPACK_TEST_CONAN pointing at a Conan 2.21 executable, a copy of the template
@@ -293,6 +314,7 @@ mod tests {
             )],
             "2.21.0",
             &[],
+            false,
         )
         .unwrap();
         for f in &files {

@@ -105,7 +105,10 @@ pub fn env_layers(
 pub fn layer_of(path: &str) -> Option<usize> {
     if path == "python" || path.starts_with("python/") {
         None
-    } else if path == "conan-home" || path.starts_with("conan-home/") {
+    } else if ["conan-home", crate::conan_recipes::INDEX_DIR]
+        .iter()
+        .any(|d| path == *d || path.strip_prefix(d).is_some_and(|r| r.starts_with('/')))
+    {
         Some(2)
     } else {
         Some(3)
@@ -186,6 +189,9 @@ mod tests {
             ("conan-home", Some(2)),
             ("conan-home/remotes.json", Some(2)),
             ("conan-homer", Some(3)),
+            ("conan-recipes", Some(2)),
+            ("conan-recipes/recipes/zlib/config.yml", Some(2)),
+            ("conan-recipesx", Some(3)),
             ("bin/conan", Some(3)),
             ("activate", Some(3)),
             ("envpack.lock", Some(3)),

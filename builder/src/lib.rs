@@ -7,6 +7,7 @@ pub mod audit;
 pub mod build;
 pub mod bundle;
 pub mod conan_home;
+pub mod conan_recipes;
 pub mod config;
 pub mod env_layers;
 pub mod image;

@@ -252,6 +252,18 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<LockOutcome
         warnings.extend(found);
     }
 
+    let conan_sources =
+        crate::conan_recipes::lock_sources(spec, opts.http, opts.cache, opts.progress)?;
+    let conan_recipes = crate::conan_recipes::locked_recipes(spec, |recipes| {
+        let host = host
+            .as_ref()
+            .ok_or_else(|| anyhow!("[conan] recipes: Conan computes their revisions, and envpack has no CPython for this build host ({})", no_host.host_name))?
+            .get()?;
+        let closure = crate::conan_recipes::conan_closure(&locked_platforms, &host.platform.name)?;
+        (opts.progress)("computing Conan recipe revisions");
+        crate::conan_recipes::recipe_revisions(recipes, host, &closure, opts.cache)
+    })?;
+
     let mut build_packages: Vec<LockedFile> = host_builder
         .map(|b| {
             b.records
@@ -279,6 +291,8 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<LockOutcome
                 verify_ssl: r.verify_ssl,
             })
             .collect(),
+        conan_recipes,
+        conan_sources,
         build_python,
         build_packages,
         platforms: locked_platforms,
@@ -518,6 +532,7 @@ pub fn check_fresh(spec: &LoadedSpec, lock: &Lock, lock_path: &Path) -> anyhow::
             spec.path.display()
         )));
     }
+    crate::conan_recipes::check_fresh(spec, lock, lock_path)?;
     let home_now = home_files(spec)?;
     for p in &lock.platforms {
         let now = profiles_for(spec, &p.name)?;

@@ -280,7 +280,7 @@ pub fn rebuild_pinned(
     .build_wheel(cache)
 }
 
-fn install_build_env(
+pub(crate) fn install_build_env(
     platform: &envpack_pypkg::Platform,
     python_version: &str,
     pins: &[LockedFile],

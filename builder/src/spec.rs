@@ -8,9 +8,12 @@ use serde::Deserialize;
 
 use crate::toml_place::line_col;
 
+mod content;
 mod validate;
+
+pub use content::{RecipeSpec, SourceSpec};
 use validate::{check_files, validate};
-pub use validate::{is_name_char, is_release_tag, spec_file};
+pub use validate::{is_name_char, is_release_tag, spec_dir, spec_file};
 
 pub use crate::target::PlatformSettings;
 
@@ -144,6 +147,12 @@ pub struct ConanSection {
     /// Extra CONAN_HOME files: path inside CONAN_HOME → file next to the spec.
     #[serde(default, rename = "home-files")]
     pub home_files: BTreeMap<String, String>,
+    /// Recipes and `python_requires` packages the env carries.
+    #[serde(default)]
+    pub recipes: Vec<RecipeSpec>,
+    /// Upstream sources the recipes download.
+    #[serde(default)]
+    pub sources: Vec<SourceSpec>,
 }
 
 /// A base image reference: one for all platforms, or one per platform.

@@ -9,6 +9,7 @@ use crate::error::UnpackError;
 use crate::root_dirs::{child_dir, open_child, RootDirs};
 use crate::scratch::Scratch;
 use crate::tree_copy::copy_tree;
+use std::path::Path;
 
 /// The env's CONAN_HOME template directory name.
 pub const CONAN_HOME_TEMPLATE: &str = "conan-home";
@@ -53,6 +54,21 @@ pub fn seed_state(dirs: &RootDirs, env_id: &str, scratch: &Scratch) -> Result<bo
         CONAN_HOME_TEMPLATE,
         &template_path,
     )?;
+    let copied_remotes = scratch.path().join(CONAN_HOME_TEMPLATE).join(REMOTES_FILE);
+    if let Ok(bytes) = fs_err::read(&copied_remotes) {
+        let env_abs = std::path::absolute(&env_dir).map_err(|e| io(e, &env_dir))?;
+        let resolved =
+            resolve_local_remotes(&bytes, &env_abs).map_err(|reason| UnpackError::BadRoot {
+                path: template_path.join(REMOTES_FILE),
+                reason,
+            })?;
+        if resolved != bytes {
+            // A fresh file: the copy may be a link (inside the template) that must not be
+            // written through.
+            fs_err::remove_file(&copied_remotes)?;
+            fs_err::write(&copied_remotes, &resolved)?;
+        }
+    }
     crate::durability::sync_tree(&scratch.path().join(CONAN_HOME_TEMPLATE))?;
     let state = child_dir(&dirs.state, env_id, &state_path)?;
     scratch
@@ -62,6 +78,55 @@ pub fn seed_state(dirs: &RootDirs, env_id: &str, scratch: &Scratch) -> Result<bo
     crate::root_dirs::sync_dir(&state)?;
     tracing::info!(path = %target.display(), "seeded writable conan home");
     Ok(true)
+}
+
+/// The template's list of Conan remotes.
+pub const REMOTES_FILE: &str = "remotes.json";
+
+/// `remotes.json` as the seeded home needs it: each `local-recipes-index` remote whose url is
+/// a relative path (a folder of the env, as the builder writes it, since the env's place is
+/// known only once unpacked) made absolute under `env_dir`. Other remotes, and files with no
+/// such remote, keep their bytes. A relative url that climbs out of the env is an error.
+pub fn resolve_local_remotes(json: &[u8], env_dir: &Path) -> Result<Vec<u8>, String> {
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(json).map_err(|e| format!("is not a Conan remotes file: {e}"))?;
+    let Some(list) = doc.get_mut("remotes").and_then(|r| r.as_array_mut()) else {
+        return Ok(json.to_vec());
+    };
+    let mut changed = false;
+    for remote in list {
+        let local =
+            remote.get("remote_type").and_then(|t| t.as_str()) == Some("local-recipes-index");
+        let Some(url) = remote.get("url").and_then(|u| u.as_str()) else {
+            continue;
+        };
+        if !local || Path::new(url).is_absolute() || url.starts_with('/') {
+            continue;
+        }
+        envpack_layers::tree::validate_rel_path(url).map_err(|e| {
+            format!(
+                "local-recipes-index url \"{}\" must name a folder inside the env: {e}",
+                envpack_layers::shown_name(url)
+            )
+        })?;
+        let mut path = env_dir.to_path_buf();
+        path.extend(url.split('/'));
+        let path = path
+            .to_str()
+            .ok_or_else(|| format!("the env's path {} is not UTF-8", env_dir.display()))?
+            .to_owned();
+        remote["url"] = serde_json::Value::String(path);
+        changed = true;
+    }
+    if !changed {
+        return Ok(json.to_vec());
+    }
+    // Conan's own layout (`json.dumps(indent=True)`): a one-space indent.
+    let mut out = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b" ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+    serde::Serialize::serialize(&doc, &mut ser).map_err(|e| e.to_string())?;
+    Ok(out)
 }
 
 /// Errors unless every link below the template resolves inside the template itself.
@@ -109,6 +174,36 @@ mod tests {
         let bytes = Manifest::from_entries(entries).to_bytes();
         fs_err::write(env.join("manifest"), bytes).unwrap();
         (dir, dirs)
+    }
+
+    #[test]
+    fn local_remotes_resolve_under_the_env() {
+        let env = Path::new("/r/envs/e1");
+        let json = br#"{"remotes": [{"name": "envpack-recipes", "url": "conan-recipes", "verify_ssl": true, "remote_type": "local-recipes-index"}, {"name": "team", "url": "https://conan.example/x", "verify_ssl": true}]}"#;
+        let got = resolve_local_remotes(json, env).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&got).unwrap();
+        let want = env.join("conan-recipes");
+        assert_eq!(v["remotes"][0]["url"], want.to_str().unwrap());
+        assert_eq!(v["remotes"][1]["url"], "https://conan.example/x");
+        assert!(got.starts_with(b"{\n \"remotes\": [\n  {\n"));
+        let plain = br#"{"remotes": [{"name": "team", "url": "https://conan.example/x", "verify_ssl": true}]}"#;
+        assert_eq!(resolve_local_remotes(plain, env).unwrap(), plain.to_vec());
+        let absolute = br#"{"remotes": [{"name": "l", "url": "/srv/idx", "verify_ssl": true, "remote_type": "local-recipes-index"}]}"#;
+        assert_eq!(
+            resolve_local_remotes(absolute, env).unwrap(),
+            absolute.to_vec()
+        );
+        for bad in ["../../etc", "a/../../b", ""] {
+            let json = format!(
+                r#"{{"remotes": [{{"name": "l", "url": "{bad}", "verify_ssl": true, "remote_type": "local-recipes-index"}}]}}"#
+            );
+            let e = resolve_local_remotes(json.as_bytes(), env).unwrap_err();
+            assert!(
+                e.contains("must name a folder inside the env"),
+                "{bad}: {e}"
+            );
+        }
+        assert!(resolve_local_remotes(b"not json", env).is_err());
     }
 
     #[cfg(unix)]

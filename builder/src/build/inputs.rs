@@ -13,12 +13,14 @@ use envpack_net::try_parallel_map;
 use envpack_pypkg::{LazyHost, SimpleIndex, WheelInput};
 
 use super::BuildOptions;
-use crate::lock::{Lock, LockedFile, LockedPackage, LockedPython, PackageKind};
+use crate::lock::{Lock, LockedFile, LockedPackage, LockedPython, LockedSource, PackageKind};
 
 /// One file to gather.
 pub(crate) enum Need<'a> {
     /// A CPython archive, from the mirror.
     Python(&'a LockedPython),
+    /// An upstream source a Conan recipe downloads, from its URL.
+    Source(&'a LockedSource),
     /// A package file, from the index.
     Package {
         name: &'a str,
@@ -32,6 +34,7 @@ impl Need<'_> {
     fn sha256(&self) -> Sha256Digest {
         match self {
             Need::Python(p) => p.sha256,
+            Need::Source(s) => s.sha256,
             Need::Package { sha256, .. } => *sha256,
         }
     }
@@ -39,6 +42,7 @@ impl Need<'_> {
     fn size(&self) -> u64 {
         match self {
             Need::Python(p) => p.size,
+            Need::Source(s) => s.size,
             Need::Package { size, .. } => *size,
         }
     }
@@ -48,7 +52,7 @@ impl Need<'_> {
 pub(crate) struct Origins {
     mirror: url::Url,
     index: Option<SimpleIndex>,
-    bundled: bool,
+    bundle: Option<PathBuf>,
 }
 
 impl Origins {
@@ -58,11 +62,11 @@ impl Origins {
         // Only contacted for files missing from the cache.
         let index = crate::config::index_url_if_any(opts.index_flag, opts.spec_index)?
             .map(|u| SimpleIndex::new(u, opts.http.clone()));
-        let bundled = crate::config::bundle()?.is_some();
+        let bundle = crate::config::bundle()?;
         Ok(Origins {
             mirror,
             index,
-            bundled,
+            bundle,
         })
     }
 
@@ -72,7 +76,8 @@ impl Origins {
             lock,
             mirror: &self.mirror,
             index: self.index.as_ref(),
-            bundled: self.bundled,
+            bundled: self.bundle.is_some(),
+            bundle: self.bundle.as_deref(),
         }
     }
 }
@@ -89,6 +94,8 @@ pub(crate) struct Sources<'a> {
     pub index: Option<&'a SimpleIndex>,
     /// Whether a bundle serves the mirror, explicitly pinned CPython archives included.
     pub bundled: bool,
+    /// The bundle's directory, which also serves the Conan sources.
+    pub bundle: Option<&'a Path>,
 }
 
 impl Inputs {
@@ -126,6 +133,7 @@ impl Inputs {
         }
 
         let mut needs: Vec<Need> = pythons.iter().map(|p| Need::Python(p)).collect();
+        needs.extend(src.lock.conan_sources.iter().map(Need::Source));
         for pkg in platforms.iter().flat_map(|p| p.iter()) {
             if pkg.kind == PackageKind::Wheel {
                 needs.push(package_need(&pkg.name, &pkg.filename, pkg.sha256, pkg.size));
@@ -306,6 +314,18 @@ fn fetch(need: &Need, src: &Sources, opts: &BuildOptions) -> anyhow::Result<Path
                 opts.cache,
             )
             .with_context(|| format!("fetching CPython {}", locked.filename))?;
+            Ok(blob.path)
+        }
+        Need::Source(source) => {
+            let url = match &src.bundle {
+                Some(dir) => crate::bundle::source_url(dir, &source.sha256)?,
+                None => url::Url::parse(&source.url)
+                    .with_context(|| format!("conan-source url \"{}\"", source.url))?,
+            };
+            let blob = opts
+                .cache
+                .fetch(opts.http, &url, Some((source.sha256, Some(source.size))))
+                .with_context(|| format!("fetching source {}", source.url))?;
             Ok(blob.path)
         }
         Need::Package {

@@ -239,6 +239,7 @@ pub fn build(lock: &Lock, lock_text: &str, opts: &BuildOptions) -> anyhow::Resul
             host_sha256: prepared.host_sha256,
             epoch,
             cache: opts.cache,
+            conan_sources: &prepared.conan_sources,
         };
         let meta = EnvMeta {
             name: &lock.name,
@@ -400,6 +401,7 @@ struct Prepared {
     inputs: Inputs,
     host: LazyHost,
     host_sha256: envpack_layers::digest::Sha256Digest,
+    conan_sources: Vec<(envpack_layers::digest::Sha256Digest, PathBuf)>,
 }
 
 impl Prepared {
@@ -432,10 +434,16 @@ impl Prepared {
             &lock.python.version,
             opts.cache,
         );
+        let conan_sources = lock
+            .conan_sources
+            .iter()
+            .map(|s| Ok((s.sha256, inputs.path(&s.sha256)?.to_path_buf())))
+            .collect::<anyhow::Result<_>>()?;
         Ok(Prepared {
             inputs,
             host,
             host_sha256: host_python.sha256,
+            conan_sources,
         })
     }
 

@@ -26,6 +26,16 @@ mod place;
 /// The list of every file's sha256 at the top of a bundle (what marks a directory as one).
 pub const SUMS_FILE: &str = "SHA256SUMS";
 
+/// The bundle's folder of Conan sources (`<sha256>` files).
+const SOURCES_DIR: &str = "sources";
+
+/// Where the bundle at `dir` holds the Conan source with `sha256`, as a URL to fetch it from.
+pub fn source_url(dir: &Path, sha256: &Sha256Digest) -> anyhow::Result<url::Url> {
+    let path = dir.join(SOURCES_DIR).join(sha256.to_hex());
+    url::Url::from_file_path(&path)
+        .map_err(|()| anyhow!("bundle path {} can't be a file URL", path.display()))
+}
+
 /// What `bundle` was asked for.
 pub struct BundleRequest<'a> {
     /// The lock and its text (copied as is).
@@ -118,6 +128,12 @@ pub fn bundle(req: &BundleRequest, opts: &BuildOptions) -> anyhow::Result<Bundle
         files.sort();
         let page = pages::project_page(project, files);
         plan.text(format!("simple/{project}/index.html"), page)?;
+    }
+    // Conan sources, named by sha256 as Conan's download cache names them.
+    for src in &lock.conan_sources {
+        if plan.claim(format!("{SOURCES_DIR}/{}", src.sha256.to_hex()), src.sha256)? {
+            plan.needs.push(Need::Source(src));
+        }
     }
     spec_files(&mut plan, req, lock)?;
     plan.check_case_collisions()?;
@@ -257,23 +273,29 @@ fn chosen_platforms<'l>(
 fn spec_files(plan: &mut Plan, req: &BundleRequest, lock: &Lock) -> anyhow::Result<()> {
     plan.text("spec/envpack.toml".into(), req.spec.text.clone())?;
     plan.text("spec/envpack.lock".into(), req.lock_text.to_string())?;
+    let mut files: Vec<(String, Sha256Digest, &str)> = Vec::new();
     for p in &lock.platforms {
         for f in p.profiles.iter().chain(&p.home_files) {
-            if Sha256Digest::of_bytes(f.content.as_bytes()) != f.sha256 {
-                bail!(
-                    "the lock's content of {} does not have its pinned sha256",
-                    f.source
-                );
-            }
-            for part in f.source.split('/') {
-                check_component("a spec file's path part", part)?;
-            }
-            let at = format!("spec/{}", f.source);
-            match plan.files.get(&at) {
-                Some(Source::Text(t)) if *t == f.content => {}
-                Some(_) => bail!("the lock gives {} two different contents", f.source),
-                None => plan.text(at, f.content.clone())?,
-            }
+            files.push((f.source.clone(), f.sha256, &f.content));
+        }
+    }
+    for r in &lock.conan_recipes {
+        for f in &r.files {
+            files.push((format!("{}/{}", r.path, f.path), f.sha256, &f.content));
+        }
+    }
+    for (source, sha256, content) in files {
+        if Sha256Digest::of_bytes(content.as_bytes()) != sha256 {
+            bail!("the lock's content of {source} does not have its pinned sha256");
+        }
+        for part in source.split('/') {
+            check_component("a spec file's path part", part)?;
+        }
+        let at = format!("spec/{source}");
+        match plan.files.get(&at) {
+            Some(Source::Text(t)) if t == content => {}
+            Some(_) => bail!("the lock gives {source} two different contents"),
+            None => plan.text(at, content.to_string())?,
         }
     }
     Ok(())

@@ -8,7 +8,7 @@ use envpack_layers::tree::{EntryKind, TreeEntry};
 use envpack_unpack::shims::{
     activate_file_name, activate_shim, manifest_programs, plan_shims, program_shim, ShimStyle,
 };
-use envpack_unpack::state_seed::CONAN_HOME_TEMPLATE;
+use envpack_unpack::state_seed::{resolve_local_remotes, CONAN_HOME_TEMPLATE, REMOTES_FILE};
 
 use envpack_oci::Result;
 
@@ -73,6 +73,28 @@ pub fn root_layer_entries(
         let Some(dest) = state_path(&e.path, slot) else {
             continue;
         };
+        if e.path == format!("{CONAN_HOME_TEMPLATE}/{REMOTES_FILE}") {
+            if let EntryKind::File { executable, .. } = e.kind {
+                let mut from = staging.to_path_buf();
+                from.extend(e.path.split('/'));
+                let env_dir = Path::new(image_root).join("envs").join(slot);
+                let bytes =
+                    resolve_local_remotes(&fs_err::read(&from)?, &env_dir).map_err(|detail| {
+                        envpack_oci::OciError::BadDocument {
+                            what: e.path.clone(),
+                            detail,
+                        }
+                    })?;
+                let mut to = work.to_path_buf();
+                to.extend(dest.split('/'));
+                if let Some(parent) = to.parent() {
+                    fs_err::create_dir_all(parent)?;
+                }
+                fs_err::write(&to, &bytes)?;
+                entries.push(TreeEntry::file_from_bytes(&dest, &bytes, executable));
+                continue;
+            }
+        }
         if let EntryKind::File { .. } = e.kind {
             let mut from = staging.to_path_buf();
             from.extend(e.path.split('/'));

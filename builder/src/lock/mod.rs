@@ -10,13 +10,19 @@ use serde::Deserialize;
 
 use crate::spec::SpecError;
 
+mod bases;
+mod conan;
 mod write;
+
+use bases::checked_bases;
+pub use bases::{LockedBase, BASE_TABLE};
+pub use conan::{LockedRecipe, LockedRecipeFile, LockedSource};
 
 /// Newest lock schema this build reads and writes. A lock is written with the oldest version
 /// that can hold it ([`Lock::required_version`]): 1 unless it pins a `[build-python]` or a
-/// platform target (2), so locks that need nothing new keep their bytes and older envpacks
+/// platform target (2), or Conan recipes or sources (3), so locks that need nothing new keep their bytes and older envpacks
 /// refuse the new ones with a clear schema-version error instead of misreading them.
-pub const LOCK_VERSION: u32 = 2;
+pub const LOCK_VERSION: u32 = 3;
 
 /// A whole lock.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -35,6 +41,12 @@ pub struct Lock {
     /// Conan remotes, in priority order.
     #[serde(default, rename = "conan-remote")]
     pub conan_remotes: Vec<LockedRemote>,
+    /// Conan recipes carried in the env, sorted by reference.
+    #[serde(default, rename = "conan-recipe")]
+    pub conan_recipes: Vec<LockedRecipe>,
+    /// Upstream sources carried in the env, sorted by sha256.
+    #[serde(default, rename = "conan-source")]
+    pub conan_sources: Vec<LockedSource>,
     /// The build host's CPython, when its platform is not one of the env's (schema 2).
     #[serde(default)]
     pub build_python: Option<LockedBuildPython>,
@@ -270,7 +282,9 @@ impl Lock {
             .platforms
             .iter()
             .any(|p| p.glibc.is_some() || p.macos.is_some());
-        if targets || self.build_python.is_some() {
+        if !self.conan_recipes.is_empty() || !self.conan_sources.is_empty() {
+            3
+        } else if targets || self.build_python.is_some() {
             2
         } else {
             1
@@ -292,11 +306,17 @@ impl Lock {
             });
         }
         lock.check_targets(origin)?;
+        conan::check_conan(&lock.conan_recipes, &lock.conan_sources).map_err(|message| {
+            SpecError::Invalid {
+                path: origin.into(),
+                message,
+            }
+        })?;
         if lock.version < lock.required_version() {
             return Err(SpecError::Invalid {
                 path: origin.into(),
                 message: format!(
-                    "lock schema version {} can't hold [build-python] or platform targets (they need version {}); re-run `envpack lock`",
+                    "lock schema version {} can't hold what it pins ([build-python], platform targets or Conan recipes and sources need version {}); re-run `envpack lock`",
                     lock.version,
                     lock.required_version()
                 ),
@@ -324,40 +344,8 @@ pub fn read(path: &Path) -> Result<(Lock, String), SpecError> {
     Ok((lock, text))
 }
 
-/// Header of the tables pinning base images; they come last in the lock.
-pub const BASE_TABLE: &str = "[[image-base]]";
-
-/// A platform's base image, resolved by `lock` to the manifest digest `build` pulls.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LockedBase {
-    /// Platform name.
-    pub platform: String,
-    /// The reference as the spec wrote it (for the base-name annotation).
-    pub name: String,
-    /// The platform manifest's digest (`sha256:…`).
-    pub digest: String,
-}
-
-/// Base pins sorted by platform, each digest well-formed, no platform twice.
-fn checked_bases(mut bases: Vec<LockedBase>, origin: &str) -> Result<Vec<LockedBase>, SpecError> {
-    let invalid = |message: String| SpecError::Invalid {
-        path: origin.to_string(),
-        message,
-    };
-    for b in &bases {
-        envpack_oci::check_digest(&b.digest)
-            .map_err(|e| invalid(format!("image-base {}: {e}", b.platform)))?;
-    }
-    bases.sort_by(|a, b| a.platform.cmp(&b.platform));
-    if bases.windows(2).any(|w| w[0].platform == w[1].platform) {
-        return Err(invalid("image-base lists a platform twice".into()));
-    }
-    Ok(bases)
-}
-
 /// Lock files write file hashes as bare hex (the key already says sha256).
-fn hex_digest<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Sha256Digest, D::Error> {
+pub(crate) fn hex_digest<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Sha256Digest, D::Error> {
     let s = String::deserialize(d)?;
     Sha256Digest::from_hex(&s).map_err(|_| {
         serde::de::Error::custom(format!(
@@ -389,6 +377,8 @@ mod tests {
                 verify_ssl: false,
             }],
             build_python: None,
+            conan_recipes: Vec::new(),
+            conan_sources: Vec::new(),
             build_packages: vec![LockedFile {
                 name: "setuptools".into(),
                 version: "75.1.0".into(),

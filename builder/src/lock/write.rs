@@ -26,6 +26,27 @@ impl Lock {
             kv(&mut o, "url", &q(&r.url));
             kv(&mut o, "verify-ssl", &r.verify_ssl.to_string());
         }
+        for r in &self.conan_recipes {
+            o.push_str("\n[[conan-recipe]]\n");
+            kv(&mut o, "ref", &q(&r.reference));
+            kv(&mut o, "revision", &q(&r.revision));
+            kv(&mut o, "path", &q(&r.path));
+            for f in &r.files {
+                o.push_str("\n[[conan-recipe.file]]\n");
+                kv(&mut o, "path", &q(&f.path));
+                kv(&mut o, "sha256", &q(&f.sha256.to_hex()));
+                if f.executable {
+                    kv(&mut o, "executable", "true");
+                }
+                kv(&mut o, "content", &q(&f.content));
+            }
+        }
+        for src in &self.conan_sources {
+            o.push_str("\n[[conan-source]]\n");
+            kv(&mut o, "url", &q(&src.url));
+            kv(&mut o, "sha256", &q(&src.sha256.to_hex()));
+            kv(&mut o, "size", &src.size.to_string());
+        }
         if let Some(b) = &self.build_python {
             o.push_str("\n[build-python]\n");
             kv(&mut o, "platform", &q(&b.platform));

@@ -305,6 +305,8 @@ pub(crate) mod tests {
                 verify_ssl: true,
             }],
             build_python: None,
+            conan_recipes: Vec::new(),
+            conan_sources: Vec::new(),
             build_packages: vec![],
             image_bases: Vec::new(),
             platforms: vec![crate::lock::LockedPlatform {

@@ -202,6 +202,65 @@ pub(super) fn validate(spec: &Spec, text: &str, origin: &str) -> Result<(), Spec
             )
         })?;
     }
+    let mut refs = std::collections::BTreeSet::new();
+    for (i, r) in spec.conan.recipes.iter().enumerate() {
+        let here = [Name("conan"), Name("recipes"), Index(i), Name("ref")];
+        let parsed = crate::conan_recipes::RecipeRef::parse(&r.reference).map_err(|e| {
+            at(
+                &here,
+                format!("conan.recipes: \"{}\" {e}", shown_name(&r.reference)),
+            )
+        })?;
+        if !refs.insert((parsed.name.clone(), parsed.version.clone())) {
+            return Err(at(
+                &here,
+                format!(
+                    "conan.recipes: {}/{} is listed twice",
+                    parsed.name, parsed.version
+                ),
+            ));
+        }
+    }
+    let mut source_urls = std::collections::BTreeSet::new();
+    for (i, src) in spec.conan.sources.iter().enumerate() {
+        let here = [Name("conan"), Name("sources"), Index(i)];
+        let url = url::Url::parse(&src.url).map_err(|e| {
+            at(
+                &here,
+                format!("conan.sources: url \"{}\": {e}", shown_name(&src.url)),
+            )
+        })?;
+        if !matches!(url.scheme(), "https" | "http" | "file") {
+            return Err(at(
+                &here,
+                format!(
+                    "conan.sources: url \"{}\": only https, http and file URLs are fetched",
+                    shown_name(&src.url)
+                ),
+            ));
+        }
+        if !source_urls.insert(&src.url) {
+            return Err(at(
+                &here,
+                format!(
+                    "conan.sources: \"{}\" is listed twice",
+                    shown_name(&src.url)
+                ),
+            ));
+        }
+        if let Some(sha) = &src.sha256 {
+            if Sha256Digest::from_hex(sha).is_err() {
+                let here = [here[0], here[1], here[2], Name("sha256")];
+                return Err(at(
+                    &here,
+                    format!(
+                        "conan.sources: sha256 \"{}\" is not 64 hex digits",
+                        shown_name(sha)
+                    ),
+                ));
+            }
+        }
+    }
     Ok(())
 }
 
@@ -261,7 +320,50 @@ pub(super) fn check_files(
             return Err(invalid_at(text, origin, &at, format!("{what}: {problem}")));
         }
     }
+    for (i, r) in spec.conan.recipes.iter().enumerate() {
+        let checked = spec_dir(base, &r.path).and_then(|dir| {
+            if dir.join("conanfile.py").is_file() {
+                Ok(())
+            } else {
+                Err(format!("{} has no conanfile.py", r.path))
+            }
+        });
+        if let Err(problem) = checked {
+            let at = [Name("conan"), Name("recipes"), Key::Index(i), Name("path")];
+            let what = format!("conan.recipes.\"{}\"", shown_name(&r.reference));
+            return Err(invalid_at(text, origin, &at, format!("{what}: {problem}")));
+        }
+    }
     Ok(())
+}
+
+/// The directory a spec names by `rel` (a recipe folder): inside the spec's directory with
+/// every link followed, like [`spec_file`].
+pub fn spec_dir(base: &Path, rel: &str) -> Result<std::path::PathBuf, String> {
+    let shown = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
+    let shown = shown.display();
+    if envpack_layers::tree::validate_rel_path(rel).is_err() {
+        return Err(format!(
+            "\"{}\" must be a relative path inside the spec's directory ({shown})",
+            shown_name(rel)
+        ));
+    }
+    let path = base.join(rel);
+    if !path.is_dir() {
+        return Err(format!(
+            "no directory {rel} (paths are relative to the spec's directory, {shown})"
+        ));
+    }
+    let (target, dir) = fs_err::canonicalize(&path)
+        .and_then(|t| Ok((t, fs_err::canonicalize(base)?)))
+        .map_err(|e| format!("{rel}: {e}"))?;
+    if target.starts_with(&dir) {
+        Ok(target)
+    } else {
+        Err(format!(
+            "{rel} leads outside the spec's directory ({shown}) through a link; copy the folder in instead"
+        ))
+    }
 }
 
 /// The file a spec names by `rel`, relative to the spec's directory `base`: it must be a file

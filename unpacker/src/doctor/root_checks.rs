@@ -204,8 +204,10 @@ pub fn check_state(layout: &RootLayout, env_id: &str) -> Result<Check, UnpackErr
             ));
         }
     }
+    let env_dir = std::path::absolute(layout.env_dir(env_id))?;
     let remotes = (
-        fs_err::read(template.join("remotes.json")),
+        fs_err::read(template.join("remotes.json"))
+            .map(|b| crate::state_seed::resolve_local_remotes(&b, &env_dir).unwrap_or(b)),
         fs_err::read(home.join("remotes.json")),
     );
     if let (Ok(want), Ok(got)) = remotes {

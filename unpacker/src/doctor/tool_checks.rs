@@ -256,8 +256,10 @@ impl ToolChecks<'_> {
             .env_dir()
             .join(CONAN_HOME_TEMPLATE)
             .join("remotes.json");
+        let env_dir = std::path::absolute(self.env_dir()).unwrap_or_else(|_| self.env_dir());
         let pinned = fs_err::read(&template)
             .map_err(|e| e.to_string())
+            .and_then(|b| crate::state_seed::resolve_local_remotes(&b, &env_dir))
             .and_then(|b| remotes_of(&b));
         let pinned = match pinned {
             Ok(p) => p,

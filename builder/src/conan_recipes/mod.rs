@@ -1,0 +1,167 @@
+//! Conan content carried in the env: recipes and `python_requires` packages as an env-local
+//! `local-recipes-index` remote (`conan-recipes/`), listed before the team's remotes, and the
+//! upstream sources they download, pre-laid in Conan's source download cache.
+//!
+//! A Conan cache (`p/`, `cache.sqlite3`) holds timestamps and ids, so the env never carries
+//! one: Conan exports a recipe from the index folder the first time it is asked for it, and
+//! the revision it computes is the one `envpack lock` had the same Conan compute from the same
+//! files ([`revision`]).
+
+mod reference;
+mod revision;
+mod sources;
+mod tree;
+
+pub use reference::RecipeRef;
+pub use revision::recipe_revisions;
+pub use sources::{lock_sources, source_cache_path};
+pub use tree::{index_files, read_recipe, RECIPE_MAX_BYTES};
+
+use std::path::Path;
+
+use anyhow::bail;
+
+use crate::conan_home::ConanRemote;
+use crate::lock::{Lock, LockedFile, LockedPlatform, LockedRecipe, PackageKind};
+use crate::spec::LoadedSpec;
+
+/// The env-local remote's name in `remotes.json`.
+pub const LOCAL_REMOTE: &str = "envpack-recipes";
+
+/// The recipes index folder, relative to the env's root.
+pub const INDEX_DIR: &str = "conan-recipes";
+
+/// The env-local remote, first in `remotes.json`; its url is relative to the env's root
+/// until the unpacker seeds the writable home.
+pub fn local_remote() -> ConanRemote {
+    ConanRemote {
+        name: LOCAL_REMOTE.into(),
+        url: INDEX_DIR.into(),
+        verify_ssl: true,
+        remote_type: Some("local-recipes-index"),
+    }
+}
+
+/// The recipes of the spec, read from their folders, with the revisions `revisions` gives
+/// (ref → revision), sorted by reference.
+pub fn locked_recipes(
+    spec: &LoadedSpec,
+    revisions: impl Fn(&[LockedRecipe]) -> anyhow::Result<Vec<String>>,
+) -> anyhow::Result<Vec<LockedRecipe>> {
+    let mut recipes = spec_recipes(spec)?;
+    if recipes.is_empty() {
+        return Ok(recipes);
+    }
+    let found = revisions(&recipes)?;
+    for (r, rev) in recipes.iter_mut().zip(found) {
+        r.revision = rev;
+    }
+    Ok(recipes)
+}
+
+/// The spec's recipes with their files, revisions left empty, sorted by reference.
+fn spec_recipes(spec: &LoadedSpec) -> anyhow::Result<Vec<LockedRecipe>> {
+    let mut recipes = Vec::new();
+    for r in &spec.spec.conan.recipes {
+        let files = read_recipe(spec.base_dir(), &r.path)
+            .map_err(|e| anyhow::anyhow!("conan.recipes {}: {e}", r.reference))?;
+        recipes.push(LockedRecipe {
+            reference: r.reference.clone(),
+            revision: String::new(),
+            path: r.path.clone(),
+            files,
+        });
+    }
+    recipes.sort_by(|a, b| a.reference.cmp(&b.reference));
+    Ok(recipes)
+}
+
+/// Errors when a recipe folder no longer holds what the lock pinned (the revision would
+/// differ): the lock is stale. The spec's hash already covers which recipes it lists.
+pub fn check_fresh(spec: &LoadedSpec, lock: &Lock, lock_path: &Path) -> anyhow::Result<()> {
+    let now = spec_recipes(spec)?;
+    let stale = |why: String| {
+        anyhow::anyhow!(
+            "{} is stale: {why}; re-run `envpack lock`",
+            lock_path.display()
+        )
+    };
+    if now.len() != lock.conan_recipes.len() {
+        return Err(stale(
+            "it pins other Conan recipes than the spec lists".into(),
+        ));
+    }
+    for (want, got) in lock.conan_recipes.iter().zip(&now) {
+        if want.reference != got.reference || want.path != got.path {
+            return Err(stale(
+                "it pins other Conan recipes than the spec lists".into(),
+            ));
+        }
+        if want.files != got.files {
+            return Err(stale(format!(
+                "recipe {} changed in {} ({})",
+                want.reference,
+                got.path,
+                changed_files(want, got).join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Paths that differ between two versions of a recipe's files, sorted.
+fn changed_files<'a>(a: &'a LockedRecipe, b: &'a LockedRecipe) -> Vec<&'a str> {
+    let mut paths: Vec<&str> = a
+        .files
+        .iter()
+        .filter(|f| !b.files.contains(f))
+        .map(|f| f.path.as_str())
+        .chain(
+            b.files
+                .iter()
+                .filter(|f| !a.files.contains(f))
+                .map(|f| f.path.as_str()),
+        )
+        .collect();
+    paths.sort_unstable();
+    paths.dedup();
+    paths
+}
+
+/// The wheels of conan and its dependencies as the lock pins them for `host` (the build
+/// host's platform) or, when the env doesn't target it, for the first platform: Conan and
+/// its dependencies run from their pure-Python parts on any host.
+pub fn conan_closure(platforms: &[LockedPlatform], host: &str) -> anyhow::Result<Vec<LockedFile>> {
+    let Some(p) = platforms
+        .iter()
+        .find(|p| p.name == host)
+        .or_else(|| platforms.first())
+    else {
+        bail!("no platform is locked");
+    };
+    if !p.packages.iter().any(|pkg| pkg.name == "conan") {
+        bail!(
+            "[conan] recipes need conan among [packages] requirements (it computes their revisions and serves them)"
+        );
+    }
+    let mut out = Vec::new();
+    for pkg in &p.packages {
+        let (filename, sha256, size) = match (&pkg.kind, &pkg.built_wheel) {
+            (PackageKind::Wheel, _) => (pkg.filename.clone(), pkg.sha256, pkg.size),
+            (PackageKind::Sdist, Some(w)) => (w.filename.clone(), w.sha256, w.size),
+            (PackageKind::Sdist, None) => bail!(
+                "{} {} is an sdist the lock built no wheel of",
+                pkg.name,
+                pkg.version
+            ),
+        };
+        out.push(LockedFile {
+            name: pkg.name.clone(),
+            version: pkg.version.clone(),
+            filename,
+            sha256,
+            size,
+        });
+    }
+    Ok(out)
+}

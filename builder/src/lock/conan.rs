@@ -1,0 +1,109 @@
+//! Conan content pins: recipes by revision (with every file they are exported from, content
+//! included, like profiles, so `build` needs nothing but the lock) and upstream sources by
+//! sha256.
+
+use envpack_layers::digest::Sha256Digest;
+use serde::Deserialize;
+
+use super::hex_digest;
+
+/// A Conan recipe pinned by the revision Conan computes from its exported files.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedRecipe {
+    /// `name/version` (with `@user/channel` when the recipe declares them).
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// The recipe revision (32 hex digits), as Conan lists it.
+    pub revision: String,
+    /// The folder next to the spec it was read from.
+    pub path: String,
+    /// Its files, sorted by path.
+    #[serde(rename = "file")]
+    pub files: Vec<LockedRecipeFile>,
+}
+
+impl LockedRecipe {
+    /// `name/version#revision`, as Conan prints a pinned reference.
+    pub fn pinned(&self) -> String {
+        format!("{}#{}", self.reference, self.revision)
+    }
+}
+
+/// One file of a pinned recipe.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedRecipeFile {
+    /// Path inside the recipe folder (`/`-separated).
+    pub path: String,
+    /// sha256 of the content.
+    #[serde(deserialize_with = "hex_digest")]
+    pub sha256: Sha256Digest,
+    /// Whether it is executable.
+    #[serde(default)]
+    pub executable: bool,
+    /// The file's text.
+    pub content: String,
+}
+
+/// An upstream source archive, served to Conan from its download cache by sha256.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedSource {
+    /// Where `lock` and `build` fetch it.
+    pub url: String,
+    /// sha256 of the file (Conan's download cache key).
+    #[serde(deserialize_with = "hex_digest")]
+    pub sha256: Sha256Digest,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// What a lock's Conan pins must be for `build` to lay them out: each recipe's revision 32
+/// hex digits, its files at safe relative paths with content matching their sha256, no
+/// reference or source listed twice.
+pub(super) fn check_conan(
+    recipes: &[LockedRecipe],
+    sources: &[LockedSource],
+) -> Result<(), String> {
+    let mut refs = std::collections::BTreeSet::new();
+    for r in recipes {
+        let shown = envpack_layers::shown_name(&r.reference);
+        if !refs.insert(&r.reference) {
+            return Err(format!("conan-recipe \"{shown}\" is listed twice"));
+        }
+        if r.revision.len() != 32 || !r.revision.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(format!(
+                "conan-recipe \"{shown}\": revision \"{}\" is not 32 hex digits",
+                envpack_layers::shown_name(&r.revision)
+            ));
+        }
+        if !r.files.iter().any(|f| f.path == "conanfile.py") {
+            return Err(format!("conan-recipe \"{shown}\" has no conanfile.py"));
+        }
+        for f in &r.files {
+            envpack_layers::tree::validate_rel_path(&f.path).map_err(|e| {
+                format!(
+                    "conan-recipe \"{shown}\": file \"{}\": {e}",
+                    envpack_layers::shown_name(&f.path)
+                )
+            })?;
+            if Sha256Digest::of_bytes(f.content.as_bytes()) != f.sha256 {
+                return Err(format!(
+                    "conan-recipe \"{shown}\": the content of {} does not have its pinned sha256",
+                    envpack_layers::shown_name(&f.path)
+                ));
+            }
+        }
+    }
+    let mut shas = std::collections::BTreeSet::new();
+    for s in sources {
+        if !shas.insert(s.sha256) {
+            return Err(format!(
+                "conan-source {} is listed twice",
+                s.sha256.to_hex()
+            ));
+        }
+    }
+    Ok(())
+}
