@@ -254,7 +254,7 @@ pub fn lock(spec: &LoadedSpec, opts: &LockOptions) -> anyhow::Result<LockOutcome
 
     let conan_sources =
         crate::conan_recipes::lock_sources(spec, opts.http, opts.cache, opts.progress)?;
-    let conan_recipes = crate::conan_recipes::locked_recipes(spec, |recipes| {
+    let conan_recipes = crate::conan_recipes::locked_recipes(spec, opts.http, |recipes| {
         let host = host
             .as_ref()
             .ok_or_else(|| anyhow!("[conan] recipes: Conan computes their revisions, and envpack has no CPython for this build host ({})", no_host.host_name))?

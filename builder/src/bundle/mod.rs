@@ -280,8 +280,10 @@ fn spec_files(plan: &mut Plan, req: &BundleRequest, lock: &Lock) -> anyhow::Resu
         }
     }
     for r in &lock.conan_recipes {
+        // A remote's recipe is rebuilt from the lock alone; only folders are spec files.
+        let Some(path) = &r.path else { continue };
         for f in &r.files {
-            files.push((format!("{}/{}", r.path, f.path), f.sha256, &f.content));
+            files.push((format!("{path}/{}", f.path), f.sha256, &f.content));
         }
     }
     for (source, sha256, content) in files {

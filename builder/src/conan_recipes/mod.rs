@@ -8,11 +8,13 @@
 //! files ([`revision`]).
 
 mod reference;
+mod remote;
 mod revision;
 mod sources;
 mod tree;
 
 pub use reference::RecipeRef;
+pub use remote::{latest_revision, revision_files};
 pub use revision::recipe_revisions;
 pub use sources::{lock_sources, source_cache_path};
 pub use tree::{index_files, read_recipe, RECIPE_MAX_BYTES};
@@ -42,33 +44,69 @@ pub fn local_remote() -> ConanRemote {
     }
 }
 
-/// The recipes of the spec, read from their folders, with the revisions `revisions` gives
-/// (ref → revision), sorted by reference.
+/// The recipes of the spec, read from their folders or downloaded (latest revision) from their
+/// remotes, with the revisions `revisions` computes from the files as the env will lay them
+/// out, sorted by reference. A remote's recipe whose files give another revision than the
+/// remote's is an error: Conan in the env would not find the pinned one.
 pub fn locked_recipes(
     spec: &LoadedSpec,
+    http: &envpack_net::HttpClient,
     revisions: impl Fn(&[LockedRecipe]) -> anyhow::Result<Vec<String>>,
 ) -> anyhow::Result<Vec<LockedRecipe>> {
-    let mut recipes = spec_recipes(spec)?;
+    let mut recipes = spec_recipes(spec, Some(http))?;
     if recipes.is_empty() {
         return Ok(recipes);
     }
     let found = revisions(&recipes)?;
     for (r, rev) in recipes.iter_mut().zip(found) {
+        if r.remote.is_some() && r.revision != rev {
+            bail!(
+                "recipe {}#{} from {}: laid out as a local-recipes-index folder its files give revision {rev}, so Conan in the env would not find the pinned one (a recipe with revision_mode = \"scm\", or one whose export() writes files, can't be carried this way)",
+                r.reference,
+                r.revision,
+                r.origin()
+            );
+        }
         r.revision = rev;
     }
     Ok(recipes)
 }
 
-/// The spec's recipes with their files, revisions left empty, sorted by reference.
-fn spec_recipes(spec: &LoadedSpec) -> anyhow::Result<Vec<LockedRecipe>> {
+/// The spec's recipes with their files, sorted by reference: folders read (revision left
+/// empty for Conan to compute), remote recipes fetched when `http` is given (with the remote's
+/// latest revision) and left out otherwise.
+fn spec_recipes(
+    spec: &LoadedSpec,
+    http: Option<&envpack_net::HttpClient>,
+) -> anyhow::Result<Vec<LockedRecipe>> {
     let mut recipes = Vec::new();
     for r in &spec.spec.conan.recipes {
-        let files = read_recipe(spec.base_dir(), &r.path)
-            .map_err(|e| anyhow::anyhow!("conan.recipes {}: {e}", r.reference))?;
+        let (files, revision) = match (&r.path, &r.remote, http) {
+            (Some(path), _, _) => (
+                read_recipe(spec.base_dir(), path)
+                    .map_err(|e| anyhow::anyhow!("conan.recipes {}: {e}", r.reference))?,
+                String::new(),
+            ),
+            (None, Some(remote), Some(http)) => {
+                let parsed = RecipeRef::parse(&r.reference).map_err(anyhow::Error::msg)?;
+                let url = &spec
+                    .spec
+                    .conan
+                    .remotes
+                    .iter()
+                    .find(|x| &x.name == remote)
+                    .ok_or_else(|| anyhow::anyhow!("remote {remote} is not in conan.remotes"))?
+                    .url;
+                let rev = remote::latest_revision(http, url, &parsed)?;
+                (remote::revision_files(http, url, &parsed, &rev)?, rev)
+            }
+            _ => continue,
+        };
         recipes.push(LockedRecipe {
             reference: r.reference.clone(),
-            revision: String::new(),
+            revision,
             path: r.path.clone(),
+            remote: r.remote.clone(),
             files,
         });
     }
@@ -77,31 +115,29 @@ fn spec_recipes(spec: &LoadedSpec) -> anyhow::Result<Vec<LockedRecipe>> {
 }
 
 /// Errors when a recipe folder no longer holds what the lock pinned (the revision would
-/// differ): the lock is stale. The spec's hash already covers which recipes it lists.
+/// differ): the lock is stale. The spec's hash already covers which recipes it lists; a
+/// remote's recipe is pinned by the lock alone (`audit` asks the remote whether it moved on).
 pub fn check_fresh(spec: &LoadedSpec, lock: &Lock, lock_path: &Path) -> anyhow::Result<()> {
-    let now = spec_recipes(spec)?;
+    let now = spec_recipes(spec, None)?;
+    let pinned: Vec<&LockedRecipe> = lock.conan_recipes.iter().filter(|r| r.path.is_some()).collect();
     let stale = |why: String| {
         anyhow::anyhow!(
             "{} is stale: {why}; re-run `envpack lock`",
             lock_path.display()
         )
     };
-    if now.len() != lock.conan_recipes.len() {
-        return Err(stale(
-            "it pins other Conan recipes than the spec lists".into(),
-        ));
+    if now.len() != pinned.len() {
+        return Err(stale("it pins other Conan recipes than the spec lists".into()));
     }
-    for (want, got) in lock.conan_recipes.iter().zip(&now) {
+    for (want, got) in pinned.into_iter().zip(&now) {
         if want.reference != got.reference || want.path != got.path {
-            return Err(stale(
-                "it pins other Conan recipes than the spec lists".into(),
-            ));
+            return Err(stale("it pins other Conan recipes than the spec lists".into()));
         }
         if want.files != got.files {
             return Err(stale(format!(
                 "recipe {} changed in {} ({})",
                 want.reference,
-                got.path,
+                got.origin(),
                 changed_files(want, got).join(", ")
             )));
         }

@@ -60,7 +60,7 @@ pub fn recipe_revisions(
             );
         }
         let rev = revision_of(&stdout, &r.reference)
-            .map_err(|e| anyhow!("recipe {} (from {}): {e}", r.reference, r.path))?;
+            .map_err(|e| anyhow!("recipe {} (from {}): {e}", r.reference, r.origin()))?;
         out.push(rev);
     }
     Ok(out)

@@ -144,7 +144,8 @@ mod tests {
         LockedRecipe {
             reference: reference.into(),
             revision: "0".repeat(32),
-            path: "r".into(),
+            path: Some("r".into()),
+            remote: None,
             files: files
                 .iter()
                 .map(|(p, c)| LockedRecipeFile {

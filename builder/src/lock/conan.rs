@@ -16,14 +16,27 @@ pub struct LockedRecipe {
     pub reference: String,
     /// The recipe revision (32 hex digits), as Conan lists it.
     pub revision: String,
-    /// The folder next to the spec it was read from.
-    pub path: String,
+    /// The folder next to the spec it was read from, or
+    #[serde(default)]
+    pub path: Option<String>,
+    /// the remote it was downloaded from.
+    #[serde(default)]
+    pub remote: Option<String>,
     /// Its files, sorted by path.
     #[serde(rename = "file")]
     pub files: Vec<LockedRecipeFile>,
 }
 
 impl LockedRecipe {
+    /// Where it came from, for messages: its folder, or `remote NAME`.
+    pub fn origin(&self) -> String {
+        match (&self.path, &self.remote) {
+            (Some(p), _) => p.clone(),
+            (None, Some(r)) => format!("remote {r}"),
+            (None, None) => "nowhere".into(),
+        }
+    }
+
     /// `name/version#revision`, as Conan prints a pinned reference.
     pub fn pinned(&self) -> String {
         format!("{}#{}", self.reference, self.revision)
@@ -76,6 +89,11 @@ pub(super) fn check_conan(
             return Err(format!(
                 "conan-recipe \"{shown}\": revision \"{}\" is not 32 hex digits",
                 envpack_layers::shown_name(&r.revision)
+            ));
+        }
+        if r.path.is_some() == r.remote.is_some() {
+            return Err(format!(
+                "conan-recipe \"{shown}\" must have either a path or a remote"
             ));
         }
         if !r.files.iter().any(|f| f.path == "conanfile.py") {

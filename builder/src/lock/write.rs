@@ -30,7 +30,12 @@ impl Lock {
             o.push_str("\n[[conan-recipe]]\n");
             kv(&mut o, "ref", &q(&r.reference));
             kv(&mut o, "revision", &q(&r.revision));
-            kv(&mut o, "path", &q(&r.path));
+            if let Some(path) = &r.path {
+                kv(&mut o, "path", &q(path));
+            }
+            if let Some(remote) = &r.remote {
+                kv(&mut o, "remote", &q(remote));
+            }
             for f in &r.files {
                 o.push_str("\n[[conan-recipe.file]]\n");
                 kv(&mut o, "path", &q(&f.path));

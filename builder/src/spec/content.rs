@@ -10,7 +10,11 @@ pub struct RecipeSpec {
     #[serde(rename = "ref")]
     pub reference: String,
     /// The recipe's folder (holding `conanfile.py`), relative to the spec's directory.
-    pub path: String,
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Or: the `[conan] remotes` entry `envpack lock` downloads its latest revision from.
+    #[serde(default)]
+    pub remote: Option<String>,
 }
 
 /// An upstream source archive a recipe downloads, served to Conan offline by its sha256.

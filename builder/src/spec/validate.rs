@@ -211,6 +211,21 @@ pub(super) fn validate(spec: &Spec, text: &str, origin: &str) -> Result<(), Spec
                 format!("conan.recipes: \"{}\" {e}", shown_name(&r.reference)),
             )
         })?;
+        let origin = match (&r.path, &r.remote) {
+            (Some(_), None) => Ok(()),
+            (None, Some(remote)) if spec.conan.remotes.iter().any(|x| &x.name == remote) => Ok(()),
+            (None, Some(remote)) => Err(format!(
+                "conan.recipes: {} names remote \"{}\", which is not in conan.remotes",
+                parsed,
+                shown_name(remote)
+            )),
+            _ => Err(format!(
+                "conan.recipes: {parsed} needs either path (a folder next to the spec) or remote (one of conan.remotes)"
+            )),
+        };
+        if let Err(message) = origin {
+            return Err(at(&[Name("conan"), Name("recipes"), Index(i)], message));
+        }
         if !refs.insert((parsed.name.clone(), parsed.version.clone())) {
             return Err(at(
                 &here,
@@ -321,11 +336,12 @@ pub(super) fn check_files(
         }
     }
     for (i, r) in spec.conan.recipes.iter().enumerate() {
-        let checked = spec_dir(base, &r.path).and_then(|dir| {
+        let Some(path) = &r.path else { continue };
+        let checked = spec_dir(base, path).and_then(|dir| {
             if dir.join("conanfile.py").is_file() {
                 Ok(())
             } else {
-                Err(format!("{} has no conanfile.py", r.path))
+                Err(format!("{path} has no conanfile.py"))
             }
         });
         if let Err(problem) = checked {
