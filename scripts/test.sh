@@ -26,6 +26,7 @@ case ${1:-} in
     export ENVPACK_FIXTURES=${ENVPACK_FIXTURES:-${XDG_CACHE_HOME:-$HOME/.cache}/envpack-fixtures}
     [[ -d $ENVPACK_FIXTURES/index ]] || { log "no fixtures in $ENVPACK_FIXTURES: run scripts/test.sh once"; exit 2; }
     export ENVPACK_REQUIRE_FIXTURES=1 ENVPACK_TEST_CONAN=$ENVPACK_FIXTURES/conan-venv/bin/conan \
+      ENVPACK_TEST_CONAN_SERVER=$ENVPACK_FIXTURES/conan-server-venv/bin/conan_server \
       ENVPACK_SBOM_TOOLS=$ENVPACK_FIXTURES/sbom-tools ENVPACK_DSSE_TOOLS=$ENVPACK_FIXTURES/dsse-tools
     cargo build --workspace
     exec cargo test -p envpack-e2e --test "$suite" "$@"
@@ -87,6 +88,16 @@ if [[ ! -x $conan_venv/bin/conan ]]; then
   "$conan_venv/bin/pip" install --quiet --disable-pip-version-check --no-index \
     --find-links "$ENVPACK_FIXTURES/wheelhouse" conan==2.21.0
 fi
+# The real Conan remote (conan-server, the same version as conan) for tests/conan_content.rs,
+# from the configured package index.
+conan_server_venv="$ENVPACK_FIXTURES/conan-server-venv"
+if [[ ! -x $conan_server_venv/bin/conan_server ]]; then
+  log "conan-server 2.21.0"
+  rm -rf "$conan_server_venv"
+  "$python" -m venv "$conan_server_venv"
+  "$conan_server_venv/bin/pip" install --quiet --disable-pip-version-check conan-server==2.21.0
+fi
+export ENVPACK_TEST_CONAN_SERVER="$conan_server_venv/bin/conan_server"
 # The official SBOM validators (CycloneDX JSON schema, SPDX tools) in a venv of their own.
 sbom_tools="$ENVPACK_FIXTURES/sbom-tools"
 if [[ ! -x $sbom_tools/bin/pyspdxtools ]]; then

@@ -5,6 +5,7 @@
 //! `<repo>/.fixtures`); the scripts are idempotent, so after `scripts/test.sh` built them once the
 //! calls here only check stamps.
 
+pub mod conan_server;
 pub mod fault_proxy;
 pub mod registry;
 mod scratch;

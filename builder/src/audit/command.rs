@@ -153,13 +153,17 @@ pub fn run_audit(
     progress("re-hashing cached files");
     report.merge(super::pins::audit_cache(&lock, &cache));
     if args.offline {
-        report.note("--offline: not checked that the package files are still on the index");
+        report.note("--offline: not checked that the package files are still on the index, nor the Conan remotes");
     } else {
         let spec_index = spec.as_ref().and_then(|s| s.spec.packages.index.as_deref());
         let url = crate::config::index_url(args.index_url, spec_index)?;
         progress(&format!("checking the package files on {url}"));
         let index = SimpleIndex::new(url, http.clone());
         report.merge(super::pins::audit_index(&lock, &index));
+        if lock.conan_recipes.iter().any(|r| r.remote.is_some()) {
+            progress("asking the Conan remotes about the pinned recipes");
+            report.merge(super::conan::audit_remote_recipes(&lock, http));
+        }
     }
     Ok(report)
 }

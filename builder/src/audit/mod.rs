@@ -4,6 +4,7 @@
 
 pub mod artifact;
 pub mod command;
+pub mod conan;
 pub mod layout;
 pub mod meta;
 pub mod pins;

@@ -67,6 +67,14 @@ pub fn pinned_files(lock: &Lock) -> Vec<PinnedFile> {
             sha256: b.sha256,
         });
     }
+    for s in &lock.conan_sources {
+        add(PinnedFile {
+            item: format!("Conan source {}", s.url),
+            project: None,
+            filename: s.url.rsplit('/').next().unwrap_or(&s.url).to_string(),
+            sha256: s.sha256,
+        });
+    }
     for b in &lock.build_packages {
         add(PinnedFile {
             item: format!("build package {} ({})", b.name, b.filename),

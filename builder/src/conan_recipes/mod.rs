@@ -119,7 +119,11 @@ fn spec_recipes(
 /// remote's recipe is pinned by the lock alone (`audit` asks the remote whether it moved on).
 pub fn check_fresh(spec: &LoadedSpec, lock: &Lock, lock_path: &Path) -> anyhow::Result<()> {
     let now = spec_recipes(spec, None)?;
-    let pinned: Vec<&LockedRecipe> = lock.conan_recipes.iter().filter(|r| r.path.is_some()).collect();
+    let pinned: Vec<&LockedRecipe> = lock
+        .conan_recipes
+        .iter()
+        .filter(|r| r.path.is_some())
+        .collect();
     let stale = |why: String| {
         anyhow::anyhow!(
             "{} is stale: {why}; re-run `envpack lock`",
@@ -127,11 +131,15 @@ pub fn check_fresh(spec: &LoadedSpec, lock: &Lock, lock_path: &Path) -> anyhow::
         )
     };
     if now.len() != pinned.len() {
-        return Err(stale("it pins other Conan recipes than the spec lists".into()));
+        return Err(stale(
+            "it pins other Conan recipes than the spec lists".into(),
+        ));
     }
     for (want, got) in pinned.into_iter().zip(&now) {
         if want.reference != got.reference || want.path != got.path {
-            return Err(stale("it pins other Conan recipes than the spec lists".into()));
+            return Err(stale(
+                "it pins other Conan recipes than the spec lists".into(),
+            ));
         }
         if want.files != got.files {
             return Err(stale(format!(

@@ -73,14 +73,13 @@ pub fn revision_files(
         match name.as_str() {
             // Conan writes a new manifest when it exports the recipe from the env's index.
             "conanmanifest.txt" => {}
-            "conanfile.py" => {
-                files.push((name.clone(), get(http, &format!("{rev_url}/{name}"), &what)?))
-            }
+            "conanfile.py" => files.push((
+                name.clone(),
+                get(http, &format!("{rev_url}/{name}"), &what)?,
+            )),
             "conan_export.tgz" | "conan_sources.tgz" => {
                 let tgz = get(http, &format!("{rev_url}/{name}"), &what)?;
-                files.extend(
-                    unpack_tgz(&tgz).map_err(|e| anyhow!("{what}: {name}: {e}"))?,
-                );
+                files.extend(unpack_tgz(&tgz).map_err(|e| anyhow!("{what}: {name}: {e}"))?);
             }
             other => bail!(
                 "{what}: the remote holds \"{}\", which envpack does not know how to carry",
@@ -99,11 +98,13 @@ pub fn revision_files(
             );
         }
         if out.iter().any(|f| f.path == path) {
-            bail!("{what}: \"{}\" is both exported and an exported source", shown_name(&path));
+            bail!(
+                "{what}: \"{}\" is both exported and an exported source",
+                shown_name(&path)
+            );
         }
-        let content = String::from_utf8(bytes).map_err(|_| {
-            anyhow!("{what}: \"{}\" is not UTF-8 text", shown_name(&path))
-        })?;
+        let content = String::from_utf8(bytes)
+            .map_err(|_| anyhow!("{what}: \"{}\" is not UTF-8 text", shown_name(&path)))?;
         out.push(LockedRecipeFile {
             sha256: Sha256Digest::of_bytes(content.as_bytes()),
             path,
@@ -189,7 +190,10 @@ mod tests {
         );
         for (bad, want) in [
             (tgz(&[("../x", tar::EntryType::Regular, b"")]), "\"../x\""),
-            (tgz(&[("l", tar::EntryType::Symlink, b"")]), "\"l\" is not a regular file"),
+            (
+                tgz(&[("l", tar::EntryType::Symlink, b"")]),
+                "\"l\" is not a regular file",
+            ),
         ] {
             let e = unpack_tgz(&bad).unwrap_err();
             assert!(e.contains(want), "{e}");

@@ -38,7 +38,7 @@ pub fn read_recipe(base: &Path, rel: &str) -> Result<Vec<LockedRecipeFile>, Stri
         let shown = format!("{rel}/{}", inner.display());
         let inner = inner
             .to_str()
-            .ok_or_else(|| format!("{}: the name is not UTF-8", shown_name(&shown)))?
+            .ok_or_else(|| format!("\"{}\": the name is not UTF-8", shown_name(&shown)))?
             .replace('\\', "/");
         let kind = entry.file_type();
         if kind.is_dir() {
@@ -46,18 +46,18 @@ pub fn read_recipe(base: &Path, rel: &str) -> Result<Vec<LockedRecipeFile>, Stri
         }
         if kind.is_symlink() {
             return Err(format!(
-                "{} is a link; a recipe folder must hold its files themselves",
+                "\"{}\" is a link; a recipe folder must hold its files themselves",
                 shown_name(&shown)
             ));
         }
         if !kind.is_file() {
-            return Err(format!("{} is not a regular file", shown_name(&shown)));
+            return Err(format!("\"{}\" is not a regular file", shown_name(&shown)));
         }
         if inner.ends_with(".pyc") {
             continue;
         }
         envpack_layers::tree::validate_rel_path(&inner)
-            .map_err(|e| format!("{}: {e}", shown_name(&shown)))?;
+            .map_err(|e| format!("\"{}\": {e}", shown_name(&shown)))?;
         let meta = fs_err::metadata(entry.path()).map_err(|e| e.to_string())?;
         total += meta.len();
         if total > RECIPE_MAX_BYTES {
@@ -69,7 +69,7 @@ pub fn read_recipe(base: &Path, rel: &str) -> Result<Vec<LockedRecipeFile>, Stri
         let bytes = fs_err::read(entry.path()).map_err(|e| e.to_string())?;
         let content = String::from_utf8(bytes).map_err(|_| {
             format!(
-                "{} is not UTF-8 text; envpack carries recipe files in the lock as text",
+                "\"{}\" is not UTF-8 text; envpack carries recipe files in the lock as text",
                 shown_name(&shown)
             )
         })?;

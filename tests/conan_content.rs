@@ -1,0 +1,417 @@
+//! Conan content end to end, with the real Conan 2.21 and a real `conan-server` on loopback:
+//! a `python_requires` package and a C recipe from folders next to the spec, a header recipe
+//! from the server, and the C recipe's upstream source pinned by sha256. `lock` pins each
+//! revision (the remote's, and the ones the lock's Conan computes), `build` carries them; with
+//! the server stopped and the source gone, `conan create` in the unpacked env resolves the
+//! `python_requires` and the requirement from the env and builds the C program from the pinned
+//! source, `conan list` shows the pinned revisions and `verify` still passes. `audit` reports a
+//! revision that moved on the remote. Bad input changes nothing.
+
+#![cfg(unix)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use envpack_e2e::conan_server::{server_bin, ConanServer};
+use envpack_e2e::*;
+
+const TOOLS: &str = r#"from conan import ConanFile
+
+def configure_args(conanfile):
+    """The Configure options every recipe of the team passes."""
+    args = ["no-shared" if not conanfile.options.get_safe("shared") else "shared"]
+    if conanfile.options.get_safe("fips"):
+        args.append("enable-fips")
+    return args
+
+class OpensslTools(ConanFile):
+    name = "openssl-tools"
+    version = "1.2.4"
+    package_type = "python-require"
+"#;
+
+const HELLO: &str = r#"import os
+from conan import ConanFile
+from conan.tools.files import get, copy
+
+class Hello(ConanFile):
+    name = "hello"
+    settings = "os", "arch", "compiler", "build_type"
+    options = {"shared": [True, False], "fips": [True, False]}
+    default_options = {"shared": False, "fips": True}
+    python_requires = "openssl-tools/1.2.4"
+    requires = "zdemo/1.0"
+
+    def source(self):
+        get(self, **self.conan_data["sources"][self.version], strip_root=True)
+
+    def build(self):
+        tools = self.python_requires["openssl-tools"].module
+        self.output.info("Configure options: " + " ".join(tools.configure_args(self)))
+        inc = self.dependencies["zdemo"].cpp_info.includedirs[0]
+        self.run(f"gcc -I{inc} -o hello {self.source_folder}/hello.c")
+        self.run(os.path.join(self.build_folder, "hello"))
+
+    def package(self):
+        copy(self, "hello", self.build_folder, os.path.join(self.package_folder, "bin"))
+"#;
+
+const ZDEMO: &str = r#"import os
+from conan import ConanFile
+from conan.tools.files import copy
+
+class Zdemo(ConanFile):
+    name = "zdemo"
+    version = "1.0"
+    exports_sources = "include/*"
+    package_type = "header-library"
+
+    def package(self):
+        copy(self, "*.h", os.path.join(self.source_folder, "include"), os.path.join(self.package_folder, "include"))
+"#;
+
+/// A spec dir: the fixture spec with `remote` as its Conan remote and `conan_lines` (TOML)
+/// added to `[conan]`, the tools and hello recipes, and the hello source archive (made here,
+/// served from `file://`); returns the dir and the source's sha256.
+fn spec_dir(name: &str, remote: &str, conan_lines: &str) -> (PathBuf, String) {
+    let dir = process_dir(&format!("envpack-conan-{name}-"));
+    write_fixture_spec_dir(&dir, &["linux-x86_64"], PROFILE);
+    let spec = fixture_spec(&["linux-x86_64"], &[remote], "").replace(
+        "\n[conan.profiles]",
+        &format!("{conan_lines}\n\n[conan.profiles]"),
+    );
+    fs_err::write(dir.join("envpack.toml"), spec).unwrap();
+    for (rel, text) in [
+        ("recipes/openssl-tools/conanfile.py", TOOLS),
+        ("recipes/hello/conanfile.py", HELLO),
+    ] {
+        fs_err::create_dir_all(dir.join(rel).parent().unwrap()).unwrap();
+        fs_err::write(dir.join(rel), text).unwrap();
+    }
+    let src = dir.join("upstream/hello-1.0");
+    fs_err::create_dir_all(&src).unwrap();
+    fs_err::write(
+        src.join("hello.c"),
+        "#include <stdio.h>\n#include \"zdemo.h\"\nint main(void) { printf(\"hello from the pinned source: %d\\n\", ZDEMO_ANSWER); return 0; }\n",
+    )
+    .unwrap();
+    run(Command::new("tar")
+        .args([
+            "--sort=name",
+            "--mtime=@1700000000",
+            "--owner=0",
+            "--group=0",
+            "-czf",
+            "hello-1.0.tar.gz",
+            "hello-1.0",
+        ])
+        .current_dir(dir.join("upstream")));
+    let sha = sha256_file(&dir.join("upstream/hello-1.0.tar.gz"));
+    fs_err::write(
+        dir.join("recipes/hello/conandata.yml"),
+        format!("sources:\n  \"1.0\":\n    url: \"https://upstream.invalid/hello-1.0.tar.gz\"\n    sha256: \"{sha}\"\n"),
+    )
+    .unwrap();
+    (dir, sha)
+}
+
+const PROFILE: &str = "[settings]\nos=Linux\narch=x86_64\ncompiler=gcc\ncompiler.version=12\ncompiler.libcxx=libstdc++11\nbuild_type=Release\n";
+
+/// The `[conan]` lines of the main case: both folders, the server's recipe, the source.
+fn content_lines(dir: &Path, sha: &str) -> String {
+    format!(
+        "recipes = [\n  {{ ref = \"openssl-tools/1.2.4\", path = \"recipes/openssl-tools\" }},\n  \
+         {{ ref = \"hello/1.0\", path = \"recipes/hello\" }},\n  {{ ref = \"zdemo/1.0\", remote = \"team\" }},\n]\n\
+         sources = [{{ url = \"file://{}/upstream/hello-1.0.tar.gz\", sha256 = \"{sha}\" }}]",
+        dir.display()
+    )
+}
+
+fn envpack(dir: &Path, index: &IndexServer) -> Command {
+    let mirror = format!("file://{}", python_mirror().display());
+    envpack_cmd(dir, &dir.join("cache"), &index.url, &mirror)
+}
+
+fn failed(out: &Output) -> String {
+    assert!(!out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The lock's `revision = "…"` of `reference`.
+fn locked_revision(lock: &str, reference: &str) -> String {
+    let at = lock
+        .find(&format!("ref = \"{reference}\"\nrevision = \""))
+        .unwrap_or_else(|| panic!("{reference} not in the lock:\n{lock}"));
+    let rest = &lock[at..];
+    let start = rest.find("revision = \"").unwrap() + "revision = \"".len();
+    rest[start..start + 32].to_string()
+}
+
+/// `ROOT/bin/conan ARGS` with the env's writable home, nothing else of this machine's Conan.
+fn conan_in(root: &Path, home: &Path, args: &[&str]) -> Output {
+    let state = fs_err::read_dir(root.join("state"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    Command::new(root.join("bin/conan"))
+        .env("CONAN_HOME", state.join("conan-home"))
+        .env("HOME", home)
+        .env_remove("CONAN_DEFAULT_PROFILE")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn recipes_python_requires_and_sources_work_offline_after_unpack() {
+    let Some(bin) = server_bin() else {
+        eprintln!("skipping: set ENVPACK_TEST_CONAN_SERVER");
+        return;
+    };
+    let work = process_dir("envpack-conan-server-");
+    let mut server = ConanServer::start(&bin, &work.join("server"));
+    let zdemo = work.join("zdemo");
+    fs_err::create_dir_all(zdemo.join("include")).unwrap();
+    fs_err::write(zdemo.join("conanfile.py"), ZDEMO).unwrap();
+    fs_err::write(zdemo.join("include/zdemo.h"), "#define ZDEMO_ANSWER 42\n").unwrap();
+    let server_rev = server.upload(&work.join("client"), &zdemo, "zdemo/1.0");
+
+    let remote = format!(
+        "{{ name = \"team\", url = \"{}\", verify-ssl = false }}",
+        server.url
+    );
+    let (dir, sha) = spec_dir("main", &remote, "");
+    let spec = fs_err::read_to_string(dir.join("envpack.toml"))
+        .unwrap()
+        .replace(
+            "\n\n[conan.profiles]",
+            &format!("\n{}\n\n[conan.profiles]", content_lines(&dir, &sha)),
+        );
+    fs_err::write(dir.join("envpack.toml"), spec).unwrap();
+    let index = IndexServer::start(&index_dir(), &[]);
+    run(envpack(&dir, &index).arg("lock"));
+    let lock = fs_err::read_to_string(dir.join("envpack.lock")).unwrap();
+    assert!(
+        lock.starts_with("# envpack.lock") && lock.contains("\nversion = 3\n"),
+        "{lock}"
+    );
+    assert_eq!(locked_revision(&lock, "zdemo/1.0"), server_rev);
+    let tools_rev = locked_revision(&lock, "openssl-tools/1.2.4");
+    let hello_rev = locked_revision(&lock, "hello/1.0");
+    assert!(
+        lock.contains(&format!(
+            "[[conan-source]]\nurl = \"file://{}/upstream/hello-1.0.tar.gz\"\nsha256 = \"{sha}\"",
+            dir.display()
+        )),
+        "{lock}"
+    );
+
+    run(envpack(&dir, &index)
+        .args(["build", "--out"])
+        .arg(dir.join("dist")));
+    // Offline from here: no remote, no upstream archive.
+    server.stop();
+    fs_err::remove_dir_all(dir.join("upstream")).unwrap();
+    let artifact = dir.join("dist/openssl-devenv-linux-x86_64.envpack.tar");
+    let root = dir.join("root");
+    run(Command::new(unpack_bin())
+        .arg(&artifact)
+        .arg("--root")
+        .arg(&root));
+    let home = dir.join("home");
+    fs_err::create_dir_all(&home).unwrap();
+
+    let out = conan_in(
+        &root,
+        &home,
+        &["list", "*#*", "-r", "envpack-recipes", "--format=json"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (reference, rev) in [
+        ("openssl-tools/1.2.4", &tools_rev),
+        ("hello/1.0", &hello_rev),
+        ("zdemo/1.0", &server_rev),
+    ] {
+        let revs = &listed["envpack-recipes"][reference]["revisions"];
+        assert!(revs.get(rev).is_some(), "{reference}: {listed}");
+    }
+
+    let recipe = root.join("current/conan-recipes/recipes/hello/1.0");
+    let out = conan_in(
+        &root,
+        &home,
+        &[
+            "create",
+            &recipe.display().to_string(),
+            "--version",
+            "1.0",
+            "--build=missing",
+            "-r",
+            "envpack-recipes",
+        ],
+    );
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("Configure options: no-shared enable-fips"),
+        "{said}"
+    );
+    assert!(said.contains("hello from the pinned source: 42"), "{said}");
+    assert!(
+        said.contains("retrieved from local download cache"),
+        "{said}"
+    );
+    assert!(said.contains(&format!("hello/1.0#{hello_rev}")), "{said}");
+    let out = conan_in(
+        &root,
+        &home,
+        &["list", "openssl-tools/*#*", "--format=json"],
+    );
+    let cached: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        cached["Local Cache"]["openssl-tools/1.2.4"]["revisions"]
+            .get(&tools_rev)
+            .is_some(),
+        "{cached}"
+    );
+    let verify = run(Command::new(unpack_bin())
+        .args(["verify", "--root"])
+        .arg(&root));
+    assert!(
+        String::from_utf8_lossy(&verify.stdout).contains("0 differences"),
+        "{verify:?}"
+    );
+
+    // The remote moves on: audit says the lock is stale.
+    server.resume();
+    fs_err::write(zdemo.join("include/zdemo.h"), "#define ZDEMO_ANSWER 43\n").unwrap();
+    let moved = server.upload(&work.join("client"), &zdemo, "zdemo/1.0");
+    assert_ne!(moved, server_rev);
+    let out = envpack(&dir, &index)
+        .args(["audit", "--lock"])
+        .arg(dir.join("envpack.lock"))
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("conan recipe zdemo/1.0#{server_rev} from remote team: the remote's latest revision is now {moved}: the lock is stale")),
+        "{said}"
+    );
+}
+
+/// Locks `dir` and expects it to fail without writing a lock; returns the message.
+fn lock_fails(dir: &Path) -> String {
+    let index = IndexServer::start(&index_dir(), &[]);
+    let out = envpack(dir, &index).arg("lock").output().unwrap();
+    assert!(!dir.join("envpack.lock").exists(), "a lock was written");
+    failed(&out)
+}
+
+#[test]
+fn bad_conan_content_is_refused_and_writes_nothing() {
+    let local = |dir: &Path, sha: &str| {
+        format!(
+            "recipes = [{{ ref = \"openssl-tools/1.2.4\", path = \"recipes/openssl-tools\" }}, {{ ref = \"hello/1.0\", path = \"recipes/hello\" }}]\n\
+             sources = [{{ url = \"file://{}/upstream/hello-1.0.tar.gz\", sha256 = \"{sha}\" }}]",
+            dir.display()
+        )
+    };
+    let write_spec = |dir: &Path, lines: &str| {
+        let spec = fixture_spec(&["linux-x86_64"], &[FIXTURE_REMOTE], "").replace(
+            "\n[conan.profiles]",
+            &format!("{lines}\n\n[conan.profiles]"),
+        );
+        fs_err::write(dir.join("envpack.toml"), spec).unwrap();
+    };
+
+    // A source whose sha256 differs from the spec's.
+    let (dir, sha) = spec_dir("badsha", FIXTURE_REMOTE, "");
+    let wrong = format!(
+        "{}{}",
+        &sha[..63],
+        if sha.ends_with('0') { '1' } else { '0' }
+    );
+    write_spec(&dir, &local(&dir, &wrong));
+    let e = lock_fails(&dir);
+    assert!(
+        e.contains("conan.sources") && e.contains(&wrong) || e.contains("sha256"),
+        "{e}"
+    );
+
+    // The python_requires is not in the env.
+    let (dir, sha) = spec_dir("nopyreq", FIXTURE_REMOTE, "");
+    write_spec(&dir, &format!(
+        "recipes = [{{ ref = \"hello/1.0\", path = \"recipes/hello\" }}]\nsources = [{{ url = \"file://{}/upstream/hello-1.0.tar.gz\", sha256 = \"{sha}\" }}]",
+        dir.display()
+    ));
+    let e = lock_fails(&dir);
+    assert!(
+        e.contains("recipe hello/1.0")
+            && e.contains("Cannot resolve python_requires 'openssl-tools/1.2.4'"),
+        "{e}"
+    );
+
+    // A recipe folder with a file that leads outside it.
+    let (dir, sha) = spec_dir("link", FIXTURE_REMOTE, "");
+    std::os::unix::fs::symlink("/etc/passwd", dir.join("recipes/hello/leak.txt")).unwrap();
+    write_spec(&dir, &local(&dir, &sha));
+    let e = lock_fails(&dir);
+    assert!(e.contains("\"recipes/hello/leak.txt\" is a link"), "{e}");
+
+    // A ref with a revision, or naming a remote the spec lacks: the spec's place is named.
+    let (dir, _) = spec_dir("ref", FIXTURE_REMOTE, "");
+    write_spec(
+        &dir,
+        "recipes = [{ ref = \"zlib/1.3.1#abc\", remote = \"openssl-conan\" }]",
+    );
+    let e = lock_fails(&dir);
+    assert!(
+        e.contains("envpack.toml:") && e.contains("has a revision (#…)"),
+        "{e}"
+    );
+    write_spec(
+        &dir,
+        "recipes = [{ ref = \"zlib/1.3.1\", remote = \"nowhere\" }]",
+    );
+    let e = lock_fails(&dir);
+    assert!(
+        e.contains("names remote \"nowhere\", which is not in conan.remotes"),
+        "{e}"
+    );
+
+    // A recipe edited after the lock: build refuses the stale lock and writes no output.
+    let (dir, sha) = spec_dir("stale", FIXTURE_REMOTE, "");
+    write_spec(&dir, &local(&dir, &sha));
+    let index = IndexServer::start(&index_dir(), &[]);
+    run(envpack(&dir, &index).arg("lock"));
+    fs_err::write(
+        dir.join("recipes/openssl-tools/conanfile.py"),
+        TOOLS.replace("1.2.4\"\n", "1.2.4\"\n    # edited\n"),
+    )
+    .unwrap();
+    let out = envpack(&dir, &index)
+        .args(["build", "--out"])
+        .arg(dir.join("dist"))
+        .output()
+        .unwrap();
+    let e = failed(&out);
+    assert!(
+        e.contains(
+            "is stale: recipe openssl-tools/1.2.4 changed in recipes/openssl-tools (conanfile.py)"
+        ),
+        "{e}"
+    );
+    assert!(!dir.join("dist").exists());
+}
