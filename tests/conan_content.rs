@@ -211,6 +211,26 @@ fn recipes_python_requires_and_sources_work_offline_after_unpack() {
     run(envpack(&dir, &index)
         .args(["build", "--out"])
         .arg(dir.join("dist")));
+    // The SBOMs name each recipe by revision and the source by sha256, and pass the validators.
+    let sbom = |ext: &str| {
+        dir.join(format!(
+            "dist/openssl-devenv-linux-x86_64.envpack.tar.{ext}.json"
+        ))
+    };
+    for ext in ["cdx", "spdx"] {
+        let text = fs_err::read_to_string(sbom(ext)).unwrap();
+        for want in [
+            format!("pkg:conan/openssl-tools@1.2.4?rrev={tools_rev}"),
+            format!("pkg:conan/zdemo@1.0?rrev={server_rev}"),
+            format!("pkg:generic/hello-1.0.tar.gz?checksum=sha256:{sha}"),
+        ] {
+            assert!(text.contains(&want), "{ext}: {want}");
+        }
+    }
+    if let Some(tools) = sbom_tools() {
+        validate_cyclonedx(&tools, &sbom("cdx"));
+        validate_spdx(&tools, &sbom("spdx"));
+    }
     // Offline from here: no remote, no upstream archive.
     server.stop();
     fs_err::remove_dir_all(dir.join("upstream")).unwrap();

@@ -72,38 +72,6 @@ fn env_dir(root: &Path) -> PathBuf {
 }
 
 /// The validators, or `None` (skip) when neither they nor ENVPACK_REQUIRE_FIXTURES are set.
-fn sbom_tools() -> Option<PathBuf> {
-    match std::env::var_os("ENVPACK_SBOM_TOOLS") {
-        Some(d) if !d.is_empty() => Some(PathBuf::from(d)),
-        _ if std::env::var_os("ENVPACK_REQUIRE_FIXTURES").is_some() => {
-            panic!("ENVPACK_REQUIRE_FIXTURES is set but ENVPACK_SBOM_TOOLS is not (scripts/test.sh sets both)")
-        }
-        _ => None,
-    }
-}
-
-const CDX_CHECK: &str = r#"
-import sys
-from cyclonedx.schema import SchemaVersion
-from cyclonedx.validation.json import JsonStrictValidator
-errors = JsonStrictValidator(SchemaVersion.V1_6).validate_str(open(sys.argv[1]).read())
-if errors is not None:
-    print(repr(errors))
-    sys.exit(1)
-"#;
-
-fn validate_cyclonedx(tools: &Path, file: &Path) {
-    run(Command::new(tools.join("bin/python"))
-        .args(["-c", CDX_CHECK])
-        .arg(file));
-}
-
-fn validate_spdx(tools: &Path, file: &Path) {
-    run(Command::new(tools.join("bin/pyspdxtools"))
-        .arg("-i")
-        .arg(file));
-}
-
 fn read_json(p: &Path) -> Value {
     serde_json::from_slice(&fs_err::read(p).unwrap()).unwrap()
 }

@@ -412,3 +412,39 @@ pub fn envpack_cmd(dir: &Path, cache: &Path, index_url: &str, mirror_url: &str) 
         .arg(cache);
     cmd
 }
+
+/// The SBOM validators' venv (`$ENVPACK_SBOM_TOOLS`), `None` to skip (an error when the
+/// fixtures are required).
+pub fn sbom_tools() -> Option<PathBuf> {
+    match std::env::var_os("ENVPACK_SBOM_TOOLS") {
+        Some(d) if !d.is_empty() => Some(PathBuf::from(d)),
+        _ if std::env::var_os("ENVPACK_REQUIRE_FIXTURES").is_some() => {
+            panic!("ENVPACK_REQUIRE_FIXTURES is set but ENVPACK_SBOM_TOOLS is not (scripts/test.sh sets both)")
+        }
+        _ => None,
+    }
+}
+
+const CDX_CHECK: &str = r#"
+import sys
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+errors = JsonStrictValidator(SchemaVersion.V1_6).validate_str(open(sys.argv[1]).read())
+if errors is not None:
+    print(repr(errors))
+    sys.exit(1)
+"#;
+
+/// Validates a CycloneDX 1.6 JSON file with the official library (strict schema).
+pub fn validate_cyclonedx(tools: &Path, file: &Path) {
+    run(Command::new(tools.join("bin/python"))
+        .args(["-c", CDX_CHECK])
+        .arg(file));
+}
+
+/// Validates an SPDX 2.3 JSON file with the official spdx-tools.
+pub fn validate_spdx(tools: &Path, file: &Path) {
+    run(Command::new(tools.join("bin/pyspdxtools"))
+        .arg("-i")
+        .arg(file));
+}

@@ -96,9 +96,6 @@ pub(super) fn check_conan(
                 "conan-recipe \"{shown}\" must have either a path or a remote"
             ));
         }
-        if !r.files.iter().any(|f| f.path == "conanfile.py") {
-            return Err(format!("conan-recipe \"{shown}\" has no conanfile.py"));
-        }
         for f in &r.files {
             envpack_layers::tree::validate_rel_path(&f.path).map_err(|e| {
                 format!(
@@ -112,6 +109,9 @@ pub(super) fn check_conan(
                     envpack_layers::shown_name(&f.path)
                 ));
             }
+        }
+        if !r.files.iter().any(|f| f.path == "conanfile.py") {
+            return Err(format!("conan-recipe \"{shown}\" has no conanfile.py"));
         }
     }
     let mut shas = std::collections::BTreeSet::new();

@@ -463,10 +463,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("need version 2") && e.contains("re-run"), "{e}");
-        let e = Lock::parse(&text.replace("version = 2\n", "version = 3\n"), "l")
+        let e = Lock::parse(&text.replace("version = 2\n", "version = 4\n"), "l")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("reads 1 to 2"), "{e}");
+        assert!(e.contains("reads 1 to 3"), "{e}");
         let e = Lock::parse(&text.replace("\"2.28\"", "\"2.5\""), "l")
             .unwrap_err()
             .to_string();
@@ -477,6 +477,64 @@ mod tests {
         let mut macos_only = sample();
         macos_only.platforms[0].macos = Some("10.15".into());
         assert_eq!(macos_only.required_version(), 2);
+    }
+
+    #[test]
+    fn conan_content_round_trips_in_schema_3() {
+        let mut v3 = sample();
+        let content = "from conan import ConanFile\n\"\"\"doc\"\"\" \\ x\n";
+        v3.conan_recipes = vec![LockedRecipe {
+            reference: "openssl-tools/1.2.4".into(),
+            revision: "0378521c55c8c25e6acda795b7d70c7c".into(),
+            path: Some("recipes/openssl-tools".into()),
+            remote: None,
+            files: vec![LockedRecipeFile {
+                path: "conanfile.py".into(),
+                sha256: Sha256Digest::of_bytes(content.as_bytes()),
+                executable: false,
+                content: content.into(),
+            }],
+        }];
+        v3.conan_sources = vec![LockedSource {
+            url: "https://upstream.example/x-1.0.tar.gz".into(),
+            sha256: Sha256Digest([9; 32]),
+            size: 3,
+        }];
+        v3.version = v3.required_version();
+        assert_eq!(v3.version, 3);
+        let text = v3.to_toml();
+        let back = Lock::parse(&text, "l").unwrap();
+        assert_eq!(back, v3);
+        assert_eq!(back.to_toml(), text);
+        let e = Lock::parse(&text.replace("version = 3\n", "version = 2\n"), "l")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("need version 3"), "{e}");
+        let bad = [
+            (
+                text.replace("0378521c55c8c25e6acda795b7d70c7c", "abc"),
+                "revision \"abc\" is not 32 hex digits",
+            ),
+            (
+                text.replace("\\ x", "\\ y"),
+                "the content of conanfile.py does not have its pinned sha256",
+            ),
+            (
+                text.replace(
+                    "path = \"recipes/openssl-tools\"",
+                    "remote = \"r\"\npath = \"x\"",
+                ),
+                "either a path or a remote",
+            ),
+            (
+                text.replace("path = \"conanfile.py\"", "path = \"../conanfile.py\""),
+                "file \"../conanfile.py\"",
+            ),
+        ];
+        for (t, want) in bad {
+            let e = Lock::parse(&t, "l").unwrap_err().to_string();
+            assert!(e.contains(want), "{want}: {e}");
+        }
     }
 
     #[test]

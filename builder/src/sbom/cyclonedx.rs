@@ -3,7 +3,9 @@
 
 use serde_json::{json, Value};
 
-use super::model::{cpython_purl, oci_purl, pypi_file_purl, pypi_purl, SbomModel};
+use super::model::{
+    conan_purl, cpython_purl, oci_purl, pypi_file_purl, pypi_purl, source_purl, SbomModel,
+};
 use super::{content_uuid, to_document_bytes, SbomError};
 use crate::lock::PackageKind;
 
@@ -103,6 +105,44 @@ pub fn cyclonedx(m: &SbomModel) -> Result<Vec<u8>, SbomError> {
         }));
         dependencies.push(json!({"ref": r, "dependsOn": []}));
         env_deps.push(r);
+    }
+
+    for r in &m.recipes {
+        let purl = conan_purl(r);
+        let (name, version) = r
+            .reference
+            .split('@')
+            .next()
+            .and_then(|nv| nv.split_once('/'))
+            .unwrap_or((&r.reference, ""));
+        components.push(json!({
+            "type": "library",
+            "bom-ref": purl,
+            "name": name,
+            "version": version,
+            "purl": purl,
+            "properties": [
+                prop("envpack:conan:reference", &r.reference),
+                prop("envpack:conan:revision", &r.revision),
+                prop("envpack:source", &r.origin),
+            ],
+        }));
+        dependencies.push(json!({"ref": purl, "dependsOn": []}));
+        env_deps.push(purl);
+    }
+    for s in &m.sources {
+        let purl = source_purl(s);
+        components.push(json!({
+            "type": "file",
+            "bom-ref": purl,
+            "name": s.filename,
+            "purl": purl,
+            "hashes": sha256_hash(s.sha256.to_hex()),
+            "externalReferences": [{"type": "distribution", "url": s.url}],
+            "properties": [prop("envpack:conan:role", "source")],
+        }));
+        dependencies.push(json!({"ref": purl, "dependsOn": []}));
+        env_deps.push(purl);
     }
 
     if let Some(b) = &m.base_image {

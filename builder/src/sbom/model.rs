@@ -82,6 +82,28 @@ pub struct RemotePart {
     pub verify_ssl: bool,
 }
 
+/// A pinned Conan recipe (or `python_requires` package).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipePart {
+    /// `name/version[@user/channel]`.
+    pub reference: String,
+    /// Recipe revision.
+    pub revision: String,
+    /// Folder next to the spec, or `remote NAME`.
+    pub origin: String,
+}
+
+/// A pinned upstream source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourcePart {
+    /// Where it is fetched from.
+    pub url: String,
+    /// Its file name (the URL's last segment).
+    pub filename: String,
+    /// sha256 of the file.
+    pub sha256: Sha256Digest,
+}
+
 /// The base image an OCI build starts from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BaseImagePart {
@@ -112,6 +134,10 @@ pub struct SbomModel {
     pub files: Vec<FilePart>,
     /// Remotes in priority order.
     pub remotes: Vec<RemotePart>,
+    /// Conan recipes, sorted by reference.
+    pub recipes: Vec<RecipePart>,
+    /// Upstream sources, sorted by sha256.
+    pub sources: Vec<SourcePart>,
     /// Base image, when the lock pins one.
     pub base_image: Option<BaseImagePart>,
 }
@@ -226,9 +252,78 @@ impl SbomModel {
                     verify_ssl: r.verify_ssl,
                 })
                 .collect(),
+            recipes: lock
+                .conan_recipes
+                .iter()
+                .map(|r| RecipePart {
+                    reference: r.reference.clone(),
+                    revision: r.revision.clone(),
+                    origin: r.origin(),
+                })
+                .collect(),
+            sources: lock
+                .conan_sources
+                .iter()
+                .map(|s| SourcePart {
+                    url: s.url.clone(),
+                    filename: source_filename(&s.url),
+                    sha256: s.sha256,
+                })
+                .collect(),
             base_image: base_image_of(&inputs.lock.image_bases, &p.name),
         }
     }
+}
+
+/// The last path segment of a source URL (percent-decoded), or the whole URL without one.
+pub fn source_filename(url: &str) -> String {
+    let path = url::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            u.path_segments()
+                .and_then(|mut s| s.next_back().map(str::to_owned))
+        })
+        .filter(|s| !s.is_empty());
+    match path {
+        Some(seg) => percent_encoding::percent_decode_str(&seg)
+            .decode_utf8_lossy()
+            .into_owned(),
+        None => url.to_string(),
+    }
+}
+
+/// `pkg:conan/NAME@VERSION?[channel=…&]rrev=…[&user=…]` (qualifiers sorted, as purl's
+/// canonical form wants).
+pub fn conan_purl(r: &RecipePart) -> String {
+    let (name_version, user_channel) = match r.reference.split_once('@') {
+        Some((nv, uc)) => (nv, uc.split_once('/')),
+        None => (r.reference.as_str(), None),
+    };
+    let (name, version) = name_version.split_once('/').unwrap_or((name_version, ""));
+    let mut q = Vec::new();
+    if let Some((_, channel)) = user_channel {
+        q.push(format!("channel={}", purl_encode(channel)));
+    }
+    q.push(format!("rrev={}", purl_encode(&r.revision)));
+    if let Some((user, _)) = user_channel {
+        q.push(format!("user={}", purl_encode(user)));
+    }
+    format!(
+        "pkg:conan/{}@{}?{}",
+        purl_encode(name),
+        purl_encode(version),
+        q.join("&")
+    )
+}
+
+/// `pkg:generic/FILE?checksum=sha256:…&download_url=…`.
+pub fn source_purl(s: &SourcePart) -> String {
+    format!(
+        "pkg:generic/{}?checksum=sha256:{}&download_url={}",
+        purl_encode(&s.filename),
+        s.sha256.to_hex(),
+        purl_encode(&s.url)
+    )
 }
 
 /// Percent-encodes a purl segment: everything but unreserved characters.
@@ -389,6 +484,36 @@ pub(crate) mod tests {
             ["conan-home/global.conf", "conan-home/profiles/default"]
         );
         assert_eq!(m.base_image, None);
+    }
+
+    #[test]
+    fn conan_and_source_purls() {
+        let r = |reference: &str| RecipePart {
+            reference: reference.into(),
+            revision: "0378521c55c8c25e6acda795b7d70c7c".into(),
+            origin: "recipes/x".into(),
+        };
+        assert_eq!(
+            conan_purl(&r("openssl-tools/1.2.4")),
+            "pkg:conan/openssl-tools@1.2.4?rrev=0378521c55c8c25e6acda795b7d70c7c"
+        );
+        assert_eq!(
+            conan_purl(&r("zlib/1.3.1@team/stable")),
+            "pkg:conan/zlib@1.3.1?channel=stable&rrev=0378521c55c8c25e6acda795b7d70c7c&user=team"
+        );
+        let url = "https://www.openssl.org/source/openssl-3.0.22.tar.gz";
+        let s = SourcePart {
+            url: url.into(),
+            filename: source_filename(url),
+            sha256: Sha256Digest([0xab; 32]),
+        };
+        assert_eq!(s.filename, "openssl-3.0.22.tar.gz");
+        assert_eq!(
+            source_purl(&s),
+            format!("pkg:generic/openssl-3.0.22.tar.gz?checksum=sha256:{}&download_url=https%3A%2F%2Fwww.openssl.org%2Fsource%2Fopenssl-3.0.22.tar.gz", "ab".repeat(32))
+        );
+        assert_eq!(source_filename("file:///a/b%2Bc.tgz"), "b+c.tgz");
+        assert_eq!(source_filename("https://h.example/"), "https://h.example/");
     }
 
     #[test]

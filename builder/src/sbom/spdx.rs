@@ -4,7 +4,9 @@
 
 use serde_json::{json, Value};
 
-use super::model::{cpython_purl, oci_purl, purl_encode, pypi_file_purl, SbomModel};
+use super::model::{
+    conan_purl, cpython_purl, oci_purl, purl_encode, pypi_file_purl, source_purl, SbomModel,
+};
 use super::{to_document_bytes, SbomError};
 use crate::lock::PackageKind;
 
@@ -150,6 +152,50 @@ pub fn spdx(m: &SbomModel) -> Result<Vec<u8>, SbomError> {
         pkg["packageFileName"] = json!(f.path);
         pkg["checksums"] = checksum(f.sha256.to_hex());
         pkg["comment"] = json!(format!("Conan {} from {}", f.role, f.source));
+        packages.push(pkg);
+        rels.push(rel(ENV_ID, "CONTAINS", &id));
+    }
+
+    for (i, r) in m.recipes.iter().enumerate() {
+        let id = format!("SPDXRef-conan-{i}-{}", id_part(&r.reference));
+        let (name, version) = r
+            .reference
+            .split('@')
+            .next()
+            .and_then(|nv| nv.split_once('/'))
+            .unwrap_or((&r.reference, ""));
+        let mut pkg = package(&id, name, "SOURCE");
+        pkg["versionInfo"] = json!(version);
+        pkg["comment"] = json!(format!(
+            "Conan recipe {}#{} from {}",
+            r.reference, r.revision, r.origin
+        ));
+        pkg["externalRefs"] = json!([{
+            "referenceCategory": "PACKAGE-MANAGER",
+            "referenceType": "purl",
+            "referenceLocator": conan_purl(r),
+        }]);
+        packages.push(pkg);
+        rels.push(rel(ENV_ID, "CONTAINS", &id));
+    }
+    for (i, s) in m.sources.iter().enumerate() {
+        let id = format!("SPDXRef-source-{i}-{}", id_part(&s.filename));
+        let mut pkg = package(&id, &s.filename, "ARCHIVE");
+        pkg["packageFileName"] = json!(s.filename);
+        // SPDX admits network locations only; a file:// source stays NOASSERTION, named below.
+        if s.url.starts_with("https://") || s.url.starts_with("http://") {
+            pkg["downloadLocation"] = json!(s.url);
+        }
+        pkg["checksums"] = checksum(s.sha256.to_hex());
+        pkg["comment"] = json!(format!(
+            "upstream source {}, served to Conan from its download cache",
+            s.url
+        ));
+        pkg["externalRefs"] = json!([{
+            "referenceCategory": "PACKAGE-MANAGER",
+            "referenceType": "purl",
+            "referenceLocator": source_purl(s),
+        }]);
         packages.push(pkg);
         rels.push(rel(ENV_ID, "CONTAINS", &id));
     }
