@@ -83,7 +83,10 @@ results=$work/results
 cache=$work/cache
 cp lockfiles/local-devenv/envpack.toml "$work/spec/"
 # -L: profiles/ is a relative symlink into a sibling example.
-cp -rL lockfiles/local-devenv/profiles "$work/spec/"
+cp -rL lockfiles/local-devenv/profiles lockfiles/local-devenv/recipes "$work/spec/"
+# The OpenSSL tarball the example's recipe pins.
+bash scripts/fixtures/debian-source.sh "$fixtures/sources"
+export ENVPACK_SOURCE_MIRROR="file://$fixtures/sources/"
 spec=$work/spec/envpack.toml
 lock=$work/spec/envpack.lock
 ep=("$envpack" --quiet --cache-dir "$cache")

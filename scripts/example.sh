@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: build the example environment in lockfiles/local-devenv from its lock, unpack it
-# into a root and run Conan from it.
+# into a root, run Conan from it and build OpenSSL offline with the team's recipe.
 #
 # CPython comes from a python-build-standalone style mirror and packages from a simple index.
 # By default both are made on this machine (the public releases may be out of reach): the
@@ -34,6 +34,13 @@ if [[ -z ${ENVPACK_INDEX_URL:-} ]]; then
   log "serving the local index at $ENVPACK_INDEX_URL"
 fi
 
+# The OpenSSL tarball the example's recipe pins, from Debian's source archive (by sha256, so
+# any mirror of it serves): Conan gets it from the env, never from the network.
+if [[ -z ${ENVPACK_SOURCE_MIRROR:-} ]]; then
+  bash scripts/fixtures/debian-source.sh "$fixtures/sources"
+  export ENVPACK_SOURCE_MIRROR="file://$fixtures/sources/"
+fi
+
 spec=lockfiles/local-devenv/envpack.toml
 lock=lockfiles/local-devenv/envpack.lock
 mkdir -p "$out"
@@ -42,5 +49,17 @@ rm -rf "$out/root"
 "$unpack" "$out/dist/openssl-devenv-linux-x86_64.envpack.tar" --root "$out/root"
 "$out/root/bin/conan" --version
 "$out/root/bin/conan" remote list
+"$out/root/bin/conan" list "openssl-tools/*#*" -r envpack-recipes
+
+# OpenSSL from the env's own recipe, python_requires and source, with no network at all when
+# this machine can make a network namespace (EXAMPLE_OPENSSL=0 skips it; ~2 min on 2 cores).
+if [[ ${EXAMPLE_OPENSSL:-1} != 0 ]]; then
+  offline=()
+  unshare -n true 2>/dev/null && offline=(unshare -n)
+  log "building OpenSSL 3.0.22 ${offline:+with no network }from the env's recipe"
+  "${offline[@]}" "$out/root/bin/conan" create \
+    "$out/root/current/conan-recipes/recipes/openssl/3.0.22" --version 3.0.22 \
+    -r envpack-recipes --build=missing
+fi
 "$envpack" verify --root "$out/root"
 log "done: activate with '. $out/root/bin/activate'"

@@ -19,18 +19,8 @@ const ARTIFACT: &str = "openssl-devenv-linux-x86_64.envpack.tar";
 /// A copy of the example spec + lock in a temp dir (the lock is what the faulty run must
 /// reproduce byte for byte).
 fn example_copy(tmp: &Path) -> PathBuf {
-    let src = repo_root().join("lockfiles/local-devenv");
     let dir = tmp.join("example");
-    fs_err::create_dir_all(&dir).unwrap();
-    for name in ["envpack.toml", "envpack.lock"] {
-        fs_err::copy(src.join(name), dir.join(name)).unwrap();
-    }
-    // Copied, not linked: a spec's files must be inside its directory.
-    fs_err::create_dir_all(dir.join("profiles")).unwrap();
-    for entry in fs_err::read_dir(src.join("profiles")).unwrap() {
-        let entry = entry.unwrap();
-        fs_err::copy(entry.path(), dir.join("profiles").join(entry.file_name())).unwrap();
-    }
+    copy_example(&dir);
     dir
 }
 

@@ -105,14 +105,8 @@ fn built() -> &'static Built {
     BUILT.get_or_init(|| {
         let tmp = envpack_e2e::process_dir("envpack-full-disk-");
         let index = IndexServer::start(&index_dir(), &[]);
-        let src = repo_root().join("lockfiles/local-devenv");
         let dir = tmp.join("example");
-        fs_err::create_dir_all(dir.join("profiles")).unwrap();
-        for name in ["envpack.toml", "envpack.lock"] {
-            fs_err::copy(src.join(name), dir.join(name)).unwrap();
-        }
-        let profile = src.join("profiles/linux-gcc12");
-        fs_err::copy(&profile, dir.join("profiles/linux-gcc12")).unwrap();
+        copy_example(&dir);
         let b = Built {
             dir: dir.clone(),
             cache: tmp.join("cache"),
@@ -163,7 +157,8 @@ fn unpack_into_a_full_disk_fails_cleanly_and_keeps_the_previous_env() {
     let b = built();
     let parent = tempfile::tempdir().unwrap();
     // Room for two envs (about 77 MB each), until the filler takes it.
-    let Some(fs) = Tmpfs::mount(parent.path(), "small", "200m") else {
+    // Two envs of the example (each ~92 MB, plus the 15 MB OpenSSL source seeded into its state).
+    let Some(fs) = Tmpfs::mount(parent.path(), "small", "320m") else {
         return;
     };
     let root = fs.path.join("root");
@@ -292,10 +287,8 @@ fn build_and_lock_on_a_full_disk_write_nothing_partial() {
 
     // A lock rewrite on a full disk keeps the old lock byte for byte.
     let spec_dir = fs.path.join("spec");
-    fs_err::create_dir_all(spec_dir.join("profiles")).unwrap();
-    for name in ["envpack.toml", "envpack.lock", "profiles/linux-gcc12"] {
-        fs_err::copy(b.dir.join(name), spec_dir.join(name)).unwrap();
-    }
+    copy_example(&spec_dir);
+    fs_err::copy(b.dir.join("profiles/linux-gcc12"), spec_dir.join("profiles/linux-gcc12")).unwrap();
     // Make the relock produce different bytes (a changed profile), then fill the disk.
     let old_lock = fs_err::read(spec_dir.join("envpack.lock")).unwrap();
     let mut profile = fs_err::read_to_string(spec_dir.join("profiles/linux-gcc12")).unwrap();

@@ -454,10 +454,10 @@ fn warm_cache_build_needs_no_network() {
 
 /// The example lock in lockfiles/ builds to the same bytes on every machine of this kind:
 /// this digest pins the whole chain (fixture CPython, pinned wheels, sdist build, assembly,
-/// layers, artifact format). A change here must be deliberate. Last changed when zstd layers
-/// became independent 8 MiB frames (issue 17): the packages layer is now 7 frames.
+/// layers, artifact format). A change here must be deliberate. Last changed when the example
+/// gained the team's Conan recipes and the OpenSSL source (issue 15).
 const GOLDEN_EXAMPLE_DIGEST: &str =
-    "c67ddfbdc85a70cb457b70376702de175a5ec291eb8779e7ef394dbffea599bd";
+    "ba0f08cdd2c9f9bda9ed3e5f2e2e65cbdc3a66a4f6643eec2294345e844f6725";
 
 #[test]
 fn example_lock_builds_to_its_golden_digest() {
@@ -469,6 +469,7 @@ fn example_lock_builds_to_its_golden_digest() {
     cmd.current_dir(&example)
         .env("ENVPACK_INDEX_URL", &l.index.url)
         .env("ENVPACK_PYTHON_MIRROR", &l.mirror_url)
+        .env("ENVPACK_SOURCE_MIRROR", source_mirror_url())
         .env_remove("SOURCE_DATE_EPOCH")
         .arg("--cache-dir")
         .arg(&cache)

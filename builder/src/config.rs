@@ -202,6 +202,15 @@ pub fn python_mirror_from(
     parse_dir_url(&origin, &value)
 }
 
+/// Where Conan sources are fetched from instead of their pinned URLs: `ENVPACK_SOURCE_MIRROR`
+/// (a directory URL or path holding each source under its URL's file name), if set.
+pub fn source_mirror() -> Result<Option<Url>, ConfigError> {
+    match first(&[("ENVPACK_SOURCE_MIRROR", process_env("ENVPACK_SOURCE_MIRROR"))]) {
+        Some((origin, value)) => parse_dir_url(&origin, &value).map(Some),
+        None => Ok(None),
+    }
+}
+
 /// The build timestamp: `SOURCE_DATE_EPOCH` overrides the lock's epoch.
 pub fn epoch(lock_epoch: u64) -> u64 {
     std::env::var("SOURCE_DATE_EPOCH")

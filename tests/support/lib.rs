@@ -396,13 +396,29 @@ pub fn write_fixture_spec_dir(dir: &Path, platforms: &[&str], profile: &str) {
     fs_err::write(dir.join("profiles/linux-gcc12"), profile).unwrap();
 }
 
-/// `envpack --cache-dir CACHE` run in `dir` against the fixture index and mirror, with the
-/// fixture epoch and no other index or image configuration leaking in from the environment.
+/// The upstream sources from Debian's source archive (scripts/fixtures/debian-source.sh) as
+/// the `ENVPACK_SOURCE_MIRROR` of the example's OpenSSL recipe.
+pub fn source_mirror_url() -> String {
+    format!("file://{}/", fixtures_dir().join("sources").display())
+}
+
+/// A copy of `lockfiles/local-devenv` (spec, lock, profiles, recipes) at `dest`: files, not
+/// links, since a spec's files must be inside its directory.
+pub fn copy_example(dest: &Path) {
+    fs_err::create_dir_all(dest).unwrap();
+    let src = repo_root().join("lockfiles/local-devenv");
+    run(Command::new("cp").arg("-rL").arg(format!("{}/.", src.display())).arg(dest));
+}
+
+/// `envpack --cache-dir CACHE` run in `dir` against the fixture index and mirror (and the
+/// fixture source mirror), with the fixture epoch and no other index or image configuration
+/// leaking in from the environment.
 pub fn envpack_cmd(dir: &Path, cache: &Path, index_url: &str, mirror_url: &str) -> Command {
     let mut cmd = Command::new(envpack_bin());
     cmd.current_dir(dir)
         .env("ENVPACK_INDEX_URL", index_url)
         .env("ENVPACK_PYTHON_MIRROR", mirror_url)
+        .env("ENVPACK_SOURCE_MIRROR", source_mirror_url())
         .env("SOURCE_DATE_EPOCH", FIXTURE_EPOCH)
         .env_remove("PIP_INDEX_URL")
         .env_remove("UV_INDEX_URL")

@@ -319,8 +319,10 @@ fn fetch(need: &Need, src: &Sources, opts: &BuildOptions) -> anyhow::Result<Path
         Need::Source(source) => {
             let url = match &src.bundle {
                 Some(dir) => crate::bundle::source_url(dir, &source.sha256)?,
-                None => url::Url::parse(&source.url)
-                    .with_context(|| format!("conan-source url \"{}\"", source.url))?,
+                None => crate::conan_recipes::fetch_url(
+                    &source.url,
+                    crate::config::source_mirror()?.as_ref(),
+                )?,
             };
             let blob = opts
                 .cache

@@ -16,7 +16,7 @@ mod tree;
 pub use reference::RecipeRef;
 pub use remote::{latest_revision, revision_files};
 pub use revision::recipe_revisions;
-pub use sources::{lock_sources, source_cache_path};
+pub use sources::{fetch_url, lock_sources, source_cache_path};
 pub use tree::{index_files, read_recipe, RECIPE_MAX_BYTES};
 
 use std::path::Path;

@@ -14,6 +14,24 @@ pub fn source_cache_path(sha256: &Sha256Digest) -> String {
     format!("conan-home/sources-cache/s/{}", sha256.to_hex())
 }
 
+/// Where a source pinned at `url` is fetched: from `mirror` (by the URL's file name) when one
+/// is configured, else from `url` itself.
+pub fn fetch_url(url: &str, mirror: Option<&url::Url>) -> anyhow::Result<url::Url> {
+    let shown = envpack_layers::shown_name(url);
+    let parsed = url::Url::parse(url).with_context(|| format!("conan source \"{shown}\""))?;
+    let Some(mirror) = mirror else {
+        return Ok(parsed);
+    };
+    let name = parsed
+        .path_segments()
+        .and_then(|mut s| s.next_back())
+        .filter(|s| !s.is_empty() && *s != "." && *s != "..")
+        .ok_or_else(|| anyhow::anyhow!("conan source \"{shown}\" names no file to look up on a mirror"))?;
+    mirror
+        .join(name)
+        .with_context(|| format!("conan source \"{shown}\" on mirror {mirror}"))
+}
+
 /// Pins every source of the spec, sorted by sha256 (downloading each into the cache once).
 pub fn lock_sources(
     spec: &LoadedSpec,
@@ -23,12 +41,7 @@ pub fn lock_sources(
 ) -> anyhow::Result<Vec<LockedSource>> {
     let mut out: Vec<LockedSource> = Vec::new();
     for src in &spec.spec.conan.sources {
-        let url = url::Url::parse(&src.url).with_context(|| {
-            format!(
-                "conan.sources: \"{}\"",
-                envpack_layers::shown_name(&src.url)
-            )
-        })?;
+        let url = fetch_url(&src.url, crate::config::source_mirror()?.as_ref())?;
         let expect = match &src.sha256 {
             Some(hex) => Some((Sha256Digest::from_hex(hex)?, None)),
             None => None,
@@ -61,6 +74,24 @@ pub fn lock_sources(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mirror_urls() {
+        let m = url::Url::parse("file:///srv/sources/").unwrap();
+        let u = "https://www.openssl.org/source/openssl-3.0.22.tar.gz";
+        assert_eq!(fetch_url(u, None).unwrap().as_str(), u);
+        assert_eq!(
+            fetch_url(u, Some(&m)).unwrap().as_str(),
+            "file:///srv/sources/openssl-3.0.22.tar.gz"
+        );
+        assert_eq!(
+            fetch_url("https://h.example/a%20b.tgz?x=1", Some(&m)).unwrap().as_str(),
+            "file:///srv/sources/a%20b.tgz"
+        );
+        for bad in ["https://h.example/", "https://h.example/x/.."] {
+            assert!(fetch_url(bad, Some(&m)).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn cache_path_is_by_sha256() {
