@@ -57,6 +57,8 @@ scripts/fixtures/targets-wheelhouse.sh "$ENVPACK_FIXTURES/targets-wheelhouse"
 "$python" scripts/fixtures/index.py build "$ENVPACK_FIXTURES/wheelhouse" "$ENVPACK_FIXTURES/index"
 # The upstream OpenSSL tarball of the example's recipe, from Debian's source archive.
 scripts/fixtures/debian-source.sh "$ENVPACK_FIXTURES/sources"
+# A Debian root with gcc, make and perl: the base of the image that builds C with Conan.
+scripts/fixtures/compiler-rootfs.sh "$ENVPACK_FIXTURES/compiler-rootfs"
 
 # Real wheels for the installer's own tests, and a pip-installed Conan 2.21.0 (from the local
 # wheelhouse, no index) that checks the CONAN_HOME template; with these present the tests that

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use envpack_e2e::conan_server::{server_bin, ConanServer};
+use envpack_e2e::podman::{podman, push_base};
+use envpack_e2e::registry::Registry;
 use envpack_e2e::*;
 
 const TOOLS: &str = r#"from conan import ConanFile
@@ -127,7 +129,15 @@ fn content_lines(dir: &Path, sha: &str) -> String {
     )
 }
 
+/// `envpack` in `dir` against the fixture index and mirror; sources come from their own URLs.
 fn envpack(dir: &Path, index: &IndexServer) -> Command {
+    let mut cmd = example_envpack(dir, index);
+    cmd.env_remove("ENVPACK_SOURCE_MIRROR");
+    cmd
+}
+
+/// `envpack` in `dir` as for the example: sources from the fixture source mirror.
+fn example_envpack(dir: &Path, index: &IndexServer) -> Command {
     let mirror = format!("file://{}", python_mirror().display());
     envpack_cmd(dir, &dir.join("cache"), &index.url, &mirror)
 }
@@ -164,6 +174,18 @@ fn conan_in(root: &Path, home: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// A conan-server under `work` holding `zdemo/1.0` (a header recipe, from `work/zdemo`); returns
+/// it with the revision it serves.
+fn team_server(bin: &Path, work: &Path) -> (ConanServer, String) {
+    let server = ConanServer::start(bin, &work.join("server"));
+    let zdemo = work.join("zdemo");
+    fs_err::create_dir_all(zdemo.join("include")).unwrap();
+    fs_err::write(zdemo.join("conanfile.py"), ZDEMO).unwrap();
+    fs_err::write(zdemo.join("include/zdemo.h"), "#define ZDEMO_ANSWER 42\n").unwrap();
+    let rev = server.upload(&work.join("client"), &zdemo, "zdemo/1.0");
+    (server, rev)
+}
+
 #[test]
 fn recipes_python_requires_and_sources_work_offline_after_unpack() {
     let Some(bin) = server_bin() else {
@@ -171,12 +193,8 @@ fn recipes_python_requires_and_sources_work_offline_after_unpack() {
         return;
     };
     let work = process_dir("envpack-conan-server-");
-    let mut server = ConanServer::start(&bin, &work.join("server"));
+    let (mut server, server_rev) = team_server(&bin, &work);
     let zdemo = work.join("zdemo");
-    fs_err::create_dir_all(zdemo.join("include")).unwrap();
-    fs_err::write(zdemo.join("conanfile.py"), ZDEMO).unwrap();
-    fs_err::write(zdemo.join("include/zdemo.h"), "#define ZDEMO_ANSWER 42\n").unwrap();
-    let server_rev = server.upload(&work.join("client"), &zdemo, "zdemo/1.0");
 
     let remote = format!(
         "{{ name = \"team\", url = \"{}\", verify-ssl = false }}",
@@ -449,7 +467,9 @@ fn the_example_builds_openssl_offline_with_the_teams_recipe() {
     let tools_rev = locked_revision(&lock, "openssl-tools/1.2.4");
     let openssl_rev = locked_revision(&lock, "openssl/3.0.22");
     let index = IndexServer::start(&index_dir(), &[]);
-    run(envpack(&dir, &index).args(["build", "--out"]).arg(work.join("dist")));
+    run(example_envpack(&dir, &index)
+        .args(["build", "--out"])
+        .arg(work.join("dist")));
     drop(index);
     let root = work.join("root");
     run(Command::new(unpack_bin())
@@ -465,16 +485,35 @@ fn the_example_builds_openssl_offline_with_the_teams_recipe() {
         .arg(root.join("bin/conan"))
         .args(["create"])
         .arg(&recipe)
-        .args(["--version", "3.0.22", "-r", "envpack-recipes", "--build=missing"])
+        .args([
+            "--version",
+            "3.0.22",
+            "-r",
+            "envpack-recipes",
+            "--build=missing",
+        ])
         .env("HOME", &home)
         .env_remove("CONAN_HOME");
     let out = create.output().unwrap();
-    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "{said}");
     assert!(said.contains("openssl/3.0.22: Source https://www.openssl.org/source/openssl-3.0.22.tar.gz retrieved from local download cache"), "{said}");
-    assert!(said.contains("Configure linux-x86_64 no-shared no-tests no-ssl3"), "{said}");
-    assert!(said.contains(&format!("openssl-tools/1.2.4#{tools_rev}")), "{said}");
-    assert!(said.contains(&format!("openssl/3.0.22#{openssl_rev}:")), "{said}");
+    assert!(
+        said.contains("Configure linux-x86_64 no-shared no-tests no-ssl3"),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("openssl-tools/1.2.4#{tools_rev}")),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("openssl/3.0.22#{openssl_rev}:")),
+        "{said}"
+    );
     let pref = said
         .lines()
         .find_map(|l| l.split("Full package reference: ").nth(1))
@@ -488,8 +527,115 @@ fn the_example_builds_openssl_offline_with_the_teams_recipe() {
         assert!(pkg.join(lib).is_file(), "{lib}");
     }
     let version = run(Command::new(pkg.join("bin/openssl")).arg("version"));
-    assert!(String::from_utf8_lossy(&version.stdout).starts_with("OpenSSL 3.0.22 "), "{version:?}");
-    let verify = run(Command::new(unpack_bin()).args(["verify", "--root"]).arg(&root));
-    assert!(String::from_utf8_lossy(&verify.stdout).contains("0 differences"), "{verify:?}");
+    assert!(
+        String::from_utf8_lossy(&version.stdout).starts_with("OpenSSL 3.0.22 "),
+        "{version:?}"
+    );
+    let verify = run(Command::new(unpack_bin())
+        .args(["verify", "--root"])
+        .arg(&root));
+    assert!(
+        String::from_utf8_lossy(&verify.stdout).contains("0 differences"),
+        "{verify:?}"
+    );
+    let _ = fs_err::remove_dir_all(&work);
+}
+
+/// The same content in an OCI image on a base with a C toolchain (Debian, debootstrapped by
+/// scripts/fixtures/compiler-rootfs.sh): under podman with no network, `conan create` resolves
+/// the python_requires and the remote's recipe from the image and builds from the pinned source.
+#[test]
+fn the_image_builds_the_recipe_offline_under_podman() {
+    let Some(bin) = server_bin() else {
+        eprintln!("skipping: set ENVPACK_TEST_CONAN_SERVER");
+        return;
+    };
+    let rootfs = fixtures_dir().join("compiler-rootfs/rootfs");
+    assert!(
+        rootfs.join("usr/bin/gcc").exists(),
+        "run scripts/fixtures/compiler-rootfs.sh"
+    );
+    let work = process_dir("envpack-conan-image-");
+    let (mut server, _) = team_server(&bin, &work);
+    let reg = Registry::start();
+    let base_ref = reg.reference("base/compiler", "12");
+    push_base(&work, &rootfs, &base_ref, "/usr/local/bin:/usr/bin:/bin");
+
+    let remote = format!(
+        "{{ name = \"team\", url = \"{}\", verify-ssl = false }}",
+        server.url
+    );
+    let (dir, sha) = spec_dir("image", &remote, "");
+    let spec = fs_err::read_to_string(dir.join("envpack.toml"))
+        .unwrap()
+        .replace(
+            "\n\n[conan.profiles]",
+            &format!("\n{}\n\n[conan.profiles]", content_lines(&dir, &sha)),
+        );
+    fs_err::write(
+        dir.join("envpack.toml"),
+        format!("{spec}\n[image]\nbase = \"{base_ref}\"\n"),
+    )
+    .unwrap();
+    let index = IndexServer::start(&index_dir(), &[]);
+    run(envpack(&dir, &index).arg("lock"));
+    run(envpack(&dir, &index).args(["build", "--format", "oci", "--out", "img"]));
+    let reference = reg.reference("team/openssl-devenv", "conan");
+    run(envpack(&dir, &index).args(["push", &reference, "--layout", "img"]));
+    server.stop();
+    fs_err::remove_dir_all(dir.join("upstream")).unwrap();
+
+    let storage = work.join("podman");
+    fs_err::create_dir_all(&storage).unwrap();
+    fs_err::write(
+        storage.join("registries.conf"),
+        format!(
+            "[[registry]]\nlocation = \"{}\"\ninsecure = true\n",
+            reg.host
+        ),
+    )
+    .unwrap();
+    let root = "/opt/envpack/openssl-devenv";
+    let out = podman(
+        &storage,
+        &[
+            "run",
+            "--rm",
+            "--runtime",
+            "runc",
+            "--network",
+            "none",
+            "--tls-verify=false",
+            "--ulimit",
+            "nofile=20000:20000",
+            "--ulimit",
+            "nproc=32768:32768",
+            "--env",
+            "HOME=/root",
+            &reference,
+            &format!("{root}/bin/conan"),
+            "create",
+            &format!("{root}/current/conan-recipes/recipes/hello/1.0"),
+            "--version",
+            "1.0",
+            "-r",
+            "envpack-recipes",
+            "--build=missing",
+        ],
+    );
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("Configure options: no-shared enable-fips"),
+        "{said}"
+    );
+    assert!(said.contains("hello from the pinned source: 42"), "{said}");
+    assert!(
+        said.contains("retrieved from local download cache"),
+        "{said}"
+    );
     let _ = fs_err::remove_dir_all(&work);
 }

@@ -288,7 +288,11 @@ fn build_and_lock_on_a_full_disk_write_nothing_partial() {
     // A lock rewrite on a full disk keeps the old lock byte for byte.
     let spec_dir = fs.path.join("spec");
     copy_example(&spec_dir);
-    fs_err::copy(b.dir.join("profiles/linux-gcc12"), spec_dir.join("profiles/linux-gcc12")).unwrap();
+    fs_err::copy(
+        b.dir.join("profiles/linux-gcc12"),
+        spec_dir.join("profiles/linux-gcc12"),
+    )
+    .unwrap();
     // Make the relock produce different bytes (a changed profile), then fill the disk.
     let old_lock = fs_err::read(spec_dir.join("envpack.lock")).unwrap();
     let mut profile = fs_err::read_to_string(spec_dir.join("profiles/linux-gcc12")).unwrap();

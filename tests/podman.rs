@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use envpack_e2e::podman::{podman, push_base};
 use envpack_e2e::registry::Registry;
 use envpack_e2e::*;
 use serde_json::Value;
@@ -87,53 +88,6 @@ fn make_base_rootfs(env: &Path, rootfs: &Path) {
     run(Command::new("chmod").arg("1777").arg(rootfs.join("tmp")));
 }
 
-/// Turns `rootfs` into a one-layer image with umoci and pushes it as `reference`.
-fn push_base(work: &Path, rootfs: &Path, reference: &str) -> String {
-    let layout = work.join("base-layout");
-    let image = format!("{}:base", layout.display());
-    run(Command::new("umoci")
-        .args(["init", "--layout"])
-        .arg(&layout));
-    run(Command::new("umoci").args(["new", "--image", &image]));
-    run(Command::new("umoci")
-        .args(["insert", "--image", &image])
-        .arg(rootfs)
-        .arg("/"));
-    run(Command::new("umoci").args(["config", "--image", &image, "--config.env", "PATH=/bin"]));
-    run(Command::new("skopeo")
-        .args(["copy", "--dest-tls-verify=false"])
-        .arg(format!("oci:{image}"))
-        .arg(format!("docker://{reference}")));
-    let raw = run(Command::new("skopeo")
-        .args(["inspect", "--tls-verify=false", "--raw"])
-        .arg(format!("docker://{reference}")))
-    .stdout;
-    use sha2::{Digest, Sha256};
-    format!("sha256:{}", hex::encode(Sha256::digest(&raw)))
-}
-
-fn podman(storage: &Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new("podman");
-    cmd.arg("--root")
-        .arg(storage.join("storage"))
-        .arg("--runroot")
-        .arg(storage.join("run"))
-        .args([
-            "--storage-driver",
-            "vfs",
-            "--cgroup-manager",
-            "cgroupfs",
-            "--events-backend",
-            "file",
-        ])
-        .args(args)
-        .env(
-            "CONTAINERS_REGISTRIES_CONF",
-            storage.join("registries.conf"),
-        );
-    run(&mut cmd)
-}
-
 #[test]
 fn podman_runs_conan_from_the_image_on_a_pinned_base() {
     let dir = tempfile::Builder::new()
@@ -164,7 +118,7 @@ fn podman_runs_conan_from_the_image_on_a_pinned_base() {
     let rootfs = work.join("base-rootfs");
     make_base_rootfs(&root.join("current").canonicalize().unwrap(), &rootfs);
     let base_ref = reg.reference("base/minimal", "1");
-    let base_digest = push_base(work, &rootfs, &base_ref);
+    let base_digest = push_base(work, &rootfs, &base_ref, "/bin");
 
     // Lock against the base: the tag resolves to the manifest digest.
     fs_err::write(

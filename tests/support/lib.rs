@@ -7,6 +7,7 @@
 
 pub mod conan_server;
 pub mod fault_proxy;
+pub mod podman;
 pub mod registry;
 mod scratch;
 pub use scratch::process_dir;
@@ -407,7 +408,10 @@ pub fn source_mirror_url() -> String {
 pub fn copy_example(dest: &Path) {
     fs_err::create_dir_all(dest).unwrap();
     let src = repo_root().join("lockfiles/local-devenv");
-    run(Command::new("cp").arg("-rL").arg(format!("{}/.", src.display())).arg(dest));
+    run(Command::new("cp")
+        .arg("-rL")
+        .arg(format!("{}/.", src.display()))
+        .arg(dest));
 }
 
 /// `envpack --cache-dir CACHE` run in `dir` against the fixture index and mirror (and the
