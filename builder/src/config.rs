@@ -205,7 +205,10 @@ pub fn python_mirror_from(
 /// Where Conan sources are fetched from instead of their pinned URLs: `ENVPACK_SOURCE_MIRROR`
 /// (a directory URL or path holding each source under its URL's file name), if set.
 pub fn source_mirror() -> Result<Option<Url>, ConfigError> {
-    match first(&[("ENVPACK_SOURCE_MIRROR", process_env("ENVPACK_SOURCE_MIRROR"))]) {
+    match first(&[(
+        "ENVPACK_SOURCE_MIRROR",
+        process_env("ENVPACK_SOURCE_MIRROR"),
+    )]) {
         Some((origin, value)) => parse_dir_url(&origin, &value).map(Some),
         None => Ok(None),
     }

@@ -506,16 +506,38 @@ pub fn profiles_for(spec: &LoadedSpec, platform: &str) -> anyhow::Result<Vec<Loc
     Ok(out)
 }
 
-/// Extra CONAN_HOME files, sorted by path.
+/// Extra CONAN_HOME files, sorted by path: the `home-files` table and every file of the
+/// `config` folder (a `conan config install` tree), at its path inside the folder.
 pub fn home_files(spec: &LoadedSpec) -> anyhow::Result<Vec<LockedConanFile>> {
-    spec.spec
+    let mut out: Vec<LockedConanFile> = spec
+        .spec
         .conan
         .home_files
         .iter()
         .map(|(path, source)| {
             pin_file(spec, path, source).with_context(|| format!("conan home file {path}"))
         })
-        .collect()
+        .collect::<anyhow::Result<_>>()?;
+    if let Some(dir) = &spec.spec.conan.config {
+        let files = crate::conan_recipes::read_folder(spec.base_dir(), dir)
+            .map_err(|e| anyhow!("conan.config: {e}"))?;
+        for f in files {
+            if out.iter().any(|o| o.name == f.path) {
+                anyhow::bail!(
+                    "conan.config: {dir}/{} is also a conan.home-files entry; give it once",
+                    f.path
+                );
+            }
+            out.push(LockedConanFile {
+                source: format!("{}/{}", dir.trim_end_matches('/'), f.path),
+                name: f.path,
+                sha256: f.sha256,
+                content: f.content,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+    Ok(out)
 }
 
 /// Check that a lock still matches its spec and the files next to it; the error says what to do.

@@ -147,6 +147,9 @@ pub struct ConanSection {
     /// Extra CONAN_HOME files: path inside CONAN_HOME → file next to the spec.
     #[serde(default, rename = "home-files")]
     pub home_files: BTreeMap<String, String>,
+    /// A `conan config install` tree next to the spec: every file goes into CONAN_HOME.
+    #[serde(default)]
+    pub config: Option<String>,
     /// Recipes and `python_requires` packages the env carries.
     #[serde(default)]
     pub recipes: Vec<RecipeSpec>,

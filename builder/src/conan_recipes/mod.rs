@@ -17,7 +17,7 @@ pub use reference::RecipeRef;
 pub use remote::{latest_revision, revision_files};
 pub use revision::recipe_revisions;
 pub use sources::{fetch_url, lock_sources, source_cache_path};
-pub use tree::{index_files, read_recipe, RECIPE_MAX_BYTES};
+pub use tree::{index_files, read_folder, RECIPE_MAX_BYTES};
 
 use std::path::Path;
 
@@ -83,7 +83,7 @@ fn spec_recipes(
     for r in &spec.spec.conan.recipes {
         let (files, revision) = match (&r.path, &r.remote, http) {
             (Some(path), _, _) => (
-                read_recipe(spec.base_dir(), path)
+                read_folder(spec.base_dir(), path)
                     .map_err(|e| anyhow::anyhow!("conan.recipes {}: {e}", r.reference))?,
                 String::new(),
             ),

@@ -26,7 +26,9 @@ pub fn fetch_url(url: &str, mirror: Option<&url::Url>) -> anyhow::Result<url::Ur
         .path_segments()
         .and_then(|mut s| s.next_back())
         .filter(|s| !s.is_empty() && *s != "." && *s != "..")
-        .ok_or_else(|| anyhow::anyhow!("conan source \"{shown}\" names no file to look up on a mirror"))?;
+        .ok_or_else(|| {
+            anyhow::anyhow!("conan source \"{shown}\" names no file to look up on a mirror")
+        })?;
     mirror
         .join(name)
         .with_context(|| format!("conan source \"{shown}\" on mirror {mirror}"))
@@ -67,7 +69,7 @@ pub fn lock_sources(
             size: blob.size,
         });
     }
-    out.sort_by(|a, b| a.sha256.cmp(&b.sha256));
+    out.sort_by_key(|s| s.sha256);
     Ok(out)
 }
 
@@ -85,7 +87,9 @@ mod tests {
             "file:///srv/sources/openssl-3.0.22.tar.gz"
         );
         assert_eq!(
-            fetch_url("https://h.example/a%20b.tgz?x=1", Some(&m)).unwrap().as_str(),
+            fetch_url("https://h.example/a%20b.tgz?x=1", Some(&m))
+                .unwrap()
+                .as_str(),
             "file:///srv/sources/a%20b.tgz"
         );
         for bad in ["https://h.example/", "https://h.example/x/.."] {

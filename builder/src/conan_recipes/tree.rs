@@ -15,10 +15,11 @@ use crate::lock::{LockedRecipe, LockedRecipeFile};
 /// A recipe travels inside the lock, so its files are bounded (all of them together).
 pub const RECIPE_MAX_BYTES: u64 = 1 << 20;
 
-/// The files of the recipe folder `rel` (relative to `base`), sorted by path. Python bytecode
-/// caches are left out (running the recipe makes them); links, special files, non-UTF-8 text
-/// and folders over [`RECIPE_MAX_BYTES`] are errors.
-pub fn read_recipe(base: &Path, rel: &str) -> Result<Vec<LockedRecipeFile>, String> {
+/// The files of the folder `rel` (relative to `base`: a recipe, or a Conan config tree),
+/// sorted by path. Python bytecode caches and `.git` are left out (running a recipe makes the
+/// former); links, special files, non-UTF-8 text and folders over [`RECIPE_MAX_BYTES`] are
+/// errors.
+pub fn read_folder(base: &Path, rel: &str) -> Result<Vec<LockedRecipeFile>, String> {
     let dir = crate::spec::spec_dir(base, rel)?;
     let mut files = Vec::new();
     let mut total = 0u64;
@@ -26,7 +27,7 @@ pub fn read_recipe(base: &Path, rel: &str) -> Result<Vec<LockedRecipeFile>, Stri
         .follow_links(false)
         .sort_by_file_name()
         .into_iter()
-        .filter_entry(|e| e.file_name() != "__pycache__");
+        .filter_entry(|e| e.file_name() != "__pycache__" && e.file_name() != ".git");
     for entry in walk {
         let entry = entry.map_err(|e| format!("reading {rel}: {e}"))?;
         let Ok(inner) = entry.path().strip_prefix(&dir) else {
@@ -46,7 +47,7 @@ pub fn read_recipe(base: &Path, rel: &str) -> Result<Vec<LockedRecipeFile>, Stri
         }
         if kind.is_symlink() {
             return Err(format!(
-                "\"{}\" is a link; a recipe folder must hold its files themselves",
+                "\"{}\" is a link; the folder must hold its files themselves",
                 shown_name(&shown)
             ));
         }
@@ -62,14 +63,14 @@ pub fn read_recipe(base: &Path, rel: &str) -> Result<Vec<LockedRecipeFile>, Stri
         total += meta.len();
         if total > RECIPE_MAX_BYTES {
             return Err(format!(
-                "{rel} holds more than {} KiB; envpack carries recipes in the lock, so keep large files (sources) in [conan] sources",
+                "{rel} holds more than {} KiB; envpack carries it in the lock, so keep large files (sources) in [conan] sources",
                 RECIPE_MAX_BYTES >> 10
             ));
         }
         let bytes = fs_err::read(entry.path()).map_err(|e| e.to_string())?;
         let content = String::from_utf8(bytes).map_err(|_| {
             format!(
-                "\"{}\" is not UTF-8 text; envpack carries recipe files in the lock as text",
+                "\"{}\" is not UTF-8 text; envpack carries these files in the lock as text",
                 shown_name(&shown)
             )
         })?;
@@ -202,29 +203,29 @@ mod tests {
         fs_err::write(r.join("conanfile.py"), "x").unwrap();
         fs_err::write(r.join("patches/a.patch"), "y").unwrap();
         fs_err::write(r.join("__pycache__/conanfile.cpython-311.pyc"), [0xff]).unwrap();
-        let files = read_recipe(dir.path(), "rec").unwrap();
+        let files = read_folder(dir.path(), "rec").unwrap();
         let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, ["conanfile.py", "patches/a.patch"]);
         assert_eq!(files[0].sha256, Sha256Digest::of_bytes(b"x"));
 
         fs_err::write(r.join("blob.bin"), [0xff, 0xfe]).unwrap();
-        let e = read_recipe(dir.path(), "rec").unwrap_err();
+        let e = read_folder(dir.path(), "rec").unwrap_err();
         assert!(e.contains("\"rec/blob.bin\" is not UTF-8 text"), "{e}");
         fs_err::remove_file(r.join("blob.bin")).unwrap();
 
         #[cfg(unix)]
         {
             std::os::unix::fs::symlink("/etc/passwd", r.join("leak")).unwrap();
-            let e = read_recipe(dir.path(), "rec").unwrap_err();
+            let e = read_folder(dir.path(), "rec").unwrap_err();
             assert!(e.contains("\"rec/leak\" is a link"), "{e}");
             fs_err::remove_file(r.join("leak")).unwrap();
             std::os::unix::fs::symlink("/etc", dir.path().join("out")).unwrap();
-            let e = read_recipe(dir.path(), "out").unwrap_err();
+            let e = read_folder(dir.path(), "out").unwrap_err();
             assert!(e.contains("leads outside the spec's directory"), "{e}");
         }
         let big = "z".repeat((RECIPE_MAX_BYTES + 1) as usize);
         fs_err::write(r.join("big.txt"), big).unwrap();
-        let e = read_recipe(dir.path(), "rec").unwrap_err();
+        let e = read_folder(dir.path(), "rec").unwrap_err();
         assert!(e.contains("more than 1024 KiB"), "{e}");
     }
 }

@@ -335,6 +335,17 @@ pub(super) fn check_files(
             return Err(invalid_at(text, origin, &at, format!("{what}: {problem}")));
         }
     }
+    if let Some(dir) = &spec.conan.config {
+        if let Err(problem) = spec_dir(base, dir) {
+            let at = [Name("conan"), Name("config")];
+            return Err(invalid_at(
+                text,
+                origin,
+                &at,
+                format!("conan.config: {problem}"),
+            ));
+        }
+    }
     for (i, r) in spec.conan.recipes.iter().enumerate() {
         let Some(path) = &r.path else { continue };
         let checked = spec_dir(base, path).and_then(|dir| {

@@ -1,0 +1,107 @@
+//! The Conan content of `super` in an OCI image, run by podman with no network.
+
+use envpack_e2e::conan_server::server_bin;
+use envpack_e2e::podman::{podman, push_base};
+use envpack_e2e::registry::Registry;
+use envpack_e2e::*;
+
+use super::{content_lines, envpack, spec_dir, team_server};
+
+/// The same content in an OCI image on a base with a C toolchain (Debian, debootstrapped by
+/// scripts/fixtures/compiler-rootfs.sh): under podman with no network, `conan create` resolves
+/// the python_requires and the remote's recipe from the image and builds from the pinned source.
+#[test]
+fn the_image_builds_the_recipe_offline_under_podman() {
+    let Some(bin) = server_bin() else {
+        eprintln!("skipping: set ENVPACK_TEST_CONAN_SERVER");
+        return;
+    };
+    let rootfs = fixtures_dir().join("compiler-rootfs/rootfs");
+    assert!(
+        rootfs.join("usr/bin/gcc").exists(),
+        "run scripts/fixtures/compiler-rootfs.sh"
+    );
+    let work = process_dir("envpack-conan-image-");
+    let (mut server, _) = team_server(&bin, &work);
+    let reg = Registry::start();
+    let base_ref = reg.reference("base/compiler", "12");
+    push_base(&work, &rootfs, &base_ref, "/usr/local/bin:/usr/bin:/bin");
+
+    let remote = format!(
+        "{{ name = \"team\", url = \"{}\", verify-ssl = false }}",
+        server.url
+    );
+    let (dir, sha) = spec_dir("image", &remote, "");
+    let spec = fs_err::read_to_string(dir.join("envpack.toml"))
+        .unwrap()
+        .replace(
+            "\n\n[conan.profiles]",
+            &format!("\n{}\n\n[conan.profiles]", content_lines(&dir, &sha)),
+        );
+    fs_err::write(
+        dir.join("envpack.toml"),
+        format!("{spec}\n[image]\nbase = \"{base_ref}\"\n"),
+    )
+    .unwrap();
+    let index = IndexServer::start(&index_dir(), &[]);
+    run(envpack(&dir, &index).arg("lock"));
+    run(envpack(&dir, &index).args(["build", "--format", "oci", "--out", "img"]));
+    let reference = reg.reference("team/openssl-devenv", "conan");
+    run(envpack(&dir, &index).args(["push", &reference, "--layout", "img"]));
+    server.stop();
+    fs_err::remove_dir_all(dir.join("upstream")).unwrap();
+
+    let storage = work.join("podman");
+    fs_err::create_dir_all(&storage).unwrap();
+    fs_err::write(
+        storage.join("registries.conf"),
+        format!(
+            "[[registry]]\nlocation = \"{}\"\ninsecure = true\n",
+            reg.host
+        ),
+    )
+    .unwrap();
+    let root = "/opt/envpack/openssl-devenv";
+    let out = podman(
+        &storage,
+        &[
+            "run",
+            "--rm",
+            "--runtime",
+            "runc",
+            "--network",
+            "none",
+            "--tls-verify=false",
+            "--ulimit",
+            "nofile=20000:20000",
+            "--ulimit",
+            "nproc=32768:32768",
+            "--env",
+            "HOME=/root",
+            &reference,
+            &format!("{root}/bin/conan"),
+            "create",
+            &format!("{root}/current/conan-recipes/recipes/hello/1.0"),
+            "--version",
+            "1.0",
+            "-r",
+            "envpack-recipes",
+            "--build=missing",
+        ],
+    );
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("Configure options: no-shared enable-fips"),
+        "{said}"
+    );
+    assert!(said.contains("hello from the pinned source: 42"), "{said}");
+    assert!(
+        said.contains("retrieved from local download cache"),
+        "{said}"
+    );
+    let _ = fs_err::remove_dir_all(&work);
+}
