@@ -344,6 +344,13 @@ fn recipes_python_requires_and_sources_work_offline_after_unpack() {
         "{verify:?}"
     );
 
+    // The unpacked env's recipes and sources are the lock's, file by file.
+    let audit = run(envpack(&dir, &index).arg("audit").arg(&root));
+    assert!(
+        String::from_utf8_lossy(&audit.stdout).contains("all agree"),
+        "{audit:?}"
+    );
+
     // The remote moves on: audit says the lock is stale.
     server.resume();
     fs_err::write(zdemo.join("include/zdemo.h"), "#define ZDEMO_ANSWER 43\n").unwrap();

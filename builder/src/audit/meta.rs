@@ -24,6 +24,8 @@ pub struct MetaFiles {
     pub cdx: Option<Vec<u8>>,
     /// `sbom.spdx.json`.
     pub spdx: Option<Vec<u8>>,
+    /// `manifest`.
+    pub manifest: Option<Vec<u8>>,
 }
 
 impl MetaFiles {
@@ -34,6 +36,7 @@ impl MetaFiles {
             "envpack.json" => self.info = Some(bytes),
             crate::sbom::CDX_FILE => self.cdx = Some(bytes),
             crate::sbom::SPDX_FILE => self.spdx = Some(bytes),
+            "manifest" => self.manifest = Some(bytes),
             _ => {}
         }
     }
@@ -42,7 +45,11 @@ impl MetaFiles {
     pub fn wants(name: &str) -> bool {
         matches!(
             name,
-            "envpack.lock" | "envpack.json" | crate::sbom::CDX_FILE | crate::sbom::SPDX_FILE
+            "envpack.lock"
+                | "envpack.json"
+                | "manifest"
+                | crate::sbom::CDX_FILE
+                | crate::sbom::SPDX_FILE
         )
     }
 }
@@ -95,6 +102,14 @@ pub fn check_meta(m: &MetaFiles, external: Option<&Lock>) -> (AuditReport, MetaF
             return (r, facts);
         }
     };
+    if let Some(bytes) = &m.manifest {
+        match envpack_layers::manifest::Manifest::parse(bytes) {
+            Ok(manifest) => r.merge(super::conan::conan_files_in_manifest(
+                &manifest, &lock, &m.origin,
+            )),
+            Err(e) => r.find(at("manifest"), e.to_string()),
+        }
+    }
     let platform = info["platform"].as_str().unwrap_or_default().to_string();
     facts.platform = Some(platform.clone());
     facts.info = Some(info.clone());
@@ -272,6 +287,7 @@ fn compare_locks(r: &mut AuditReport, tree: &Lock, ext: &Lock, platform: &str) {
             "Conan remotes differ between the tree's lock and the given lock",
         );
     }
+    compare_conan_content(r, tree, ext);
     let (Some(t), Some(e)) = (tree.platform(platform), ext.platform(platform)) else {
         r.find(
             format!("lock entry platform {platform}"),
@@ -328,6 +344,40 @@ fn compare_locks(r: &mut AuditReport, tree: &Lock, ext: &Lock, platform: &str) {
                 "Conan files differ between the tree's lock and the given lock",
             );
         }
+    }
+}
+
+/// Recipes by reference (revision, then files) and sources by URL, between the two locks.
+fn compare_conan_content(r: &mut AuditReport, tree: &Lock, ext: &Lock) {
+    for e in &ext.conan_recipes {
+        let item = format!("lock entry conan-recipe {}", e.reference);
+        match tree
+            .conan_recipes
+            .iter()
+            .find(|t| t.reference == e.reference)
+        {
+            None => r.find(item, "in the given lock but not in the tree"),
+            Some(t) if t.revision != e.revision => r.find(
+                item,
+                format!("revision: tree {}, given lock {}", t.revision, e.revision),
+            ),
+            Some(t) if t != e => r.find(item, "same revision, other files or origin"),
+            Some(_) => {}
+        }
+    }
+    for t in &tree.conan_recipes {
+        if !ext.conan_recipes.iter().any(|e| e.reference == t.reference) {
+            r.find(
+                format!("lock entry conan-recipe {}", t.reference),
+                "in the tree but not in the given lock",
+            );
+        }
+    }
+    if tree.conan_sources != ext.conan_sources {
+        r.find(
+            "lock entry conan-source",
+            "Conan sources differ between the tree's lock and the given lock",
+        );
     }
 }
 
@@ -402,6 +452,7 @@ mod tests {
             info: Some(serde_json::to_vec(&info).unwrap()),
             cdx: Some(docs[0].1.clone()),
             spdx: Some(docs[1].1.clone()),
+            manifest: None,
         }
     }
 

@@ -70,6 +70,7 @@ pub fn audit_tree(dir: &Path, external: Option<&Lock>) -> AuditReport {
     for name in [
         "envpack.lock",
         "envpack.json",
+        "manifest",
         crate::sbom::CDX_FILE,
         crate::sbom::SPDX_FILE,
     ] {
