@@ -476,6 +476,41 @@ fn bad_conan_content_is_refused_and_writes_nothing() {
         "{e}"
     );
     assert!(!dir.join("dist").exists());
+
+    // A hand-edited lock: another recipe in a pinned folder, or one the spec doesn't list.
+    fs_err::write(dir.join("recipes/openssl-tools/conanfile.py"), TOOLS).unwrap();
+    let lock = fs_err::read_to_string(dir.join("envpack.lock")).unwrap();
+    let evil = "from conan import ConanFile\n";
+    let planted = |reference: &str| {
+        format!(
+            "{lock}\n[[conan-recipe]]\nref = \"{reference}\"\nrevision = \"{}\"\npath = \"recipes/x\"\n\n\
+             [[conan-recipe.file]]\npath = \"conanfile.py\"\nsha256 = \"{}\"\ncontent = \"from conan import ConanFile\\n\"\n",
+            "8".repeat(32),
+            sha256_hex(evil.as_bytes())
+        )
+    };
+    for (reference, want) in [
+        (
+            "openssl-tools/1.2.4@evil/x",
+            "openssl-tools/1.2.4 is pinned twice",
+        ),
+        ("zzz/1.0", "it pins other Conan recipes than the spec lists"),
+    ] {
+        fs_err::write(dir.join("envpack.lock"), planted(reference)).unwrap();
+        let out = envpack(&dir, &index)
+            .args(["build", "--out"])
+            .arg(dir.join("dist"))
+            .output()
+            .unwrap();
+        let e = failed(&out);
+        assert!(e.contains(want), "{reference}: {e}");
+        assert!(!dir.join("dist").exists());
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// The example of lockfiles/ carries the team's `openssl-tools` and the OpenSSL recipe that

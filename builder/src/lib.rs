@@ -8,6 +8,7 @@ pub mod build;
 pub mod bundle;
 pub mod conan_home;
 pub mod conan_recipes;
+pub mod conan_ref;
 pub mod config;
 pub mod env_layers;
 pub mod image;

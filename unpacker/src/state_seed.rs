@@ -83,10 +83,11 @@ pub fn seed_state(dirs: &RootDirs, env_id: &str, scratch: &Scratch) -> Result<bo
 /// The template's list of Conan remotes.
 pub const REMOTES_FILE: &str = "remotes.json";
 
-/// `remotes.json` as the seeded home needs it: each `local-recipes-index` remote whose url is
-/// a relative path (a folder of the env, as the builder writes it, since the env's place is
+/// `remotes.json` as the seeded home needs it: each `local-recipes-index` remote's url (a
+/// folder of the env relative to its root, as the builder writes it, since the env's place is
 /// known only once unpacked) made absolute under `env_dir`. Other remotes, and files with no
-/// such remote, keep their bytes. A relative url that climbs out of the env is an error.
+/// such remote, keep their bytes. A url that climbs out of the env, or an absolute one (Conan
+/// would run recipes from wherever it points), is an error.
 pub fn resolve_local_remotes(json: &[u8], env_dir: &Path) -> Result<Vec<u8>, String> {
     let mut doc: serde_json::Value =
         serde_json::from_slice(json).map_err(|e| format!("is not a Conan remotes file: {e}"))?;
@@ -100,7 +101,7 @@ pub fn resolve_local_remotes(json: &[u8], env_dir: &Path) -> Result<Vec<u8>, Str
         let Some(url) = remote.get("url").and_then(|u| u.as_str()) else {
             continue;
         };
-        if !local || Path::new(url).is_absolute() || url.starts_with('/') {
+        if !local {
             continue;
         }
         envpack_layers::tree::validate_rel_path(url).map_err(|e| {
@@ -188,12 +189,14 @@ mod tests {
         assert!(got.starts_with(b"{\n \"remotes\": [\n  {\n"));
         let plain = br#"{"remotes": [{"name": "team", "url": "https://conan.example/x", "verify_ssl": true}]}"#;
         assert_eq!(resolve_local_remotes(plain, env).unwrap(), plain.to_vec());
-        let absolute = br#"{"remotes": [{"name": "l", "url": "/srv/idx", "verify_ssl": true, "remote_type": "local-recipes-index"}]}"#;
-        assert_eq!(
-            resolve_local_remotes(absolute, env).unwrap(),
-            absolute.to_vec()
-        );
-        for bad in ["../../etc", "a/../../b", ""] {
+        for bad in [
+            "../../etc",
+            "a/../../b",
+            "",
+            "/srv/idx",
+            "C:/idx",
+            "//server/share",
+        ] {
             let json = format!(
                 r#"{{"remotes": [{{"name": "l", "url": "{bad}", "verify_ssl": true, "remote_type": "local-recipes-index"}}]}}"#
             );

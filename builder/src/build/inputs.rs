@@ -321,6 +321,7 @@ fn fetch(need: &Need, src: &Sources, opts: &BuildOptions) -> anyhow::Result<Path
                 Some(dir) => crate::bundle::source_url(dir, &source.sha256)?,
                 None => crate::conan_recipes::fetch_url(
                     &source.url,
+                    Some(&source.sha256),
                     crate::config::source_mirror()?.as_ref(),
                 )?,
             };

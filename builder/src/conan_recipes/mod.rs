@@ -7,13 +7,12 @@
 //! the revision it computes is the one `envpack lock` had the same Conan compute from the same
 //! files ([`revision`]).
 
-mod reference;
 mod remote;
 mod revision;
 mod sources;
 mod tree;
 
-pub use reference::RecipeRef;
+pub use crate::conan_ref::RecipeRef;
 pub use remote::{latest_revision, revision_files};
 pub use revision::recipe_revisions;
 pub use sources::{fetch_url, lock_sources, source_cache_path};
@@ -114,33 +113,38 @@ fn spec_recipes(
     Ok(recipes)
 }
 
-/// Errors when a recipe folder no longer holds what the lock pinned (the revision would
-/// differ): the lock is stale. The spec's hash already covers which recipes it lists; a
-/// remote's recipe is pinned by the lock alone (`audit` asks the remote whether it moved on).
+/// Errors when the lock pins other recipes than the spec lists (a hand-edited lock) or a
+/// recipe folder no longer holds what the lock pinned (the revision would differ): the lock is
+/// stale. A remote's recipe is pinned by the lock alone (`audit` asks the remote whether it
+/// moved on).
 pub fn check_fresh(spec: &LoadedSpec, lock: &Lock, lock_path: &Path) -> anyhow::Result<()> {
-    let now = spec_recipes(spec, None)?;
-    let pinned: Vec<&LockedRecipe> = lock
-        .conan_recipes
-        .iter()
-        .filter(|r| r.path.is_some())
-        .collect();
     let stale = |why: String| {
         anyhow::anyhow!(
             "{} is stale: {why}; re-run `envpack lock`",
             lock_path.display()
         )
     };
-    if now.len() != pinned.len() {
+    let mut listed: Vec<(&str, Option<&String>, Option<&String>)> = spec
+        .spec
+        .conan
+        .recipes
+        .iter()
+        .map(|r| (r.reference.as_str(), r.path.as_ref(), r.remote.as_ref()))
+        .collect();
+    listed.sort();
+    let pinned: Vec<(&str, Option<&String>, Option<&String>)> = lock
+        .conan_recipes
+        .iter()
+        .map(|r| (r.reference.as_str(), r.path.as_ref(), r.remote.as_ref()))
+        .collect();
+    if listed != pinned {
         return Err(stale(
             "it pins other Conan recipes than the spec lists".into(),
         ));
     }
-    for (want, got) in pinned.into_iter().zip(&now) {
-        if want.reference != got.reference || want.path != got.path {
-            return Err(stale(
-                "it pins other Conan recipes than the spec lists".into(),
-            ));
-        }
+    let now = spec_recipes(spec, None)?;
+    let folders = lock.conan_recipes.iter().filter(|r| r.path.is_some());
+    for (want, got) in folders.zip(&now) {
         if want.files != got.files {
             return Err(stale(format!(
                 "recipe {} changed in {} ({})",

@@ -69,17 +69,23 @@ pub fn revision_files(
         .and_then(Value::as_object)
         .ok_or_else(|| anyhow!("{what}: the remote listed no files"))?;
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    // One budget for everything the revision holds, spent while reading: a small archive
+    // that inflates to gigabytes stops at the limit.
+    let mut budget = RECIPE_MAX_BYTES;
     for name in names.keys() {
         match name.as_str() {
             // Conan writes a new manifest when it exports the recipe from the env's index.
             "conanmanifest.txt" => {}
-            "conanfile.py" => files.push((
-                name.clone(),
-                get(http, &format!("{rev_url}/{name}"), &what)?,
-            )),
+            "conanfile.py" => {
+                let bytes = get(http, &format!("{rev_url}/{name}"), &what)?;
+                budget = budget.saturating_sub(bytes.len() as u64);
+                files.push((name.clone(), bytes));
+            }
             "conan_export.tgz" | "conan_sources.tgz" => {
                 let tgz = get(http, &format!("{rev_url}/{name}"), &what)?;
-                files.extend(unpack_tgz(&tgz).map_err(|e| anyhow!("{what}: {name}: {e}"))?);
+                let members =
+                    unpack_tgz(&tgz, &mut budget).map_err(|e| anyhow!("{what}: {name}: {e}"))?;
+                files.extend(members);
             }
             other => bail!(
                 "{what}: the remote holds \"{}\", which envpack does not know how to carry",
@@ -88,20 +94,19 @@ pub fn revision_files(
         }
     }
     let mut out: Vec<LockedRecipeFile> = Vec::new();
-    let mut total = 0u64;
     for (path, bytes) in files {
-        total += bytes.len() as u64;
-        if total > RECIPE_MAX_BYTES {
+        if out
+            .iter()
+            .any(|f| f.path.to_lowercase() == path.to_lowercase())
+        {
             bail!(
-                "{what}: its files exceed {} KiB, more than envpack carries in a lock",
-                RECIPE_MAX_BYTES >> 10
-            );
-        }
-        if out.iter().any(|f| f.path == path) {
-            bail!(
-                "{what}: \"{}\" is both exported and an exported source",
+                "{what}: \"{}\" comes twice (in one archive, in both, or but for case)",
                 shown_name(&path)
             );
+        }
+        for part in path.split('/') {
+            crate::conan_ref::portable_component(part)
+                .map_err(|why| anyhow!("{what}: \"{}\" {why}", shown_name(&path)))?;
         }
         let content = String::from_utf8(bytes)
             .map_err(|_| anyhow!("{what}: \"{}\" is not UTF-8 text", shown_name(&path)))?;
@@ -119,8 +124,12 @@ pub fn revision_files(
     Ok(out)
 }
 
-/// The regular files of a gzipped tar, in memory; links, devices and unsafe paths are errors.
-fn unpack_tgz(tgz: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
+/// Members of an archive beyond which it is not a recipe.
+const MAX_MEMBERS: usize = 10_000;
+
+/// The regular files of a gzipped tar, in memory, taking their bytes from `budget`; links,
+/// devices, unsafe paths and more than the budget or [`MAX_MEMBERS`] are errors.
+fn unpack_tgz(tgz: &[u8], budget: &mut u64) -> Result<Vec<(String, Vec<u8>)>, String> {
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(tgz));
     let mut out = Vec::new();
     let entries = archive.entries().map_err(|e| e.to_string())?;
@@ -139,12 +148,23 @@ fn unpack_tgz(tgz: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
         }
         envpack_layers::tree::validate_rel_path(&path)
             .map_err(|e| format!("\"{}\": {e}", shown_name(&path)))?;
+        if out.len() >= MAX_MEMBERS {
+            return Err(format!("more than {MAX_MEMBERS} members"));
+        }
         let mut bytes = Vec::new();
         entry
             .by_ref()
-            .take(RECIPE_MAX_BYTES + 1)
+            .take(*budget + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| e.to_string())?;
+        let size = bytes.len() as u64;
+        if size > *budget {
+            return Err(format!(
+                "the recipe's files exceed {} KiB, more than envpack carries in a lock",
+                RECIPE_MAX_BYTES >> 10
+            ));
+        }
+        *budget -= size;
         out.push((path, bytes));
     }
     Ok(out)
@@ -180,7 +200,9 @@ mod tests {
             ("src/z.c", tar::EntryType::Regular, b"int z;"),
             ("./LICENSE", tar::EntryType::Regular, b"MIT"),
         ]);
-        let got = unpack_tgz(&ok).unwrap();
+        let mut budget = RECIPE_MAX_BYTES;
+        let got = unpack_tgz(&ok, &mut budget).unwrap();
+        assert_eq!(budget, RECIPE_MAX_BYTES - 9);
         assert_eq!(
             got,
             [
@@ -195,10 +217,19 @@ mod tests {
                 "\"l\" is not a regular file",
             ),
         ] {
-            let e = unpack_tgz(&bad).unwrap_err();
+            let e = unpack_tgz(&bad, &mut { RECIPE_MAX_BYTES }).unwrap_err();
             assert!(e.contains(want), "{e}");
         }
-        assert!(unpack_tgz(b"not gzip").is_err());
+        assert!(unpack_tgz(b"not gzip", &mut { RECIPE_MAX_BYTES }).is_err());
+        // A bomb: two members of 600 KiB of zeros, a few KiB compressed, stop at the budget.
+        let zeros = vec![0u8; 600 << 10];
+        let bomb = tgz(&[
+            ("a", tar::EntryType::Regular, &zeros),
+            ("b", tar::EntryType::Regular, &zeros),
+        ]);
+        assert!(bomb.len() < 16 << 10);
+        let e = unpack_tgz(&bomb, &mut { RECIPE_MAX_BYTES }).unwrap_err();
+        assert!(e.contains("exceed 1024 KiB"), "{e}");
     }
 
     #[test]

@@ -14,23 +14,27 @@ pub fn source_cache_path(sha256: &Sha256Digest) -> String {
     format!("conan-home/sources-cache/s/{}", sha256.to_hex())
 }
 
-/// Where a source pinned at `url` is fetched: from `mirror` (by the URL's file name) when one
-/// is configured, else from `url` itself.
-pub fn fetch_url(url: &str, mirror: Option<&url::Url>) -> anyhow::Result<url::Url> {
+/// Where a source pinned at `url` with `sha256` is fetched: from `mirror` under its sha256
+/// (the layout of Conan's backup-sources servers, and of a bundle's `sources/`) when one is
+/// configured, else from `url` itself. A mirror needs the sha256: a file name alone is not
+/// unique (`…/archive/refs/tags/v1.0.tar.gz`), and the mirror must not decide the pin.
+pub fn fetch_url(
+    url: &str,
+    sha256: Option<&Sha256Digest>,
+    mirror: Option<&url::Url>,
+) -> anyhow::Result<url::Url> {
     let shown = envpack_layers::shown_name(url);
     let parsed = url::Url::parse(url).with_context(|| format!("conan source \"{shown}\""))?;
     let Some(mirror) = mirror else {
         return Ok(parsed);
     };
-    let name = parsed
-        .path_segments()
-        .and_then(|mut s| s.next_back())
-        .filter(|s| !s.is_empty() && *s != "." && *s != "..")
-        .ok_or_else(|| {
-            anyhow::anyhow!("conan source \"{shown}\" names no file to look up on a mirror")
-        })?;
+    let Some(sha256) = sha256 else {
+        anyhow::bail!(
+            "conan source \"{shown}\": ENVPACK_SOURCE_MIRROR serves sources by sha256; give its sha256 in the spec"
+        );
+    };
     mirror
-        .join(name)
+        .join(&sha256.to_hex())
         .with_context(|| format!("conan source \"{shown}\" on mirror {mirror}"))
 }
 
@@ -43,11 +47,12 @@ pub fn lock_sources(
 ) -> anyhow::Result<Vec<LockedSource>> {
     let mut out: Vec<LockedSource> = Vec::new();
     for src in &spec.spec.conan.sources {
-        let url = fetch_url(&src.url, crate::config::source_mirror()?.as_ref())?;
         let expect = match &src.sha256 {
             Some(hex) => Some((Sha256Digest::from_hex(hex)?, None)),
             None => None,
         };
+        let pinned = expect.as_ref().map(|(sha, _)| sha);
+        let url = fetch_url(&src.url, pinned, crate::config::source_mirror()?.as_ref())?;
         progress(&format!("fetching source {url}"));
         let blob = cache.fetch(http, &url, expect).with_context(|| {
             format!(
@@ -80,21 +85,20 @@ mod tests {
     #[test]
     fn mirror_urls() {
         let m = url::Url::parse("file:///srv/sources/").unwrap();
+        let d = Sha256Digest([0xab; 32]);
         let u = "https://www.openssl.org/source/openssl-3.0.22.tar.gz";
-        assert_eq!(fetch_url(u, None).unwrap().as_str(), u);
+        assert_eq!(fetch_url(u, Some(&d), None).unwrap().as_str(), u);
+        assert_eq!(fetch_url(u, None, None).unwrap().as_str(), u);
         assert_eq!(
-            fetch_url(u, Some(&m)).unwrap().as_str(),
-            "file:///srv/sources/openssl-3.0.22.tar.gz"
+            fetch_url(u, Some(&d), Some(&m)).unwrap().as_str(),
+            format!("file:///srv/sources/{}", "ab".repeat(32))
         );
-        assert_eq!(
-            fetch_url("https://h.example/a%20b.tgz?x=1", Some(&m))
-                .unwrap()
-                .as_str(),
-            "file:///srv/sources/a%20b.tgz"
+        let e = fetch_url(u, None, Some(&m)).unwrap_err().to_string();
+        assert!(
+            e.contains("serves sources by sha256; give its sha256"),
+            "{e}"
         );
-        for bad in ["https://h.example/", "https://h.example/x/.."] {
-            assert!(fetch_url(bad, Some(&m)).is_err(), "{bad}");
-        }
+        assert!(fetch_url("not a url", Some(&d), None).is_err());
     }
 
     #[test]

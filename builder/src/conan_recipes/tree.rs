@@ -12,6 +12,9 @@ use envpack_pypkg::GeneratedFile;
 use super::{RecipeRef, INDEX_DIR};
 use crate::lock::{LockedRecipe, LockedRecipeFile};
 
+/// Left out of a folder: what running a recipe, git and macOS's Finder add beside it.
+const SKIPPED: [&str; 3] = ["__pycache__", ".git", ".DS_Store"];
+
 /// A recipe travels inside the lock, so its files are bounded (all of them together).
 pub const RECIPE_MAX_BYTES: u64 = 1 << 20;
 
@@ -27,7 +30,7 @@ pub fn read_folder(base: &Path, rel: &str) -> Result<Vec<LockedRecipeFile>, Stri
         .follow_links(false)
         .sort_by_file_name()
         .into_iter()
-        .filter_entry(|e| e.file_name() != "__pycache__" && e.file_name() != ".git");
+        .filter_entry(|e| !SKIPPED.iter().any(|s| e.file_name() == *s));
     for entry in walk {
         let entry = entry.map_err(|e| format!("reading {rel}: {e}"))?;
         let Ok(inner) = entry.path().strip_prefix(&dir) else {
@@ -59,6 +62,20 @@ pub fn read_folder(base: &Path, rel: &str) -> Result<Vec<LockedRecipeFile>, Stri
         }
         envpack_layers::tree::validate_rel_path(&inner)
             .map_err(|e| format!("\"{}\": {e}", shown_name(&shown)))?;
+        for part in inner.split('/') {
+            crate::conan_ref::portable_component(part)
+                .map_err(|why| format!("\"{}\" {why}", shown_name(&shown)))?;
+        }
+        if let Some(other) = files
+            .iter()
+            .find(|f: &&LockedRecipeFile| f.path.to_lowercase() == inner.to_lowercase())
+        {
+            return Err(format!(
+                "\"{}\" and \"{rel}/{}\" differ only in case, which macOS and Windows can't hold",
+                shown_name(&shown),
+                shown_name(&other.path)
+            ));
+        }
         let meta = fs_err::metadata(entry.path()).map_err(|e| e.to_string())?;
         total += meta.len();
         if total > RECIPE_MAX_BYTES {

@@ -72,18 +72,33 @@ pub struct LockedSource {
     pub size: u64,
 }
 
-/// What a lock's Conan pins must be for `build` to lay them out: each recipe's revision 32
-/// hex digits, its files at safe relative paths with content matching their sha256, no
-/// reference or source listed twice.
+/// What a lock's Conan pins must be for `build` to lay them out: each reference well-formed
+/// and its folder (name and version, case aside) given once, its revision 32 hex digits, its
+/// remote one of the lock's, its files at distinct (case aside) relative paths usable on every
+/// platform with content matching their sha256, no source listed twice.
 pub(super) fn check_conan(
     recipes: &[LockedRecipe],
     sources: &[LockedSource],
+    remotes: &[super::LockedRemote],
 ) -> Result<(), String> {
-    let mut refs = std::collections::BTreeSet::new();
+    let mut folders = std::collections::BTreeSet::new();
     for r in recipes {
         let shown = envpack_layers::shown_name(&r.reference);
-        if !refs.insert(&r.reference) {
-            return Err(format!("conan-recipe \"{shown}\" is listed twice"));
+        let parsed = crate::conan_ref::RecipeRef::parse(&r.reference)
+            .map_err(|e| format!("conan-recipe \"{shown}\" {e}"))?;
+        if !folders.insert((parsed.name.clone(), parsed.version.to_ascii_lowercase())) {
+            return Err(format!(
+                "conan-recipe \"{shown}\": {}/{} is pinned twice (the env has one folder per name and version)",
+                parsed.name, parsed.version
+            ));
+        }
+        if let Some(remote) = &r.remote {
+            if !remotes.iter().any(|x| &x.name == remote) {
+                return Err(format!(
+                    "conan-recipe \"{shown}\": remote \"{}\" is not one of the lock's conan-remote entries",
+                    envpack_layers::shown_name(remote)
+                ));
+            }
         }
         if r.revision.len() != 32 || !r.revision.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(format!(
@@ -96,13 +111,20 @@ pub(super) fn check_conan(
                 "conan-recipe \"{shown}\" must have either a path or a remote"
             ));
         }
+        let mut paths = std::collections::BTreeSet::new();
         for f in &r.files {
-            envpack_layers::tree::validate_rel_path(&f.path).map_err(|e| {
-                format!(
-                    "conan-recipe \"{shown}\": file \"{}\": {e}",
-                    envpack_layers::shown_name(&f.path)
-                )
-            })?;
+            let file = envpack_layers::shown_name(&f.path);
+            envpack_layers::tree::validate_rel_path(&f.path)
+                .map_err(|e| format!("conan-recipe \"{shown}\": file \"{file}\": {e}"))?;
+            for part in f.path.split('/') {
+                crate::conan_ref::portable_component(part)
+                    .map_err(|why| format!("conan-recipe \"{shown}\": file \"{file}\" {why}"))?;
+            }
+            if !paths.insert(f.path.to_lowercase()) {
+                return Err(format!(
+                    "conan-recipe \"{shown}\": file \"{file}\" is listed twice (or twice but for case, which macOS and Windows can't hold)"
+                ));
+            }
             if Sha256Digest::of_bytes(f.content.as_bytes()) != f.sha256 {
                 return Err(format!(
                     "conan-recipe \"{shown}\": the content of {} does not have its pinned sha256",

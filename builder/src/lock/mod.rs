@@ -306,11 +306,14 @@ impl Lock {
             });
         }
         lock.check_targets(origin)?;
-        conan::check_conan(&lock.conan_recipes, &lock.conan_sources).map_err(|message| {
-            SpecError::Invalid {
-                path: origin.into(),
-                message,
-            }
+        conan::check_conan(
+            &lock.conan_recipes,
+            &lock.conan_sources,
+            &lock.conan_remotes,
+        )
+        .map_err(|message| SpecError::Invalid {
+            path: origin.into(),
+            message,
         })?;
         if lock.version < lock.required_version() {
             return Err(SpecError::Invalid {

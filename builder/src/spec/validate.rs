@@ -205,7 +205,7 @@ pub(super) fn validate(spec: &Spec, text: &str, origin: &str) -> Result<(), Spec
     let mut refs = std::collections::BTreeSet::new();
     for (i, r) in spec.conan.recipes.iter().enumerate() {
         let here = [Name("conan"), Name("recipes"), Index(i), Name("ref")];
-        let parsed = crate::conan_recipes::RecipeRef::parse(&r.reference).map_err(|e| {
+        let parsed = crate::conan_ref::RecipeRef::parse(&r.reference).map_err(|e| {
             at(
                 &here,
                 format!("conan.recipes: \"{}\" {e}", shown_name(&r.reference)),

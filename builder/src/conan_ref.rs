@@ -1,5 +1,7 @@
 //! Conan recipe references as a spec names them: `name/version[@user/channel]`, no revision
-//! (the lock pins that) and no version range (the env carries one exact recipe).
+//! (the lock pins that) and no version range (the env carries one exact recipe), and the
+//! rule every name that becomes a file or folder of the env passes: usable on Windows and
+//! macOS too (an env built on Linux is unpacked there).
 
 use std::fmt;
 
@@ -63,6 +65,30 @@ fn check_part(what: &str, part: &str, max: usize) -> Result<(), String> {
     }
 }
 
+/// Why `part` (one path component) can't be a file or folder name on every platform: Windows
+/// reserves device names (with any extension) and refuses `<>:"|?*`, control characters and a
+/// trailing dot or space.
+pub fn portable_component(part: &str) -> Result<(), &'static str> {
+    if part
+        .chars()
+        .any(|c| c.is_control() || "<>:\"|?*\\".contains(c))
+    {
+        return Err("has a character Windows refuses in names");
+    }
+    if part.ends_with('.') || part.ends_with(' ') {
+        return Err("ends with a dot or space, which Windows drops");
+    }
+    let stem = part.split('.').next().unwrap_or(part).to_ascii_lowercase();
+    let reserved = matches!(stem.as_str(), "con" | "prn" | "aux" | "nul")
+        || (stem.len() == 4
+            && (stem.starts_with("com") || stem.starts_with("lpt"))
+            && stem.as_bytes()[3].is_ascii_digit());
+    if reserved {
+        return Err("is a device name on Windows");
+    }
+    Ok(())
+}
+
 impl RecipeRef {
     /// Parses a reference; the error says which part is wrong.
     pub fn parse(text: &str) -> Result<RecipeRef, String> {
@@ -84,6 +110,14 @@ impl RecipeRef {
         };
         check_name(name)?;
         check_part("version", version, 100)?;
+        // The version names a folder beside the recipe's config.yml.
+        if version.eq_ignore_ascii_case("config.yml") {
+            return Err("version \"config.yml\" would be the index's own file".into());
+        }
+        for (what, part) in [("name", name), ("version", version)] {
+            portable_component(part)
+                .map_err(|why| format!("{what} \"{}\" {why}", envpack_layers::shown_name(part)))?;
+        }
         let user_channel = match user_channel {
             None => None,
             Some(uc) => {
@@ -129,6 +163,12 @@ mod tests {
             ("zlib/1.3@team", "must be name/version@user/channel"),
             ("zlib/1.3@-t/stable", "user \"-t\""),
             ("zlib/", "version \"\""),
+            ("zz/config.yml", "would be the index's own file"),
+            ("zz/CONFIG.YML", "would be the index's own file"),
+            ("zz/con", "version \"con\" is a device name on Windows"),
+            ("zz/lpt1.x", "is a device name on Windows"),
+            ("zz/1.0.", "ends with a dot"),
+            ("nul/1.0", "name \"nul\" is a device name"),
         ];
         for (text, want) in bad {
             let e = RecipeRef::parse(text).unwrap_err();
