@@ -182,6 +182,32 @@ fn conan_in(root: &Path, home: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The main case's spec dir (see [`spec_dir`]) with the server at `url` as remote "team", the
+/// [`content_lines`] and `tail` (TOML) at the end.
+fn team_spec(name: &str, url: &str, tail: &str) -> (PathBuf, String) {
+    let remote = format!("{{ name = \"team\", url = \"{url}\", verify-ssl = false }}");
+    let (dir, sha) = spec_dir(name, &remote, "");
+    let spec = fs_err::read_to_string(dir.join("envpack.toml"))
+        .unwrap()
+        .replace(
+            "\n\n[conan.profiles]",
+            &format!("\n{}\n\n[conan.profiles]", content_lines(&dir, &sha)),
+        );
+    fs_err::write(dir.join("envpack.toml"), format!("{spec}{tail}")).unwrap();
+    (dir, sha)
+}
+
+/// `envpack-unpack verify --root ROOT` finds the env as it was unpacked.
+fn assert_verified(root: &Path) {
+    let verify = run(Command::new(unpack_bin())
+        .args(["verify", "--root"])
+        .arg(root));
+    assert!(
+        String::from_utf8_lossy(&verify.stdout).contains("0 differences"),
+        "{verify:?}"
+    );
+}
+
 /// A conan-server under `work` holding `zdemo/1.0` (a header recipe, from `work/zdemo`); returns
 /// it with the revision it serves.
 fn team_server(bin: &Path, work: &Path) -> (ConanServer, String) {
@@ -204,18 +230,7 @@ fn recipes_python_requires_and_sources_work_offline_after_unpack() {
     let (mut server, server_rev) = team_server(&bin, &work);
     let zdemo = work.join("zdemo");
 
-    let remote = format!(
-        "{{ name = \"team\", url = \"{}\", verify-ssl = false }}",
-        server.url
-    );
-    let (dir, sha) = spec_dir("main", &remote, "");
-    let spec = fs_err::read_to_string(dir.join("envpack.toml"))
-        .unwrap()
-        .replace(
-            "\n\n[conan.profiles]",
-            &format!("\n{}\n\n[conan.profiles]", content_lines(&dir, &sha)),
-        );
-    fs_err::write(dir.join("envpack.toml"), spec).unwrap();
+    let (dir, sha) = team_spec("main", &server.url, "");
     let index = IndexServer::start(&index_dir(), &[]);
     run(envpack(&dir, &index).arg("lock"));
     let lock = fs_err::read_to_string(dir.join("envpack.lock")).unwrap();
@@ -259,8 +274,30 @@ fn recipes_python_requires_and_sources_work_offline_after_unpack() {
     }
     // Offline from here: no remote, no upstream archive.
     server.stop();
+    let bundle = dir.join("bundle");
+    run(envpack(&dir, &index).args(["bundle", "--out"]).arg(&bundle));
     fs_err::remove_dir_all(dir.join("upstream")).unwrap();
     let artifact = dir.join("dist/openssl-devenv-linux-x86_64.envpack.tar");
+    // The bundle carries the source and the recipe folders: with the server and the upstream
+    // archive gone and an empty cache, a build from it makes the same artifact.
+    assert!(bundle.join(format!("sources/{sha}")).is_file());
+    assert!(bundle
+        .join("spec/recipes/openssl-tools/conanfile.py")
+        .is_file());
+    let dead = "http://127.0.0.1:9/";
+    run(envpack_cmd(&dir, &dir.join("cache-empty"), dead, dead)
+        .arg("--bundle")
+        .arg(&bundle)
+        .args(["build", "--out"])
+        .arg(dir.join("from-bundle"))
+        .arg("--spec")
+        .arg(bundle.join("spec/envpack.toml"))
+        .arg("--lock")
+        .arg(bundle.join("spec/envpack.lock")));
+    assert_eq!(
+        sha256_file(&dir.join("from-bundle/openssl-devenv-linux-x86_64.envpack.tar")),
+        sha256_file(&artifact)
+    );
     let root = dir.join("root");
     run(Command::new(unpack_bin())
         .arg(&artifact)
@@ -336,13 +373,7 @@ fn recipes_python_requires_and_sources_work_offline_after_unpack() {
             .is_some(),
         "{cached}"
     );
-    let verify = run(Command::new(unpack_bin())
-        .args(["verify", "--root"])
-        .arg(&root));
-    assert!(
-        String::from_utf8_lossy(&verify.stdout).contains("0 differences"),
-        "{verify:?}"
-    );
+    assert_verified(&root);
 
     // The unpacked env's recipes and sources are the lock's, file by file.
     let audit = run(envpack(&dir, &index).arg("audit").arg(&root));
@@ -590,12 +621,6 @@ fn the_example_builds_openssl_offline_with_the_teams_recipe() {
         String::from_utf8_lossy(&version.stdout).starts_with("OpenSSL 3.0.22 "),
         "{version:?}"
     );
-    let verify = run(Command::new(unpack_bin())
-        .args(["verify", "--root"])
-        .arg(&root));
-    assert!(
-        String::from_utf8_lossy(&verify.stdout).contains("0 differences"),
-        "{verify:?}"
-    );
+    assert_verified(&root);
     let _ = fs_err::remove_dir_all(&work);
 }

@@ -5,7 +5,7 @@ use envpack_e2e::podman::{podman, push_base};
 use envpack_e2e::registry::Registry;
 use envpack_e2e::*;
 
-use super::{content_lines, envpack, spec_dir, team_server};
+use super::{envpack, team_server, team_spec};
 
 /// The same content in an OCI image on a base with a C toolchain (Debian, debootstrapped by
 /// scripts/fixtures/compiler-rootfs.sh): under podman with no network, `conan create` resolves
@@ -27,22 +27,11 @@ fn the_image_builds_the_recipe_offline_under_podman() {
     let base_ref = reg.reference("base/compiler", "12");
     push_base(&work, &rootfs, &base_ref, "/usr/local/bin:/usr/bin:/bin");
 
-    let remote = format!(
-        "{{ name = \"team\", url = \"{}\", verify-ssl = false }}",
-        server.url
+    let (dir, _) = team_spec(
+        "image",
+        &server.url,
+        &format!("\n[image]\nbase = \"{base_ref}\"\n"),
     );
-    let (dir, sha) = spec_dir("image", &remote, "");
-    let spec = fs_err::read_to_string(dir.join("envpack.toml"))
-        .unwrap()
-        .replace(
-            "\n\n[conan.profiles]",
-            &format!("\n{}\n\n[conan.profiles]", content_lines(&dir, &sha)),
-        );
-    fs_err::write(
-        dir.join("envpack.toml"),
-        format!("{spec}\n[image]\nbase = \"{base_ref}\"\n"),
-    )
-    .unwrap();
     let index = IndexServer::start(&index_dir(), &[]);
     run(envpack(&dir, &index).arg("lock"));
     run(envpack(&dir, &index).args(["build", "--format", "oci", "--out", "img"]));

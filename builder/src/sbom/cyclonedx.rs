@@ -109,12 +109,7 @@ pub fn cyclonedx(m: &SbomModel) -> Result<Vec<u8>, SbomError> {
 
     for r in &m.recipes {
         let purl = conan_purl(r);
-        let (name, version) = r
-            .reference
-            .split('@')
-            .next()
-            .and_then(|nv| nv.split_once('/'))
-            .unwrap_or((&r.reference, ""));
+        let (name, version) = r.name_version();
         components.push(json!({
             "type": "library",
             "bom-ref": purl,

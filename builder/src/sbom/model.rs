@@ -93,6 +93,14 @@ pub struct RecipePart {
     pub origin: String,
 }
 
+impl RecipePart {
+    /// `(name, version)` of the reference (`user/channel` left out).
+    pub fn name_version(&self) -> (&str, &str) {
+        let nv = self.reference.split('@').next().unwrap_or(&self.reference);
+        nv.split_once('/').unwrap_or((nv, ""))
+    }
+}
+
 /// A pinned upstream source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourcePart {

@@ -158,12 +158,7 @@ pub fn spdx(m: &SbomModel) -> Result<Vec<u8>, SbomError> {
 
     for (i, r) in m.recipes.iter().enumerate() {
         let id = format!("SPDXRef-conan-{i}-{}", id_part(&r.reference));
-        let (name, version) = r
-            .reference
-            .split('@')
-            .next()
-            .and_then(|nv| nv.split_once('/'))
-            .unwrap_or((&r.reference, ""));
+        let (name, version) = r.name_version();
         let mut pkg = package(&id, name, "SOURCE");
         pkg["versionInfo"] = json!(version);
         pkg["comment"] = json!(format!(

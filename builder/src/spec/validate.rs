@@ -364,39 +364,26 @@ pub(super) fn check_files(
     Ok(())
 }
 
-/// The directory a spec names by `rel` (a recipe folder): inside the spec's directory with
-/// every link followed, like [`spec_file`].
+/// The directory a spec names by `rel` (a recipe folder, a config tree): inside the spec's
+/// directory with every link followed, like [`spec_file`].
 pub fn spec_dir(base: &Path, rel: &str) -> Result<std::path::PathBuf, String> {
-    let shown = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
-    let shown = shown.display();
-    if envpack_layers::tree::validate_rel_path(rel).is_err() {
-        return Err(format!(
-            "\"{}\" must be a relative path inside the spec's directory ({shown})",
-            shown_name(rel)
-        ));
-    }
-    let path = base.join(rel);
-    if !path.is_dir() {
-        return Err(format!(
-            "no directory {rel} (paths are relative to the spec's directory, {shown})"
-        ));
-    }
-    let (target, dir) = fs_err::canonicalize(&path)
-        .and_then(|t| Ok((t, fs_err::canonicalize(base)?)))
-        .map_err(|e| format!("{rel}: {e}"))?;
-    if target.starts_with(&dir) {
-        Ok(target)
-    } else {
-        Err(format!(
-            "{rel} leads outside the spec's directory ({shown}) through a link; copy the folder in instead"
-        ))
-    }
+    spec_entry(base, rel, true)
 }
 
 /// The file a spec names by `rel`, relative to the spec's directory `base`: it must be a file
 /// and, with every link followed, still inside that directory, so a spec (say, from a cloned
 /// repository) can't pull `~/.ssh/id_rsa` into a lock through `profiles/x -> ~/.ssh/id_rsa`.
 pub fn spec_file(base: &Path, rel: &str) -> Result<std::path::PathBuf, String> {
+    spec_entry(base, rel, false)
+}
+
+/// [`spec_file`] or (`dir`) [`spec_dir`].
+fn spec_entry(base: &Path, rel: &str, dir: bool) -> Result<std::path::PathBuf, String> {
+    let (kind, what) = if dir {
+        ("directory", "folder")
+    } else {
+        ("file", "file")
+    };
     let shown = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
     let shown = shown.display();
     if envpack_layers::tree::validate_rel_path(rel).is_err() {
@@ -406,20 +393,20 @@ pub fn spec_file(base: &Path, rel: &str) -> Result<std::path::PathBuf, String> {
         ));
     }
     let path = base.join(rel);
-    if !path.is_file() {
+    if (dir && !path.is_dir()) || (!dir && !path.is_file()) {
         return Err(format!(
-            "no file {rel} (paths are relative to the spec's directory, {shown})"
+            "no {kind} {rel} (paths are relative to the spec's directory, {shown})"
         ));
     }
-    let (target, dir) = fs_err::canonicalize(&path)
+    let (target, base_dir) = fs_err::canonicalize(&path)
         .and_then(|t| Ok((t, fs_err::canonicalize(base)?)))
         .map_err(|e| format!("{rel}: {e}"))?;
     // The resolved path is what gets read, so a link swapped after this check isn't followed.
-    if target.starts_with(&dir) {
+    if target.starts_with(&base_dir) {
         Ok(target)
     } else {
         Err(format!(
-            "{rel} leads outside the spec's directory ({shown}) through a link; copy the file in instead"
+            "{rel} leads outside the spec's directory ({shown}) through a link; copy the {what} in instead"
         ))
     }
 }
