@@ -226,11 +226,11 @@ pub(super) fn validate(spec: &Spec, text: &str, origin: &str) -> Result<(), Spec
         if let Err(message) = origin {
             return Err(at(&[Name("conan"), Name("recipes"), Index(i)], message));
         }
-        if !refs.insert((parsed.name.clone(), parsed.version.clone())) {
+        if !refs.insert((parsed.name.clone(), parsed.version.to_ascii_lowercase())) {
             return Err(at(
                 &here,
                 format!(
-                    "conan.recipes: {}/{} is listed twice",
+                    "conan.recipes: {}/{} is listed twice (a version differing only in case counts: macOS and Windows hold one folder for both)",
                     parsed.name, parsed.version
                 ),
             ));
