@@ -152,6 +152,15 @@ fn example_envpack(dir: &Path, index: &IndexServer) -> Command {
     envpack_cmd(dir, &dir.join("cache"), &index.url, &mirror)
 }
 
+/// What a command printed, stdout then stderr.
+fn printed(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 fn failed(out: &Output) -> String {
     assert!(!out.status.success(), "{out:?}");
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -338,11 +347,7 @@ fn recipes_python_requires_and_sources_work_offline_after_unpack() {
             "envpack-recipes",
         ],
     );
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = printed(&out);
     assert!(out.status.success(), "{said}");
     assert!(
         said.contains("Configure options: no-shared enable-fips"),
@@ -394,11 +399,7 @@ fn recipes_python_requires_and_sources_work_offline_after_unpack() {
         .arg(dir.join("envpack.lock"))
         .output()
         .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = printed(&out);
     assert!(!out.status.success(), "{said}");
     assert!(
         said.contains(&format!("conan recipe zdemo/1.0#{server_rev} from remote team: the remote's latest revision is now {moved}: the lock is stale")),
@@ -447,11 +448,7 @@ fn the_example_builds_openssl_offline_with_the_teams_recipe() {
         .env("HOME", &home)
         .env_remove("CONAN_HOME");
     let out = create.output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = printed(&out);
     assert!(out.status.success(), "{said}");
     assert!(said.contains("openssl/3.0.22: Source https://www.openssl.org/source/openssl-3.0.22.tar.gz retrieved from local download cache"), "{said}");
     assert!(

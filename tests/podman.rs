@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use envpack_e2e::podman::{podman, push_base};
+use envpack_e2e::podman::{podman, podman_storage, push_base};
 use envpack_e2e::registry::Registry;
 use envpack_e2e::*;
 use serde_json::Value;
@@ -258,16 +258,7 @@ fn podman_runs_conan_from_the_image_on_a_pinned_base() {
     )));
     assert_eq!(pushed["blobs_mounted"], 1, "{pushed}");
 
-    let storage = work.join("podman");
-    fs_err::create_dir_all(&storage).unwrap();
-    fs_err::write(
-        storage.join("registries.conf"),
-        format!(
-            "[[registry]]\nlocation = \"{}\"\ninsecure = true\n",
-            reg.host
-        ),
-    )
-    .unwrap();
+    let storage = podman_storage(&work.join("podman"), &reg.host);
     let run_args = |cmd: &[&str]| -> String {
         let mut args = vec![
             "run",

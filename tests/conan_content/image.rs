@@ -1,11 +1,11 @@
 //! The Conan content of `super` in an OCI image, run by podman with no network.
 
 use envpack_e2e::conan_server::server_bin;
-use envpack_e2e::podman::{podman, push_base};
+use envpack_e2e::podman::{podman, podman_storage, push_base};
 use envpack_e2e::registry::Registry;
 use envpack_e2e::*;
 
-use super::{envpack, team_server, team_spec};
+use super::{envpack, printed, team_server, team_spec};
 
 /// The same content in an OCI image on a base with a C toolchain (Debian, debootstrapped by
 /// scripts/fixtures/compiler-rootfs.sh): under podman with no network, `conan create` resolves
@@ -40,16 +40,7 @@ fn the_image_builds_the_recipe_offline_under_podman() {
     server.stop();
     fs_err::remove_dir_all(dir.join("upstream")).unwrap();
 
-    let storage = work.join("podman");
-    fs_err::create_dir_all(&storage).unwrap();
-    fs_err::write(
-        storage.join("registries.conf"),
-        format!(
-            "[[registry]]\nlocation = \"{}\"\ninsecure = true\n",
-            reg.host
-        ),
-    )
-    .unwrap();
+    let storage = podman_storage(&work.join("podman"), &reg.host);
     let root = "/opt/envpack/openssl-devenv";
     let out = podman(
         &storage,
@@ -78,11 +69,7 @@ fn the_image_builds_the_recipe_offline_under_podman() {
             "--build=missing",
         ],
     );
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = printed(&out);
     assert!(
         said.contains("Configure options: no-shared enable-fips"),
         "{said}"

@@ -61,3 +61,14 @@ pub fn podman(storage: &Path, args: &[&str]) -> Output {
         );
     run(&mut cmd)
 }
+
+/// Makes `dir` podman's storage, trusting the plain-HTTP registry at `host`; returns `dir`.
+pub fn podman_storage(dir: &Path, host: &str) -> std::path::PathBuf {
+    fs_err::create_dir_all(dir).unwrap();
+    fs_err::write(
+        dir.join("registries.conf"),
+        format!("[[registry]]\nlocation = \"{host}\"\ninsecure = true\n"),
+    )
+    .unwrap();
+    dir.to_path_buf()
+}
